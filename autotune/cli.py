@@ -1,0 +1,105 @@
+"""``python -m autotune run|status|report``: the user's entry points.
+
+Mistakes in what the user gave are one line on stderr and exit status 2; a study directory
+held by another driver is exit status 3; an interrupted run exits 130 and resumes on re-run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import StudyBusy, StudyError
+from .history import History
+from .journal import Journal
+from .studydir import StudyDir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except StudyError as exc:
+        print(f"autotune: error: {exc}", file=sys.stderr)
+        return 2
+    except StudyBusy as exc:
+        print(f"autotune: {exc}", file=sys.stderr)
+        return 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autotune", description="Hyperparameter search on HPC")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start a study, or resume it if DIR already holds one")
+    run.add_argument("study", help="the study file (YAML)")
+    run.add_argument("--dir", help="study directory (default runs/<name>)")
+    run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="counts, best so far, elapsed (safe while running)")
+    status.add_argument("dir")
+    status.set_defaults(func=cmd_status)
+    report = sub.add_parser("report", help="summary and PNG plots into DIR/plots")
+    report.add_argument("dir")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .driver import Driver
+    from .study import load_study
+
+    study = load_study(args.study)
+    directory = args.dir or os.path.join("runs", study.name)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise StudyError(f"--dir: {directory} exists and is not a directory")
+    summary = Driver(study, directory, progress=not args.quiet).run()
+    if summary.stopped == "interrupted":
+        print(f"interrupted; resume with: python -m autotune run {args.study} --dir {directory}",
+              file=sys.stderr)
+        return 130
+    best = summary.best
+    print(f"study {study.name}: {summary.trials} trials, "
+          + ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items())))
+    if best is not None:
+        print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial}) with "
+              + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+    print(f"trajectory: {os.path.join(directory, 'trajectory.csv')}")
+    return 0
+
+
+def open_history(directory: str) -> tuple[StudyDir, History]:
+    sdir = StudyDir(directory)
+    if not sdir.exists():
+        raise StudyError(f"{directory}: no study here (no history.jsonl)")
+    history = History.load(Journal(sdir.history))
+    if not history.study:
+        raise StudyError(f"{directory}: history.jsonl holds no study record")
+    return sdir, history
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .report import summary
+
+    sdir, history = open_history(args.dir)
+    print(summary(history, running_driver=sdir.driver_running()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import plot_all, summary
+    from .trajectory import rows, write_csv_atomic
+
+    sdir, history = open_history(args.dir)
+    text = summary(history, running_driver=sdir.driver_running())
+    identity = history.study["identity"]
+    columns, data = rows(history, history.study.get("name", ""), identity.get("algorithm", ""),
+                         list(identity.get("space", {})), identity.get("mode", "min"))
+    write_csv_atomic(sdir.trajectory, columns, data)
+    with open(os.path.join(sdir.path, "summary.txt"), "w") as fh:
+        fh.write(text + "\n")
+    written = plot_all(history, sdir.plots)
+    print(text)
+    print(f"wrote {os.path.join(sdir.path, 'summary.txt')}, {sdir.trajectory} and "
+          f"{len(written)} plots in {sdir.plots}")
+    return 0

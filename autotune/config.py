@@ -1,0 +1,89 @@
+"""Small helpers to read a YAML mapping strictly.
+
+Every check names the full key (``search.max_trials``) and what was expected, so a mistake
+in a study file becomes one clear line rather than a traceback.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from .errors import StudyError
+
+_MISSING = object()
+
+
+def describe(value: Any) -> str:
+    """A short, type-revealing rendering of a bad value for an error line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def require_mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise StudyError(f"{where}: expected a mapping, got {describe(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise StudyError(f"{where}: keys must be strings, got {describe(key)}")
+    return value
+
+
+def reject_unknown(mapping: dict, allowed: Iterable[str], where: str) -> None:
+    allowed = list(allowed)
+    for key in mapping:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise StudyError(f"{prefix}{key}: unknown key (expected one of: {', '.join(allowed)})")
+
+
+def key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def take(mapping: dict, name: str, kind: str, where: str, default: Any = _MISSING) -> Any:
+    """Read ``mapping[name]`` and check it is of ``kind``.
+
+    Kinds: str, bool, number, positive-number, int, positive-int, nonneg-int, list, mapping.
+    """
+    full = key(where, name)
+    if name not in mapping or mapping[name] is None:
+        if default is _MISSING:
+            raise StudyError(f"{full}: missing (expected {kind_text(kind)})")
+        return default
+    value = mapping[name]
+    check(value, kind, full)
+    return float(value) if kind in ("number", "positive-number") else value
+
+
+def kind_text(kind: str) -> str:
+    return {
+        "str": "a string",
+        "bool": "true or false",
+        "number": "a number",
+        "positive-number": "a positive number",
+        "int": "an integer",
+        "positive-int": "a positive integer",
+        "nonneg-int": "a non-negative integer",
+        "list": "a list",
+        "mapping": "a mapping",
+    }[kind]
+
+
+def check(value: Any, kind: str, full: str) -> None:
+    ok = {
+        "str": lambda v: isinstance(v, str) and v != "",
+        "bool": lambda v: isinstance(v, bool),
+        "number": lambda v: is_number(v) and math.isfinite(v),
+        "positive-number": lambda v: is_number(v) and math.isfinite(v) and v > 0,
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "positive-int": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "nonneg-int": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "list": lambda v: isinstance(v, list),
+        "mapping": lambda v: isinstance(v, dict),
+    }[kind](value)
+    if not ok:
+        raise StudyError(f"{full}: expected {kind_text(kind)}, got {describe(value)}")

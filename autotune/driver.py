@@ -1,0 +1,290 @@
+"""The driver: the one loop. Ask the searcher, submit to the executor, record, tell.
+
+Order of work, chosen so that a SIGKILL at any instant loses nothing and repeats nothing:
+a result is fsynced to the journal before the searcher hears of it; a trial is recorded as
+asked before it is submitted; a resumed driver replays the journal into a fresh searcher
+(the same asks and tells, in the same order), then re-attaches to or re-runs the trials
+that were in flight under their own ids.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import StudyError
+from .executors import EXECUTORS, Executor, Outcome, TrialJob
+from .history import History, TrialRecord
+from .journal import Journal
+from .objective import Ctx, judge, trial_seed
+from .progress import Progress
+from .searchers import Result, Searcher, Suggestion
+from .study import Study
+from .studydir import StudyDir
+from .trajectory import write_trajectory
+
+TRAJECTORY_EVERY_S = 2.0
+
+
+@dataclass
+class RunSummary:
+    trials: int
+    counts: dict[str, int]
+    best: TrialRecord | None
+    stopped: str  # "finished" | "interrupted"
+
+
+class Driver:
+    def __init__(self, study: Study, directory: str, executor: Executor | None = None,
+                 progress: bool = True, stop_after_events: int | None = None):
+        self.study = study
+        self.dir = StudyDir(directory)
+        self.journal = Journal(self.dir.history)
+        self._executor = executor
+        self.progress = Progress(study.objective.mode, enabled=progress)
+        self._stop: str | None = None
+        self._stop_after = stop_after_events  # tests: stop as if killed after N appends
+        self._appends = 0
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        self.dir.acquire()
+        old_handlers = self._trap_signals()
+        try:
+            return self._run()
+        finally:
+            self._restore_signals(old_handlers)
+            self.journal.close()
+            self.dir.release()
+
+    def _run(self) -> RunSummary:
+        self.history = History.load(self.journal)
+        for warning in self.history.warnings:
+            self.progress.warn(warning)
+        fresh = not self.history.study
+        if fresh:
+            self._record([{"e": "study", "name": self.study.name, "t0": time.time(),
+                           "identity": self.study.identity(), "source": self.study.source,
+                           "config": self.study.raw, "version": 1}])
+        else:
+            check_compatible(self.history.study, self.study, self.dir.path)
+            self._record([{"e": "resume", "t": self._wall_now(), "host": socket.gethostname(),
+                           "pid": os.getpid()}])
+        self.t0 = float(self.history.study["t0"])
+        self.executor = self._executor or EXECUTORS[self.study.executor](
+            self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
+        self.executor.restore_clock(self.history.last_t)
+        self.searcher = replay(self.study.make_searcher(), self.history, self.progress)
+        self._last_csv = 0.0
+        try:
+            self._restart_in_flight()
+            self._loop()
+        finally:
+            self.executor.shutdown()
+            write_trajectory(self.history, self.study, self.dir.trajectory)
+            self.progress.close(self.history)
+        return RunSummary(len(self.history.trials), self.history.by_status(),
+                          self.history.best(self.study.objective.mode),
+                          self._stop or "finished")
+
+    def _wall_now(self) -> float:
+        return time.time() - float(self.history.study.get("t0", time.time()))
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while self._stop is None:
+            asked = self._fill_slots()
+            if self.executor.running() == 0:
+                if not asked:
+                    return  # nothing running and nothing more to ask: the study is done
+                continue
+            outcomes = self.executor.poll(timeout=0.5)
+            if outcomes:
+                self._collect(outcomes)
+            self._tick()
+
+    def _fill_slots(self) -> bool:
+        free = self.study.max_concurrent - self.executor.running()
+        if self.study.max_trials is not None:
+            free = min(free, self.study.max_trials - len(self.history.trials))
+        if free <= 0 or self.searcher.finished:
+            return False
+        suggestions = self.searcher.ask(free)
+        if not suggestions:
+            return False
+        for s in suggestions:
+            if s.trial in self.history.trials:
+                raise RuntimeError(f"searcher {self.study.algorithm} reused trial id {s.trial}")
+        self._record([{"e": "ask", "t": self.executor.now(), "n": free,
+                       "trials": [suggestion_event(s) for s in suggestions]}])
+        self._submit([self.history.trials[s.trial] for s in suggestions])
+        return True
+
+    def _submit(self, records: list[TrialRecord]) -> None:
+        events = []
+        for rec in records:
+            job = self._job(rec)
+            job_id = self.executor.submit(job)
+            events.append({"e": "submit", "t": self.executor.now(), "trial": rec.trial,
+                           "attempt": job.attempt, "job_id": job_id})
+        self._record(events)
+
+    def _restart_in_flight(self) -> None:
+        """Trials a dead driver left unfinished: re-attach where possible, else run again."""
+        rerun = []
+        for rec in sorted(self.history.in_flight(), key=lambda r: r.trial):
+            if rec.status == "running" and rec.job_id and self.executor.reattach(self._job(rec), rec.job_id):
+                continue
+            rerun.append(rec)
+        if rerun:
+            self.progress.say(f"resuming: {len(rerun)} trial(s) that were in flight run again")
+            self._submit(rerun)
+
+    def _job(self, rec: TrialRecord) -> TrialJob:
+        """The next attempt of a trial: the same attempt again if a dead driver left it running."""
+        if rec.status == "running":
+            attempt, resume_start = rec.attempt, rec.start_s
+        else:
+            attempt, resume_start = (rec.attempt if rec.start_s is None else rec.attempt + 1), None
+        ctx = Ctx(trial=rec.trial, trial_dir=self.dir.trial_dir(rec.trial),
+                  seed=trial_seed(self.study.seed, rec.trial), attempt=attempt,
+                  epochs=rec.fidelity, study_dir=self.dir.path,
+                  resume_from=self._parent_checkpoint(rec))
+        return TrialJob(rec.trial, attempt, dict(rec.params), ctx, self.study.objective,
+                        resume_start_s=resume_start)
+
+    def _parent_checkpoint(self, rec: TrialRecord) -> str | None:
+        if rec.parent is None:
+            return None
+        path = os.path.join(self.dir.trial_dir(rec.parent), "checkpoint.pt")
+        return path if os.path.exists(path) else None
+
+    def _collect(self, outcomes: list[Outcome]) -> None:
+        events, tells, retry = [], [], []
+        for o in outcomes:
+            rec = self.history.trials[o.trial]
+            event = self._end_event(o)
+            if event["status"] == "failed" and o.attempt < self.study.retries:
+                event["final"] = False
+                retry.append(rec)
+            else:
+                tells.append(o.trial)
+            events.append(event)
+        self._record(events)
+        for trial in tells:
+            rec = self.history.trials[trial]
+            loss = None if rec.value is None else self.study.objective.loss(rec.value)
+            self.searcher.tell(Result(trial, rec.status, loss, rec.metrics, rec.cost_s))
+        if retry:
+            self._submit(retry)
+
+    def _end_event(self, o: Outcome) -> dict[str, Any]:
+        metrics, value, error = {}, None, o.error
+        if o.result is not None:
+            metrics, value, error = judge(o.result, self.study.objective)
+        reported = metrics.get("cost_s")
+        cost = reported if reported is not None and reported >= 0 else o.run_s
+        status = "cancelled" if o.failure == "cancelled" else ("ok" if error is None else "failed")
+        event = {"e": "end", "trial": o.trial, "attempt": o.attempt, "status": status,
+                 "start_s": o.start_s, "end_s": o.end_s, "cost_s": cost, "job_id": o.job_id,
+                 "metrics": metrics}
+        if value is not None and error is None:
+            event["value"] = value
+        if error is not None:
+            event["error"] = error
+            event["failure"] = o.failure or "result"
+        return event
+
+    # ---- recording ------------------------------------------------------------------------
+    def _record(self, events: list[dict]) -> None:
+        """Make events durable, then let them change the state: never the other way round."""
+        if not events:
+            return
+        self.journal.append(events)
+        for event in events:
+            self.history.apply(event)
+        self._appends += 1
+        if self._stop_after is not None and self._appends >= self._stop_after:
+            raise SimulatedCrash()
+
+    def _tick(self) -> None:
+        self.progress.update(self.history, self.executor.running())
+        now = time.monotonic()
+        if now - self._last_csv >= TRAJECTORY_EVERY_S:
+            write_trajectory(self.history, self.study, self.dir.trajectory)
+            self._last_csv = now
+
+    # ---- signals --------------------------------------------------------------------------
+    def _trap_signals(self) -> dict:
+        old = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, self._on_signal)
+        except ValueError:  # not the main thread: the caller handles interruption
+            pass
+        return old
+
+    def _restore_signals(self, old: dict) -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop is not None:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting
+        self._stop = "interrupted"
+        self.progress.say(f"{signal.Signals(signum).name}: stopping; trials in flight will run "
+                          "again on resume")
+
+
+class SimulatedCrash(Exception):
+    """Raised in tests to stop a driver as abruptly as a kill between two journal appends."""
+
+
+def suggestion_event(s: Suggestion) -> dict[str, Any]:
+    event: dict[str, Any] = {"trial": s.trial, "params": s.params}
+    if s.fidelity is not None:
+        event["fidelity"] = s.fidelity
+    if s.parent is not None:
+        event["parent"] = s.parent
+    if s.info:
+        event["info"] = s.info
+    return event
+
+
+def replay(searcher: Searcher, history: History, progress: Progress | None = None) -> Searcher:
+    """Bring a fresh searcher to the state the history records by making the same calls."""
+    mode_loss = history.study.get("identity", {}).get("mode", "min")
+    diverged = False
+    for call in history.calls:
+        if call[0] == "ask":
+            _, n, ids = call
+            got = searcher.ask(n)
+            if not diverged and [(s.trial, s.params) for s in got] != \
+                    [(i, history.trials[i].params) for i in ids]:
+                diverged = True
+                if progress is not None:
+                    progress.warn(f"the searcher no longer proposes what the history recorded at "
+                                  f"trial {ids[0]}; going on from the recorded trials")
+        else:
+            rec = history.trials[call[1]]
+            loss = None if rec.value is None else (rec.value if mode_loss == "min" else -rec.value)
+            searcher.tell(Result(rec.trial, rec.status, loss, rec.metrics, rec.cost_s))
+    return searcher
+
+
+def check_compatible(started: dict, study: Study, path: str) -> None:
+    """Refuse a study file that would mix a different search into this directory's history."""
+    before = started.get("identity", {})
+    now = study.identity()
+    if before.get("space") != now["space"]:
+        old, new = before.get("space", {}), now["space"]
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise StudyError(f"space: differs from the one {path} was started with "
+                         f"(parameters {', '.join(diff)}); use another --dir for a new search")
+    for key in ("algorithm", "seed", "search_options", "metric", "mode"):
+        if before.get(key) != now[key]:
+            raise StudyError(f"{key}: {path} was started with {before.get(key)!r}, the study file "
+                             f"says {now[key]!r}; use another --dir for a new search")

@@ -1,0 +1,84 @@
+"""The executor interface: run trials somewhere, report them back; no idea of search.
+
+It mirrors concurrent.futures in spirit: ``submit`` starts a trial and returns its job id,
+``poll`` hands back whatever finished. Times are seconds since the study started, on the
+executor's clock (virtual seconds for the simulated executor).
+"""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..objective import Ctx, ObjectiveSpec
+
+
+@dataclass
+class TrialJob:
+    """Everything needed to run one attempt of one trial."""
+
+    trial: int
+    attempt: int
+    params: dict[str, Any]
+    ctx: Ctx
+    objective: ObjectiveSpec
+    resume_start_s: float | None = None  # on resume, when this attempt first started
+
+
+@dataclass
+class Outcome:
+    """A finished attempt: a raw result mapping, or the reason it failed."""
+
+    trial: int
+    attempt: int
+    result: dict[str, Any] | None
+    error: str | None
+    start_s: float
+    end_s: float
+    job_id: str = ""
+    failure: str = ""  # kind of failure: exception, exit, timeout, cancelled, node, preempted
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_s(self) -> float:
+        return max(0.0, self.end_s - self.start_s)
+
+
+class Executor(ABC):
+    kind: ClassVar[str] = ""
+    #: option key under ``executor:`` -> kind (see config.take)
+    options: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, study_dir: str, max_concurrent: int, t0: float,
+                 options: dict[str, Any] | None = None):
+        self.study_dir = study_dir
+        self.max_concurrent = max_concurrent
+        self.t0 = t0
+        self.opts = options or {}
+
+    def now(self) -> float:
+        """Seconds since the study started."""
+        return time.time() - self.t0
+
+    def restore_clock(self, t: float) -> None:
+        """On resume: the latest time the history saw (only a virtual clock needs it)."""
+
+    @abstractmethod
+    def submit(self, job: TrialJob) -> str:
+        """Start the attempt; return its job id."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[Outcome]:
+        """Finished attempts, waiting up to ``timeout`` seconds for at least one."""
+
+    @abstractmethod
+    def running(self) -> int:
+        """Attempts submitted and not yet handed back by ``poll``."""
+
+    def reattach(self, job: TrialJob, job_id: str) -> bool:
+        """Pick up an attempt a dead driver left running; False means: run it again."""
+        return False
+
+    def shutdown(self) -> None:
+        """Stop everything still running (driver interrupted or finished)."""

@@ -1,0 +1,161 @@
+"""Trials as processes on this machine: the embedded default.
+
+Each attempt runs ``python -m autotune.worker`` in its own session (process group), with its
+stdout and stderr kept in the trial directory, up to ``max_concurrent`` at once and killed
+(the whole group) when it passes the objective's ``timeout_s``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from ..worker import write_json_atomic
+from .base import Executor, Outcome, TrialJob
+from .registry import register
+
+
+@dataclass
+class _Running:
+    job: TrialJob
+    proc: subprocess.Popen
+    start_s: float
+    deadline: float | None  # monotonic
+    outcome_path: str
+    logs: tuple
+
+
+@register
+class LocalExecutor(Executor):
+    kind = "local"
+    options = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._running: dict[int, _Running] = {}
+
+    def submit(self, job: TrialJob) -> str:
+        tdir = job.ctx.trial_dir
+        os.makedirs(tdir, exist_ok=True)
+        kill_orphan(tdir)
+        job_path = os.path.join(tdir, "job.json")
+        outcome_path = os.path.join(tdir, "outcome.json")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(outcome_path)
+        objective = asdict(job.objective)
+        write_json_atomic(job_path, {"objective": objective, "params": job.params,
+                                     "ctx": job.ctx.as_dict(), "outcome_path": outcome_path})
+        out = open(os.path.join(tdir, "stdout.log"), "a")
+        err = open(os.path.join(tdir, "stderr.log"), "a")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [*job.objective.python_path, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        proc = subprocess.Popen([sys.executable, "-m", "autotune.worker", job_path],
+                                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+        with open(os.path.join(tdir, "worker.pid"), "w") as fh:
+            fh.write(str(proc.pid))
+        timeout = job.objective.timeout_s
+        deadline = time.monotonic() + timeout if timeout else None
+        self._running[job.trial] = _Running(job, proc, self.now(), deadline, outcome_path, (out, err))
+        return f"pid-{proc.pid}"
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        give_up = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            done = [self._finish(r) for r in list(self._running.values()) if self._ended(r)]
+            if done or not self._running or time.monotonic() >= give_up:
+                return done
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _ended(self, r: _Running) -> bool:
+        if r.proc.poll() is not None:
+            return True
+        if r.deadline is not None and time.monotonic() > r.deadline:
+            kill_group(r.proc.pid)
+            r.proc.wait()
+            return True
+        return False
+
+    def _finish(self, r: _Running) -> Outcome:
+        del self._running[r.job.trial]
+        for fh in r.logs:
+            fh.close()
+        end = self.now()
+        job_id = f"pid-{r.proc.pid}"
+        make = lambda result, error, failure: Outcome(  # noqa: E731
+            r.job.trial, r.job.attempt, result, error, r.start_s, end, job_id, failure)
+        timed_out = r.deadline is not None and time.monotonic() > r.deadline and not os.path.exists(r.outcome_path)
+        if timed_out:
+            return make(None, f"timed out after {r.job.objective.timeout_s:g}s", "timeout")
+        try:
+            with open(r.outcome_path) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return make(None, died_message(r.proc.returncode, r.job.ctx.trial_dir), "exit")
+        if "error" in data:
+            return make(None, data["error"], "exception")
+        return make(data["result"], None, "")
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def shutdown(self) -> None:
+        for r in list(self._running.values()):
+            kill_group(r.proc.pid)
+            r.proc.wait()
+            for fh in r.logs:
+                fh.close()
+        self._running.clear()
+
+
+def died_message(returncode: int, trial_dir: str) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        reason = f"killed by {name}"
+    else:
+        reason = f"exited with status {returncode}"
+    tail = last_line(os.path.join(trial_dir, "stderr.log"))
+    return f"{reason}" + (f": {tail}" if tail else " (see stderr.log)")
+
+
+def last_line(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1].strip()[:200] if lines else ""
+    except OSError:
+        return ""
+
+
+def kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def kill_orphan(trial_dir: str) -> None:
+    """A worker a dead driver left behind must not write into a re-run of its trial."""
+    try:
+        with open(os.path.join(trial_dir, "worker.pid")) as fh:
+            pid = int(fh.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().decode(errors="replace")
+    except (OSError, ValueError):
+        return
+    if os.path.join(trial_dir, "job.json") in cmdline:
+        kill_group(pid)
+        for _ in range(200):  # not our child: wait for it to be gone by watching /proc
+            if not os.path.exists(f"/proc/{pid}"):
+                break
+            time.sleep(0.01)

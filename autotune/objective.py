@@ -1,0 +1,144 @@
+"""The objective contract: what a trial runs and what it must give back.
+
+A Python entry ``module:function`` is called as ``function(params, ctx) -> dict``; a
+``command:`` template is formatted with the parameters and ctx fields and run in a shell,
+its result being the JSON object on its last stdout line or in ``<trial_dir>/result.json``.
+This module is shared by every executor, so a trial behaves the same wherever it runs.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from .errors import StudyError
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What to run and which of its metrics to optimise."""
+
+    metric: str
+    mode: str = "min"
+    entry: str | None = None
+    command: str | None = None
+    timeout_s: float | None = None
+    python_path: tuple[str, ...] = ()  # directories an entry is imported from (the study's own)
+
+    def loss(self, value: float) -> float:
+        """The value turned into something to minimise: searchers always minimise."""
+        return value if self.mode == "min" else -value
+
+
+@dataclass
+class Ctx:
+    """What a trial knows about itself besides its parameters."""
+
+    trial: int
+    trial_dir: str
+    seed: int
+    attempt: int = 0
+    epochs: int | None = None
+    pretrained: str | None = None
+    resume_from: str | None = None
+    checkpoint_path: str = ""
+    study_dir: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.checkpoint_path:
+            self.checkpoint_path = os.path.join(self.trial_dir, "checkpoint.pt")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def trial_seed(study_seed: int, trial: int) -> int:
+    """A per-trial seed: distinct per trial, the same for every attempt of it."""
+    return (study_seed * 1_000_003 + trial * 7919 + 17) % (2**31 - 1)
+
+
+def load_entry(entry: str, python_path: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """Import ``module:function``; a bad entry is a study-file mistake."""
+    module_name, sep, func_name = entry.partition(":")
+    if not sep or not module_name or not func_name:
+        raise StudyError(f"objective.entry: expected 'package.module:function', got {entry!r}")
+    for path in python_path:
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
+        raise StudyError(f"objective.entry: cannot import module {module_name!r} "
+                         f"({type(exc).__name__}: {exc})") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise StudyError(f"objective.entry: module {module_name!r} has no function {func_name!r}")
+    return func
+
+
+def format_command(template: str, params: dict, ctx: Ctx) -> str:
+    fields = {**ctx.as_dict(), **params}
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError) as exc:
+        raise StudyError(f"objective.command: unknown field {exc} in {template!r}") from None
+
+
+def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
+                  stdout: Any = None, stderr: Any = None) -> dict:
+    """Run the trial and return its raw result mapping; raises on any failure."""
+    os.makedirs(ctx.trial_dir, exist_ok=True)
+    if spec.entry is not None:
+        result = load_entry(spec.entry, spec.python_path)(dict(params), ctx)
+    else:
+        result = run_command(spec, params, ctx, stdout, stderr)
+    if not isinstance(result, dict):
+        raise TypeError(f"objective returned {type(result).__name__}, expected a dict of metrics")
+    return result
+
+
+def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr: Any) -> dict:
+    command = format_command(spec.command or "", params, ctx)
+    result_file = os.path.join(ctx.trial_dir, "result.json")
+    if os.path.exists(result_file):
+        os.remove(result_file)
+    env = {**os.environ, "AUTOTUNE_TRIAL": str(ctx.trial), "AUTOTUNE_TRIAL_DIR": ctx.trial_dir,
+           "AUTOTUNE_SEED": str(ctx.seed)}
+    proc = subprocess.run(command, shell=True, cwd=ctx.study_dir or None, env=env,
+                          stdout=subprocess.PIPE, stderr=stderr, text=True)
+    out = proc.stdout or ""
+    if stdout is not None:
+        stdout.write(out)
+        stdout.flush()
+    if proc.returncode != 0:
+        raise RuntimeError(f"command exited with status {proc.returncode}")
+    if os.path.exists(result_file):
+        with open(result_file) as fh:
+            return json.load(fh)
+    lines = [line for line in out.splitlines() if line.strip()]
+    if lines:
+        try:
+            return json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    raise ValueError("command printed no JSON object on its last line and wrote no result.json")
+
+
+def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | None]:
+    """Split a raw result into numeric metrics, the optimised value, and an error if any."""
+    metrics = {k: float(v) for k, v in result.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if spec.metric not in result:
+        return metrics, None, f"result has no metric {spec.metric!r} (keys: {sorted(result)})"
+    value = result[spec.metric]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return metrics, None, f"metric {spec.metric!r} is not a number: {value!r}"
+    if not math.isfinite(value):
+        return metrics, None, f"metric {spec.metric!r} is {value}"
+    return metrics, float(value), None

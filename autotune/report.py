@@ -1,0 +1,109 @@
+"""The report: a text summary and PNG plots, all derived from the history."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from .history import History
+from .trajectory import best_so_far
+
+
+def summary(history: History, running_driver: bool | None = None) -> str:
+    study = history.study
+    identity = study.get("identity", {})
+    mode = identity.get("mode", "min")
+    counts = history.by_status()
+    lines = [f"study {study.get('name', '?')}: {identity.get('algorithm', '?')} "
+             f"({identity.get('mode', 'min')}imise {identity.get('metric', '?')})"]
+    order = ["ok", "failed", "cancelled", "running", "pending"]
+    lines.append("trials: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if counts.get(k))
+                 + f" ({len(history.trials)} in all)" if history.trials else "trials: none yet")
+    best = history.best(mode)
+    if best is not None:
+        lines.append(f"best {identity.get('metric', 'value')}: {best.value:.6g} at trial {best.trial}")
+        for k, v in best.params.items():
+            lines.append(f"  {k} = {v}")
+    lines.append(f"compute spent: {sum(r.cost_s for r in history.trials.values()):.1f} s;"
+                 f" elapsed: {elapsed(history, running_driver):.1f} s")
+    if running_driver is not None:
+        lines.append("a driver is running" if running_driver else "no driver running")
+    for w in history.warnings:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def elapsed(history: History, running_driver: bool | None) -> float:
+    """Study seconds so far: up to now while a real-clock driver runs, else the last event."""
+    t0 = history.study.get("t0")
+    if running_driver and t0 is not None and "simulated" not in str(history.study.get("config", {}).get("executor", "")):
+        return max(history.last_t, time.time() - float(t0))
+    return history.last_t
+
+
+def plot_all(history: History, out_dir: str) -> list[str]:
+    """Best so far against time and against compute; the metric along each parameter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    identity = history.study.get("identity", {})
+    mode, metric = identity.get("mode", "min"), identity.get("metric", "value")
+    written = []
+    times, bests = best_so_far(history, mode)
+    compute = compute_at(history, times)
+    for xs, label, name in ((times, "time since start (s)", "best_vs_time.png"),
+                            (compute, "compute spent (s)", "best_vs_compute.png")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        if xs:
+            ax.step(xs, bests, where="post")
+            ax.plot(xs, bests, ".", ms=3)
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"best {metric} so far")
+        ax.set_title(history.study.get("name", ""))
+        ax.grid(alpha=0.3)
+        written.append(save(fig, os.path.join(out_dir, name)))
+    ok = [r for r in history.trials.values() if r.status == "ok" and r.value is not None]
+    names = list(identity.get("space", {}))
+    varying = [n for n in names if len({repr(r.params.get(n)) for r in ok}) > 1]
+    for name in varying:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs = [r.params.get(name) for r in ok]
+        if all(isinstance(x, (int, float)) for x in xs):
+            ax.plot(xs, [r.value for r in ok], "o", ms=4, alpha=0.6)
+            if all(x > 0 for x in xs) and max(xs) / min(xs) > 100:
+                ax.set_xscale("log")
+        else:
+            labels = sorted({str(x) for x in xs})
+            ax.plot([labels.index(str(x)) for x in xs], [r.value for r in ok], "o", alpha=0.6)
+            ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel(name)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        written.append(save(fig, os.path.join(out_dir, f"{metric}_along_{name}.png")))
+    return written
+
+
+def compute_at(history: History, times: list[float]) -> list[float]:
+    """Compute spent (summed costs of every attempt ended) by each of ``times``."""
+    ends = sorted((r.end_s, r.cost_s) for r in history.trials.values() if r.end_s is not None)
+    out, total, i = [], 0.0, 0
+    for t in times:
+        while i < len(ends) and ends[i][0] <= t:
+            total += ends[i][1]
+            i += 1
+        out.append(total)
+    return out
+
+
+def save(fig: Any, path: str) -> str:
+    import matplotlib.pyplot as plt
+
+    tmp = path + ".tmp.png"
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

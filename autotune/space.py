@@ -1,0 +1,218 @@
+"""The search space: ordered grids, ranges and fixed values.
+
+Searchers that walk a grid (grid, the axis searches) work on integer indices into each
+parameter's ordered value list; a range joins them only when it is discretised with
+``steps:``. Everything here is plain data so that it can be fingerprinted and stored in the
+history: a study directory refuses a space other than the one it was started with.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import check, describe, is_number, reject_unknown, require_mapping
+from .errors import StudyError
+
+Scalar = Any  # int | float | str | bool
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An ordered list of values: the AT study's kind of axis."""
+
+    name: str
+    values: tuple
+
+    def grid(self) -> tuple | None:
+        return self.values
+
+    def sample(self, rng: np.random.Generator) -> Scalar:
+        return self.values[int(rng.integers(len(self.values)))]
+
+    def spec(self) -> dict:
+        return {"values": list(self.values)}
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric interval, linear or log, float or int; ``steps`` turns it into a grid."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+    steps: int | None = None
+
+    def grid(self) -> tuple | None:
+        if self.steps is None:
+            return None
+        if self.log:
+            raw = np.geomspace(self.low, self.high, self.steps)
+        else:
+            raw = np.linspace(self.low, self.high, self.steps)
+        if self.integer:
+            return tuple(dict.fromkeys(int(round(v)) for v in raw))
+        return tuple(float(v) for v in raw)
+
+    def sample(self, rng: np.random.Generator) -> Scalar:
+        grid = self.grid()
+        if grid is not None:
+            return grid[int(rng.integers(len(grid)))]
+        if self.integer:
+            if self.log:  # log-uniform over [low, high + 1), floored: each integer gets its share
+                value = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
+                return int(min(math.floor(value), self.high))
+            return int(rng.integers(int(self.low), int(self.high) + 1))
+        if self.log:
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def spec(self) -> dict:
+        out: dict = {"low": self.low, "high": self.high, "log": self.log, "int": self.integer}
+        if self.steps is not None:
+            out["steps"] = self.steps
+        return out
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A value every trial gets; part of the space so that the history records it."""
+
+    name: str
+    value: Scalar
+
+    def grid(self) -> tuple:
+        return (self.value,)
+
+    def sample(self, rng: np.random.Generator) -> Scalar:
+        return self.value
+
+    def spec(self) -> dict:
+        return {"fixed": self.value}
+
+
+Param = Choice | Range | Fixed
+
+
+class SearchSpace:
+    """Named parameters in the order the study file gives them."""
+
+    def __init__(self, params: Sequence[Param]):
+        self.params: dict[str, Param] = {p.name: p for p in params}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.params)
+
+    @property
+    def free(self) -> list[Param]:
+        """The parameters a search varies (everything but fixed values)."""
+        return [p for p in self.params.values() if not isinstance(p, Fixed)]
+
+    @property
+    def fixed(self) -> dict[str, Scalar]:
+        return {p.name: p.value for p in self.params.values() if isinstance(p, Fixed)}
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Scalar]:
+        return {name: p.sample(rng) for name, p in self.params.items()}
+
+    def axes(self, who: str = "this search") -> list[tuple[str, tuple]]:
+        """The free parameters as ordered value lists; ranges need ``steps:``."""
+        out = []
+        for p in self.free:
+            grid = p.grid()
+            if grid is None:
+                raise StudyError(f"space.{p.name}: {who} needs a grid; give the range 'steps:' "
+                                 "or list its values")
+            out.append((p.name, grid))
+        return out
+
+    def point(self, axes: list[tuple[str, tuple]], index: Sequence[int]) -> dict[str, Scalar]:
+        """Parameters (fixed ones included) at a grid index."""
+        params = dict(self.fixed)
+        for (name, values), i in zip(axes, index):
+            params[name] = values[i]
+        return {name: params[name] for name in self.params}
+
+    def spec(self) -> dict:
+        return {name: p.spec() for name, p in self.params.items()}
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.spec(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_space(raw: Any, where: str = "space") -> SearchSpace:
+    raw = require_mapping(raw, where)
+    if not raw:
+        raise StudyError(f"{where}: empty (expected at least one parameter)")
+    return SearchSpace([parse_param(name, value, f"{where}.{name}") for name, value in raw.items()])
+
+
+def parse_param(name: str, raw: Any, where: str) -> Param:
+    if isinstance(raw, dict):
+        if "values" in raw:
+            return parse_choice(name, raw, where)
+        if "low" in raw or "high" in raw:
+            return parse_range(name, raw, where)
+        if "value" in raw:
+            reject_unknown(raw, ["value"], where)
+            return parse_fixed(name, raw["value"], where)
+        raise StudyError(f"{where}: expected {{values: [...]}}, {{low: .., high: ..}} or a fixed value")
+    if isinstance(raw, list):
+        raise StudyError(f"{where}: a bare list is ambiguous; write {{values: {describe(raw)}}}")
+    return parse_fixed(name, raw, where)
+
+
+def parse_fixed(name: str, value: Any, where: str) -> Fixed:
+    if not (is_number(value) or isinstance(value, (str, bool))):
+        raise StudyError(f"{where}: expected a number, string or boolean, got {describe(value)}")
+    if is_number(value) and not math.isfinite(value):
+        raise StudyError(f"{where}: expected a finite number, got {describe(value)}")
+    return Fixed(name, value)
+
+
+def parse_choice(name: str, raw: dict, where: str) -> Choice:
+    reject_unknown(raw, ["values"], where)
+    values = raw["values"]
+    check(values, "list", f"{where}.values")
+    if not values:
+        raise StudyError(f"{where}.values: empty list (expected at least one value)")
+    for v in values:
+        parse_fixed(name, v, f"{where}.values")
+    if len({json.dumps(v) for v in values}) != len(values):
+        raise StudyError(f"{where}.values: repeated values in {describe(values)}")
+    return Choice(name, tuple(values))
+
+
+def parse_range(name: str, raw: dict, where: str) -> Range:
+    reject_unknown(raw, ["low", "high", "log", "int", "steps"], where)
+    for bound in ("low", "high"):
+        if bound not in raw:
+            raise StudyError(f"{where}.{bound}: missing (expected a number)")
+        check(raw[bound], "number", f"{where}.{bound}")
+    low, high = raw["low"], raw["high"]
+    log = raw.get("log", False)
+    integer = raw.get("int", False)
+    check(log, "bool", f"{where}.log")
+    check(integer, "bool", f"{where}.int")
+    if low >= high:
+        raise StudyError(f"{where}: low ({low}) must be below high ({high})")
+    if log and low <= 0:
+        raise StudyError(f"{where}: a log range must lie above 0, got low {low}")
+    if integer and (low != int(low) or high != int(high)):
+        raise StudyError(f"{where}: an int range needs whole-number bounds, got {low}..{high}")
+    steps = raw.get("steps")
+    if steps is not None:
+        check(steps, "positive-int", f"{where}.steps")
+        if steps < 2:
+            raise StudyError(f"{where}.steps: expected at least 2, got {steps}")
+    if integer:
+        low, high = int(low), int(high)
+    return Range(name, low, high, log, integer, steps)

@@ -1,0 +1,146 @@
+"""The study file, read strictly into typed settings.
+
+Every mistake is found here, before a directory is made or a line written: unknown keys,
+wrong types, empty lists, bad ranges, unknown algorithms or executors, entries that cannot
+be imported. Searcher and executor keys are checked against what each one declares.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .config import check, describe, reject_unknown, require_mapping, take
+from .errors import StudyError
+from .executors import EXECUTORS
+from .objective import ObjectiveSpec, load_entry
+from .searchers import SEARCHERS, Searcher, SearchSettings
+from .space import SearchSpace, parse_space
+
+TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries"]
+OBJECTIVE_KEYS = ["entry", "command", "metric", "mode", "timeout_s"]
+SEARCH_KEYS = ["algorithm", "seed", "max_trials"]
+EXECUTOR_KEYS = ["kind", "max_concurrent"]
+
+
+@dataclass
+class Study:
+    name: str
+    objective: ObjectiveSpec
+    space: SearchSpace
+    algorithm: str = "random"
+    seed: int = 0
+    max_trials: int | None = None
+    search_options: dict[str, Any] = field(default_factory=dict)
+    executor: str = "local"
+    max_concurrent: int = 1
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    source: str = ""                 # the file it came from
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> SearchSettings:
+        return SearchSettings(self.space, self.seed, self.max_concurrent, self.max_trials,
+                              dict(self.search_options))
+
+    def make_searcher(self) -> Searcher:
+        return SEARCHERS[self.algorithm](self.settings())
+
+    def identity(self) -> dict[str, Any]:
+        """What a study directory must keep: change any of it and replay means nothing."""
+        return {"space": self.space.spec(), "algorithm": self.algorithm, "seed": self.seed,
+                "search_options": self.search_options, "metric": self.objective.metric,
+                "mode": self.objective.mode}
+
+
+def load_study(path: str) -> Study:
+    try:
+        with open(path) as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise StudyError(f"{path}: no such study file") from None
+    except IsADirectoryError:
+        raise StudyError(f"{path}: is a directory, expected a study file (YAML)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise StudyError(f"{path}: not valid YAML{where}: {problem}") from None
+    if raw is None:
+        raise StudyError(f"{path}: the file is empty")
+    study = parse_study(raw, default_name=os.path.splitext(os.path.basename(path))[0],
+                        base_dir=os.path.dirname(os.path.abspath(path)))
+    study.source = os.path.abspath(path)
+    return study
+
+
+def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = None) -> Study:
+    raw = require_mapping(raw, "study")
+    reject_unknown(raw, TOP_KEYS, "")
+    name = take(raw, "name", "str", "", default_name)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise StudyError(f"name: expected letters, digits, '_', '.' or '-', got {describe(name)}")
+    if "objective" not in raw:
+        raise StudyError("objective: missing (expected a mapping with entry or command, and metric)")
+    if "space" not in raw:
+        raise StudyError("space: missing (expected a mapping of parameters)")
+    space = parse_space(raw["space"])
+    paths = tuple(dict.fromkeys(p for p in (os.getcwd(), base_dir) if p))
+    objective = parse_objective(raw["objective"], paths)
+    study = Study(name=name, objective=objective, space=space, raw=raw)
+    parse_search(require_mapping(raw.get("search") or {}, "search"), study)
+    parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
+    study.retries = take(raw, "retries", "nonneg-int", "", 0)
+    study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
+    return study
+
+
+def parse_objective(raw: Any, python_path: tuple[str, ...]) -> ObjectiveSpec:
+    raw = require_mapping(raw, "objective")
+    reject_unknown(raw, OBJECTIVE_KEYS, "objective")
+    entry = take(raw, "entry", "str", "objective", None)
+    command = take(raw, "command", "str", "objective", None)
+    if (entry is None) == (command is None):
+        raise StudyError("objective: expected exactly one of 'entry' (module:function) or 'command'")
+    metric = take(raw, "metric", "str", "objective")
+    mode = take(raw, "mode", "str", "objective", "min")
+    if mode not in ("min", "max"):
+        raise StudyError(f"objective.mode: expected 'min' or 'max', got {describe(mode)}")
+    timeout = take(raw, "timeout_s", "positive-number", "objective", None)
+    if entry is not None:
+        load_entry(entry, python_path)
+    return ObjectiveSpec(metric=metric, mode=mode, entry=entry, command=command,
+                         timeout_s=timeout, python_path=python_path)
+
+
+def parse_search(raw: dict, study: Study) -> None:
+    algorithm = take(raw, "algorithm", "str", "search", "random")
+    if algorithm not in SEARCHERS:
+        raise StudyError(f"search.algorithm: unknown {describe(algorithm)} "
+                         f"(expected one of: {', '.join(sorted(SEARCHERS))})")
+    cls = SEARCHERS[algorithm]
+    reject_unknown(raw, SEARCH_KEYS + list(cls.options), "search")
+    study.algorithm = algorithm
+    study.seed = take(raw, "seed", "int", "search", 0)
+    study.max_trials = take(raw, "max_trials", "positive-int", "search", None)
+    study.search_options = {k: take(raw, k, kind, "search") for k, kind in cls.options.items()
+                            if raw.get(k) is not None}
+
+
+def parse_executor(raw: dict, study: Study) -> None:
+    kind = take(raw, "kind", "str", "executor", "local")
+    if kind not in EXECUTORS:
+        raise StudyError(f"executor.kind: unknown {describe(kind)} "
+                         f"(expected one of: {', '.join(sorted(EXECUTORS))})")
+    cls = EXECUTORS[kind]
+    reject_unknown(raw, EXECUTOR_KEYS + list(cls.options), "executor")
+    study.executor = kind
+    study.max_concurrent = take(raw, "max_concurrent", "positive-int", "executor", 1)
+    study.executor_options = {k: take(raw, k, t, "executor") for k, t in cls.options.items()
+                              if raw.get(k) is not None}
+
+
+__all__ = ["Study", "load_study", "parse_study", "check"]

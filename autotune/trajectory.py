@@ -1,0 +1,81 @@
+"""trajectory.csv: one row per trial, derived from the history and rewritten atomically."""
+from __future__ import annotations
+
+import bisect
+import csv
+import json
+import os
+from typing import Any
+
+from .history import History, TrialRecord
+from .study import Study
+
+LEAD = ["trial", "status", "algorithm", "round"]
+TAIL = ["value", "best", "start_s", "end_s", "cost_s", "job_id", "attempts", "error"]
+
+
+def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
+    """End times of successful trials in order, with the best value reached by each."""
+    ok = sorted((r.end_s, r.value) for r in history.trials.values()
+                if r.status == "ok" and r.value is not None and r.end_s is not None)
+    times, bests, best = [], [], None
+    better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
+    for t, v in ok:
+        best = v if best is None or better(v, best) else best
+        times.append(t)
+        bests.append(best)
+    return times, bests
+
+
+def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str
+         ) -> tuple[list[str], list[dict[str, Any]]]:
+    info_names = sorted({k for r in history.trials.values() for k in r.info} - {"round"})
+    taken = set(LEAD + param_names + ["epochs", "parent"] + info_names + TAIL)
+    metric_names = sorted({m for r in history.trials.values() for m in r.metrics} - {"cost_s"})
+    label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}
+    columns = LEAD + param_names + ["epochs", "parent"] + info_names + list(label.values()) + TAIL
+    times, bests = best_so_far(history, mode)
+    out = []
+    for rec in sorted(history.trials.values(), key=lambda r: r.trial):
+        row = {"trial": rec.trial, "status": rec.status, "algorithm": algorithm,
+               "round": rec.info.get("round", ""), "epochs": rec.fidelity,
+               "parent": rec.parent, "value": rec.value, "start_s": rnd(rec.start_s),
+               "end_s": rnd(rec.end_s), "cost_s": rnd(rec.cost_s), "job_id": rec.job_id,
+               "attempts": rec.attempt + 1 if rec.start_s is not None else 0,
+               "error": rec.error or ""}
+        row.update({p: rec.params.get(p) for p in param_names})
+        row.update({k: cell(rec.info.get(k)) for k in info_names})
+        row.update({label[m]: rec.metrics.get(m) for m in metric_names})
+        row["best"] = best_at(rec, times, bests)
+        out.append(row)
+    return columns, out
+
+
+def best_at(rec: TrialRecord, times: list[float], bests: list[float]) -> float | None:
+    if rec.end_s is None or not times:
+        return None
+    i = bisect.bisect_right(times, rec.end_s)
+    return bests[i - 1] if i else None
+
+
+def rnd(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def write_trajectory(history: History, study: Study, path: str) -> None:
+    columns, data = rows(history, study.name, study.algorithm, study.space.names,
+                         study.objective.mode)
+    write_csv_atomic(path, columns, data)
+
+
+def write_csv_atomic(path: str, columns: list[str], data: list[dict[str, Any]]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(data)
+    os.replace(tmp, path)
