@@ -71,7 +71,7 @@ class Driver:
                            "config": self.study.raw, "version": 1}])
         else:
             check_compatible(self.history.study, self.study, self.dir.path)
-            self._record([{"e": "resume", "t": self._wall_now(), "host": socket.gethostname(),
+            self._record([{"e": "resume", "wall": time.time(), "host": socket.gethostname(),
                            "pid": os.getpid()}])
         self.t0 = float(self.history.study["t0"])
         self.executor = self._executor or EXECUTORS[self.study.executor](
@@ -89,9 +89,6 @@ class Driver:
         return RunSummary(len(self.history.trials), self.history.by_status(),
                           self.history.best(self.study.objective.mode),
                           self._stop or "finished")
-
-    def _wall_now(self) -> float:
-        return time.time() - float(self.history.study.get("t0", time.time()))
 
     # ---- the loop -------------------------------------------------------------------------
     def _loop(self) -> None:

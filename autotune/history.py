@@ -116,8 +116,7 @@ class History:
         self._clock(float(e.get("end_s") or 0.0))
 
     def _note(self, e: dict) -> None:
-        self.notes.append(e)
-        self._clock(float(e.get("t", 0.0)))
+        self.notes.append(e)  # notes carry wall-clock stamps: they do not move the study clock
 
     def _clock(self, t: float) -> None:
         if t > self.last_t:

@@ -11,6 +11,7 @@ import importlib
 import json
 import math
 import os
+import string
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,22 @@ def load_entry(entry: str, python_path: tuple[str, ...] = ()) -> Callable[..., A
     if not callable(func):
         raise StudyError(f"objective.entry: module {module_name!r} has no function {func_name!r}")
     return func
+
+
+def check_command(template: str, param_names: list[str]) -> None:
+    """Every ``{field}`` must be a parameter or a ctx field: find out now, not per trial."""
+    known = set(param_names) | set(Ctx.__dataclass_fields__)
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise StudyError(f"objective.command: {exc} in {template!r} (write {{{{ and }}}} for "
+                         "literal braces)") from None
+    for name in fields:
+        base = name.split(".")[0].split("[")[0]
+        if base not in known:
+            raise StudyError(f"objective.command: unknown field {{{name}}} (expected a parameter "
+                             f"or one of: {', '.join(sorted(Ctx.__dataclass_fields__))}; "
+                             "write {{ and }} for literal braces)")
 
 
 def format_command(template: str, params: dict, ctx: Ctx) -> str:

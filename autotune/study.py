@@ -16,7 +16,7 @@ import yaml
 from .config import check, describe, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
-from .objective import ObjectiveSpec, load_entry
+from .objective import ObjectiveSpec, check_command, load_entry
 from .searchers import SEARCHERS, Searcher, SearchSettings
 from .space import SearchSpace, parse_space
 
@@ -90,6 +90,8 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     space = parse_space(raw["space"])
     paths = tuple(dict.fromkeys(p for p in (os.getcwd(), base_dir) if p))
     objective = parse_objective(raw["objective"], paths)
+    if objective.command is not None:
+        check_command(objective.command, space.names)
     study = Study(name=name, objective=objective, space=space, raw=raw)
     parse_search(require_mapping(raw.get("search") or {}, "search"), study)
     parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)

@@ -1,0 +1,152 @@
+"""Hyperband (Li et al., JMLR 2018): synchronous successive halving in brackets.
+
+With rungs r_0 < ... < r_K (see mf_common; R = r_K = fidelity.max) one Hyperband iteration
+runs the brackets s = K, K-1, ..., 0. Bracket s starts
+
+    n = ceil((K + 1) / (s + 1) * eta**s)
+
+configurations at rung K - s, and at each of its stages i = 0..s evaluates floor(n * eta**-i)
+of them at rung K - s + i: the stage waits until every result is in, then promotes the best
+floor(n * eta**-(i+1)) (failed ones rank last and are never promoted). With R=81, eta=3:
+81 configs at 1 epoch, 34 at 3, 15 at 9, 8 at 27 and 5 at 81. A promotion is a new trial
+continuing the configuration's trial at the stage below (parent), so it trains only the
+extra epochs.
+
+Options (``search:``):
+  fidelity          {min, max, eta}, required
+  brackets          how many brackets to run, cycling s = K..0 (default: one iteration, K+1
+                    brackets; when max_epochs_total or max_trials is set they repeat until
+                    that budget stops the search)
+  overlap           true (default): when every started bracket waits for a stage to fill,
+                    free workers start the next bracket (stages stay synchronous inside a
+                    bracket); false: one bracket at a time, as in the paper's loop
+  max_epochs_total  stop proposing once this many epochs are committed
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import describe
+from ..errors import StudyError
+from .base import Result, SearchSettings, Suggestion
+from .mf_common import INF, MultiFidelitySearcher
+from .registry import register
+
+
+def bracket_plan(top: int, eta: float, s: int) -> list[int]:
+    """Configurations at each stage of bracket ``s`` (top = K = s_max)."""
+    n0 = int(math.ceil((top + 1) / (s + 1) * eta ** s - 1e-9))
+    return [max(1, int(math.floor(n0 * eta ** -i + 1e-9))) for i in range(s + 1)]
+
+
+@dataclass
+class Bracket:
+    index: int                         # 0, 1, 2, ... in the order started
+    s: int                             # successive-halving aggressiveness; stages 0..s
+    plan: list[int]                    # configurations per stage
+    stage: int = 0
+    queue: list[int] = field(default_factory=list)      # configs still to launch this stage
+    launched: list[int] = field(default_factory=list)   # trial ids of this stage
+    waiting: int = 0                   # launched, not yet told
+    done: bool = False
+
+
+@register
+class HyperbandSearcher(MultiFidelitySearcher):
+    name = "hyperband"
+    options = {"fidelity": "mapping", "brackets": "positive-int", "overlap": "bool",
+               "max_epochs_total": "positive-number"}
+
+    def __init__(self, settings: SearchSettings):
+        super().__init__(settings)
+        opts = settings.options
+        limit = opts.get("brackets")
+        if limit is not None and not (isinstance(limit, int) and limit > 0):
+            raise StudyError(f"search.brackets: expected a positive integer, got {describe(limit)}")
+        if limit is None and self.budget is None and settings.max_trials is None:
+            limit = self.fidelity.top + 1          # one Hyperband iteration
+        self.limit: int | None = limit             # None: until a budget stops the search
+        self.overlap = bool(opts.get("overlap", True))
+        self.brackets: list[Bracket] = []
+
+    # ---- arithmetic -----------------------------------------------------------------------
+    def bracket_s(self, index: int) -> int:
+        top = self.fidelity.top
+        return top - index % (top + 1)
+
+    def first_rung(self, b: Bracket) -> int:
+        return self.fidelity.top - b.s
+
+    # ---- ask ------------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        for b in self.brackets:
+            self.launch(b, n, out)
+        while len(out) < n and self.budget_left() and self.may_start():
+            b = self.start_bracket()
+            self.launch(b, n, out)
+        return out
+
+    def may_start(self) -> bool:
+        if self.limit is not None and len(self.brackets) >= self.limit:
+            return False
+        return self.overlap or all(b.done for b in self.brackets)
+
+    def start_bracket(self) -> Bracket:
+        index = len(self.brackets)
+        s = self.bracket_s(index)
+        b = Bracket(index, s, bracket_plan(self.fidelity.top, self.fidelity.eta, s))
+        b.queue = [self.new_config(self.space.sample(self.rng)) for _ in range(b.plan[0])]
+        self.brackets.append(b)
+        return b
+
+    def launch(self, b: Bracket, n: int, out: list[Suggestion]) -> None:
+        while b.queue and len(out) < n and self.budget_left():
+            config = b.queue.pop(0)
+            s = self.propose(config, self.first_rung(b) + b.stage, bracket=b.index,
+                             stage=b.stage, s=b.s)
+            b.launched.append(s.trial)
+            b.waiting += 1
+            out.append(s)
+
+    # ---- tell -----------------------------------------------------------------------------
+    def tell(self, result: Result) -> None:
+        run = self.record(result)
+        if run is None:
+            return
+        b = self.brackets[run.bracket]
+        b.waiting -= 1
+        if b.waiting == 0 and not b.queue:
+            self.advance(b)
+
+    def advance(self, b: Bracket) -> None:
+        """The stage is complete: promote its best to the next stage, or close the bracket."""
+        if b.stage == b.s:
+            b.done = True
+            return
+        ranked = sorted((self.runs[t].loss, self.runs[t].config) for t in b.launched)
+        keep = b.plan[b.stage + 1]
+        chosen = [config for loss, config in ranked[:keep] if loss < INF]
+        if not chosen:
+            b.done = True
+            return
+        b.stage += 1
+        b.queue = chosen
+        b.launched = []
+
+    # ---- state ----------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        if not self.budget_left():
+            return True
+        if self.limit is None or len(self.brackets) < self.limit:
+            return False
+        return all(b.done for b in self.brackets)
+
+    def summary(self) -> dict[str, Any]:
+        out = super().summary()
+        out["brackets"] = [{"index": b.index, "s": b.s, "plan": b.plan, "stage": b.stage,
+                            "done": b.done} for b in self.brackets]
+        return out

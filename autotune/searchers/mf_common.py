@@ -1,0 +1,177 @@
+"""Shared pieces of the multi-fidelity searchers (hyperband, asha, asha-bo).
+
+The fidelity is the number of (fine-tune) epochs a trial trains; the study file gives it as
+``fidelity: {min: 1, max: 81, eta: 3}``. The rungs are the fidelities a configuration can be
+evaluated at: ``max * eta**-i`` for i = K..0, rounded to whole epochs, where
+``K = floor(log_eta(max / min))``; the top rung is always ``max`` (what random search runs
+every draw at), the bottom one is at least ``min``. With min 1, max 81, eta 3: 1, 3, 9, 27, 81.
+
+A promotion continues the configuration's previous rung trial from its checkpoint, so it
+costs only the extra epochs; ``max_epochs_total`` caps the sum of those costs (epochs
+committed by the trials proposed so far), which is how a benchmark gives every algorithm
+the same compute.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import describe, is_number, reject_unknown
+from ..errors import StudyError
+from .base import Result, Searcher, SearchSettings, Suggestion
+
+FIDELITY_KEYS = ["min", "max", "eta"]
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    min: int
+    max: int
+    eta: float
+    rungs: tuple[int, ...]            # ascending epochs; rungs[-1] == max
+
+    @property
+    def top(self) -> int:
+        """Index of the top rung (K)."""
+        return len(self.rungs) - 1
+
+
+def rung_epochs(low: int, high: int, eta: float) -> tuple[int, ...]:
+    """The rung fidelities, anchored at ``high``: high * eta**-i, i = K..0, rounded."""
+    top = int(math.floor(math.log(high / low) / math.log(eta) + 1e-9))
+    out: list[int] = []
+    for i in range(top, -1, -1):
+        epochs = max(low, int(round(high * eta ** -i)))
+        if not out or epochs > out[-1]:
+            out.append(epochs)
+    return tuple(out)
+
+
+def parse_fidelity(options: dict[str, Any], algorithm: str) -> Fidelity:
+    """Read and check ``search.fidelity``; every mistake is one line naming the key."""
+    raw = options.get("fidelity")
+    where = "search.fidelity"
+    if raw is None:
+        raise StudyError(f"{where}: missing ({algorithm} needs {{min: .., max: .., eta: ..}}, the "
+                         "epochs of the lowest and highest rung and the reduction factor)")
+    if not isinstance(raw, dict):
+        raise StudyError(f"{where}: expected a mapping {{min, max, eta}}, got {describe(raw)}")
+    reject_unknown(raw, FIDELITY_KEYS, where)
+    for key in ("min", "max"):
+        if key not in raw or raw[key] is None:
+            raise StudyError(f"{where}.{key}: missing (expected a positive integer, epochs)")
+        value = raw[key]
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise StudyError(f"{where}.{key}: expected a positive integer, got {describe(value)}")
+    low, high = raw["min"], raw["max"]
+    if high < low:
+        raise StudyError(f"{where}.max: expected at least min ({low}), got {high}")
+    eta = raw.get("eta", 3)
+    if not (is_number(eta) and math.isfinite(eta) and eta > 1):
+        raise StudyError(f"{where}.eta: expected a number > 1, got {describe(eta)}")
+    return Fidelity(low, high, float(eta), rung_epochs(low, high, float(eta)))
+
+
+def parse_budget(options: dict[str, Any]) -> float | None:
+    budget = options.get("max_epochs_total")
+    if budget is not None and not (is_number(budget) and budget > 0):
+        raise StudyError(f"search.max_epochs_total: expected a positive number, got {describe(budget)}")
+    return None if budget is None else float(budget)
+
+
+def check_fraction(options: dict[str, Any], key: str, default: float) -> float:
+    value = options.get(key, default)
+    if not (is_number(value) and 0.0 <= value <= 1.0):
+        raise StudyError(f"search.{key}: expected a number from 0 to 1, got {describe(value)}")
+    return float(value)
+
+
+def top_count(n: int, eta: float) -> int:
+    """How many of ``n`` results form the top 1/eta of a rung: floor(n / eta)."""
+    return int(math.floor(n / eta + 1e-9))
+
+
+@dataclass
+class Run:
+    """One proposed trial as the searcher sees it."""
+
+    config: int
+    rung: int                          # index into Fidelity.rungs
+    epochs: int                        # extra epochs this trial trains (its compute)
+    bracket: int = 0
+    loss: float | None = None          # set when told; inf for failed/cancelled
+
+
+class MultiFidelitySearcher(Searcher):
+    """Configurations, the trials that evaluate them at each rung, and the epoch budget."""
+
+    def __init__(self, settings: SearchSettings):
+        super().__init__(settings)
+        opts = settings.options
+        self.fidelity = parse_fidelity(opts, self.name)
+        self.budget = parse_budget(opts)
+        self.rng = np.random.default_rng(settings.seed)
+        self.configs: list[dict[str, Any]] = []
+        self.runs: dict[int, Run] = {}                     # trial id -> run
+        self.trial_at: list[dict[int, int]] = []           # config -> {rung: trial id}
+        self.committed = 0.0                               # epochs proposed so far
+        self.told = 0
+        self.failed = 0
+
+    # ---- budget ---------------------------------------------------------------------------
+    def budget_left(self) -> bool:
+        return self.budget is None or self.committed < self.budget
+
+    # ---- proposals ------------------------------------------------------------------------
+    def new_config(self, params: dict[str, Any]) -> int:
+        self.configs.append(params)
+        self.trial_at.append({})
+        return len(self.configs) - 1
+
+    def propose(self, config: int, rung: int, bracket: int = 0, **info: Any) -> Suggestion:
+        """A trial evaluating ``config`` at ``rung``, continuing its trial at the rung below."""
+        epochs = self.fidelity.rungs[rung]
+        parent = None
+        done = 0
+        below = [r for r in self.trial_at[config] if r < rung]
+        if below:
+            prev = max(below)
+            parent = self.trial_at[config][prev]
+            done = self.fidelity.rungs[prev]
+        s = self.suggestion(dict(self.configs[config]), fidelity=epochs, parent=parent,
+                            round=rung, rung=rung, bracket=bracket, config=config, **info)
+        self.runs[s.trial] = Run(config, rung, epochs - done, bracket)
+        self.trial_at[config][rung] = s.trial
+        self.committed += epochs - done
+        return s
+
+    def record(self, result: Result) -> Run | None:
+        """Store a result's loss (inf when it failed); None for a trial not ours."""
+        run = self.runs.get(result.trial)
+        if run is None or run.loss is not None:
+            return None
+        loss = float(result.loss) if result.ok and math.isfinite(result.loss) else INF
+        run.loss = loss
+        self.told += 1
+        if loss == INF:
+            self.failed += 1
+        return run
+
+    def summary(self) -> dict[str, Any]:
+        per_rung = [0] * len(self.fidelity.rungs)
+        for run in self.runs.values():
+            per_rung[run.rung] += 1
+        best = None
+        top = [(r.loss, t) for t, r in self.runs.items()
+               if r.rung == self.fidelity.top and r.loss is not None and r.loss < INF]
+        if top:
+            loss, trial = min(top)
+            best = {"trial": trial, "loss": loss, "params": self.configs[self.runs[trial].config]}
+        return {"rungs": list(self.fidelity.rungs), "eta": self.fidelity.eta,
+                "configurations": len(self.configs), "trials_per_rung": per_rung,
+                "epochs_committed": self.committed, "max_epochs_total": self.budget,
+                "failed": self.failed, "best_at_max_fidelity": best}

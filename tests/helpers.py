@@ -1,0 +1,46 @@
+"""Shared bits for the tests: write a study file, run the CLI, read a history."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import yaml
+
+from autotune.history import History
+from autotune.journal import Journal
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def study_dict(**over: Any) -> dict:
+    base = {
+        "name": "t",
+        "objective": {"entry": "tests.objectives:quadratic", "metric": "loss", "mode": "min"},
+        "space": {"x": {"low": -3.0, "high": 3.0}, "y": {"values": [-1.0, -0.5, 0.0, 0.5]}},
+        "search": {"algorithm": "random", "seed": 0, "max_trials": 10},
+        "executor": {"kind": "inline", "max_concurrent": 1},
+    }
+    for key, value in over.items():
+        if key in ("objective", "search", "executor") and isinstance(value, dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base
+
+
+def write_study(path: str, data: dict) -> str:
+    with open(path, "w") as fh:
+        yaml.safe_dump(data, fh)
+    return path
+
+
+def cli(*args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
+    kw.setdefault("cwd", REPO)
+    return subprocess.run([sys.executable, "-m", "autotune", *args],
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def history(directory: str) -> History:
+    return History.load(Journal(os.path.join(directory, "history.jsonl")))

@@ -1,0 +1,69 @@
+"""Objectives the tests run: well-behaved, broken in every way a trial can break, and logged."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+
+
+def quadratic(params: dict, ctx) -> dict:
+    x = float(params["x"])
+    y = float(params.get("y", 0.0))
+    log_run(params, ctx)
+    time.sleep(float(params.get("sleep_s", 0.0)))
+    value = (x - 1.0) ** 2 + (y + 0.5) ** 2
+    out = {"loss": value, "score": -value}
+    if "cost_s" in params:
+        out["cost_s"] = float(params["cost_s"]) * (1.0 + 0.1 * (ctx.trial % 3))
+    return out
+
+
+def log_run(params: dict, ctx) -> None:
+    """Append one line per run to a log beside the study, to count how often a trial ran."""
+    path = params.get("log")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"trial": ctx.trial, "attempt": ctx.attempt}) + "\n")
+
+
+def raises(params: dict, ctx) -> dict:
+    raise ValueError("bad hyperparameters")
+
+
+def flaky(params: dict, ctx) -> dict:
+    """Fails on the first attempt of every trial, succeeds on the second."""
+    if ctx.attempt == 0:
+        raise RuntimeError("transient failure")
+    return {"loss": float(params["x"])}
+
+
+def no_metric(params: dict, ctx) -> dict:
+    return {"other": 1.0}
+
+
+def nan(params: dict, ctx) -> dict:
+    return {"loss": math.nan}
+
+
+def segfault(params: dict, ctx) -> dict:
+    os.kill(os.getpid(), signal.SIGSEGV)
+    return {}
+
+
+def hangs(params: dict, ctx) -> dict:
+    time.sleep(60)
+    return {"loss": 0.0}
+
+
+def noop(params: dict, ctx) -> dict:
+    return {"loss": 0.0}
+
+
+def by_x(params: dict, ctx) -> dict:
+    """Fails for odd x: a mix of outcomes in one study."""
+    x = int(params["x"])
+    if x % 2:
+        raise ValueError(f"odd x={x}")
+    return {"loss": float(x)}

@@ -1,0 +1,103 @@
+import os
+
+import pytest
+
+from autotune.cli import main
+from tests.helpers import cli, study_dict, write_study
+
+
+def bad(tmp_path, capsys, data, text=None):
+    path = str(tmp_path / "bad.yaml")
+    if text is not None:
+        with open(path, "w") as fh:
+            fh.write(text)
+    else:
+        write_study(path, data)
+    d = tmp_path / "out"
+    code = main(["run", path, "--dir", str(d)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert not d.exists(), "a refused study file must leave nothing on disk"
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+CATALOGUE = [
+    (dict(bogus=1), "bogus: unknown key"),
+    (dict(search={"algorithm": "nope"}), "search.algorithm: unknown 'nope'"),
+    (dict(executor={"kind": "cloud"}), "executor.kind: unknown 'cloud'"),
+    (dict(search={"max_trials": -3}), "search.max_trials: expected a positive integer, got -3"),
+    (dict(search={"seed": "zero"}), "search.seed: expected an integer"),
+    (dict(search={"wat": 1}), "search.wat: unknown key"),
+    (dict(executor={"max_concurrent": 0}), "executor.max_concurrent: expected a positive integer"),
+    (dict(space={"x": {"values": []}}), "space.x.values: empty list"),
+    (dict(space={"x": {"low": 5, "high": 1}}), "space.x: low (5) must be below high (1)"),
+    (dict(space={"x": {"low": 0, "high": 1, "log": True}}), "space.x: a log range must lie above 0"),
+    (dict(space={"x": {"low": 0, "high": 1, "log": "yes"}}), "space.x.log: expected true or false"),
+    (dict(objective={"entry": "no_such_module:f"}), "objective.entry: cannot import module 'no_such_module'"),
+    (dict(objective={"entry": "tests.objectives:missing"}), "objective.entry: module 'tests.objectives' has no function 'missing'"),
+    (dict(objective={"entry": "tests.objectives"}), "objective.entry: expected 'package.module:function'"),
+    (dict(objective={"metric": None}), "objective.metric: missing"),
+    (dict(objective={"mode": "lowest"}), "objective.mode: expected 'min' or 'max'"),
+    (dict(objective={"command": "echo 1"}), "objective: expected exactly one of"),
+    (dict(objective={"timeout_s": -1}), "objective.timeout_s: expected a positive number"),
+    (dict(retries=-1), "retries: expected a non-negative integer"),
+    (dict(search={"algorithm": "grid"}), "space.x: grid search needs a grid"),
+    (dict(name="a b"), "name: expected letters, digits"),
+    (dict(space=None), "space: expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("over, message", CATALOGUE, ids=[m.split(":")[0] for _, m in CATALOGUE])
+def test_bad_study_files_get_one_clear_line(tmp_path, capsys, over, message):
+    err = bad(tmp_path, capsys, study_dict(**over))
+    assert message in err
+
+
+def test_missing_sections_and_bad_yaml(tmp_path, capsys):
+    data = study_dict()
+    del data["objective"]
+    assert "objective: missing" in bad(tmp_path, capsys, data)
+    assert "not valid YAML at line 2" in bad(tmp_path, capsys, None, text="name: x\n  bad: [\n")
+    assert "the file is empty" in bad(tmp_path, capsys, None, text="")
+    assert "study: expected a mapping" in bad(tmp_path, capsys, None, text="- 1\n- 2\n")
+
+
+def test_missing_study_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "none.yaml")]) == 2
+    assert "no such study file" in capsys.readouterr().err
+
+
+def test_exit_status_and_stderr_of_the_real_command(tmp_path):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"algorithm": "nope"}))
+    proc = cli("run", path, "--dir", str(tmp_path / "d"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "autotune: error: search.algorithm: unknown 'nope' (expected one of: "
+        + ", ".join(sorted(__import__("autotune.searchers", fromlist=["x"]).SEARCHERS)) + ")"]
+    assert not (tmp_path / "d").exists()
+
+
+def test_run_status_report(tmp_path):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict())
+    d = str(tmp_path / "d")
+    proc = cli("run", path, "--dir", d, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "study t: 10 trials, 10 ok" in proc.stdout
+    status = cli("status", d)
+    assert status.returncode == 0
+    assert "trials: 10 ok (10 in all)" in status.stdout and "no driver running" in status.stdout
+    report = cli("report", d)
+    assert report.returncode == 0, report.stderr
+    plots = sorted(os.listdir(os.path.join(d, "plots")))
+    assert plots == ["best_vs_compute.png", "best_vs_time.png", "loss_along_x.png",
+                     "loss_along_y.png"]
+    assert all(os.path.getsize(os.path.join(d, "plots", p)) > 1000 for p in plots)
+    assert cli("status", str(tmp_path / "nothing")).returncode == 2
+
+
+def test_default_directory_is_runs_name(tmp_path):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(name="dflt", search={"max_trials": 2}))
+    proc = cli("run", path, "--quiet", cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "runs" / "dflt" / "history.jsonl").exists()

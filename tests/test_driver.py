@@ -1,0 +1,119 @@
+import os
+
+import pytest
+
+from autotune.driver import Driver, SimulatedCrash
+from autotune.errors import StudyBusy, StudyError
+from autotune.study import parse_study
+from tests.helpers import history, study_dict
+
+
+def run(tmp_path, name="s", **over):
+    study = parse_study(study_dict(**over))
+    directory = str(tmp_path / name)
+    return Driver(study, directory, progress=False).run(), directory
+
+
+def test_inline_study_runs_to_max_trials(tmp_path):
+    summary, d = run(tmp_path)
+    h = history(d)
+    assert summary.trials == 10 and summary.counts == {"ok": 10}
+    assert sorted(h.trials) == list(range(10))
+    assert summary.best.value == min(r.value for r in h.trials.values())
+    assert os.path.exists(os.path.join(d, "trajectory.csv"))
+
+
+@pytest.mark.parametrize("entry, error", [
+    ("raises", "ValueError: bad hyperparameters"),
+    ("no_metric", "result has no metric 'loss'"),
+    ("nan", "metric 'loss' is nan"),
+])
+def test_failures_are_recorded_and_the_search_goes_on(tmp_path, entry, error):
+    summary, d = run(tmp_path, objective={"entry": f"tests.objectives:{entry}"},
+                     search={"max_trials": 3})
+    h = history(d)
+    assert summary.counts == {"failed": 3}
+    assert all(error in r.error for r in h.trials.values())
+
+
+def test_mixed_outcomes(tmp_path):
+    summary, d = run(tmp_path, objective={"entry": "tests.objectives:by_x"},
+                     space={"x": {"values": [0, 1, 2, 3]}}, search={"algorithm": "grid"})
+    assert summary.counts == {"ok": 2, "failed": 2}
+    assert summary.best.params["x"] == 0
+
+
+def test_retries_rerun_a_failed_trial_under_the_same_id(tmp_path):
+    summary, d = run(tmp_path, objective={"entry": "tests.objectives:flaky"},
+                     space={"x": {"values": [3, 1, 2]}}, search={"algorithm": "grid"}, retries=1)
+    h = history(d)
+    assert summary.counts == {"ok": 3}
+    assert all(r.attempt == 1 for r in h.trials.values())
+    summary, d = run(tmp_path, name="noretry", objective={"entry": "tests.objectives:flaky"},
+                     space={"x": {"values": [3, 1, 2]}}, search={"algorithm": "grid"})
+    assert summary.counts == {"failed": 3}
+
+
+def test_simulated_executor_uses_virtual_time(tmp_path):
+    summary, d = run(tmp_path, space={"x": {"low": -3.0, "high": 3.0}, "cost_s": 3600.0},
+                     executor={"kind": "simulated", "max_concurrent": 4},
+                     search={"max_trials": 12})
+    h = history(d)
+    ends = sorted(r.end_s for r in h.trials.values())
+    # 12 trials of about an hour on 4 workers: about three hours of virtual time
+    assert 3 * 3600 <= ends[-1] <= 3 * 3600 * 1.2
+    assert all(r.cost_s >= 3600 for r in h.trials.values())
+    busy = max(sum(1 for r in h.trials.values() if r.start_s <= t < r.end_s)
+               for t in [r.start_s for r in h.trials.values()])
+    assert busy == 4
+
+
+def trajectory_of(d):
+    h = history(d)
+    return [(t, r.params, r.status, r.value, r.start_s, r.end_s) for t, r in sorted(h.trials.items())]
+
+
+@pytest.mark.parametrize("crash_after", [1, 2, 3, 5, 8, 13])
+def test_resume_after_a_crash_continues_the_same_trajectory(tmp_path, crash_after):
+    over = dict(space={"x": {"low": -3.0, "high": 3.0}, "cost_s": 100.0},
+                executor={"kind": "simulated", "max_concurrent": 3}, search={"max_trials": 9})
+    _, reference = run(tmp_path, name="ref", **over)
+    study = parse_study(study_dict(**over))
+    d = str(tmp_path / "crashed")
+    with pytest.raises(SimulatedCrash):
+        Driver(study, d, progress=False, stop_after_events=crash_after).run()
+    Driver(study, d, progress=False).run()
+    assert trajectory_of(d) == trajectory_of(reference)
+
+
+def test_a_changed_space_is_refused_and_nothing_is_written(tmp_path):
+    _, d = run(tmp_path)
+    size = os.path.getsize(os.path.join(d, "history.jsonl"))
+    space = study_dict()["space"]
+    study = parse_study(study_dict(space={**space, "x": {"low": -3.0, "high": 4.0}}))
+    with pytest.raises(StudyError, match=r"space: differs .* \(parameters x\)"):
+        Driver(study, d, progress=False).run()
+    study = parse_study(study_dict(search={"seed": 1}))
+    with pytest.raises(StudyError, match="seed: .* was started with 0"):
+        Driver(study, d, progress=False).run()
+    assert os.path.getsize(os.path.join(d, "history.jsonl")) == size
+
+
+def test_resume_with_a_larger_budget_extends_the_study(tmp_path):
+    _, d = run(tmp_path)
+    study = parse_study(study_dict(search={"max_trials": 15}))
+    summary = Driver(study, d, progress=False).run()
+    assert summary.trials == 15 and summary.counts == {"ok": 15}
+
+
+def test_a_second_driver_is_refused_naming_the_holder(tmp_path):
+    study = parse_study(study_dict())
+    d = str(tmp_path / "busy")
+    first = Driver(study, d, progress=False)
+    first.dir.acquire()
+    try:
+        with pytest.raises(StudyBusy, match=f"pid {os.getpid()} on host"):
+            Driver(study, d, progress=False).run()
+    finally:
+        first.dir.release()
+    assert Driver(study, d, progress=False).run().trials == 10

@@ -1,0 +1,102 @@
+"""SIGKILL the real driver at several points, run it again, and check nothing is lost or repeated."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autotune.driver import Driver
+from autotune.study import parse_study
+from tests.helpers import REPO, cli, history, study_dict, write_study
+
+N = 10
+
+
+def make_study(tmp_path, log):
+    return study_dict(space={"x": {"low": -3.0, "high": 3.0}, "y": {"values": [-1.0, 0.0, 1.0]},
+                             "sleep_s": 0.4, "log": log},
+                      search={"max_trials": N},
+                      executor={"kind": "local", "max_concurrent": 2})
+
+
+def done_in(d):
+    path = os.path.join(d, "history.jsonl")
+    if not os.path.exists(path):
+        return -1
+    return sum(1 for r in history(d).trials.values() if r.status == "ok")
+
+
+def start(path, d):
+    return subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d, "--quiet"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def kill_when(proc, d, done_at_least):
+    deadline = time.time() + 60
+    while done_in(d) < done_at_least:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return {t for t, r in history(d).trials.items() if r.status == "ok"}
+
+
+@pytest.mark.parametrize("kill_points", [[0], [3], [2, 6]], ids=["at-start", "after-3", "twice"])
+def test_sigkill_then_resume_loses_nothing_and_repeats_nothing(tmp_path, kill_points):
+    log = str(tmp_path / "runs.log")
+    path = write_study(str(tmp_path / "s.yaml"), make_study(tmp_path, log))
+    d = str(tmp_path / "d")
+    kills = []  # (trials finished before the kill, runs logged by then)
+    for point in kill_points:
+        finished = kill_when(start(path, d), d, point)
+        kills.append((finished, len(open(log).readlines()) if os.path.exists(log) else 0))
+    proc = cli("run", path, "--dir", d, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+
+    h = history(d)
+    assert sorted(h.trials) == list(range(N))
+    assert all(r.status == "ok" for r in h.trials.values())
+    lines = [json.loads(line)["trial"] for line in open(log)]
+    for finished, logged in kills:
+        again = finished & set(lines[logged:])
+        assert not again, f"trials {again} had finished before a kill but ran again after it"
+    assert set(lines) == set(range(N))
+    assert len(kills[-1][0]) >= kill_points[-1]  # the kills did land where intended
+
+    # the seeded searcher continued the trajectory an uninterrupted run takes
+    reference = parse_study(study_dict(space={"x": {"low": -3.0, "high": 3.0},
+                                              "y": {"values": [-1.0, 0.0, 1.0]},
+                                              "sleep_s": 0.0, "log": ""},
+                                       search={"max_trials": N}))
+    ref_dir = str(tmp_path / "ref")
+    Driver(reference, ref_dir, progress=False).run()
+    ref = history(ref_dir)
+    assert [(r.params["x"], r.params["y"]) for _, r in sorted(h.trials.items())] == \
+           [(r.params["x"], r.params["y"]) for _, r in sorted(ref.trials.items())]
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_study(tmp_path):
+    log = str(tmp_path / "runs.log")
+    path = write_study(str(tmp_path / "s.yaml"), make_study(tmp_path, log))
+    d = str(tmp_path / "d")
+    first = start(path, d)
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(os.path.join(d, "driver.json")):
+            assert time.time() < deadline
+            time.sleep(0.02)
+        second = cli("run", path, "--dir", d)
+        assert second.returncode == 3
+        assert f"is being run by pid {first.pid} on host" in second.stderr
+        status = cli("status", d)
+        assert "a driver is running" in status.stdout
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+    assert first.returncode == 130  # interrupted cleanly; resumable
+    assert cli("run", path, "--dir", d, "--quiet").returncode == 0
+    assert sorted(history(d).trials) == list(range(N))

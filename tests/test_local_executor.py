@@ -1,0 +1,71 @@
+import os
+
+from autotune.driver import Driver
+from autotune.study import parse_study
+from tests.helpers import history, study_dict
+
+
+def run_local(tmp_path, entry, n=2, timeout_s=None, **space):
+    objective = {"entry": f"tests.objectives:{entry}"}
+    if timeout_s:
+        objective["timeout_s"] = timeout_s
+    study = parse_study(study_dict(objective=objective,
+                                   space={"x": {"values": list(range(n))}, **space},
+                                   search={"algorithm": "grid"},
+                                   executor={"kind": "local", "max_concurrent": 2}))
+    d = str(tmp_path / entry)
+    Driver(study, d, progress=False).run()
+    return d, history(d)
+
+
+def test_trials_run_in_their_own_processes_with_logs_kept(tmp_path):
+    d, h = run_local(tmp_path, "quadratic", n=3)
+    assert {r.status for r in h.trials.values()} == {"ok"}
+    pids = {r.job_id for r in h.trials.values()}
+    assert len(pids) == 3 and all(p.startswith("pid-") for p in pids)
+    for t in h.trials:
+        assert os.path.exists(os.path.join(d, "trials", str(t), "stdout.log"))
+        assert os.path.exists(os.path.join(d, "trials", str(t), "stderr.log"))
+
+
+def test_a_segfault_fails_one_trial_not_the_driver(tmp_path):
+    d, h = run_local(tmp_path, "segfault")
+    assert [r.status for r in h.trials.values()] == ["failed", "failed"]
+    assert all("killed by SIGSEGV" in r.error for r in h.trials.values())
+
+
+def test_an_exception_is_recorded_with_its_traceback_in_the_log(tmp_path):
+    d, h = run_local(tmp_path, "raises", n=1)
+    assert h.trials[0].error == "ValueError: bad hyperparameters"
+    with open(os.path.join(d, "trials", "0", "stderr.log")) as fh:
+        assert "Traceback" in fh.read()
+
+
+def test_a_trial_past_its_timeout_is_killed(tmp_path):
+    d, h = run_local(tmp_path, "hangs", n=2, timeout_s=1.0)
+    assert all(r.status == "failed" and "timed out after 1s" in r.error for r in h.trials.values())
+    assert all(r.end_s - r.start_s < 10 for r in h.trials.values())
+
+
+def test_command_objective_reads_the_last_json_line(tmp_path):
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "echo noise; echo '{{\"loss\": {x}}}'"},
+        space={"x": {"values": [3, 5]}}, search={"algorithm": "grid"},
+        executor={"kind": "local", "max_concurrent": 2}))
+    d = str(tmp_path / "cmd")
+    Driver(study, d, progress=False).run()
+    h = history(d)
+    assert sorted(r.value for r in h.trials.values()) == [3.0, 5.0]
+
+
+def test_command_objective_result_file_and_failure(tmp_path):
+    study = parse_study(study_dict(
+        objective={"entry": None,
+                   "command": "test {x} = 1 && echo '{{\"loss\": 7}}' > {trial_dir}/result.json"},
+        space={"x": {"values": [1, 2]}}, search={"algorithm": "grid"},
+        executor={"kind": "local", "max_concurrent": 2}))
+    d = str(tmp_path / "cmd2")
+    Driver(study, d, progress=False).run()
+    h = history(d)
+    assert h.trials[0].value == 7.0
+    assert h.trials[1].status == "failed" and "status 1" in h.trials[1].error
