@@ -115,7 +115,7 @@ class Driver:
         for s in suggestions:
             if s.trial in self.history.trials:
                 raise RuntimeError(f"searcher {self.study.algorithm} reused trial id {s.trial}")
-        self._record([{"e": "ask", "t": self.executor.now(), "n": free,
+        self._record([{"e": "ask", "t": round(self.executor.now(), 6), "n": free,
                        "trials": [suggestion_event(s) for s in suggestions]}])
         self._submit([self.history.trials[s.trial] for s in suggestions])
         return True
@@ -125,7 +125,7 @@ class Driver:
         for rec in records:
             job = self._job(rec)
             job_id = self.executor.submit(job)
-            events.append({"e": "submit", "t": self.executor.now(), "trial": rec.trial,
+            events.append({"e": "submit", "t": round(self.executor.now(), 6), "trial": rec.trial,
                            "attempt": job.attempt, "job_id": job_id})
         self._record(events)
 
@@ -179,17 +179,18 @@ class Driver:
             self._submit(retry)
 
     def _end_event(self, o: Outcome) -> dict[str, Any]:
-        metrics, value, error = {}, None, o.error
+        """The durable record of an attempt's end; the value is read from its metrics on replay."""
+        metrics, error = {}, o.error
         if o.result is not None:
-            metrics, value, error = judge(o.result, self.study.objective)
+            metrics, _, error = judge(o.result, self.study.objective)
         reported = metrics.get("cost_s")
         cost = reported if reported is not None and reported >= 0 else o.run_s
         status = "cancelled" if o.failure == "cancelled" else ("ok" if error is None else "failed")
         event = {"e": "end", "trial": o.trial, "attempt": o.attempt, "status": status,
-                 "start_s": o.start_s, "end_s": o.end_s, "cost_s": cost, "job_id": o.job_id,
-                 "metrics": metrics}
-        if value is not None and error is None:
-            event["value"] = value
+                 "start_s": round(o.start_s, 6), "end_s": round(o.end_s, 6),
+                 "cost_s": round(cost, 6), "metrics": metrics}
+        if o.job_id != self.history.trials[o.trial].job_id:
+            event["job_id"] = o.job_id
         if error is not None:
             event["error"] = error
             event["failure"] = o.failure or "result"

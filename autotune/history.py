@@ -15,7 +15,7 @@ from .journal import Journal
 FINAL = ("ok", "failed", "cancelled")
 
 
-@dataclass
+@dataclass(slots=True)
 class TrialRecord:
     trial: int
     params: dict[str, Any]
@@ -49,6 +49,7 @@ class History:
     warnings: list[str] = field(default_factory=list)
     events: int = 0
     notes: list[dict] = field(default_factory=list)  # resume, stop, cancel records
+    metric: str = ""                 # the optimised metric, from the study record
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
@@ -74,6 +75,7 @@ class History:
     def _study(self, e: dict) -> None:
         if not self.study:
             self.study = e
+            self.metric = e.get("identity", {}).get("metric", "")
 
     def _ask(self, e: dict) -> None:
         ids = []
@@ -106,7 +108,7 @@ class History:
         rec.error = e.get("error")
         rec.failure = e.get("failure", "")
         rec.metrics = dict(e.get("metrics") or {})
-        rec.value = e.get("value")
+        rec.value = rec.metrics.get(self.metric) if e["status"] == "ok" else None
         rec.job_id = str(e.get("job_id", rec.job_id))
         if e.get("final", True):
             rec.status = e["status"]

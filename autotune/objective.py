@@ -14,7 +14,7 @@ import os
 import string
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import StudyError
@@ -36,27 +36,51 @@ class ObjectiveSpec:
         return value if self.mode == "min" else -value
 
 
-@dataclass
 class Ctx:
-    """What a trial knows about itself besides its parameters."""
+    """What a trial knows about itself besides its parameters.
 
-    trial: int
-    trial_dir: str
-    seed: int
-    attempt: int = 0
-    epochs: int | None = None
-    pretrained: str | None = None
-    resume_from: str | None = None
-    checkpoint_path: str = ""
-    study_dir: str = ""
-    extra: dict = field(default_factory=dict)
+    ``trial_dir`` is created on first use, so a trial that writes nothing costs no directory
+    (thousands of no-op trials a second would otherwise spend most of their time in mkdir).
+    """
 
-    def __post_init__(self) -> None:
-        if not self.checkpoint_path:
-            self.checkpoint_path = os.path.join(self.trial_dir, "checkpoint.pt")
+    FIELDS = ("trial", "trial_dir", "seed", "attempt", "epochs", "pretrained", "resume_from",
+              "checkpoint_path", "study_dir", "extra")
+
+    def __init__(self, trial: int, trial_dir: str, seed: int, attempt: int = 0,
+                 epochs: int | None = None, pretrained: str | None = None,
+                 resume_from: str | None = None, checkpoint_path: str = "",
+                 study_dir: str = "", extra: dict | None = None):
+        self.trial = trial
+        self._trial_dir = trial_dir
+        self._made = False
+        self.seed = seed
+        self.attempt = attempt
+        self.epochs = epochs
+        self.pretrained = pretrained
+        self.resume_from = resume_from
+        self._checkpoint_path = checkpoint_path or os.path.join(trial_dir, "checkpoint.pt")
+        self.study_dir = study_dir
+        self.extra = dict(extra or {})
+
+    @property
+    def trial_dir(self) -> str:
+        if not self._made:
+            os.makedirs(self._trial_dir, exist_ok=True)
+            self._made = True
+        return self._trial_dir
+
+    @property
+    def checkpoint_path(self) -> str:
+        """Where this run saves its checkpoint (its directory exists once you ask)."""
+        self.trial_dir  # noqa: B018 - creates the directory
+        return self._checkpoint_path
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        hidden = {"trial_dir": self._trial_dir, "checkpoint_path": self._checkpoint_path}
+        return {f: hidden[f] if f in hidden else getattr(self, f) for f in self.FIELDS}
+
+    def __repr__(self) -> str:
+        return f"Ctx({self.as_dict()})"
 
 
 def trial_seed(study_seed: int, trial: int) -> int:
@@ -85,7 +109,7 @@ def load_entry(entry: str, python_path: tuple[str, ...] = ()) -> Callable[..., A
 
 def check_command(template: str, param_names: list[str]) -> None:
     """Every ``{field}`` must be a parameter or a ctx field: find out now, not per trial."""
-    known = set(param_names) | set(Ctx.__dataclass_fields__)
+    known = set(param_names) | set(Ctx.FIELDS)
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
@@ -95,7 +119,7 @@ def check_command(template: str, param_names: list[str]) -> None:
         base = name.split(".")[0].split("[")[0]
         if base not in known:
             raise StudyError(f"objective.command: unknown field {{{name}}} (expected a parameter "
-                             f"or one of: {', '.join(sorted(Ctx.__dataclass_fields__))}; "
+                             f"or one of: {', '.join(sorted(Ctx.FIELDS))}; "
                              "write {{ and }} for literal braces)")
 
 
@@ -110,7 +134,6 @@ def format_command(template: str, params: dict, ctx: Ctx) -> str:
 def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
                   stdout: Any = None, stderr: Any = None) -> dict:
     """Run the trial and return its raw result mapping; raises on any failure."""
-    os.makedirs(ctx.trial_dir, exist_ok=True)
     if spec.entry is not None:
         result = load_entry(spec.entry, spec.python_path)(dict(params), ctx)
     else:

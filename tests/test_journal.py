@@ -6,7 +6,7 @@ from autotune.journal import Journal
 
 
 def events(n):
-    yield {"e": "study", "name": "j", "t0": 0.0, "identity": {"mode": "min"}}
+    yield {"e": "study", "name": "j", "t0": 0.0, "identity": {"mode": "min", "metric": "loss"}}
     for i in range(n):
         yield {"e": "ask", "t": i, "n": 1, "trials": [{"trial": i, "params": {"x": i}}]}
         yield {"e": "submit", "t": i, "trial": i, "attempt": 0, "job_id": f"j{i}"}
@@ -63,7 +63,7 @@ def test_unknown_and_malformed_events_are_skipped(tmp_path):
 def test_retry_then_final(tmp_path):
     journal = Journal(str(tmp_path / "h.jsonl"))
     journal.append([
-        {"e": "study", "t0": 0},
+        {"e": "study", "t0": 0, "identity": {"metric": "loss"}},
         {"e": "ask", "t": 0, "n": 1, "trials": [{"trial": 0, "params": {}}]},
         {"e": "submit", "t": 0, "trial": 0, "attempt": 0},
         {"e": "end", "trial": 0, "attempt": 0, "status": "failed", "final": False, "error": "x",
@@ -73,7 +73,7 @@ def test_retry_then_final(tmp_path):
     assert h.trials[0].status == "pending" and h.in_flight()[0].trial == 0
     assert ("tell", 0) not in h.calls
     journal.append([{"e": "submit", "t": 1, "trial": 0, "attempt": 1},
-                    {"e": "end", "trial": 0, "attempt": 1, "status": "ok", "value": 2.0,
+                    {"e": "end", "trial": 0, "attempt": 1, "status": "ok", "metrics": {"loss": 2.0},
                      "start_s": 1, "end_s": 3, "cost_s": 2}])
     h = History.load(journal)
     assert h.trials[0].status == "ok" and h.trials[0].cost_s == 3 and h.trials[0].attempt == 1

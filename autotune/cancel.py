@@ -1,0 +1,106 @@
+"""``python -m autotune cancel DIR``: stop a study's driver and cancel its SLURM jobs.
+
+Order: first the driver of the study, if one runs on this host (SIGTERM: it stops
+gracefully; under the slurm executor it leaves its jobs alone), so that it cannot submit
+more while the jobs are being cancelled; then every job of the study that is queued or
+running: the job ids of the unfinished trials in the history, and any job named after the
+study (one a dead driver submitted and did not record), in one ``scancel``; then a
+``cancel`` record in the history. A driver started again later re-attaches to those jobs,
+finds them cancelled, records the trials as cancelled and goes on with the search.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+
+from .errors import StudyError
+from .executors.slurm_query import SlurmError, scancel, study_jobs
+from .history import History
+from .journal import Journal
+from .studydir import StudyDir
+
+DRIVER_STOP_S = 60.0
+
+
+def cancel_study(study_dir: str) -> str:
+    """Cancel the study's queued and running jobs and record it; a line saying what was done."""
+    sdir = StudyDir(study_dir)
+    if not sdir.exists():
+        raise StudyError(f"{study_dir}: no study here (no history.jsonl)")
+    said = []
+    driver = stop_driver(sdir)
+    if driver:
+        said.append(driver)
+    journal = Journal(sdir.history)
+    history = History.load(journal)
+    if not history.study:
+        raise StudyError(f"{study_dir}: history.jsonl holds no study record")
+    t0 = float(history.study["t0"])
+    recorded = sorted({rec.job_id for rec in history.trials.values()
+                       if not rec.done and rec.job_id and _is_slurm_id(rec.job_id)})
+    others = sorted(rec.job_id for rec in history.trials.values()
+                    if not rec.done and rec.job_id and not _is_slurm_id(rec.job_id))
+    jobs = list(recorded)
+    failed = ""
+    slurm_study = history.study.get("config", {}).get("executor", {})
+    slurm_study = isinstance(slurm_study, dict) and slurm_study.get("kind") == "slurm"
+    if recorded or slurm_study:
+        try:  # jobs of this study SLURM still runs, recorded or not (orphans)
+            active = {i.job_id for i in study_jobs(sdir.path, t0).values() if i.active}
+            jobs = sorted(set(recorded) | active, key=_id_key)
+        except SlurmError as exc:
+            failed = f" (could not list the study's jobs: {exc})"
+        try:
+            scancel(jobs)
+        except SlurmError as exc:
+            raise StudyError(f"cancel: scancel failed: {exc}") from None
+    journal.append([{"e": "cancel", "t": time.time() - t0, "jobs": jobs}])
+    journal.close()
+    if jobs:
+        said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")
+    else:
+        said.append(f"no queued or running slurm jobs{failed}")
+    if others and not driver:
+        said.append(f"{len(others)} trial(s) ran outside SLURM ({', '.join(others[:5])}); "
+                    "their driver is gone, so they are not running")
+    return "; ".join(said)
+
+
+def stop_driver(sdir: StudyDir) -> str:
+    """SIGTERM the study's driver if it runs on this host, and wait for it to let go."""
+    if not sdir.driver_running():
+        return ""
+    try:
+        with open(os.path.join(sdir.path, "driver.json")) as fh:
+            holder = json.load(fh)
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StudyError(f"{sdir.path}: a driver runs but driver.json does not say which; "
+                         "stop it first") from None
+    if host != socket.gethostname():
+        raise StudyError(f"{sdir.path}: its driver runs on host {host} (pid {pid}); "
+                         "run cancel there, or stop that driver first")
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return ""
+    give_up = time.monotonic() + DRIVER_STOP_S
+    while sdir.driver_running():
+        if time.monotonic() > give_up:
+            raise StudyError(f"{sdir.path}: driver pid {pid} did not stop within "
+                             f"{DRIVER_STOP_S:g}s of SIGTERM; nothing cancelled")
+        time.sleep(0.1)
+    return f"stopped the driver (pid {pid})"
+
+
+def _is_slurm_id(job_id: str) -> bool:
+    head, _, tail = job_id.partition("_")
+    return head.isdigit() and (not tail or tail.isdigit())
+
+
+def _id_key(job_id: str) -> tuple:
+    head, _, tail = job_id.partition("_")
+    return (int(head) if head.isdigit() else 0, tail)

@@ -1,0 +1,425 @@
+"""Trials as SLURM jobs through submitit: ``executor: {kind: slurm, ...}``.
+
+One job per attempt, named ``at-<study dir>-<hash>-<trial>-<attempt>``, its submitit files
+under ``<study dir>/slurm/<job id>/``. The driver learns what happened from two sources:
+
+- the job's result pickle, looked at on disk (cheap, every half second at most): a trial that
+  finished, well or with its exception, comes back at once;
+- one ``sacct`` call per poll for all the jobs in flight together (never one per job), at most
+  every ``poll_s`` seconds and less often (up to ``max_poll_s``) while nothing changes. It gives
+  start times, requeues, and the end of jobs that left no result (cancelled, timed out, node
+  failure, preempted, out of memory, lost).
+
+Requeue: a job that SLURM or submitit requeues (preemption, time-out with submitit's
+checkpointing, node failure with JobRequeue) keeps its job id and continues from the trial's
+checkpoint; after ``max_requeue`` requeues it is cancelled and reported as failed with the
+kind of its last interruption. The driver's own death does not touch the jobs: ``shutdown``
+only stops watching, and a restarted driver ``reattach``es to them by the job ids in the
+history; a job submitted but not yet recorded when the driver died is found by its name
+and adopted by ``submit`` instead of being submitted twice.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import StudyError
+from .base import Executor, Outcome, TrialJob
+from .registry import register
+from .slurm_job import TrialCall
+from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, sacct, scancel,
+                          study_jobs)
+
+CLEANUP = ("keep", "done", "all")
+RESULT_CHECK_S = 0.5      # how often result pickles are looked for on disk
+RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result to be seen (NFS)
+LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
+
+
+@dataclass
+class _Tracked:
+    job: TrialJob
+    job_id: str
+    submitted_s: float
+    start_s: float | None = None
+    state: str = "PENDING"
+    requeues: int = 0
+    requeue_reasons: list[str] = field(default_factory=list)
+    ended_seen: float | None = None     # monotonic time sacct first said it ended
+    info_seen: bool = False
+    limit_failure: str = ""             # set when we cancel it for too many requeues
+
+
+@register
+class SlurmExecutor(Executor):
+    kind = "slurm"
+    options = {
+        "partition": "str",
+        "time_limit_min": "positive-int",
+        "gpus_per_job": "nonneg-int",
+        "cpus_per_job": "positive-int",
+        "mem_gb": "positive-number",
+        "account": "str",
+        "qos": "str",
+        "sbatch_extra": "mapping",
+        "sbatch_flags": "list",
+        "setup": "list",
+        "cleanup": "str",
+        "max_requeue": "nonneg-int",
+        "poll_s": "positive-number",
+        "max_poll_s": "positive-number",
+        "python": "str",
+        "signal_delay_s": "nonneg-int",
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        o = self.opts
+        self.cleanup = o.get("cleanup", "done")
+        if self.cleanup not in CLEANUP:
+            raise StudyError(f"executor.cleanup: expected one of {', '.join(CLEANUP)}, "
+                             f"got {self.cleanup!r}")
+        for key in ("setup", "sbatch_flags"):
+            for line in o.get(key) or []:
+                if not isinstance(line, str):
+                    raise StudyError(f"executor.{key}: expected a list of strings, got {line!r}")
+        for flag in o.get("sbatch_flags") or []:
+            if not flag.startswith("--"):
+                raise StudyError(f"executor.sbatch_flags: expected '--option' or "
+                                 f"'--option=value', got {flag!r}")
+        self.max_requeue = int(o.get("max_requeue", 3))
+        self.poll_s = float(o.get("poll_s", 2.0))
+        self.max_poll_s = max(self.poll_s, float(o.get("max_poll_s", 30.0)))
+        self.folder = os.path.join(os.path.abspath(self.study_dir), "slurm")
+        self._tracked: dict[int, _Tracked] = {}
+        self._by_id: dict[str, int] = {}
+        self._known: dict[str, JobInfo] | None = None   # the study's jobs when we started
+        self._interval = self.poll_s
+        self._next_query = 0.0
+        self._next_files = 0.0
+        self._warned = ""
+        self._stopped = False
+        #: counters for benchmarks and the curious: sacct calls, sbatch calls, adoptions
+        self.stats = {"queries": 0, "query_s": 0.0, "submits": 0, "adopted": 0, "reattached": 0}
+        self._ex = self._make_executor()
+
+    # ---- submitit -------------------------------------------------------------------------
+    def _make_executor(self):
+        try:
+            from submitit import SlurmExecutor as SubmititSlurm
+        except ImportError:  # pragma: no cover - a dependency
+            raise StudyError("executor.kind: slurm needs the submitit package "
+                             "(pip install submitit)") from None
+        python = self.opts.get("python") or sys.executable
+        try:
+            ex = SubmititSlurm(folder=os.path.join(self.folder, "%j"),
+                               max_num_timeout=self.max_requeue, python=python)
+        except RuntimeError as exc:
+            raise StudyError(f"executor.kind: slurm, but {exc}") from None
+        ex.update_parameters(**self._parameters())
+        return ex
+
+    def _parameters(self) -> dict[str, Any]:
+        o = self.opts
+        params: dict[str, Any] = {"time": self._time_limit(), "nodes": 1, "ntasks_per_node": 1,
+                                  "cpus_per_task": int(o.get("cpus_per_job", 1)),
+                                  "signal_delay_s": int(o.get("signal_delay_s", 90)),
+                                  "setup": self._setup_lines()}
+        for key, name in (("partition", "partition"), ("account", "account"), ("qos", "qos")):
+            if o.get(key):
+                params[name] = o[key]
+        if o.get("mem_gb"):
+            params["mem"] = float(o["mem_gb"])  # submitit writes it as GB or MB
+        gpus = int(o.get("gpus_per_job", 0))
+        if gpus > 0:
+            params["gres"] = f"gpu:{gpus}"
+        extra: dict[str, Any] = {}
+        for flag in o.get("sbatch_flags") or []:
+            key, sep, value = flag[2:].partition("=")
+            extra[key] = value if sep else True
+        extra.update({str(k): v for k, v in (o.get("sbatch_extra") or {}).items()})
+        if extra:
+            params["additional_parameters"] = extra
+        return params
+
+    def _time_limit(self) -> int:
+        if self.opts.get("time_limit_min"):
+            return int(self.opts["time_limit_min"])
+        return 60
+
+    def _setup_lines(self) -> list[str]:
+        """The user's lines, then: make autotune (and the objective) importable on the node."""
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        lines = list(self.opts.get("setup") or [])
+        lines.append(f'export PYTHONPATH="{package_root}${{PYTHONPATH:+:$PYTHONPATH}}"')
+        return lines
+
+    # ---- submit / adopt / reattach ---------------------------------------------------------
+    def _study_jobs(self) -> dict[str, JobInfo]:
+        """The study's jobs SLURM knows of, listed once (two calls) per driver."""
+        if self._known is None:
+            try:
+                self._known = study_jobs(self.study_dir, self.t0)
+            except SlurmError as exc:
+                self._warn(f"slurm: cannot list the study's jobs ({exc}); orphans not adopted")
+                self._known = {}
+            self.stats["queries"] += 1
+        return self._known
+
+    def submit(self, job: TrialJob) -> str:
+        name = job_name(self.study_dir, job.trial, job.attempt)
+        orphan = next((i for i in self._study_jobs().values()
+                       if i.name == name and i.job_id not in self._by_id), None)
+        if orphan is not None:  # a dead driver submitted it and did not get to record it
+            self.stats["adopted"] += 1
+            self._track(job, orphan.job_id, orphan)
+            return orphan.job_id
+        os.makedirs(job.ctx.trial_dir, exist_ok=True)
+        call = TrialCall(_objective_dict(job), dict(job.params), job.ctx.as_dict())
+        self._ex.update_parameters(job_name=name)
+        last: Exception | None = None
+        for pause in (1.0, 3.0, 9.0, 0.0):
+            try:
+                handle = self._ex.submit(call)
+                break
+            except Exception as exc:  # noqa: BLE001 - sbatch refused or was unreachable
+                last = exc
+                if pause:
+                    time.sleep(pause)
+        else:
+            raise StudyError(f"executor: sbatch refused trial {job.trial}: "
+                             f"{_one_line(str(last))}")
+        self.stats["submits"] += 1
+        self._track(job, str(handle.job_id), None)
+        self._interval = self.poll_s  # something new: look soon
+        self._next_query = min(self._next_query, time.monotonic() + self.poll_s)
+        return str(handle.job_id)
+
+    def reattach(self, job: TrialJob, job_id: str) -> bool:
+        info = self._study_jobs().get(job_id)
+        if info is None and not os.path.exists(self._result_path(job_id)):
+            return False  # SLURM never heard of it: run the trial again
+        self.stats["reattached"] += 1
+        self._track(job, job_id, info)
+        return True
+
+    def _track(self, job: TrialJob, job_id: str, info: JobInfo | None) -> None:
+        submitted = job.resume_start_s if job.resume_start_s is not None else self.now()
+        t = _Tracked(job, job_id, submitted)
+        if info is not None:
+            self._update(t, info)
+        self._tracked[job.trial] = t
+        self._by_id[job_id] = job.trial
+
+    # ---- poll -------------------------------------------------------------------------------
+    def poll(self, timeout: float) -> list[Outcome]:
+        give_up = time.monotonic() + timeout
+        while True:
+            done: list[Outcome] = []
+            now = time.monotonic()
+            if now >= self._next_files:
+                self._next_files = now + RESULT_CHECK_S
+                done += self._collect_results()
+            if self._tracked and time.monotonic() >= self._next_query:
+                done += self._query()
+            if done or not self._tracked or time.monotonic() >= give_up:
+                return done
+            wake = min(self._next_files, self._next_query, give_up)
+            time.sleep(max(0.01, min(0.25, wake - time.monotonic())))
+
+    def _collect_results(self) -> list[Outcome]:
+        done = []
+        for t in list(self._tracked.values()):
+            if os.path.exists(self._result_path(t.job_id)):
+                outcome = self._from_result(t)
+                if outcome is not None:
+                    done.append(self._finish(t, outcome))
+        return done
+
+    def _query(self) -> list[Outcome]:
+        ids = [t.job_id for t in self._tracked.values()]
+        began = time.monotonic()
+        try:
+            infos = sacct(ids)
+        except SlurmError as exc:
+            self._warn(f"slurm: {exc}; retrying")
+            infos = None
+        self.stats["queries"] += 1
+        self.stats["query_s"] += time.monotonic() - began
+        changed = False
+        done = []
+        if infos is not None:
+            for t in list(self._tracked.values()):
+                info = infos.get(t.job_id)
+                before = (t.state, t.requeues, t.start_s)
+                outcome = self._judge(t, info)
+                if outcome is not None:
+                    done.append(self._finish(t, outcome))
+                    changed = True
+                elif (t.state, t.requeues, t.start_s) != before:
+                    changed = True
+        # back off while nothing changes (or sacct does not answer); look soon after a change
+        self._interval = self.poll_s if changed else min(self.max_poll_s, self._interval * 1.5)
+        self._next_query = time.monotonic() + self._interval
+        return done
+
+    def _update(self, t: _Tracked, info: JobInfo) -> None:
+        t.info_seen = True
+        t.state = info.state
+        t.requeues = info.requeues
+        t.requeue_reasons = info.requeue_reasons
+        if info.start is not None and info.state != "PENDING":
+            t.start_s = info.start - self.t0
+
+    def _judge(self, t: _Tracked, info: JobInfo | None) -> Outcome | None:
+        """The outcome sacct's word implies, or None while the job is still on its way."""
+        if info is None:
+            if not t.info_seen and self.now() - t.submitted_s > LOST_AFTER_S:
+                return self._outcome(t, None, f"job {t.job_id} unknown to SLURM for "
+                                     f"{LOST_AFTER_S:g}s", "lost")
+            return None
+        self._update(t, info)
+        if info.active:
+            if t.requeues > self.max_requeue and not t.limit_failure:
+                reason = t.requeue_reasons[-1] if t.requeue_reasons else "REQUEUED"
+                t.limit_failure = {"TIMEOUT": "timeout", "NODE_FAIL": "node"}.get(reason, "preempted")
+                with contextlib.suppress(SlurmError):
+                    scancel([t.job_id])
+            return None
+        if os.path.exists(self._result_path(t.job_id)):
+            return self._from_result(t)
+        if t.ended_seen is None:
+            t.ended_seen = time.monotonic()
+        end_s = info.end - self.t0 if info.end is not None else self.now()
+        if t.limit_failure:
+            return self._outcome(t, None, f"requeued {t.requeues} times (max_requeue "
+                                 f"{self.max_requeue}); last: {t.requeue_reasons[-1:]}",
+                                 t.limit_failure, end_s)
+        kind = FAILURE_KIND.get(info.state, "exit")
+        if kind == "lost" and time.monotonic() - t.ended_seen < RESULT_GRACE_S:
+            return None  # COMPLETED: the result may still be on its way through the file system
+        return self._outcome(t, None, self._describe(t, info), kind, end_s)
+
+    def _describe(self, t: _Tracked, info: JobInfo) -> str:
+        state = info.state
+        what = {"CANCELLED": "cancelled (scancel or an administrator)",
+                "TIMEOUT": f"ran past its time limit ({self._time_limit()} min)",
+                "DEADLINE": "reached its deadline",
+                "NODE_FAIL": "its node failed", "BOOT_FAIL": "its node failed to boot",
+                "PREEMPTED": "preempted", "OUT_OF_MEMORY": "ran out of memory",
+                "COMPLETED": "ended without leaving a result (lost)"}.get(state)
+        if what is None:
+            what = f"ended {state} (exit code {info.exit_code})"
+        tail = _last_line(self._job_file(t.job_id, "0_log.err"))
+        return f"slurm job {t.job_id} {what}" + (f": {tail}" if tail and state != "CANCELLED" else "")
+
+    def _from_result(self, t: _Tracked) -> Outcome | None:
+        from submitit.core.utils import pickle_load
+
+        try:
+            status, payload = pickle_load(self._result_path(t.job_id))
+        except Exception:  # noqa: BLE001 - half-written (NFS): look again later
+            return None
+        if status != "success":  # submitit's own failure: timed out too often, unpicklable, ...
+            text = str(payload)
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            reason = lines[-1].strip() if lines else "submitit reported an error"
+            kind = "timeout" if "timed-out" in text or "timed out" in text else "exception"
+            return self._outcome(t, None, reason, kind)
+        start = payload.get("started")
+        end = payload.get("ended")
+        start_s = start - self.t0 if start else None
+        end_s = end - self.t0 if end else None
+        if "error" in payload:
+            return self._outcome(t, None, payload["error"], payload.get("failure", "exception"),
+                                 end_s, start_s)
+        return self._outcome(t, payload.get("result"), None, "", end_s, start_s)
+
+    def _outcome(self, t: _Tracked, result: dict | None, error: str | None, failure: str,
+                 end_s: float | None = None, start_s: float | None = None) -> Outcome:
+        start = start_s if start_s is not None else (t.start_s if t.start_s is not None else t.submitted_s)
+        end = end_s if end_s is not None else self.now()
+        extra = {"queued_s": max(0.0, start - t.submitted_s), "requeues": t.requeues,
+                 "submitted_s": t.submitted_s}
+        return Outcome(t.job.trial, t.job.attempt, result, error, start, max(start, end),
+                       job_id=t.job_id, failure=failure, extra=extra)
+
+    def _finish(self, t: _Tracked, outcome: Outcome) -> Outcome:
+        self._tracked.pop(t.job.trial, None)
+        self._by_id.pop(t.job_id, None)
+        self._clean(t, outcome)
+        return outcome
+
+    # ---- files ------------------------------------------------------------------------------
+    def _job_dir(self, job_id: str) -> str:
+        return os.path.join(self.folder, job_id)
+
+    def _job_file(self, job_id: str, suffix: str) -> str:
+        return os.path.join(self._job_dir(job_id), f"{job_id}_{suffix}")
+
+    def _result_path(self, job_id: str) -> str:
+        return self._job_file(job_id, "0_result.pkl")
+
+    def _clean(self, t: _Tracked, outcome: Outcome) -> None:
+        """Copy the job's logs into the trial directory; drop submitit's folder per ``cleanup``."""
+        job_dir = self._job_dir(t.job_id)
+        with contextlib.suppress(OSError):
+            for suffix, name in (("0_log.out", "stdout"), ("0_log.err", "stderr")):
+                src = self._job_file(t.job_id, suffix)
+                if os.path.exists(src):
+                    shutil.copyfile(src, os.path.join(t.job.ctx.trial_dir,
+                                                      f"slurm-{t.job_id}.{name}.log"))
+        if self.cleanup == "keep" or (self.cleanup == "done" and outcome.error is not None):
+            return
+        shutil.rmtree(job_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # submitit's .submission_file_<uuid>.sh links
+            for entry in os.scandir(self.folder):
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    os.remove(entry.path)
+
+    # ---- the rest -----------------------------------------------------------------------------
+    def running(self) -> int:
+        return len(self._tracked)
+
+    def job_ids(self) -> list[str]:
+        return [t.job_id for t in self._tracked.values()]
+
+    def shutdown(self) -> None:
+        """The driver stops: leave the jobs running, a restarted driver re-attaches to them."""
+        self._stopped = True
+        self._tracked.clear()
+        self._by_id.clear()
+
+    def _warn(self, message: str) -> None:
+        if message != self._warned:
+            print(f"autotune: {message}", file=sys.stderr)
+            self._warned = message
+
+
+def _objective_dict(job: TrialJob) -> dict:
+    spec = asdict(job.objective)
+    spec["python_path"] = list(spec.get("python_path") or ())
+    return spec
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "error" in ln.lower()] or lines
+    return (useful[-1] if useful else text)[:300]
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [ln for ln in fh.read().decode(errors="replace").splitlines()
+                     if ln.strip() and "submitit" not in ln]
+        return lines[-1].strip()[:200] if lines else ""
+    except OSError:
+        return ""

@@ -1,0 +1,94 @@
+"""What a SLURM job runs: one attempt of one trial, pickled by submitit and unpickled on the node.
+
+``TrialCall`` is submitit-checkpointable: when the job is told it is about to be preempted or
+to run out of time (submitit's USR2 signal), submitit calls ``checkpoint`` and requeues the job
+with what it returns: the same trial, with ``ctx.extra["requeues"]`` one higher. The objective
+itself continues from its own checkpoint (``ctx.checkpoint_path``, in the trial directory),
+which is the same file whether the job was requeued by submitit, by ``scontrol requeue``, by
+a preemption or after a node failure.
+
+A trial's exception is returned as data (``{"error": ...}``), not raised, so the driver gets
+the one-line reason and its kind; only submitit's own control flow (requeue exit, "timed out
+too many times") is let through.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any, Iterator
+
+from ..objective import Ctx, ObjectiveSpec, run_objective
+
+
+class TrialTimeout(Exception):
+    """The objective ran past its ``timeout_s``."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise TrialTimeout in the main thread after ``seconds`` (none: no limit)."""
+    if not seconds:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TrialTimeout(f"timed out after {seconds:g}s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+class TrialCall:
+    """The callable submitted to SLURM (must stay importable on the compute nodes)."""
+
+    def __init__(self, objective: dict, params: dict, ctx: dict, requeues: int = 0):
+        self.objective = objective
+        self.params = params
+        self.ctx = ctx
+        self.requeues = requeues
+
+    def __call__(self) -> dict:
+        from submitit.core.utils import UncompletedJobError
+
+        objective = dict(self.objective)
+        objective["python_path"] = tuple(objective.get("python_path") or ())
+        spec = ObjectiveSpec(**objective)
+        ctx = Ctx(**self.ctx)
+        ctx.extra = {**(ctx.extra or {}), "requeues": self.requeues,
+                     "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
+        started = time.time()
+        try:
+            with deadline(spec.timeout_s):
+                result = run_objective(spec, self.params, ctx, stdout=sys.stdout, stderr=sys.stderr)
+            return {"result": result, "started": started, "ended": time.time()}
+        except UncompletedJobError:
+            raise  # submitit: preempted or timed out and not requeued any more
+        except Exception as exc:  # noqa: BLE001 - a trial's exception is data
+            trace = traceback.format_exc()
+            sys.stderr.write(trace)
+            with contextlib.suppress(OSError):
+                os.makedirs(ctx.trial_dir, exist_ok=True)
+                with open(os.path.join(ctx.trial_dir, "traceback.txt"), "w") as fh:
+                    fh.write(trace)
+            failure = "timeout" if isinstance(exc, TrialTimeout) else "exception"
+            return {"error": f"{type(exc).__name__}: {exc}", "failure": failure,
+                    "started": started, "ended": time.time()}
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        """submitit: the job is being preempted or timing out; requeue this same trial."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(TrialCall(self.objective, self.params, self.ctx,
+                                           self.requeues + 1), *args, **kwargs)

@@ -1,0 +1,181 @@
+"""Talking to SLURM's command-line tools: batched sacct queries, job names, state kinds.
+
+Kept apart from the executor so that ``autotune cancel`` can use it without submitit.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+
+#: states in which a job may still run (or run again)
+ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED",
+          "CONFIGURING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD",
+          "STOPPED", "SPECIAL_EXIT"}
+
+#: terminal SLURM state -> the Outcome's failure kind, when the job left no result behind
+FAILURE_KIND = {
+    "CANCELLED": "cancelled",
+    "TIMEOUT": "timeout",
+    "DEADLINE": "timeout",
+    "NODE_FAIL": "node",
+    "BOOT_FAIL": "node",
+    "PREEMPTED": "preempted",
+    "OUT_OF_MEMORY": "exit",
+    "FAILED": "exit",
+    "COMPLETED": "lost",
+    "REVOKED": "cancelled",
+}
+
+
+class SlurmError(Exception):
+    """A SLURM command failed (not reachable, refused, timed out)."""
+
+
+def run_command(args: list[str], timeout: float = 60.0) -> str:
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise SlurmError(f"{args[0]}: not found (is this a SLURM login node?)") from None
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"{args[0]}: no answer within {timeout:g}s") from None
+    if proc.returncode != 0:
+        message = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SlurmError(f"{args[0]} failed (status {proc.returncode}): "
+                         f"{message[-1] if message else 'no message'}")
+    return proc.stdout
+
+
+def name_prefix(study_dir: str) -> str:
+    """``at-<dir name>-<hash of its path>-``: the study's jobs, and no other study's."""
+    path = os.path.abspath(study_dir)
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(path.rstrip("/")))[:40] or "study"
+    digest = hashlib.sha1(path.encode()).hexdigest()[:6]
+    return f"at-{base}-{digest}-"
+
+
+def job_name(study_dir: str, trial: int, attempt: int) -> str:
+    return f"{name_prefix(study_dir)}{trial}-{attempt}"
+
+
+def parse_time(text: str) -> float | None:
+    """sacct's local time stamp (2024-11-23T03:50:10) as epoch seconds; None if unknown."""
+    if not text or text in ("Unknown", "None", "N/A") or not text[0].isdigit():
+        return None
+    try:
+        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def format_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
+
+
+@dataclass
+class JobInfo:
+    """What sacct says of one job id: its latest record, and how often it was requeued."""
+
+    job_id: str
+    name: str
+    state: str          # first word: CANCELLED, not "CANCELLED by 0"
+    submit: float | None
+    start: float | None
+    end: float | None
+    exit_code: str
+    requeues: int       # earlier records of the same id (requeued, preempted, node failure)
+    requeue_reasons: list[str]
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING"
+
+
+SACCT_FIELDS = "JobIDRaw,JobName,State,Submit,Start,End,ExitCode"
+
+
+def parse_sacct(text: str) -> dict[str, JobInfo]:
+    """Lines of ``sacct -X -D -n -P -o SACCT_FIELDS``, in sacct's order (oldest record first)."""
+    records: dict[str, list[list[str]]] = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) < 7 or not parts[0] or "." in parts[0]:
+            continue
+        records.setdefault(parts[0], []).append(parts)
+    infos = {}
+    for job_id, rows in records.items():
+        rows.sort(key=lambda r: (parse_time(r[3]) or 0.0))
+        last = rows[-1]
+        state = last[2].split()[0] if last[2] else "UNKNOWN"
+        if state == "REQUEUED":
+            state = "PENDING"  # the record of its next run is not in the database yet
+        earlier = [r[2].split()[0] for r in rows[:-1] if r[2]]
+        if last[2].split()[0:1] == ["REQUEUED"]:
+            earlier.append("REQUEUED")
+        infos[job_id] = JobInfo(job_id, last[1], state, parse_time(last[3]), parse_time(last[4]),
+                                parse_time(last[5]), last[6], len(earlier), earlier)
+    return infos
+
+
+def sacct(job_ids: list[str]) -> dict[str, JobInfo]:
+    """One sacct call for all these job ids (every record, requeues included)."""
+    if not job_ids:
+        return {}
+    out = run_command(["sacct", "-X", "-D", "-n", "-P", "-o", SACCT_FIELDS,
+                       "-j", ",".join(job_ids)])
+    return parse_sacct(out)
+
+
+def study_jobs(study_dir: str, since: float) -> dict[str, JobInfo]:
+    """Every job of this study that SLURM knows of, by job id: sacct since ``since`` and squeue.
+
+    Two calls, made once when a driver starts; they find the jobs a dead driver submitted but
+    did not get to record (a job name says its study, trial and attempt).
+    """
+    prefix = name_prefix(study_dir)
+    found: dict[str, JobInfo] = {}
+    errors = []
+    try:
+        out = run_command(["sacct", "-X", "-D", "-n", "-P", "-o", SACCT_FIELDS,
+                           "-S", format_time(since - 120), "-E", "now"])
+        found.update({k: v for k, v in parse_sacct(out).items() if v.name.startswith(prefix)})
+    except SlurmError as exc:
+        errors.append(str(exc))
+    try:  # squeue: jobs just submitted that the accounting database may not hold yet
+        out = run_command(["squeue", "-h", "-o", "%i|%j|%T", "-u", _user()])
+        for line in out.splitlines():
+            parts = line.strip().split("|")
+            if len(parts) == 3 and parts[1].startswith(prefix) and parts[0] not in found:
+                found[parts[0]] = JobInfo(parts[0], parts[1], parts[2], None, None, None, "", 0, [])
+    except SlurmError as exc:
+        errors.append(str(exc))
+    if len(errors) == 2:
+        raise SlurmError("; ".join(errors))
+    return found
+
+
+def scancel(job_ids: list[str]) -> None:
+    if job_ids:
+        run_command(["scancel", *job_ids])
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def slurm_reachable() -> bool:
+    try:
+        run_command(["sinfo", "-h", "-o", "%P"], timeout=15)
+        return True
+    except SlurmError:
+        return False
