@@ -22,6 +22,7 @@ from .journal import Journal
 from .objective import Ctx, judge, trial_seed
 from .progress import Progress
 from .searchers import Result, Searcher, Suggestion
+from .stages import clear_failures
 from .study import Study
 from .studydir import StudyDir
 from .trajectory import write_trajectory
@@ -74,6 +75,8 @@ class Driver:
             self._record([{"e": "resume", "wall": time.time(), "host": socket.gethostname(),
                            "pid": os.getpid()}])
         self.t0 = float(self.history.study["t0"])
+        for path in clear_failures(self.dir.path):
+            self.progress.say(f"a failed pretrain will be tried again ({os.path.basename(path)})")
         self.executor = self._executor or EXECUTORS[self.study.executor](
             self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.executor.restore_clock(self.history.last_t)
@@ -282,7 +285,7 @@ def check_compatible(started: dict, study: Study, path: str) -> None:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise StudyError(f"space: differs from the one {path} was started with "
                          f"(parameters {', '.join(diff)}); use another --dir for a new search")
-    for key in ("algorithm", "seed", "search_options", "metric", "mode"):
+    for key in ("algorithm", "seed", "search_options", "metric", "mode", "pretrain"):
         if before.get(key) != now[key]:
             raise StudyError(f"{key}: {path} was started with {before.get(key)!r}, the study file "
                              f"says {now[key]!r}; use another --dir for a new search")

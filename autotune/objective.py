@@ -14,10 +14,11 @@ import os
 import string
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from .errors import StudyError
+from .stages import StageSpec, ensure_pretrained
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,18 @@ class ObjectiveSpec:
     command: str | None = None
     timeout_s: float | None = None
     python_path: tuple[str, ...] = ()  # directories an entry is imported from (the study's own)
+    pretrain: StageSpec | None = None  # two-stage training: built once, given as ctx.pretrained
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["pretrain"] = None if self.pretrain is None else self.pretrain.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ObjectiveSpec":
+        pretrain = data.get("pretrain")
+        return cls(**{**data, "python_path": tuple(data.get("python_path") or ()),
+                      "pretrain": StageSpec(**pretrain) if pretrain else None})
 
     def loss(self, value: float) -> float:
         """The value turned into something to minimise: searchers always minimise."""
@@ -134,6 +147,8 @@ def format_command(template: str, params: dict, ctx: Ctx) -> str:
 def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
                   stdout: Any = None, stderr: Any = None) -> dict:
     """Run the trial and return its raw result mapping; raises on any failure."""
+    if spec.pretrain is not None and ctx.pretrained is None:
+        ctx.pretrained = ensure_pretrained(spec.pretrain, ctx.study_dir, spec.python_path)
     if spec.entry is not None:
         result = load_entry(spec.entry, spec.python_path)(dict(params), ctx)
     else:

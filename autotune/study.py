@@ -6,6 +6,7 @@ be imported. Searcher and executor keys are checked against what each one declar
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from .executors import EXECUTORS
 from .objective import ObjectiveSpec, check_command, load_entry
 from .searchers import SEARCHERS, Searcher, SearchSettings
 from .space import SearchSpace, parse_space
+from .stages import parse_stages
 
-TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries"]
+TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries", "stages"]
 OBJECTIVE_KEYS = ["entry", "command", "metric", "mode", "timeout_s"]
 SEARCH_KEYS = ["algorithm", "seed", "max_trials"]
 EXECUTOR_KEYS = ["kind", "max_concurrent"]
@@ -53,7 +55,8 @@ class Study:
         """What a study directory must keep: change any of it and replay means nothing."""
         return {"space": self.space.spec(), "algorithm": self.algorithm, "seed": self.seed,
                 "search_options": self.search_options, "metric": self.objective.metric,
-                "mode": self.objective.mode}
+                "mode": self.objective.mode,
+                "pretrain": None if self.objective.pretrain is None else self.objective.pretrain.to_dict()}
 
 
 def load_study(path: str) -> Study:
@@ -96,6 +99,9 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     parse_search(require_mapping(raw.get("search") or {}, "search"), study)
     parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
     study.retries = take(raw, "retries", "nonneg-int", "", 0)
+    if raw.get("stages") is not None:
+        stage = parse_stages(raw["stages"], paths)
+        study.objective = dataclasses.replace(study.objective, pretrain=stage)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
     return study
 

@@ -27,7 +27,7 @@ def write_json_atomic(path: str, data: dict) -> None:
 def main(job_path: str) -> int:
     with open(job_path) as fh:
         job = json.load(fh)
-    spec = ObjectiveSpec(**{**job["objective"], "python_path": tuple(job["objective"]["python_path"])})
+    spec = ObjectiveSpec.from_dict(job["objective"])
     ctx = Ctx(**job["ctx"])
     began = time.perf_counter()
     try:

@@ -67,3 +67,21 @@ def by_x(params: dict, ctx) -> dict:
     if x % 2:
         raise ValueError(f"odd x={x}")
     return {"loss": float(x)}
+
+
+def pretrain(params: dict, ctx) -> dict:
+    """A pretend pretrain: slow enough that concurrent trials pile up behind it, and logged."""
+    with open(params["log"], "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    if os.environ.get("PRETRAIN_FAILS") or params.get("fail"):
+        raise RuntimeError("out of memory in pretrain")
+    time.sleep(float(params.get("sleep_s", 0.5)))
+    with open(ctx.checkpoint_path, "w") as fh:
+        json.dump({"base": float(params.get("base", 1.0)), "epochs": ctx.epochs}, fh)
+    return {"loss": 0.5}
+
+
+def finetune(params: dict, ctx) -> dict:
+    with open(ctx.pretrained) as fh:
+        base = json.load(fh)["base"]
+    return {"loss": base + (float(params["x"]) - 1.0) ** 2, "pretrained": 1.0}

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from ..worker import write_json_atomic
 from .base import Executor, Outcome, TrialJob
@@ -47,7 +47,7 @@ class LocalExecutor(Executor):
         outcome_path = os.path.join(tdir, "outcome.json")
         with contextlib.suppress(FileNotFoundError):
             os.remove(outcome_path)
-        objective = asdict(job.objective)
+        objective = job.objective.to_dict()
         write_json_atomic(job_path, {"objective": objective, "params": job.params,
                                      "ctx": job.ctx.as_dict(), "outcome_path": outcome_path})
         out = open(os.path.join(tdir, "stdout.log"), "a")
