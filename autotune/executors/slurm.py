@@ -374,13 +374,15 @@ class SlurmExecutor(Executor):
                 if os.path.exists(src):
                     shutil.copyfile(src, os.path.join(t.job.ctx.trial_dir,
                                                       f"slurm-{t.job_id}.{name}.log"))
+        with contextlib.suppress(OSError):  # submitit's .submission_file_<uuid>.sh links
+            for entry in os.scandir(self.folder):
+                if entry.name.startswith(".submission_file_") and entry.is_symlink() and (
+                        os.readlink(entry.path).startswith(job_dir + os.sep)
+                        or not os.path.exists(entry.path)):
+                    os.remove(entry.path)
         if self.cleanup == "keep" or (self.cleanup == "done" and outcome.error is not None):
             return
         shutil.rmtree(job_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # submitit's .submission_file_<uuid>.sh links
-            for entry in os.scandir(self.folder):
-                if entry.is_symlink() and not os.path.exists(entry.path):
-                    os.remove(entry.path)
 
     # ---- the rest -----------------------------------------------------------------------------
     def running(self) -> int:

@@ -149,8 +149,8 @@ def study_jobs(study_dir: str, since: float) -> dict[str, JobInfo]:
         found.update({k: v for k, v in parse_sacct(out).items() if v.name.startswith(prefix)})
     except SlurmError as exc:
         errors.append(str(exc))
-    try:  # squeue: jobs just submitted that the accounting database may not hold yet
-        out = run_command(["squeue", "-h", "-o", "%i|%j|%T", "-u", _user()])
+    try:  # squeue: jobs not yet started are not in sacct's time window; recent ones may lag
+        out = run_command(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T", "-u", _user()])
         for line in out.splitlines():
             parts = line.strip().split("|")
             if len(parts) == 3 and parts[1].startswith(prefix) and parts[0] not in found:

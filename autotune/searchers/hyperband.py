@@ -20,7 +20,11 @@ Options (``search:``):
   overlap           true (default): when every started bracket waits for a stage to fill,
                     free workers start the next bracket (stages stay synchronous inside a
                     bracket); false: one bracket at a time, as in the paper's loop
-  max_epochs_total  stop proposing once this many epochs are committed
+  max_epochs_total  stop proposing once this many epochs are committed; a new bracket
+                    starts only while the budget is not all promised to the unfinished
+                    older brackets' remaining stages, and a bracket launches a trial only
+                    from the budget its elders do not need: started brackets can finish,
+                    only the youngest may be cut short
 """
 from __future__ import annotations
 
@@ -92,7 +96,27 @@ class HyperbandSearcher(MultiFidelitySearcher):
     def may_start(self) -> bool:
         if self.limit is not None and len(self.brackets) >= self.limit:
             return False
+        if not self.affordable(len(self.brackets)):
+            return False  # what is left of the budget is promised to the running brackets
         return self.overlap or all(b.done for b in self.brackets)
+
+    def affordable(self, index: int) -> bool:
+        """May bracket ``index`` commit more epochs? Not if the older brackets' remaining
+        stages need what is left of the budget: started brackets are served in order."""
+        if self.budget is None:
+            return True
+        older = sum(self.remaining(b) for b in self.brackets[:index] if not b.done)
+        return self.committed + older < self.budget
+
+    def stage_epochs(self, b: Bracket, stage: int) -> int:
+        """Epochs one trial of ``stage`` trains (promotions: only the extra ones)."""
+        k = self.first_rung(b) + stage
+        return self.fidelity.rungs[k] - (self.fidelity.rungs[k - 1] if stage else 0)
+
+    def remaining(self, b: Bracket) -> int:
+        """Epochs bracket ``b`` will still commit if every stage fills (an upper bound)."""
+        total = len(b.queue) * self.stage_epochs(b, b.stage)
+        return total + sum(b.plan[i] * self.stage_epochs(b, i) for i in range(b.stage + 1, b.s + 1))
 
     def start_bracket(self) -> Bracket:
         index = len(self.brackets)
@@ -103,7 +127,7 @@ class HyperbandSearcher(MultiFidelitySearcher):
         return b
 
     def launch(self, b: Bracket, n: int, out: list[Suggestion]) -> None:
-        while b.queue and len(out) < n and self.budget_left():
+        while b.queue and len(out) < n and self.budget_left() and self.affordable(b.index):
             config = b.queue.pop(0)
             s = self.propose(config, self.first_rung(b) + b.stage, bracket=b.index,
                              stage=b.stage, s=b.s)

@@ -89,6 +89,7 @@ def imresize(img: np.ndarray, scale: float | None = None,
     mw = resize_matrix(w, out_w, sw, antialias)
     if arr.ndim == 2:
         return mh @ arr @ mw.T
-    out = np.tensordot(mh, arr, axes=([1], [0]))          # out_h x w x C
-    out = np.tensordot(out, mw, axes=([1], [1]))          # out_h x C x out_w
+    c = arr.shape[2]
+    rows = (mh @ arr.reshape(h, w * c)).reshape(out_h, w, c)   # resize along H
+    out = np.matmul(rows.transpose(0, 2, 1), mw.T)              # out_h x C x out_w
     return np.ascontiguousarray(out.transpose(0, 2, 1))
