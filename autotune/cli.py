@@ -39,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="counts, best so far, elapsed (safe while running)")
     status.add_argument("dir")
     status.set_defaults(func=cmd_status)
+    comp = sub.add_parser("compare", help="several algorithms on one study, same budget")
+    comp.add_argument("study")
+    comp.add_argument("--algorithms", help="comma-separated, e.g. axis,asha,random")
+    comp.add_argument("--seeds", type=int, help="runs per algorithm (default 1)")
+    comp.add_argument("--dir", required=True, help="one study directory per run goes here")
+    comp.add_argument("--budget", type=float, help="compute seconds per run (max_compute_s)")
+    comp.add_argument("--executor", help="override the study's executor kind (e.g. simulated)")
+    comp.set_defaults(func=cmd_compare)
     report = sub.add_parser("report", help="summary and PNG plots into DIR/plots")
     report.add_argument("dir")
     report.set_defaults(func=cmd_report)
@@ -65,6 +73,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial}) with "
               + ", ".join(f"{k}={v}" for k, v in best.params.items()))
     print(f"trajectory: {os.path.join(directory, 'trajectory.csv')}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, summarise
+
+    rows = compare(args.study, args.dir, args.algorithms, args.seeds, args.budget, args.executor)
+    print(summarise(rows))
+    print(f"wrote {os.path.join(args.dir, 'comparison.csv')} and plots in "
+          f"{os.path.join(args.dir, 'plots')}")
     return 0
 
 

@@ -110,7 +110,7 @@ class Driver:
         free = self.study.max_concurrent - self.executor.running()
         if self.study.max_trials is not None:
             free = min(free, self.study.max_trials - len(self.history.trials))
-        if free <= 0 or self.searcher.finished:
+        if free <= 0 or self.searcher.finished or self._over_budget():
             return False
         suggestions = self.searcher.ask(free)
         if not suggestions:
@@ -122,6 +122,11 @@ class Driver:
                        "trials": [suggestion_event(s) for s in suggestions]}])
         self._submit([self.history.trials[s.trial] for s in suggestions])
         return True
+
+    def _over_budget(self) -> bool:
+        """Compute spent so far (every attempt that ended) against ``max_compute_s``."""
+        budget = self.study.max_compute_s
+        return budget is not None and self.history.spent_s >= budget
 
     def _submit(self, records: list[TrialRecord]) -> None:
         events = []

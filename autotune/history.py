@@ -50,6 +50,7 @@ class History:
     events: int = 0
     notes: list[dict] = field(default_factory=list)  # resume, stop, cancel records
     metric: str = ""                 # the optimised metric, from the study record
+    spent_s: float = 0.0             # compute of every attempt that ended
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
@@ -102,7 +103,9 @@ class History:
         rec = self.trials[int(e["trial"])]
         if rec.done:
             return  # a duplicate report of a finished trial changes nothing
-        rec.cost_s += float(e.get("cost_s", 0.0))
+        cost = float(e.get("cost_s", 0.0))
+        rec.cost_s += cost
+        self.spent_s += cost
         rec.start_s = e.get("start_s", rec.start_s)
         rec.end_s = e.get("end_s")
         rec.error = e.get("error")

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from .history import History
-from .trajectory import best_so_far
+from .analysis import best_so_far, compute_at, concurrency
 
 
 def summary(history: History, running_driver: bool | None = None) -> str:
@@ -65,6 +65,7 @@ def plot_all(history: History, out_dir: str) -> list[str]:
         ax.set_title(history.study.get("name", ""))
         ax.grid(alpha=0.3)
         written.append(save(fig, os.path.join(out_dir, name)))
+    written.append(plot_concurrency(history, os.path.join(out_dir, "concurrency.png")))
     ok = [r for r in history.trials.values() if r.status == "ok" and r.value is not None]
     names = list(identity.get("space", {}))
     varying = [n for n in names if len({repr(r.params.get(n)) for r in ok}) > 1]
@@ -86,16 +87,28 @@ def plot_all(history: History, out_dir: str) -> list[str]:
     return written
 
 
-def compute_at(history: History, times: list[float]) -> list[float]:
-    """Compute spent (summed costs of every attempt ended) by each of ``times``."""
-    ends = sorted((r.end_s, r.cost_s) for r in history.trials.values() if r.end_s is not None)
-    out, total, i = [], 0.0, 0
-    for t in times:
-        while i < len(ends) and ends[i][0] <= t:
-            total += ends[i][1]
-            i += 1
-        out.append(total)
-    return out
+def plot_concurrency(history: History, path: str) -> str:
+    """Trials running over time: idle slots show as the gap below the ceiling."""
+    import matplotlib.pyplot as plt
+
+    times, running = concurrency(history)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    if times:
+        ax.step(times, running, where="post")
+        mean = busy_mean(times, running)
+        ax.axhline(mean, ls="--", lw=1, color="gray", label=f"mean {mean:.1f}")
+        ax.legend(loc="lower right")
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("trials running")
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def busy_mean(times: list[float], running: list[int]) -> float:
+    span = times[-1] - times[0]
+    if span <= 0:
+        return float(max(running, default=0))
+    return sum(r * (t1 - t0) for t0, t1, r in zip(times, times[1:], running)) / span
 
 
 def save(fig: Any, path: str) -> str:

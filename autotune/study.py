@@ -24,7 +24,7 @@ from .stages import parse_stages
 
 TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries", "stages"]
 OBJECTIVE_KEYS = ["entry", "command", "metric", "mode", "timeout_s"]
-SEARCH_KEYS = ["algorithm", "seed", "max_trials"]
+SEARCH_KEYS = ["algorithm", "seed", "max_trials", "max_compute_s"]
 EXECUTOR_KEYS = ["kind", "max_concurrent"]
 
 
@@ -36,6 +36,7 @@ class Study:
     algorithm: str = "random"
     seed: int = 0
     max_trials: int | None = None
+    max_compute_s: float | None = None   # stop starting trials once this much compute is spent
     search_options: dict[str, Any] = field(default_factory=dict)
     executor: str = "local"
     max_concurrent: int = 1
@@ -134,6 +135,7 @@ def parse_search(raw: dict, study: Study) -> None:
     study.algorithm = algorithm
     study.seed = take(raw, "seed", "int", "search", 0)
     study.max_trials = take(raw, "max_trials", "positive-int", "search", None)
+    study.max_compute_s = take(raw, "max_compute_s", "positive-number", "search", None)
     study.search_options = {k: take(raw, k, kind, "search") for k, kind in cls.options.items()
                             if raw.get(k) is not None}
 

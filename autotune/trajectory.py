@@ -7,24 +7,12 @@ import json
 import os
 from typing import Any
 
+from .analysis import best_so_far
 from .history import History, TrialRecord
 from .study import Study
 
 LEAD = ["trial", "status", "algorithm", "round"]
 TAIL = ["value", "best", "start_s", "end_s", "cost_s", "job_id", "attempts", "error"]
-
-
-def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
-    """End times of successful trials in order, with the best value reached by each."""
-    ok = sorted((r.end_s, r.value) for r in history.trials.values()
-                if r.status == "ok" and r.value is not None and r.end_s is not None)
-    times, bests, best = [], [], None
-    better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
-    for t, v in ok:
-        best = v if best is None or better(v, best) else best
-        times.append(t)
-        bests.append(best)
-    return times, bests
 
 
 def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str

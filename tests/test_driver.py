@@ -117,3 +117,15 @@ def test_a_second_driver_is_refused_naming_the_holder(tmp_path):
     finally:
         first.dir.release()
     assert Driver(study, d, progress=False).run().trials == 10
+
+
+def test_a_compute_budget_stops_new_trials(tmp_path):
+    summary, d = run(tmp_path, space={"x": {"low": -3.0, "high": 3.0}, "cost_s": 100.0},
+                     executor={"kind": "simulated", "max_concurrent": 2},
+                     search={"max_trials": None, "max_compute_s": 1000.0})
+    h = history(d)
+    spent = sorted(h.trials.values(), key=lambda r: r.end_s)
+    # trials start only while less than the budget is spent; the ones running then finish
+    assert h.spent_s >= 1000.0
+    assert sum(r.cost_s for r in spent[:-2]) < 1000.0
+    assert len(h.trials) <= 12

@@ -1,0 +1,224 @@
+"""``autotune compare``: several algorithms on one study, same executor, same compute budget.
+
+Each (algorithm, seed) run is an ordinary study directory under DIR, so a comparison resumes
+like any study: re-running the command finishes what was left and re-reads what was done.
+Figures come from each run's history (analysis.figures), and the table is comparison.csv.
+
+A study file may hold a ``compare:`` section: per-algorithm search options (e.g. ``asha:
+{fidelity: {...}}``, ``axis: {start: {...}}``), default algorithms, seeds and budget. ``run``
+ignores it. Options in the study's own ``search:`` section reach every algorithm that accepts
+them.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from .analysis import RunFigures, best_so_far, compute_at, figures
+from .config import check, reject_unknown, require_mapping, take
+from .errors import StudyError
+from .executors import EXECUTORS
+from .history import History
+from .journal import Journal
+from .searchers import SEARCHERS
+from .study import Study, parse_study
+from .trajectory import write_csv_atomic
+
+COLUMNS = ["algorithm", "seed", "best", "compute_to_best_s", "wall_to_best_s", "evaluations",
+           "evaluations_to_best", "compute_s", "wall_s", "slot_use", "improvement",
+           "improvement_per_compute_h", "directory"]
+
+
+@dataclass
+class Plan:
+    algorithms: list[str]
+    seeds: int
+    budget_s: float | None
+    executor: str | None
+    options: dict[str, dict[str, Any]]
+
+
+def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: float | None,
+               executor: str | None) -> Plan:
+    section = require_mapping(raw.get("compare") or {}, "compare")
+    reject_unknown(section, ["algorithms", "seeds", "budget_s", "options"], "compare")
+    names = algorithms.split(",") if algorithms else take(section, "algorithms", "list", "compare",
+                                                          None)
+    if not names:
+        raise StudyError("--algorithms: give a comma-separated list (or compare.algorithms)")
+    names = [n.strip() for n in names]
+    for name in names:
+        if name not in SEARCHERS:
+            raise StudyError(f"--algorithms: unknown {name!r} (expected some of: "
+                             f"{', '.join(sorted(SEARCHERS))})")
+    seeds = seeds if seeds is not None else take(section, "seeds", "positive-int", "compare", 1)
+    if seeds < 1:
+        raise StudyError(f"--seeds: expected a positive integer, got {seeds}")
+    budget = budget if budget is not None else take(section, "budget_s", "positive-number",
+                                                    "compare", None)
+    if executor is not None and executor not in EXECUTORS:
+        raise StudyError(f"--executor: unknown {executor!r} (expected one of: "
+                         f"{', '.join(sorted(EXECUTORS))})")
+    options = require_mapping(section.get("options") or {}, "compare.options")
+    for name, opts in options.items():
+        check(opts, "mapping", f"compare.options.{name}")
+    return Plan(names, seeds, budget, executor, options)
+
+
+def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -> Study:
+    """The study file with this algorithm, seed, budget and executor: validated like any."""
+    data = copy.deepcopy(raw)
+    data.pop("compare", None)
+    search = dict(data.get("search") or {})
+    accepted = set(SEARCHERS[algorithm].options)
+    own = {k: v for k, v in search.items() if k in accepted}
+    data["search"] = {**own, **plan.options.get(algorithm, {}), "algorithm": algorithm,
+                      "seed": seed}
+    for key in ("max_trials", "max_compute_s"):
+        if key in search:
+            data["search"][key] = search[key]
+    if plan.budget_s is not None:
+        data["search"]["max_compute_s"] = plan.budget_s
+    if plan.executor is not None:
+        data["executor"] = {"kind": plan.executor,
+                            "max_concurrent": (data.get("executor") or {}).get("max_concurrent", 1)}
+    data["name"] = f"{data.get('name', 'study')}-{algorithm}-s{seed}"
+    try:
+        return parse_study(data, base_dir=base_dir)
+    except StudyError as exc:
+        raise StudyError(f"[{algorithm}] {exc}") from None
+
+
+def compare(study_path: str, out_dir: str, algorithms: str | None = None,
+            seeds: int | None = None, budget: float | None = None, executor: str | None = None,
+            progress: bool = True) -> list[dict[str, Any]]:
+    import yaml
+
+    from .driver import Driver
+
+    try:
+        with open(study_path) as fh:
+            raw = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise StudyError(f"{study_path}: cannot read the study file ({exc})") from None
+    raw = require_mapping(raw, "study")
+    plan = parse_plan(raw, algorithms, seeds, budget, executor)
+    base_dir = os.path.dirname(os.path.abspath(study_path))
+    runs = [(a, s, run_study(raw, plan, a, s, base_dir)) for a in plan.algorithms
+            for s in range(plan.seeds)]  # every run validated before any is started
+    results = []
+    for algorithm, seed, study in runs:
+        directory = os.path.join(out_dir, f"{algorithm}-s{seed}")
+        if progress:
+            print(f"compare: {algorithm} seed {seed} -> {directory}", flush=True)
+        Driver(study, directory, progress=False).run()
+        history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+        results.append((algorithm, seed, directory, study, history))
+    rows = table(results)
+    write_csv_atomic(os.path.join(out_dir, "comparison.csv"), COLUMNS, rows)
+    plot_comparison(results, os.path.join(out_dir, "plots"))
+    return rows
+
+
+def table(results: list[tuple]) -> list[dict[str, Any]]:
+    """One row per run; improvement is measured from a shared reference value (see below)."""
+    reference = reference_value(results)
+    rows = []
+    for algorithm, seed, directory, study, history in results:
+        mode = study.objective.mode
+        fig: RunFigures = figures(history, mode, study.max_concurrent)
+        row = {"algorithm": algorithm, "seed": seed, "directory": directory, **fig.as_row()}
+        if fig.best is not None and reference is not None:
+            gain = (reference - fig.best) if mode == "min" else (fig.best - reference)
+            row["improvement"] = gain
+            row["improvement_per_compute_h"] = gain / (fig.compute_s / 3600) if fig.compute_s else None
+        rows.append(row)
+    return rows
+
+
+def reference_value(results: list[tuple]) -> float | None:
+    """The median value of a random configuration: random search's trials where it ran, else
+    every successful trial of the comparison."""
+    values = [r.value for a, _, _, _, h in results if a == "random" for r in h.trials.values()
+              if r.status == "ok" and r.value is not None]
+    if not values:
+        values = [r.value for *_, h in results for r in h.trials.values()
+                  if r.status == "ok" and r.value is not None]
+    return statistics.median(values) if values else None
+
+
+def summarise(rows: list[dict[str, Any]]) -> str:
+    """Medians over seeds, one line per algorithm."""
+    lines = [f"{'algorithm':<12} {'seeds':>5} {'best':>10} {'compute->best':>14} "
+             f"{'wall->best':>11} {'evals':>6} {'slot use':>8} {'impr/compute-h':>14}"]
+    for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
+        mine = [r for r in rows if r["algorithm"] == algorithm]
+        med = lambda k: median_of(mine, k)  # noqa: E731
+        lines.append(f"{algorithm:<12} {len(mine):>5} {fmt(med('best')):>10} "
+                     f"{fmt(med('compute_to_best_s')):>14} {fmt(med('wall_to_best_s')):>11} "
+                     f"{fmt(med('evaluations')):>6} {fmt(med('slot_use'), '.0%'):>8} "
+                     f"{fmt(med('improvement_per_compute_h')):>14}")
+    return "\n".join(lines)
+
+
+def median_of(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value: float | None, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def plot_comparison(results: list[tuple], out_dir: str) -> list[str]:
+    """Best value against compute and against wall time: median over seeds, min-max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .report import save
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for axis_name, label in (("compute", "compute spent (s)"), ("wall", "time since start (s)")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for algorithm in dict.fromkeys(a for a, *_ in results):
+            curves = []
+            for a, _, _, study, history in results:
+                if a != algorithm:
+                    continue
+                times, bests = best_so_far(history, study.objective.mode)
+                xs = compute_at(history, times) if axis_name == "compute" else times
+                if xs:
+                    curves.append((np.asarray(xs), np.asarray(bests)))
+            if not curves:
+                continue
+            grid = np.linspace(0, max(c[0][-1] for c in curves), 200)
+            stacked = np.array([step_at(x, y, grid) for x, y in curves])
+            with warnings.catch_warnings():  # grid points before any run's first result
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, mid, high = (f(stacked, axis=0) for f in (np.nanmin, np.nanmedian, np.nanmax))
+            line, = ax.plot(grid, mid, label=f"{algorithm} (median of {len(curves)})")
+            if len(curves) > 1:
+                ax.fill_between(grid, low, high, alpha=0.2, color=line.get_color())
+        ax.set_xlabel(label)
+        ax.set_ylabel("best value so far")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        written.append(save(fig, os.path.join(out_dir, f"best_vs_{axis_name}.png")))
+    return written
+
+
+def step_at(xs, ys, grid):
+    """A best-so-far step curve read at ``grid`` points (NaN before its first value)."""
+    import numpy as np
+
+    idx = np.searchsorted(xs, grid, side="right") - 1
+    out = np.where(idx >= 0, ys[np.clip(idx, 0, None)], np.nan)
+    return out

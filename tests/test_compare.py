@@ -1,0 +1,74 @@
+import csv
+import os
+
+import pytest
+
+from autotune.cli import main
+from autotune.compare import COLUMNS, compare
+from autotune.errors import StudyError
+from tests.helpers import history, study_dict, write_study
+
+
+def study_file(tmp_path, **over):
+    data = study_dict(space={"x": {"values": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]},
+                             "y": {"values": [-1.0, -0.5, 0.0, 0.5]}, "cost_s": 100.0},
+                      search={"max_trials": None},
+                      executor={"kind": "simulated", "max_concurrent": 3}, **over)
+    return write_study(str(tmp_path / "s.yaml"), data)
+
+
+def test_each_run_gets_the_same_budget_and_its_own_directory(tmp_path):
+    out = str(tmp_path / "cmp")
+    rows = compare(study_file(tmp_path), out, "random,grid", seeds=2, budget=1500.0, progress=False)
+    assert [(r["algorithm"], r["seed"]) for r in rows] == [
+        ("random", 0), ("random", 1), ("grid", 0), ("grid", 1)]
+    for row in rows:
+        h = history(row["directory"])
+        assert h.study["identity"]["algorithm"] == row["algorithm"]
+        assert h.study["identity"]["seed"] == row["seed"]
+        # trials start only while under budget: at most max_concurrent - 1 past it
+        assert 1500.0 <= h.spent_s < 1500.0 + 3 * 130.0
+        assert row["compute_s"] == pytest.approx(h.spent_s)
+    with open(os.path.join(out, "comparison.csv")) as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == COLUMNS
+        assert len(list(reader)) == 4
+    for plot in ("best_vs_compute.png", "best_vs_wall.png"):
+        assert os.path.getsize(os.path.join(out, "plots", plot)) > 5000
+
+
+def test_a_comparison_resumes_without_rerunning_finished_runs(tmp_path):
+    out = str(tmp_path / "cmp")
+    path = study_file(tmp_path)
+    first = compare(path, out, "random", seeds=1, budget=1000.0, progress=False)
+    size = os.path.getsize(os.path.join(first[0]["directory"], "history.jsonl"))
+    again = compare(path, out, "random", seeds=1, budget=1000.0, progress=False)
+    assert again[0]["best"] == first[0]["best"]
+    assert again[0]["evaluations"] == first[0]["evaluations"]
+    h = history(first[0]["directory"])
+    assert len(h.trials) == first[0]["evaluations"]  # no new trials on the second pass
+    assert os.path.getsize(os.path.join(first[0]["directory"], "history.jsonl")) > size  # resume note
+
+
+def test_per_algorithm_options_and_errors(tmp_path, capsys):
+    path = study_file(tmp_path, compare={"options": {"grid": {}}, "seeds": 1})
+    out = str(tmp_path / "cmp")
+    assert main(["compare", path, "--algorithms", "random,nope", "--dir", out]) == 2
+    assert "--algorithms: unknown 'nope'" in capsys.readouterr().err
+    assert not os.path.exists(out)
+    assert main(["compare", path, "--algorithms", "grid", "--dir", out, "--budget", "500"]) == 0
+    assert "grid" in capsys.readouterr().out
+    bad = study_file(tmp_path, compare={"wat": 1})
+    with pytest.raises(StudyError, match="compare.wat: unknown key"):
+        compare(bad, out, "random", progress=False)
+
+
+def test_the_simulated_preview_of_a_local_study(tmp_path):
+    path = write_study(str(tmp_path / "local.yaml"), study_dict(
+        space={"x": {"low": -2.0, "high": 2.0}, "cost_s": 10.0}, search={"max_trials": 6},
+        executor={"kind": "local", "max_concurrent": 2}))
+    rows = compare(path, str(tmp_path / "cmp"), "random", seeds=1, executor="simulated",
+                   progress=False)
+    h = history(rows[0]["directory"])
+    assert h.study["config"]["executor"]["kind"] == "simulated"
+    assert rows[0]["evaluations"] == 6 and rows[0]["wall_s"] >= 30.0  # virtual seconds
