@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--budget", type=float, help="compute seconds per run (max_compute_s)")
     comp.add_argument("--executor", help="override the study's executor kind (e.g. simulated)")
     comp.set_defaults(func=cmd_compare)
+    cancel = sub.add_parser("cancel", help="stop the study's driver and cancel its queued and "
+                            "running SLURM jobs")
+    cancel.add_argument("dir")
+    cancel.set_defaults(func=cmd_cancel)
     report = sub.add_parser("report", help="summary and PNG plots into DIR/plots")
     report.add_argument("dir")
     report.set_defaults(func=cmd_report)
@@ -83,6 +87,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(summarise(rows))
     print(f"wrote {os.path.join(args.dir, 'comparison.csv')} and plots in "
           f"{os.path.join(args.dir, 'plots')}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from .cancel import cancel_study
+
+    print(cancel_study(args.dir))
     return 0
 
 

@@ -125,7 +125,7 @@ def run(bench: Benchmark, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         json.dump({"benchmark": bench.name, "epochs": epochs, "lineage_seed": lineage,
                    "params": _plain(params)}, fh)
     os.replace(tmp, path)
-    return {"loss": value, "epochs": epochs, "epochs_trained": trained, "resumed_from": done,
+    return {"loss": value, "epochs_total": epochs, "epochs_trained": trained, "resumed_from": done,
             "sec_per_epoch": sec, "cost_s": trained * sec}
 
 

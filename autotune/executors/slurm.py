@@ -25,7 +25,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import StudyError
@@ -404,9 +404,7 @@ class SlurmExecutor(Executor):
 
 
 def _objective_dict(job: TrialJob) -> dict:
-    spec = asdict(job.objective)
-    spec["python_path"] = list(spec.get("python_path") or ())
-    return spec
+    return job.objective.to_dict()
 
 
 def _one_line(text: str) -> str:

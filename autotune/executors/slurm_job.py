@@ -59,9 +59,7 @@ class TrialCall:
     def __call__(self) -> dict:
         from submitit.core.utils import UncompletedJobError
 
-        objective = dict(self.objective)
-        objective["python_path"] = tuple(objective.get("python_path") or ())
-        spec = ObjectiveSpec(**objective)
+        spec = ObjectiveSpec.from_dict(self.objective)
         ctx = Ctx(**self.ctx)
         ctx.extra = {**(ctx.extra or {}), "requeues": self.requeues,
                      "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}

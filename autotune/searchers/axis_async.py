@@ -6,16 +6,19 @@ on a round without improvement), but no batch ever waits: every ``ask(n)`` hands
 most useful points there are right now, in this order of priority:
 
 1. points that gate the end of a round (repeats of the base and of the candidate next base,
-   when ``repeats`` > 1), and the base itself while unmeasured;
-2. the round's line candidates in radial order (start points, or each d-Spline line's next
+   when ``repeats`` > 1), and the base itself while unmeasured; with ``neighbours: true``
+   (off by default: it slowed the bench) the base's +-1 neighbours along every direction;
+2. points a fitted d-Spline (of this round's lines or the speculative ones) predicts to beat
+   the best value measured so far, lowest prediction first (``promise``, on by default);
+3. the round's line candidates in radial order (start points, or each d-Spline line's next
    point when it has nothing in flight);
-3. repeats of the base up to ``repeats`` (to measure the noise before it matters);
-4. speculative lines from the best point seen so far, when that beats the base: the likely
-   next base, whose round is thus well under way when the current one ends;
-5. more points of the current lines in flight at once (up to ``line_parallel`` a line, by the
-   d-Spline's order), then more speculative points;
-6. filler: the spline's most promising-but-uncertain points of the lines still running
-   (lowest estimate minus one posterior standard deviation), current lines first.
+4. repeats of the base up to ``repeats`` (to measure the noise before it matters);
+5. speculative lines from the best point seen so far, when that beats the base: the likely
+   next base, whose round is thus well under way when the current one ends (``speculate``);
+6. more points of the current lines in flight at once (up to ``line_parallel`` a line, in
+   the d-Spline's order), then more speculative points;
+7. filler (``fill``): the spline's most promising-but-uncertain points of the lines still
+   running (lowest estimate minus one posterior standard deviation), current lines first.
 
 Every point is measured at most once, except the repeats asked for with ``repeats``. With
 repeats, the base moves only when the candidate's mean beats the base's by more than
@@ -54,7 +57,7 @@ class AxisAsync(RoundMixin, AxisBase):
         self.speculate = bool(opts.get("speculate", True))
         self.fill = bool(opts.get("fill", True))
         self.promise = bool(opts.get("promise", True))
-        self.neighbours_first = bool(opts.get("neighbours", True))
+        self.neighbours_first = bool(opts.get("neighbours", False))
         self.lines: list[Line] = []
         self.spec_base: Point | None = None
         self.spec_lines: list[Line] = []
@@ -136,16 +139,18 @@ class AxisAsync(RoundMixin, AxisBase):
                 extra_repeats[p] = extra_repeats.get(p, 0) + 1
                 have += 1
 
-        def lines_tier(lines: list[Line], offers: list[list[Point]], kind: str) -> None:
-            owner: dict[Point, Line] = {}
-            for line, offer in zip(lines, offers):
+        def lines_tier(lines: list[Line], offers: list[list[Point]], kind: Any,
+                       limit: int | None = None) -> None:
+            kinds = kind if isinstance(kind, list) else [kind] * len(lines)
+            owner: dict[Point, tuple[Line, str]] = {}
+            for line, offer, k in zip(lines, offers, kinds):
                 for p in offer:
-                    owner.setdefault(p, line)
+                    owner.setdefault(p, (line, k))
             for p in interleave(offers):
-                if full():
+                if full() or (limit is not None and len(out) >= limit):
                     return
-                line = owner[p]
-                take(p, {"kind": kind, "round": self.rounds, "level": line.level,
+                line, k = owner[p]
+                take(p, {"kind": k, "round": self.rounds, "level": line.level,
                          "direction": line.text})
 
         if self.state == "initial":
@@ -171,12 +176,12 @@ class AxisAsync(RoundMixin, AxisBase):
                 take(p, {"kind": kind, "round": self.rounds, "level": line.level,
                          "direction": line.text, "predicted": True})
         # 2. the round's own line candidates, radial order
+        spec = self.spec_lines if self.spec_base is not None else []
         lines_tier(self.lines, self.line_offers(self.lines), "line")
         # 3. repeats of the base
         if self.repeats > 1 and self.base in st.values:
             repeat(self.base, {**base_info, "kind": "repeat"}, self.repeats)
         # 4. the speculative next round
-        spec = self.spec_lines if self.spec_base is not None else []
         if spec:
             lines_tier(spec, self.line_offers(spec), "speculative")
         # 5. more points of the running lines at once, then of the speculative ones

@@ -126,6 +126,11 @@ class MultiFidelitySearcher(Searcher):
     def budget_left(self) -> bool:
         return self.budget is None or self.committed < self.budget
 
+    @property
+    def finished(self) -> bool:
+        """Only a spent ``max_epochs_total`` ends ASHA (else the driver's max_trials does)."""
+        return not self.budget_left()
+
     # ---- proposals ------------------------------------------------------------------------
     def new_config(self, params: dict[str, Any]) -> int:
         self.configs.append(params)

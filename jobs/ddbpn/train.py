@@ -1,0 +1,408 @@
+"""Objective entry points of the D-DBPN job: ``pretrain`` and ``finetune``.
+
+Both follow the engine's objective contract ``f(params: dict, ctx) -> dict``:
+
+ctx attributes used: ``trial`` (int), ``trial_dir`` (existing directory),
+``seed`` (int), ``epochs`` (int or None -> ``params["epochs"]`` or the
+default), ``pretrained`` (checkpoint file to start a fine-tune from, or None),
+``resume_from`` (checkpoint of an earlier, shorter run of the same
+configuration to continue, or None) and ``checkpoint_path`` (where this run's
+final checkpoint goes).
+
+* ``pretrain``: MSE only (weight ``w1``, default 0.01), returns
+  ``{"loss", "psnr", "ssim", "niqe", "epochs", "seconds"}``.
+* ``finetune``: starts from ``ctx.pretrained`` (generator weights) or continues
+  ``ctx.resume_from``, trains with the four-term loss, evaluates on the
+  validation images (SR PNGs written to ``<trial_dir>/sr/``) and returns
+  ``{"niqe", "psnr", "ssim", "loss", "epochs", "seconds"}`` plus, when
+  ``params["evaluate_command"]`` is set, the numeric keys of its JSON answer
+  and ``"pi"`` when it reports ``"ma"``.
+
+Adam (0.9, 0.999); the learning rate is divided by 10 from epoch ``lr_step``
+on (default: half of the run's target epochs, as the reference code). A
+non-finite training loss raises ``FloatingPointError``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import subprocess
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .data import EpochSampler, ImageSource, TrainPatches, ValImage, load_validation
+from .losses import SRLoss, discriminator_loss
+from .metrics import niqe_y, perceptual_index, psnr_y, ssim_y
+from .model import DDBPN, Discriminator
+from .vgg import DEFAULT_TAPS, load_vgg19, resolve_taps
+
+__all__ = ["pretrain", "finetune", "DEFAULTS", "PRETRAIN_DEFAULT_W1", "FINETUNE_DEFAULT_WEIGHTS",
+           "resolve_settings", "evaluate", "load_checkpoint", "run_evaluator"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "autotune-ddbpn-v1"
+
+#: fixed settings and their defaults (the paper's network and training setup)
+DEFAULTS: dict[str, Any] = {
+    "scale": 4,               # 2, 4 or 8
+    "n0": 256,                # initial feature channels
+    "nR": 64,                 # projection-unit channels
+    "T": 7,                   # number of up-projection units
+    "patch": 32,              # LR patch side (HR patch = patch * scale)
+    "batch": 20,
+    "lr": 1e-4,
+    "epochs": 2000,           # when ctx.epochs is None (reference code's nEpochs)
+    "iters_per_epoch": None,  # None: folder -> ceil(n_images / batch) (one patch per
+                              # image, as the reference code); built-in data -> 40
+                              # (= 800 DIV2K images / batch 20)
+    "lr_step": None,          # epoch (0-based) from which lr is /10; None: ceil(epochs / 2)
+    "train_dir": None,        # folder of HR training images; None: scikit-image images
+    "val_dir": None,          # folder of HR validation images; None: scikit-image images
+    "val_crop": None,         # centre crop (HR px) of validation images; None: full images
+    "shave": 4,               # border shaved before PSNR / SSIM / NIQE
+    "vgg_weights": None,      # torchvision VGG19 state-dict file; None: seeded random VGG19
+    "vgg_taps": DEFAULT_TAPS,  # VGG19 feature indices / names (ReLUs before pool2..pool5)
+    "disc_width": 64,         # discriminator base channels
+    "disc_fc": 1024,          # discriminator hidden linear width
+    "workers": None,          # DataLoader workers; None: 0 on CPU, 4 on CUDA
+    "amp": True,              # fp16 autocast + GradScaler when on CUDA
+    "threads": None,          # torch.set_num_threads if given
+    "evaluate_command": None,  # shell command run after fine-tune evaluation
+    "evaluate_timeout": 7200,  # seconds
+    "save_sr": True,          # write SR validation PNGs to <trial_dir>/sr/
+}
+PRETRAIN_DEFAULT_W1 = 0.01
+#: fallback loss weights of a fine-tune when params lack them (the study sets them)
+FINETUNE_DEFAULT_WEIGHTS = {"w1": 0.01, "w2": 0.1, "w3": 0.001, "w4": 0.0}
+
+_INT_KEYS = ("scale", "n0", "nR", "T", "patch", "batch", "epochs", "iters_per_epoch",
+             "lr_step", "val_crop", "shave", "disc_width", "disc_fc", "workers", "threads")
+
+
+def _opt_int(v):
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "null")):
+        return None
+    return int(round(float(v)))
+
+
+def resolve_settings(params: dict, stage: str) -> dict:
+    """Merge ``params`` over ``DEFAULTS`` with types normalised, and the stage's loss weights."""
+    cfg = dict(DEFAULTS)
+    cfg.update({k: v for k, v in dict(params or {}).items()})
+    for k in _INT_KEYS:
+        cfg[k] = _opt_int(cfg.get(k))
+    cfg["lr"] = float(cfg["lr"])
+    cfg["vgg_taps"] = resolve_taps(
+        cfg["vgg_taps"].split(",") if isinstance(cfg["vgg_taps"], str) else cfg["vgg_taps"])
+    cfg["amp"] = str(cfg["amp"]).lower() not in ("0", "false", "no", "off")
+    cfg["save_sr"] = str(cfg["save_sr"]).lower() not in ("0", "false", "no", "off")
+    if stage == "pretrain":
+        cfg.update(w1=float(cfg.get("w1", PRETRAIN_DEFAULT_W1)), w2=0.0, w3=0.0, w4=0.0)
+    else:
+        for k, v in FINETUNE_DEFAULT_WEIGHTS.items():
+            cfg[k] = float(cfg.get(k, v))
+    if not any(cfg[k] > 0 for k in ("w1", "w2", "w3", "w4")):
+        raise ValueError("all loss weights are zero")
+    if cfg["scale"] not in (2, 4, 8):
+        raise ValueError(f"scale must be 2, 4 or 8, got {cfg['scale']}")
+    for k in ("n0", "nR", "T", "patch", "batch"):
+        if cfg[k] < 1:
+            raise ValueError(f"{k} must be >= 1")
+    if not (cfg["lr"] > 0 and math.isfinite(cfg["lr"])):
+        raise ValueError(f"lr must be positive, got {cfg['lr']}")
+    return cfg
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def _json_safe(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, (list, tuple)):
+            out[k] = [x if isinstance(x, (str, int, float, bool)) else str(x) for x in v]
+        else:
+            out[k] = str(v)
+    return out
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} is not a checkpoint dictionary")
+    return obj
+
+
+def _save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _generator_state(obj: dict) -> dict:
+    """Generator state dict from a checkpoint or a bare state dict."""
+    state = obj.get("model", obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict):
+        raise ValueError("no generator weights in checkpoint")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+@lru_cache(maxsize=2)
+def _shared_vgg(path: str | None, device: str):
+    """Frozen VGG19, built once per process and (weights file, device)."""
+    return load_vgg19(path, device=device)
+
+
+@lru_cache(maxsize=8)
+def _validation_set(scale: int, folder: str | None, crop: int | None) -> tuple[ValImage, ...]:
+    return tuple(load_validation(scale, folder, crop))
+
+
+def _to_uint8(t: torch.Tensor) -> np.ndarray:
+    a = t.detach().float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu().numpy()
+    return np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+@torch.inference_mode()
+def evaluate(model: DDBPN, images, device: torch.device | str = "cpu",
+             sr_dir: str | os.PathLike | None = None, border: int = 4) -> dict:
+    """Super-resolve the validation images and average PSNR / SSIM / NIQE
+    (Y channel, ``border`` px shaved). SR images go to ``sr_dir`` as PNG."""
+    from PIL import Image
+    was_training = model.training
+    model.eval()
+    psnrs, ssims, niqes = [], [], []
+    if sr_dir is not None:
+        Path(sr_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        for im in images:
+            x = torch.from_numpy(im.lr.transpose(2, 0, 1).astype(np.float32) / 255.0)[None].to(device)
+            sr = _to_uint8(model(x)[0])
+            if sr_dir is not None:
+                Image.fromarray(sr).save(Path(sr_dir) / f"{im.name}.png")
+            psnrs.append(psnr_y(sr, im.hr, border))
+            ssims.append(ssim_y(sr, im.hr, border))
+            niqes.append(niqe_y(sr, border))
+    finally:
+        model.train(was_training)
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+            "niqe": float(np.mean(niqes))}
+
+
+def run_evaluator(command: str, trial_dir: str, sr_dir: str, timeout: float | None = None) -> dict:
+    """Run the external evaluator; return the numeric entries of the JSON
+    object on the last non-empty line of its stdout.
+
+    The placeholders ``{trial_dir}`` and ``{sr_dir}`` are replaced by the
+    (unquoted) paths; other braces are left alone, so commands may contain
+    literal ``{...}``.
+    """
+    cmd = command.replace("{trial_dir}", str(trial_dir)).replace("{sr_dir}", str(sr_dir))
+    try:
+        proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"evaluate_command timed out after {timeout} s: {cmd}") from exc
+    if proc.returncode != 0:
+        raise RuntimeError(f"evaluate_command failed with exit status {proc.returncode}: "
+                           f"{(proc.stderr or '')[-2000:]}")
+    lines = [ln for ln in (proc.stdout or "").splitlines() if ln.strip()]
+    try:
+        obj = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise RuntimeError("evaluate_command did not print a JSON object on its last stdout line; "
+                           f"stdout tail: {(proc.stdout or '')[-500:]!r}; "
+                           f"stderr tail: {(proc.stderr or '')[-1500:]}")
+    return {k: float(v) for k, v in obj.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _lr_at(epoch: int, cfg: dict, target: int) -> float:
+    step = cfg["lr_step"] if cfg["lr_step"] is not None else (target + 1) // 2
+    return cfg["lr"] * (0.1 if epoch >= step else 1.0)
+
+
+def _run(stage: str, params: dict, ctx) -> dict:
+    cfg = resolve_settings(params, stage)
+    seed = int(getattr(ctx, "seed", 0) or 0)
+    trial = getattr(ctx, "trial", None)
+    trial_dir = getattr(ctx, "trial_dir", None)
+    ctx_epochs = getattr(ctx, "epochs", None)
+    target = int(ctx_epochs) if ctx_epochs is not None else int(cfg["epochs"])
+    if target < 0:
+        raise ValueError("epochs must be >= 0")
+    resume_from = getattr(ctx, "resume_from", None)
+    pretrained = getattr(ctx, "pretrained", None) if stage == "finetune" else None
+    checkpoint_path = getattr(ctx, "checkpoint_path", None)
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+
+    _seed_everything(seed)
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    amp = cuda and cfg["amp"]
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    arch = {"scale": cfg["scale"], "n0": cfg["n0"], "nR": cfg["nR"], "T": cfg["T"]}
+
+    gen = DDBPN(**arch).to(device)
+    hr_size = cfg["patch"] * cfg["scale"]
+    disc = (Discriminator(hr_size, cfg["disc_width"], cfg["disc_fc"]).to(device)
+            if cfg["w3"] > 0 else None)
+    vgg = (_shared_vgg(cfg["vgg_weights"], str(device))
+           if (cfg["w2"] > 0 or cfg["w4"] > 0) else None)
+    loss_fn = SRLoss(cfg["w1"], cfg["w2"], cfg["w3"], cfg["w4"], vgg=vgg,
+                     discriminator=disc, taps=cfg["vgg_taps"])
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
+    opt_d = (torch.optim.Adam(disc.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
+             if disc is not None else None)
+    scaler_g = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler_d = torch.amp.GradScaler("cuda", enabled=amp)
+
+    done, last_loss = 0, float("nan")
+    if resume_from:
+        ck = load_checkpoint(resume_from)
+        if ck.get("stage") != stage:
+            raise ValueError(f"resume_from {resume_from} is a {ck.get('stage')!r} checkpoint, "
+                             f"not {stage!r}")
+        if ck.get("arch") != arch:
+            raise ValueError(f"resume_from {resume_from} has architecture {ck.get('arch')}, "
+                             f"this run {arch}")
+        gen.load_state_dict(_generator_state(ck))
+        opt_g.load_state_dict(ck["opt_g"])
+        if disc is not None and ck.get("discriminator") is not None:
+            disc.load_state_dict(ck["discriminator"])
+            if ck.get("opt_d") is not None:
+                opt_d.load_state_dict(ck["opt_d"])
+        if amp and ck.get("scaler_g"):
+            scaler_g.load_state_dict(ck["scaler_g"])
+        if amp and disc is not None and ck.get("scaler_d"):
+            scaler_d.load_state_dict(ck["scaler_d"])
+        done = int(ck["epochs_done"])
+        last_loss = float(ck.get("last_loss", float("nan")))
+        log.info("trial %s: resuming %s from %s at epoch %d", trial, stage, resume_from, done)
+    elif pretrained:
+        gen.load_state_dict(_generator_state(load_checkpoint(pretrained)))
+        log.info("trial %s: fine-tune starts from %s", trial, pretrained)
+    elif stage == "finetune":
+        log.warning("trial %s: no ctx.pretrained checkpoint; fine-tuning from a random "
+                    "initialisation", trial)
+
+    source = ImageSource(cfg["train_dir"])
+    iters = cfg["iters_per_epoch"]
+    if iters is None:
+        iters = math.ceil(len(source) / cfg["batch"]) if cfg["train_dir"] else 40
+    iters = max(int(iters), 1)
+    dataset = TrainPatches(source, cfg["scale"], cfg["patch"], iters * cfg["batch"], seed=seed)
+    workers = cfg["workers"] if cfg["workers"] is not None else (4 if cuda else 0)
+    sampler = EpochSampler(len(dataset))
+    loader = DataLoader(dataset, batch_size=cfg["batch"], sampler=sampler, drop_last=True,
+                        num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0)
+
+    t0 = time.perf_counter()
+    gen.train()
+    if disc is not None:
+        disc.train()
+    for epoch in range(done, target):
+        lr_now = _lr_at(epoch, cfg, target)
+        for group in opt_g.param_groups:
+            group["lr"] = lr_now
+        if opt_d is not None:
+            for group in opt_d.param_groups:
+                group["lr"] = lr_now
+        sampler.epoch = epoch
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        steps = 0
+        for lr_b, hr_b in loader:
+            lr_b = lr_b.to(device, non_blocking=True)
+            hr_b = hr_b.to(device, non_blocking=True)
+            if disc is not None:
+                disc.requires_grad_(False)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                sr = gen(lr_b)
+                total, _ = loss_fn(sr, hr_b)
+            opt_g.zero_grad(set_to_none=True)
+            scaler_g.scale(total).backward()
+            scaler_g.step(opt_g)
+            scaler_g.update()
+            if disc is not None:
+                disc.requires_grad_(True)
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                    d_loss = discriminator_loss(disc, sr, hr_b)
+                opt_d.zero_grad(set_to_none=True)
+                scaler_d.scale(d_loss).backward()
+                scaler_d.step(opt_d)
+                scaler_d.update()
+            loss_sum += total.detach().double()
+            steps += 1
+            if not cuda and not math.isfinite(float(total.detach())):
+                raise FloatingPointError(f"loss became NaN at epoch {epoch + 1}")
+        last_loss = float(loss_sum) / max(steps, 1)
+        if not math.isfinite(last_loss):
+            raise FloatingPointError(f"loss became NaN at epoch {epoch + 1}")
+        done = epoch + 1
+        log.info("trial %s %s epoch %d/%d lr %.3g loss %.6g", trial, stage, done, target,
+                 lr_now, last_loss)
+    seconds = time.perf_counter() - t0
+
+    if checkpoint_path:
+        _save_checkpoint(checkpoint_path, {
+            "format": CHECKPOINT_FORMAT, "stage": stage, "arch": arch,
+            "model": gen.state_dict(),
+            "discriminator": disc.state_dict() if disc is not None else None,
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict() if opt_d is not None else None,
+            "scaler_g": scaler_g.state_dict() if amp else None,
+            "scaler_d": scaler_d.state_dict() if amp and disc is not None else None,
+            "epochs_done": done, "target_epochs": target, "last_loss": last_loss,
+            "seed": seed, "params": _json_safe(dict(params or {})),
+        })
+
+    images = _validation_set(cfg["scale"], cfg["val_dir"], cfg["val_crop"])
+    sr_dir = str(Path(trial_dir) / "sr") if (trial_dir and cfg["save_sr"]) else None
+    result = evaluate(gen, images, device, sr_dir, cfg["shave"])
+    result.update(loss=float(last_loss), epochs=float(done), seconds=float(seconds))
+
+    command = cfg.get("evaluate_command")
+    if stage == "finetune" and command:
+        if sr_dir is None:
+            sr_dir = str(Path(trial_dir or ".") / "sr")
+            evaluate(gen, images, device, sr_dir, cfg["shave"])
+        extra = run_evaluator(str(command), str(trial_dir or "."), sr_dir,
+                              cfg.get("evaluate_timeout"))
+        if "niqe" in extra:
+            result["niqe_python"] = result["niqe"]
+        result.update(extra)
+        if "ma" in extra and "pi" not in extra:
+            result["pi"] = perceptual_index(extra["ma"], result["niqe"])
+    return result
+
+
+def pretrain(params: dict, ctx) -> dict:
+    """MSE-only pre-training of D-DBPN (``w1`` from params, default 0.01)."""
+    return _run("pretrain", params, ctx)
+
+
+def finetune(params: dict, ctx) -> dict:
+    """Four-loss fine-tuning from ``ctx.pretrained`` (or continuing ``ctx.resume_from``)."""
+    return _run("finetune", params, ctx)

@@ -1,0 +1,264 @@
+"""The axis searches on analytic functions over the study-shaped grid (10 x 11 x 11 x 11)."""
+import heapq
+import os
+
+import numpy as np
+import pytest
+
+from autotune import benchfuncs as bf
+from autotune.errors import StudyError
+from autotune.searchers import SEARCHERS, Result, SearchSettings
+from autotune.searchers.axis_common import all_directions, dir_text
+from autotune.space import parse_space
+from autotune.study import parse_study
+
+METHODS = ["axis-s2018", "axis-radial", "axis"]
+
+
+def make(method, fn="bowl", instance=0, workers=50, seed=0, fail=0.0, noise=0.0, **options):
+    space = parse_space(bf.space(fn, instance, noise=noise, fail=fail))
+    return SEARCHERS[method](SearchSettings(space, seed, workers, None, options))
+
+
+def evaluate(fn, instance, sug, noise=0.0, fail=0.0):
+    idx = bf.index_of(sug.params)
+    if bf._fails(idx, instance, fail):
+        return Result(sug.trial, "failed", None)
+    value = bf.true_value(fn, instance, idx)
+    if noise:
+        value += float(np.random.default_rng([sug.trial, 1]).normal(0, noise))
+    return Result(sug.trial, "ok", value)
+
+
+def drive(searcher, fn="bowl", instance=0, workers=50, noise=0.0, fail=0.0, check_busy=False,
+          calls=None, limit=5000):
+    """A tiny event loop: costs 0.8-1.2 h, results told in order of completion."""
+    rng = np.random.default_rng(1)
+    heap, clock, seq, told, trials = [], 0.0, 0, 0, []
+    while told < limit:
+        if not searcher.finished:
+            free = workers - len(heap)
+            if free > 0:
+                got = searcher.ask(free)
+                if calls is not None:
+                    calls.append(("ask", free, [(s.trial, s.params) for s in got]))
+                for s in got:
+                    trials.append(s)
+                    heapq.heappush(heap, (clock + 3600 * rng.uniform(0.8, 1.2), seq, s))
+                    seq += 1
+                if check_busy and len(heap) < workers and not searcher.finished:
+                    assert searcher._work(workers - len(heap)) == [], "a slot idles with work"
+        if not heap:
+            break
+        clock = heap[0][0]
+        while heap and heap[0][0] <= clock:
+            s = heapq.heappop(heap)[2]
+            result = evaluate(fn, instance, s, noise, fail)
+            if calls is not None:
+                calls.append(("tell", result))
+            searcher.tell(result)
+            told += 1
+    return trials
+
+
+@pytest.mark.parametrize("method", ["axis-s2018", "axis-radial"])
+@pytest.mark.parametrize("fn", ["bowl", "convex"])
+def test_faithful_modes_find_the_exact_minimum_of_a_convex_bowl(method, fn):
+    s = make(method, fn)
+    trials = drive(s, fn)
+    assert s.finished
+    _, argmin = bf.grid_minimum(fn, 0)
+    assert tuple(s.summary()["base_index"]) == argmin
+    # every point at most once
+    assert len({tuple(t.params.items()) for t in trials}) == len(trials)
+
+
+def test_async_finds_the_minimum_of_a_convex_bowl_and_every_point_once():
+    s = make("axis", "convex")
+    trials = drive(s, "convex")
+    assert s.finished
+    assert tuple(s.summary()["base_index"]) == bf.grid_minimum("convex", 0)[1]
+    assert len({tuple(t.params.items()) for t in trials}) == len(trials)
+
+
+def test_s2018_raises_the_level_only_when_stalled():
+    s = make("axis-s2018", "convex", workers=1)
+    history = []
+    heap_level, heap_base = s.level, s.base
+    while not s.finished:
+        batch = s.ask(50)
+        assert batch, "a sequential step always has a batch"
+        assert s.ask(50) == []  # one batch at a time
+        for sug in batch:
+            s.tell(evaluate("convex", 0, sug))
+        if s.level != heap_level:
+            assert s.level == heap_level + 1
+            assert s.base == heap_base, "the level rose on a move"
+            history.append(s.level)
+        heap_level, heap_base = s.level, s.base
+    summary = s.summary()
+    assert summary["level"] == 4 and history == [2, 3, 4]
+    assert summary["stop_reason"].startswith("no improvement at level 4")
+
+
+def test_s2018_sequence_base_then_neighbours_then_line():
+    s = make("axis-s2018", "bowl")
+    first = s.ask(50)
+    assert [x.info["kind"] for x in first] == ["initial"]
+    assert first[0].info["index"] == [5, 5, 5, 5]
+    s.tell(evaluate("bowl", 0, first[0]))
+    neighbours = s.ask(50)
+    assert {x.info["kind"] for x in neighbours} == {"neighbour"}
+    assert len(neighbours) == 8  # +- one step along the 4 axes (level 1)
+    for x in neighbours:
+        s.tell(evaluate("bowl", 0, x))
+    line = s.ask(50)
+    assert {x.info["kind"] for x in line} == {"line"}
+    assert len({x.info["direction"] for x in line}) == 1
+    assert len(line) <= 4
+
+
+def test_radial_candidate_order_and_batches():
+    s = make("axis-radial", "bowl", workers=50)
+    batch = s.ask(50)
+    assert len(batch) == 50
+    assert batch[0].info["kind"] == "base" and batch[0].info["index"] == [5, 5, 5, 5]
+    dirs = [dir_text(v) for v in all_directions(4)]
+    assert len(dirs) == 40
+    first_pass = [x.info["direction"] for x in batch[1:41]]
+    assert first_pass == dirs  # every line's first point, level 1 lines first
+    assert [x.info["level"] for x in batch[1:41]] == sorted(x.info["level"] for x in batch[1:41])
+    assert [x.info["direction"] for x in batch[41:50]] == dirs[:9]  # then the second points
+    assert s.ask(50) == []  # waits for the whole batch
+    for x in batch[:-1]:
+        s.tell(evaluate("bowl", 0, x))
+    assert s.ask(50) == []
+    s.tell(evaluate("bowl", 0, batch[-1]))
+    assert len(s.ask(50)) == 50
+
+
+def test_async_never_leaves_a_slot_idle_while_it_holds_candidates():
+    s = make("axis", "rosenbrock", instance=1)
+    drive(s, "rosenbrock", instance=1, check_busy=True)
+    assert s.finished
+
+
+def test_async_refills_a_freed_slot_at_once():
+    s = make("axis", "bowl")
+    first = s.ask(50)
+    assert len(first) == 50
+    s.tell(evaluate("bowl", 0, first[3]))
+    again = s.ask(1)
+    assert len(again) == 1  # no waiting for the batch
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_replay_gives_the_same_suggestions(method):
+    calls = []
+    live = make(method, "multimodal", instance=2, seed=3, noise=0.01)
+    drive(live, "multimodal", instance=2, noise=0.01, calls=calls, limit=400)
+    fresh = make(method, "multimodal", instance=2, seed=3, noise=0.01)
+    for call in calls:
+        if call[0] == "ask":
+            got = fresh.ask(call[1])
+            assert [(x.trial, x.params) for x in got] == call[2]
+        else:
+            fresh.tell(call[1])
+    assert fresh.summary() == live.summary()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_failed_trials_do_not_wedge_the_search(method):
+    s = make(method, "convex", fail=0.2)
+    trials = drive(s, "convex", fail=0.2)
+    assert s.finished
+    base = tuple(s.summary()["base_index"])
+    assert base in s.store.values  # the final base was measured
+    assert s.store.failed  # some points did fail
+    assert len(trials) < 13310
+
+
+def test_empty_ask_changes_nothing():
+    s = make("axis-radial", "bowl")
+    s.ask(50)
+    before = (s._next_trial, dict(s.store.pending))
+    assert s.ask(10) == []
+    assert (s._next_trial, dict(s.store.pending)) == before
+
+
+def test_start_latin_and_noise_aware_repeats():
+    s = make("axis", "convex", start={"lr": 1e-4, "w2": 5.0, "w3": 1e-3, "w4": 1.0})
+    assert s.ask(1)[0].info["index"] == [4, 6, 5, 5]
+    latin = make("axis-radial", "convex", initial="latin", seed=4)
+    batch = latin.ask(50)
+    assert len(batch) == 11 and {x.info["kind"] for x in batch} == {"initial"}
+    noisy = make("axis", "convex", repeats=3, noise=0.02)
+    drive(noisy, "convex", noise=0.02)
+    summary = noisy.summary()
+    assert noisy.finished and summary["base_repeats"] >= 3
+    assert summary["base_spread"] > 0 and summary["noise_sigma"] > 0
+    assert summary["work"].get("repeat", 0) >= 2
+
+
+def study(algorithm, **search):
+    return {"objective": {"entry": "autotune.benchfuncs:objective", "metric": "value"},
+            "space": bf.space("bowl"), "search": {"algorithm": algorithm, **search},
+            "executor": {"kind": "simulated", "max_concurrent": 50}}
+
+
+@pytest.mark.parametrize("search, key", [
+    ({"start": {"lr": 3e-4}}, "search.start: lr=0.0003 is not on the grid"),
+    ({"start": {"lrate": 1e-4}}, "search.start: lrate is not a parameter"),
+    ({"start": {"fn": "convex"}}, "search.start: fn="),
+    ({"initial": "sobol"}, "search.initial"),
+    ({"alpha": -1}, "search.alpha"),
+    ({"patience": 0}, "search.patience"),
+    ({"max_level": 5}, "search.max_level"),
+    ({"max_line_points": 1}, "search.max_line_points"),
+    ({"bogus": 1}, "search.bogus"),
+])
+@pytest.mark.parametrize("method", METHODS)
+def test_bad_options_name_the_key(method, search, key):
+    with pytest.raises(StudyError) as err:
+        parse_study(study(method, **search))
+    assert str(err.value).startswith(key), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_async_only_options():
+    with pytest.raises(StudyError, match="search.noise_margin"):
+        parse_study(study("axis", noise_margin=-1))
+    with pytest.raises(StudyError, match="search.repeats"):
+        parse_study(study("axis-radial", repeats=3))
+    assert parse_study(study("axis", repeats=3, line_parallel=2, noise_margin=1.5)).algorithm == "axis"
+
+
+def test_range_needs_steps():
+    raw = study("axis")
+    raw["space"] = {"lr": {"low": 1e-5, "high": 1e-1, "log": True}, "fn": "bowl"}
+    with pytest.raises(StudyError, match="space.lr"):
+        parse_study(raw)
+    raw["space"]["lr"]["steps"] = 7
+    assert parse_study(raw).algorithm == "axis"
+
+
+def test_driver_with_simulated_executor_and_resume(tmp_path):
+    """Through the real driver: crash part-way, resume, get the same trajectory."""
+    from autotune.driver import Driver, SimulatedCrash
+    from autotune.history import History
+    from autotune.journal import Journal
+
+    raw = study("axis")
+    raw["search"]["max_trials"] = 120
+    whole = os.path.join(tmp_path, "whole")
+    Driver(parse_study(raw), whole, progress=False).run()
+    crashed = os.path.join(tmp_path, "crashed")
+    with pytest.raises(SimulatedCrash):
+        Driver(parse_study(raw), crashed, progress=False, stop_after_events=40).run()
+    Driver(parse_study(raw), crashed, progress=False).run()
+    a = History.load(Journal(os.path.join(whole, "history.jsonl")))
+    b = History.load(Journal(os.path.join(crashed, "history.jsonl")))
+    assert len(a.trials) == len(b.trials) == 120
+    assert [a.trials[i].params for i in sorted(a.trials)] == \
+        [b.trials[i].params for i in sorted(b.trials)]
+    assert not b.warnings

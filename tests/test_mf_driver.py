@@ -1,0 +1,162 @@
+"""Multi-fidelity searchers under the driver: checkpoint continuation, replay, crash and resume."""
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from autotune import mfbench
+from autotune.driver import Driver, SimulatedCrash, replay
+from autotune.history import History
+from autotune.journal import Journal
+from autotune.study import parse_study
+
+FID = {"min": 1, "max": 27, "eta": 3}
+ALGORITHMS = ("hyperband", "asha", "asha-bo")
+
+
+def mapping(algorithm, seed=0, budget=300, workers=6):
+    search = {"seed": seed, "fidelity": FID, "max_epochs_total": budget}
+    if algorithm == "asha-bo":
+        search["min_points_in_model"] = 4
+    return mfbench.study_mapping("lc-branin", algorithm, search, workers=workers)
+
+
+def run(directory, algorithm, stop_after=None, **kw):
+    study = parse_study(mapping(algorithm, **kw))
+    try:
+        Driver(study, str(directory), progress=False, stop_after_events=stop_after).run()
+    except SimulatedCrash:
+        return False
+    return True
+
+
+def load(directory):
+    return History.load(Journal(os.path.join(str(directory), "history.jsonl")))
+
+
+def events(directory):
+    with open(os.path.join(str(directory), "history.jsonl")) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def facts(history):
+    """Everything a run decided and measured, trial by trial (times: see same_times)."""
+    return {t: (r.params, r.fidelity, r.parent, r.info, r.status, r.value, r.cost_s,
+                r.metrics.get("epochs_trained"))
+            for t, r in sorted(history.trials.items())}
+
+
+def same_times(a, b):
+    """Virtual start and end times agree (the journal keeps 6 decimals; a resumed clock
+    restarts from the rounded value, so allow a few microseconds)."""
+    assert a.trials.keys() == b.trials.keys()
+    for t in a.trials:
+        assert a.trials[t].start_s == pytest.approx(b.trials[t].start_s, abs=1e-4)
+        assert a.trials[t].end_s == pytest.approx(b.trials[t].end_s, abs=1e-4)
+
+
+# ---- the objective's checkpoints --------------------------------------------------------------
+def ctx(tmp_path, trial, epochs, resume_from=None, seed=None):
+    d = tmp_path / f"t{trial}"
+    d.mkdir(exist_ok=True)
+    return SimpleNamespace(trial=trial, epochs=epochs, seed=seed if seed is not None else 100 + trial,
+                           trial_dir=str(d), resume_from=resume_from,
+                           checkpoint_path=str(d / "checkpoint.pt"))
+
+
+def test_objective_continues_from_the_parent_checkpoint(tmp_path):
+    p = {"x1": 3.0, "x2": 2.5}
+    first = mfbench.lc_branin(p, ctx(tmp_path, 0, 3))
+    assert (first["epochs_trained"], first["resumed_from"]) == (3, 0)
+    c1 = ctx(tmp_path, 0, 3).checkpoint_path
+    second = mfbench.lc_branin(p, ctx(tmp_path, 1, 9, resume_from=c1))
+    assert (second["epochs_total"], second["epochs_trained"], second["resumed_from"]) == (9, 6, 3)
+    assert second["cost_s"] == pytest.approx(6 * second["sec_per_epoch"])
+    # the same value as one uninterrupted 9-epoch run of the same lineage (seed of the first)
+    straight = mfbench.lc_branin(p, ctx(tmp_path, 2, 9, seed=100))
+    assert straight["loss"] == second["loss"] and straight["epochs_trained"] == 9
+    third = mfbench.lc_branin(p, ctx(tmp_path, 3, 27, resume_from=ctx(tmp_path, 1, 9).checkpoint_path))
+    assert (third["epochs_trained"], third["resumed_from"]) == (18, 9)
+    with pytest.raises(ValueError, match="another configuration"):
+        mfbench.lc_branin({"x1": 0.0, "x2": 2.5}, ctx(tmp_path, 4, 9, resume_from=c1))
+
+
+def test_benchmark_optimum_is_a_lower_bound():
+    bench = mfbench.BENCHMARKS["lc-mlp"]
+    best = mfbench.optimum("lc-mlp", 81)
+    near = {"lr": 10 ** -2.0, "width": 256, "dropout": 0.2, "optimizer": "adam", "batch": 64}
+    assert best <= bench.curve(near, 81) < best + 0.05
+    assert mfbench.random_median("lc-mlp", 81, draws=500) > best + 0.2
+    assert mfbench.optimum("lc-branin", 27) < mfbench.random_median("lc-branin", 27, draws=500)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_promoted_trials_resume_and_pay_only_the_extra_epochs(tmp_path, algorithm):
+    assert run(tmp_path, algorithm)
+    h = load(tmp_path)
+    promoted = [r for r in h.trials.values() if r.parent is not None]
+    assert promoted and all(r.status == "ok" for r in h.trials.values())
+    for r in h.trials.values():
+        parent = h.trials.get(r.parent)
+        done = parent.fidelity if parent else 0
+        assert r.metrics["resumed_from"] == done and r.metrics["epochs_total"] == r.fidelity
+        assert r.metrics["epochs_trained"] == r.fidelity - done
+        assert r.cost_s == pytest.approx(r.metrics["epochs_trained"] * r.metrics["sec_per_epoch"])
+        if parent:
+            assert parent.params == r.params and parent.end_s <= r.start_s
+            assert r.info["rung"] == parent.info["rung"] + 1
+    epochs = sum(r.metrics["epochs_trained"] for r in h.trials.values())
+    assert 300 <= epochs < 300 + 27
+    if algorithm == "hyperband":  # a stage never starts before the stage below has finished
+        for r in promoted:
+            same_stage_below = [x for x in h.trials.values() if x.info["bracket"] == r.info["bracket"]
+                                and x.fidelity == h.trials[r.parent].fidelity]
+            assert max(x.end_s for x in same_stage_below) <= r.start_s
+    with open(tmp_path / "trajectory.csv") as fh:
+        header = fh.readline().strip().split(",")
+    assert {"epochs", "parent", "rung", "bracket"} <= set(header)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_runs_are_reproducible_and_replay_reaches_the_same_state(tmp_path, algorithm):
+    assert run(tmp_path / "a", algorithm, seed=4, budget=150)
+    assert run(tmp_path / "b", algorithm, seed=4, budget=150)
+    assert run(tmp_path / "c", algorithm, seed=5, budget=150)
+    a, b, c = load(tmp_path / "a"), load(tmp_path / "b"), load(tmp_path / "c")
+    assert facts(a) == facts(b)
+    same_times(a, b)
+    assert [r.params for r in a.trials.values()] != [r.params for r in c.trials.values()]
+    study = parse_study(mapping(algorithm, seed=4, budget=150))
+    one, two = replay(study.make_searcher(), a), replay(study.make_searcher(), a)
+    assert one.summary() == two.summary()
+    assert one.summary()["epochs_committed"] == sum(r.metrics["epochs_trained"] for r in a.trials.values())
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_resume_after_abrupt_stop_neither_loses_nor_repeats(tmp_path, algorithm):
+    assert run(tmp_path / "whole", algorithm, seed=1, budget=150)
+    whole = load(tmp_path / "whole")
+    for k in (2, 3, 21, 50):  # stop after k journal appends: ask, submit, end batches
+        d = tmp_path / f"stop{k}"
+        assert not run(d, algorithm, stop_after=k, seed=1, budget=150)
+        before = load(d)
+        told = {t for t, r in before.trials.items() if r.done}
+        assert run(d, algorithm, seed=1, budget=150)  # resume to the end
+        after = load(d)
+        assert facts(after) == facts(whole), f"stopped after {k} appends"
+        same_times(after, whole)
+        ends = [e for e in events(d) if e["e"] == "end"]
+        per_trial = {}
+        for e in ends:
+            per_trial[e["trial"]] = per_trial.get(e["trial"], 0) + 1
+        assert all(n == 1 for n in per_trial.values())  # no result recorded twice
+        assert set(per_trial) == set(after.trials)       # none lost
+        # trials told before the stop did not run again: one submit each
+        submits = {}
+        for e in events(d):
+            if e["e"] == "submit":
+                submits[e["trial"]] = submits.get(e["trial"], 0) + 1
+        assert all(submits[t] == 1 for t in told)

@@ -1,0 +1,273 @@
+"""The slurm executor against a real SLURM cluster (``bash scripts/slurm-local.sh start``).
+
+Skipped, saying how to start one, where ``sinfo`` does not answer. Each test is a few
+seconds to about half a minute of real jobs on the local one-node cluster.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from autotune.executors.slurm_query import name_prefix, slurm_reachable
+
+from .helpers import REPO, history
+
+pytestmark = pytest.mark.skipif(
+    not slurm_reachable(),
+    reason="no SLURM reachable (sinfo failed); start a local one with: "
+           "bash scripts/slurm-local.sh start")
+
+
+def study_file(tmp_path, name: str, entry: str, space: dict, max_trials: int,
+               max_concurrent: int = 4, **executor) -> str:
+    data = {
+        "name": name,
+        "objective": {"entry": f"tests.slurm_objective:{entry}", "metric": "loss"},
+        "space": space,
+        "search": {"algorithm": "grid", "max_trials": max_trials},
+        "executor": {"kind": "slurm", "max_concurrent": max_concurrent, "time_limit_min": 2,
+                     "gpus_per_job": 0, "poll_s": 0.5, "max_poll_s": 2, **executor},
+    }
+    path = os.path.join(tmp_path, f"{name}.yaml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(data, fh)
+    return path
+
+
+def start_driver(study: str, directory: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "autotune", "run", study, "--dir", directory,
+                             "--quiet"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def run_driver(study: str, directory: str, timeout: float = 90) -> str:
+    proc = start_driver(study, directory)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def wait_for(what: str, check, timeout: float = 60, every: float = 0.2):
+    give_up = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > give_up:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def submits(directory: str) -> list[dict]:
+    try:
+        with open(os.path.join(directory, "history.jsonl")) as fh:
+            events = [json.loads(line) for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+    return [e for e in events if e.get("e") == "submit"]
+
+
+def sacct_jobs(directory: str, expected: int) -> list[tuple[str, str]]:
+    """(job id, name) of every job of this study that the accounting database lists.
+
+    The database learns of a job a moment after it ends: wait until it lists ``expected``
+    (or a few seconds), then look once more, so that one job too many would show.
+    """
+    wait_for("sacct to list the jobs", lambda: len(_sacct_jobs(directory)) >= expected,
+             timeout=10, every=0.5)
+    time.sleep(1.0)
+    return _sacct_jobs(directory)
+
+
+def _sacct_jobs(directory: str) -> list[tuple[str, str]]:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobIDRaw,JobName", "-S", "now-1hour",
+                          "-E", "now"], capture_output=True, text=True, check=True).stdout
+    prefix = name_prefix(directory)
+    return [tuple(line.split("|")[:2]) for line in out.splitlines()
+            if line.split("|")[1:2] and line.split("|")[1].startswith(prefix)]
+
+
+def squeue_state(job_id: str) -> str:
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True,
+                         text=True).stdout.strip()
+    return out
+
+
+def release_held(proc: subprocess.Popen, job_id: str) -> None:
+    """Until the driver ends: a requeued job is held ~2 minutes (BeginTime); start it now."""
+    held_since = None
+    while proc.poll() is None:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T|%r"], capture_output=True,
+                             text=True).stdout.strip()
+        if out != "PENDING|BeginTime":
+            held_since = None
+        elif held_since is None:
+            held_since = time.monotonic()
+        elif time.monotonic() - held_since > 3.0:  # its last run must be gone: credential
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+            held_since = None
+        time.sleep(0.3)
+
+
+def driver_output(proc: subprocess.Popen, job_id: str, timeout: float = 120) -> str:
+    releaser = threading.Thread(target=release_held, args=(proc, job_id), daemon=True)
+    releaser.start()
+    out, _ = proc.communicate(timeout=timeout)
+    releaser.join()
+    assert proc.returncode == 0, out
+    return out
+
+
+def checkpoint_step(directory: str, trial: int) -> int:
+    try:
+        with open(os.path.join(directory, "trials", str(trial), "checkpoint.pt")) as fh:
+            return json.load(fh)["step"]
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def test_small_study_completes_and_a_raising_trial_fails(tmp_path):
+    study = study_file(tmp_path, "small", "quick", {"x": {"values": [0, 1, 2, 99, 3]}}, 5)
+    directory = str(tmp_path / "d")
+    out = run_driver(study, directory)
+    h = history(directory)
+    assert h.by_status() == {"ok": 4, "failed": 1}, out
+    failed = [r for r in h.trials.values() if r.status == "failed"][0]
+    assert failed.params["x"] == 99 and failed.failure == "exception"
+    assert "ValueError: bad hyperparameters" in failed.error
+    assert h.best("min").params["x"] == 1
+    for rec in h.trials.values():  # the job ran where the history says it did
+        assert rec.job_id.isdigit()
+        if rec.status == "ok":
+            assert rec.metrics is not None and rec.start_s <= rec.end_s
+    # one job per trial; cleanup "done": only the failed job's submitit folder is kept
+    assert len(sacct_jobs(directory, 5)) == 5
+    assert sorted(os.listdir(os.path.join(directory, "slurm"))) == [failed.job_id]
+
+
+def test_driver_killed_with_jobs_in_flight_reattaches(tmp_path):
+    space = {"x": {"values": [0, 1, 2, 3]}, "steps": {"values": [8]}, "step_s": {"values": [0.5]}}
+    study = study_file(tmp_path, "kill", "stepper", space, 4, max_concurrent=4)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("4 jobs submitted", lambda: len(submits(directory)) == 4, timeout=60)
+    wait_for("a trial to be running", lambda: checkpoint_step(directory, 0) >= 1, timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)
+    out = run_driver(study, directory)
+    h = history(directory)
+    assert h.by_status() == {"ok": 4}, out
+    # nothing submitted again: one submit per trial, attempt 0, and one job per trial in sacct
+    events = submits(directory)
+    assert sorted(e["trial"] for e in events) == [0, 1, 2, 3]
+    assert all(e["attempt"] == 0 for e in events)
+    jobs = sacct_jobs(directory, 4)
+    assert len(jobs) == len(h.trials) == 4, jobs
+    assert {j for j, _ in jobs} == {e["job_id"] for e in events}
+    assert all(rec.metrics["runs"] == 1 for rec in h.trials.values())
+
+
+def test_orphan_submitted_but_not_recorded_is_adopted(tmp_path):
+    """A driver that died between sbatch and recording: the next one adopts the job by name."""
+    from autotune.executors.base import TrialJob
+    from autotune.executors.slurm import SlurmExecutor
+    from autotune.objective import Ctx, ObjectiveSpec
+
+    directory = str(tmp_path / "d")
+    os.makedirs(directory)
+    spec = ObjectiveSpec(metric="loss", entry="tests.slurm_objective:quick", python_path=(REPO,))
+    opts = {"time_limit_min": 2, "poll_s": 0.5}
+
+    def job() -> TrialJob:
+        ctx = Ctx(trial=0, trial_dir=os.path.join(directory, "trials", "0"), seed=1)
+        return TrialJob(0, 0, {"x": 1.0, "sleep_s": 2.0}, ctx, spec)
+
+    t0 = time.time()
+    first = SlurmExecutor(directory, 1, t0, opts)
+    job_id = first.submit(job())
+    first.shutdown()  # the driver dies before recording the submit
+    second = SlurmExecutor(directory, 1, t0, opts)
+    assert second.submit(job()) == job_id
+    assert second.stats["adopted"] == 1 and second.stats["submits"] == 0
+    outcomes = []
+    wait_for("the adopted job's result", lambda: outcomes.extend(second.poll(0.5)) or outcomes,
+             timeout=60)
+    assert outcomes[0].result["loss"] == 0.0 and outcomes[0].job_id == job_id
+    assert len(sacct_jobs(directory, 1)) == 1
+
+
+def test_job_cancelled_from_outside_is_recorded_cancelled_and_search_goes_on(tmp_path):
+    space = {"x": {"values": [0, 1, 2]}, "steps": {"values": [4]}, "step_s": {"values": [0.5]}}
+    study = study_file(tmp_path, "scancel", "stepper", space, 3, max_concurrent=2)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    first = wait_for("trial 0 submitted",
+                     lambda: [e for e in submits(directory) if e["trial"] == 0], timeout=60)
+    subprocess.run(["scancel", first[0]["job_id"]], check=True)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    h = history(directory)
+    assert h.trials[0].status == "cancelled" and h.trials[0].failure == "cancelled", out
+    assert h.trials[1].status == "ok" and h.trials[2].status == "ok"
+
+
+def test_requeued_trial_continues_from_its_checkpoint(tmp_path):
+    space = {"x": {"values": [1]}, "steps": {"values": [24]}, "step_s": {"values": [0.5]}}
+    study = study_file(tmp_path, "requeue", "stepper", space, 1, max_concurrent=1, max_requeue=6)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    job_id = wait_for("the job submitted", lambda: submits(directory), timeout=60)[0]["job_id"]
+    wait_for("three steps done", lambda: checkpoint_step(directory, 0) >= 3, timeout=60)
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    out = driver_output(proc, job_id)
+    rec = history(directory).trials[0]
+    assert rec.status == "ok", out
+    assert rec.job_id == job_id
+    # (this SLURM may send submitit's USR2 to a restarted job: a further requeue is fine)
+    assert rec.metrics["runs"] >= 2 and rec.metrics["resumed_from"] >= 3
+    assert len(sacct_jobs(directory, 1)) == 1
+
+
+def test_preemption_signal_checkpoints_through_submitit_and_requeues(tmp_path):
+    """submitit's USR2 path: checkpoint() is called, the job requeues itself and continues."""
+    space = {"x": {"values": [1]}, "steps": {"values": [14]}, "step_s": {"values": [0.5]}}
+    study = study_file(tmp_path, "usr2", "stepper", space, 1, max_concurrent=1, max_requeue=6)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    job_id = wait_for("the job submitted", lambda: submits(directory), timeout=60)[0]["job_id"]
+    wait_for("two steps done", lambda: checkpoint_step(directory, 0) >= 2, timeout=60)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    out = driver_output(proc, job_id)
+    rec = history(directory).trials[0]
+    assert rec.status == "ok", out
+    # (this SLURM sometimes signals the restarted job once more: more than one requeue is fine)
+    assert rec.metrics["requeues"] >= 1 and rec.metrics["runs"] == rec.metrics["requeues"] + 1
+    assert rec.metrics["resumed_from"] >= 2
+    assert len(sacct_jobs(directory, 1)) == 1
+
+
+def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
+    from autotune.cancel import cancel_study
+
+    space = {"x": {"values": [0, 1, 2]}, "steps": {"values": [40]}, "step_s": {"values": [0.5]}}
+    study = study_file(tmp_path, "cancel", "stepper", space, 3, max_concurrent=2)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("2 jobs submitted", lambda: len(submits(directory)) == 2, timeout=60)
+    message = cancel_study(directory)
+    assert "stopped the driver" in message and "cancelled 2 slurm job(s)" in message, message
+    proc.wait(timeout=30)
+    jobs = [e["job_id"] for e in submits(directory)]
+    wait_for("the jobs gone from the queue",
+             lambda: all(squeue_state(j) in ("", "COMPLETING") for j in jobs), timeout=30)
+    h = history(directory)
+    assert h.notes[-1]["e"] == "cancel" and sorted(h.notes[-1]["jobs"]) == sorted(jobs)
