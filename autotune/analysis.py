@@ -12,7 +12,7 @@ from .history import History
 def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
     """End times of successful trials in order, with the best value reached by each."""
     ok = sorted((r.end_s, r.value) for r in history.trials.values()
-                if r.status == "ok" and r.value is not None and r.end_s is not None)
+                if history.counts_for_best(r) and r.end_s is not None)
     times, bests, best = [], [], None
     for t, v in ok:
         if best is None or (v < best if mode == "min" else v > best):

@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import StudyError
@@ -36,6 +36,7 @@ class RunSummary:
     counts: dict[str, int]
     best: TrialRecord | None
     stopped: str  # "finished" | "interrupted"
+    searcher: dict[str, Any] = field(default_factory=dict)  # the searcher's own summary()
 
 
 class Driver:
@@ -91,7 +92,7 @@ class Driver:
             self.progress.close(self.history)
         return RunSummary(len(self.history.trials), self.history.by_status(),
                           self.history.best(self.study.objective.mode),
-                          self._stop or "finished")
+                          self._stop or "finished", self.searcher.summary())
 
     # ---- the loop -------------------------------------------------------------------------
     def _loop(self) -> None:

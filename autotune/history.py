@@ -51,6 +51,7 @@ class History:
     notes: list[dict] = field(default_factory=list)  # resume, stop, cancel records
     metric: str = ""                 # the optimised metric, from the study record
     spent_s: float = 0.0             # compute of every attempt that ended
+    full_fidelity: int | None = None  # multi-fidelity: only full-length results count as best
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
@@ -76,7 +77,10 @@ class History:
     def _study(self, e: dict) -> None:
         if not self.study:
             self.study = e
-            self.metric = e.get("identity", {}).get("metric", "")
+            identity = e.get("identity", {})
+            self.metric = identity.get("metric", "")
+            fidelity = (identity.get("search_options") or {}).get("fidelity") or {}
+            self.full_fidelity = fidelity.get("max")
 
     def _ask(self, e: dict) -> None:
         ids = []
@@ -141,8 +145,13 @@ class History:
     def finished(self) -> Iterator[TrialRecord]:
         return (rec for rec in self.trials.values() if rec.done)
 
+    def counts_for_best(self, rec: TrialRecord) -> bool:
+        """A successful result at full length: a 1-epoch screening value is not a result."""
+        return (rec.status == "ok" and rec.value is not None
+                and (self.full_fidelity is None or rec.fidelity in (None, self.full_fidelity)))
+
     def best(self, mode: str) -> TrialRecord | None:
-        ok = [r for r in self.trials.values() if r.status == "ok" and r.value is not None]
+        ok = [r for r in self.trials.values() if self.counts_for_best(r)]
         if not ok:
             return None
         key = (lambda r: r.value) if mode == "min" else (lambda r: -r.value)

@@ -47,7 +47,7 @@ class Study:
 
     def settings(self) -> SearchSettings:
         return SearchSettings(self.space, self.seed, self.max_concurrent, self.max_trials,
-                              dict(self.search_options))
+                              self.max_compute_s, dict(self.search_options))
 
     def make_searcher(self) -> Searcher:
         return SEARCHERS[self.algorithm](self.settings())

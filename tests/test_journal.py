@@ -82,3 +82,17 @@ def test_retry_then_final(tmp_path):
 def test_missing_file_is_empty(tmp_path):
     h = History.load(Journal(str(tmp_path / "none.jsonl")))
     assert not h.trials and not h.study and not os.path.exists(tmp_path / "none.jsonl")
+
+
+def test_only_full_length_results_count_as_best(tmp_path):
+    journal = Journal(str(tmp_path / "h.jsonl"))
+    identity = {"metric": "loss", "mode": "min",
+                "search_options": {"fidelity": {"min": 1, "max": 9, "eta": 3}}}
+    journal.append([{"e": "study", "t0": 0, "identity": identity},
+                    {"e": "ask", "t": 0, "n": 2, "trials": [
+                        {"trial": 0, "params": {}, "fidelity": 1},
+                        {"trial": 1, "params": {}, "fidelity": 9}]}])
+    journal.append([{"e": "end", "trial": t, "attempt": 0, "status": "ok", "metrics": {"loss": v},
+                     "start_s": 0, "end_s": 1 + t, "cost_s": 1} for t, v in ((0, 0.1), (1, 0.5))])
+    h = History.load(journal)
+    assert h.best("min").trial == 1  # the 1-epoch screening value is lower, but not a result

@@ -44,9 +44,11 @@ class SimulatedExecutor(Executor):
         if timeout is not None and cost > timeout:
             result, error, failure, cost = None, f"timed out after {timeout:g}s", "timeout", timeout
         job_id = f"sim-{job.trial}-{job.attempt}"
-        outcome = Outcome(job.trial, job.attempt, result, error, start, start + cost,
+        # times as the history stores them (microseconds), so a resumed run is bit-identical
+        start, end = round(start, 6), round(start + cost, 6)
+        outcome = Outcome(job.trial, job.attempt, result, error, start, end,
                           job_id=job_id, failure=failure)
-        heapq.heappush(self._heap, (start + cost, self._seq, outcome))
+        heapq.heappush(self._heap, (end, self._seq, outcome))
         self._seq += 1
         return job_id
 

@@ -48,6 +48,7 @@ class SearchSettings:
     seed: int = 0
     workers: int = 1                  # max_concurrent of the executor: a batch method's batch size
     max_trials: int | None = None
+    max_compute_s: float | None = None  # the driver stops starting trials past this budget
     options: dict[str, Any] = field(default_factory=dict)
 
 
