@@ -46,7 +46,8 @@ class Driver:
         self.dir = StudyDir(directory)
         self.journal = Journal(self.dir.history)
         self._executor = executor
-        self.progress = Progress(study.objective.mode, enabled=progress)
+        self.progress = Progress(study.objective.mode, enabled=progress,
+                                 shown=[p.name for p in study.space.free])
         self._stop: str | None = None
         self._stop_after = stop_after_events  # tests: stop as if killed after N appends
         self._appends = 0

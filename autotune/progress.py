@@ -15,8 +15,9 @@ TTY_EVERY_S = 0.2
 
 
 class Progress:
-    def __init__(self, mode: str, enabled: bool = True, stream=None):
+    def __init__(self, mode: str, enabled: bool = True, stream=None, shown: list[str] | None = None):
         self.mode = mode
+        self.shown = shown  # the parameters worth printing (the free ones); None: all
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.tty = self.enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -30,7 +31,8 @@ class Progress:
                 f"  trials {len(history.trials)}")
         if best is not None:
             params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in best.params.items())
+                               for k, v in best.params.items()
+                               if self.shown is None or k in self.shown)
             text += f"  best {best.value:.6g} (trial {best.trial}: {params})"
         return text
 

@@ -66,6 +66,8 @@ def plot_all(history: History, out_dir: str) -> list[str]:
         ax.grid(alpha=0.3)
         written.append(save(fig, os.path.join(out_dir, name)))
     written.append(plot_concurrency(history, os.path.join(out_dir, "concurrency.png")))
+    if any("base" in r.info or "level" in r.info for r in history.trials.values()):
+        written.append(plot_search_path(history, os.path.join(out_dir, "search_path.png")))
     ok = [r for r in history.trials.values() if r.status == "ok" and r.value is not None]
     names = list(identity.get("space", {}))
     varying = [n for n in names if len({repr(r.params.get(n)) for r in ok}) > 1]
@@ -101,6 +103,64 @@ def plot_concurrency(history: History, path: str) -> str:
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("trials running")
     ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def base_path(history: History) -> list[int]:
+    """The axis search's bases in the order they were taken (trial ids)."""
+    path: list[int] = []
+    for rec in sorted(history.trials.values(), key=lambda r: r.trial):
+        base = rec.info.get("base")
+        if base is not None and (not path or path[-1] != base) and base in history.trials:
+            path.append(base)
+    return path
+
+
+def plot_search_path(history: History, path: str) -> str:
+    """The axis search on its grid: every point tried along each parameter over time, the
+    base's path through the grid (a jump in a panel is a move along that axis), and the
+    direction level in use."""
+    import matplotlib.pyplot as plt
+
+    identity = history.study.get("identity", {})
+    space = identity.get("space", {})
+    names = [n for n, spec in space.items() if "fixed" not in spec]
+    bases = base_path(history)
+    tried = [r for r in history.trials.values() if r.start_s is not None]
+    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * (len(names) + 1) + 0.6),
+                             sharex=True)
+    for ax, name in zip(axes, names):
+        values = space[name].get("values") or sorted({r.params.get(name) for r in tried})
+        pos = {repr(v): i for i, v in enumerate(values)}
+        ok = [r for r in tried if repr(r.params.get(name)) in pos]
+        ax.scatter([r.start_s for r in ok], [pos[repr(r.params[name])] for r in ok], s=6,
+                   c="lightgray", label="tried")
+        if bases:
+            recs = [history.trials[b] for b in bases]
+            xs = [r.end_s or r.start_s for r in recs]
+            ax.step(xs, [pos.get(repr(r.params.get(name)), 0) for r in recs], where="post",
+                    color="C3", lw=2, label="base")
+        step = max(1, len(values) // 6)
+        ax.set_yticks(range(0, len(values), step), [f"{v:g}" if isinstance(v, (int, float))
+                                                   else str(v) for v in values[::step]])
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=7)
+    levels = [(r.start_s, r.info["level"]) for r in tried if isinstance(r.info.get("level"), int)]
+    ax = axes[-1]
+    if levels:
+        levels.sort()
+        highest, xs, ys = 0, [], []
+        for t, lv in levels:
+            highest = max(highest, lv)
+            xs.append(t)
+            ys.append(highest)
+        ax.step(xs, ys, where="post", color="C0")
+    ax.set_ylabel("level")
+    ax.set_xlabel("time since start (s)")
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"{history.study.get('name', '')}: {len(bases)} bases, "
+                 f"{max(0, len(bases) - 1)} moves")
     return save(fig, path)
 
 

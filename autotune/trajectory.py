@@ -17,23 +17,30 @@ TAIL = ["value", "best", "start_s", "end_s", "cost_s", "job_id", "attempts", "er
 
 def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str
          ) -> tuple[list[str], list[dict[str, Any]]]:
+    fixed_cols = LEAD + ["epochs", "parent"] + TAIL
+    # a parameter named "epochs" (a fixed training length) is the epochs column itself;
+    # any other name clashing with a fixed column is prefixed
+    params = {p: (f"param_{p}" if p in fixed_cols else p) for p in param_names if p != "epochs"}
     info_names = sorted({k for r in history.trials.values() for k in r.info} - {"round"})
-    taken = set(LEAD + param_names + ["epochs", "parent"] + info_names + TAIL)
+    info = {k: (f"info_{k}" if k in fixed_cols or k in params.values() else k) for k in info_names}
+    taken = set(fixed_cols) | set(params.values()) | set(info.values())
     metric_names = sorted({m for r in history.trials.values() for m in r.metrics} - {"cost_s"})
     label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}
-    columns = LEAD + param_names + ["epochs", "parent"] + info_names + list(label.values()) + TAIL
+    columns = (LEAD + list(params.values()) + ["epochs", "parent"] + list(info.values())
+               + list(label.values()) + TAIL)
     times, bests = best_so_far(history, mode)
     out = []
     for rec in sorted(history.trials.values(), key=lambda r: r.trial):
+        epochs = rec.fidelity if rec.fidelity is not None else rec.params.get("epochs")
         row = {"trial": rec.trial, "status": rec.status, "algorithm": algorithm,
-               "round": rec.info.get("round", ""), "epochs": rec.fidelity,
+               "round": rec.info.get("round", ""), "epochs": epochs,
                "parent": rec.parent, "value": rec.value, "start_s": rnd(rec.start_s),
                "end_s": rnd(rec.end_s), "cost_s": rnd(rec.cost_s), "job_id": rec.job_id,
                "attempts": rec.attempt + 1 if rec.start_s is not None else 0,
                "error": rec.error or ""}
-        row.update({p: rec.params.get(p) for p in param_names})
-        row.update({k: cell(rec.info.get(k)) for k in info_names})
-        row.update({label[m]: rec.metrics.get(m) for m in metric_names})
+        row.update({col: rec.params.get(p) for p, col in params.items()})
+        row.update({col: cell(rec.info.get(k)) for k, col in info.items()})
+        row.update({col: rec.metrics.get(m) for m, col in label.items()})
         row["best"] = best_at(rec, times, bests)
         out.append(row)
     return columns, out

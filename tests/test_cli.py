@@ -101,3 +101,21 @@ def test_default_directory_is_runs_name(tmp_path):
     proc = cli("run", path, "--quiet", cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "runs" / "dflt" / "history.jsonl").exists()
+
+
+def test_trajectory_columns_never_repeat(tmp_path):
+    from autotune.driver import Driver
+    from autotune.study import parse_study
+
+    study = parse_study(study_dict(space={"x": {"values": [1, 2]}, "epochs": 5, "status": "a"},
+                                   search={"algorithm": "grid"}))
+    d = str(tmp_path / "d")
+    Driver(study, d, progress=False).run()
+    with open(os.path.join(d, "trajectory.csv")) as fh:
+        header = fh.readline().strip().split(",")
+        first = fh.readline().strip().split(",")
+    assert len(header) == len(set(header))
+    assert header[:4] == ["trial", "status", "algorithm", "round"]
+    assert {"x", "param_status", "epochs", "parent", "value", "best", "start_s", "end_s",
+            "cost_s", "job_id", "error", "loss", "score", "index"} <= set(header)
+    assert first[header.index("epochs")] == "5"
