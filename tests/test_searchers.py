@@ -36,3 +36,11 @@ def test_grid_takes_ranges_with_steps_and_refuses_others():
     assert [round(s.params["lr"], 6) for s in grid.ask(10)] == [0.001, 0.01, 0.1]
     with pytest.raises(StudyError, match="space.x: grid search needs a grid"):
         SEARCHERS["grid"](settings({"x": {"low": 0.0, "high": 1.0}}))
+
+
+def test_random_with_a_fidelity_runs_every_draw_at_full_length():
+    space = {"x": {"low": 0.0, "high": 1.0}}
+    rnd = SEARCHERS["random"](settings(space, options={"fidelity": {"min": 1, "max": 27, "eta": 3}}))
+    assert {s.fidelity for s in rnd.ask(5)} == {27}
+    with pytest.raises(StudyError, match="search.fidelity.max: expected a positive integer"):
+        SEARCHERS["random"](settings(space, options={"fidelity": {"min": 1, "max": "x"}}))

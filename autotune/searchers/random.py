@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Result, Searcher, SearchSettings, Suggestion
+from .mf_common import parse_fidelity
 from .registry import register
 
 
@@ -15,8 +16,9 @@ class RandomSearcher(Searcher):
     def __init__(self, settings: SearchSettings):
         super().__init__(settings)
         self.rng = np.random.default_rng(settings.seed)
-        fidelity = settings.options.get("fidelity") or {}
-        self.epochs = fidelity.get("max")  # run every draw at full length, if a fidelity is set
+        # with a fidelity (to compare with the multi-fidelity searchers) every draw runs full length
+        fidelity = settings.options.get("fidelity")
+        self.epochs = None if fidelity is None else parse_fidelity(settings.options, self.name).max
 
     def ask(self, n: int) -> list[Suggestion]:
         return [self.suggestion(self.space.sample(self.rng), fidelity=self.epochs) for _ in range(n)]
