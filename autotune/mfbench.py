@@ -102,7 +102,8 @@ ENTRIES = {"lc-mlp": "autotune.mfbench:lc_mlp", "lc-branin": "autotune.mfbench:l
 
 # ---- the objective ---------------------------------------------------------------------------
 def run(bench: Benchmark, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    epochs = int(ctx.epochs) if ctx.epochs is not None else 1
+    # a searcher without a fidelity (axis, grid) trains the study's fixed ``epochs``
+    epochs = int(ctx.epochs) if ctx.epochs is not None else int(params.get("epochs", 1))
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     done, lineage = 0, int(ctx.seed)

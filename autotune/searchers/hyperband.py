@@ -15,7 +15,7 @@ extra epochs.
 Options (``search:``):
   fidelity          {min, max, eta}, required
   brackets          how many brackets to run, cycling s = K..0 (default: one iteration, K+1
-                    brackets; when max_epochs_total or max_trials is set they repeat until
+                    brackets; when max_epochs_total, max_trials or max_compute_s is set they repeat until
                     that budget stops the search)
   overlap           true (default): when every started bracket waits for a stage to fill,
                     free workers start the next bracket (stages stay synchronous inside a
@@ -69,7 +69,8 @@ class HyperbandSearcher(MultiFidelitySearcher):
         limit = opts.get("brackets")
         if limit is not None and not (isinstance(limit, int) and limit > 0):
             raise StudyError(f"search.brackets: expected a positive integer, got {describe(limit)}")
-        if limit is None and self.budget is None and settings.max_trials is None:
+        if (limit is None and self.budget is None and settings.max_trials is None
+                and settings.max_compute_s is None):
             limit = self.fidelity.top + 1          # one Hyperband iteration
         self.limit: int | None = limit             # None: until a budget stops the search
         self.overlap = bool(opts.get("overlap", True))
