@@ -22,8 +22,13 @@ def summary(history: History, running_driver: bool | None = None) -> str:
     best = history.best(mode)
     if best is not None:
         lines.append(f"best {identity.get('metric', 'value')}: {best.value:.6g} at trial {best.trial}")
+        space = identity.get("space", {})
+        fixed = [k for k in best.params if "fixed" in space.get(k, {})]
         for k, v in best.params.items():
-            lines.append(f"  {k} = {v}")
+            if k not in fixed:
+                lines.append(f"  {k} = {v}")
+        if fixed:
+            lines.append("  fixed: " + ", ".join(f"{k}={best.params[k]}" for k in fixed))
     lines.append(f"compute spent: {sum(r.cost_s for r in history.trials.values()):.1f} s;"
                  f" elapsed: {elapsed(history, running_driver):.1f} s")
     if running_driver is not None:
@@ -116,6 +121,18 @@ def base_path(history: History) -> list[int]:
     return path
 
 
+def incumbent_path(history: History, mode: str) -> list[int]:
+    """The trials that were the best so far when they ended, in order."""
+    path, best = [], None
+    done = sorted((r for r in history.trials.values() if history.counts_for_best(r)
+                   and r.end_s is not None), key=lambda r: r.end_s)
+    for rec in done:
+        if best is None or (rec.value < best if mode == "min" else rec.value > best):
+            best = rec.value
+            path.append(rec.trial)
+    return path
+
+
 def plot_search_path(history: History, path: str) -> str:
     """The axis search on its grid: every point tried along each parameter over time, the
     base's path through the grid (a jump in a panel is a move along that axis), and the
@@ -126,6 +143,7 @@ def plot_search_path(history: History, path: str) -> str:
     space = identity.get("space", {})
     names = [n for n, spec in space.items() if "fixed" not in spec]
     bases = base_path(history)
+    incumbents = incumbent_path(history, identity.get("mode", "min"))
     tried = [r for r in history.trials.values() if r.start_s is not None]
     fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * (len(names) + 1) + 0.6),
                              sharex=True)
@@ -135,11 +153,14 @@ def plot_search_path(history: History, path: str) -> str:
         ok = [r for r in tried if repr(r.params.get(name)) in pos]
         ax.scatter([r.start_s for r in ok], [pos[repr(r.params[name])] for r in ok], s=6,
                    c="lightgray", label="tried")
-        if bases:
-            recs = [history.trials[b] for b in bases]
-            xs = [r.end_s or r.start_s for r in recs]
-            ax.step(xs, [pos.get(repr(r.params.get(name)), 0) for r in recs], where="post",
-                    color="C3", lw=2, label="base")
+        end = max((r.end_s or r.start_s for r in tried), default=0.0)
+        for trials, style in ((bases, dict(color="C3", lw=2, label="base")),
+                              (incumbents, dict(color="C0", lw=1, ls="--", label="best so far"))):
+            if trials:
+                recs = [history.trials[t] for t in trials]
+                xs = [r.end_s or r.start_s for r in recs] + [end]
+                ys = [pos.get(repr(r.params.get(name)), 0) for r in recs]
+                ax.step(xs, ys + ys[-1:], where="post", **style)
         step = max(1, len(values) // 6)
         ax.set_yticks(range(0, len(values), step), [f"{v:g}" if isinstance(v, (int, float))
                                                    else str(v) for v in values[::step]])

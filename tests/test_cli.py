@@ -119,3 +119,17 @@ def test_trajectory_columns_never_repeat(tmp_path):
     assert {"x", "param_status", "epochs", "parent", "value", "best", "start_s", "end_s",
             "cost_s", "job_id", "error", "loss", "score", "index"} <= set(header)
     assert first[header.index("epochs")] == "5"
+
+
+def test_report_of_an_axis_search_draws_its_path(tmp_path):
+    grid = {"x": {"values": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]},
+            "y": {"values": [-1.0, -0.5, 0.0, 0.5]}}
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        space=grid, search={"algorithm": "axis", "max_trials": 30},
+        executor={"kind": "simulated", "max_concurrent": 4}))
+    d = str(tmp_path / "d")
+    assert cli("run", path, "--dir", d, "--quiet").returncode == 0
+    report = cli("report", d)
+    assert report.returncode == 0, report.stderr
+    assert os.path.getsize(os.path.join(d, "plots", "search_path.png")) > 5000
+    assert "best loss: 0 at trial" in report.stdout  # (1, -0.5) is on the grid: loss 0
