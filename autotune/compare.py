@@ -25,7 +25,7 @@ from .executors import EXECUTORS
 from .history import History
 from .journal import Journal
 from .searchers import SEARCHERS
-from .study import Study, parse_study
+from .study import COMPARE_KEYS, Study, parse_study
 from .trajectory import write_csv_atomic
 
 COLUMNS = ["algorithm", "seed", "best", "compute_to_best_s", "wall_to_best_s", "evaluations",
@@ -45,7 +45,7 @@ class Plan:
 def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: float | None,
                executor: str | None) -> Plan:
     section = require_mapping(raw.get("compare") or {}, "compare")
-    reject_unknown(section, ["algorithms", "seeds", "budget_s", "options"], "compare")
+    reject_unknown(section, COMPARE_KEYS, "compare")
     names = algorithms.split(",") if algorithms else take(section, "algorithms", "list", "compare",
                                                           None)
     if not names:

@@ -22,7 +22,9 @@ from .searchers import SEARCHERS, Searcher, SearchSettings
 from .space import SearchSpace, parse_space
 from .stages import parse_stages
 
-TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries", "stages"]
+TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries", "stages",
+            "compare"]
+COMPARE_KEYS = ["algorithms", "seeds", "budget_s", "options"]  # read by ``autotune compare``
 OBJECTIVE_KEYS = ["entry", "command", "metric", "mode", "timeout_s"]
 SEARCH_KEYS = ["algorithm", "seed", "max_trials", "max_compute_s"]
 EXECUTOR_KEYS = ["kind", "max_concurrent"]
@@ -100,6 +102,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     parse_search(require_mapping(raw.get("search") or {}, "search"), study)
     parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
     study.retries = take(raw, "retries", "nonneg-int", "", 0)
+    reject_unknown(require_mapping(raw.get("compare") or {}, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
         stage = parse_stages(raw["stages"], paths)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
