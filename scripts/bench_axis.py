@@ -9,6 +9,8 @@ Per function and method it prints medians over seeds of:
   evals     trials run in all
   rounds    search rounds (bases); for axis-radial also batches (the study's "rounds")
   use       slot use: busy worker-seconds / (50 x virtual wall time until the search ended)
+  use+drain the same over every trial until the last one ends (filler left running when the
+            search stops counts, and so does the idle tail while it drains)
   T         virtual wall time until the search ended (hours)
   t_best    virtual wall time until the final setting was first measured (hours)
   cpu_best  busy worker-hours until then
@@ -70,6 +72,8 @@ def run_one(tmp: str, method: str, fn: str, noise: float, seed: int,
         "T": t_end / 3600, "t_best": t_best / 3600, "cpu_best": cpu_best / 3600,
         "n_best": n_best, "gap": benchfuncs.true_value(fn, seed, final) - true_min,
         "drain": (max(r.end_s for r in trials) - t_end) / 3600,
+        # the same counting every trial and the whole time until the last one ends
+        "use_all": sum(r.end_s - r.start_s for r in trials) / (WORKERS * max(r.end_s for r in trials)),
     }
 
 
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = ["axis-radial", "axis"]
     began = time.time()
     header = (f"{'function':<24}{'method':<12}{'evals':>6}{'rounds':>7}{'batches':>8}{'use':>7}"
-              f"{'T h':>7}{'t_best h':>9}{'cpu_best h':>11}{'n_best':>7}{'gap':>8}")
+              f"{'use+drain':>10}{'T h':>7}{'t_best h':>9}{'cpu_best h':>11}{'n_best':>7}{'gap':>8}")
     ratios = []
     where = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="bench_axis_", dir=where) as tmp:
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                     r = rows[m]
                     batches = f"{med(r, 'batches'):.0f}" if m == "axis-radial" else "-"
                     print(f"{label:<24}{m:<12}{med(r, 'evals'):>6.0f}{med(r, 'rounds'):>7.0f}"
-                          f"{batches:>8}{med(r, 'use'):>7.1%}{med(r, 'T'):>7.1f}"
+                          f"{batches:>8}{med(r, 'use'):>7.1%}{med(r, 'use_all'):>10.1%}"
+                          f"{med(r, 'T'):>7.1f}"
                           f"{med(r, 't_best'):>9.1f}{med(r, 'cpu_best'):>11.0f}"
                           f"{med(r, 'n_best'):>7.0f}{med(r, 'gap'):>8.4f}")
                 a, b = rows["axis"], rows["axis-radial"]

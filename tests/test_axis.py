@@ -17,7 +17,7 @@ METHODS = ["axis-s2018", "axis-radial", "axis"]
 
 def make(method, fn="bowl", instance=0, workers=50, seed=0, fail=0.0, noise=0.0, **options):
     space = parse_space(bf.space(fn, instance, noise=noise, fail=fail))
-    return SEARCHERS[method](SearchSettings(space, seed, workers, None, options))
+    return SEARCHERS[method](SearchSettings(space, seed, workers, None, options=options))
 
 
 def evaluate(fn, instance, sug, noise=0.0, fail=0.0):

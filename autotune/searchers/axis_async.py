@@ -1,48 +1,56 @@
 """``axis``: the AT axis search made asynchronous, busy and noise-aware (autotune's default).
 
-The search is axis-radial's (rounds of line searches along every direction from a base, the
-base moving to the best point measured when a round's lines are all done, the search ending
-on a round without improvement), but no batch ever waits: every ``ask(n)`` hands out the n
-most useful points there are right now, in this order of priority:
+The building blocks are the study's (line searches along every direction through a base,
+four spread points then the d-Spline rule, see AT-SEARCH.md), but there are no rounds and no
+batch ever waits:
 
-1. points that gate the end of a round (repeats of the base and of the candidate next base,
-   when ``repeats`` > 1), and the base itself while unmeasured; with ``neighbours: true``
-   (off by default: it slowed the bench) the base's +-1 neighbours along every direction;
-2. points a fitted d-Spline (of this round's lines or the speculative ones) predicts to beat
-   the best value measured so far, lowest prediction first (``promise``, on by default);
-3. the round's line candidates in radial order (start points, or each d-Spline line's next
-   point when it has nothing in flight);
-4. repeats of the base up to ``repeats`` (to measure the noise before it matters);
-5. speculative lines from the best point seen so far, when that beats the base: the likely
-   next base, whose round is thus well under way when the current one ends (``speculate``);
-6. more points of the current lines in flight at once (up to ``line_parallel`` a line, in
-   the d-Spline's order), then more speculative points;
-7. filler (``fill``): the spline's most promising-but-uncertain points of the lines still
-   running (lowest estimate minus one posterior standard deviation), current lines first.
+* The base moves as soon as a measured point beats it (by more than the measured noise when
+  ``repeats`` > 1), and the line searches are planned afresh from the new base at once; what
+  is still in flight for the old lines lands in the shared store and is used by every line
+  it lies on. The search ends when every line through the base is done, nothing is in flight
+  and (with repeats) the base has been measured ``repeats`` times.
+* Every ``ask(n)`` hands out the n most useful points there are now, most promising first:
 
-Every point is measured at most once, except the repeats asked for with ``repeats``. With
-repeats, the base moves only when the candidate's mean beats the base's by more than
-``noise_margin`` times the measured spread (pooled over repeated points), and both have been
-measured ``repeats`` times; ``summary()`` reports the final setting's mean and spread.
+  1. the base while unmeasured, and (with ``repeats``) repeats of a base that every line is
+     done with;
+  2. points a line's fitted d-Spline predicts to beat the base, lowest prediction first: the
+     predicted line minima (``promise``). A line through a new base borrows the shape of the
+     measured line parallel to it through an earlier base (shifted by the difference of the
+     two bases' values, ``transfer``), so its predicted minimum is measured before its
+     spread points;
+  3. the base's neighbours (+-1 step along every direction, level 1 first; ``neighbours``):
+     the cheapest test of whether the base can move;
+  4. the lines' own next points (interior spread points, then the ends; then each d-Spline
+     line's next point), lines ordered by the gain their fit predicts, then by level;
+  5. more points of the running d-Spline lines at once (up to ``line_parallel`` a line);
+  6. filler (``fill``): the spline's most promising-but-uncertain points (lowest estimate
+     minus one posterior standard deviation);
+  7. repeats of the base up to ``repeats``.
+
+Every point is measured at most once, except the repeats asked for with ``repeats``. The
+reported setting is the one with the best mean (among those measured ``repeats`` times when
+repeats are asked for); ``summary()`` gives its mean and spread.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+
 from ..errors import StudyError
-from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, direction_between,
-                          interleave, positive)
-from .axis_radial import RoundMixin
+from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, Vec, all_directions,
+                          direction_between, interleave, positive)
 from .base import Result, SearchSettings, Suggestion
 from .registry import register
 
 
 @register
-class AxisAsync(RoundMixin, AxisBase):
+class AxisAsync(AxisBase):
     name = "axis"
     options = {**LINE_OPTIONS, "repeats": "positive-int", "noise_margin": "number",
-               "line_parallel": "positive-int", "speculate": "bool", "fill": "bool", "promise": "bool",
-               "neighbours": "bool"}
+               "line_parallel": "positive-int", "fill": "bool", "promise": "bool",
+               "neighbours": "bool", "transfer": "bool", "ends_first": "bool", "keep_bases": "int", "verify": "int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -54,34 +62,36 @@ class AxisAsync(RoundMixin, AxisBase):
             raise StudyError(f"search.noise_margin: expected a number >= 0, got "
                              f"{opts['noise_margin']!r}")
         self.line_parallel = positive(opts, "line_parallel", 2, integer=True, minimum=1)
-        self.speculate = bool(opts.get("speculate", True))
         self.fill = bool(opts.get("fill", True))
         self.promise = bool(opts.get("promise", True))
-        self.neighbours_first = bool(opts.get("neighbours", False))
+        self.neighbours_first = bool(opts.get("neighbours", True))
+        self.transfer = bool(opts.get("transfer", True))
+        self.verify = int(opts.get("verify", 0))
+        self.keep_bases = int(opts.get("keep_bases", 0))
+        self.ends_first = bool(opts.get("ends_first", True))
         self.lines: list[Line] = []
-        self.spec_base: Point | None = None
-        self.spec_lines: list[Line] = []
-        self.rounds = 0
+        self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
+        self.bases: list[Point] = []          # every base so far, oldest first
         self.lines_searched = 0
-        self.spec_started = 0
-        self.spec_used = 0
         self.kinds: dict[str, int] = {}
         self._initial = self.first_points()
         self.state = "initial"
         if self.initial == "centre":
-            self._new_round(self._initial[0], None)
+            self._move(self._initial[0])
 
-    # ---- rounds ---------------------------------------------------------------------------
-    def _new_round(self, base: Point, travelled: Any) -> None:
+    # ---- the base -------------------------------------------------------------------------
+    def _move(self, base: Point) -> None:
+        if self.base is not None:
+            self.moves += 1
+            self.lines_searched += sum(1 for line in self.lines if line.done)
+            keep = set(self.bases[-self.keep_bases:]) if self.keep_bases else set(self.bases)
+            self.old_lines = [line for line in self.lines + self.old_lines
+                              if not line.done and line.base in keep]
         self.base = base
-        self.rounds += 1
-        self.state = "round"
-        if self.spec_base == base and self.spec_lines:
-            self.lines = self.spec_lines
-            self.spec_used += 1
-        else:
-            self.lines = self.round_lines(base, travelled)
-        self.spec_base, self.spec_lines = None, []
+        self.bases.append(base)
+        self.state = "search"
+        self.lines = [self.make_line(base, v) for v in all_directions(self.grid.d, self.max_level)
+                      if self.grid.usable(v)]
 
     def _margin(self) -> float:
         return self.noise_margin * self.store.sigma() if self.repeats > 1 else 0.0
@@ -94,27 +104,137 @@ class AxisAsync(RoundMixin, AxisBase):
             return self.base in st.failed
         return st.mean(p) < st.mean(self.base) - self._margin()
 
-    def _update_spec(self) -> None:
-        if not self.speculate or self.state != "round":
-            return
-        best = self.store.best()
-        if best is None or best == self.spec_base or not self._beats_base(best):
-            return
-        self.spec_base = best
-        self.spec_lines = self.round_lines(best, direction_between(self.base, best))
-        self.spec_started += 1
+    # ---- predictions ----------------------------------------------------------------------
+    def _estimates(self, line: Line) -> np.ndarray | None:
+        """The line's predicted values: its own fit, or a parallel line's shifted to it."""
+        st = self.store
+        own = int(line.spline.measured.sum())
+        if line.phase == "spline" or own >= 3:
+            return line.spline.estimates()
+        if not self.transfer or self.base not in st.values:
+            return None
+        # the nearest earlier base whose parallel line has a fit with at least four points
+        for old in reversed(self.bases[:-1]):
+            if old not in st.values:
+                continue
+            pts = self.grid.line(old, line.v)
+            known = [(i, st.mean(p)) for i, p in enumerate(pts) if p in st.values]
+            if len(known) < 4:
+                continue
+            # align positions: the offset of the two bases along the line must match
+            here = line.pos[self.base]
+            there = pts.index(old)
+            from ..dspline import DSpline
+            sp = DSpline(len(pts), self.alpha)
+            for i, value in known:
+                sp.add(i, value)
+            est_old = sp.estimates()
+            shift = st.mean(self.base) - est_old[there]
+            out = np.full(line.n, np.inf)
+            for i in range(line.n):
+                j = i - here + there
+                if 0 <= j < len(pts):
+                    out[i] = est_old[j] + shift
+            return out
+        return None
 
-    def _gate(self) -> list[Point]:
-        """Points that must be repeated before the round can end (repeats > 1)."""
-        if self.repeats <= 1 or self.state != "round" or not all(l.done for l in self.lines):
+    def _promising(self) -> list[tuple[Point, Line]]:
+        """Unknown points of the base's lines predicted to beat the base, lowest first."""
+        st = self.store
+        if self.base not in st.values:
             return []
+        target = st.mean(self.base)
+        found: list[tuple[float, int, Point, Line]] = []
+        k = 0
+        for line in self.lines:
+            if line.done:
+                continue
+            est = self._estimates(line)
+            if est is None:
+                continue
+            for i, p in enumerate(line.points):
+                if est[i] < target and not st.known(p):
+                    found.append((float(est[i]), k, p, line))
+                    k += 1
+        found.sort(key=lambda x: (x[0], x[1]))
+        return [(p, line) for _, _, p, line in found]
+
+    def _line_order(self) -> list[Line]:
+        """Lines by the gain their fit predicts (most first), then in level order."""
+        st = self.store
+        keyed = []
+        for k, line in enumerate(self.lines):
+            gain = 0.0
+            if line.phase == "spline" and self.base in st.values:
+                gain = min(0.0, float(np.min(line.spline.estimates())) - st.mean(self.base))
+            keyed.append((gain, k, line))
+        keyed.sort(key=lambda x: (x[0], x[1]))
+        return [line for _, _, line in keyed]
+
+    def _offers(self, lines: list[Line]) -> list[list[Point]]:
+        """Per line: its spread points (interior ones first), or the d-Spline's next point."""
         st = self.store
         out = []
-        cand = st.best()
-        for p in (self.base, cand):
-            if p is not None and p in st.values and st.count(p) < self.repeats and p not in out:
-                out.append(p)
+        for line in lines:
+            wanted = line.wanted(st)
+            if line.phase == "init" and not self.ends_first:
+                ends = {line.points[0], line.points[-1]}
+                wanted = [p for p in wanted if p not in ends] + [p for p in wanted if p in ends]
+            if line.in_flight(st):
+                wanted = []
+            else:
+                wanted = wanted[:1]
+            out.append(wanted)
         return out
+
+    def _parallel_offers(self, lines: list[Line]) -> list[list[Point]]:
+        """Per d-Spline line: its next points beyond the first, up to line_parallel in flight."""
+        out = []
+        for line in lines:
+            if line.done:
+                out.append([])
+                continue
+            wanted = line.wanted(self.store)
+            if line.phase == "init":     # spread points come one at a time (see _rest)
+                out.append([])
+                continue
+            own = line.in_flight(self.store)
+            first = 1 if own == 0 else 0
+            out.append(wanted[first:max(first, self.line_parallel - own)])
+        return out
+
+    def _settled(self) -> bool:
+        """Every line through the base is done and none of its points is in flight."""
+        st = self.store
+        return all(line.done for line in self.lines) and \
+            not any(p in st.pending for line in self.lines for p in line.points)
+
+    def _to_verify(self) -> list[Point]:
+        """Without repeats: once settled, the best few points are measured a second time, so
+        that a lucky single measurement does not end the search (``verify``)."""
+        if self.repeats > 1 or self.verify <= 0 or self.state != "search" or not self._settled():
+            return []
+        st = self.store
+        return [p for p in st.ranked()[:self.verify] if st.count(p) + st.pending.get(p, 0) < 2]
+
+    def _rest(self, lines: list[Line]) -> list[list[Point]]:
+        """Per line in its start phase: the spread points beyond the one it has going."""
+        out = []
+        for line in lines:
+            if line.done or line.phase != "init":
+                out.append([])
+                continue
+            wanted = self._offers([line])[0]
+            rest = line.wanted(self.store)
+            out.append([p for p in rest if p not in wanted])
+        return out
+
+    def _gate(self) -> bool:
+        """Repeats of the base are what the search waits for (repeats > 1, lines all done)."""
+        st = self.store
+        return (self.repeats > 1 and self.base in st.values
+                and st.count(self.base) + st.pending.get(self.base, 0) < self.repeats
+                and all(line.done for line in self.lines))
 
     # ---- asking ---------------------------------------------------------------------------
     def _work(self, n: int) -> list[tuple[Point, dict[str, Any]]]:
@@ -122,7 +242,8 @@ class AxisAsync(RoundMixin, AxisBase):
         st = self.store
         out: list[tuple[Point, dict[str, Any]]] = []
         chosen: set[Point] = set()
-        extra_repeats: dict[Point, int] = {}
+        extra: dict[Point, int] = {}
+        info0 = {"move": self.moves}
 
         def full() -> bool:
             return len(out) >= n
@@ -132,105 +253,56 @@ class AxisAsync(RoundMixin, AxisBase):
                 out.append((p, info))
                 chosen.add(p)
 
-        def repeat(p: Point, info: dict[str, Any], upto: int) -> None:
-            have = st.count(p) + st.pending.get(p, 0) + extra_repeats.get(p, 0)
+        def repeat(p: Point, upto: int) -> None:
+            have = st.count(p) + st.pending.get(p, 0) + extra.get(p, 0)
             while not full() and have < upto:
-                out.append((p, info))
-                extra_repeats[p] = extra_repeats.get(p, 0) + 1
+                out.append((p, {**info0, "kind": "repeat"}))
+                extra[p] = extra.get(p, 0) + 1
                 have += 1
 
-        def lines_tier(lines: list[Line], offers: list[list[Point]], kind: Any,
-                       limit: int | None = None) -> None:
-            kinds = kind if isinstance(kind, list) else [kind] * len(lines)
-            owner: dict[Point, tuple[Line, str]] = {}
-            for line, offer, k in zip(lines, offers, kinds):
+        def tier(lines: list[Line], offers: list[list[Point]], kind: str) -> None:
+            owner: dict[Point, Line] = {}
+            for line, offer in zip(lines, offers):
                 for p in offer:
-                    owner.setdefault(p, (line, k))
+                    owner.setdefault(p, line)
             for p in interleave(offers):
-                if full() or (limit is not None and len(out) >= limit):
+                if full():
                     return
-                line, k = owner[p]
-                take(p, {"kind": k, "round": self.rounds, "level": line.level,
-                         "direction": line.text})
+                line = owner[p]
+                take(p, {**info0, "kind": kind, "level": line.level, "direction": line.text})
 
         if self.state == "initial":
             for p in self._initial:
                 take(p, {"kind": "initial"})
             return out
-        if self.state != "round":
+        if self.state != "search":
             return out
-        base_info = {"round": self.rounds}
-        # 1. what gates the round's end, and the base itself
-        for p in self._gate():
-            repeat(p, {**base_info, "kind": "repeat"}, self.repeats)
-        take(self.base, {**base_info, "kind": "base"})
-        # 1a. the base's neighbours along every direction (the next levels' early)
+        take(self.base, {**info0, "kind": "base"})
+        for p in self._to_verify():
+            repeat(p, 2)
+        if self._gate():
+            repeat(self.base, self.repeats)
+        if self.promise:
+            for p, line in self._promising():
+                take(p, {**info0, "kind": "predicted", "level": line.level,
+                         "direction": line.text})
         if self.neighbours_first and self.base in st.values:
             for line in self.lines:
                 for q in self.grid.neighbours(self.base, line.v):
-                    take(q, {"kind": "neighbour", "round": self.rounds, "level": line.level,
+                    take(q, {**info0, "kind": "neighbour", "level": line.level,
                              "direction": line.text})
-        # 1b. points the fitted lines predict to beat the best value measured so far
-        if self.promise:
-            for p, line, kind in self._promising(spec_too=True):
-                take(p, {"kind": kind, "round": self.rounds, "level": line.level,
-                         "direction": line.text, "predicted": True})
-        # 2. the round's own line candidates, radial order
-        spec = self.spec_lines if self.spec_base is not None else []
-        lines_tier(self.lines, self.line_offers(self.lines), "line")
-        # 3. repeats of the base
-        if self.repeats > 1 and self.base in st.values:
-            repeat(self.base, {**base_info, "kind": "repeat"}, self.repeats)
-        # 4. the speculative next round
-        if spec:
-            lines_tier(spec, self.line_offers(spec), "speculative")
-        # 5. more points of the running lines at once, then of the speculative ones
-        lines_tier(self.lines, self._parallel_offers(self.lines), "line")
-        if spec:
-            if self.repeats > 1:
-                repeat(self.spec_base, {**base_info, "kind": "repeat"}, self.repeats)
-            lines_tier(spec, self._parallel_offers(spec), "speculative")
-        # 6. filler: promising-but-uncertain points of the lines still running
+        ordered = self._line_order()
+        tier(ordered, self._offers(ordered), "line")
+        tier(ordered, self._parallel_offers(ordered), "line")
         if self.fill:
-            lines_tier(self.lines, [l.uncertain(st) for l in self.lines], "uncertain")
-            if spec:
-                lines_tier(spec, [l.uncertain(st) for l in spec], "uncertain")
-        return out
-
-    def _promising(self, spec_too: bool) -> list[tuple[Point, Line, str]]:
-        st = self.store
-        best = st.best()
-        if best is None:
-            return []
-        target = st.mean(best)
-        found: list[tuple[float, int, Point, Line, str]] = []
-        groups = [(self.lines, "line")]
-        if spec_too and self.spec_base is not None:
-            groups.append((self.spec_lines, "speculative"))
-        k = 0
-        for lines, kind in groups:
-            for line in lines:
-                if line.done or line.phase != "spline":
-                    continue
-                est = line.spline.estimates()
-                for i, p in enumerate(line.points):
-                    if est[i] < target and not st.known(p):
-                        found.append((float(est[i]), k, p, line, kind))
-                        k += 1
-        found.sort(key=lambda x: (x[0], x[1]))
-        return [(p, line, kind) for _, _, p, line, kind in found]
-
-    def _parallel_offers(self, lines: list[Line]) -> list[list[Point]]:
-        """Per d-Spline line: its next points beyond the first, up to line_parallel in flight."""
-        out = []
-        for line in lines:
-            if line.done or line.phase != "spline":
-                out.append([])
-                continue
-            wanted = line.wanted(self.store)
-            own = line.in_flight(self.store)
-            first = 1 if own == 0 else 0
-            out.append(wanted[first:max(first, self.line_parallel - own)])
+            tier(ordered, [line.uncertain(st) for line in ordered], "uncertain")
+        if self.repeats > 1 and self.base in st.values:
+            repeat(self.base, self.repeats)
+        tier(ordered, self._rest(ordered), "line")
+        if self.fill and self.old_lines:
+            old = [line for line in self.old_lines if not line.done]
+            tier(old, self._offers(old), "earlier")
+            tier(old, self._parallel_offers(old), "earlier")
         return out
 
     def ask(self, n: int) -> list[Suggestion]:
@@ -239,7 +311,7 @@ class AxisAsync(RoundMixin, AxisBase):
         picks = self._work(n)
         if not picks:
             return []
-        base_trial = None if self.base is None else self.trial_of(self.base)
+        base_trial = None if self.base is None else self._trial_of(self.base)
         out = []
         for p, info in picks:
             if base_trial is not None:
@@ -248,51 +320,71 @@ class AxisAsync(RoundMixin, AxisBase):
             out.append(self.propose(p, **info))
         return out
 
+    def _trial_of(self, p: Point) -> int | None:
+        for trial, q in self.store.trial_point.items():
+            if q == p:
+                return trial
+        return None
+
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:
         p = self.store.finish(result)
-        if p is None or self.done:
+        if p is None:
             return
-        self.observe(self.lines, p, result.ok, result.loss)
-        if self.spec_lines:
-            self.observe(self.spec_lines, p, result.ok, result.loss)
+        if self.done:
+            # a filler result that arrives after the end still counts for the reported setting
+            if self.repeats == 1 and self._beats_base(p):
+                self.base = p
+            return
+        value = result.loss if result.ok and p in self.store.values else None
+        for line in self.lines + self.old_lines:
+            if p in line.pos:
+                line.observe(p, value, self.store)
         self._advance(result.trial)
 
     def _advance(self, trial: int) -> None:
         st = self.store
-        while not self.done:
-            if self.state == "initial":
-                if any(not st.measured(p) for p in self._initial):
-                    return
-                best = st.best()
-                if best is None:
-                    self.stop("every initial point failed", trial)
-                    return
-                self._new_round(best, None)
-                continue
-            self._update_spec()
-            if not all(line.done for line in self.lines):
+        if self.state == "initial":
+            if any(not st.measured(p) for p in self._initial):
                 return
-            gate = self._gate()
-            if gate:
-                return   # repeats of the base / candidate first (see _work, tier 1)
-            self.lines_searched += len(self.lines)
             best = st.best()
             if best is None:
-                self.stop("every point failed", trial)
+                self.stop("every initial point failed", trial)
                 return
-            if self._beats_base(best):
-                self.moves += 1
-                self._new_round(best, direction_between(self.base, best))
-                continue
-            self.stop(f"no improvement in round {self.rounds}", trial)
+            self._move(best)
+        best = st.best()
+        if best is not None and self._beats_base(best):
+            self._move(best)
+        if self.base in st.failed and self.base not in st.values and best is None \
+                and not st.pending:
+            self.stop("every point failed", trial)
             return
+        if self._settled() and not self._gate() and not self._current_work() \
+                and not any(p in st.pending for p in st.ranked()[:self.verify]):
+            self._finish(trial)
+
+    def _current_work(self) -> bool:
+        """Is there work for the base's own lines (not filler from earlier bases)?"""
+        saved, self.old_lines = self.old_lines, []
+        try:
+            return bool(self._work(1))
+        finally:
+            self.old_lines = saved
+
+    def _finish(self, trial: int) -> None:
+        self.lines_searched += len(self.lines)
+        st = self.store
+        need = self.repeats if self.repeats > 1 else (2 if self.verify > 0 else 1)
+        if need > 1:
+            pool = [p for p in st.values if st.count(p) >= need]
+            if pool:
+                self.base = min(pool, key=lambda p: (st.mean(p), st.first_seen[p]))
+        self.stop(f"no improvement after {self.moves} moves", trial)
 
     # ---- report ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         out = self.base_summary()
-        out.update({"rounds": self.rounds, "lines_searched": self.lines_searched,
-                    "speculative_rounds": self.spec_started, "speculation_used": self.spec_used,
+        out.update({"rounds": self.moves + 1, "lines_searched": self.lines_searched,
                     "noise_sigma": self.store.sigma(), "repeats": self.repeats,
                     "work": dict(sorted(self.kinds.items()))})
         return out
