@@ -146,7 +146,6 @@ def lc_branin(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
 @lru_cache(maxsize=None)
 def optimum(name: str, epochs: int) -> float:
     """The least noise-free loss at ``epochs`` (dense grid search, refined; ~1e-4 accurate)."""
-    bench = BENCHMARKS[name]
     if name == "lc-mlp":
         # separable: width 256, batch 64 and adam are optimal whatever lr and dropout are
         best = math.inf

@@ -33,14 +33,13 @@ repeats are asked for); ``summary()`` gives its mean and spread.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from ..errors import StudyError
-from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, Vec, all_directions,
-                          direction_between, interleave, positive)
+from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, all_directions,
+                          interleave, positive)
 from .base import Result, SearchSettings, Suggestion
 from .registry import register
 

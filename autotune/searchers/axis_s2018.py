@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, Vec, all_directions,
-                          dir_text, level_of)
+                          dir_text)
 from .base import Result, SearchSettings, Suggestion
 from .registry import register
 
