@@ -193,7 +193,7 @@ class Driver:
         metrics, error = {}, o.error
         if o.result is not None:
             metrics, _, error = judge(o.result, self.study.objective)
-        reported = metrics.get("cost_s")
+        reported = metrics.pop("cost_s", None)  # stored once, as the event's cost_s
         cost = reported if reported is not None and reported >= 0 else o.run_s
         status = "cancelled" if o.failure == "cancelled" else ("ok" if error is None else "failed")
         event = {"e": "end", "trial": o.trial, "attempt": o.attempt, "status": status,

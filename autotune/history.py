@@ -63,15 +63,16 @@ class History:
 
     def apply(self, event: dict) -> None:
         self.events += 1
-        kind = event.get("e")
-        handler = _HANDLERS.get(kind)
+        handler = _HANDLERS.get(event.get("e"))
         if handler is None:
+            kind = event.get("e")
             self.warnings.append(f"history event {self.events}: unknown kind {kind!r} skipped")
             return
         try:
             handler(self, event)
         except (KeyError, TypeError, ValueError) as exc:
-            self.warnings.append(f"history event {self.events} ({kind}): unreadable ({exc}), skipped")
+            self.warnings.append(f"history event {self.events} ({event.get('e')}): unreadable "
+                                 f"({type(exc).__name__}: {exc}), skipped")
 
     # ---- handlers -------------------------------------------------------------------------
     def _study(self, e: dict) -> None:
@@ -85,44 +86,49 @@ class History:
     def _ask(self, e: dict) -> None:
         ids = []
         t = float(e.get("t", 0.0))
-        for s in e["trials"]:
-            rec = TrialRecord(int(s["trial"]), dict(s["params"]), s.get("fidelity"),
-                              s.get("parent"), dict(s.get("info") or {}), asked_s=t)
-            self.trials[rec.trial] = rec
-            ids.append(rec.trial)
+        trials = self.trials
+        for s in e["trials"]:  # the event's own dicts are kept: nothing mutates them
+            trial = s["trial"]
+            trials[trial] = TrialRecord(trial, s["params"], s.get("fidelity"), s.get("parent"),
+                                        s.get("info") or {}, asked_s=t)
+            ids.append(trial)
         self.calls.append(("ask", int(e["n"]), ids))
         self._clock(t)
 
     def _submit(self, e: dict) -> None:
-        rec = self.trials[int(e["trial"])]
-        attempt = int(e.get("attempt", 0))
+        rec = self.trials[e["trial"]]
+        attempt, t = e.get("attempt", 0), e["t"]
         if attempt != rec.attempt or rec.start_s is None:
-            rec.start_s = float(e["t"])
+            rec.start_s = t
         rec.attempt = attempt
         rec.status = "running"
-        rec.job_id = str(e.get("job_id", ""))
-        self._clock(float(e["t"]))
+        rec.job_id = e.get("job_id", "")
+        if t > self.last_t:
+            self.last_t = t
 
     def _end(self, e: dict) -> None:
-        rec = self.trials[int(e["trial"])]
-        if rec.done:
+        rec = self.trials[e["trial"]]
+        if rec.status in FINAL:
             return  # a duplicate report of a finished trial changes nothing
-        cost = float(e.get("cost_s", 0.0))
+        cost = e.get("cost_s", 0.0)
         rec.cost_s += cost
         self.spent_s += cost
         rec.start_s = e.get("start_s", rec.start_s)
-        rec.end_s = e.get("end_s")
+        rec.end_s = end = e.get("end_s") or 0.0
         rec.error = e.get("error")
         rec.failure = e.get("failure", "")
-        rec.metrics = dict(e.get("metrics") or {})
-        rec.value = rec.metrics.get(self.metric) if e["status"] == "ok" else None
-        rec.job_id = str(e.get("job_id", rec.job_id))
+        rec.metrics = metrics = e.get("metrics") or {}
+        status = e["status"]
+        rec.value = metrics.get(self.metric) if status == "ok" else None
+        if "job_id" in e:
+            rec.job_id = e["job_id"]
         if e.get("final", True):
-            rec.status = e["status"]
+            rec.status = status
             self.calls.append(("tell", rec.trial))
         else:
             rec.status = "pending"  # to be retried
-        self._clock(float(e.get("end_s") or 0.0))
+        if end > self.last_t:
+            self.last_t = end
 
     def _note(self, e: dict) -> None:
         self.notes.append(e)  # notes carry wall-clock stamps: they do not move the study clock
