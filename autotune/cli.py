@@ -82,9 +82,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, summarise
+    from .compare import ComparisonInterrupted, compare, summarise
 
-    rows = compare(args.study, args.dir, args.algorithms, args.seeds, args.budget, args.executor)
+    try:
+        rows = compare(args.study, args.dir, args.algorithms, args.seeds, args.budget,
+                       args.executor)
+    except ComparisonInterrupted as exc:
+        print(f"autotune: {exc}", file=sys.stderr)
+        return 130
     print(summarise(rows))
     print(f"wrote {os.path.join(args.dir, 'comparison.csv')} and plots in "
           f"{os.path.join(args.dir, 'plots')}")

@@ -33,6 +33,10 @@ COLUMNS = ["algorithm", "seed", "best", "compute_to_best_s", "wall_to_best_s", "
            "improvement_per_compute_h", "directory"]
 
 
+class ComparisonInterrupted(Exception):
+    """Ctrl-C or SIGTERM reached the run in progress: stop the whole comparison."""
+
+
 @dataclass
 class Plan:
     algorithms: list[str]
@@ -115,7 +119,9 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
         directory = os.path.join(out_dir, f"{algorithm}-s{seed}")
         if progress:
             print(f"compare: {algorithm} seed {seed} -> {directory}", flush=True)
-        Driver(study, directory, progress=False).run()
+        if Driver(study, directory, progress=False).run().stopped == "interrupted":
+            raise ComparisonInterrupted(f"interrupted during {algorithm} seed {seed}; run the "
+                                        "same command again to resume")
         history = History.load(Journal(os.path.join(directory, "history.jsonl")))
         results.append((algorithm, seed, directory, study, history))
     rows = table(results)

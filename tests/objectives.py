@@ -85,3 +85,9 @@ def finetune(params: dict, ctx) -> dict:
     with open(ctx.pretrained) as fh:
         base = json.load(fh)["base"]
     return {"loss": base + (float(params["x"]) - 1.0) ** 2, "pretrained": 1.0}
+
+
+def interrupts(params: dict, ctx) -> dict:
+    """As if the user pressed Ctrl-C while this trial ran (inline executor: the driver's process)."""
+    os.kill(os.getpid(), signal.SIGINT)
+    return {"loss": float(params["x"])}

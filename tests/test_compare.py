@@ -72,3 +72,12 @@ def test_the_simulated_preview_of_a_local_study(tmp_path):
     h = history(rows[0]["directory"])
     assert h.study["config"]["executor"]["kind"] == "simulated"
     assert rows[0]["evaluations"] == 6 and rows[0]["wall_s"] >= 30.0  # virtual seconds
+
+
+def test_an_interrupt_stops_the_whole_comparison(tmp_path, capsys):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": "tests.objectives:interrupts"}, search={"max_trials": 5}))
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "random,grid", "--dir", str(out)]) == 130
+    assert "interrupted during random seed 0" in capsys.readouterr().err
+    assert (out / "random-s0").exists() and not (out / "grid-s0").exists()
