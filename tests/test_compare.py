@@ -76,7 +76,8 @@ def test_the_simulated_preview_of_a_local_study(tmp_path):
 
 def test_an_interrupt_stops_the_whole_comparison(tmp_path, capsys):
     path = write_study(str(tmp_path / "s.yaml"), study_dict(
-        objective={"entry": "tests.objectives:interrupts"}, search={"max_trials": 5}))
+        objective={"entry": "tests.objectives:interrupts"}, search={"max_trials": 5},
+        space={"x": {"values": [1, 2, 3]}}))
     out = tmp_path / "cmp"
     assert main(["compare", path, "--algorithms", "random,grid", "--dir", str(out)]) == 130
     assert "interrupted during random seed 0" in capsys.readouterr().err
