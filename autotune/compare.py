@@ -7,7 +7,8 @@ Figures come from each run's history (analysis.figures), and the table is compar
 A study file may hold a ``compare:`` section: per-algorithm search options (e.g. ``asha:
 {fidelity: {...}}``, ``axis: {start: {...}}``), default algorithms, seeds and budget. ``run``
 ignores it. Options in the study's own ``search:`` section reach every algorithm that accepts
-them.
+them. With a budget, the compute budget is every run's only limit (the study's
+``max_trials`` is dropped); without one, each run keeps the study's own limits.
 """
 from __future__ import annotations
 
@@ -82,11 +83,14 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
     own = {k: v for k, v in search.items() if k in accepted}
     data["search"] = {**own, **plan.options.get(algorithm, {}), "algorithm": algorithm,
                       "seed": seed}
-    for key in ("max_trials", "max_compute_s"):
-        if key in search:
-            data["search"][key] = search[key]
     if plan.budget_s is not None:
+        # the budget is the one limit: a trial count would cut short whichever algorithm
+        # runs the cheapest trials (a multi-fidelity rung is a trial too)
         data["search"]["max_compute_s"] = plan.budget_s
+    else:
+        for key in ("max_trials", "max_compute_s"):
+            if key in search:
+                data["search"][key] = search[key]
     if plan.executor is not None:
         data["executor"] = {"kind": plan.executor,
                             "max_concurrent": (data.get("executor") or {}).get("max_concurrent", 1)}

@@ -9,10 +9,10 @@ from autotune.errors import StudyError
 from tests.helpers import history, study_dict, write_study
 
 
-def study_file(tmp_path, **over):
+def study_file(tmp_path, search=None, **over):
     data = study_dict(space={"x": {"values": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]},
                              "y": {"values": [-1.0, -0.5, 0.0, 0.5]}, "cost_s": 100.0},
-                      search={"max_trials": None},
+                      search={"max_trials": None, **(search or {})},
                       executor={"kind": "simulated", "max_concurrent": 3}, **over)
     return write_study(str(tmp_path / "s.yaml"), data)
 
@@ -82,3 +82,11 @@ def test_an_interrupt_stops_the_whole_comparison(tmp_path, capsys):
     assert main(["compare", path, "--algorithms", "random,grid", "--dir", str(out)]) == 130
     assert "interrupted during random seed 0" in capsys.readouterr().err
     assert (out / "random-s0").exists() and not (out / "grid-s0").exists()
+
+
+def test_with_a_budget_the_trial_count_no_longer_limits(tmp_path):
+    path = study_file(tmp_path, search={"max_trials": 3})
+    rows = compare(path, str(tmp_path / "cmp"), "random", seeds=1, budget=1000.0, progress=False)
+    assert rows[0]["evaluations"] > 3 and rows[0]["compute_s"] >= 1000.0
+    rows = compare(path, str(tmp_path / "cmp2"), "random", seeds=1, progress=False)
+    assert rows[0]["evaluations"] == 3
