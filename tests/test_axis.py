@@ -73,12 +73,21 @@ def test_faithful_modes_find_the_exact_minimum_of_a_convex_bowl(method, fn):
     assert len({tuple(t.params.items()) for t in trials}) == len(trials)
 
 
-def test_async_finds_the_minimum_of_a_convex_bowl_and_every_point_once():
-    s = make("axis", "convex")
+@pytest.mark.parametrize("noise_check", [True, False])
+def test_async_finds_the_minimum_of_a_convex_bowl_and_every_point_once(noise_check):
+    s = make("axis", "convex", noise_check=noise_check)
     trials = drive(s, "convex")
     assert s.finished
     assert tuple(s.summary()["base_index"]) == bf.grid_minimum("convex", 0)[1]
-    assert len({tuple(t.params.items()) for t in trials}) == len(trials)
+    keys = [tuple(t.params.items()) for t in trials]
+    if noise_check:
+        # the noise probe: the first base is measured twice; it agrees, so nothing else is
+        twice = [k for k in set(keys) if keys.count(k) > 1]
+        assert len(keys) == len(set(keys)) + 1 and len(twice) == 1
+        assert bf.index_of(dict(twice[0])) in s.bases  # the base of the time
+        assert s.summary()["noisy"] is False and s.summary()["work"]["repeat"] == 1
+    else:
+        assert len(set(keys)) == len(keys)  # every point at most once
 
 
 def test_s2018_raises_the_level_only_when_stalled():
@@ -178,6 +187,82 @@ def test_failed_trials_do_not_wedge_the_search(method):
     assert len(trials) < 13310
 
 
+def on_a_line(base, q):
+    steps = {abs(a - b) for a, b in zip(q, base)} - {0}
+    return len(steps) == 1
+
+
+def tell_value(s, sug, value):
+    s.tell(Result(sug.trial, "ok", value))
+
+
+def test_async_moves_the_base_at_once_and_replans_the_lines():
+    s = make("axis", "bowl")
+    batch = s.ask(50)
+    base = tuple(batch[0].info["index"])
+    probe = batch[1]  # the noise probe: the base a second time
+    assert probe.info["kind"] == "repeat" and tuple(probe.info["index"]) == base
+    tell_value(s, batch[0], bf.true_value("bowl", 0, base))
+    tell_value(s, probe, bf.true_value("bowl", 0, base))  # agrees: no noise
+    assert not s._noisy()
+    old_lines = list(s.lines)
+    for sug in batch[2:]:
+        p = tuple(sug.info["index"])
+        tell_value(s, sug, bf.true_value("bowl", 0, p))
+        if s.moves:
+            break
+    # the first point that beats the base becomes the base while the rest are in flight
+    assert s.base == p and bf.true_value("bowl", 0, p) < bf.true_value("bowl", 0, base)
+    assert s.store.in_flight > 0 and not all(line.done for line in old_lines)
+    # every line is planned afresh through the new base; the old unfinished ones are filler
+    assert s.lines and all(line.base == p for line in s.lines)
+    assert len(s.lines) == len(old_lines)
+    assert s.old_lines and all(line.base == base for line in s.old_lines)
+    nxt = s.ask(20)
+    assert nxt and all(x.info["move"] == 1 for x in nxt)
+    for x in nxt:
+        q = tuple(x.info["index"])
+        if x.info["kind"] in ("predicted", "neighbour", "line", "uncertain"):
+            assert on_a_line(p, q), (x.info, p)
+
+
+def test_async_noise_probe_and_challengers_are_measured_twice_before_a_move():
+    s = make("axis", "bowl")
+    batch = s.ask(50)
+    probe = batch[1]
+    assert probe.info["kind"] == "repeat" and probe.info["index"] == batch[0].info["index"]
+    tell_value(s, batch[0], 0.50)
+    assert not s._noisy() and s.ask(1)[0].info["kind"] != "repeat"  # one probe only
+    tell_value(s, probe, 0.52)                      # disagrees: noisy, sigma about 0.014
+    assert s._noisy() and s.store.count(s.base) == 2
+    base = s.base
+    lucky = batch[3]
+    tell_value(s, lucky, 0.505)                     # better, but within the noise
+    assert s.base == base
+    again = s.ask(1)[0]                             # the challenger is measured again first
+    assert again.info["kind"] == "repeat" and again.info["index"] == lucky.info["index"]
+    tell_value(s, again, 0.50)                      # confirmed (mean 0.5025 < 0.51)
+    assert s.base == tuple(lucky.info["index"]) and s.moves == 1
+    # a clear win (far beyond the noise) moves the base at once, then the base is verified
+    clear = batch[4]
+    tell_value(s, clear, 0.30)
+    assert s.base == tuple(clear.info["index"]) and s.moves == 2
+    verify = s.ask(1)[0]
+    assert verify.info["kind"] == "repeat" and verify.info["index"] == clear.info["index"]
+
+
+def test_async_under_noise_reports_a_setting_measured_twice():
+    s = make("axis", "convex", noise=0.01)
+    drive(s, "convex", noise=0.01)
+    summary = s.summary()
+    assert s.finished and summary["noisy"] and summary["base_repeats"] >= 2
+    st = s.store
+    twice = [p for p in st.values if st.count(p) >= 2]
+    assert s.base == min(twice, key=st.mean)
+    # only a few points are repeated: the base, the probe and the challengers
+    assert summary["work"]["repeat"] < 0.25 * summary["evaluations"]
+
+
 def test_empty_ask_changes_nothing():
     s = make("axis-radial", "bowl")
     s.ask(50)
@@ -230,7 +315,10 @@ def test_async_only_options():
         parse_study(study("axis", noise_margin=-1))
     with pytest.raises(StudyError, match="search.repeats"):
         parse_study(study("axis-radial", repeats=3))
+    with pytest.raises(StudyError, match="search.challengers"):
+        parse_study(study("axis", challengers=-1))
     assert parse_study(study("axis", repeats=3, line_parallel=2, noise_margin=1.5)).algorithm == "axis"
+    assert parse_study(study("axis", noise_check=False, challengers=5)).algorithm == "axis"
 
 
 def test_range_needs_steps():

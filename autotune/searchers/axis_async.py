@@ -5,14 +5,18 @@ four spread points then the d-Spline rule, see AT-SEARCH.md), but there are no r
 batch ever waits:
 
 * The base moves as soon as a measured point beats it (by more than the measured noise when
-  ``repeats`` > 1), and the line searches are planned afresh from the new base at once; what
+  ``repeats`` > 1 or when the objective proved noisy, see below), and the line searches are
+  planned afresh from the new base at once; what
   is still in flight for the old lines lands in the shared store and is used by every line
   it lies on. The search ends when every line through the base is done, nothing is in flight
   and (with repeats) the base has been measured ``repeats`` times.
 * Every ``ask(n)`` hands out the n most useful points there are now, most promising first:
 
   1. the base while unmeasured, and (with ``repeats``) repeats of a base that every line is
-     done with;
+     done with; without ``repeats`` (``noise_check``, on by default): the noise probe (the
+     first base measured twice, in the first batch) and, once the probe shows noise, a second
+     measurement of every new base and of the ``challengers`` (3) best points measured once
+     whose value beats the base's mean;
   2. points a line's fitted d-Spline predicts to beat the base, lowest prediction first: the
      predicted line minima (``promise``). A line through a new base borrows the shape of the
      measured line parallel to it through an earlier base (shifted by the difference of the
@@ -27,9 +31,18 @@ batch ever waits:
      minus one posterior standard deviation);
   7. repeats of the base up to ``repeats``.
 
-Every point is measured at most once, except the repeats asked for with ``repeats``. The
-reported setting is the one with the best mean (among those measured ``repeats`` times when
-repeats are asked for); ``summary()`` gives its mean and spread.
+Noise without ``repeats`` (``noise_check``): the probe costs one evaluation. If the two
+measurements agree the objective is taken as noise-free and nothing else is repeated. If
+they differ, a point measured once becomes the base only when it beats the base's mean by
+more than ``noise_margin`` standard errors (pooled spread of all repeats), otherwise only
+after its second measurement still beats it; so a single lucky value neither moves the base
+nor becomes the reported setting, which is then always a point measured at least twice.
+
+Every point is measured at most once, except the repeats asked for with ``repeats`` and,
+with ``noise_check`` (default; ``noise_check: false`` turns it off), the probe and -- only
+when the objective proved noisy -- the second measurements above. The reported setting is
+the base: the best mean among those measured ``repeats`` times when repeats are asked for;
+``summary()`` gives its mean and spread, the pooled noise and whether noise was found.
 """
 from __future__ import annotations
 
@@ -49,7 +62,8 @@ class AxisAsync(AxisBase):
     name = "axis"
     options = {**LINE_OPTIONS, "repeats": "positive-int", "noise_margin": "number",
                "line_parallel": "positive-int", "fill": "bool", "promise": "bool",
-               "neighbours": "bool", "transfer": "bool", "ends_first": "bool", "keep_bases": "int", "verify": "int"}
+               "neighbours": "bool", "transfer": "bool", "noise_check": "bool",
+               "challengers": "int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -65,9 +79,11 @@ class AxisAsync(AxisBase):
         self.promise = bool(opts.get("promise", True))
         self.neighbours_first = bool(opts.get("neighbours", True))
         self.transfer = bool(opts.get("transfer", True))
-        self.verify = int(opts.get("verify", 0))
-        self.keep_bases = int(opts.get("keep_bases", 0))
-        self.ends_first = bool(opts.get("ends_first", True))
+        self.noise_check = bool(opts.get("noise_check", True))
+        self.challengers = int(opts.get("challengers", 3))
+        if self.challengers < 0:
+            raise StudyError(f"search.challengers: expected an integer >= 0, got "
+                             f"{opts['challengers']!r}")
         self.lines: list[Line] = []
         self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
         self.bases: list[Point] = []          # every base so far, oldest first
@@ -83,9 +99,7 @@ class AxisAsync(AxisBase):
         if self.base is not None:
             self.moves += 1
             self.lines_searched += sum(1 for line in self.lines if line.done)
-            keep = set(self.bases[-self.keep_bases:]) if self.keep_bases else set(self.bases)
-            self.old_lines = [line for line in self.lines + self.old_lines
-                              if not line.done and line.base in keep]
+            self.old_lines = [line for line in self.lines + self.old_lines if not line.done]
         self.base = base
         self.bases.append(base)
         self.state = "search"
@@ -95,13 +109,60 @@ class AxisAsync(AxisBase):
     def _margin(self) -> float:
         return self.noise_margin * self.store.sigma() if self.repeats > 1 else 0.0
 
+    # ---- noise without asked-for repeats (noise_check) -------------------------------------
+    def _checking(self) -> bool:
+        """Automatic noise handling applies (repeats not asked for, noise_check on)."""
+        return self.repeats == 1 and self.noise_check
+
+    def _probed(self) -> bool:
+        """Has a point been measured twice, or is a second measurement in flight?"""
+        st = self.store
+        return st.noise()[1] > 0 or any(p in st.values for p in st.pending)
+
+    def _noisy(self) -> bool:
+        """Repeated measurements of a point disagree: the objective is noisy."""
+        if not self._checking():
+            return False
+        st = self.store
+        scale = max(1.0, abs(st.mean(self.base))) if self.base in st.values else 1.0
+        return st.sigma() > 1e-12 * scale
+
+    def _challenger_list(self) -> list[Point]:
+        """When noisy: the points measured once whose value beats the base's mean, best first
+        (each is measured a second time before the base may move to it), at most
+        ``challengers`` of them."""
+        st = self.store
+        if not self._noisy() or self.base not in st.values or self.challengers <= 0:
+            return []
+        target = st.mean(self.base)
+        found = [p for p in st.values if p != self.base and st.count(p) < 2
+                 and st.mean(p) < target]
+        found.sort(key=lambda p: (st.mean(p), st.first_seen[p]))
+        return found[:self.challengers]
+
     def _beats_base(self, p: Point) -> bool:
         st = self.store
         if p == self.base or p not in st.values:
             return False
         if self.base not in st.values:
             return self.base in st.failed
-        return st.mean(p) < st.mean(self.base) - self._margin()
+        mean_p, mean_b = st.mean(p), st.mean(self.base)
+        if self._noisy():
+            # a clear win on the measurements so far, or any win once measured twice
+            sigma = st.sigma()
+            se = sigma * (1.0 / st.count(p) + 1.0 / st.count(self.base)) ** 0.5
+            return mean_p < mean_b - self.noise_margin * se or \
+                (st.count(p) >= 2 and mean_p < mean_b)
+        return mean_p < mean_b - self._margin()
+
+    def _move_target(self) -> Point | None:
+        """The point the base moves to now, if any: the best by mean of those that beat it."""
+        st = self.store
+        if self._noisy() and self.base in st.values:
+            wins = [p for p in st.values if self._beats_base(p)]
+            return min(wins, key=lambda p: (st.mean(p), st.first_seen[p])) if wins else None
+        best = st.best()
+        return best if best is not None and self._beats_base(best) else None
 
     # ---- predictions ----------------------------------------------------------------------
     def _estimates(self, line: Line) -> np.ndarray | None:
@@ -176,9 +237,6 @@ class AxisAsync(AxisBase):
         out = []
         for line in lines:
             wanted = line.wanted(st)
-            if line.phase == "init" and not self.ends_first:
-                ends = {line.points[0], line.points[-1]}
-                wanted = [p for p in wanted if p not in ends] + [p for p in wanted if p in ends]
             if line.in_flight(st):
                 wanted = []
             else:
@@ -207,14 +265,6 @@ class AxisAsync(AxisBase):
         st = self.store
         return all(line.done for line in self.lines) and \
             not any(p in st.pending for line in self.lines for p in line.points)
-
-    def _to_verify(self) -> list[Point]:
-        """Without repeats: once settled, the best few points are measured a second time, so
-        that a lucky single measurement does not end the search (``verify``)."""
-        if self.repeats > 1 or self.verify <= 0 or self.state != "search" or not self._settled():
-            return []
-        st = self.store
-        return [p for p in st.ranked()[:self.verify] if st.count(p) + st.pending.get(p, 0) < 2]
 
     def _rest(self, lines: list[Line]) -> list[list[Point]]:
         """Per line in its start phase: the spread points beyond the one it has going."""
@@ -253,7 +303,7 @@ class AxisAsync(AxisBase):
                 chosen.add(p)
 
         def repeat(p: Point, upto: int) -> None:
-            have = st.count(p) + st.pending.get(p, 0) + extra.get(p, 0)
+            have = st.count(p) + st.pending.get(p, 0) + extra.get(p, 0) + (p in chosen)
             while not full() and have < upto:
                 out.append((p, {**info0, "kind": "repeat"}))
                 extra[p] = extra.get(p, 0) + 1
@@ -277,7 +327,9 @@ class AxisAsync(AxisBase):
         if self.state != "search":
             return out
         take(self.base, {**info0, "kind": "base"})
-        for p in self._to_verify():
+        if self._checking() and (self._noisy() or not self._probed()):
+            repeat(self.base, 2)       # the noise probe; when noisy, every base is verified
+        for p in self._challenger_list():
             repeat(p, 2)
         if self._gate():
             repeat(self.base, self.repeats)
@@ -332,7 +384,7 @@ class AxisAsync(AxisBase):
             return
         if self.done:
             # a filler result that arrives after the end still counts for the reported setting
-            if self.repeats == 1 and self._beats_base(p):
+            if self.repeats == 1 and not self._noisy() and self._beats_base(p):
                 self.base = p
             return
         value = result.loss if result.ok and p in self.store.values else None
@@ -351,15 +403,16 @@ class AxisAsync(AxisBase):
                 self.stop("every initial point failed", trial)
                 return
             self._move(best)
+        target = self._move_target()
+        if target is not None:
+            self._move(target)
         best = st.best()
-        if best is not None and self._beats_base(best):
-            self._move(best)
         if self.base in st.failed and self.base not in st.values and best is None \
                 and not st.pending:
             self.stop("every point failed", trial)
             return
         if self._settled() and not self._gate() and not self._current_work() \
-                and not any(p in st.pending for p in st.ranked()[:self.verify]):
+                and not any(p in st.values for p in st.pending):   # no repeat in flight
             self._finish(trial)
 
     def _current_work(self) -> bool:
@@ -373,9 +426,8 @@ class AxisAsync(AxisBase):
     def _finish(self, trial: int) -> None:
         self.lines_searched += len(self.lines)
         st = self.store
-        need = self.repeats if self.repeats > 1 else (2 if self.verify > 0 else 1)
-        if need > 1:
-            pool = [p for p in st.values if st.count(p) >= need]
+        if self.repeats > 1:
+            pool = [p for p in st.values if st.count(p) >= self.repeats]
             if pool:
                 self.base = min(pool, key=lambda p: (st.mean(p), st.first_seen[p]))
         self.stop(f"no improvement after {self.moves} moves", trial)
@@ -384,6 +436,7 @@ class AxisAsync(AxisBase):
     def summary(self) -> dict[str, Any]:
         out = self.base_summary()
         out.update({"rounds": self.moves + 1, "lines_searched": self.lines_searched,
-                    "noise_sigma": self.store.sigma(), "repeats": self.repeats,
+                    "noise_sigma": self.store.sigma(), "noisy": self._noisy(),
+                    "repeats": self.repeats,
                     "work": dict(sorted(self.kinds.items()))})
         return out

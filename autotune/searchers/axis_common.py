@@ -199,6 +199,7 @@ class Store:
         self.trial_point: dict[int, Point] = {}
         self.first_seen: dict[Point, int] = {}   # order in which points got their first value
         self.results = 0
+        self._noise: tuple[float, int] | None = None   # (sigma, degrees of freedom), cached
 
     def start(self, trial: int, p: Point) -> None:
         self.trial_point[trial] = p
@@ -214,6 +215,7 @@ class Store:
         else:
             self.pending.pop(p, None)
         self.results += 1
+        self._noise = None
         if result.ok and math.isfinite(result.loss):
             self.values.setdefault(p, []).append(float(result.loss))
             self.first_seen.setdefault(p, self.results)
@@ -242,15 +244,21 @@ class Store:
         m = sum(vals) / len(vals)
         return math.sqrt(sum((x - m) ** 2 for x in vals) / (len(vals) - 1))
 
+    def noise(self) -> tuple[float, int]:
+        """Pooled spread over every point measured more than once (0 when none), and its
+        degrees of freedom (0: no point measured twice yet)."""
+        if self._noise is None:
+            ss, dof = 0.0, 0
+            for vals in self.values.values():
+                if len(vals) > 1:
+                    m = sum(vals) / len(vals)
+                    ss += sum((x - m) ** 2 for x in vals)
+                    dof += len(vals) - 1
+            self._noise = (math.sqrt(ss / dof) if dof else 0.0, dof)
+        return self._noise
+
     def sigma(self) -> float:
-        """Pooled spread over every point measured more than once (0 when none)."""
-        ss, dof = 0.0, 0
-        for vals in self.values.values():
-            if len(vals) > 1:
-                m = sum(vals) / len(vals)
-                ss += sum((x - m) ** 2 for x in vals)
-                dof += len(vals) - 1
-        return math.sqrt(ss / dof) if dof else 0.0
+        return self.noise()[0]
 
     def best(self) -> Point | None:
         """The point with the lowest mean (earliest measured on ties)."""
