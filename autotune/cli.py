@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     except StudyBusy as exc:
         print(f"autotune: {exc}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # `autotune status DIR | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
