@@ -6,15 +6,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .history import History
+from .history import History, TrialRecord
+
+
+def incumbents_of(history: History, mode: str) -> list[TrialRecord]:
+    """The trials that were the best so far when they ended, in the order they ended."""
+    done = sorted((r for r in history.trials.values()
+                   if history.counts_for_best(r) and r.end_s is not None), key=lambda r: r.end_s)
+    out: list[TrialRecord] = []
+    for rec in done:
+        if not out or (rec.value < out[-1].value if mode == "min" else rec.value > out[-1].value):
+            out.append(rec)
+    return out
 
 
 def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
     """End times of successful trials in order, with the best value reached by each."""
-    ok = sorted((r.end_s, r.value) for r in history.trials.values()
-                if history.counts_for_best(r) and r.end_s is not None)
+    done = sorted((r.end_s, r.value) for r in history.trials.values()
+                  if history.counts_for_best(r) and r.end_s is not None)
     times, bests, best = [], [], None
-    for t, v in ok:
+    for t, v in done:
         if best is None or (v < best if mode == "min" else v > best):
             best = v
         times.append(t)

@@ -182,9 +182,7 @@ class Driver:
             events.append(event)
         self._record(events)
         for trial in tells:
-            rec = self.history.trials[trial]
-            loss = None if rec.value is None else self.study.objective.loss(rec.value)
-            self.searcher.tell(Result(trial, rec.status, loss, rec.metrics, rec.cost_s))
+            self.searcher.tell(result_of(self.history.trials[trial], self.study.objective.mode))
         if retry:
             self._submit(retry)
 
@@ -264,7 +262,7 @@ def suggestion_event(s: Suggestion) -> dict[str, Any]:
 
 def replay(searcher: Searcher, history: History, progress: Progress | None = None) -> Searcher:
     """Bring a fresh searcher to the state the history records by making the same calls."""
-    mode_loss = history.study.get("identity", {}).get("mode", "min")
+    mode = history.study.get("identity", {}).get("mode", "min")
     diverged = False
     for call in history.calls:
         if call[0] == "ask":
@@ -277,10 +275,14 @@ def replay(searcher: Searcher, history: History, progress: Progress | None = Non
                     progress.warn(f"the searcher no longer proposes what the history recorded at "
                                   f"trial {ids[0]}; going on from the recorded trials")
         else:
-            rec = history.trials[call[1]]
-            loss = None if rec.value is None else (rec.value if mode_loss == "min" else -rec.value)
-            searcher.tell(Result(rec.trial, rec.status, loss, rec.metrics, rec.cost_s))
+            searcher.tell(result_of(history.trials[call[1]], mode))
     return searcher
+
+
+def result_of(rec: TrialRecord, mode: str) -> Result:
+    """What a searcher is told of a finished trial: live and on replay, the same."""
+    loss = None if rec.value is None else (rec.value if mode == "min" else -rec.value)
+    return Result(rec.trial, rec.status, loss, rec.metrics, rec.cost_s)
 
 
 def check_compatible(started: dict, study: Study, path: str) -> None:

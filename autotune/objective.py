@@ -44,9 +44,6 @@ class ObjectiveSpec:
         return cls(**{**data, "python_path": tuple(data.get("python_path") or ()),
                       "pretrain": StageSpec(**pretrain) if pretrain else None})
 
-    def loss(self, value: float) -> float:
-        """The value turned into something to minimise: searchers always minimise."""
-        return value if self.mode == "min" else -value
 
 
 class Ctx:

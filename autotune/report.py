@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from .history import History
-from .analysis import best_so_far, compute_at, concurrency
+from .analysis import best_so_far, compute_at, concurrency, incumbents_of
 
 
 def summary(history: History, running_driver: bool | None = None) -> str:
@@ -121,18 +121,6 @@ def base_path(history: History) -> list[int]:
     return path
 
 
-def incumbent_path(history: History, mode: str) -> list[int]:
-    """The trials that were the best so far when they ended, in order."""
-    path, best = [], None
-    done = sorted((r for r in history.trials.values() if history.counts_for_best(r)
-                   and r.end_s is not None), key=lambda r: r.end_s)
-    for rec in done:
-        if best is None or (rec.value < best if mode == "min" else rec.value > best):
-            best = rec.value
-            path.append(rec.trial)
-    return path
-
-
 def plot_search_path(history: History, path: str) -> str:
     """The axis search on its grid: every point tried along each parameter over time, the
     base's path through the grid (a jump in a panel is a move along that axis), and the
@@ -143,7 +131,7 @@ def plot_search_path(history: History, path: str) -> str:
     space = identity.get("space", {})
     names = [n for n, spec in space.items() if "fixed" not in spec]
     bases = base_path(history)
-    incumbents = incumbent_path(history, identity.get("mode", "min"))
+    incumbents = [r.trial for r in incumbents_of(history, identity.get("mode", "min"))]
     tried = [r for r in history.trials.values() if r.start_s is not None]
     fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * (len(names) + 1) + 0.6),
                              sharex=True)

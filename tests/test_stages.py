@@ -22,6 +22,18 @@ def two_stage(log, executor="local", **pre):
                                            "params": {"log": log, "sleep_s": 1.0, **pre}}})
 
 
+def kill_driver_when(path, d, ready):
+    """Start ``run`` in a subprocess and SIGKILL it as soon as ``ready()`` holds."""
+    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d, "--quiet"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not ready():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_the_pretrain_runs_once_for_concurrent_trials(tmp_path):
     log = str(tmp_path / "pretrain.log")
     study = parse_study(two_stage(log))
@@ -39,15 +51,8 @@ def test_the_pretrain_survives_a_kill_and_a_resume(tmp_path):
     log = str(tmp_path / "pretrain.log")
     path = write_study(str(tmp_path / "s.yaml"), two_stage(log))
     d = str(tmp_path / "d")
-    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d, "--quiet"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while not any(r.status == "ok" for r in history(d).trials.values()) if os.path.exists(
-            os.path.join(d, "history.jsonl")) else True:
-        assert time.time() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_driver_when(path, d, lambda: os.path.exists(os.path.join(d, "history.jsonl")) and any(
+        r.status == "ok" for r in history(d).trials.values()))
     assert cli("run", path, "--dir", d, "--quiet").returncode == 0
     assert len(open(log).readlines()) == 1
     assert all(r.status == "ok" for r in history(d).trials.values())
@@ -57,14 +62,7 @@ def test_a_killed_pretrain_leaves_no_cache_hit(tmp_path):
     log = str(tmp_path / "pretrain.log")
     path = write_study(str(tmp_path / "s.yaml"), two_stage(log, sleep_s=30))
     d = str(tmp_path / "d")
-    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d, "--quiet"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while not os.path.exists(log):
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_driver_when(path, d, lambda: os.path.exists(log))
     for trial in os.listdir(os.path.join(d, "trials")):  # the driver's orphans, as a resume would
         kill_orphan(os.path.join(d, "trials", trial))
     cache = os.path.join(d, "cache")
@@ -72,15 +70,12 @@ def test_a_killed_pretrain_leaves_no_cache_hit(tmp_path):
     assert not any(p.endswith(".failed.json") for p in os.listdir(cache))
 
 
-def test_a_failed_pretrain_is_reported_and_retried_after_a_fix(tmp_path):
+def test_a_failed_pretrain_is_reported_and_not_cached(tmp_path, monkeypatch):
     log = str(tmp_path / "pretrain.log")
     study = parse_study(two_stage(log, executor="inline"))
     d = str(tmp_path / "d")
-    os.environ["PRETRAIN_FAILS"] = "1"
-    try:
-        Driver(study, d, progress=False).run()
-    finally:
-        del os.environ["PRETRAIN_FAILS"]
+    monkeypatch.setenv("PRETRAIN_FAILS", "1")
+    Driver(study, d, progress=False).run()
     h = history(d)
     assert all(r.status == "failed" for r in h.trials.values())
     assert "pretrain failed: RuntimeError: out of memory in pretrain" in h.trials[0].error
@@ -90,18 +85,16 @@ def test_a_failed_pretrain_is_reported_and_retried_after_a_fix(tmp_path):
     assert [p.split(".", 1)[1] for p in left] == ["failed.json", "lock"]  # no cache hit
 
 
-def test_the_failure_marker_is_cleared_on_a_new_start(tmp_path):
+def test_the_failure_marker_is_cleared_on_a_new_start(tmp_path, monkeypatch):
     log = str(tmp_path / "pretrain.log")
     data = two_stage(log, executor="inline")
     data["search"] = {"algorithm": "random", "max_trials": 2}
     data["space"] = {"x": {"low": 0.0, "high": 2.0}}
     study = parse_study(data)
     d = str(tmp_path / "d")
-    os.environ["PRETRAIN_FAILS"] = "1"
-    try:
-        Driver(study, d, progress=False).run()
-    finally:
-        del os.environ["PRETRAIN_FAILS"]
+    monkeypatch.setenv("PRETRAIN_FAILS", "1")
+    Driver(study, d, progress=False).run()
+    monkeypatch.delenv("PRETRAIN_FAILS")
     assert any(p.endswith(".failed.json") for p in os.listdir(os.path.join(d, "cache")))
     study.max_trials = 4
     Driver(study, d, progress=False).run()
