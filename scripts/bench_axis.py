@@ -18,7 +18,7 @@ Per function and method it prints medians over seeds of:
   gap       true (noise-free) value of the final setting minus the grid's true minimum
 and the ratios axis / axis-radial of the medians (t_best, n_best) with the targets.
 
-    python scripts/bench_axis.py            # 3 functions x 2 noise levels x 5 seeds
+    python scripts/bench_axis.py            # 3 functions x 2 noise levels x 10 seeds
     python scripts/bench_axis.py --quick    # 3 seeds, no noisy variants
 """
 from __future__ import annotations
@@ -84,10 +84,10 @@ def med(rows: list[dict], key: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds, noise-free functions only")
-    ap.add_argument("--seeds", type=int, default=None, help="seeds per function (default 5)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per function (default 10)")
     ap.add_argument("--functions", default="convex,rosenbrock,multimodal")
     args = ap.parse_args(argv)
-    seeds = args.seeds or (3 if args.quick else 5)
+    seeds = args.seeds or (3 if args.quick else 10)
     noises = [0.0] if args.quick else [0.0, NOISE]
     functions = args.functions.split(",")
     methods = ["axis-radial", "axis"]
@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'':<24}{'ratio':<12}t_best {t_ratio:.2f} (target <= 0.5), n_best "
                       f"{n_ratio:.2f} (<= 1.2), slot use {med(a, 'use'):.1%} (>= 95%), "
                       f"final gap: better in {better}, worse in {worse} of {seeds} seeds")
+                for s, (x, y) in enumerate(zip(a, b)):
+                    if x["gap"] > y["gap"] + 1e-12:
+                        print(f"{'':<24}{'':<12}worse: seed {s}, gap {x['gap']:.4f} "
+                              f"against {y['gap']:.4f}")
     print("-" * len(header))
     t_all = statistics.median(r[1] for r in ratios)
     n_all = statistics.median(r[2] for r in ratios)
