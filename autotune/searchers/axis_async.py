@@ -43,17 +43,26 @@ with ``noise_check`` (default; ``noise_check: false`` turns it off), the probe a
 when the objective proved noisy -- the second measurements above. The reported setting is
 the base: the best mean among those measured ``repeats`` times when repeats are asked for;
 ``summary()`` gives its mean and spread, the pooled noise and whether noise was found.
+
+With ``fidelity: {min, max, eta}`` every new point is screened by successive halving before
+it may count (axis_screen.py): short runs first, continued from their checkpoints while
+they stay promising, so most points that would not move the base cost a fraction of a full
+run. Continuations of screened points go before all other work.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from ..dspline import DSpline
 from ..errors import StudyError
 from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, all_directions,
                           interleave, positive)
+from .axis_screen import Screening
 from .base import Result, SearchSettings, Suggestion
+from .mf_common import parse_fidelity
 from .registry import register
 
 
@@ -63,7 +72,7 @@ class AxisAsync(AxisBase):
     options = {**LINE_OPTIONS, "repeats": "positive-int", "noise_margin": "number",
                "line_parallel": "positive-int", "fill": "bool", "promise": "bool",
                "neighbours": "bool", "transfer": "bool", "noise_check": "bool",
-               "challengers": "int"}
+               "challengers": "int", "fidelity": "mapping"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -84,6 +93,9 @@ class AxisAsync(AxisBase):
         if self.challengers < 0:
             raise StudyError(f"search.challengers: expected an integer >= 0, got "
                              f"{opts['challengers']!r}")
+        self.screen = (Screening(parse_fidelity(opts, self.name))
+                       if opts.get("fidelity") is not None else None)
+        self._fits: dict[tuple[Point, tuple[int, ...]], tuple[list, np.ndarray]] = {}
         self.lines: list[Line] = []
         self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
         self.bases: list[Point] = []          # every base so far, oldest first
@@ -159,7 +171,8 @@ class AxisAsync(AxisBase):
         """The point the base moves to now, if any: the best by mean of those that beat it."""
         st = self.store
         if self._noisy() and self.base in st.values:
-            wins = [p for p in st.values if self._beats_base(p)]
+            target = st.mean(self.base)      # beating the base needs a lower mean first
+            wins = [p for p in st.values if st.mean(p) < target and self._beats_base(p)]
             return min(wins, key=lambda p: (st.mean(p), st.first_seen[p])) if wins else None
         best = st.best()
         return best if best is not None and self._beats_base(best) else None
@@ -184,11 +197,7 @@ class AxisAsync(AxisBase):
             # align positions: the offset of the two bases along the line must match
             here = line.pos[self.base]
             there = pts.index(old)
-            from ..dspline import DSpline
-            sp = DSpline(len(pts), self.alpha)
-            for i, value in known:
-                sp.add(i, value)
-            est_old = sp.estimates()
+            est_old = self._fit(old, line.v, len(pts), known)
             shift = st.mean(self.base) - est_old[there]
             out = np.full(line.n, np.inf)
             for i in range(line.n):
@@ -197,6 +206,21 @@ class AxisAsync(AxisBase):
                     out[i] = est_old[j] + shift
             return out
         return None
+
+    def _fit(self, old: Point, v: tuple[int, ...], n: int,
+             known: list[tuple[int, float]]) -> np.ndarray:
+        """The d-Spline of an earlier base's line (refitted only when its points changed:
+        asked for on every ``ask``)."""
+        key = (old, v)
+        cached = self._fits.get(key)
+        if cached is not None and cached[0] == known:
+            return cached[1]
+        sp = DSpline(n, self.alpha)
+        for i, value in known:
+            sp.add(i, value)
+        est = sp.estimates()
+        self._fits[key] = (known, est)
+        return est
 
     def _promising(self) -> list[tuple[Point, Line]]:
         """Unknown points of the base's lines predicted to beat the base, lowest first."""
@@ -297,6 +321,10 @@ class AxisAsync(AxisBase):
         def full() -> bool:
             return len(out) >= n
 
+        if self.screen is not None:     # points that passed a screen go on first
+            for p, rung in self.screen.waiting[:n]:
+                out.append((p, {**info0, "kind": "promote", "rung": rung}))
+
         def take(p: Point, info: dict[str, Any]) -> None:
             if not full() and not st.known(p) and p not in chosen:
                 out.append((p, info))
@@ -333,23 +361,37 @@ class AxisAsync(AxisBase):
             repeat(p, 2)
         if self._gate():
             repeat(self.base, self.repeats)
+        if full():
+            return out
         if self.promise:
             for p, line in self._promising():
                 take(p, {**info0, "kind": "predicted", "level": line.level,
                          "direction": line.text})
+        if full():
+            return out
         if self.neighbours_first and self.base in st.values:
             for line in self.lines:
                 for q in self.grid.neighbours(self.base, line.v):
                     take(q, {**info0, "kind": "neighbour", "level": line.level,
                              "direction": line.text})
+        if full():
+            return out
         ordered = self._line_order()
         tier(ordered, self._offers(ordered), "line")
         tier(ordered, self._parallel_offers(ordered), "line")
+        if full():
+            return out
         if self.fill:
             tier(ordered, [line.uncertain(st) for line in ordered], "uncertain")
+        if full():
+            return out
         if self.repeats > 1 and self.base in st.values:
             repeat(self.base, self.repeats)
+        if full():
+            return out
         tier(ordered, self._rest(ordered), "line")
+        if full():
+            return out
         if self.fill and self.old_lines:
             old = [line for line in self.old_lines if not line.done]
             tier(old, self._offers(old), "earlier")
@@ -368,8 +410,34 @@ class AxisAsync(AxisBase):
             if base_trial is not None:
                 info["base"] = base_trial
             self.kinds[info["kind"]] = self.kinds.get(info["kind"], 0) + 1
-            out.append(self.propose(p, **info))
+            out.append(self._propose(p, info))
         return out
+
+    def _propose(self, p: Point, info: dict[str, Any]) -> Suggestion:
+        """A trial measuring ``p``: with screening, a new point starts at the bottom rung, a
+        promoted one continues its run, a repeat runs the full length from scratch."""
+        screen = self.screen
+        if screen is None:
+            return self.propose(p, **info)
+        params = self.grid.params(p)
+        if info["kind"] == "promote":
+            rung = info.pop("rung")
+            screen.waiting.remove((p, rung))
+            s = self.suggestion(params, fidelity=screen.epochs_at(rung),
+                                parent=screen.chain[p][rung - 1], index=list(p), rung=rung,
+                                **info)
+            screen.started(s.trial, p, rung)
+            self.store.continued(s.trial, p)
+            return s
+        if info["kind"] == "repeat" or self.store.known(p):
+            s = self.suggestion(params, fidelity=screen.fidelity.max, index=list(p), **info)
+            screen.started_full()
+        else:
+            s = self.suggestion(params, fidelity=screen.epochs_at(0), index=list(p), rung=0,
+                                **info)
+            screen.started(s.trial, p, 0)
+        self.store.start(s.trial, p)
+        return s
 
     def _trial_of(self, p: Point) -> int | None:
         for trial, q in self.store.trial_point.items():
@@ -379,6 +447,10 @@ class AxisAsync(AxisBase):
 
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:
+        if self.screen is not None and self.screen.is_screen(result.trial) and result.ok \
+                and math.isfinite(result.loss):
+            self._screened(result)
+            return
         p = self.store.finish(result)
         if p is None:
             return
@@ -391,6 +463,17 @@ class AxisAsync(AxisBase):
         for line in self.lines + self.old_lines:
             if p in line.pos:
                 line.observe(p, value, self.store)
+        self._advance(result.trial)
+
+    def _screened(self, result: Result) -> None:
+        """A short run's result: on to the next rung, or out (measured, no value)."""
+        p = self.store.trial_point[result.trial]
+        if self.screen.judge(result.trial, p, float(result.loss), self.base) or self.done:
+            return
+        self.store.screen_out(p)
+        for line in self.lines + self.old_lines:
+            if p in line.pos:
+                line.observe(p, None, self.store)
         self._advance(result.trial)
 
     def _advance(self, trial: int) -> None:
@@ -439,4 +522,6 @@ class AxisAsync(AxisBase):
                     "noise_sigma": self.store.sigma(), "noisy": self._noisy(),
                     "repeats": self.repeats,
                     "work": dict(sorted(self.kinds.items()))})
+        if self.screen is not None:
+            out["screening"] = self.screen.summary()
         return out

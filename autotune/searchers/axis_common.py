@@ -80,6 +80,7 @@ class Grid:
         self.d = len(self.shape)
         if self.d == 0:
             raise StudyError(f"space: {who} needs at least one parameter that is not fixed")
+        self._lines: dict[tuple[Point, Vec], list[Point]] = {}
 
     def centre(self) -> Point:
         return tuple(n // 2 for n in self.shape)
@@ -91,7 +92,14 @@ class Grid:
         return self.space.point(self.axes, p)
 
     def line(self, base: Point, v: Vec) -> list[Point]:
-        """The points of the line through ``base`` along ``v``, from one edge to the other."""
+        """The points of the line through ``base`` along ``v``, from one edge to the other
+        (remembered: the searches ask for the same lines again and again; do not modify)."""
+        key = (base, v)
+        if key not in self._lines:
+            self._lines[key] = self._walk(base, v)
+        return self._lines[key]
+
+    def _walk(self, base: Point, v: Vec) -> list[Point]:
         lo = 0
         while self.inside(tuple(b - (lo + 1) * s for b, s in zip(base, v))):
             lo += 1
@@ -198,6 +206,7 @@ class Store:
         self.pending: dict[Point, int] = {}
         self.trial_point: dict[int, Point] = {}
         self.first_seen: dict[Point, int] = {}   # order in which points got their first value
+        self.screened: set[Point] = set()       # fell out of a short screening run (no value)
         self.results = 0
         self._noise: tuple[float, int] | None = None   # (sigma, degrees of freedom), cached
 
@@ -205,15 +214,27 @@ class Store:
         self.trial_point[trial] = p
         self.pending[p] = self.pending.get(p, 0) + 1
 
-    def finish(self, result: Result) -> Point | None:
-        p = self.trial_point.get(result.trial)
-        if p is None:
-            return None
+    def continued(self, trial: int, p: Point) -> None:
+        """A trial continuing ``p``'s screening run: ``p`` stays in flight as one point."""
+        self.trial_point[trial] = p
+
+    def _release(self, p: Point) -> None:
         left = self.pending.get(p, 0) - 1
         if left > 0:
             self.pending[p] = left
         else:
             self.pending.pop(p, None)
+
+    def screen_out(self, p: Point) -> None:
+        """``p``'s short run did not pass: measured, without a value."""
+        self._release(p)
+        self.screened.add(p)
+
+    def finish(self, result: Result) -> Point | None:
+        p = self.trial_point.get(result.trial)
+        if p is None:
+            return None
+        self._release(p)
         self.results += 1
         self._noise = None
         if result.ok and math.isfinite(result.loss):
@@ -224,11 +245,12 @@ class Store:
         return p
 
     def measured(self, p: Point) -> bool:
-        """Has a result (a value or a failure): never measured again unless repeated."""
-        return p in self.values or p in self.failed
+        """Has a result (a value, a failure, or screened out): never measured again unless
+        repeated."""
+        return p in self.values or p in self.failed or p in self.screened
 
     def known(self, p: Point) -> bool:
-        return p in self.values or p in self.failed or p in self.pending
+        return self.measured(p) or p in self.pending
 
     def count(self, p: Point) -> int:
         return len(self.values.get(p, ()))

@@ -1,0 +1,156 @@
+"""Bench: the axis search with and without multi-fidelity screening, simulated.
+
+Both run the asynchronous ``axis`` search through the real driver on the learning-curve
+benchmarks of autotune/mfbench.py, discretised onto a grid (lc-mlp: the analytic-compare
+study's 13 x 7 x 9 x 3 x 4 grid; lc-branin: 31 x 31), 50 simulated workers, until the search
+stops by itself. ``axis`` trains every point 81 epochs; ``axis+screen`` adds
+``fidelity: {min: 1, max: 81, eta: 3}``: new points run 1 epoch first and only the promising
+ones continue (3, 9, 27, 81 epochs) from their checkpoint.
+
+Per benchmark and method it prints medians over seeds of:
+  trials    trials run (screens included)
+  full      points that reached 81 epochs
+  compute   worker-hours spent in all
+  T         virtual wall hours until the last trial ended
+  use       slot use over that time
+  c_final   worker-hours spent when the final setting's 81-epoch value first arrived
+  regret    true (noise-free, 81 epochs) loss of the final setting minus the grid's best
+  r@x%      true regret of the best 81-epoch result observed once x% of the *unscreened*
+            run's compute (same seed) is spent
+and the ratios axis+screen / axis of the medians of compute and c_final.
+
+    python scripts/bench_axis_mf.py             # 2 benchmarks x 5 seeds
+    python scripts/bench_axis_mf.py --seeds 3
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from autotune import mfbench  # noqa: E402
+from autotune.analysis import compute_at, incumbents_of  # noqa: E402
+from autotune.driver import Driver  # noqa: E402
+from autotune.history import History  # noqa: E402
+from autotune.journal import Journal  # noqa: E402
+from autotune.study import parse_study  # noqa: E402
+
+WORKERS = 50
+EPOCHS = 81
+FIDELITY = {"min": 1, "max": EPOCHS, "eta": 3}
+MARKS = (0.1, 0.25, 0.5, 1.0)
+SPACES = {
+    "lc-mlp": {"lr": {"low": 1.0e-4, "high": 1.0, "log": True, "steps": 13},
+               "width": {"low": 16, "high": 1024, "log": True, "int": True, "steps": 7},
+               "dropout": {"low": 0.0, "high": 0.8, "steps": 9},
+               "optimizer": {"values": ["adam", "rmsprop", "sgd"]},
+               "batch": {"values": [32, 64, 128, 256]}},
+    "lc-branin": {"x1": {"low": -5.0, "high": 10.0, "steps": 31},
+                  "x2": {"low": 0.0, "high": 15.0, "steps": 31}},
+}
+
+
+def study(bench: str, screened: bool, seed: int) -> object:
+    search = {"algorithm": "axis", "seed": seed}
+    if screened:
+        search["fidelity"] = dict(FIDELITY)
+    return parse_study({
+        "name": f"{bench}-{'screen' if screened else 'full'}-{seed}",
+        "objective": {"entry": mfbench.ENTRIES[bench], "metric": "loss", "mode": "min"},
+        "space": {**SPACES[bench], "epochs": EPOCHS},
+        "search": search,
+        "executor": {"kind": "simulated", "max_concurrent": WORKERS},
+    })
+
+
+def grid_best(bench: str, st) -> float:
+    """The least noise-free 81-epoch loss over the study's grid (by enumeration)."""
+    axes = st.space.axes("bench")
+    curve = mfbench.BENCHMARKS[bench].curve
+    return min(curve(st.space.point(axes, idx), EPOCHS)
+               for idx in itertools.product(*(range(len(v)) for _, v in axes)))
+
+
+def run_one(tmp: str, bench: str, screened: bool, seed: int) -> dict:
+    st = study(bench, screened, seed)
+    directory = os.path.join(tmp, st.name)
+    driver = Driver(st, directory, progress=False)
+    driver.run()
+    summary = driver.searcher.summary()
+    history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+    trials = [r for r in history.trials.values() if r.end_s is not None]
+    curve = mfbench.BENCHMARKS[bench].curve
+    final = tuple(summary["base_index"])
+    full = [r for r in trials if history.counts_for_best(r)]
+    first = min(r.end_s for r in full if tuple(r.info.get("index", ())) == final)
+    end = max(r.end_s for r in trials)
+    busy = sum(r.end_s - r.start_s for r in trials)
+    spent = compute_at(history, [first, end])
+    incumbents = [(compute_at(history, [r.end_s])[0], curve(r.params, EPOCHS))
+                  for r in incumbents_of(history, "min")]
+    return {"trials": len(trials), "full": len({tuple(r.info["index"]) for r in full}),
+            "compute": spent[1] / 3600, "T": end / 3600, "use": busy / (WORKERS * end),
+            "c_final": spent[0] / 3600, "true_final": curve(summary["base"], EPOCHS),
+            "incumbents": incumbents}
+
+
+def true_at(incumbents: list[tuple[float, float]], compute_s: float) -> float:
+    """True loss of the observed incumbent once ``compute_s`` is spent (inf: none yet)."""
+    value = float("inf")
+    for spent, true in incumbents:
+        if spent > compute_s:
+            break
+        value = true
+    return value
+
+
+def med(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--benchmarks", default="lc-mlp,lc-branin")
+    args = ap.parse_args(argv)
+    began = time.time()
+    marks = "".join(f"{f'r@{m:.0%}':>9}" for m in MARKS)
+    header = (f"{'benchmark':<11}{'method':<13}{'trials':>7}{'full':>6}{'compute h':>10}"
+              f"{'T h':>7}{'use':>7}{'c_final h':>10}{'regret':>8}{marks}")
+    where = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    print(f"{WORKERS} workers, {EPOCHS} epochs full length, screening {FIDELITY}, seeds "
+          f"0..{args.seeds - 1}, medians over seeds")
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory(prefix="bench_axis_mf_", dir=where) as tmp:
+        for bench in args.benchmarks.split(","):
+            best = grid_best(bench, study(bench, False, 0))
+            rows = {m: [run_one(tmp, bench, m == "axis+screen", s) for s in range(args.seeds)]
+                    for m in ("axis", "axis+screen")}
+            for method, runs in rows.items():
+                for r, ref in zip(runs, rows["axis"]):
+                    r["regret"] = r["true_final"] - best
+                    for m in MARKS:
+                        r[m] = true_at(r["incumbents"], m * ref["compute"] * 3600) - best
+                cells = "".join(f"{med(runs, m):>9.4f}" for m in MARKS)
+                print(f"{bench:<11}{method:<13}{med(runs, 'trials'):>7.0f}{med(runs, 'full'):>6.0f}"
+                      f"{med(runs, 'compute'):>10.0f}{med(runs, 'T'):>7.1f}{med(runs, 'use'):>7.1%}"
+                      f"{med(runs, 'c_final'):>10.0f}{med(runs, 'regret'):>8.4f}{cells}")
+            a, b = rows["axis+screen"], rows["axis"]
+            better = sum(x["regret"] < y["regret"] - 1e-12 for x, y in zip(a, b))
+            worse = sum(x["regret"] > y["regret"] + 1e-12 for x, y in zip(a, b))
+            print(f"{'':<11}{'ratio':<13}compute {med(a, 'compute') / med(b, 'compute'):.2f}, "
+                  f"c_final {med(a, 'c_final') / med(b, 'c_final'):.2f}; final setting better "
+                  f"in {better}, worse in {worse} of {args.seeds} seeds")
+    print(f"({time.time() - began:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
