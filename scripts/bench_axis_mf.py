@@ -5,7 +5,9 @@ benchmarks of autotune/mfbench.py, discretised onto a grid (lc-mlp: the analytic
 study's 13 x 7 x 9 x 3 x 4 grid; lc-branin: 31 x 31), 50 simulated workers, until the search
 stops by itself. ``axis`` trains every point 81 epochs; ``axis+screen`` adds
 ``fidelity: {min: 1, max: 81, eta: 3}``: new points run 1 epoch first and only the promising
-ones continue (3, 9, 27, 81 epochs) from their checkpoint.
+ones continue (3, 9, 27, 81 epochs) from their checkpoint (points a line's fit predicts to
+beat the base run 81 epochs at once); ``+screen-all`` screens those too
+(``screen_predicted: true``).
 
 Per benchmark and method it prints medians over seeds of:
   trials    trials run (screens included)
@@ -17,9 +19,9 @@ Per benchmark and method it prints medians over seeds of:
   regret    true (noise-free, 81 epochs) loss of the final setting minus the grid's best
   r@x%      true regret of the best 81-epoch result observed once x% of the *unscreened*
             run's compute (same seed) is spent
-and the ratios axis+screen / axis of the medians of compute and c_final.
+and the ratios screened / axis of the medians of compute and c_final.
 
-    python scripts/bench_axis_mf.py             # 2 benchmarks x 5 seeds
+    python scripts/bench_axis_mf.py             # 2 benchmarks x 10 seeds
     python scripts/bench_axis_mf.py --seeds 3
 """
 from __future__ import annotations
@@ -56,12 +58,14 @@ SPACES = {
 }
 
 
-def study(bench: str, screened: bool, seed: int) -> object:
-    search = {"algorithm": "axis", "seed": seed}
-    if screened:
-        search["fidelity"] = dict(FIDELITY)
+METHODS = {"axis": {}, "axis+screen": {"fidelity": FIDELITY},
+           "+screen-all": {"fidelity": FIDELITY, "screen_predicted": True}}
+
+
+def study(bench: str, method: str, seed: int) -> object:
+    search = {"algorithm": "axis", "seed": seed, **METHODS[method]}
     return parse_study({
-        "name": f"{bench}-{'screen' if screened else 'full'}-{seed}",
+        "name": f"{bench}-{method.replace('+', '_')}-{seed}",
         "objective": {"entry": mfbench.ENTRIES[bench], "metric": "loss", "mode": "min"},
         "space": {**SPACES[bench], "epochs": EPOCHS},
         "search": search,
@@ -77,8 +81,8 @@ def grid_best(bench: str, st) -> float:
                for idx in itertools.product(*(range(len(v)) for _, v in axes)))
 
 
-def run_one(tmp: str, bench: str, screened: bool, seed: int) -> dict:
-    st = study(bench, screened, seed)
+def run_one(tmp: str, bench: str, method: str, seed: int) -> dict:
+    st = study(bench, method, seed)
     directory = os.path.join(tmp, st.name)
     driver = Driver(st, directory, progress=False)
     driver.run()
@@ -116,7 +120,7 @@ def med(rows: list[dict], key: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--benchmarks", default="lc-mlp,lc-branin")
     args = ap.parse_args(argv)
     began = time.time()
@@ -130,9 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="bench_axis_mf_", dir=where) as tmp:
         for bench in args.benchmarks.split(","):
-            best = grid_best(bench, study(bench, False, 0))
-            rows = {m: [run_one(tmp, bench, m == "axis+screen", s) for s in range(args.seeds)]
-                    for m in ("axis", "axis+screen")}
+            best = grid_best(bench, study(bench, "axis", 0))
+            rows = {m: [run_one(tmp, bench, m, s) for s in range(args.seeds)] for m in METHODS}
             for method, runs in rows.items():
                 for r, ref in zip(runs, rows["axis"]):
                     r["regret"] = r["true_final"] - best
@@ -142,12 +145,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{bench:<11}{method:<13}{med(runs, 'trials'):>7.0f}{med(runs, 'full'):>6.0f}"
                       f"{med(runs, 'compute'):>10.0f}{med(runs, 'T'):>7.1f}{med(runs, 'use'):>7.1%}"
                       f"{med(runs, 'c_final'):>10.0f}{med(runs, 'regret'):>8.4f}{cells}")
-            a, b = rows["axis+screen"], rows["axis"]
-            better = sum(x["regret"] < y["regret"] - 1e-12 for x, y in zip(a, b))
-            worse = sum(x["regret"] > y["regret"] + 1e-12 for x, y in zip(a, b))
-            print(f"{'':<11}{'ratio':<13}compute {med(a, 'compute') / med(b, 'compute'):.2f}, "
-                  f"c_final {med(a, 'c_final') / med(b, 'c_final'):.2f}; final setting better "
-                  f"in {better}, worse in {worse} of {args.seeds} seeds")
+            b = rows["axis"]
+            for method in list(METHODS)[1:]:
+                a = rows[method]
+                better = sum(x["regret"] < y["regret"] - 1e-12 for x, y in zip(a, b))
+                worse = sum(x["regret"] > y["regret"] + 1e-12 for x, y in zip(a, b))
+                print(f"{'':<11}{method:<13}/ axis: compute "
+                      f"{med(a, 'compute') / med(b, 'compute'):.2f}, c_final "
+                      f"{med(a, 'c_final') / med(b, 'c_final'):.2f}; final setting better in "
+                      f"{better}, worse in {worse} of {args.seeds} seeds")
     print(f"({time.time() - began:.0f} s)")
     return 0
 

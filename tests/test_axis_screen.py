@@ -73,11 +73,14 @@ def test_a_short_run_passes_when_in_the_top_third_or_no_worse_than_the_base():
     assert not sc.is_screen(6)                    # the top rung is a full-length run
 
 
-def test_new_points_climb_the_rungs_from_their_checkpoints_and_the_search_still_finds_the_minimum():
-    s = make("bowl", fidelity=FIDELITY)
-    trials, trained = drive(s)
+@pytest.mark.parametrize("fn, screen_predicted, bound", [("convex", False, 0.75),
+                                                         ("bowl", True, 0.7)])
+def test_new_points_climb_the_rungs_from_their_checkpoints_and_the_search_still_finds_the_minimum(
+        fn, screen_predicted, bound):
+    s = make(fn, fidelity=FIDELITY, screen_predicted=screen_predicted)
+    trials, trained = drive(s, fn)
     assert s.finished
-    assert tuple(s.summary()["base_index"]) == bf.grid_minimum("bowl", 0)[1]
+    assert tuple(s.summary()["base_index"]) == bf.grid_minimum(fn, 0)[1]
     by_trial = {t.trial: t for t in trials}
     chains = {}
     for t in trials:
@@ -90,19 +93,24 @@ def test_new_points_climb_the_rungs_from_their_checkpoints_and_the_search_still_
             chains[p].append(t.fidelity)
         elif t.info["kind"] == "repeat":
             assert t.fidelity == 27 and t.parent is None   # repeats: full length from scratch
+        elif t.info["kind"] == "predicted" and not screen_predicted:
+            # a point a line's fit predicts to beat the base is not screened (by default)
+            assert t.fidelity == 27 and t.parent is None and p not in chains
+            chains[p] = [27]
         else:
             assert t.fidelity == 1 and t.parent is None and p not in chains  # one chain a point
             chains[p] = [1]
+    assert s.summary()["work"]["predicted"] > 0 and s.summary()["work"]["promote"] > 0
     dropped = set(s.screen.dropped)
     assert dropped and all(chains[p][-1] < 27 for p in dropped)
     assert all(p not in s.store.values for p in dropped)
     reached = {p for p, c in chains.items() if c[-1] == 27}
     assert reached == set(s.store.values)
     # the same search without screening trains every point the full 27 epochs
-    full = make("bowl")
-    full_trials, full_trained = drive(full)
-    assert tuple(full.summary()["base_index"]) == bf.grid_minimum("bowl", 0)[1]
-    assert trained < 0.6 * full_trained, (trained, full_trained)
+    full = make(fn)
+    full_trials, full_trained = drive(full, fn)
+    assert tuple(full.summary()["base_index"]) == bf.grid_minimum(fn, 0)[1]
+    assert trained < bound * full_trained, (trained, full_trained)
     summary = s.summary()["screening"]
     assert summary["rungs"] == [1, 3, 9, 27] and summary["epochs_proposed"] == trained
 
@@ -126,11 +134,16 @@ def test_screening_replays_to_the_same_suggestions():
     ("axis", {"min": 1, "max": 27, "eta": 1}, "search.fidelity.eta"),
     ("axis", "short", "search.fidelity"),
     ("axis-radial", FIDELITY, "search.fidelity"),
+    ("axis", {**FIDELITY, "screen_predicted": "yes"}, "search.screen_predicted"),
 ])
 def test_bad_fidelity_is_one_line_naming_the_key(algorithm, fidelity, message):
+    extra = {}
+    if isinstance(fidelity, dict) and "screen_predicted" in fidelity:
+        fidelity = dict(fidelity)
+        extra["screen_predicted"] = fidelity.pop("screen_predicted")
     raw = {"objective": {"entry": "autotune.benchfuncs:objective", "metric": "value"},
            "space": bf.space("bowl"),
-           "search": {"algorithm": algorithm, "fidelity": fidelity}}
+           "search": {"algorithm": algorithm, "fidelity": fidelity, **extra}}
     with pytest.raises(StudyError) as err:
         parse_study(raw)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)

@@ -72,7 +72,7 @@ class AxisAsync(AxisBase):
     options = {**LINE_OPTIONS, "repeats": "positive-int", "noise_margin": "number",
                "line_parallel": "positive-int", "fill": "bool", "promise": "bool",
                "neighbours": "bool", "transfer": "bool", "noise_check": "bool",
-               "challengers": "int", "fidelity": "mapping"}
+               "challengers": "int", "fidelity": "mapping", "screen_predicted": "bool"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -95,6 +95,7 @@ class AxisAsync(AxisBase):
                              f"{opts['challengers']!r}")
         self.screen = (Screening(parse_fidelity(opts, self.name))
                        if opts.get("fidelity") is not None else None)
+        self.screen_predicted = bool(opts.get("screen_predicted", False))
         self._fits: dict[tuple[Point, tuple[int, ...]], tuple[list, np.ndarray]] = {}
         self.lines: list[Line] = []
         self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
@@ -415,7 +416,8 @@ class AxisAsync(AxisBase):
 
     def _propose(self, p: Point, info: dict[str, Any]) -> Suggestion:
         """A trial measuring ``p``: with screening, a new point starts at the bottom rung, a
-        promoted one continues its run, a repeat runs the full length from scratch."""
+        promoted one continues its run; a repeat, and (unless ``screen_predicted``) a point
+        a line's fit predicts to beat the base, run the full length from scratch."""
         screen = self.screen
         if screen is None:
             return self.propose(p, **info)
@@ -429,7 +431,8 @@ class AxisAsync(AxisBase):
             screen.started(s.trial, p, rung)
             self.store.continued(s.trial, p)
             return s
-        if info["kind"] == "repeat" or self.store.known(p):
+        full_length = ("repeat",) if self.screen_predicted else ("repeat", "predicted")
+        if info["kind"] in full_length or self.store.known(p):
             s = self.suggestion(params, fidelity=screen.fidelity.max, index=list(p), **info)
             screen.started_full()
         else:
