@@ -128,22 +128,17 @@ def test_screening_replays_to_the_same_suggestions():
     assert fresh.summary() == live.summary()
 
 
-@pytest.mark.parametrize("algorithm, fidelity, message", [
-    ("axis", {"min": 0, "max": 27}, "search.fidelity.min"),
-    ("axis", {"min": 9, "max": 3}, "search.fidelity.max"),
-    ("axis", {"min": 1, "max": 27, "eta": 1}, "search.fidelity.eta"),
-    ("axis", "short", "search.fidelity"),
-    ("axis-radial", FIDELITY, "search.fidelity"),
-    ("axis", {**FIDELITY, "screen_predicted": "yes"}, "search.screen_predicted"),
+@pytest.mark.parametrize("algorithm, search, message", [
+    ("axis", {"fidelity": {"min": 0, "max": 27}}, "search.fidelity.min"),
+    ("axis", {"fidelity": {"min": 9, "max": 3}}, "search.fidelity.max"),
+    ("axis", {"fidelity": {"min": 1, "max": 27, "eta": 1}}, "search.fidelity.eta"),
+    ("axis", {"fidelity": "short"}, "search.fidelity"),
+    ("axis-radial", {"fidelity": FIDELITY}, "search.fidelity"),
+    ("axis", {"fidelity": FIDELITY, "screen_predicted": "yes"}, "search.screen_predicted"),
 ])
-def test_bad_fidelity_is_one_line_naming_the_key(algorithm, fidelity, message):
-    extra = {}
-    if isinstance(fidelity, dict) and "screen_predicted" in fidelity:
-        fidelity = dict(fidelity)
-        extra["screen_predicted"] = fidelity.pop("screen_predicted")
+def test_bad_fidelity_is_one_line_naming_the_key(algorithm, search, message):
     raw = {"objective": {"entry": "autotune.benchfuncs:objective", "metric": "value"},
-           "space": bf.space("bowl"),
-           "search": {"algorithm": algorithm, "fidelity": fidelity, **extra}}
+           "space": bf.space("bowl"), "search": {"algorithm": algorithm, **search}}
     with pytest.raises(StudyError) as err:
         parse_study(raw)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
