@@ -29,6 +29,7 @@ def summary(history: History, running_driver: bool | None = None) -> str:
                 lines.append(f"  {k} = {v}")
         if fixed:
             lines.append("  fixed: " + ", ".join(f"{k}={best.params[k]}" for k in fixed))
+    lines += searcher_lines(history, mode, identity.get("metric", "value"))
     lines.append(f"compute spent: {sum(r.cost_s for r in history.trials.values()):.1f} s;"
                  f" elapsed: {elapsed(history, running_driver):.1f} s")
     if running_driver is not None:
@@ -36,6 +37,46 @@ def summary(history: History, running_driver: bool | None = None) -> str:
     for w in history.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def searcher_view(history: History) -> dict[str, Any]:
+    """The searcher's own account, rebuilt by replaying the history into a fresh searcher
+    (empty when the study file's objective or options no longer load)."""
+    from .driver import replay
+    from .errors import StudyError
+    from .study import parse_study
+
+    config, source = history.study.get("config"), history.study.get("source")
+    if not config or not history.calls:
+        return {}
+    try:
+        study = parse_study(config, base_dir=os.path.dirname(source) if source else None)
+        return replay(study.make_searcher(), history).summary()
+    except (StudyError, KeyError, ValueError, TypeError):
+        return {}
+
+
+def searcher_lines(history: History, mode: str, metric: str) -> list[str]:
+    """The axis search's chosen setting with its mean and spread over repeated runs: under
+    noise it is the best mean among settings measured twice, not the luckiest single run."""
+    view = searcher_view(history)
+    if "base" not in view or not view.get("base_repeats"):
+        return []
+    sign = -1.0 if mode == "max" else 1.0
+    runs = view["base_repeats"]
+    text = f"the search's setting: {metric} {sign * view['base_mean']:.6g}"
+    if runs > 1:
+        text += f" mean of {runs} runs, spread (sd) {view['base_spread']:.3g}"
+    if view.get("noisy"):
+        text += f"; noise sd {view['noise_sigma']:.3g} (pooled over repeated settings)"
+    out = [text]
+    space = history.study.get("identity", {}).get("space", {})
+    out += [f"  {k} = {v}" for k, v in view["base"].items() if "fixed" not in space.get(k, {})]
+    if "screening" in view:
+        sc = view["screening"]
+        out.append(f"screening: rungs {sc['rungs']}, {sc['screens']} short runs, "
+                   f"{sum(sc['screened_out_per_rung'])} points screened out")
+    return out
 
 
 def elapsed(history: History, running_driver: bool | None) -> float:

@@ -350,3 +350,34 @@ def test_driver_with_simulated_executor_and_resume(tmp_path):
     assert [a.trials[i].params for i in sorted(a.trials)] == \
         [b.trials[i].params for i in sorted(b.trials)]
     assert not b.warnings
+
+
+def test_report_gives_the_chosen_setting_with_its_mean_and_spread(tmp_path):
+    """Under noise the report names the search's setting (best mean of those measured twice),
+    rebuilt from the history, with its mean and spread; other searchers have no such line."""
+    from autotune.driver import Driver
+    from autotune.history import History
+    from autotune.journal import Journal
+    from autotune.report import summary
+
+    raw = study("axis")
+    raw["space"] = bf.space("convex", noise=0.02)
+    directory = str(tmp_path / "noisy")
+    driver = Driver(parse_study(raw), directory, progress=False)
+    driver.run()
+    base = driver.searcher.summary()
+    history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+    text = summary(history)
+    runs = [r.value for r in history.trials.values()
+            if r.status == "ok" and bf.index_of(r.params) == tuple(base["base_index"])]
+    assert len(runs) == base["base_repeats"] >= 2
+    mean, sd = float(np.mean(runs)), float(np.std(runs, ddof=1))
+    assert f"the search's setting: value {mean:.6g} mean of {len(runs)} runs, spread (sd) " \
+           f"{sd:.3g}; noise sd" in text
+    for name, value in base["base"].items():
+        if name in ("lr", "w2", "w3", "w4"):
+            assert f"  {name} = {value}" in text
+    raw["search"] = {"algorithm": "random", "max_trials": 20}
+    other = str(tmp_path / "random")
+    Driver(parse_study(raw), other, progress=False).run()
+    assert "the search's setting" not in summary(History.load(Journal(os.path.join(other, "history.jsonl"))))
