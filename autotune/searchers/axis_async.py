@@ -52,7 +52,7 @@ run. Continuations of screened points go before all other work.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -349,54 +349,54 @@ class AxisAsync(AxisBase):
                 line = owner[p]
                 take(p, {**info0, "kind": kind, "level": line.level, "direction": line.text})
 
-        if self.state == "initial":
-            for p in self._initial:
-                take(p, {"kind": "initial"})
-            return out
-        if self.state != "search":
-            return out
-        take(self.base, {**info0, "kind": "base"})
-        if self._checking() and (self._noisy() or not self._probed()):
-            repeat(self.base, 2)       # the noise probe; when noisy, every base is verified
-        for p in self._challenger_list():
-            repeat(p, 2)
-        if self._gate():
-            repeat(self.base, self.repeats)
-        if full():
-            return out
-        if self.promise:
-            for p, line in self._promising():
-                take(p, {**info0, "kind": "predicted", "level": line.level,
-                         "direction": line.text})
-        if full():
-            return out
-        if self.neighbours_first and self.base in st.values:
-            for line in self.lines:
-                for q in self.grid.neighbours(self.base, line.v):
-                    take(q, {**info0, "kind": "neighbour", "level": line.level,
+        def stages() -> Iterator[None]:
+            """The work, most useful first; a batch that is full stops at the next yield
+            (the later stages cost the most to work out)."""
+            if self.state == "initial":
+                for p in self._initial:
+                    take(p, {"kind": "initial"})
+                return
+            if self.state != "search":
+                return
+            take(self.base, {**info0, "kind": "base"})
+            if self._checking() and (self._noisy() or not self._probed()):
+                repeat(self.base, 2)       # the noise probe; when noisy, every base is verified
+            for p in self._challenger_list():
+                repeat(p, 2)
+            if self._gate():
+                repeat(self.base, self.repeats)
+            yield
+            if self.promise:
+                for p, line in self._promising():
+                    take(p, {**info0, "kind": "predicted", "level": line.level,
                              "direction": line.text})
-        if full():
-            return out
-        ordered = self._line_order()
-        tier(ordered, self._offers(ordered), "line")
-        tier(ordered, self._parallel_offers(ordered), "line")
-        if full():
-            return out
-        if self.fill:
-            tier(ordered, [line.uncertain(st) for line in ordered], "uncertain")
-        if full():
-            return out
-        if self.repeats > 1 and self.base in st.values:
-            repeat(self.base, self.repeats)
-        if full():
-            return out
-        tier(ordered, self._rest(ordered), "line")
-        if full():
-            return out
-        if self.fill and self.old_lines:
-            old = [line for line in self.old_lines if not line.done]
-            tier(old, self._offers(old), "earlier")
-            tier(old, self._parallel_offers(old), "earlier")
+            yield
+            if self.neighbours_first and self.base in st.values:
+                for line in self.lines:
+                    for q in self.grid.neighbours(self.base, line.v):
+                        take(q, {**info0, "kind": "neighbour", "level": line.level,
+                                 "direction": line.text})
+            yield
+            ordered = self._line_order()
+            tier(ordered, self._offers(ordered), "line")
+            tier(ordered, self._parallel_offers(ordered), "line")
+            yield
+            if self.fill:
+                tier(ordered, [line.uncertain(st) for line in ordered], "uncertain")
+            yield
+            if self.repeats > 1 and self.base in st.values:
+                repeat(self.base, self.repeats)
+            yield
+            tier(ordered, self._rest(ordered), "line")
+            yield
+            if self.fill and self.old_lines:
+                old = [line for line in self.old_lines if not line.done]
+                tier(old, self._offers(old), "earlier")
+                tier(old, self._parallel_offers(old), "earlier")
+
+        for _ in stages():
+            if full():
+                break
         return out
 
     def ask(self, n: int) -> list[Suggestion]:
@@ -405,7 +405,7 @@ class AxisAsync(AxisBase):
         picks = self._work(n)
         if not picks:
             return []
-        base_trial = None if self.base is None else self._trial_of(self.base)
+        base_trial = self.trial_of(self.base)
         out = []
         for p, info in picks:
             if base_trial is not None:
@@ -442,12 +442,6 @@ class AxisAsync(AxisBase):
         self.store.start(s.trial, p)
         return s
 
-    def _trial_of(self, p: Point) -> int | None:
-        for trial, q in self.store.trial_point.items():
-            if q == p:
-                return trial
-        return None
-
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:
         if self.screen is not None and self.screen.is_screen(result.trial) and result.ok \
@@ -462,10 +456,7 @@ class AxisAsync(AxisBase):
             if self.repeats == 1 and not self._noisy() and self._beats_base(p):
                 self.base = p
             return
-        value = result.loss if result.ok and p in self.store.values else None
-        for line in self.lines + self.old_lines:
-            if p in line.pos:
-                line.observe(p, value, self.store)
+        self.observe(self.lines + self.old_lines, p, result)
         self._advance(result.trial)
 
     def _screened(self, result: Result) -> None:
@@ -474,9 +465,7 @@ class AxisAsync(AxisBase):
         if self.screen.judge(result.trial, p, float(result.loss), self.base) or self.done:
             return
         self.store.screen_out(p)
-        for line in self.lines + self.old_lines:
-            if p in line.pos:
-                line.observe(p, None, self.store)
+        self.observe(self.lines + self.old_lines, p, Result(result.trial, "failed", None))
         self._advance(result.trial)
 
     def _advance(self, trial: int) -> None:

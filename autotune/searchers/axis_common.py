@@ -205,6 +205,7 @@ class Store:
         self.failed: dict[Point, int] = {}
         self.pending: dict[Point, int] = {}
         self.trial_point: dict[int, Point] = {}
+        self.first_trial: dict[Point, int] = {}  # the trial that first measured each point
         self.first_seen: dict[Point, int] = {}   # order in which points got their first value
         self.screened: set[Point] = set()       # fell out of a short screening run (no value)
         self.results = 0
@@ -212,6 +213,7 @@ class Store:
 
     def start(self, trial: int, p: Point) -> None:
         self.trial_point[trial] = p
+        self.first_trial.setdefault(p, trial)
         self.pending[p] = self.pending.get(p, 0) + 1
 
     def continued(self, trial: int, p: Point) -> None:
@@ -449,6 +451,17 @@ class AxisBase(Searcher):
         if self.start_point is not None and self.start_point not in pts:
             pts.insert(0, self.start_point)
         return pts
+
+    def trial_of(self, p: Point | None) -> int | None:
+        """The trial that first measured ``p`` (the trajectory's ``base`` column)."""
+        return None if p is None else self.store.first_trial.get(p)
+
+    def observe(self, lines: Iterable[Line], p: Point, result: Result) -> None:
+        """Give a result at ``p`` to every line through it (no value when it failed)."""
+        ok = result.ok and math.isfinite(result.loss)
+        for line in lines:
+            if p in line.pos:
+                line.observe(p, float(result.loss) if ok else None, self.store)
 
     def propose(self, p: Point, **info: Any):
         s = self.suggestion(self.grid.params(p), index=list(p), **info)

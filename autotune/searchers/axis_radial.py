@@ -38,17 +38,6 @@ class RoundMixin:
             out.append(wanted)
         return out
 
-    def observe(self, lines: list[Line], p: Point, ok: bool, value: float | None) -> None:
-        for line in lines:
-            if p in line.pos:
-                line.observe(p, value if ok else None, self.store)
-
-    def trial_of(self, p: Point) -> int | None:
-        for trial, q in self.store.trial_point.items():
-            if q == p:
-                return trial
-        return None
-
 
 @register
 class AxisRadial(RoundMixin, AxisBase):
@@ -109,7 +98,7 @@ class AxisRadial(RoundMixin, AxisBase):
             return []
         self.batches += 1
         self.batch_sizes.append(len(picks))
-        base_trial = None if self.base is None else self.trial_of(self.base)
+        base_trial = self.trial_of(self.base)
         out = []
         for p, info in picks:
             info["batch"] = self.batches
@@ -122,7 +111,7 @@ class AxisRadial(RoundMixin, AxisBase):
         p = self.store.finish(result)
         if p is None:
             return
-        self.observe(self.lines, p, result.ok, result.loss)
+        self.observe(self.lines, p, result)
         if not self.store.pending:
             self._advance(result.trial)
 

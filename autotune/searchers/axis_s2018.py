@@ -77,9 +77,8 @@ class AxisS2018(AxisBase):
         p = self.store.finish(result)
         if p is None:
             return
-        if self.line is not None and p in self.line.pos:
-            value = result.loss if p in self.store.values and result.ok else None
-            self.line.observe(p, value, self.store)
+        if self.line is not None:
+            self.observe([self.line], p, result)
         if not self.store.pending:
             self._advance(result.trial)
 
@@ -140,13 +139,7 @@ class AxisS2018(AxisBase):
 
     def _set_base(self, p: Point) -> None:
         self.base = p
-        self._base_trial = self._trial_of(p)
-
-    def _trial_of(self, p: Point) -> int | None:
-        for trial, q in self.store.trial_point.items():
-            if q == p:
-                return trial
-        return None
+        self._base_trial = self.trial_of(p)
 
     def summary(self) -> dict[str, Any]:
         out = self.base_summary()
