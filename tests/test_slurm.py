@@ -220,13 +220,20 @@ def test_job_cancelled_from_outside_is_recorded_cancelled_and_search_goes_on(tmp
     assert h.trials[1].status == "ok" and h.trials[2].status == "ok"
 
 
-def test_requeued_trial_continues_from_its_checkpoint(tmp_path):
-    space = {"x": {"values": [1]}, "steps": {"values": [24]}, "step_s": {"values": [0.5]}}
-    study = study_file(tmp_path, "requeue", "stepper", space, 1, max_concurrent=1, max_requeue=6)
+def running_stepper(tmp_path, name: str, steps: int, done: int):
+    """A one-trial study of the checkpointing stepper, once ``done`` steps are checkpointed:
+    (driver process, study directory, SLURM job id)."""
+    space = {"x": {"values": [1]}, "steps": {"values": [steps]}, "step_s": {"values": [0.5]}}
+    study = study_file(tmp_path, name, "stepper", space, 1, max_concurrent=1, max_requeue=6)
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)
     job_id = wait_for("the job submitted", lambda: submits(directory), timeout=60)[0]["job_id"]
-    wait_for("three steps done", lambda: checkpoint_step(directory, 0) >= 3, timeout=60)
+    wait_for(f"{done} steps done", lambda: checkpoint_step(directory, 0) >= done, timeout=60)
+    return proc, directory, job_id
+
+
+def test_requeued_trial_continues_from_its_checkpoint(tmp_path):
+    proc, directory, job_id = running_stepper(tmp_path, "requeue", steps=24, done=3)
     subprocess.run(["scontrol", "requeue", job_id], check=True)
     out = driver_output(proc, job_id)
     rec = history(directory).trials[0]
@@ -239,12 +246,7 @@ def test_requeued_trial_continues_from_its_checkpoint(tmp_path):
 
 def test_preemption_signal_checkpoints_through_submitit_and_requeues(tmp_path):
     """submitit's USR2 path: checkpoint() is called, the job requeues itself and continues."""
-    space = {"x": {"values": [1]}, "steps": {"values": [14]}, "step_s": {"values": [0.5]}}
-    study = study_file(tmp_path, "usr2", "stepper", space, 1, max_concurrent=1, max_requeue=6)
-    directory = str(tmp_path / "d")
-    proc = start_driver(study, directory)
-    job_id = wait_for("the job submitted", lambda: submits(directory), timeout=60)[0]["job_id"]
-    wait_for("two steps done", lambda: checkpoint_step(directory, 0) >= 2, timeout=60)
+    proc, directory, job_id = running_stepper(tmp_path, "usr2", steps=14, done=2)
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
     out = driver_output(proc, job_id)
     rec = history(directory).trials[0]
