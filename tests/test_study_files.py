@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from autotune.errors import StudyError
 from autotune.study import load_study
 from tests.helpers import REPO
 
@@ -28,3 +29,17 @@ def test_the_d_dbpn_grid_is_the_studys():
     tiny = load_study(os.path.join(REPO, "search_spaces", "d-dbpn-tiny.yaml"))
     assert dict(tiny.space.axes()) == axes
     assert tiny.search_options["start"] == study.search_options["start"]
+
+
+def test_slurm_time_limit_too_short_for_the_warning_signal_is_one_line(tmp_path):
+    """SLURM may send the USR2 warning up to 60 s early: a 2-minute limit with the default
+    90 s warning would requeue every job as it starts. Refused before anything is written."""
+    import time
+
+    from autotune.executors.slurm import SlurmExecutor
+
+    with pytest.raises(StudyError) as err:
+        SlurmExecutor(str(tmp_path / "d"), 1, time.time(), {"time_limit_min": 2})
+    assert str(err.value).startswith("executor.time_limit_min: 2 leaves no run time")
+    assert "\n" not in str(err.value) and not (tmp_path / "d").exists()
+    SlurmExecutor(str(tmp_path / "d"), 1, time.time(), {"time_limit_min": 2, "signal_delay_s": 30})

@@ -92,6 +92,13 @@ class SlurmExecutor(Executor):
             if not flag.startswith("--"):
                 raise StudyError(f"executor.sbatch_flags: expected '--option' or "
                                  f"'--option=value', got {flag!r}")
+        delay = int(o.get("signal_delay_s", 90))
+        if self._time_limit() * 60 <= delay + 60:
+            raise StudyError(
+                f"executor.time_limit_min: {self._time_limit()} leaves no run time before "
+                f"submitit's USR2 warning (signal_delay_s {delay}, which SLURM may send up to "
+                f"60 s early, so a job would be requeued as it starts); give at least "
+                f"{(delay + 60) // 60 + 1} or a smaller signal_delay_s")
         self.max_requeue = int(o.get("max_requeue", 3))
         self.poll_s = float(o.get("poll_s", 2.0))
         self.max_poll_s = max(self.poll_s, float(o.get("max_poll_s", 30.0)))
