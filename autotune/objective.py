@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from .errors import StudyError
+from .moved import current_name
 from .stages import StageSpec, ensure_pretrained
 
 
@@ -107,7 +108,7 @@ def load_entry(entry: str, python_path: tuple[str, ...] = ()) -> Callable[..., A
         if path not in sys.path:
             sys.path.insert(0, path)
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
         raise StudyError(f"objective.entry: cannot import module {module_name!r} "
                          f"({type(exc).__name__}: {exc})") from None
@@ -115,6 +116,18 @@ def load_entry(entry: str, python_path: tuple[str, ...] = ()) -> Callable[..., A
     if not callable(func):
         raise StudyError(f"objective.entry: module {module_name!r} has no function {func_name!r}")
     return func
+
+
+def _import(module_name: str) -> Any:
+    """Import a module by name; a moved module's old name (in older histories) finds it."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        now = current_name(module_name)
+        if now is None or not (module_name == missing or module_name.startswith(missing + ".")):
+            raise
+        return importlib.import_module(now)
 
 
 def check_command(template: str, param_names: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 Every run goes through the real driver with the simulated executor: 50 workers, trial costs
 drawn uniformly in 0.8 .. 1.2 hours, analytic functions on the study's 10 x 11 x 11 x 11 grid
-(autotune/benchfuncs.py), each with and without noise, several seeds (a seed picks the
+(autotune/bench/landscapes.py), each with and without noise, several seeds (a seed picks the
 function's instance, i.e. where its optimum lies, and the noise draws).
 
 Per function and method it prints medians over seeds of:
@@ -30,13 +30,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from autotune import benchfuncs  # noqa: E402
-from autotune.driver import Driver  # noqa: E402
-from autotune.history import History  # noqa: E402
-from autotune.journal import Journal  # noqa: E402
-from autotune.study import parse_study  # noqa: E402
+from autotune.bench import landscapes
+from autotune.driver import Driver
+from autotune.history import History
+from autotune.journal import Journal
+from autotune.study import parse_study
 
 WORKERS = 50
 NOISE = 0.01  # on the functions' 0..1 scale
@@ -47,8 +45,8 @@ def run_one(tmp: str, method: str, fn: str, noise: float, seed: int,
     name = f"{method}-{fn}-{noise:g}-{seed}"
     study = parse_study({
         "name": name,
-        "objective": {"entry": "autotune.benchfuncs:objective", "metric": "value"},
-        "space": benchfuncs.space(fn, instance=seed, noise=noise),
+        "objective": {"entry": "autotune.bench.landscapes:objective", "metric": "value"},
+        "space": landscapes.space(fn, instance=seed, noise=noise),
         "search": {"algorithm": method, "seed": seed, **(options or {})},
         "executor": {"kind": "simulated", "max_concurrent": WORKERS},
     })
@@ -65,12 +63,12 @@ def run_one(tmp: str, method: str, fn: str, noise: float, seed: int,
     t_best = min(r.end_s for r in trials if tuple(r.info.get("index", ())) == final)
     cpu_best = sum(max(0.0, min(r.end_s, t_best) - r.start_s) for r in trials)
     n_best = sum(1 for r in trials if r.end_s <= t_best)
-    true_min, _ = benchfuncs.grid_minimum(fn, seed)
+    true_min, _ = landscapes.grid_minimum(fn, seed)
     return {
         "evals": len(trials), "rounds": summary.get("rounds", 0),
         "batches": summary.get("batches", 0), "use": busy / (WORKERS * t_end),
         "T": t_end / 3600, "t_best": t_best / 3600, "cpu_best": cpu_best / 3600,
-        "n_best": n_best, "gap": benchfuncs.true_value(fn, seed, final) - true_min,
+        "n_best": n_best, "gap": landscapes.true_value(fn, seed, final) - true_min,
         "drain": (max(r.end_s for r in trials) - t_end) / 3600,
         # the same counting every trial and the whole time until the last one ends
         "use_all": sum(r.end_s - r.start_s for r in trials) / (WORKERS * max(r.end_s for r in trials)),

@@ -1,7 +1,7 @@
 """Bench: the axis search with and without multi-fidelity screening, simulated.
 
 Both run the asynchronous ``axis`` search through the real driver on the learning-curve
-benchmarks of autotune/mfbench.py, discretised onto a grid (lc-mlp: the analytic-compare
+benchmarks of autotune/bench/learning_curves.py, discretised onto a grid (lc-mlp: the analytic-compare
 study's 13 x 7 x 9 x 3 x 4 grid; lc-branin: 31 x 31), 50 simulated workers, until the search
 stops by itself. ``axis`` trains every point 81 epochs; ``axis+screen`` adds
 ``fidelity: {min: 1, max: 81, eta: 3}``: new points run 1 epoch first and only the promising
@@ -34,14 +34,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from autotune import mfbench  # noqa: E402
-from autotune.analysis import compute_at, incumbents_of  # noqa: E402
-from autotune.driver import Driver  # noqa: E402
-from autotune.history import History  # noqa: E402
-from autotune.journal import Journal  # noqa: E402
-from autotune.study import parse_study  # noqa: E402
+from autotune.bench import learning_curves
+from autotune.analysis import compute_at, incumbents_of
+from autotune.driver import Driver
+from autotune.history import History
+from autotune.journal import Journal
+from autotune.study import parse_study
 
 WORKERS = 50
 EPOCHS = 81
@@ -66,7 +64,7 @@ def study(bench: str, method: str, seed: int) -> object:
     search = {"algorithm": "axis", "seed": seed, **METHODS[method]}
     return parse_study({
         "name": f"{bench}-{method.replace('+', '_')}-{seed}",
-        "objective": {"entry": mfbench.ENTRIES[bench], "metric": "loss", "mode": "min"},
+        "objective": {"entry": learning_curves.ENTRIES[bench], "metric": "loss", "mode": "min"},
         "space": {**SPACES[bench], "epochs": EPOCHS},
         "search": search,
         "executor": {"kind": "simulated", "max_concurrent": WORKERS},
@@ -76,7 +74,7 @@ def study(bench: str, method: str, seed: int) -> object:
 def grid_best(bench: str, st) -> float:
     """The least noise-free 81-epoch loss over the study's grid (by enumeration)."""
     axes = st.space.axes("bench")
-    curve = mfbench.BENCHMARKS[bench].curve
+    curve = learning_curves.BENCHMARKS[bench].curve
     return min(curve(st.space.point(axes, idx), EPOCHS)
                for idx in itertools.product(*(range(len(v)) for _, v in axes)))
 
@@ -89,7 +87,7 @@ def run_one(tmp: str, bench: str, method: str, seed: int) -> dict:
     summary = driver.searcher.summary()
     history = History.load(Journal(os.path.join(directory, "history.jsonl")))
     trials = [r for r in history.trials.values() if r.end_s is not None]
-    curve = mfbench.BENCHMARKS[bench].curve
+    curve = learning_curves.BENCHMARKS[bench].curve
     final = tuple(summary["base_index"])
     full = [r for r in trials if history.counts_for_best(r)]
     first = min(r.end_s for r in full if tuple(r.info.get("index", ())) == final)

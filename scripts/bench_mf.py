@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Multi-fidelity benchmark: random, hyperband, asha and asha-bo (and Optuna's TPE +
 HyperbandPruner where optuna is installed) on the learning-curve benchmarks of
-autotune.mfbench, with the simulated executor and 50 workers, under the same compute budget.
+autotune.bench.learning_curves, with the simulated executor and 50 workers, under the same compute budget.
 
 Compute is counted in epochs actually trained (a promotion pays only the extra epochs it
 trains from its parent's checkpoint). Every algorithm gets the same budget: random search
@@ -37,15 +37,13 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from autotune import mfbench  # noqa: E402
-from autotune.driver import Driver  # noqa: E402
-from autotune.history import History  # noqa: E402
-from autotune.journal import Journal  # noqa: E402
-from autotune.searchers.hyperband import bracket_plan  # noqa: E402
-from autotune.searchers.mf_common import rung_epochs  # noqa: E402
-from autotune.study import parse_study  # noqa: E402
+from autotune.bench import learning_curves
+from autotune.driver import Driver
+from autotune.history import History
+from autotune.journal import Journal
+from autotune.searchers.hyperband import bracket_plan
+from autotune.searchers.mf_common import rung_epochs
+from autotune.study import parse_study
 
 ALGORITHMS = ["random", "hyperband", "asha", "asha-bo"]
 COMPUTE_MARKS = (0.25, 0.5, 1.0)
@@ -74,7 +72,7 @@ def run_autotune(bench: str, algorithm: str, seed: int, budget: float, fidelity:
         search["max_trials"] = max(1, int(round(budget / fidelity["max"])))
     else:
         search["max_epochs_total"] = budget
-    study = parse_study(mfbench.study_mapping(bench, algorithm, search, workers=workers,
+    study = parse_study(learning_curves.study_mapping(bench, algorithm, search, workers=workers,
                                               study_name=f"{bench}-{algorithm}-{seed}"))
     directory = tempfile.mkdtemp(prefix=f"{algorithm}-", dir=scratch)
     try:
@@ -96,7 +94,7 @@ def run_optuna(bench_name: str, seed: int, budget: float, fidelity: dict) -> dic
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bench = mfbench.BENCHMARKS[bench_name]
+    bench = learning_curves.BENCHMARKS[bench_name]
     high = fidelity["max"]
     spent = [0.0]
     events = []
@@ -141,8 +139,8 @@ def trace(bench_name: str, events: list[tuple], high: int, trials: int,
           sequential: bool = False) -> dict[str, Any]:
     """Best-so-far at full fidelity against compute and wall time, from (end, epochs, value,
     params, fidelity) in order of completion."""
-    bench = mfbench.BENCHMARKS[bench_name]
-    opt = mfbench.optimum(bench_name, high)
+    bench = learning_curves.BENCHMARKS[bench_name]
+    opt = learning_curves.optimum(bench_name, high)
     compute, best, best_true, first_hit = 0.0, math.inf, math.inf, math.inf
     curve = []  # (end time, compute, best observed, true loss of the incumbent)
     for end, epochs, value, params, fidelity in events:
@@ -195,8 +193,8 @@ def fmt(v: float, digits: int = 3) -> str:
 
 
 def table(bench: str, runs: dict[str, list[dict]], budget: float, high: int) -> str:
-    median_random = mfbench.random_median(bench, high)
-    opt = mfbench.optimum(bench, high)
+    median_random = learning_curves.random_median(bench, high)
+    opt = learning_curves.optimum(bench, high)
     head = (["algorithm", "trials", "epochs", "wall_h"]
             + [f"best@{int(m * 100)}%C" for m in COMPUTE_MARKS]
             + [f"best@{x:g}Tr" for x in WALL_MARKS]

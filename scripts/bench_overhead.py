@@ -17,17 +17,18 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from autotune.driver import Driver, replay
+from autotune.history import History
+from autotune.journal import Journal
+from autotune.study import parse_study
 
-from autotune.driver import Driver, replay  # noqa: E402
-from autotune.history import History  # noqa: E402
-from autotune.journal import Journal  # noqa: E402
-from autotune.study import parse_study  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))  # noop is imported from here, as bench_overhead
 
 
 def study(n: int, executor: str, slots: int) -> dict:
     return {"name": "overhead",
-            "objective": {"entry": "scripts.bench_overhead:noop", "metric": "loss"},
+            "objective": {"entry": "bench_overhead:noop", "metric": "loss"},
             "space": {"x": {"low": 0.0, "high": 1.0}, "y": {"values": [1, 2, 3, 4]}},
             "search": {"algorithm": "random", "seed": 0, "max_trials": n},
             "executor": {"kind": executor, "max_concurrent": slots}}
@@ -39,7 +40,7 @@ def noop(params: dict, ctx) -> dict:
 
 def driver_rate(n: int, executor: str, slots: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        s = parse_study(study(n, executor, slots))
+        s = parse_study(study(n, executor, slots), base_dir=HERE)
         began = time.perf_counter()
         Driver(s, os.path.join(tmp, "d"), progress=False).run()
         return n / (time.perf_counter() - began)
@@ -49,7 +50,7 @@ def replay_time(events: int) -> tuple[float, float, int]:
     """Seconds to load a history of about ``events`` events into the state, and then to
     replay it into a fresh searcher: together, what a resuming driver does first."""
     with tempfile.TemporaryDirectory() as tmp:
-        s = parse_study(study(events // 2, "inline", 64))  # a submit and an end per trial
+        s = parse_study(study(events // 2, "inline", 64), base_dir=HERE)  # a submit and an end per trial
         d = os.path.join(tmp, "d")
         Driver(s, d, progress=False).run()
         journal = Journal(os.path.join(d, "history.jsonl"))

@@ -21,11 +21,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from autotune.executors.base import TrialJob  # noqa: E402
-from autotune.executors.slurm import SlurmExecutor  # noqa: E402
-from autotune.objective import Ctx, ObjectiveSpec  # noqa: E402
+from autotune.executors.base import TrialJob
+from autotune.executors.slurm import SlurmExecutor
+from autotune.objective import Ctx, ObjectiveSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

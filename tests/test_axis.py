@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from autotune import benchfuncs as bf
+from autotune.bench import landscapes as bf
 from autotune.errors import StudyError
 from autotune.searchers import SEARCHERS, Result, SearchSettings
 from autotune.searchers.axis_common import all_directions, dir_text
@@ -286,7 +286,7 @@ def test_start_latin_and_noise_aware_repeats():
 
 
 def study(algorithm, **search):
-    return {"objective": {"entry": "autotune.benchfuncs:objective", "metric": "value"},
+    return {"objective": {"entry": "autotune.bench.landscapes:objective", "metric": "value"},
             "space": bf.space("bowl"), "search": {"algorithm": algorithm, **search},
             "executor": {"kind": "simulated", "max_concurrent": 50}}
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from autotune import benchfuncs as bf
+from autotune.bench import landscapes as bf
 from autotune.errors import StudyError
 from autotune.searchers import SEARCHERS, Result, SearchSettings
 from autotune.searchers.axis_screen import Screening
@@ -137,7 +137,7 @@ def test_screening_replays_to_the_same_suggestions():
     ("axis", {"fidelity": FIDELITY, "screen_predicted": "yes"}, "search.screen_predicted"),
 ])
 def test_bad_fidelity_is_one_line_naming_the_key(algorithm, search, message):
-    raw = {"objective": {"entry": "autotune.benchfuncs:objective", "metric": "value"},
+    raw = {"objective": {"entry": "autotune.bench.landscapes:objective", "metric": "value"},
            "space": bf.space("bowl"), "search": {"algorithm": algorithm, **search}}
     with pytest.raises(StudyError) as err:
         parse_study(raw)
@@ -145,7 +145,7 @@ def test_bad_fidelity_is_one_line_naming_the_key(algorithm, search, message):
 
 
 def test_through_the_driver_checkpoints_are_continued_and_a_crash_resumes(tmp_path):
-    """lc-branin on an 11 x 11 grid: promotions resume their parent's checkpoint (mfbench
+    """lc-branin on an 11 x 11 grid: promotions resume their parent's checkpoint (learning_curves
     refuses a mismatched one and charges only the extra epochs); a crash part-way, then a
     resume, gives the uninterrupted run's trials; only full-length results count as best."""
     from autotune.driver import Driver, SimulatedCrash
@@ -153,7 +153,7 @@ def test_through_the_driver_checkpoints_are_continued_and_a_crash_resumes(tmp_pa
     from autotune.journal import Journal
 
     raw = {"name": "screened",
-           "objective": {"entry": "autotune.mfbench:lc_branin", "metric": "loss"},
+           "objective": {"entry": "autotune.bench.learning_curves:lc_branin", "metric": "loss"},
            "space": {"x1": {"low": -5.0, "high": 10.0, "steps": 11},
                      "x2": {"low": 0.0, "high": 15.0, "steps": 11}, "epochs": 27},
            "search": {"algorithm": "axis", "seed": 1, "fidelity": FIDELITY},

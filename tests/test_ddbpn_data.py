@@ -1,16 +1,11 @@
 """Training patches and validation images."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
 
-from jobs.ddbpn.data import (DEFAULT_TRAIN_IMAGES, DEFAULT_VAL_IMAGES, ImageSource, TrainPatches,
-                             downscale, load_validation)
+from autotune.jobs.ddbpn.data import (DEFAULT_TRAIN_IMAGES, DEFAULT_VAL_IMAGES, ImageSource, TrainPatches,
+                                      downscale, load_validation)
 
 
 def test_default_split_is_disjoint():
@@ -77,7 +72,7 @@ def test_epoch_sampler_and_workers_give_the_same_batches():
     import torch
     from torch.utils.data import DataLoader
 
-    from jobs.ddbpn.data import EpochSampler
+    from autotune.jobs.ddbpn.data import EpochSampler
 
     ds = TrainPatches(ImageSource(names=("astronaut", "coins")), scale=2, patch=8, length=6, seed=1)
 

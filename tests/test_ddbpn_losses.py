@@ -1,16 +1,12 @@
 """VGG feature stack and the four-term loss."""
 import logging
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pytest
 import torch
 
-from jobs.ddbpn.losses import SRLoss, discriminator_loss, gram_matrix
-from jobs.ddbpn.model import DDBPN, Discriminator
-from jobs.ddbpn.vgg import DEFAULT_TAPS, LAYER_INDEX, VGG19Features, load_vgg19
+from autotune.jobs.ddbpn.losses import SRLoss, discriminator_loss, gram_matrix
+from autotune.jobs.ddbpn.model import DDBPN, Discriminator
+from autotune.jobs.ddbpn.vgg import DEFAULT_TAPS, LAYER_INDEX, VGG19Features, load_vgg19
 
 torch.set_num_threads(1)
 

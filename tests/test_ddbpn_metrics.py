@@ -1,18 +1,13 @@
 """Bicubic resize, NIQE, PSNR / SSIM."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import pytest
 import skimage.data
 from scipy import ndimage
 
-from jobs.ddbpn.data import to_rgb_uint8
-from jobs.ddbpn.imresize import imresize, resize_matrix
-from jobs.ddbpn.metrics import niqe_y, perceptual_index, psnr_y, rgb_to_y, ssim_y
-from jobs.ddbpn.niqe import aggd_fit, load_pristine, niqe, niqe_features
+from autotune.jobs.ddbpn.data import to_rgb_uint8
+from autotune.jobs.ddbpn.imresize import imresize, resize_matrix
+from autotune.jobs.ddbpn.metrics import niqe_y, perceptual_index, psnr_y, rgb_to_y, ssim_y
+from autotune.jobs.ddbpn.niqe import aggd_fit, load_pristine, niqe, niqe_features
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,8 @@
 """D-DBPN generator / discriminator structure tests."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import pytest
 import torch
 
-from jobs.ddbpn.model import DDBPN, Discriminator, count_parameters
+from autotune.jobs.ddbpn.model import DDBPN, Discriminator, count_parameters
 
 torch.set_num_threads(1)
 

@@ -1,16 +1,13 @@
 """pretrain / finetune entry points with a tiny configuration."""
+import math
 import sys
 import types
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import math
-
 import pytest
 import torch
 
-from jobs.ddbpn.train import finetune, load_checkpoint, pretrain
+from autotune.jobs.ddbpn.train import finetune, load_checkpoint, pretrain
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from autotune import mfbench
+from autotune.bench import learning_curves
 from autotune.driver import Driver, SimulatedCrash, replay
 from autotune.history import History
 from autotune.journal import Journal
@@ -21,7 +21,7 @@ def mapping(algorithm, seed=0, budget=300, workers=6):
     search = {"seed": seed, "fidelity": FID, "max_epochs_total": budget}
     if algorithm == "asha-bo":
         search["min_points_in_model"] = 4
-    return mfbench.study_mapping("lc-branin", algorithm, search, workers=workers)
+    return learning_curves.study_mapping("lc-branin", algorithm, search, workers=workers)
 
 
 def run(directory, algorithm, stop_after=None, **kw):
@@ -69,28 +69,28 @@ def ctx(tmp_path, trial, epochs, resume_from=None, seed=None):
 
 def test_objective_continues_from_the_parent_checkpoint(tmp_path):
     p = {"x1": 3.0, "x2": 2.5}
-    first = mfbench.lc_branin(p, ctx(tmp_path, 0, 3))
+    first = learning_curves.lc_branin(p, ctx(tmp_path, 0, 3))
     assert (first["epochs_trained"], first["resumed_from"]) == (3, 0)
     c1 = ctx(tmp_path, 0, 3).checkpoint_path
-    second = mfbench.lc_branin(p, ctx(tmp_path, 1, 9, resume_from=c1))
+    second = learning_curves.lc_branin(p, ctx(tmp_path, 1, 9, resume_from=c1))
     assert (second["epochs_total"], second["epochs_trained"], second["resumed_from"]) == (9, 6, 3)
     assert second["cost_s"] == pytest.approx(6 * second["sec_per_epoch"])
     # the same value as one uninterrupted 9-epoch run of the same lineage (seed of the first)
-    straight = mfbench.lc_branin(p, ctx(tmp_path, 2, 9, seed=100))
+    straight = learning_curves.lc_branin(p, ctx(tmp_path, 2, 9, seed=100))
     assert straight["loss"] == second["loss"] and straight["epochs_trained"] == 9
-    third = mfbench.lc_branin(p, ctx(tmp_path, 3, 27, resume_from=ctx(tmp_path, 1, 9).checkpoint_path))
+    third = learning_curves.lc_branin(p, ctx(tmp_path, 3, 27, resume_from=ctx(tmp_path, 1, 9).checkpoint_path))
     assert (third["epochs_trained"], third["resumed_from"]) == (18, 9)
     with pytest.raises(ValueError, match="another configuration"):
-        mfbench.lc_branin({"x1": 0.0, "x2": 2.5}, ctx(tmp_path, 4, 9, resume_from=c1))
+        learning_curves.lc_branin({"x1": 0.0, "x2": 2.5}, ctx(tmp_path, 4, 9, resume_from=c1))
 
 
 def test_benchmark_optimum_is_a_lower_bound():
-    bench = mfbench.BENCHMARKS["lc-mlp"]
-    best = mfbench.optimum("lc-mlp", 81)
+    bench = learning_curves.BENCHMARKS["lc-mlp"]
+    best = learning_curves.optimum("lc-mlp", 81)
     near = {"lr": 10 ** -2.0, "width": 256, "dropout": 0.2, "optimizer": "adam", "batch": 64}
     assert best <= bench.curve(near, 81) < best + 0.05
-    assert mfbench.random_median("lc-mlp", 81, draws=500) > best + 0.2
-    assert mfbench.optimum("lc-branin", 27) < mfbench.random_median("lc-branin", 27, draws=500)
+    assert learning_curves.random_median("lc-mlp", 81, draws=500) > best + 0.2
+    assert learning_curves.optimum("lc-branin", 27) < learning_curves.random_median("lc-branin", 27, draws=500)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

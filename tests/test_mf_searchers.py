@@ -246,7 +246,7 @@ def test_same_seed_same_proposals_different_seed_different():
 
 # ---- options ------------------------------------------------------------------------------------
 def study(algorithm, **search):
-    return {"name": "t", "objective": {"entry": "autotune.mfbench:lc_branin", "metric": "loss"},
+    return {"name": "t", "objective": {"entry": "autotune.bench.learning_curves:lc_branin", "metric": "loss"},
             "space": {"x1": {"low": -5.0, "high": 10.0}, "x2": {"low": 0.0, "high": 15.0}},
             "search": {"algorithm": algorithm, **search},
             "executor": {"kind": "simulated", "max_concurrent": 4}}
@@ -284,7 +284,7 @@ def test_other_option_mistakes():
 
 
 def test_asha_bo_proposals_stay_in_a_mixed_space():
-    from autotune.mfbench import BENCHMARKS
+    from autotune.bench.learning_curves import BENCHMARKS
 
     space = BENCHMARKS["lc-mlp"].space
     bo = make("asha-bo", space=space, fidelity={"min": 1, "max": 9, "eta": 3}, seed=0,

@@ -1,7 +1,7 @@
 """D-DBPN super-resolution job for autotune.
 
 Objective entry points (engine contract ``f(params: dict, ctx) -> dict``):
-``jobs.ddbpn.train.pretrain`` and ``jobs.ddbpn.train.finetune``.
+``autotune.jobs.ddbpn.train:pretrain`` and ``autotune.jobs.ddbpn.train:finetune``.
 
 Modules: ``model`` (DDBPN generator, Discriminator), ``vgg`` (VGG19 feature
 stack + loader), ``losses`` (four-term objective), ``data`` (patches and

@@ -5,7 +5,7 @@ function sees the grid indices mapped onto [-1, 1] per axis and is rescaled so t
 values over the whole grid run from 0 (the grid's true minimum, known by enumeration) to 1.
 ``instance`` moves the function's optimum so that seeds give different problems.
 
-The objective entry ``autotune.benchfuncs:objective`` reads which function from the fixed
+The objective entry ``autotune.bench.landscapes:objective`` reads which function from the fixed
 parameters of the space (``fn``, ``instance``, ``noise``, ``cost_s``, ``fail``), adds Gaussian
 noise of sd ``noise`` (drawn from the trial's seed) and returns a cost drawn around ``cost_s``
 with a spread of about 20% (uniform in 0.8 .. 1.2 times), for the simulated executor.

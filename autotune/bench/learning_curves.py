@@ -10,8 +10,8 @@ worse, so early rankings mislead a little, as in real training), and the noise a
 whose spread shrinks with e. Its known optimum at a fidelity E (``optimum(E)``) is the least
 noise-free loss(x, E) over the space.
 
-As an objective (``autotune.mfbench:lc_mlp`` or ``:lc_branin``) it behaves like a training
-job with checkpoints: it reads the epochs already done from ``ctx.resume_from`` (the
+As an objective (``autotune.bench.learning_curves:lc_mlp`` or ``:lc_branin``) it behaves like a
+training job with checkpoints: it reads the epochs already done from ``ctx.resume_from`` (the
 parent's checkpoint, for a promoted trial), "trains" only the remaining epochs, writes
 ``ctx.checkpoint_path`` and reports ``cost_s`` proportional to the epochs it trained
 (seconds per epoch depend on the batch size, with a little per-trial jitter, as on real
@@ -97,7 +97,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         _branin_terms, lambda p: 60.0),
 }
 
-ENTRIES = {"lc-mlp": "autotune.mfbench:lc_mlp", "lc-branin": "autotune.mfbench:lc_branin"}
+ENTRIES = {"lc-mlp": "autotune.bench.learning_curves:lc_mlp",
+           "lc-branin": "autotune.bench.learning_curves:lc_branin"}
 
 
 # ---- the objective ---------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def optimum(name: str, epochs: int) -> float:
 
 def random_median(name: str, epochs: int, draws: int = 4000, seed: int = 12345) -> float:
     """The median noise-free loss at ``epochs`` of random configurations from the space."""
-    from .space import parse_space
+    from ..space import parse_space
 
     bench = BENCHMARKS[name]
     space = parse_space(bench.space)
