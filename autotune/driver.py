@@ -2,9 +2,10 @@
 
 Order of work, chosen so that a SIGKILL at any instant loses nothing and repeats nothing:
 a result is fsynced to the journal before the searcher hears of it; a trial is recorded as
-asked before it is submitted; a resumed driver replays the journal into a fresh searcher
-(the same asks and tells, in the same order), then re-attaches to or re-runs the trials
-that were in flight under their own ids.
+asked before it is submitted; a resumed driver restores a fresh searcher from the recorded
+suggestions and results (restore.py), then re-attaches to or re-runs the trials that were
+in flight under their own ids. Trial ids are the driver's: the searcher numbers its
+suggestions from the history's next id.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx, judge, trial_seed
 from .progress import Progress
-from .searchers import Result, Searcher, Suggestion
+from .restore import restore, result_of, suggestion_event
 from .stages import clear_failures
 from .study import Study
 from .studydir import StudyDir
@@ -82,7 +83,7 @@ class Driver:
         self.executor = self._executor or EXECUTORS[self.study.executor](
             self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.executor.restore_clock(self.history.last_t)
-        self.searcher = replay(self.study.make_searcher(), self.history, self.progress)
+        self.searcher = restore(self.study.make_searcher(), self.history)
         self._last_csv = 0.0
         try:
             self._restart_in_flight()
@@ -114,12 +115,14 @@ class Driver:
             free = min(free, self.study.max_trials - len(self.history.trials))
         if free <= 0 or self.searcher.finished or self._over_budget():
             return False
+        first = self.history.next_id
+        self.searcher.next_trial = first
         suggestions = self.searcher.ask(free)
         if not suggestions:
             return False
-        for s in suggestions:
-            if s.trial in self.history.trials:
-                raise RuntimeError(f"searcher {self.study.algorithm} reused trial id {s.trial}")
+        if [s.trial for s in suggestions] != list(range(first, first + len(suggestions))):
+            raise RuntimeError(f"searcher {self.study.algorithm} numbered its suggestions "
+                               f"{[s.trial for s in suggestions]}, not from {first}")
         self._record([{"e": "ask", "t": round(self.executor.now(), 6), "n": free,
                        "trials": [suggestion_event(s) for s in suggestions]}])
         self._submit([self.history.trials[s.trial] for s in suggestions])
@@ -247,42 +250,6 @@ class Driver:
 
 class SimulatedCrash(Exception):
     """Raised in tests to stop a driver as abruptly as a kill between two journal appends."""
-
-
-def suggestion_event(s: Suggestion) -> dict[str, Any]:
-    event: dict[str, Any] = {"trial": s.trial, "params": s.params}
-    if s.fidelity is not None:
-        event["fidelity"] = s.fidelity
-    if s.parent is not None:
-        event["parent"] = s.parent
-    if s.info:
-        event["info"] = s.info
-    return event
-
-
-def replay(searcher: Searcher, history: History, progress: Progress | None = None) -> Searcher:
-    """Bring a fresh searcher to the state the history records by making the same calls."""
-    mode = history.study.get("identity", {}).get("mode", "min")
-    diverged = False
-    for call in history.calls:
-        if call[0] == "ask":
-            _, n, ids = call
-            got = searcher.ask(n)
-            if not diverged and [(s.trial, s.params) for s in got] != \
-                    [(i, history.trials[i].params) for i in ids]:
-                diverged = True
-                if progress is not None:
-                    progress.warn(f"the searcher no longer proposes what the history recorded at "
-                                  f"trial {ids[0]}; going on from the recorded trials")
-        else:
-            searcher.tell(result_of(history.trials[call[1]], mode))
-    return searcher
-
-
-def result_of(rec: TrialRecord, mode: str) -> Result:
-    """What a searcher is told of a finished trial: live and on replay, the same."""
-    loss = None if rec.value is None else (rec.value if mode == "min" else -rec.value)
-    return Result(rec.trial, rec.status, loss, rec.metrics, rec.cost_s)
 
 
 def check_compatible(started: dict, study: Study, path: str) -> None:

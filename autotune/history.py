@@ -52,6 +52,7 @@ class History:
     metric: str = ""                 # the optimised metric, from the study record
     spent_s: float = 0.0             # compute of every attempt that ended
     full_fidelity: int | None = None  # multi-fidelity: only full-length results count as best
+    next_id: int = 0                 # the id the next trial gets: never one the journal names
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
@@ -92,6 +93,8 @@ class History:
             trials[trial] = TrialRecord(trial, s["params"], s.get("fidelity"), s.get("parent"),
                                         s.get("info") or {}, asked_s=t)
             ids.append(trial)
+            if trial >= self.next_id:
+                self.next_id = trial + 1
         self.calls.append(("ask", int(e["n"]), ids))
         self._clock(t)
 

@@ -40,9 +40,9 @@ def summary(history: History, running_driver: bool | None = None) -> str:
 
 
 def searcher_view(history: History) -> dict[str, Any]:
-    """The searcher's own account, rebuilt by replaying the history into a fresh searcher
+    """The searcher's own account, rebuilt by restoring a fresh searcher from the history
     (empty when the study file's objective or options no longer load)."""
-    from .driver import replay
+    from .restore import restore
     from .errors import StudyError
     from .study import parse_study
 
@@ -51,7 +51,7 @@ def searcher_view(history: History) -> dict[str, Any]:
         return {}
     try:
         study = parse_study(config, base_dir=os.path.dirname(source) if source else None)
-        return replay(study.make_searcher(), history).summary()
+        return restore(study.make_searcher(), history).summary()
     except (StudyError, KeyError, ValueError, TypeError):
         return {}
 

@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 
-from autotune.driver import Driver, replay
+from autotune.driver import Driver
+from autotune.restore import restore
 from autotune.history import History
 from autotune.journal import Journal
 from autotune.study import parse_study
@@ -57,7 +58,7 @@ def replay_time(events: int) -> tuple[float, float, int]:
         began = time.perf_counter()
         h = History.load(journal)
         loaded = time.perf_counter()
-        replay(s.make_searcher(), h)
+        restore(s.make_searcher(), h)
         return loaded - began, time.perf_counter() - loaded, h.events
 
 

@@ -91,3 +91,17 @@ def interrupts(params: dict, ctx) -> dict:
     """As if the user pressed Ctrl-C while this trial ran (inline executor: the driver's process)."""
     os.kill(os.getpid(), signal.SIGINT)
     return {"loss": float(params["x"])}
+
+
+def grid_bowl(params: dict, ctx) -> dict:
+    """A bowl over the restore tests' grid, with seeded noise and a cost that varies, so
+    results arrive out of order under the simulated executor; ``ctx.epochs`` shrinks the
+    value's distance from the optimum as a learning curve would."""
+    import numpy as np
+
+    rng = np.random.default_rng([int(ctx.seed), 5])
+    value = (params["a"] - 4) ** 2 + 2 * (params["b"] - 2) ** 2 + 3 * (math.log(params["c"]) ** 2)
+    if ctx.epochs:
+        value += 5.0 / ctx.epochs
+    value += float(params.get("noise", 0.0)) * float(rng.normal())
+    return {"loss": value, "cost_s": 3600.0 * float(rng.uniform(0.8, 1.2))}

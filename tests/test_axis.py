@@ -41,7 +41,7 @@ def drive(searcher, fn="bowl", instance=0, workers=50, noise=0.0, fail=0.0, chec
             if free > 0:
                 got = searcher.ask(free)
                 if calls is not None:
-                    calls.append(("ask", free, [(s.trial, s.params) for s in got]))
+                    calls.append(("ask", free, got))
                 for s in got:
                     trials.append(s)
                     heapq.heappush(heap, (clock + 3600 * rng.uniform(0.8, 1.2), seq, s))
@@ -162,18 +162,25 @@ def test_async_refills_a_freed_slot_at_once():
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_replay_gives_the_same_suggestions(method):
+@pytest.mark.parametrize("cut", [37, 150, 400])
+def test_restore_from_the_record_continues_as_the_live_search(method, cut):
+    """A searcher handed the recorded suggestions (adopt) and results (tell), without ever
+    asking, is in the live searcher's state: the same summary and the same next asks."""
     calls = []
     live = make(method, "multimodal", instance=2, seed=3, noise=0.01)
-    drive(live, "multimodal", instance=2, noise=0.01, calls=calls, limit=400)
+    drive(live, "multimodal", instance=2, noise=0.01, calls=calls, limit=cut)
     fresh = make(method, "multimodal", instance=2, seed=3, noise=0.01)
     for call in calls:
         if call[0] == "ask":
-            got = fresh.ask(call[1])
-            assert [(x.trial, x.params) for x in got] == call[2]
+            for s in call[2]:
+                fresh.adopt(s)
         else:
             fresh.tell(call[1])
     assert fresh.summary() == live.summary()
+    assert fresh.next_trial == live.next_trial
+    for n in (1, 7):
+        assert [(x.trial, x.params, x.info) for x in fresh.ask(n)] == \
+            [(x.trial, x.params, x.info) for x in live.ask(n)]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -266,9 +273,9 @@ def test_async_under_noise_reports_a_setting_measured_twice():
 def test_empty_ask_changes_nothing():
     s = make("axis-radial", "bowl")
     s.ask(50)
-    before = (s._next_trial, dict(s.store.pending))
+    before = (s.next_trial, dict(s.store.pending))
     assert s.ask(10) == []
-    assert (s._next_trial, dict(s.store.pending)) == before
+    assert (s.next_trial, dict(s.store.pending)) == before
 
 
 def test_start_latin_and_noise_aware_repeats():

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from autotune.bench import learning_curves
-from autotune.driver import Driver, SimulatedCrash, replay
+from autotune.driver import Driver, SimulatedCrash
+from autotune.restore import restore
 from autotune.history import History
 from autotune.journal import Journal
 from autotune.study import parse_study
@@ -130,7 +131,7 @@ def test_runs_are_reproducible_and_replay_reaches_the_same_state(tmp_path, algor
     same_times(a, b)
     assert [r.params for r in a.trials.values()] != [r.params for r in c.trials.values()]
     study = parse_study(mapping(algorithm, seed=4, budget=150))
-    one, two = replay(study.make_searcher(), a), replay(study.make_searcher(), a)
+    one, two = restore(study.make_searcher(), a), restore(study.make_searcher(), a)
     assert one.summary() == two.summary()
     assert one.summary()["epochs_committed"] == sum(r.metrics["epochs_trained"] for r in a.trials.values())
 

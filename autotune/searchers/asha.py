@@ -45,10 +45,14 @@ class ASHASearcher(MultiFidelitySearcher):
         found = self.promotable()
         if found is not None:
             config, rung = found
-            self.promoted[rung].add(config)
-            self.promotions += 1
             return self.propose(config, rung + 1)
-        return self.propose(self.new_config(self.sample_new()), 0)
+        params, info = self.sample_new()
+        return self.propose(None, 0, params, **info)
+
+    def adopted_run(self, s: Suggestion, run, before) -> None:
+        if before is not None:
+            self.promoted[before.rung].add(run.config)
+            self.promotions += 1
 
     def promotable(self) -> tuple[int, int] | None:
         """The best not-yet-promoted configuration in the top 1/eta of the highest rung."""
@@ -59,9 +63,10 @@ class ASHASearcher(MultiFidelitySearcher):
                     return config, rung
         return None
 
-    def sample_new(self) -> dict[str, Any]:
-        """A new configuration for the bottom rung: a random draw (asha-bo: a model's pick)."""
-        return self.space.sample(self.rng)
+    def sample_new(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A new configuration for the bottom rung: a random draw (asha-bo: a model's pick),
+        and what the suggestion's info should say of it."""
+        return self.space.sample(self.rng_for(self.next_trial)), {}
 
     # ---- tell -----------------------------------------------------------------------------
     def tell(self, result: Result) -> None:

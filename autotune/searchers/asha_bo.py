@@ -64,15 +64,25 @@ class ASHABOSearcher(ASHASearcher):
                 return rung
         return None
 
-    def sample_new(self) -> dict[str, Any]:
-        explore = self.rng.random() < self.random_fraction
+    def sample_new(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        rng = self.rng_for(self.next_trial)
+        explore = rng.random() < self.random_fraction
         rung = None if explore else self.model_rung()
         if rung is None:
+            return self.space.sample(rng), {"source": "random"}
+        params = self.model(rung).propose(rng, self.candidates, self.widen)
+        return params, {"source": "model", "model_rung": rung}
+
+    def adopted_run(self, s, run, before) -> None:
+        super().adopted_run(s, run, before)
+        if before is not None:
+            return
+        if s.info.get("source") == "model":
+            self.model_picks += 1
+            rung = int(s.info.get("model_rung", 0))
+            self.model_rungs[rung] = self.model_rungs.get(rung, 0) + 1
+        else:
             self.random_picks += 1
-            return self.space.sample(self.rng)
-        self.model_picks += 1
-        self.model_rungs[rung] = self.model_rungs.get(rung, 0) + 1
-        return self.model(rung).propose(self.rng, self.candidates, self.widen)
 
     def model(self, rung: int) -> TPEModel:
         """The model of ``rung``'s results, refitted only when they changed."""

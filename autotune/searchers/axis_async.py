@@ -410,7 +410,6 @@ class AxisAsync(AxisBase):
         for p, info in picks:
             if base_trial is not None:
                 info["base"] = base_trial
-            self.kinds[info["kind"]] = self.kinds.get(info["kind"], 0) + 1
             out.append(self._propose(p, info))
         return out
 
@@ -424,23 +423,35 @@ class AxisAsync(AxisBase):
         params = self.grid.params(p)
         if info["kind"] == "promote":
             rung = info.pop("rung")
-            screen.waiting.remove((p, rung))
-            s = self.suggestion(params, fidelity=screen.epochs_at(rung),
-                                parent=screen.chain[p][rung - 1], index=list(p), rung=rung,
-                                **info)
-            screen.started(s.trial, p, rung)
-            self.store.continued(s.trial, p)
-            return s
+            return self.suggestion(params, fidelity=screen.epochs_at(rung),
+                                   parent=screen.chain[p][rung - 1], index=list(p), rung=rung,
+                                   **info)
         full_length = ("repeat",) if self.screen_predicted else ("repeat", "predicted")
         if info["kind"] in full_length or self.store.known(p):
-            s = self.suggestion(params, fidelity=screen.fidelity.max, index=list(p), **info)
+            return self.suggestion(params, fidelity=screen.fidelity.max, index=list(p), **info)
+        return self.suggestion(params, fidelity=screen.epochs_at(0), index=list(p), rung=0,
+                               **info)
+
+    def adopted_point(self, s: Suggestion, p: Point) -> None:
+        kind = s.info.get("kind", "")
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        screen = self.screen
+        if screen is None:
+            self.store.start(s.trial, p)
+            return
+        rungs = screen.fidelity.rungs
+        rung = rungs.index(s.fidelity) if s.fidelity in rungs else screen.top
+        if s.parent is not None and s.parent in screen.trial_rung:   # a screened point goes on
+            if (p, rung) in screen.waiting:
+                screen.waiting.remove((p, rung))
+            screen.started(s.trial, p, rung)
+            self.store.continued(s.trial, p)
+            return
+        if s.fidelity == screen.fidelity.max and s.info.get("rung") is None:
             screen.started_full()
         else:
-            s = self.suggestion(params, fidelity=screen.epochs_at(0), index=list(p), rung=0,
-                                **info)
-            screen.started(s.trial, p, 0)
+            screen.started(s.trial, p, rung)
         self.store.start(s.trial, p)
-        return s
 
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:

@@ -464,9 +464,28 @@ class AxisBase(Searcher):
                 line.observe(p, float(result.loss) if ok else None, self.store)
 
     def propose(self, p: Point, **info: Any):
-        s = self.suggestion(self.grid.params(p), index=list(p), **info)
+        return self.suggestion(self.grid.params(p), index=list(p), **info)
+
+    def adopted(self, s) -> None:
+        p = self.point_of(s)
+        if p is not None:
+            self.adopted_point(s, p)
+
+    def adopted_point(self, s, p: Point) -> None:
+        """Hook: ``s`` measures grid point ``p`` (by default a new measurement in flight)."""
         self.store.start(s.trial, p)
-        return s
+
+    def point_of(self, s) -> Point | None:
+        """The grid point a suggestion measures: its recorded index, checked against its
+        parameters (a record the grid cannot place is not this search's)."""
+        index = s.info.get("index")
+        if isinstance(index, list) and len(index) == self.grid.d and self.grid.inside(index) \
+                and all(isinstance(i, int) for i in index):
+            p = tuple(index)
+            if all(same_value(v, s.params.get(name)) for name, v in self.grid.params(p).items()):
+                return p
+        found = [self.grid.index_of(name, s.params.get(name)) for name in self.grid.names]
+        return None if None in found else tuple(found)
 
     def stop(self, reason: str, trial: int | None) -> None:
         self.done = True

@@ -49,10 +49,9 @@ class AxisRadial(RoundMixin, AxisBase):
         super().__init__(settings)
         self.batch_size = max(1, settings.workers)
         self.lines: list[Line] = []
-        self.batches = 0
         self.rounds = 0
         self.lines_searched = 0
-        self.batch_sizes: list[int] = []
+        self.batch_sizes: dict[int, int] = {}     # batch number -> trials in it
         self._initial = self.first_points()
         if self.initial == "centre":
             self._new_round(self._initial[0], None)
@@ -96,16 +95,24 @@ class AxisRadial(RoundMixin, AxisBase):
         picks = self._candidates()[:min(n, self.batch_size)]
         if not picks:
             return []
-        self.batches += 1
-        self.batch_sizes.append(len(picks))
+        batch = self.batches + 1
         base_trial = self.trial_of(self.base)
         out = []
         for p, info in picks:
-            info["batch"] = self.batches
+            info["batch"] = batch
             if base_trial is not None:
                 info["base"] = base_trial
             out.append(self.propose(p, **info))
         return out
+
+    @property
+    def batches(self) -> int:
+        return max(self.batch_sizes, default=0)
+
+    def adopted_point(self, s: Suggestion, p: Point) -> None:
+        super().adopted_point(s, p)
+        batch = int(s.info.get("batch", self.batches + 1))
+        self.batch_sizes[batch] = self.batch_sizes.get(batch, 0) + 1
 
     def tell(self, result: Result) -> None:
         p = self.store.finish(result)
@@ -144,6 +151,6 @@ class AxisRadial(RoundMixin, AxisBase):
         out = self.base_summary()
         out.update({"rounds": self.rounds, "batches": self.batches,
                     "lines_searched": self.lines_searched,
-                    "mean_batch": (sum(self.batch_sizes) / len(self.batch_sizes)
+                    "mean_batch": (sum(self.batch_sizes.values()) / len(self.batch_sizes)
                                    if self.batch_sizes else 0.0)})
         return out

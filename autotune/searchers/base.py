@@ -1,15 +1,25 @@
 """The searcher interface: ask for trials, tell results; no files, no jobs, no clocks.
 
-A searcher is rebuilt on resume by replaying the history into a fresh, identically seeded
-instance: every ``ask(n)`` and ``tell`` the live run made is made again in the same order.
-So a searcher must be deterministic given its seed and that sequence, and an ``ask`` that
-returns nothing must leave its state unchanged (the history does not record empty asks).
+A searcher is restored on resume from what the history records, never by calling its own
+``ask`` again: a fresh, identically configured instance is handed every recorded suggestion
+(``adopt``) and every recorded result (``tell``) in the order they happened. That makes the
+record, not the searcher's code, the on-disk format: a later version of a searcher that
+would now propose something else still ends up with the state the history implies.
+
+The contract that makes this work: everything ``ask`` changes, it changes through
+``adopt(suggestion)`` (``suggestion()`` calls it), and ``adopt`` reads nothing but the
+suggestion itself (its parameters, fidelity, parent and info) and the state built so far.
+Randomness is drawn from ``rng_for(trial)``, a generator seeded by the study seed and the
+trial id, so a draw does not depend on how many draws an earlier process made. Trial ids
+are the driver's: it sets ``next_trial`` before every ``ask``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import numpy as np
 
 from ..space import SearchSpace
 
@@ -53,7 +63,7 @@ class SearchSettings:
 
 
 class Searcher(ABC):
-    """Base class: numbers the trials it proposes so replay reproduces the ids."""
+    """Base class: numbers suggestions from the driver's next id and adopts them."""
 
     name: ClassVar[str] = ""
     #: option key under ``search:`` -> kind (see config.take); validated before construction
@@ -62,14 +72,27 @@ class Searcher(ABC):
     def __init__(self, settings: SearchSettings):
         self.settings = settings
         self.space = settings.space
-        self._next_trial = 0
+        self.next_trial = 0               # the id the next suggestion gets (set by the driver)
 
     def suggestion(self, params: dict[str, Any], fidelity: int | None = None,
                    parent: int | None = None, **info: Any) -> Suggestion:
-        """A new suggestion with the next trial id."""
-        trial = self._next_trial
-        self._next_trial += 1
-        return Suggestion(trial, params, fidelity, parent, info)
+        """A new suggestion with the next trial id, adopted at once."""
+        s = Suggestion(self.next_trial, params, fidelity, parent, info)
+        self.adopt(s)
+        return s
+
+    def adopt(self, s: Suggestion) -> None:
+        """Take ``s`` as proposed: live from ``suggestion()``, on resume from the record."""
+        self.next_trial = max(self.next_trial, s.trial + 1)
+        self.adopted(s)
+
+    def adopted(self, s: Suggestion) -> None:
+        """Hook: the bookkeeping a proposal implies (which point is in flight, which
+        configuration a promotion continues, ...), derived from ``s`` alone."""
+
+    def rng_for(self, trial: int, *salt: int) -> np.random.Generator:
+        """The random stream of one trial's draws: the same whichever process makes them."""
+        return np.random.default_rng([self.settings.seed, trial, *salt])
 
     @abstractmethod
     def ask(self, n: int) -> list[Suggestion]:

@@ -1,7 +1,11 @@
-"""Grid search: every combination of the discrete axes, first axis slowest (row-major)."""
+"""Grid search: every combination of the discrete axes, first axis slowest (row-major).
+
+Its state is one number, how far along the row-major order it is; a recorded suggestion
+moves it past that suggestion's point.
+"""
 from __future__ import annotations
 
-import itertools
+import math
 
 from .base import Result, Searcher, SearchSettings, Suggestion
 from .registry import register
@@ -15,20 +19,37 @@ class GridSearcher(Searcher):
     def __init__(self, settings: SearchSettings):
         super().__init__(settings)
         self.axes = self.space.axes("grid search")
-        self._points = itertools.product(*(range(len(values)) for _, values in self.axes))
-        self._exhausted = False
+        self.shape = [len(values) for _, values in self.axes]
+        self.total = math.prod(self.shape)
+        self.position = 0                  # row-major position of the next point
 
     def ask(self, n: int) -> list[Suggestion]:
         out = []
-        for index in itertools.islice(self._points, n):
-            out.append(self.suggestion(self.space.point(self.axes, index), index=list(index)))
-        if len(out) < n:
-            self._exhausted = True
+        while len(out) < n and self.position < self.total:
+            index = list(unravel(self.position, self.shape))
+            out.append(self.suggestion(self.space.point(self.axes, index), index=index))
         return out
+
+    def adopted(self, s: Suggestion) -> None:
+        index = s.info.get("index")
+        if isinstance(index, list) and len(index) == len(self.shape):
+            flat = 0
+            for i, n in zip(index, self.shape):
+                flat = flat * n + int(i)
+            self.position = max(self.position, flat + 1)
 
     def tell(self, result: Result) -> None:
         pass
 
     @property
     def finished(self) -> bool:
-        return self._exhausted
+        return self.position >= self.total
+
+
+def unravel(flat: int, shape: list[int]) -> tuple[int, ...]:
+    """Row-major indices of position ``flat`` (first axis slowest)."""
+    out = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        out.append(i)
+    return tuple(reversed(out))

@@ -51,7 +51,8 @@ class Bracket:
     s: int                             # successive-halving aggressiveness; stages 0..s
     plan: list[int]                    # configurations per stage
     stage: int = 0
-    queue: list[int] = field(default_factory=list)      # configs still to launch this stage
+    fresh: int = 0                     # stage 0: new configurations still to launch
+    queue: list[int] = field(default_factory=list)      # later stages: configs to launch
     launched: list[int] = field(default_factory=list)   # trial ids of this stage
     waiting: int = 0                   # launched, not yet told
     done: bool = False
@@ -87,11 +88,13 @@ class HyperbandSearcher(MultiFidelitySearcher):
     # ---- ask ------------------------------------------------------------------------------
     def ask(self, n: int) -> list[Suggestion]:
         out: list[Suggestion] = []
-        for b in self.brackets:
-            self.launch(b, n, out)
+        for index in range(len(self.brackets)):
+            self.launch(index, n, out)
         while len(out) < n and self.budget_left() and self.may_start():
-            b = self.start_bracket()
-            self.launch(b, n, out)
+            before = len(out)
+            self.launch(len(self.brackets), n, out)   # the first launch adopts the bracket
+            if len(out) == before:
+                break
         return out
 
     def may_start(self) -> bool:
@@ -116,34 +119,46 @@ class HyperbandSearcher(MultiFidelitySearcher):
 
     def remaining(self, b: Bracket) -> int:
         """Epochs bracket ``b`` will still commit if every stage fills (an upper bound)."""
-        total = len(b.queue) * self.stage_epochs(b, b.stage)
+        total = (b.fresh + len(b.queue)) * self.stage_epochs(b, b.stage)
         return total + sum(b.plan[i] * self.stage_epochs(b, i) for i in range(b.stage + 1, b.s + 1))
 
-    def start_bracket(self) -> Bracket:
-        index = len(self.brackets)
+    def make_bracket(self, index: int) -> Bracket:
         s = self.bracket_s(index)
-        b = Bracket(index, s, bracket_plan(self.fidelity.top, self.fidelity.eta, s))
-        b.queue = [self.new_config(self.space.sample(self.rng)) for _ in range(b.plan[0])]
-        self.brackets.append(b)
-        return b
+        plan = bracket_plan(self.fidelity.top, self.fidelity.eta, s)
+        return Bracket(index, s, plan, fresh=plan[0])
 
-    def launch(self, b: Bracket, n: int, out: list[Suggestion]) -> None:
-        while b.queue and len(out) < n and self.budget_left() and self.affordable(b.index):
-            config = b.queue.pop(0)
-            s = self.propose(config, self.first_rung(b) + b.stage, bracket=b.index,
-                             stage=b.stage, s=b.s)
-            b.launched.append(s.trial)
-            b.waiting += 1
-            out.append(s)
+    def launch(self, index: int, n: int, out: list[Suggestion]) -> None:
+        """Trials of bracket ``index``'s current stage, while it has some to start."""
+        while len(out) < n and self.budget_left() and self.affordable(index):
+            b = self.brackets[index] if index < len(self.brackets) else self.make_bracket(index)
+            info = {"bracket": b.index, "stage": b.stage, "s": b.s}
+            rung = self.first_rung(b) + b.stage
+            if b.stage == 0 and b.fresh > 0:
+                params = self.space.sample(self.rng_for(self.next_trial))
+                out.append(self.propose(None, rung, params, **info))
+            elif b.stage > 0 and b.queue:
+                out.append(self.propose(b.queue[0], rung, **info))
+            else:
+                return
 
-    # ---- tell -----------------------------------------------------------------------------
+    def adopted_run(self, s: Suggestion, run, before) -> None:
+        while len(self.brackets) <= run.bracket:
+            self.brackets.append(self.make_bracket(len(self.brackets)))
+        b = self.brackets[run.bracket]
+        if before is None:
+            b.fresh = max(0, b.fresh - 1)
+        elif run.config in b.queue:
+            b.queue.remove(run.config)
+        b.launched.append(s.trial)
+        b.waiting += 1
+
     def tell(self, result: Result) -> None:
         run = self.record(result)
         if run is None:
             return
         b = self.brackets[run.bracket]
         b.waiting -= 1
-        if b.waiting == 0 and not b.queue:
+        if b.waiting == 0 and not b.queue and not b.fresh:
             self.advance(b)
 
     def advance(self, b: Bracket) -> None:

@@ -17,8 +17,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..config import describe, is_number, reject_unknown
 from ..errors import StudyError
 from .base import Result, Searcher, SearchSettings, Suggestion
@@ -114,7 +112,6 @@ class MultiFidelitySearcher(Searcher):
         opts = settings.options
         self.fidelity = parse_fidelity(opts, self.name)
         self.budget = parse_budget(opts)
-        self.rng = np.random.default_rng(settings.seed)
         self.configs: list[dict[str, Any]] = []
         self.runs: dict[int, Run] = {}                     # trial id -> run
         self.trial_at: list[dict[int, int]] = []           # config -> {rung: trial id}
@@ -137,22 +134,37 @@ class MultiFidelitySearcher(Searcher):
         self.trial_at.append({})
         return len(self.configs) - 1
 
-    def propose(self, config: int, rung: int, bracket: int = 0, **info: Any) -> Suggestion:
-        """A trial evaluating ``config`` at ``rung``, continuing its trial at the rung below."""
-        epochs = self.fidelity.rungs[rung]
+    def propose(self, config: int | None, rung: int, params: dict[str, Any] | None = None,
+                bracket: int = 0, **info: Any) -> Suggestion:
+        """A trial evaluating ``config`` at ``rung``, continuing its trial at the rung below;
+        ``config`` None: a new configuration, ``params``, starting at ``rung``."""
         parent = None
-        done = 0
-        below = [r for r in self.trial_at[config] if r < rung]
-        if below:
-            prev = max(below)
-            parent = self.trial_at[config][prev]
-            done = self.fidelity.rungs[prev]
-        s = self.suggestion(dict(self.configs[config]), fidelity=epochs, parent=parent,
-                            round=rung, rung=rung, bracket=bracket, config=config, **info)
-        self.runs[s.trial] = Run(config, rung, epochs - done, bracket)
+        if config is not None:
+            params = dict(self.configs[config])
+            below = [r for r in self.trial_at[config] if r < rung]
+            if below:
+                parent = self.trial_at[config][max(below)]
+        else:
+            config = len(self.configs)   # the number adopt gives it
+        return self.suggestion(params, fidelity=self.fidelity.rungs[rung], parent=parent,
+                               round=rung, rung=rung, bracket=bracket, config=config, **info)
+
+    def adopted(self, s: Suggestion) -> None:
+        """A configuration's trial at a rung: a continuation of its parent's configuration,
+        or a new configuration; the epochs it adds are committed."""
+        rungs = self.fidelity.rungs
+        rung = rungs.index(s.fidelity) if s.fidelity in rungs else int(s.info.get("rung", 0))
+        before = self.runs.get(s.parent) if s.parent is not None else None
+        config = before.config if before is not None else self.new_config(dict(s.params))
+        done = rungs[before.rung] if before is not None else 0
+        run = Run(config, rung, rungs[rung] - done, int(s.info.get("bracket", 0)))
+        self.runs[s.trial] = run
         self.trial_at[config][rung] = s.trial
-        self.committed += epochs - done
-        return s
+        self.committed += run.epochs
+        self.adopted_run(s, run, before)
+
+    def adopted_run(self, s: Suggestion, run: "Run", before: "Run | None") -> None:
+        """Hook for subclasses: ``run`` was proposed (``before``: the run it continues)."""
 
     def record(self, result: Result) -> Run | None:
         """Store a result's loss (inf when it failed); None for a trial not ours."""
