@@ -69,19 +69,22 @@ class Driver:
         for warning in self.history.warnings:
             self.progress.warn(warning)
         fresh = not self.history.study
+        if not fresh:
+            check_compatible(self.history.study, self.study, self.dir.path)
+        self.t0 = time.time() if fresh else float(self.history.study["t0"])
+        # the executor before the first record: options it cannot meet (GPUs) write nothing
+        self.executor = self._executor or EXECUTORS[self.study.executor](
+            self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
+        self.study.max_concurrent = min(self.study.max_concurrent, self.executor.max_concurrent)
         if fresh:
-            self._record([{"e": "study", "name": self.study.name, "t0": time.time(),
+            self._record([{"e": "study", "name": self.study.name, "t0": self.t0,
                            "identity": self.study.identity(), "source": self.study.source,
                            "config": self.study.raw, "version": 1}])
         else:
-            check_compatible(self.history.study, self.study, self.dir.path)
             self._record([{"e": "resume", "wall": time.time(), "host": socket.gethostname(),
                            "pid": os.getpid()}])
-        self.t0 = float(self.history.study["t0"])
         for path in clear_failures(self.dir.path):
             self.progress.say(f"a failed pretrain will be tried again ({os.path.basename(path)})")
-        self.executor = self._executor or EXECUTORS[self.study.executor](
-            self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.executor.restore_clock(self.history.last_t)
         self.searcher = restore(self.study.make_searcher(), self.history)
         self._last_csv = 0.0

@@ -171,7 +171,8 @@ def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
 def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr: Any) -> dict:
     command = format_command(spec.command or "", params, ctx)
     result_file = os.path.join(ctx.trial_dir, "result.json")
-    if os.path.exists(result_file):
+    follower = bool(ctx.extra.get("rank"))  # a rank other than 0: its exit status is all
+    if os.path.exists(result_file) and not follower:
         os.remove(result_file)
     env = {**os.environ, "AUTOTUNE_TRIAL": str(ctx.trial), "AUTOTUNE_TRIAL_DIR": ctx.trial_dir,
            "AUTOTUNE_SEED": str(ctx.seed)}
@@ -183,6 +184,8 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
         stdout.flush()
     if proc.returncode != 0:
         raise RuntimeError(f"command exited with status {proc.returncode}")
+    if follower:
+        return {}
     if os.path.exists(result_file):
         with open(result_file) as fh:
             return json.load(fh)

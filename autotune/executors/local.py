@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..worker import write_json_atomic
 from .base import Executor, Outcome, TrialJob
+from .gpus import cap_concurrency, make_pool
 from .registry import register
 
 
@@ -33,11 +34,16 @@ class _Running:
 @register
 class LocalExecutor(Executor):
     kind = "local"
-    options = {}
+    options = {"gpus_per_trial": "nonneg-int", "trials_per_gpu": "positive-int",
+               "tasks_per_trial": "positive-int", "launch": "str"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._running: dict[int, _Running] = {}
+        self._ranks = check_ranks(self.opts)
+        # each trial its own GPUs (gpus.py); never more trials at once than the GPUs hold
+        self._gpus = make_pool(self.opts, self._ranks)
+        self.max_concurrent = cap_concurrency(self._gpus, self.max_concurrent)
 
     def submit(self, job: TrialJob) -> str:
         tdir = job.ctx.trial_dir
@@ -48,13 +54,19 @@ class LocalExecutor(Executor):
         with contextlib.suppress(FileNotFoundError):
             os.remove(outcome_path)
         objective = job.objective.to_dict()
+        gpus = self._gpus.acquire(job.trial)
         write_json_atomic(job_path, {"objective": objective, "params": job.params,
-                                     "ctx": job.ctx.as_dict(), "outcome_path": outcome_path})
+                                     "ctx": job.ctx.as_dict(), "outcome_path": outcome_path,
+                                     "ranks": self._ranks, "launch": self.opts.get("launch", "task"),
+                                     "gpus": gpus})
         out = open(os.path.join(tdir, "stdout.log"), "a")
         err = open(os.path.join(tdir, "stderr.log"), "a")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [*job.objective.python_path, *filter(None, [os.environ.get("PYTHONPATH")])])}
-        proc = subprocess.Popen([sys.executable, "-m", "autotune.worker", job_path],
+            [*job.objective.python_path, *filter(None, [os.environ.get("PYTHONPATH")])]),
+            **self._gpus.environ(job.trial)}
+        multi = self._ranks > 1 or self.opts.get("launch", "task") == "node"
+        module = "autotune.launch" if multi else "autotune.worker"  # launch: one process a rank
+        proc = subprocess.Popen([sys.executable, "-m", module, job_path],
                                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
         with open(os.path.join(tdir, "worker.pid"), "w") as fh:
@@ -85,6 +97,7 @@ class LocalExecutor(Executor):
 
     def _finish(self, r: _Running) -> Outcome:
         del self._running[r.job.trial]
+        self._gpus.release(r.job.trial)
         for fh in r.logs:
             fh.close()
         end = self.now()
@@ -112,7 +125,19 @@ class LocalExecutor(Executor):
             r.proc.wait()
             for fh in r.logs:
                 fh.close()
+            self._gpus.release(r.job.trial)
         self._running.clear()
+
+
+def check_ranks(opts: dict) -> int:
+    """Processes per trial (``tasks_per_trial``), refusing a ``launch`` it does not know."""
+    from ..errors import StudyError
+    from ..ranks import LAUNCH
+
+    launch = opts.get("launch", "task")
+    if launch not in LAUNCH:
+        raise StudyError(f"executor.launch: expected one of {', '.join(LAUNCH)}, got {launch!r}")
+    return int(opts.get("tasks_per_trial", 1))
 
 
 def died_message(returncode: int, trial_dir: str) -> str:

@@ -1,0 +1,155 @@
+"""A multi-rank trial on this machine: ``python -m autotune.launch JOB.json``.
+
+The local executor starts this instead of ``autotune.worker`` when a trial has several ranks
+(``tasks_per_trial``) or ``launch: node``. Like srun on a SLURM node, it starts one process per
+rank (``python -m autotune.launch JOB.json --rank R --port P``), each running the objective
+through ``ranks.run_rank`` with the torch.distributed variables set; rank 0 writes to the
+trial's stdout.log and stderr.log, rank R to ``rank-R.stdout.log`` and ``rank-R.stderr.log``.
+Each rank leaves ``rank-R.outcome.json``. When every rank ended well, rank 0's result is the
+trial's; as soon as one fails, the others are killed (they would wait forever on a collective
+with a dead peer) and the trial fails with the first failing rank's error.
+
+The ranks stay in the launcher's process group, so the executor's kill of the group (a
+timeout, a shutdown) reaches them; on a failure the launcher writes the outcome and then
+ends its whole group, itself included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+from .objective import Ctx, ObjectiveSpec
+from .ranks import first_failure, free_port, local_env, rank_message, run_rank
+from .worker import write_json_atomic
+
+
+def rank_outcome_path(trial_dir: str, rank: int) -> str:
+    return os.path.join(trial_dir, f"rank-{rank}.outcome.json")
+
+
+def run_one_rank(job: dict, rank: int, port: int) -> int:
+    """The body of one rank's process."""
+    spec = ObjectiveSpec.from_dict(job["objective"])
+    ctx = Ctx(**job["ctx"])
+    env = local_env(rank, int(job["ranks"]), port, job.get("launch", "task"))
+    try:
+        result = run_rank(spec, job["params"], ctx, env, stdout=sys.stdout, stderr=sys.stderr)
+        outcome = {"result": result, "t": time.time()}
+        status = 0
+    except BaseException as exc:  # noqa: BLE001 - report everything, even SystemExit
+        traceback.print_exc()
+        outcome = {"error": f"{type(exc).__name__}: {exc}", "t": time.time()}
+        status = 1
+    sys.stdout.flush()
+    write_json_atomic(rank_outcome_path(ctx.trial_dir, rank), outcome)
+    return status
+
+
+def launch(job_path: str, job: dict) -> int:
+    """Start every rank, wait for them, write the trial's outcome."""
+    trial_dir = job["ctx"]["trial_dir"]
+    launch_mode = job.get("launch", "task")
+    ranks = 1 if launch_mode == "node" else int(job["ranks"])
+    for rank in range(ranks):
+        try:
+            os.remove(rank_outcome_path(trial_dir, rank))
+        except FileNotFoundError:
+            pass
+    port = free_port()
+    procs: dict[int, subprocess.Popen] = {}
+    logs = []
+    for rank in range(ranks):
+        cmd = [sys.executable, "-m", "autotune.launch", job_path, "--rank", str(rank),
+               "--port", str(port)]
+        if rank == 0:
+            procs[rank] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+            continue
+        out = open(os.path.join(trial_dir, f"rank-{rank}.stdout.log"), "a")
+        err = open(os.path.join(trial_dir, f"rank-{rank}.stderr.log"), "a")
+        logs += [out, err]
+        procs[rank] = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    codes: dict[int, int] = {}
+    while len(codes) < len(procs):
+        for rank, proc in procs.items():
+            if rank not in codes and proc.poll() is not None:
+                codes[rank] = proc.returncode
+        if any(code != 0 for code in codes.values()):
+            break
+        time.sleep(0.02)
+    for fh in logs:
+        fh.close()
+    outcome = judge_ranks(trial_dir, ranks, codes)
+    write_json_atomic(job["outcome_path"], outcome)
+    if len(codes) < len(procs):  # a rank failed: end the others (and this launcher)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    return 0 if "result" in outcome else 1
+
+
+def judge_ranks(trial_dir: str, ranks: int, codes: dict[int, int]) -> dict:
+    """The trial's outcome from its ranks' outcome files and exit codes."""
+    outcomes: dict[int, dict] = {}
+    for rank in range(ranks):
+        try:
+            with open(rank_outcome_path(trial_dir, rank)) as fh:
+                outcomes[rank] = json.load(fh)
+        except (OSError, ValueError):
+            pass
+    failures = [(o["t"], r, o["error"]) for r, o in outcomes.items() if "error" in o]
+    first = first_failure(failures)
+    if first is not None:
+        rank, message = first
+        return {"error": rank_message(rank, ranks, message)}
+    died = sorted(r for r, code in codes.items() if code != 0 and r not in outcomes)
+    if died:
+        rank = died[0]
+        return {"error": rank_message(rank, ranks, f"{exit_reason(codes[rank])}{log_tail(trial_dir, rank)}")}
+    if 0 in outcomes and len(outcomes) == ranks:
+        return {"result": outcomes[0]["result"]}
+    missing = sorted(set(range(ranks)) - set(outcomes))
+    return {"error": rank_message(missing[0], ranks, "ended without an outcome")}
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def log_tail(trial_dir: str, rank: int) -> str:
+    name = "stderr.log" if rank == 0 else f"rank-{rank}.stderr.log"
+    try:
+        with open(os.path.join(trial_dir, name), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1].strip()[:200]}" if lines else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autotune.launch")
+    parser.add_argument("job")
+    parser.add_argument("--rank", type=int)
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args(argv)
+    with open(args.job) as fh:
+        job = json.load(fh)
+    if args.rank is not None:
+        return run_one_rank(job, args.rank, args.port)
+    return launch(args.job, job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Objectives for the multi-rank and GPU-placement tests: small, CPU-only (gloo)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def ranked(params: dict, ctx) -> dict:
+    """Every rank joins a gloo group, leaves a marker and sums its rank + 1 with the others.
+
+    ``fail_rank`` raises in that rank before the collective; ``sleep_s`` sleeps in every rank
+    after it (to kill a driver mid-trial); ``steps`` checkpoints from rank 0 (resumable).
+    """
+    import torch
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    world = int(os.environ["WORLD_SIZE"])
+    assert ctx.extra["rank"] == rank and ctx.extra["world_size"] == world
+    with open(os.path.join(ctx.trial_dir, f"ran-rank-{rank}"), "a") as fh:
+        fh.write(f"{os.getpid()} {os.environ.get('LOCAL_RANK')} {os.environ['MASTER_ADDR']}:"
+                 f"{os.environ['MASTER_PORT']}\n")
+    if int(params.get("fail_rank", -1)) == rank:
+        raise ValueError(f"boom in rank {rank}")
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        total = torch.tensor([rank + 1.0])
+        dist.all_reduce(total)
+        time.sleep(float(params.get("sleep_s", 0.0)))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    x = float(params.get("x", 0.0))
+    return {"loss": (x - 1.0) ** 2 + rank, "rank": rank, "world": world,
+            "sum": float(total.item()), "pid": os.getpid()}
+
+
+def placed(params: dict, ctx) -> dict:
+    """Leaves ``placed.json``: the CUDA_VISIBLE_DEVICES it was given and when it ran.
+    ``x == crash_x`` dies (exit status 3) instead."""
+    start = time.time()
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
+    if int(params["x"]) == int(params.get("crash_x", -1)):
+        os._exit(3)
+    time.sleep(float(params.get("sleep_s", 0.4)))
+    with open(os.path.join(ctx.trial_dir, "placed.json"), "w") as fh:
+        json.dump({"devices": devices, "start": start, "end": time.time()}, fh)
+    return {"loss": float(params["x"])}

@@ -1,0 +1,100 @@
+"""Multi-rank trials through the local executor (gloo on CPU): every rank runs with the
+torch.distributed variables, rank 0's result is the trial's, a failing rank fails it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from autotune.driver import Driver
+from autotune.errors import StudyError
+from autotune.ranks import port_for
+from autotune.study import parse_study
+from tests.helpers import history, study_dict
+
+
+def two_rank_study(space, **executor):
+    return parse_study(study_dict(
+        retries=0, objective={"entry": "tests.dist_objective:ranked"}, space=space,
+        search={"algorithm": "grid"},
+        executor={"kind": "local", "max_concurrent": 2, "tasks_per_trial": 2, **executor}))
+
+
+def markers(d, trial):
+    tdir = os.path.join(d, "trials", str(trial))
+    return sorted(n for n in os.listdir(tdir) if n.startswith("ran-rank-"))
+
+
+def test_two_ranks_both_run_and_rank_0s_metrics_are_recorded(tmp_path):
+    d = str(tmp_path / "ok")
+    Driver(two_rank_study({"x": {"values": [1, 3]}}), d, progress=False).run()
+    h = history(d)
+    assert h.by_status() == {"ok": 2}
+    for t, rec in h.trials.items():
+        assert markers(d, t) == ["ran-rank-0", "ran-rank-1"]
+        # rank 0's result: its rank, and the sum over both ranks of rank + 1
+        assert rec.metrics["rank"] == 0 and rec.metrics["world"] == 2 and rec.metrics["sum"] == 3
+    assert h.trials[0].value == 0.0 and h.trials[1].value == 4.0
+    # the two trials had their own master ports (they ran at the same time)
+    ports = set()
+    for t in h.trials:
+        with open(os.path.join(d, "trials", str(t), "ran-rank-0")) as fh:
+            ports.add(fh.read().split()[-1])
+    assert len(ports) == 2
+
+
+def test_an_exception_in_rank_1_fails_the_trial_with_rank_1s_message(tmp_path):
+    d = str(tmp_path / "fail")
+    Driver(two_rank_study({"x": {"values": [1]}, "fail_rank": 1}), d, progress=False).run()
+    rec = history(d).trials[0]
+    assert rec.status == "failed" and rec.failure == "exception"
+    assert rec.error == "rank 1: ValueError: boom in rank 1"
+    with open(os.path.join(d, "trials", "0", "rank-1.stderr.log")) as fh:
+        assert "boom in rank 1" in fh.read()
+
+
+def test_launch_node_starts_one_process_told_how_many_to_start(tmp_path):
+    study = parse_study(study_dict(
+        retries=0, objective={"entry": None, "command":
+                              "echo '{{\"loss\": '$WORLD_SIZE', \"n\": '$AUTOTUNE_NPROC_PER_NODE'}}'"},
+        space={"x": {"values": [1]}}, search={"algorithm": "grid"},
+        executor={"kind": "local", "tasks_per_trial": 4, "launch": "node",
+                  "gpus_per_trial": 0}))
+    d = str(tmp_path / "node")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert rec.status == "ok", rec.error
+    assert rec.metrics == {"loss": 1.0, "n": 4.0}
+
+
+def test_a_command_runs_in_every_rank_and_rank_0_gives_the_result(tmp_path):
+    study = parse_study(study_dict(
+        retries=0, objective={"entry": None, "command":
+                              "touch {trial_dir}/cmd-$RANK; test $RANK = 0 || exit {x}; "
+                              "echo '{{\"loss\": '$WORLD_SIZE'}}'"},
+        space={"x": {"values": [0, 5]}}, search={"algorithm": "grid"},
+        executor={"kind": "local", "tasks_per_trial": 3, "max_concurrent": 1}))
+    d = str(tmp_path / "cmd")
+    Driver(study, d, progress=False).run()
+    h = history(d)
+    assert h.trials[0].status == "ok" and h.trials[0].value == 3.0
+    assert sorted(n for n in os.listdir(os.path.join(d, "trials", "0")) if n.startswith("cmd-")) \
+        == ["cmd-0", "cmd-1", "cmd-2"]
+    assert h.trials[1].status == "failed"
+    assert h.trials[1].error.startswith("rank ") and "command exited with status 5" in h.trials[1].error
+
+
+def test_bad_options_are_one_line_and_record_nothing(tmp_path, monkeypatch):
+    d = str(tmp_path / "bad")
+    with pytest.raises(StudyError, match="executor.launch: expected one of task, node"):
+        Driver(two_rank_study({"x": {"values": [1]}}, launch="per-node"), d, progress=False).run()
+    assert len(history(d).trials) == 0 and not history(d).study
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(StudyError, match=r"executor.gpus_per_trial: 2 GPU\(s\) per trial, but 1"):
+        Driver(two_rank_study({"x": {"values": [1]}}), d, progress=False).run()
+    assert not history(d).study
+
+
+def test_ports_of_slurm_jobs_are_derived_alike_and_in_range():
+    assert port_for("12345") == port_for("12345")
+    assert all(20000 <= port_for(str(j)) < 50000 for j in range(1, 2000, 37))
