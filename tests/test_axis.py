@@ -8,7 +8,7 @@ import pytest
 from autotune.bench import landscapes as bf
 from autotune.errors import StudyError
 from autotune.searchers import SEARCHERS, Result, SearchSettings
-from autotune.searchers.axis_common import all_directions, dir_text
+from autotune.searchers.axis.directions import all_directions, dir_text
 from autotune.space import parse_space
 from autotune.study import parse_study
 
@@ -47,7 +47,7 @@ def drive(searcher, fn="bowl", instance=0, workers=50, noise=0.0, fail=0.0, chec
                     heapq.heappush(heap, (clock + 3600 * rng.uniform(0.8, 1.2), seq, s))
                     seq += 1
                 if check_busy and len(heap) < workers and not searcher.finished:
-                    assert searcher._work(workers - len(heap)) == [], "a slot idles with work"
+                    assert searcher.work(workers - len(heap)) == [], "a slot idles with work"
         if not heap:
             break
         clock = heap[0][0]

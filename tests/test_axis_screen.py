@@ -8,7 +8,7 @@ import pytest
 from autotune.bench import landscapes as bf
 from autotune.errors import StudyError
 from autotune.searchers import SEARCHERS, Result, SearchSettings
-from autotune.searchers.axis_screen import Screening
+from autotune.searchers.axis.screen import Screening
 from autotune.searchers.mf_common import parse_fidelity
 from autotune.space import parse_space
 from autotune.study import parse_study

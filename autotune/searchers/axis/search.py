@@ -56,14 +56,16 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..dspline import DSpline
-from ..errors import StudyError
-from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, all_directions,
-                          interleave, positive)
-from .axis_screen import Screening
-from .base import Result, SearchSettings, Suggestion
-from .mf_common import parse_fidelity
-from .registry import register
+from ...dspline import DSpline
+from ...errors import StudyError
+from ..base import Result, SearchSettings, Suggestion
+from ..mf_common import parse_fidelity
+from ..registry import register
+from .base import AxisBase
+from .directions import Point, all_directions
+from .line import Line, interleave
+from .options import LINE_OPTIONS, positive
+from .screen import Screening
 
 
 @register
@@ -311,7 +313,7 @@ class AxisAsync(AxisBase):
                 and all(line.done for line in self.lines))
 
     # ---- asking ---------------------------------------------------------------------------
-    def _work(self, n: int) -> list[tuple[Point, dict[str, Any]]]:
+    def work(self, n: int) -> list[tuple[Point, dict[str, Any]]]:
         """Up to n (point, info) in priority order; reads the state, changes nothing."""
         st = self.store
         out: list[tuple[Point, dict[str, Any]]] = []
@@ -399,21 +401,7 @@ class AxisAsync(AxisBase):
                 break
         return out
 
-    def ask(self, n: int) -> list[Suggestion]:
-        if self.done or n <= 0:
-            return []
-        picks = self._work(n)
-        if not picks:
-            return []
-        base_trial = self.trial_of(self.base)
-        out = []
-        for p, info in picks:
-            if base_trial is not None:
-                info["base"] = base_trial
-            out.append(self._propose(p, info))
-        return out
-
-    def _propose(self, p: Point, info: dict[str, Any]) -> Suggestion:
+    def propose_point(self, p: Point, info: dict[str, Any]) -> Suggestion:
         """A trial measuring ``p``: with screening, a new point starts at the bottom rung, a
         promoted one continues its run; a repeat, and (unless ``screen_predicted``) a point
         a line's fit predicts to beat the base, run the full length from scratch."""
@@ -459,9 +447,9 @@ class AxisAsync(AxisBase):
                 and math.isfinite(result.loss):
             self._screened(result)
             return
-        p = self.store.finish(result)
-        if p is None:
-            return
+        super().tell(result)
+
+    def told(self, p: Point, result: Result) -> None:
         if self.done:
             # a filler result that arrives after the end still counts for the reported setting
             if self.repeats == 1 and not self._noisy() and self._beats_base(p):
@@ -505,7 +493,7 @@ class AxisAsync(AxisBase):
         """Is there work for the base's own lines (not filler from earlier bases)?"""
         saved, self.old_lines = self.old_lines, []
         try:
-            return bool(self._work(1))
+            return bool(self.work(1))
         finally:
             self.old_lines = saved
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, Vec, all_directions,
-                          direction_between, interleave)
-from .base import Result, SearchSettings, Suggestion
-from .registry import register
+from ..base import Result, SearchSettings, Suggestion
+from ..registry import register
+from .base import AxisBase
+from .directions import Point, Vec, all_directions, direction_between
+from .line import Line, interleave
+from .options import LINE_OPTIONS
 
 
 class RoundMixin:
@@ -44,6 +46,7 @@ class AxisRadial(RoundMixin, AxisBase):
     name = "axis-radial"
     options = dict(LINE_OPTIONS)
     who = "axis-radial search"
+    waits_for_batch = True
 
     def __init__(self, settings: SearchSettings):
         super().__init__(settings)
@@ -89,21 +92,11 @@ class AxisRadial(RoundMixin, AxisBase):
                             "direction": line.text}))
         return out
 
-    def ask(self, n: int) -> list[Suggestion]:
-        if self.done or self.store.pending or n <= 0:
-            return []
-        picks = self._candidates()[:min(n, self.batch_size)]
-        if not picks:
-            return []
-        batch = self.batches + 1
-        base_trial = self.trial_of(self.base)
-        out = []
-        for p, info in picks:
-            info["batch"] = batch
-            if base_trial is not None:
-                info["base"] = base_trial
-            out.append(self.propose(p, **info))
-        return out
+    def work(self, n: int) -> list[tuple[Point, dict[str, Any]]]:
+        return self._candidates()[:min(n, self.batch_size)]
+
+    def stamp(self) -> dict[str, Any]:
+        return {"batch": self.batches + 1, **super().stamp()}
 
     @property
     def batches(self) -> int:
@@ -114,10 +107,7 @@ class AxisRadial(RoundMixin, AxisBase):
         batch = int(s.info.get("batch", self.batches + 1))
         self.batch_sizes[batch] = self.batch_sizes.get(batch, 0) + 1
 
-    def tell(self, result: Result) -> None:
-        p = self.store.finish(result)
-        if p is None:
-            return
+    def told(self, p: Point, result: Result) -> None:
         self.observe(self.lines, p, result)
         if not self.store.pending:
             self._advance(result.trial)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .axis_common import (LINE_OPTIONS, AxisBase, Line, Point, Vec, all_directions,
-                          dir_text)
-from .base import Result, SearchSettings, Suggestion
-from .registry import register
+from ..base import Result, SearchSettings
+from ..registry import register
+from .base import AxisBase
+from .directions import Point, Vec, all_directions, dir_text
+from .line import Line
+from .options import LINE_OPTIONS
 
 
 @register
@@ -27,6 +29,7 @@ class AxisS2018(AxisBase):
     name = "axis-s2018"
     options = dict(LINE_OPTIONS)
     who = "axis-s2018 search"
+    waits_for_batch = True
 
     def __init__(self, settings: SearchSettings):
         super().__init__(settings)
@@ -40,7 +43,7 @@ class AxisS2018(AxisBase):
         self._advance(None)
 
     # ---- what to measure ------------------------------------------------------------------
-    def _work(self) -> list[tuple[Point, dict[str, Any]]]:
+    def work(self, n: int = 0) -> list[tuple[Point, dict[str, Any]]]:
         st = self.store
         if self.state == "initial":
             return [(p, {"kind": "initial"}) for p in self._initial if not st.known(p)]
@@ -61,22 +64,8 @@ class AxisS2018(AxisBase):
         return [v for v in all_directions(self.grid.d, self.level)
                 if v not in self.searched and self.grid.usable(v)]
 
-    def ask(self, n: int) -> list[Suggestion]:
-        if self.done or self.store.pending or n <= 0:
-            return []
-        base = None if self.base is None else self._base_trial
-        out = []
-        for p, info in self._work()[:n]:
-            if base is not None:
-                info["base"] = base
-            out.append(self.propose(p, **info))
-        return out
-
     # ---- what to do with results ----------------------------------------------------------
-    def tell(self, result: Result) -> None:
-        p = self.store.finish(result)
-        if p is None:
-            return
+    def told(self, p: Point, result: Result) -> None:
         if self.line is not None:
             self.observe([self.line], p, result)
         if not self.store.pending:
@@ -85,7 +74,7 @@ class AxisS2018(AxisBase):
     def _advance(self, trial: int | None) -> None:
         """Move the state machine on while the current step's batch is complete."""
         st = self.store
-        while not self.done and not st.pending and not self._work():
+        while not self.done and not st.pending and not self.work():
             if self.state == "initial":
                 best = st.best()
                 if best is None:
@@ -139,7 +128,6 @@ class AxisS2018(AxisBase):
 
     def _set_base(self, p: Point) -> None:
         self.base = p
-        self._base_trial = self.trial_of(p)
 
     def summary(self) -> dict[str, Any]:
         out = self.base_summary()

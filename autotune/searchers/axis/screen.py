@@ -34,9 +34,8 @@ import bisect
 import math
 from typing import Any
 
-from .mf_common import Fidelity
-
-Point = tuple[int, ...]
+from ..mf_common import Fidelity
+from .directions import Point
 
 
 class Screening:

@@ -1,0 +1,82 @@
+"""The free parameters as integer index axes: what the axis searches move on."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+from ...errors import StudyError
+from ...space import SearchSpace
+from .directions import Point, Vec
+
+
+class Grid:
+    """The free parameters as index axes."""
+
+    def __init__(self, space: SearchSpace, who: str):
+        self.space = space
+        self.axes = space.axes(who)
+        self.names = [name for name, _ in self.axes]
+        self.shape = tuple(len(values) for _, values in self.axes)
+        self.d = len(self.shape)
+        if self.d == 0:
+            raise StudyError(f"space: {who} needs at least one parameter that is not fixed")
+        self._lines: dict[tuple[Point, Vec], list[Point]] = {}
+
+    def centre(self) -> Point:
+        return tuple(n // 2 for n in self.shape)
+
+    def inside(self, p: Sequence[int]) -> bool:
+        return all(0 <= x < n for x, n in zip(p, self.shape))
+
+    def params(self, p: Point) -> dict[str, Any]:
+        return self.space.point(self.axes, p)
+
+    def line(self, base: Point, v: Vec) -> list[Point]:
+        """The points of the line through ``base`` along ``v``, from one edge to the other
+        (remembered: the searches ask for the same lines again and again; do not modify)."""
+        key = (base, v)
+        if key not in self._lines:
+            self._lines[key] = self._walk(base, v)
+        return self._lines[key]
+
+    def _walk(self, base: Point, v: Vec) -> list[Point]:
+        lo = 0
+        while self.inside(tuple(b - (lo + 1) * s for b, s in zip(base, v))):
+            lo += 1
+        hi = 0
+        while self.inside(tuple(b + (hi + 1) * s for b, s in zip(base, v))):
+            hi += 1
+        return [tuple(b + t * s for b, s in zip(base, v)) for t in range(-lo, hi + 1)]
+
+    def neighbours(self, base: Point, v: Vec) -> list[Point]:
+        out = []
+        for sign in (1, -1):
+            q = tuple(b + sign * s for b, s in zip(base, v))
+            if self.inside(q):
+                out.append(q)
+        return out
+
+    def usable(self, v: Vec) -> bool:
+        """A direction along an axis with a single value has no line to search."""
+        return all(n > 1 for x, n in zip(v, self.shape) if x)
+
+    def index_of(self, name: str, value: Any) -> int | None:
+        values = dict(self.axes)[name]
+        for i, candidate in enumerate(values):
+            if same_value(candidate, value):
+                return i
+        return None
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
+    return a == b
+
+
+def short_values(values: Iterable[Any], limit: int = 12) -> str:
+    values = list(values)
+    text = ", ".join(repr(v) for v in values[:limit])
+    return text + (", ..." if len(values) > limit else "")
