@@ -104,15 +104,10 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
 def compare(study_path: str, out_dir: str, algorithms: str | None = None,
             seeds: int | None = None, budget: float | None = None, executor: str | None = None,
             progress: bool = True) -> list[dict[str, Any]]:
-    import yaml
-
     from .driver import Driver
+    from .yamlfile import read_yaml
 
-    try:
-        with open(study_path) as fh:
-            raw = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as exc:
-        raise StudyError(f"{study_path}: cannot read the study file ({exc})") from None
+    raw = read_yaml(study_path)
     raw = require_mapping(raw, "study")
     plan = parse_plan(raw, algorithms, seeds, budget, executor)
     base_dir = os.path.dirname(os.path.abspath(study_path))

@@ -55,6 +55,8 @@ class Driver:
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        if self._executor is None:
+            EXECUTORS[self.study.executor].preflight(self.study.executor_options)
         self.dir.acquire()
         old_handlers = self._trap_signals()
         try:
@@ -79,10 +81,12 @@ class Driver:
         if fresh:
             self._record([{"e": "study", "name": self.study.name, "t0": self.t0,
                            "identity": self.study.identity(), "source": self.study.source,
-                           "config": self.study.raw, "version": 1}])
+                           "config": self.study.raw, "version": 1, "launch_dir": os.getcwd()}])
         else:
             self._record([{"e": "resume", "wall": time.time(), "host": socket.gethostname(),
                            "pid": os.getpid()}])
+        # commands run where the study was first launched, wherever it is resumed from
+        self.launch_dir = self.history.study.get("launch_dir") or os.getcwd()
         for path in clear_failures(self.dir.path):
             self.progress.say(f"a failed pretrain will be tried again ({os.path.basename(path)})")
         self.executor.restore_clock(self.history.last_t)
@@ -165,7 +169,8 @@ class Driver:
         ctx = Ctx(trial=rec.trial, trial_dir=self.dir.trial_dir(rec.trial),
                   seed=trial_seed(self.study.seed, rec.trial), attempt=attempt,
                   epochs=rec.fidelity, study_dir=self.dir.path,
-                  resume_from=self._parent_checkpoint(rec))
+                  resume_from=self._parent_checkpoint(rec), launch_dir=self.launch_dir,
+                  study_file_dir=os.path.dirname(self.study.source) or self.launch_dir)
         return TrialJob(rec.trial, attempt, dict(rec.params), ctx, self.study.objective,
                         resume_start_s=resume_start)
 

@@ -11,6 +11,8 @@ import importlib
 import json
 import math
 import os
+import selectors
+import shlex
 import string
 import subprocess
 import sys
@@ -55,12 +57,13 @@ class Ctx:
     """
 
     FIELDS = ("trial", "trial_dir", "seed", "attempt", "epochs", "pretrained", "resume_from",
-              "checkpoint_path", "study_dir", "extra")
+              "checkpoint_path", "study_dir", "launch_dir", "study_file_dir", "extra")
 
     def __init__(self, trial: int, trial_dir: str, seed: int, attempt: int = 0,
                  epochs: int | None = None, pretrained: str | None = None,
                  resume_from: str | None = None, checkpoint_path: str = "",
-                 study_dir: str = "", extra: dict | None = None):
+                 study_dir: str = "", extra: dict | None = None, launch_dir: str = "",
+                 study_file_dir: str = ""):
         self.trial = trial
         self._trial_dir = trial_dir
         self._made = False
@@ -71,6 +74,8 @@ class Ctx:
         self.resume_from = resume_from
         self._checkpoint_path = checkpoint_path or os.path.join(trial_dir, "checkpoint.pt")
         self.study_dir = study_dir
+        self.launch_dir = launch_dir          # where ``run`` was first started: commands run here
+        self.study_file_dir = study_file_dir  # the study file's directory
         self.extra = dict(extra or {})
 
     @property
@@ -134,22 +139,74 @@ def check_command(template: str, param_names: list[str]) -> None:
     """Every ``{field}`` must be a parameter or a ctx field: find out now, not per trial."""
     known = set(param_names) | set(Ctx.FIELDS)
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise StudyError(f"objective.command: {exc} in {template!r} (write {{{{ and }}}} for "
                          "literal braces)") from None
-    for name in fields:
+    for _, name, _, conversion in parts:
+        if name is None:
+            continue
         base = name.split(".")[0].split("[")[0]
         if base not in known:
             raise StudyError(f"objective.command: unknown field {{{name}}} (expected a parameter "
                              f"or one of: {', '.join(sorted(Ctx.FIELDS))}; "
                              "write {{ and }} for literal braces)")
+        if conversion not in (None, "s", "r", "a", "u"):
+            raise StudyError(f"objective.command: {{{name}!{conversion}}}: unknown conversion "
+                             "(expected !u for a value inserted unquoted, or none)")
+
+
+class _ShellFormatter(string.Formatter):
+    """Formats a command template with every substituted value shell-quoted for the place
+    it lands in: outside quotes as one word, inside '...' or "..." escaped for that quote.
+    ``{name!u}`` inserts a value as it is (to pass several flags in one parameter)."""
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        return value if conversion == "u" else super().convert_field(value, conversion)
+
+    def vformat(self, template: str, args: Any, kwargs: Any) -> str:  # type: ignore[override]
+        out, state = [], ""
+        for literal, name, spec, conversion in self.parse(template):
+            out.append(literal)
+            state = _quote_state(literal, state)
+            if name is None:
+                continue
+            value, _ = self.get_field(name, args, kwargs)
+            text = self.format_field(self.convert_field(value, conversion), spec or "")
+            out.append(text if conversion == "u" else _quote(text, state))
+        return "".join(out)
+
+
+def _quote_state(text: str, state: str) -> str:
+    """The shell's quoting state after ``text``: "" (none), "'" or '"'."""
+    escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif state == "'":
+            state = "" if ch == "'" else state
+        elif ch == "\\":
+            escaped = True
+        elif state == '"':
+            state = "" if ch == '"' else state
+        elif ch in "'\"":
+            state = ch
+    return state
+
+
+def _quote(text: str, state: str) -> str:
+    if state == "'":
+        return text.replace("'", "'\\''")
+    if state == '"':
+        return "".join("\\" + c if c in '\\"$`' else c for c in text)
+    return shlex.quote(text)
 
 
 def format_command(template: str, params: dict, ctx: Ctx) -> str:
+    """The command line for one trial: the parameters and ctx fields, each shell-quoted."""
     fields = {**ctx.as_dict(), **params}
     try:
-        return template.format(**fields)
+        return _ShellFormatter().format(template, **fields)
     except (KeyError, IndexError) as exc:
         raise StudyError(f"objective.command: unknown field {exc} in {template!r}") from None
 
@@ -169,21 +226,27 @@ def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
 
 
 def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr: Any) -> dict:
+    """Run the command where ``run`` was launched, its output streamed to the trial's logs
+    as it is written (a training's progress is visible while it runs)."""
     command = format_command(spec.command or "", params, ctx)
     result_file = os.path.join(ctx.trial_dir, "result.json")
     follower = bool(ctx.extra.get("rank"))  # a rank other than 0: its exit status is all
     if os.path.exists(result_file) and not follower:
         os.remove(result_file)
     env = {**os.environ, "AUTOTUNE_TRIAL": str(ctx.trial), "AUTOTUNE_TRIAL_DIR": ctx.trial_dir,
-           "AUTOTUNE_SEED": str(ctx.seed)}
-    proc = subprocess.run(command, shell=True, cwd=ctx.study_dir or None, env=env,
-                          stdout=subprocess.PIPE, stderr=stderr, text=True)
-    out = proc.stdout or ""
-    if stdout is not None:
-        stdout.write(out)
-        stdout.flush()
+           "AUTOTUNE_SEED": str(ctx.seed), "PYTHONUNBUFFERED": "1"}
+    cwd = ctx.launch_dir or None
+    if cwd is not None and not os.path.isdir(cwd):
+        raise RuntimeError(f"the launch directory {cwd} (where commands run) is gone")
+    proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out_tail, err_tail = pump(proc, stdout, stderr)
+    out = out_tail.decode(errors="replace")
     if proc.returncode != 0:
-        raise RuntimeError(f"command exited with status {proc.returncode}")
+        why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exited with status {proc.returncode}")
+        last = [ln.strip() for ln in err_tail.decode(errors="replace").splitlines() if ln.strip()]
+        raise RuntimeError(f"command {why}" + (f": {last[-1][:300]}" if last else ""))
     if follower:
         return {}
     if os.path.exists(result_file):
@@ -196,6 +259,43 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
         except json.JSONDecodeError:
             pass
     raise ValueError("command printed no JSON object on its last line and wrote no result.json")
+
+
+TAIL_BYTES = 65536
+
+
+def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[bytes, bytes]:
+    """Copy the command's stdout and stderr to ours as they come; keep the tail of each."""
+    sinks = {proc.stdout: (stdout, bytearray()), proc.stderr: (stderr, bytearray())}
+    with selectors.DefaultSelector() as sel:
+        for pipe in sinks:
+            sel.register(pipe, selectors.EVENT_READ)
+        while sel.get_map():
+            for key, _ in sel.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                sink, tail = sinks[key.fileobj]
+                if sink is not None:
+                    _write(sink, chunk)
+                tail += chunk
+                del tail[:-TAIL_BYTES]
+    proc.wait()
+    for pipe in sinks:
+        pipe.close()
+    return bytes(sinks[proc.stdout][1]), bytes(sinks[proc.stderr][1])
+
+
+def _write(sink: Any, chunk: bytes) -> None:
+    buffer = getattr(sink, "buffer", None)
+    if buffer is not None:
+        sink.flush()
+        buffer.write(chunk)
+        buffer.flush()
+    else:
+        sink.write(chunk.decode(errors="replace"))
+        sink.flush()
 
 
 def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | None]:

@@ -186,6 +186,12 @@ def parse_choice(name: str, raw: dict, where: str) -> Choice:
         raise StudyError(f"{where}.values: empty list (expected at least one value)")
     for v in values:
         parse_fixed(name, v, f"{where}.values")
+    numbers = [v for v in values if is_number(v)]
+    if numbers and len(numbers) != len(values):
+        other = next(v for v in values if not is_number(v))
+        raise StudyError(f"{where}.values: {describe(other)} in a grid of numbers (expected every "
+                         f"value a number, e.g. {describe(numbers[0])}; write 1.0e-4 or 1e-4 "
+                         "unquoted)")
     if len({json.dumps(v) for v in values}) != len(values):
         raise StudyError(f"{where}.values: repeated values in {describe(values)}")
     return Choice(name, tuple(values))

@@ -12,15 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from .config import check, describe, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
-from .objective import ObjectiveSpec, check_command, load_entry
+from .objective import Ctx, ObjectiveSpec, check_command, load_entry
 from .searchers import SEARCHERS, Searcher, SearchSettings
 from .space import SearchSpace, parse_space
 from .stages import parse_stages
+from .yamlfile import read_yaml
 
 TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries", "stages",
             "compare"]
@@ -63,18 +62,7 @@ class Study:
 
 
 def load_study(path: str) -> Study:
-    try:
-        with open(path) as fh:
-            raw = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise StudyError(f"{path}: no such study file") from None
-    except IsADirectoryError:
-        raise StudyError(f"{path}: is a directory, expected a study file (YAML)") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise StudyError(f"{path}: not valid YAML{where}: {problem}") from None
+    raw = read_yaml(path)
     if raw is None:
         raise StudyError(f"{path}: the file is empty")
     study = parse_study(raw, default_name=os.path.splitext(os.path.basename(path))[0],
@@ -106,8 +94,23 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     if raw.get("stages") is not None:
         stage = parse_stages(raw["stages"], paths)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
+    check_engine_names(study)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
     return study
+
+
+def check_engine_names(study: Study) -> None:
+    """A parameter named like a field the engine fills would silently win over it (a command's
+    ``{seed}``, or ``epochs`` read from the parameters while the search sets ctx.epochs)."""
+    fidelity = "fidelity" in study.search_options
+    for name in study.space.names:
+        if name == "epochs" and fidelity:
+            raise StudyError(f"space.epochs: clashes with search.fidelity, which sets each "
+                             f"trial's epochs (ctx.epochs, {{epochs}}); remove the parameter "
+                             "or rename it")
+        if study.objective.command is not None and name in Ctx.FIELDS and name != "epochs":
+            raise StudyError(f"space.{name}: clashes with the field {{{name}}} the engine fills "
+                             "in objective.command; rename the parameter")
 
 
 def parse_objective(raw: Any, python_path: tuple[str, ...]) -> ObjectiveSpec:
@@ -154,6 +157,7 @@ def parse_executor(raw: dict, study: Study) -> None:
     study.max_concurrent = take(raw, "max_concurrent", "positive-int", "executor", 1)
     study.executor_options = {k: take(raw, k, t, "executor") for k, t in cls.options.items()
                               if raw.get(k) is not None}
+    cls.check_options(study.executor_options)
 
 
 __all__ = ["Study", "load_study", "parse_study", "check"]

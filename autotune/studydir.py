@@ -6,6 +6,7 @@ killed with SIGKILL never blocks the resume. Who holds it is written beside it, 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,7 +14,9 @@ import time
 
 from filelock import FileLock, Timeout
 
-from .errors import StudyBusy
+from .errors import StudyBusy, StudyError
+
+HOLDER_WAIT_S = 2.0
 
 
 class StudyDir:
@@ -34,14 +37,29 @@ class StudyDir:
         return os.path.join(self.trials, str(trial))
 
     def acquire(self) -> None:
-        os.makedirs(self.path, exist_ok=True)
+        """Take the driver lock; a directory that cannot be made or written is one line."""
+        made = not os.path.isdir(self.path)
         try:
+            os.makedirs(self.path, exist_ok=True)
             self._lock.acquire(timeout=0)
         except Timeout:
             raise StudyBusy(f"{self.path} is being run by {self.holder()}; "
                             "wait for it to finish or stop that driver first") from None
-        with open(self._holder, "w") as fh:
+        except OSError as exc:
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.path)
+            raise StudyError(f"--dir: cannot write a study into {self.path} "
+                             f"({exc.strerror or exc})") from None
+        self._write_holder()
+
+    def _write_holder(self) -> None:
+        """Written atomically, so a second driver never reads it half-written ("holder
+        unknown" while the first driver is alive)."""
+        tmp = f"{self._holder}.tmp{os.getpid()}"
+        with open(tmp, "w") as fh:
             json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}, fh)
+        os.replace(tmp, self._holder)
 
     def release(self) -> None:
         try:
@@ -51,13 +69,21 @@ class StudyDir:
         self._lock.release()
 
     def holder(self) -> str:
-        try:
-            with open(self._holder) as fh:
-                info = json.load(fh)
-            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["since"]))
-            return f"pid {info['pid']} on host {info['host']} (since {since})"
-        except (OSError, ValueError, KeyError):
-            return "another driver (holder unknown)"
+        """Who holds the lock. The holder writes driver.json just after taking the lock, so a
+        missing file, or one left by a dead driver, is read again for a moment."""
+        give_up = time.monotonic() + HOLDER_WAIT_S
+        while True:
+            try:
+                with open(self._holder) as fh:
+                    info = json.load(fh)
+                pid, host = int(info["pid"]), str(info["host"])
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["since"]))
+                if host != socket.gethostname() or _alive(pid) or time.monotonic() > give_up:
+                    return f"pid {pid} on host {host} (since {since})"
+            except (OSError, ValueError, KeyError, TypeError):
+                if time.monotonic() > give_up:
+                    return "another driver (holder unknown: driver.json is missing)"
+            time.sleep(0.05)
 
     def driver_running(self) -> bool:
         """Whether some driver holds the lock right now (for ``status``)."""
@@ -70,3 +96,13 @@ class StudyDir:
             return True
         probe.release()
         return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

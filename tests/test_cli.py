@@ -9,8 +9,8 @@ from tests.helpers import cli, study_dict, write_study
 def bad(tmp_path, capsys, data, text=None):
     path = str(tmp_path / "bad.yaml")
     if text is not None:
-        with open(path, "w") as fh:
-            fh.write(text)
+        with open(path, "wb") as fh:
+            fh.write(text.encode() if isinstance(text, str) else text)
     else:
         write_study(path, data)
     d = tmp_path / "out"
@@ -45,6 +45,28 @@ CATALOGUE = [
     (dict(search={"algorithm": "grid"}), "space.x: grid search needs a grid"),
     (dict(name="a b"), "name: expected letters, digits"),
     (dict(space=None), "space: expected a mapping"),
+    (dict(space={"x": {"values": [1e-4, "abc"]}}), "space.x.values: 'abc' in a grid of numbers"),
+    (dict(space={"x": {"values": [1, 2]}, "epochs": 5},
+          search={"algorithm": "asha", "fidelity": {"min": 1, "max": 9}}),
+     "space.epochs: clashes with search.fidelity"),
+    (dict(objective={"entry": None, "command": "echo {seed}"}, space={"seed": {"values": [1, 2]}}),
+     "space.seed: clashes with the field {seed}"),
+    (dict(objective={"entry": None, "command": "echo {trial_dir}"}, space={"trial_dir": "a"}),
+     "space.trial_dir: clashes with the field {trial_dir}"),
+    (dict(objective={"entry": None, "command": "echo {x!z}"}), "{x!z}: unknown conversion"),
+    (dict(executor={"kind": "slurm", "cleanup": "bogus"}), "executor.cleanup: expected one of"),
+    (dict(executor={"kind": "slurm", "time_limit_min": 1}), "executor.time_limit_min: 1 leaves"),
+]
+
+TEXT_CATALOGUE = [
+    (b"name: a\nname: b\n", "line 2: key 'name' given twice (first at line 1)"),
+    (b"name: a\nspace:\n  x: {values: [1, 2]}\n  x: 3\n",
+     "line 4: key 'x' given twice (first at line 3)"),
+    (b"space:\n  x: 1\nname: a\nspace:\n  y: 2\n", "line 4: key 'space' given twice"),
+    (b"name: caf\xe9\n", "not UTF-8 text (byte 0xe9 at line 1)"),
+    (b"name: x\n  bad: [\n", "not valid YAML at line 2"),
+    (b"", "the file is empty"),
+    (b"- 1\n- 2\n", "study: expected a mapping"),
 ]
 
 
@@ -54,13 +76,15 @@ def test_bad_study_files_get_one_clear_line(tmp_path, capsys, over, message):
     assert message in err
 
 
-def test_missing_sections_and_bad_yaml(tmp_path, capsys):
+@pytest.mark.parametrize("text, message", TEXT_CATALOGUE, ids=[m[:20] for _, m in TEXT_CATALOGUE])
+def test_bad_study_file_text_gets_one_clear_line(tmp_path, capsys, text, message):
+    assert message in bad(tmp_path, capsys, None, text=text)
+
+
+def test_missing_sections(tmp_path, capsys):
     data = study_dict()
     del data["objective"]
     assert "objective: missing" in bad(tmp_path, capsys, data)
-    assert "not valid YAML at line 2" in bad(tmp_path, capsys, None, text="name: x\n  bad: [\n")
-    assert "the file is empty" in bad(tmp_path, capsys, None, text="")
-    assert "study: expected a mapping" in bad(tmp_path, capsys, None, text="- 1\n- 2\n")
 
 
 def test_missing_study_file(tmp_path, capsys):

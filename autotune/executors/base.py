@@ -57,6 +57,15 @@ class Executor(ABC):
         self.t0 = t0
         self.opts = options or {}
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Refuse bad option values (StudyError) while the study file is read."""
+
+    @classmethod
+    def preflight(cls, options: dict[str, Any]) -> None:
+        """Make sure trials can run here at all before a study directory is written
+        (``run`` calls it; ``status`` and ``report`` do not)."""
+
     def now(self) -> float:
         """Seconds since the study started."""
         return time.time() - self.t0

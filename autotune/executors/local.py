@@ -20,6 +20,9 @@ from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, make_pool
 from .registry import register
 
+#: where this autotune is imported from: a worker started in the launch directory finds it
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 @dataclass
 class _Running:
@@ -62,13 +65,15 @@ class LocalExecutor(Executor):
         out = open(os.path.join(tdir, "stdout.log"), "a")
         err = open(os.path.join(tdir, "stderr.log"), "a")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [*job.objective.python_path, *filter(None, [os.environ.get("PYTHONPATH")])]),
+            [*job.objective.python_path, PACKAGE_ROOT,
+             *filter(None, [os.environ.get("PYTHONPATH")])]),
             **self._gpus.environ(job.trial)}
         multi = self._ranks > 1 or self.opts.get("launch", "task") == "node"
         module = "autotune.launch" if multi else "autotune.worker"  # launch: one process a rank
         proc = subprocess.Popen([sys.executable, "-m", module, job_path],
                                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+                                start_new_session=True, env=env,
+                                cwd=job.ctx.launch_dir or None)
         with open(os.path.join(tdir, "worker.pid"), "w") as fh:
             fh.write(str(proc.pid))
         timeout = job.objective.timeout_s

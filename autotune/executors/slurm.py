@@ -77,13 +77,12 @@ class SlurmExecutor(Executor):
         "signal_delay_s": "nonneg-int",
     }
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        o = self.opts
-        self.cleanup = o.get("cleanup", "done")
-        if self.cleanup not in CLEANUP:
+    @classmethod
+    def check_options(cls, o: dict[str, Any]) -> None:
+        """Every option checked while the study file is read, before anything is written."""
+        if o.get("cleanup", "done") not in CLEANUP:
             raise StudyError(f"executor.cleanup: expected one of {', '.join(CLEANUP)}, "
-                             f"got {self.cleanup!r}")
+                             f"got {o['cleanup']!r}")
         for key in ("setup", "sbatch_flags"):
             for line in o.get(key) or []:
                 if not isinstance(line, str):
@@ -93,12 +92,30 @@ class SlurmExecutor(Executor):
                 raise StudyError(f"executor.sbatch_flags: expected '--option' or "
                                  f"'--option=value', got {flag!r}")
         delay = int(o.get("signal_delay_s", 90))
-        if self._time_limit() * 60 <= delay + 60:
+        limit = int(o.get("time_limit_min") or 60)
+        if limit * 60 <= delay + 60:
             raise StudyError(
-                f"executor.time_limit_min: {self._time_limit()} leaves no run time before "
+                f"executor.time_limit_min: {limit} leaves no run time before "
                 f"submitit's USR2 warning (signal_delay_s {delay}, which SLURM may send up to "
                 f"60 s early, so a job would be requeued as it starts); give at least "
                 f"{(delay + 60) // 60 + 1} or a smaller signal_delay_s")
+
+    @classmethod
+    def preflight(cls, o: dict[str, Any]) -> None:
+        """One quick query before anything is written: a cluster that does not answer is
+        refused in seconds instead of after a minute of sbatch retries per trial."""
+        from .slurm_query import check_cluster
+
+        try:
+            check_cluster()
+        except SlurmError as exc:
+            raise StudyError(f"executor.kind: slurm, but the cluster does not answer ({exc})") from None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        o = self.opts
+        self.check_options(o)
+        self.cleanup = o.get("cleanup", "done")
         self.max_requeue = int(o.get("max_requeue", 3))
         self.poll_s = float(o.get("poll_s", 2.0))
         self.max_poll_s = max(self.poll_s, float(o.get("max_poll_s", 30.0)))

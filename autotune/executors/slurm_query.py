@@ -179,3 +179,19 @@ def slurm_reachable() -> bool:
         return True
     except SlurmError:
         return False
+
+
+
+def check_cluster(timeout: float = 5.0) -> None:
+    """One ``scontrol ping``: raises SlurmError unless a controller answers (a refused
+    connection answers at once; an unreachable host is given ``timeout`` seconds)."""
+    try:
+        proc = subprocess.run(["scontrol", "ping"], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise SlurmError("scontrol: not found (is this a SLURM login node?)") from None
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"scontrol ping: no answer within {timeout:g}s") from None
+    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "Slurmctld" in ln]
+    if not any(ln.endswith("UP") for ln in lines):
+        raise SlurmError("; ".join(lines) or f"scontrol ping: status {proc.returncode}")

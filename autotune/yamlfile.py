@@ -1,0 +1,98 @@
+"""Reading a study file as its author meant it: YAML 1.2 scalars, no repeated keys.
+
+PyYAML implements YAML 1.1, where ``1e-4`` is a string, ``010`` is eight and ``yes``/``no``
+are booleans; a researcher writing a learning-rate grid means none of that. The loader here
+keeps PyYAML's safe parser but resolves plain scalars by the YAML 1.2 core schema, and a key
+given twice in one mapping (a repeated parameter, a repeated section) is an error naming the
+key and both lines, never a silent override.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from .errors import StudyError
+
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_CORE = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+         "tag:yaml.org,2002:timestamp")  # 1.2 has no implicit dates: 2024-01-01 is a string
+
+
+class RepeatedKey(Exception):
+    def __init__(self, key: Any, line: int, first: int):
+        super().__init__(f"line {line}: key {key!r} given twice (first at line {first})")
+
+
+class StudyLoader(yaml.SafeLoader):
+    """SafeLoader with the YAML 1.2 core schema for booleans and numbers."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in _CORE]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise RepeatedKey(key, line, seen[key])
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class reports it
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_core_int(self, node: yaml.ScalarNode) -> int:
+        text = self.construct_scalar(node)
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+
+
+StudyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+StudyLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+StudyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+StudyLoader.add_constructor("tag:yaml.org,2002:int", StudyLoader.construct_core_int)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """The document in ``text``; any problem is a StudyError prefixed with ``where``."""
+    try:
+        return yaml.load(text, Loader=StudyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RepeatedKey as exc:
+        raise StudyError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise StudyError(f"{where}: not valid YAML{at}: {problem}") from None
+
+
+def read_yaml(path: str) -> Any:
+    """Read a study file: a missing, unreadable or non-UTF-8 file is one line, not a traceback."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise StudyError(f"{path}: no such study file") from None
+    except IsADirectoryError:
+        raise StudyError(f"{path}: is a directory, expected a study file (YAML)") from None
+    except OSError as exc:
+        raise StudyError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise StudyError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
+                         "save the file as UTF-8") from None
+    return parse_yaml(text.removeprefix("\ufeff"), path)
