@@ -26,6 +26,8 @@ SETUPS = {
     "hyperband": {"fidelity": MF},
     "asha": {"fidelity": MF},
     "asha-bo": {"fidelity": MF, "min_points_in_model": 4},
+    "optuna-tpe": {"n_startup_trials": 5},
+    "optuna-cmaes": {"popsize": 4},
 }
 
 
