@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 
+from . import events as ev
 from .errors import StudyError
 from .executors.slurm_query import SlurmError, scancel, study_jobs
 from .history import History
@@ -36,9 +37,11 @@ def cancel_study(study_dir: str) -> str:
         said.append(driver)
     journal = Journal(sdir.history)
     history = History.load(journal)
-    if not history.study:
+    if not history.study and not history.trials:
         raise StudyError(f"{study_dir}: history.jsonl holds no study record")
-    t0 = float(history.study["t0"])
+    t0 = history.start_time()
+    if t0 is None:  # a damaged study record: look for the study's jobs at any time
+        t0 = 0.0
     recorded = sorted({rec.job_id for rec in history.trials.values()
                        if not rec.done and rec.job_id and _is_slurm_id(rec.job_id)})
     others = sorted(rec.job_id for rec in history.trials.values()
@@ -57,7 +60,7 @@ def cancel_study(study_dir: str) -> str:
             scancel(jobs)
         except SlurmError as exc:
             raise StudyError(f"cancel: scancel failed: {exc}") from None
-    journal.append([{"e": "cancel", "t": time.time() - t0, "jobs": jobs}])
+    journal.append([ev.cancel(time.time() - t0, jobs)])
     journal.close()
     if jobs:
         said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")

@@ -1,7 +1,9 @@
 """``python -m autotune run|status|report``: the user's entry points.
 
 Mistakes in what the user gave are one line on stderr and exit status 2; a study directory
-held by another driver is exit status 3; an interrupted run exits 130 and resumes on re-run.
+held by another driver is exit status 3; an interrupted run exits 130 and resumes on re-run;
+a full disk (or quota) is one line naming the path and exit status 75 (EX_TEMPFAIL: free
+space and run the same command again).
 """
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ import argparse
 import os
 import sys
 
-from .errors import StudyBusy, StudyError
+from .errors import DiskFull, StudyBusy, StudyError
 from .history import History
 from .journal import Journal
 from .studydir import StudyDir
+
+
+DISK_FULL_EXIT = 75
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     except StudyBusy as exc:
         print(f"autotune: {exc}", file=sys.stderr)
         return 3
+    except DiskFull as exc:
+        print(f"autotune: error: {exc}", file=sys.stderr)
+        return DISK_FULL_EXIT
+    except KeyboardInterrupt:  # Ctrl-C before the driver took over its signals, or after
+        print("autotune: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `autotune status DIR | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -112,7 +123,10 @@ def open_history(directory: str) -> tuple[StudyDir, History]:
         raise StudyError(f"{directory}: no study here (no history.jsonl)")
     history = History.load(Journal(sdir.history))
     if not history.study:
-        raise StudyError(f"{directory}: history.jsonl holds no study record")
+        if not history.trials:
+            raise StudyError(f"{directory}: history.jsonl holds no study record")
+        history.warnings.append("the study record is damaged: `autotune run` with the study "
+                                "file rebuilds it")
     return sdir, history
 
 
@@ -130,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     sdir, history = open_history(args.dir)
     text = summary(history, running_driver=sdir.driver_running())
-    identity = history.study["identity"]
+    identity = history.study.get("identity", {})
     columns, data = rows(history, history.study.get("name", ""), identity.get("algorithm", ""),
                          list(identity.get("space", {})), identity.get("mode", "min"))
     write_csv_atomic(sdir.trajectory, columns, data)

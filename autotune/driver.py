@@ -10,18 +10,21 @@ suggestions from the history's next id.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import StudyError
+from . import events as ev
+from .errors import DiskFull, StudyError, is_disk_full
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx, judge, trial_seed
 from .progress import Progress
+from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .stages import clear_failures
 from .study import Study
@@ -52,6 +55,7 @@ class Driver:
         self._stop: str | None = None
         self._stop_after = stop_after_events  # tests: stop as if killed after N appends
         self._appends = 0
+        self._phase = "setup"  # setup | loop | closing: what a second signal may interrupt
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -61,6 +65,10 @@ class Driver:
         old_handlers = self._trap_signals()
         try:
             return self._run()
+        except OSError as exc:
+            if is_disk_full(exc):  # one line naming the path; the journal stays whole
+                raise DiskFull(exc.filename or self.dir.path) from None
+            raise
         finally:
             self._restore_signals(old_handlers)
             self.journal.close()
@@ -70,21 +78,21 @@ class Driver:
         self.history = History.load(self.journal)
         for warning in self.history.warnings:
             self.progress.warn(warning)
-        fresh = not self.history.study
-        if not fresh:
-            check_compatible(self.history.study, self.study, self.dir.path)
-        self.t0 = time.time() if fresh else float(self.history.study["t0"])
+        record = self._study_record()  # checks first: a refused study writes nothing
+        self.t0 = float((record or self.history.study)["t0"])
         # the executor before the first record: options it cannot meet (GPUs) write nothing
         self.executor = self._executor or EXECUTORS[self.study.executor](
             self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.study.max_concurrent = min(self.study.max_concurrent, self.executor.max_concurrent)
-        if fresh:
-            self._record([{"e": "study", "name": self.study.name, "t0": self.t0,
-                           "identity": self.study.identity(), "source": self.study.source,
-                           "config": self.study.raw, "version": 1, "launch_dir": os.getcwd()}])
+        if record is None:
+            self._record([ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0)])
         else:
-            self._record([{"e": "resume", "wall": time.time(), "host": socket.gethostname(),
-                           "pid": os.getpid()}])
+            self._record([record])
+            if record.get("recovered"):
+                check_compatible(self.history.study, self.study, self.dir.path)
+                self.progress.warn(f"the study record in {self.dir.history} was damaged; rebuilt "
+                                   f"it from {self.study.source or 'the study file'}, which "
+                                   f"matches the {len(self.history.trials)} recorded trial(s)")
         # commands run where the study was first launched, wherever it is resumed from
         self.launch_dir = self.history.study.get("launch_dir") or os.getcwd()
         for path in clear_failures(self.dir.path):
@@ -93,15 +101,44 @@ class Driver:
         self.searcher = restore(self.study.make_searcher(), self.history)
         self._last_csv = 0.0
         try:
+            self._phase = "loop"
             self._restart_in_flight()
             self._loop()
+        except KeyboardInterrupt:
+            if self._stop is None:  # not a second signal of ours
+                raise
         finally:
+            self._phase = "closing"  # from here on a signal can no longer cut anything short
             self.executor.shutdown()
-            write_trajectory(self.history, self.study, self.dir.trajectory)
-            self.progress.close(self.history)
+            self._close_views()
         return RunSummary(len(self.history.trials), self.history.by_status(),
                           self.history.best(self.study.objective.mode),
                           self._stop or "finished", self.searcher.summary())
+
+    def _study_record(self) -> dict | None:
+        """The study record to write: a new one, or one rebuilt in place of a damaged one;
+        None when the history's own record is there (and the study file matches it)."""
+        h = self.history
+        if h.study:
+            if h.version > ev.SCHEMA:
+                raise StudyError(f"{self.dir.history}: written by a newer autotune (history "
+                                 f"schema {h.version}; this one reads up to {ev.SCHEMA}); "
+                                 "upgrade autotune to resume it")
+            check_compatible(h.study, self.study, self.dir.path)
+            return None
+        if h.events or h.damaged or h.lost:
+            return rebuild_study_record(h, self.study, self.dir.path)
+        return ev.study(self.study.name, time.time(), self.study.identity(), self.study.raw,
+                        self.study.source, launch_dir=os.getcwd())
+
+    def _close_views(self) -> None:
+        """The trajectory and the last progress line; a full disk costs these, not the study."""
+        try:
+            write_trajectory(self.history, self.study, self.dir.trajectory)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+        self.progress.close(self.history)
 
     # ---- the loop -------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -145,8 +182,8 @@ class Driver:
         for rec in records:
             job = self._job(rec)
             job_id = self.executor.submit(job)
-            events.append({"e": "submit", "t": round(self.executor.now(), 6), "trial": rec.trial,
-                           "attempt": job.attempt, "job_id": job_id})
+            events.append(ev.submit(round(self.executor.now(), 6), rec.trial, job.attempt,
+                                    job_id))
         self._record(events)
 
     def _restart_in_flight(self) -> None:
@@ -182,6 +219,8 @@ class Driver:
 
     def _collect(self, outcomes: list[Outcome]) -> None:
         events, tells, retry = [], [], []
+        full = [o for o in outcomes if o.error and disk_full_path(o.error) is not None]
+        outcomes = [o for o in outcomes if o not in full]
         for o in outcomes:
             rec = self.history.trials[o.trial]
             event = self._end_event(o)
@@ -194,6 +233,9 @@ class Driver:
         self._record(events)
         for trial in tells:
             self.searcher.tell(result_of(self.history.trials[trial], self.study.objective.mode))
+        if full:  # not the trial's failure: it stays in flight and runs again on resume
+            o = full[0]
+            raise DiskFull(disk_full_path(o.error) or self.dir.trial_dir(o.trial))
         if retry:
             self._submit(retry)
 
@@ -205,15 +247,9 @@ class Driver:
         reported = metrics.pop("cost_s", None)  # stored once, as the event's cost_s
         cost = reported if reported is not None and reported >= 0 else o.run_s
         status = "cancelled" if o.failure == "cancelled" else ("ok" if error is None else "failed")
-        event = {"e": "end", "trial": o.trial, "attempt": o.attempt, "status": status,
-                 "start_s": round(o.start_s, 6), "end_s": round(o.end_s, 6),
-                 "cost_s": round(cost, 6), "metrics": metrics}
-        if o.job_id != self.history.trials[o.trial].job_id:
-            event["job_id"] = o.job_id
-        if error is not None:
-            event["error"] = error
-            event["failure"] = o.failure or "result"
-        return event
+        job_id = o.job_id if o.job_id != self.history.trials[o.trial].job_id else None
+        return ev.end(o.trial, o.attempt, status, round(o.start_s, 6), round(o.end_s, 6),
+                      round(cost, 6), metrics, error, o.failure, job_id=job_id)
 
     # ---- recording ------------------------------------------------------------------------
     def _record(self, events: list[dict]) -> None:
@@ -249,15 +285,45 @@ class Driver:
             signal.signal(sig, handler)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop is not None:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting
-        self._stop = "interrupted"
-        self.progress.say(f"{signal.Signals(signum).name}: stopping; trials in flight will run "
-                          "again on resume")
+        """First signal: stop starting trials, end the running ones, leave. A second one
+        hurries: it cuts short a trial running inside the driver's own process (inline,
+        simulated), but never the ending of trial processes, which always runs to the end."""
+        name = signal.Signals(signum).name
+        if self._stop is None:
+            self._stop = "interrupted"
+            self._tell_now(f"{name}: stopping; trials in flight will run again on resume")
+            return
+        if self._phase == "loop" and getattr(self._executor_in_use(), "in_process", False):
+            raise KeyboardInterrupt  # the trial runs in this very process: stop it
+        self._tell_now(f"{name}: already stopping; ending the running trials")
+
+    def _executor_in_use(self) -> Executor | None:
+        return getattr(self, "executor", None)
+
+    def _tell_now(self, text: str) -> None:
+        """Said from a signal handler: one unbuffered write, which cannot collide with a
+        buffered print the handler interrupted."""
+        if self.progress.enabled:
+            try:
+                os.write(2, ("\n" + text + "\n").encode())
+            except OSError:
+                pass
 
 
 class SimulatedCrash(Exception):
     """Raised in tests to stop a driver as abruptly as a kill between two journal appends."""
+
+
+def disk_full_path(error: str) -> str | None:
+    """Whether a trial failed only because the disk (or quota) was full: the path it names,
+    '' when it names none; None when the failure is the trial's own."""
+    if not any(mark in error for mark in DISK_FULL_MARKS):
+        return None
+    found = re.search(r"\[Errno (?:28|122)\][^']*'([^']+)'", error)
+    return found.group(1) if found else ""
+
+
+DISK_FULL_MARKS = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "[Errno 122]")
 
 
 def check_compatible(started: dict, study: Study, path: str) -> None:

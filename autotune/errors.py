@@ -11,3 +11,20 @@ class StudyError(Exception):
 
 class StudyBusy(Exception):
     """Another driver holds the study directory."""
+
+
+class DiskFull(Exception):
+    """The disk (or the quota) ran out: the study stops, resumable once there is space."""
+
+    def __init__(self, path: str):
+        super().__init__(f"no space left on device writing {path}; free some space, then run "
+                         "the same command again to resume")
+        self.path = path
+
+
+#: errno values that mean "no space": the device is full, or the user's quota is
+DISK_FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS

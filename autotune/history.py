@@ -2,14 +2,19 @@
 
 The journal is the one truth; ``History`` is what it says, derived event by event by the very
 same ``apply`` the driver uses live, so a resumed driver sees exactly what the dead one had
-made durable. It also keeps the order of asks and tells, which is what lets a fresh searcher
-be brought back to the same state by making the same calls again.
+made durable. It also keeps the order of asks and tells, which is what a fresh searcher is
+restored from.
+
+Every event is checked before it is applied (``events.validate`` for its shape, the handler
+for its sense: an ask may not reuse a trial id, a finished trial is not submitted again), and
+one that fails is skipped whole: a damaged line costs what it held, never more.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .events import SCHEMA, Damaged, validate
 from .journal import Journal
 
 FINAL = ("ok", "failed", "cancelled")
@@ -52,55 +57,105 @@ class History:
     metric: str = ""                 # the optimised metric, from the study record
     spent_s: float = 0.0             # compute of every attempt that ended
     full_fidelity: int | None = None  # multi-fidelity: only full-length results count as best
+    #: trials whose ask line was damaged: named by submit/end lines, their params unknown.
+    #: They are not run again under that id, and no new trial ever gets one of their ids.
+    lost: set[int] = field(default_factory=set)
+    damaged: int = 0                 # lines skipped: unreadable, or refused as inconsistent
     next_id: int = 0                 # the id the next trial gets: never one the journal names
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
-        events, warnings = journal.read()
-        history = cls(warnings=warnings)
-        for event in events:
-            history.apply(event)
+        decoded = journal.read()
+        history = cls(warnings=decoded.warnings, damaged=decoded.damaged)
+        apply = history._apply
+        for event, line in zip(decoded.events, decoded.lines):
+            apply(event, line)
+        history._lost_warning()
         return history
 
-    def apply(self, event: dict) -> None:
-        self.events += 1
-        handler = _HANDLERS.get(event.get("e"))
-        if handler is None:
-            kind = event.get("e")
-            self.warnings.append(f"history event {self.events}: unknown kind {kind!r} skipped")
-            return
-        try:
-            handler(self, event)
-        except (KeyError, TypeError, ValueError) as exc:
-            self.warnings.append(f"history event {self.events} ({event.get('e')}): unreadable "
-                                 f"({type(exc).__name__}: {exc}), skipped")
+    @property
+    def version(self) -> int:
+        """The schema version the study record was written in."""
+        return int(self.study.get("version", 1)) if self.study else SCHEMA
 
-    # ---- handlers -------------------------------------------------------------------------
+    def apply(self, event: dict) -> None:
+        """Let one event (validated here) change the state, or refuse it whole."""
+        try:
+            validate(event)
+        except Damaged as exc:
+            self.events += 1
+            self._refuse(f"history event {self.events}", exc)
+            return
+        self._apply(event, None)
+
+    def _apply(self, event: dict, line: int | None) -> None:
+        self.events += 1
+        try:
+            _HANDLERS[event["e"]](self, event)
+        except Damaged as exc:
+            self._refuse(f"history line {line}" if line else f"history event {self.events}", exc)
+
+    def _refuse(self, where: str, exc: Exception) -> None:
+        self.damaged += 1
+        self.warnings.append(f"{where}: {exc}, skipped")
+
+    def _lost_warning(self) -> None:
+        if self.lost:
+            ids = sorted(self.lost)
+            shown = ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
+            self.warnings.append(f"{len(ids)} trial(s) whose ask line is damaged are marked lost "
+                                 f"(their parameters are unknown; ids not reused): {shown}")
+
+    # ---- handlers: each checks everything first and raises Damaged before changing anything --
     def _study(self, e: dict) -> None:
-        if not self.study:
-            self.study = e
-            identity = e.get("identity", {})
-            self.metric = identity.get("metric", "")
-            fidelity = (identity.get("search_options") or {}).get("fidelity") or {}
-            self.full_fidelity = fidelity.get("max")
+        if self.study:
+            raise Damaged("a second study record")
+        self.study = e
+        identity = e["identity"]
+        self.metric = identity.get("metric", "")
+        fidelity = (identity.get("search_options") or {}).get("fidelity") or {}
+        self.full_fidelity = fidelity.get("max") if isinstance(fidelity, dict) else None
+        if self.trials:  # a record rebuilt after its trials: read their values now
+            for rec in self.trials.values():
+                rec.value = rec.metrics.get(self.metric) if rec.status == "ok" else None
 
     def _ask(self, e: dict) -> None:
+        trials, lost = self.trials, self.lost
+        entries = e["trials"]
+        for s in entries:
+            trial = s["trial"]
+            if trial in trials or trial in lost:
+                raise Damaged(f"ask reuses the id of trial {trial}")
+        t = float(e["t"])
         ids = []
-        t = float(e.get("t", 0.0))
-        trials = self.trials
-        for s in e["trials"]:  # the event's own dicts are kept: nothing mutates them
+        for s in entries:  # the event's own dicts are kept: nothing mutates them
             trial = s["trial"]
             trials[trial] = TrialRecord(trial, s["params"], s.get("fidelity"), s.get("parent"),
                                         s.get("info") or {}, asked_s=t)
             ids.append(trial)
             if trial >= self.next_id:
                 self.next_id = trial + 1
-        self.calls.append(("ask", int(e["n"]), ids))
-        self._clock(t)
+        self.calls.append(("ask", e["n"], ids))
+        if t > self.last_t:
+            self.last_t = t
+
+    def _unknown(self, trial: int) -> None:
+        """A trial named by a submit or an end line whose ask line was lost."""
+        self.lost.add(trial)
+        if trial >= self.next_id:
+            self.next_id = trial + 1
 
     def _submit(self, e: dict) -> None:
-        rec = self.trials[e["trial"]]
-        attempt, t = e.get("attempt", 0), e["t"]
+        rec = self.trials.get(e["trial"])
+        if rec is None:
+            self._unknown(e["trial"])
+            return
+        attempt, t = e["attempt"], e["t"]
+        if rec.done:
+            raise Damaged(f"submit of trial {rec.trial}, which had finished")
+        if attempt < rec.attempt:
+            raise Damaged(f"submit of attempt {attempt} of trial {rec.trial} after attempt "
+                          f"{rec.attempt}")
         if attempt != rec.attempt or rec.start_s is None:
             rec.start_s = t
         rec.attempt = attempt
@@ -110,13 +165,21 @@ class History:
             self.last_t = t
 
     def _end(self, e: dict) -> None:
-        rec = self.trials[e["trial"]]
+        rec = self.trials.get(e["trial"])
+        if rec is None:
+            self._unknown(e["trial"])
+            return
         if rec.status in FINAL:
             return  # a duplicate report of a finished trial changes nothing
+        if e["attempt"] < rec.attempt:
+            raise Damaged(f"end of attempt {e['attempt']} of trial {rec.trial} after attempt "
+                          f"{rec.attempt} began")
         cost = e.get("cost_s", 0.0)
         rec.cost_s += cost
         self.spent_s += cost
-        rec.start_s = e.get("start_s", rec.start_s)
+        start = e.get("start_s")
+        if start is not None:
+            rec.start_s = start
         rec.end_s = end = e.get("end_s") or 0.0
         rec.error = e.get("error")
         rec.failure = e.get("failure", "")
@@ -125,6 +188,7 @@ class History:
         rec.value = metrics.get(self.metric) if status == "ok" else None
         if "job_id" in e:
             rec.job_id = e["job_id"]
+        rec.attempt = e["attempt"]
         if e.get("final", True):
             rec.status = status
             self.calls.append(("tell", rec.trial))
@@ -136,9 +200,16 @@ class History:
     def _note(self, e: dict) -> None:
         self.notes.append(e)  # notes carry wall-clock stamps: they do not move the study clock
 
-    def _clock(self, t: float) -> None:
-        if t > self.last_t:
-            self.last_t = t
+    def start_time(self) -> float | None:
+        """The wall time the study started (its study record's, else a resume record's)."""
+        return float(self.study["t0"]) if self.study else self.t0_hint()
+
+    def t0_hint(self) -> float | None:
+        """The study's start time as a resume record gives it (to rebuild a damaged record)."""
+        for note in reversed(self.notes):
+            if note.get("e") == "resume" and "t0" in note:
+                return float(note["t0"])
+        return None
 
     # ---- views ----------------------------------------------------------------------------
     def by_status(self) -> dict[str, int]:

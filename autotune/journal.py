@@ -1,20 +1,22 @@
-"""The append-only journal: one JSON object a line, fsynced, under a file lock.
+"""The append-only journal: one event a line, fsynced, under a file lock.
 
 Two operations only, as in a journal storage: ``append`` a batch of events, ``read`` them
-all back. A batch is written with one ``write`` and one ``fsync``, so the driver can keep a
-whole wave of results durable at the cost of a single disk flush. A line torn by a crash or
-a full disk is reported and skipped on read, never fatal, and the next append starts on a
-fresh line so the damage cannot spread.
+all back. What a line holds, and how damage is recognised, is the events module's business;
+this one owns the file. A batch is written with one ``write`` and one ``fsync``, so the
+driver can keep a whole wave of results durable at the cost of a single disk flush. A line
+torn by a crash is skipped on read, never fatal, and the next append starts on a fresh line
+so the damage cannot spread. A full disk is not left as a torn line: the file is cut back to
+where the batch began and ``DiskFull`` names the path.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Iterable
 
 from filelock import FileLock
 
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=True).encode
+from . import events as ev
+from .errors import DiskFull, is_disk_full
 
 
 class Journal:
@@ -24,63 +26,51 @@ class Journal:
         self._fd: int | None = None
 
     def append(self, events: Iterable[dict]) -> None:
-        data = "".join(_dumps(e) + "\n" for e in events).encode()
+        data = b"".join(ev.encode(e) for e in events)
         if not data:
             return
-        with self.lock:
-            fd = self._open()
-            if not self._ends_with_newline(fd):
-                data = b"\n" + data
-            os.write(fd, data)
+        try:
+            with self.lock:
+                fd = self._open()
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+                self._write_all(fd, data, size)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(self.path) from None
+            raise
+
+    def _write_all(self, fd: int, data: bytes, size: int) -> None:
+        """All of ``data`` made durable, or none of it (a short write on a full disk is cut
+        back, so no half line stays behind)."""
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
 
     def _open(self) -> int:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         return self._fd
 
-    def _ends_with_newline(self, fd: int) -> bool:
-        size = os.fstat(fd).st_size
-        return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
-
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
-    def read(self) -> tuple[list[dict], list[str]]:
-        """All events in order, and one warning per line that could not be read."""
+    def read(self) -> ev.Decoded:
+        """Every valid event in order, and one warning per line that could not be used."""
         try:
             with open(self.path, "rb") as fh:
                 raw = fh.read()
         except FileNotFoundError:
-            return [], []
-        return parse_lines(raw)
-
-
-def parse_lines(raw: bytes) -> tuple[list[dict], list[str]]:
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    complete = text.endswith("\n") or text == ""
-    body = lines[:-1] if complete else lines
-    try:  # fast path: the whole journal as one JSON array, one C-level parse
-        events = json.loads("[" + ",".join(ln for ln in body if ln) + "]")
-        if complete and all(isinstance(e, dict) for e in events):
-            return events, []
-    except ValueError:
-        pass
-    events, warnings = [], []
-    for number, line in enumerate(body, 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            event = None
-        if not isinstance(event, dict):
-            torn = number == len(body) and not complete
-            what = "torn last line (crash mid-write?)" if torn else "corrupt line"
-            warnings.append(f"history line {number}: {what} skipped: {line[:60]!r}")
-            continue
-        events.append(event)
-    return events, warnings
+            return ev.Decoded()
+        return ev.decode(raw)

@@ -50,7 +50,8 @@ def searcher_view(history: History) -> dict[str, Any]:
     if not config or not history.calls:
         return {}
     try:
-        study = parse_study(config, base_dir=os.path.dirname(source) if source else None)
+        study = parse_study(config, base_dir=os.path.dirname(source) if source else None,
+                            load_code=False)
         return restore(study.make_searcher(), history).summary()
     except (StudyError, KeyError, ValueError, TypeError):
         return {}

@@ -49,7 +49,7 @@ class StageSpec:
         return {"entry": self.entry, "params": self.params, "epochs": self.epochs, "seed": self.seed}
 
 
-def parse_stages(raw: Any, python_path: tuple[str, ...]) -> StageSpec:
+def parse_stages(raw: Any, python_path: tuple[str, ...], load_code: bool = True) -> StageSpec:
     from .objective import load_entry
     from .space import parse_fixed
 
@@ -64,7 +64,8 @@ def parse_stages(raw: Any, python_path: tuple[str, ...]) -> StageSpec:
     epochs = take(pre, "epochs", "positive-int", "stages.pretrain", None)
     seed = take(pre, "seed", "int", "stages.pretrain", 0)
     try:
-        load_entry(entry, python_path)
+        if load_code:
+            load_entry(entry, python_path)
     except StudyError as exc:
         raise StudyError(str(exc).replace("objective.entry", "stages.pretrain.entry", 1)) from None
     return StageSpec(entry, dict(params), epochs, seed)

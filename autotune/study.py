@@ -71,7 +71,11 @@ def load_study(path: str) -> Study:
     return study
 
 
-def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = None) -> Study:
+def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = None,
+                load_code: bool = True) -> Study:
+    """The study, checked; ``load_code=False`` skips importing the objective's (and the
+    pretrain's) module, for readers of a history (status, report) that never run a trial
+    and must not need the training code's dependencies (torch on a login node)."""
     raw = require_mapping(raw, "study")
     reject_unknown(raw, TOP_KEYS, "")
     name = take(raw, "name", "str", "", default_name)
@@ -83,7 +87,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
         raise StudyError("space: missing (expected a mapping of parameters)")
     space = parse_space(raw["space"])
     paths = tuple(dict.fromkeys(p for p in (os.getcwd(), base_dir) if p))
-    objective = parse_objective(raw["objective"], paths)
+    objective = parse_objective(raw["objective"], paths, load_code)
     if objective.command is not None:
         check_command(objective.command, space.names)
     study = Study(name=name, objective=objective, space=space, raw=raw)
@@ -92,7 +96,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     study.retries = take(raw, "retries", "nonneg-int", "", 0)
     reject_unknown(require_mapping(raw.get("compare") or {}, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
-        stage = parse_stages(raw["stages"], paths)
+        stage = parse_stages(raw["stages"], paths, load_code)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
     check_engine_names(study)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
@@ -113,7 +117,8 @@ def check_engine_names(study: Study) -> None:
                              "in objective.command; rename the parameter")
 
 
-def parse_objective(raw: Any, python_path: tuple[str, ...]) -> ObjectiveSpec:
+def parse_objective(raw: Any, python_path: tuple[str, ...],
+                    load_code: bool = True) -> ObjectiveSpec:
     raw = require_mapping(raw, "objective")
     reject_unknown(raw, OBJECTIVE_KEYS, "objective")
     entry = take(raw, "entry", "str", "objective", None)
@@ -125,7 +130,7 @@ def parse_objective(raw: Any, python_path: tuple[str, ...]) -> ObjectiveSpec:
     if mode not in ("min", "max"):
         raise StudyError(f"objective.mode: expected 'min' or 'max', got {describe(mode)}")
     timeout = take(raw, "timeout_s", "positive-number", "objective", None)
-    if entry is not None:
+    if entry is not None and load_code:
         load_entry(entry, python_path)
     return ObjectiveSpec(metric=metric, mode=mode, entry=entry, command=command,
                          timeout_s=timeout, python_path=python_path)

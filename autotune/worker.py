@@ -6,13 +6,19 @@ the job file, so the driver can tell "finished with an error" from "died".
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 import traceback
 
+from .errors import is_disk_full
 from .objective import Ctx, ObjectiveSpec, run_objective
+
+
+#: the worker's exit status when the disk was too full to write the outcome (EX_TEMPFAIL)
+DISK_FULL_STATUS = 75
 
 
 def write_json_atomic(path: str, data: dict) -> None:
@@ -39,7 +45,16 @@ def main(job_path: str) -> int:
         outcome = {"error": f"{type(exc).__name__}: {exc}", "measured_s": time.perf_counter() - began}
         status = 1
     sys.stdout.flush()
-    write_json_atomic(job["outcome_path"], outcome)
+    try:
+        write_json_atomic(job["outcome_path"], outcome)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # no room for the outcome: say so by the exit status, which needs no disk, so the
+        # driver re-runs the trial once there is space instead of counting it as failed
+        with contextlib.suppress(OSError):
+            os.write(2, f"No space left on device writing {job['outcome_path']}\n".encode())
+        return DISK_FULL_STATUS
     return status
 
 

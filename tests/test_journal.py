@@ -1,5 +1,12 @@
+import errno
 import json
 import os
+import zlib
+
+import pytest
+
+from autotune import events as ev
+from autotune.errors import DiskFull
 
 from autotune.history import History
 from autotune.journal import Journal
@@ -26,6 +33,12 @@ def test_append_and_replay(tmp_path):
     assert h.last_t == 4.5
 
 
+def sealed(event: dict) -> bytes:
+    """A line with a correct checksum whatever it holds (as a buggy or foreign writer might)."""
+    body = json.dumps(event, separators=(",", ":")).encode()
+    return body[:-1] + b',"c":"%08x"}\n' % zlib.crc32(body)
+
+
 def test_torn_last_line_is_reported_and_skipped(tmp_path):
     path = tmp_path / "history.jsonl"
     journal = Journal(str(path))
@@ -36,28 +49,143 @@ def test_torn_last_line_is_reported_and_skipped(tmp_path):
     assert len(h.warnings) == 1 and "torn last line" in h.warnings[0]
     assert len(h.trials) == 3
     # the next append starts on a fresh line: the torn one cannot swallow it
-    Journal(str(path)).append([{"e": "ask", "t": 9, "n": 1, "trials": [{"trial": 3, "params": {}}]}])
+    Journal(str(path)).append([ev.ask(9, 1, [ev.trial_entry(3, {})])])
     h = History.load(Journal(str(path)))
-    assert 3 in h.trials and len(h.warnings) == 1 and "corrupt line" in h.warnings[0]
+    assert 3 in h.trials and len(h.warnings) == 1 and "no checksum" in h.warnings[0]
 
 
 def test_corrupt_middle_line_and_garbage_are_skipped(tmp_path):
     path = tmp_path / "history.jsonl"
-    lines = [json.dumps(e) for e in events(2)]
-    lines.insert(2, "\x00\x00garbage")
-    lines.insert(4, "[1, 2]")  # valid JSON, not an event
-    path.write_text("\n".join(lines) + "\n")
+    lines = [ev.encode(e) for e in events(2)]
+    lines.insert(2, b"\x00\x00garbage\n")
+    lines.insert(4, b"[1, 2]\n")  # valid JSON, not an event
+    path.write_bytes(b"".join(lines))
     h = History.load(Journal(str(path)))
-    assert len(h.warnings) == 2
+    assert len(h.warnings) == 2 and h.damaged == 2
     assert sorted(h.trials) == [0, 1] and h.trials[1].status == "ok"
+
+
+def test_a_changed_byte_costs_its_line_only(tmp_path):
+    """An end line whose trial id was overwritten by another digit is still valid JSON; the
+    checksum is what keeps it from being applied to the wrong trial."""
+    path = tmp_path / "history.jsonl"
+    Journal(str(path)).append(events(3))
+    raw = path.read_bytes().split(b"\n")
+    end1 = next(i for i, ln in enumerate(raw) if b'"e":"end","trial":1' in ln)
+    raw[end1] = raw[end1].replace(b'"trial":1', b'"trial":2')
+    path.write_bytes(b"\n".join(raw))
+    h = History.load(Journal(str(path)))
+    assert h.damaged == 1 and "checksum" in h.warnings[0]
+    assert h.trials[1].status == "running" and h.trials[2].value == 2.0
+
+
+def test_version_1_lines_are_read_and_upgraded(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events(2)))  # no checksums
+    journal = Journal(str(path))
+    h = History.load(journal)
+    assert not h.warnings and h.version == 1 and sorted(h.trials) == [0, 1]
+    journal.append([ev.ask(5, 1, [ev.trial_entry(2, {"x": 2})])])
+    with open(path, "a") as fh:  # an unchecked line after a checked one is damage, not v1
+        fh.write(json.dumps({"e": "ask", "t": 6, "n": 1, "trials": [{"trial": 3, "params": {}}]}) + "\n")
+    h = History.load(journal)
+    assert sorted(h.trials) == [0, 1, 2] and h.damaged == 1
 
 
 def test_unknown_and_malformed_events_are_skipped(tmp_path):
     path = tmp_path / "history.jsonl"
-    Journal(str(path)).append([{"e": "study", "t0": 0}, {"e": "mystery"},
-                               {"e": "end", "trial": 99, "status": "ok"}])
+    path.write_bytes(sealed({"e": "study", "t0": 0, "identity": {"metric": "loss"}})
+                     + sealed({"e": "mystery"})
+                     + sealed({"e": "end", "trial": 99, "status": "ok"}))  # no attempt
     h = History.load(Journal(str(path)))
-    assert len(h.warnings) == 2 and not h.trials
+    assert len(h.warnings) == 2 and not h.trials and not h.lost
+
+
+def test_writers_cannot_write_malformed_events(tmp_path):
+    journal = Journal(str(tmp_path / "h.jsonl"))
+    for bad in ({"e": "mystery"}, {"e": "ask", "t": 0, "trials": [{"trial": 0, "params": {}}]},
+                {"e": "submit", "t": 0, "trial": -1, "attempt": 0},
+                {"e": "ask", "t": 0, "n": 2, "trials": [{"trial": 1, "params": {}}] * 2}):
+        with pytest.raises(ev.Damaged):
+            journal.append([ev.study("j", 0.0, {"metric": "loss"}, {}), bad])
+    assert not os.path.exists(tmp_path / "h.jsonl") or not (tmp_path / "h.jsonl").read_bytes()
+
+
+def test_an_ask_without_n_is_skipped_whole(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(sealed({"e": "study", "t0": 0, "identity": {"metric": "loss"}})
+                     + sealed({"e": "ask", "t": 0, "trials": [{"trial": 0, "params": {"x": 1}}]}))
+    h = History.load(Journal(str(path)))
+    assert h.damaged == 1 and not h.trials and not h.calls
+
+
+def test_an_injected_ask_reusing_an_id_is_refused(tmp_path):
+    path = tmp_path / "history.jsonl"
+    journal = Journal(str(path))
+    journal.append(events(3))
+    journal.append([ev.ask(9, 1, [ev.trial_entry(7, {"x": 7}), ev.trial_entry(1, {"x": 99})])])
+    with open(path, "ab") as fh:  # a copy of a real line, checksum and all
+        fh.write(path.read_bytes().split(b"\n")[1] + b"\n")
+    h = History.load(journal)
+    assert h.damaged == 2 and all("reuses the id of trial" in w for w in h.warnings)
+    assert h.trials[1].params == {"x": 1} and h.trials[1].status == "ok" and 7 not in h.trials
+    assert h.calls.count(("ask", 1, [0])) == 1
+
+
+def test_a_finished_trial_is_not_submitted_again(tmp_path):
+    path = tmp_path / "history.jsonl"
+    journal = Journal(str(path))
+    journal.append(events(2))
+    journal.append([ev.submit(5, 1, 0, "again")])
+    h = History.load(journal)
+    assert h.damaged == 1 and h.trials[1].status == "ok" and not h.in_flight()
+
+
+def test_a_trial_whose_ask_is_lost_is_marked_lost_and_its_id_kept(tmp_path):
+    path = tmp_path / "history.jsonl"
+    Journal(str(path)).append(events(4))
+    lines = path.read_bytes().split(b"\n")
+    ask2 = next(i for i, ln in enumerate(lines) if b'"trial":2,"params"' in ln)
+    lines[ask2] = b"\x00" * len(lines[ask2])
+    path.write_bytes(b"\n".join(lines))
+    h = History.load(Journal(str(path)))
+    assert sorted(h.trials) == [0, 1, 3] and h.lost == {2}
+    assert h.next_id == 4 and ("tell", 2) not in h.calls
+    assert any("marked lost" in w for w in h.warnings)
+    # the last ask lost too: its id is still above every id a new trial may take
+    lines[-4] = b"garbage"  # the ask of trial 3 (the file ends with a newline)
+    path.write_bytes(b"\n".join(lines))
+    h = History.load(Journal(str(path)))
+    assert h.lost == {2, 3} and h.next_id == 4
+
+
+def test_a_study_record_after_its_trials_gives_them_their_values(tmp_path):
+    path = tmp_path / "history.jsonl"
+    evs = list(events(2))
+    Journal(str(path)).append(evs[1:] + evs[:1])
+    h = History.load(Journal(str(path)))
+    assert h.trials[1].value == 1.0 and h.best("min").trial == 0
+
+
+def test_a_full_disk_leaves_no_half_line(tmp_path, monkeypatch):
+    path = tmp_path / "history.jsonl"
+    journal = Journal(str(path))
+    journal.append(events(1))
+    before = path.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        if len(data) > 10:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(DiskFull, match="history.jsonl"):
+        journal.append(events(2))
+    monkeypatch.setattr(os, "write", real_write)
+    assert path.read_bytes() == before
+    journal.append([ev.ask(3, 1, [ev.trial_entry(5, {})])])
+    assert not History.load(journal).warnings
 
 
 def test_retry_then_final(tmp_path):

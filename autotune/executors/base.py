@@ -49,6 +49,8 @@ class Executor(ABC):
     kind: ClassVar[str] = ""
     #: option key under ``executor:`` -> kind (see config.take)
     options: ClassVar[dict[str, str]] = {}
+    #: trials run inside the driver's own process (a second Ctrl-C interrupts them there)
+    in_process: ClassVar[bool] = False
 
     def __init__(self, study_dir: str, max_concurrent: int, t0: float,
                  options: dict[str, Any] | None = None):

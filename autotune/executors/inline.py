@@ -29,6 +29,7 @@ class InlineExecutor(Executor):
     """Each submit runs the trial to completion before returning; poll hands it back."""
 
     kind = "inline"
+    in_process = True
     options = {}
 
     def __init__(self, *args, **kwargs):

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ..worker import write_json_atomic
+from ..worker import DISK_FULL_STATUS, write_json_atomic
 from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, make_pool
 from .registry import register
@@ -152,6 +152,8 @@ def died_message(returncode: int, trial_dir: str) -> str:
         except ValueError:
             name = f"signal {-returncode}"
         reason = f"killed by {name}"
+    elif returncode == DISK_FULL_STATUS:
+        return "No space left on device: the worker could not write its outcome"
     else:
         reason = f"exited with status {returncode}"
     tail = last_line(os.path.join(trial_dir, "stderr.log"))

@@ -17,6 +17,7 @@ from .registry import register
 @register
 class SimulatedExecutor(Executor):
     kind = "simulated"
+    in_process = True
     options = {"default_cost_s": "positive-number"}
 
     def __init__(self, *args, **kwargs):
