@@ -1,0 +1,247 @@
+"""Resume after damage, a full disk and repeated signals: what the driver does about each."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from autotune import cli
+from autotune.driver import Driver
+from autotune.errors import DiskFull, StudyError
+from autotune.executors import local as local_mod
+from autotune.study import parse_study
+from tests.helpers import REPO, history, study_dict, write_study
+
+
+def study_record_line(d: str) -> int:
+    lines = open(os.path.join(d, "history.jsonl"), "rb").read().split(b"\n")
+    return next(i for i, ln in enumerate(lines) if ln.startswith(b'{"e":"study"'))
+
+
+def damage_line(d: str, index: int, how: bytes = b"\x00") -> None:
+    path = os.path.join(d, "history.jsonl")
+    lines = open(path, "rb").read().split(b"\n")
+    lines[index] = how * len(lines[index])
+    open(path, "wb").write(b"\n".join(lines))
+
+
+# ---- a damaged study record -----------------------------------------------------------------
+def test_a_damaged_study_record_is_rebuilt_from_the_matching_study_file(tmp_path, capsys):
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={"max_trials": 5})), d, progress=False).run()
+    before = {t: r.value for t, r in history(d).trials.items()}
+    damage_line(d, study_record_line(d))
+    assert not history(d).study
+    summary = Driver(parse_study(study_dict(search={"max_trials": 8})), d, progress=False).run()
+    assert "rebuilt it from" in capsys.readouterr().err
+    h = history(d)
+    assert h.study["recovered"]["damaged_lines"] == 1
+    assert {t: h.trials[t].value for t in before} == before  # values and best are kept
+    assert summary.trials == 8 and h.best("min") is not None
+    assert all(r.value is not None for r in h.trials.values())
+    # once rebuilt, the record is checked like any other: a changed space is refused
+    with pytest.raises(StudyError, match="space"):
+        Driver(parse_study(study_dict(space={"x": {"low": -9.0, "high": 9.0}})), d,
+               progress=False).run()
+
+
+def test_a_study_file_that_contradicts_the_trials_is_refused_and_nothing_written(tmp_path):
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={"max_trials": 4})), d, progress=False).run()
+    damage_line(d, study_record_line(d))
+    size = os.path.getsize(os.path.join(d, "history.jsonl"))
+    other = study_dict(space={"x": {"low": 10.0, "high": 20.0}, "y": {"values": [-1.0, -0.5, 0.0, 0.5]}})
+    with pytest.raises(StudyError, match="study record is damaged.*outside the space"):
+        Driver(parse_study(other), d, progress=False).run()
+    renamed = study_dict(space={"z": {"low": -3.0, "high": 3.0}, "y": {"values": [-1.0, -0.5, 0.0, 0.5]}})
+    with pytest.raises(StudyError, match="not in the space"):
+        Driver(parse_study(renamed), d, progress=False).run()
+    metric = study_dict(objective={"metric": "accuracy"})
+    with pytest.raises(StudyError, match="no result carries the metric 'accuracy'"):
+        Driver(parse_study(metric), d, progress=False).run()
+    assert os.path.getsize(os.path.join(d, "history.jsonl")) == size
+
+
+def test_a_rebuilt_record_takes_t0_from_a_resume_record(tmp_path):
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={"max_trials": 2})), d, progress=False).run()
+    t0 = history(d).study["t0"]
+    Driver(parse_study(study_dict(search={"max_trials": 3})), d, progress=False).run()
+    damage_line(d, study_record_line(d), b"#")
+    Driver(parse_study(study_dict(search={"max_trials": 4})), d, progress=False).run()
+    h = history(d)
+    assert h.study["t0"] == t0 and h.study["recovered"]["t0_from"] == "a resume record"
+
+
+def test_a_history_from_a_newer_schema_is_refused(tmp_path):
+    from autotune import events as ev
+    from autotune.journal import Journal
+
+    d = tmp_path / "d"
+    d.mkdir()
+    record = ev.study("t", 0.0, {"metric": "loss"}, {})
+    record["version"] = ev.SCHEMA + 1
+    Journal(str(d / "history.jsonl")).append([record])
+    with pytest.raises(StudyError, match="newer autotune"):
+        Driver(parse_study(study_dict()), str(d), progress=False).run()
+
+
+# ---- a full disk ----------------------------------------------------------------------------
+def test_a_full_disk_at_the_journal_is_one_line_and_the_study_resumes(tmp_path, monkeypatch, capsys):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 6}))
+    d = str(tmp_path / "d")
+    real_write, calls = os.write, []
+
+    def fills_up(fd, data):
+        calls.append(fd)
+        if len(calls) > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", fills_up)
+    assert cli.main(["run", path, "--dir", d, "--quiet"]) == cli.DISK_FULL_EXIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"autotune: error: no space left on device writing "
+                   f"{os.path.join(os.path.abspath(d), 'history.jsonl')}; free some space, then "
+                   "run the same command again to resume"]
+    monkeypatch.setattr(os, "write", real_write)
+    assert not history(d).warnings
+    assert cli.main(["run", path, "--dir", d, "--quiet"]) == 0
+    h = history(d)
+    assert sorted(h.trials) == list(range(6)) and all(r.status == "ok" for r in h.trials.values())
+
+
+def fills_disk_once(params: dict, ctx) -> dict:
+    """Fails for lack of space the first time trial 2 runs (a marker file says which time)."""
+    marker = os.path.join(os.path.dirname(ctx.study_dir), "disk-was-full")
+    if ctx.trial == 2 and not os.path.exists(marker):
+        open(marker, "w").close()
+        raise OSError(errno.ENOSPC, "No space left on device", os.path.join(ctx.trial_dir, "ckpt"))
+    return {"loss": float(params["x"]) ** 2}
+
+
+def test_a_trial_that_failed_for_lack_of_space_is_not_failed_and_runs_again(tmp_path):
+    s = study_dict(objective={"entry": "tests.test_resume_damage:fills_disk_once"},
+                   search={"max_trials": 5})
+    d = str(tmp_path / "d")
+    with pytest.raises(DiskFull, match=r"trials/2/ckpt"):
+        Driver(parse_study(s), d, progress=False).run()
+    h = history(d)
+    assert h.trials[2].status != "failed" and not h.trials[2].done
+    Driver(parse_study(s), d, progress=False).run()
+    h = history(d)
+    assert all(r.status == "ok" for r in h.trials.values()) and len(h.trials) == 5
+
+
+def no_room_for_the_outcome(params: dict, ctx) -> dict:
+    """The trial works, but the worker cannot write its outcome (first time trial 1 runs)."""
+    marker = os.path.join(os.path.dirname(ctx.study_dir), "outcome-disk-full")
+    if ctx.trial == 1 and not os.path.exists(marker):
+        open(marker, "w").close()
+
+        def full(path, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        sys.modules["__main__"].write_json_atomic = full  # the worker runs as __main__
+    return {"loss": float(params["x"]) ** 2}
+
+
+def test_a_worker_that_cannot_write_its_outcome_leaves_the_trial_to_run_again(tmp_path):
+    s = study_dict(objective={"entry": "tests.test_resume_damage:no_room_for_the_outcome"},
+                   search={"max_trials": 3}, executor={"kind": "local", "max_concurrent": 1})
+    d = str(tmp_path / "d")
+    with pytest.raises(DiskFull, match="trials/1"):
+        Driver(parse_study(s), d, progress=False).run()
+    assert not history(d).trials[1].done
+    Driver(parse_study(s), d, progress=False).run()
+    assert [r.status for _, r in sorted(history(d).trials.items())] == ["ok"] * 3
+
+
+# ---- repeated signals -----------------------------------------------------------------------
+def signals_the_driver(params: dict, ctx) -> dict:
+    """A long trial that asks its driver to stop (as a user's Ctrl-C would) once all run."""
+    started = os.path.join(ctx.study_dir, f"started-{ctx.trial}")
+    open(started, "w").close()
+    if len([f for f in os.listdir(ctx.study_dir) if f.startswith("started-")]) >= 3:
+        os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(60)
+    return {"loss": 0.0}
+
+
+def test_a_second_signal_during_shutdown_still_ends_every_trial(tmp_path, monkeypatch):
+    """The second signal lands in the middle of ending the trials: each one is still ended."""
+    s = study_dict(objective={"entry": "tests.test_resume_damage:signals_the_driver"},
+                   search={"max_trials": 3}, executor={"kind": "local", "max_concurrent": 3})
+    d = str(tmp_path / "d")
+    real_kill, killed = local_mod.kill_group, []
+
+    def kill_and_signal_again(pid):
+        killed.append(pid)
+        if len(killed) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the impatient second Ctrl-C / SIGTERM
+        real_kill(pid)
+
+    monkeypatch.setattr(local_mod, "kill_group", kill_and_signal_again)
+    summary = Driver(parse_study(s), d, progress=False).run()
+    assert summary.stopped == "interrupted" and len(killed) == 3
+    for pid in killed:
+        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+    assert not any(r.done for r in history(d).trials.values())  # they run again on resume
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_two_quick_ctrl_c_exit_130_with_every_trial_ended_and_no_traceback(tmp_path):
+    s = study_dict(objective={"entry": "tests.objectives:hangs"}, space={"x": {"low": 0.0, "high": 1.0}},
+                   search={"max_trials": 3}, executor={"kind": "local", "max_concurrent": 3})
+    path = write_study(str(tmp_path / "s.yaml"), s)
+    d = str(tmp_path / "d")
+    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": REPO})
+    pids_at = [os.path.join(d, "trials", str(i), "worker.pid") for i in range(3)]
+    deadline = time.time() + 30
+    while not all(os.path.exists(p) and open(p).read().strip() for p in pids_at):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    pids = [int(open(p).read()) for p in pids_at]
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err.decode()
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+
+
+# ---- readers never import the objective -----------------------------------------------------
+def test_status_and_report_do_not_import_the_objective(tmp_path):
+    module = tmp_path / "heavyobj.py"
+    module.write_text(textwrap.dedent("""
+        def f(params, ctx):
+            return {"loss": (params["x"] - 2) ** 2 + params["y"]}
+    """))
+    s = study_dict(objective={"entry": "heavyobj:f"},
+                   space={"x": {"values": [0, 1, 2, 3]}, "y": {"values": [0, 1]}},
+                   search={"algorithm": "axis", "max_trials": 12})
+    path = write_study(str(tmp_path / "s.yaml"), s)
+    d = str(tmp_path / "d")
+    run = subprocess.run([sys.executable, "-m", "autotune", "run", path, "--dir", d, "--quiet"],
+                         cwd=str(tmp_path), capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert run.returncode == 0, run.stderr
+    module.write_text("raise ImportError('no torch on the login node')\n")
+    for command in ("status", "report"):
+        proc = subprocess.run([sys.executable, "-m", "autotune", command, d], cwd=str(tmp_path),
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
+        assert proc.returncode == 0, proc.stderr
+        assert "the search's setting" in proc.stdout and "x = 2" in proc.stdout
