@@ -167,8 +167,8 @@ class Driver:
         if [s.trial for s in suggestions] != list(range(first, first + len(suggestions))):
             raise RuntimeError(f"searcher {self.study.algorithm} numbered its suggestions "
                                f"{[s.trial for s in suggestions]}, not from {first}")
-        self._record([{"e": "ask", "t": round(self.executor.now(), 6), "n": free,
-                       "trials": [suggestion_event(s) for s in suggestions]}])
+        self._record([ev.ask(round(self.executor.now(), 6), free,
+                             [suggestion_event(s) for s in suggestions])])
         self._submit([self.history.trials[s.trial] for s in suggestions])
         return True
 

@@ -245,3 +245,49 @@ def test_status_and_report_do_not_import_the_objective(tmp_path):
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
         assert proc.returncode == 0, proc.stderr
         assert "the search's setting" in proc.stdout and "x = 2" in proc.stdout
+
+
+# ---- a lost ask line ------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm,options", [("random", {}), ("axis", {}),
+                                               ("asha", {"fidelity": {"min": 1, "max": 9, "eta": 3}})])
+def test_a_lost_ask_line_costs_its_trials_and_the_study_resumes(tmp_path, algorithm, options):
+    space = {"x": {"values": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]}, "y": {"values": [-1.0, -0.5, 0.0, 0.5]}}
+    s = lambda n: study_dict(space=space, search={"algorithm": algorithm, "max_trials": n, **options},  # noqa: E731
+                             executor={"kind": "simulated", "max_concurrent": 3})
+    d = str(tmp_path / "d")
+    Driver(parse_study(s(12)), d, progress=False).run()
+    before = history(d)
+    path = os.path.join(d, "history.jsonl")
+    lines = open(path, "rb").read().split(b"\n")
+    asks = [i for i, ln in enumerate(lines) if ln.startswith(b'{"e":"ask"')]
+    victim = asks[len(asks) // 2]
+    lost = {t["trial"] for t in json.loads(lines[victim])["trials"]}
+    lines[victim] = b"\x00" * len(lines[victim])
+    open(path, "wb").write(b"\n".join(lines))
+    summary = Driver(parse_study(s(20)), d, progress=False).run()
+    h = history(d)
+    assert h.lost == lost and not lost & set(h.trials)
+    assert summary.trials == len(h.trials) == 20
+    for t, rec in before.trials.items():  # every other result is kept as it was
+        if t not in lost:
+            assert h.trials[t].status == rec.status and h.trials[t].value == rec.value
+    assert min(set(h.trials) - set(before.trials)) > max(lost | set(before.trials))
+
+
+def test_a_block_of_nuls_over_the_middle_costs_only_the_lines_it_covers(tmp_path):
+    s = lambda n: study_dict(search={"max_trials": n}, executor={"kind": "simulated", "max_concurrent": 4})  # noqa: E731
+    d = str(tmp_path / "d")
+    Driver(parse_study(s(60)), d, progress=False).run()
+    path = os.path.join(d, "history.jsonl")
+    raw = open(path, "rb").read()
+    middle = len(raw) // 2
+    damaged = bytearray(raw)
+    damaged[middle:middle + 4096] = b"\x00" * 4096
+    open(path, "wb").write(bytes(damaged))
+    hit = {i for i, ln in enumerate(raw.split(b"\n"))
+           if ln and not (raw.index(ln) + len(ln) <= middle or raw.index(ln) >= middle + 4096)}
+    h = history(d)
+    assert h.damaged <= len(hit)
+    Driver(parse_study(s(80)), d, progress=False).run()
+    h = history(d)
+    assert len(h.trials) == 80 and all(r.status == "ok" for r in h.trials.values())
