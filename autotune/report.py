@@ -40,21 +40,11 @@ def summary(history: History, running_driver: bool | None = None) -> str:
 
 
 def searcher_view(history: History) -> dict[str, Any]:
-    """The searcher's own account, rebuilt by restoring a fresh searcher from the history
-    (empty when the study file's objective or options no longer load)."""
-    from .restore import restore
-    from .errors import StudyError
-    from .study import parse_study
+    """The searcher's own account, rebuilt from the history (see ``account``); it never
+    imports the study's objective."""
+    from .account import searcher_account
 
-    config, source = history.study.get("config"), history.study.get("source")
-    if not config or not history.calls:
-        return {}
-    try:
-        study = parse_study(config, base_dir=os.path.dirname(source) if source else None,
-                            load_code=False)
-        return restore(study.make_searcher(), history).summary()
-    except (StudyError, KeyError, ValueError, TypeError):
-        return {}
+    return searcher_account(history)
 
 
 def searcher_lines(history: History, mode: str, metric: str) -> list[str]:

@@ -1,0 +1,45 @@
+"""The searcher's own account of a study (its chosen setting, screening counts, ...), rebuilt
+from the history alone.
+
+A fresh searcher is brought to the recorded state (``restore``) and asked for its
+``summary()``. Only the search's settings are needed for that, so the study is read without
+loading its code: a report or ``autotune.load`` on a login node never imports a training
+module (torch).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .history import History
+
+
+def searcher_account(history: History) -> dict[str, Any]:
+    """The searcher's ``summary()`` after restoring it from the history; empty where there is
+    none (no searcher calls yet, or a study record this version cannot rebuild a search from)."""
+    from .errors import StudyError
+    from .restore import restore
+    from .study import parse_study
+
+    config, source = history.study.get("config"), history.study.get("source")
+    if not isinstance(config, dict) or not history.calls:
+        return {}
+    try:
+        study = parse_study(config, base_dir=os.path.dirname(source) if source else None,
+                            load_code=False)
+        return restore(study.make_searcher(), history).summary()
+    except (StudyError, KeyError, ValueError, TypeError):
+        return {}
+
+
+def setting(history: History) -> dict[str, Any] | None:
+    """The search's own reported setting (the axis search's base) with its mean over repeated
+    runs and their spread, in the metric's own sign; None where the searcher reports none."""
+    view = searcher_account(history)
+    if "base" not in view or not view.get("base_repeats"):
+        return None
+    sign = -1.0 if history.study.get("identity", {}).get("mode") == "max" else 1.0
+    runs = int(view["base_repeats"])
+    return {"params": dict(view["base"]), "mean": sign * float(view["base_mean"]),
+            "spread": float(view["base_spread"]) if runs > 1 else None, "runs": runs,
+            "noise_sd": float(view["noise_sigma"]) if view.get("noisy") else None}
