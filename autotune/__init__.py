@@ -1,3 +1,38 @@
-"""autotune: hyperparameter search for training programs on HPC systems."""
+"""autotune: hyperparameter search for training programs on HPC systems.
+
+The public API (everything else is internal and may change)::
+
+    import autotune as at
+
+    study = at.Study.from_yaml("study.yaml")        # or at.Study({...}) with the same keys
+    result = study.run()                            # the CLI's driver; resumes like the CLI
+    at.load("runs/demo").trials_dataframe()         # read-only: never imports the objective
+
+    trial = study.ask(); study.tell(trial, 0.25)    # a loop of one's own, in the history too
+
+Names are imported on first use, so ``import autotune`` stays cheap for trial processes.
+"""
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+__all__ = ["Study", "Trial", "StudyView", "load", "StudyError", "StudyBusy", "__version__"]
+
+_WHERE = {"Study": "api", "Trial": "api", "StudyView": "view", "load": "view",
+          "StudyError": "errors", "StudyBusy": "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'autotune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -32,6 +32,7 @@ from .studydir import StudyDir
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
+EXTERNAL = "external"  # the job id of a trial the caller runs itself (ask/tell from Python)
 
 
 @dataclass
@@ -75,13 +76,31 @@ class Driver:
             self.dir.release()
 
     def _run(self) -> RunSummary:
+        self._start()
+        try:
+            self._phase = "loop"
+            self._restart_in_flight()
+            self._loop()
+        except KeyboardInterrupt:
+            if self._stop is None:  # not a second signal of ours
+                raise
+        finally:
+            self._phase = "closing"  # from here on a signal can no longer cut anything short
+            self.executor.shutdown()
+            self._close_views()
+        return RunSummary(len(self.history.trials), self.history.by_status(),
+                          self.history.best(self.study.objective.mode),
+                          self._stop or "finished", self.searcher.summary())
+
+    def _start(self, executor_kind: str | None = None) -> None:
+        """Load the history, record the start or the resume, restore the searcher."""
         self.history = History.load(self.journal)
         for warning in self.history.warnings:
             self.progress.warn(warning)
         record = self._study_record()  # checks first: a refused study writes nothing
         self.t0 = float((record or self.history.study)["t0"])
         # the executor before the first record: options it cannot meet (GPUs) write nothing
-        self.executor = self._executor or EXECUTORS[self.study.executor](
+        self.executor = self._executor or EXECUTORS[executor_kind or self.study.executor](
             self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.study.max_concurrent = min(self.study.max_concurrent, self.executor.max_concurrent)
         if record is None:
@@ -100,20 +119,47 @@ class Driver:
         self.executor.restore_clock(self.history.last_t)
         self.searcher = restore(self.study.make_searcher(), self.history)
         self._last_csv = 0.0
+
+    # ---- a loop of the caller's own (ask/tell from Python) --------------------------------
+    def open(self) -> None:
+        """Hold the study directory for trials the caller runs itself (``ask_external`` and
+        ``tell_external``): the same lock, history and searcher as ``run``, no executor loop."""
+        self.dir.acquire()
         try:
-            self._phase = "loop"
-            self._restart_in_flight()
-            self._loop()
-        except KeyboardInterrupt:
-            if self._stop is None:  # not a second signal of ours
-                raise
-        finally:
-            self._phase = "closing"  # from here on a signal can no longer cut anything short
-            self.executor.shutdown()
-            self._close_views()
-        return RunSummary(len(self.history.trials), self.history.by_status(),
-                          self.history.best(self.study.objective.mode),
-                          self._stop or "finished", self.searcher.summary())
+            self._start(executor_kind="inline")  # only its clock is used: wall time since t0
+        except BaseException:
+            self.journal.close()
+            self.dir.release()
+            raise
+
+    def close(self) -> None:
+        self._close_views()
+        self.journal.close()
+        self.dir.release()
+
+    def ask_external(self, n: int) -> list[TrialRecord]:
+        """Up to ``n`` new trials, recorded as asked and as started outside the driver."""
+        records = self.ask_trials(n)
+        self._record([ev.submit(round(self.executor.now(), 6), r.trial, r.attempt, EXTERNAL)
+                      for r in records])
+        return records
+
+    def tell_external(self, trial: int, result: dict | None, error: str | None = None
+                      ) -> TrialRecord:
+        """Record the end of a trial the caller ran, then tell the searcher, as for any trial."""
+        rec = self.history.trials.get(trial)
+        if rec is None or rec.done:
+            raise StudyError(f"tell: trial {trial} is "
+                             f"{'unknown' if rec is None else 'already finished'} in this study")
+        now = self.executor.now()
+        start = rec.start_s if rec.start_s is not None else now
+        self._collect_one(Outcome(trial, rec.attempt, result, error, start, now, job_id=rec.job_id,
+                                  failure="exception" if error is not None else ""))
+        return rec
+
+    def context(self, rec: TrialRecord) -> Ctx:
+        """What a trial is given besides its parameters (directory, seed, fidelity, ...)."""
+        return self._job(rec).ctx
 
     def _study_record(self) -> dict | None:
         """The study record to write: a new one, or one rebuilt in place of a damaged one;
@@ -155,22 +201,31 @@ class Driver:
 
     def _fill_slots(self) -> bool:
         free = self.study.max_concurrent - self.executor.running()
-        if self.study.max_trials is not None:
-            free = min(free, self.study.max_trials - len(self.history.trials))
-        if free <= 0 or self.searcher.finished or self._over_budget():
+        if free <= 0:
             return False
+        records = self.ask_trials(free)
+        if not records:
+            return False
+        self._submit(records)
+        return True
+
+    def ask_trials(self, n: int) -> list[TrialRecord]:
+        """Ask the searcher for up to ``n`` trials within the study's limits; record them."""
+        if self.study.max_trials is not None:
+            n = min(n, self.study.max_trials - len(self.history.trials))
+        if n <= 0 or self.searcher.finished or self._over_budget():
+            return []
         first = self.history.next_id
         self.searcher.next_trial = first
-        suggestions = self.searcher.ask(free)
+        suggestions = self.searcher.ask(n)
         if not suggestions:
-            return False
+            return []
         if [s.trial for s in suggestions] != list(range(first, first + len(suggestions))):
             raise RuntimeError(f"searcher {self.study.algorithm} numbered its suggestions "
                                f"{[s.trial for s in suggestions]}, not from {first}")
-        self._record([ev.ask(round(self.executor.now(), 6), free,
+        self._record([ev.ask(round(self.executor.now(), 6), n,
                              [suggestion_event(s) for s in suggestions])])
-        self._submit([self.history.trials[s.trial] for s in suggestions])
-        return True
+        return [self.history.trials[s.trial] for s in suggestions]
 
     def _over_budget(self) -> bool:
         """Compute spent so far (every attempt that ended) against ``max_compute_s``."""
@@ -190,7 +245,8 @@ class Driver:
         """Trials a dead driver left unfinished: re-attach where possible, else run again."""
         rerun = []
         for rec in sorted(self.history.in_flight(), key=lambda r: r.trial):
-            if rec.status == "running" and rec.job_id and self.executor.reattach(self._job(rec), rec.job_id):
+            if (rec.status == "running" and rec.job_id not in ("", EXTERNAL)
+                    and self.executor.reattach(self._job(rec), rec.job_id)):
                 continue
             rerun.append(rec)
         if rerun:
@@ -238,6 +294,11 @@ class Driver:
             raise DiskFull(disk_full_path(o.error) or self.dir.trial_dir(o.trial))
         if retry:
             self._submit(retry)
+
+    def _collect_one(self, o: Outcome) -> None:
+        """An attempt that ends for good (no retry): record it, then tell the searcher."""
+        self._record([self._end_event(o)])
+        self.searcher.tell(result_of(self.history.trials[o.trial], self.study.objective.mode))
 
     def _end_event(self, o: Outcome) -> dict[str, Any]:
         """The durable record of an attempt's end; the value is read from its metrics on replay."""

@@ -1,0 +1,226 @@
+"""``autotune.Study``: build a study from Python, run it, or drive it from a loop of one's own.
+
+A thin layer over what the CLI uses: the mapping is the study file's (``parse_study`` checks
+it the same way), ``run()`` is the CLI's ``Driver(...).run()`` with the same study directory
+and resume semantics, and ``ask()``/``tell()`` go through the driver's own recording, so
+their trials are in the history like any other and ``status``, ``report`` and a resume see them.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from . import callables
+from .driver import EXTERNAL, Driver, check_compatible
+from .errors import StudyBusy, StudyError
+from .history import History, TrialRecord
+from .journal import Journal
+from .objective import Ctx
+from .study import Study as StudySettings
+from .study import load_study, parse_study
+from .studydir import StudyDir
+from .view import StudyView, load
+
+
+@dataclass
+class Trial:
+    """A trial handed out by ``Study.ask()``: run ``objective(trial.params, trial.ctx)``."""
+
+    number: int
+    params: dict[str, Any]
+    ctx: Ctx
+    fidelity: int | None = None          # epochs to train (multi-fidelity searchers)
+    parent: int | None = None            # the trial whose checkpoint it continues
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Study:
+    """A study built from a mapping with the study file's keys, or from a study file.
+
+    ``Study({...})`` and ``Study(name=..., objective=..., space=..., ...)`` take the keys of a
+    study file. The objective's ``entry`` may be a Python function ``f(params, ctx)`` returning
+    a dict of metrics (or one number, the metric's value); it runs under the ``inline``,
+    ``simulated`` and ``local`` executors (``local`` and ``slurm`` ship it to the trial process
+    with cloudpickle, and refuse, at once, a function that cannot be pickled). Without any
+    entry or command the study is driven by ``ask()`` and ``tell()`` only.
+
+    ``dir`` is the study directory (default ``runs/<name>``, as for the CLI). Mistakes raise
+    ``StudyError`` with one line naming the key, before anything is written.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None, /, *, dir: str | None = None,
+                 **keys: Any):
+        if config is not None and not isinstance(config, Mapping):
+            raise StudyError(f"study: expected a mapping of study keys, got {type(config).__name__}")
+        raw = {**dict(config or {}), **keys}
+        raw, self._objective, base_dir = _objective_of(raw)
+        self.settings: StudySettings = parse_study(raw, base_dir=base_dir)
+        self._init(dir)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, dir: str | None = None) -> "Study":
+        """The study in a YAML study file (what ``autotune run FILE`` reads)."""
+        self = cls.__new__(cls)
+        self.settings = load_study(os.fspath(path))
+        self._objective = None
+        self._init(dir)
+        return self
+
+    def _init(self, directory: str | None) -> None:
+        self.dir = os.path.abspath(directory or os.path.join("runs", self.settings.name))
+        if os.path.exists(self.dir) and not os.path.isdir(self.dir):
+            raise StudyError(f"dir: {self.dir} exists and is not a directory")
+        self._pickle = (None if self._objective is None
+                        else callables.pickled(self._objective, self.settings.executor))
+        self._driver: Driver | None = None
+        self._held: list[TrialRecord] = []   # in-flight trials of an earlier ask/tell loop
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    # ---- running it -----------------------------------------------------------------------
+    def run(self, progress: bool = True) -> StudyView:
+        """Run (or resume) the study to its end with the study's executor; the result, read back.
+
+        Ctrl-C stops it as it stops the CLI (trials in flight run again on resume) and raises
+        KeyboardInterrupt; calling ``run()`` again resumes."""
+        if self.settings.objective.entry == callables.NO_ENTRY:
+            raise StudyError("objective: this study has no entry, command or function to run; "
+                             "give one, or drive it with ask() and tell()")
+        self.close()
+        self._check_directory()
+        self._install()
+        summary = Driver(self.settings, self.dir, progress=progress).run()
+        if summary.stopped == "interrupted":
+            raise KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
+                                    f"({self.dir})")
+        return load(self.dir)
+
+    def load(self) -> StudyView:
+        """The study directory, read-only (trials, DataFrame, best, setting, summary)."""
+        return load(self.dir)
+
+    def trials_dataframe(self):
+        """Shorthand for ``load().trials_dataframe()``."""
+        return self.load().trials_dataframe()
+
+    # ---- a loop of one's own --------------------------------------------------------------
+    def ask(self) -> Trial | None:
+        """The next trial to run yourself, recorded in the history as started.
+
+        Trials an earlier loop asked for and never told come back first (in id order). None
+        when the searcher has nothing to propose: the study is finished (``max_trials``, the
+        compute budget, or the search's own end), or it waits for results of trials you hold.
+        The study directory stays locked for this Study until ``close()`` (or the ``with``
+        block ends, or the process exits)."""
+        driver = self._session()
+        if self._held:
+            rec = self._held.pop(0)
+        else:
+            records = driver.ask_external(1)
+            if not records:
+                return None
+            rec = records[0]
+        return Trial(rec.trial, dict(rec.params), driver.context(rec), rec.fidelity, rec.parent,
+                     dict(rec.info))
+
+    def tell(self, trial: Trial | int, result: Any = None, *, error: Any = None) -> TrialRecord:
+        """Record the end of a trial from ``ask()``: ``result`` is the dict of metrics (or the
+        optimised metric's value as a number); ``error`` (a message or an exception) marks it
+        failed. The searcher hears of it as of any trial; the record is returned."""
+        number = trial.number if isinstance(trial, Trial) else trial
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise StudyError(f"tell: expected a Trial or a trial number, got {number!r}")
+        if error is not None:
+            result = None
+            error = (f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
+                     else str(error))
+        elif isinstance(result, (int, float)) and not isinstance(result, bool):
+            result = {self.settings.objective.metric: float(result)}
+        elif not isinstance(result, Mapping):
+            raise StudyError(f"tell: expected a number or a dict of metrics as the result of "
+                             f"trial {number}, got {type(result).__name__} (or pass error=...)")
+        driver = self._session()
+        self._held = [r for r in self._held if r.trial != number]
+        rec = driver.tell_external(number, None if result is None else dict(result), error)
+        return rec
+
+    def close(self) -> None:
+        """End an ask/tell session: write trajectory.csv and give the directory back."""
+        driver, self._driver = self._driver, None
+        self._held = []
+        if driver is not None:
+            driver.close()
+
+    def __enter__(self) -> "Study":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _session(self) -> Driver:
+        if self._driver is None:
+            self._check_directory()
+            self._install()
+            driver = Driver(self.settings, self.dir, progress=False)
+            driver.open()
+            self._driver = driver
+            self._held = sorted((r for r in driver.history.in_flight() if r.job_id == EXTERNAL),
+                                key=lambda r: r.trial)
+        return self._driver
+
+    # ---- before anything is written -------------------------------------------------------
+    def _check_directory(self) -> None:
+        """Refuse a directory held by a running driver or started with another search,
+        before the objective is written into it."""
+        sdir = StudyDir(self.dir)
+        if not sdir.exists():
+            return
+        if sdir.driver_running():
+            raise StudyBusy(f"{sdir.path} is being run by {sdir.holder()}; wait for it to "
+                            "finish or stop that driver first")
+        history = History.load(Journal(sdir.history))
+        if history.study:
+            check_compatible(history.study, self.settings, sdir.path)
+
+    def _install(self) -> None:
+        if self._objective is not None:
+            callables.install(self._objective, self._pickle, self.dir)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"<autotune.Study {s.name!r}: {s.algorithm} on {s.executor}, dir {self.dir}>"
+
+
+def _objective_of(raw: dict[str, Any]) -> tuple[dict[str, Any], callables.Objective | None,
+                                                 str | None]:
+    """The mapping with a Python function objective replaced by the callables entry."""
+    objective = raw.get("objective")
+    if callable(objective):
+        raise StudyError("objective: a function needs the metric it returns: write "
+                         "objective={'entry': f, 'metric': 'loss'} (and 'mode': 'max' to maximise)")
+    if not isinstance(objective, Mapping):
+        return raw, None, None  # parse_study names what is wrong
+    objective = dict(objective)
+    entry: Callable | str | None = objective.get("entry")
+    if entry is None and objective.get("command") is None:
+        objective["entry"] = callables.NO_ENTRY
+        return {**raw, "objective": objective}, None, None
+    if not callable(entry):
+        return raw, None, None
+    metric = objective.get("metric")
+    found = callables.Objective(entry, metric if isinstance(metric, str) else "value")
+    objective["entry"] = callables.ENTRY
+    return {**raw, "objective": objective}, found, _source_dir(entry)
+
+
+def _source_dir(func: Callable) -> str | None:
+    """The directory of the function's file: modules beside it import in a trial process too."""
+    try:
+        path = inspect.getsourcefile(func)
+    except TypeError:
+        return None
+    return os.path.dirname(os.path.abspath(path)) if path and os.path.exists(path) else None

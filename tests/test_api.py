@@ -1,0 +1,269 @@
+"""The Python API: import autotune as at; load, Study(...).run(), callables, ask/tell."""
+import os
+import subprocess
+import sys
+import threading
+
+import pandas as pd
+import pytest
+
+import autotune as at
+from autotune.errors import StudyBusy, StudyError
+
+from .helpers import REPO, cli, history, study_dict, write_study
+
+
+def test_public_names_are_listed_and_import_lazily():
+    assert set(at.__all__) >= {"Study", "Trial", "StudyView", "load", "StudyError", "__version__"}
+    for name in at.__all__:
+        assert getattr(at, name) is not None
+    # a trial process imports autotune for the worker: the API (pandas, the driver) stays out
+    code = "import sys, autotune; print(sorted(m for m in ('pandas', 'autotune.driver') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_version_from_the_cli_and_python_m():
+    assert cli("--version").stdout.strip() == f"autotune {at.__version__}"
+    from autotune.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+
+
+# ---- Study(...).run() and load ---------------------------------------------------------------
+def test_run_from_a_dict_then_load_typed_frame(tmp_path):
+    d = str(tmp_path / "s")
+    view = at.Study(study_dict(search={"max_trials": 6}), dir=d).run(progress=False)
+    assert isinstance(view, at.StudyView) and len(view.trials) == 6
+    df = view.trials_dataframe()
+    assert list(df["trial"]) == list(range(6))
+    assert df["x"].dtype == "float64" and df["y"].dtype == "float64"
+    assert df["loss"].dtype == "float64" and df["value"].dtype == "float64"
+    assert df["status"].dtype == "string" and set(df["status"]) == {"ok"}
+    assert df["attempts"].dtype == "int64" and df["epochs"].dtype == "Int64"
+    assert df["job_id"].str.startswith("inline-").all()
+    # the best column is the running best, and .best is the trial with the least value
+    assert df["best"].iloc[-1] == df["value"].min() == view.best.value
+    assert (df["best"].diff().dropna() <= 0).all()
+    assert view.best.trial == int(df.loc[df["value"].idxmin(), "trial"])
+    assert "best loss" in view.summary() and "6 ok" in view.summary()
+
+
+def test_kwargs_and_yaml_studies_resume_like_the_cli(tmp_path):
+    d = str(tmp_path / "s")
+    at.Study(**study_dict(search={"max_trials": 3}), dir=d).run(progress=False)
+    first = at.load(d).trials
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 7}))
+    view = at.Study.from_yaml(path, dir=d).run(progress=False)
+    assert [t.params for t in view.trials[:3]] == [t.params for t in first]  # resumed, not redone
+    assert len(view.trials) == 7
+    assert [n["e"] for n in history(d).notes] == ["resume"]
+    out = cli("status", d)
+    assert out.returncode == 0 and "7 ok" in out.stdout
+
+
+def test_a_study_directory_started_with_another_search_is_refused(tmp_path):
+    d = str(tmp_path / "s")
+    at.Study(study_dict(), dir=d).run(progress=False)
+    before = sorted(os.listdir(d))
+    with pytest.raises(StudyError, match="space: differs"):
+        at.Study(study_dict(search={"algorithm": "grid"}, space={"x": {"values": [0.0, 1.0]},
+                                                                    "y": {"values": [0.0]}}),
+                 dir=d).run(progress=False)
+    with pytest.raises(StudyError, match="seed"):
+        at.Study(study_dict(objective={"entry": lambda p, c: 1.0}, search={"seed": 4}),
+                 dir=d).run(progress=False)
+    assert sorted(os.listdir(d)) == before  # no objective.pkl written, no event appended
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"space": {"x": {"low": 2.0, "high": 1.0}}}, "space.x"),
+    ({"search": {"algorithm": "nope"}}, "search.algorithm: unknown"),
+    ({"objective": {"entry": "tests.objectives:missing"}}, "has no function 'missing'"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_keys_are_one_line_study_errors_and_write_nothing(tmp_path, bad, message):
+    with pytest.raises(StudyError, match=message) as exc:
+        at.Study(study_dict(**bad), dir=str(tmp_path / "s"))
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_function_without_its_metric_is_refused():
+    with pytest.raises(StudyError, match="needs the metric"):
+        at.Study({**study_dict(), "objective": lambda p, c: 0.0})
+
+
+# ---- load: read-only, never imports the objective ---------------------------------------------
+def test_load_reads_only_and_never_imports_the_objective(tmp_path):
+    pkg = tmp_path / "code"
+    pkg.mkdir()
+    (pkg / "mytrain.py").write_text("def objective(p, ctx):\n    return {'loss': p['x'] ** 2}\n")
+    d = tmp_path / "s"
+    study = study_dict(objective={"entry": "mytrain:objective"},
+                       space={"x": {"values": [-2.0, -1.0, 0.0, 1.0, 2.0]}},
+                       search={"algorithm": "axis", "max_trials": 12, "start": {"x": 2.0}})
+    out = subprocess.run([sys.executable, "-c", "import sys, autotune as at; "
+                          f"at.Study(eval(sys.argv[1]), dir={str(d)!r}).run(progress=False)",
+                          repr(study)], cwd=pkg, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.returncode == 0, out.stderr
+    (pkg / "mytrain.py").unlink()  # the login node has no training code
+    listing = {p: os.stat(os.path.join(d, p)).st_mtime_ns for p in os.listdir(d)}
+    code = ("import sys, autotune as at; v = at.load(sys.argv[1]); "
+            "df = v.trials_dataframe(); s = v.setting; v.summary(); "
+            "print(len(df), s['params'], s['mean'], 'mytrain' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(d)], cwd=tmp_path, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": REPO})
+    assert out.returncode == 0, out.stderr
+    n, *rest = out.stdout.split()
+    assert int(n) >= 5 and rest[-1] == "False"
+    assert "{'x': 0.0}" in out.stdout and " 0.0 " in out.stdout  # the axis search's setting
+    assert {p: os.stat(os.path.join(d, p)).st_mtime_ns for p in os.listdir(d)} == listing
+
+
+def test_load_of_a_missing_study_is_a_study_error(tmp_path):
+    with pytest.raises(StudyError, match="no such study directory"):
+        at.load(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StudyError, match="no history.jsonl"):
+        at.load(tmp_path / "empty")
+
+
+def test_setting_is_none_where_the_search_reports_none(tmp_path):
+    d = str(tmp_path / "s")
+    assert at.Study(study_dict(), dir=d).run(progress=False).setting is None
+
+
+# ---- a Python function as the objective ------------------------------------------------------
+@pytest.mark.parametrize("kind", ["inline", "simulated", "local"])
+def test_a_closure_runs_as_the_objective(tmp_path, kind):
+    centre = 0.75  # captured by value: the local worker has no access to this frame
+
+    def objective(params, ctx):
+        return {"loss": (params["x"] - centre) ** 2, "cost_s": 2.0}
+
+    d = str(tmp_path / kind)
+    view = at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 4},
+                               executor={"kind": kind, "max_concurrent": 2}),
+                    dir=d).run(progress=False)
+    df = view.trials_dataframe()
+    assert list(df["status"]) == ["ok"] * 4
+    assert (df["loss"] - (df["x"] - centre) ** 2).abs().max() < 1e-12
+    assert history(d).study["config"]["objective"]["entry"] == "autotune.callables:call"
+    assert (df["cost_s"] == 2.0).all()  # the cost the function reported
+    assert (kind == "simulated") == ((df["end_s"] - df["start_s"]).round(6) == 2.0).all()
+
+
+def test_a_function_may_return_just_the_number(tmp_path):
+    view = at.Study(study_dict(objective={"entry": lambda p, ctx: abs(p["x"]), "metric": "err"}),
+                    dir=str(tmp_path / "s")).run(progress=False)
+    df = view.trials_dataframe()
+    assert (df["err"] == df["x"].abs()).all() and view.metric == "err"
+
+
+def test_an_unpicklable_function_runs_inline_and_is_refused_for_local(tmp_path):
+    lock = threading.Lock()
+
+    def objective(params, ctx):
+        with lock:
+            return {"loss": params["x"] ** 2}
+
+    at.Study(study_dict(objective={"entry": objective}), dir=str(tmp_path / "a")).run(progress=False)
+    with pytest.raises(StudyError, match=r"objective: the function .*objective' cannot be sent to "
+                                         r"a trial process for executor 'local' \(TypeError"):
+        at.Study(study_dict(objective={"entry": objective}, executor={"kind": "local"}),
+                 dir=str(tmp_path / "b"))
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_failing_function_is_a_failed_trial(tmp_path):
+    def objective(params, ctx):
+        raise ValueError("diverged")
+
+    view = at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 2},
+                               executor={"kind": "local"}), dir=str(tmp_path / "s")).run(progress=False)
+    df = view.trials_dataframe()
+    assert list(df["status"]) == ["failed", "failed"]
+    assert df["error"].str.contains("ValueError: diverged").all()
+
+
+# ---- ask / tell --------------------------------------------------------------------------------
+def test_ask_and_tell_are_journaled_like_any_trial(tmp_path):
+    d = str(tmp_path / "s")
+    raw = study_dict(search={"max_trials": 5})
+    raw["objective"] = {"metric": "loss"}  # no entry: trials are run by the loop below
+    with at.Study(raw, dir=d) as study:
+        told = []
+        while (trial := study.ask()) is not None:
+            assert set(trial.params) == {"x", "y"} and trial.ctx.trial == trial.number
+            if trial.number == 3:
+                study.tell(trial, error=RuntimeError("out of memory"))
+            else:
+                told.append(study.tell(trial, {"loss": trial.params["x"] ** 2, "acc": 0.5}))
+    assert [r.status for r in told] == ["ok"] * 4
+    h = history(d)
+    assert [r.status for r in h.trials.values()] == ["ok", "ok", "ok", "failed", "ok"]
+    assert h.trials[3].error == "RuntimeError: out of memory"
+    assert all(r.job_id == "external" and r.end_s >= r.start_s for r in h.trials.values())
+    df = at.load(d).trials_dataframe()
+    assert list(df["acc"].dropna()) == [0.5] * 4
+    out = cli("status", d)
+    assert "4 ok, 1 failed" in out.stdout, out.stdout
+    assert os.path.exists(os.path.join(d, "trajectory.csv"))
+
+
+def test_an_interrupted_loop_gets_its_untold_trials_back_first(tmp_path):
+    d = str(tmp_path / "s")
+    raw = study_dict(search={"max_trials": 4})
+    raw["objective"] = {"metric": "loss"}
+    study = at.Study(raw, dir=d)
+    a, b = study.ask(), study.ask()
+    study.tell(a, 1.0)
+    study.close()  # as if the notebook kernel died here: b was asked and never told
+    again = at.Study(raw, dir=d)
+    c = again.ask()
+    assert c.number == b.number and c.params == b.params
+    again.tell(c, 2.0)
+    assert again.ask().number == 2
+    again.close()
+    assert history(d).trials[b.number].value == 2.0
+
+
+def test_tell_mistakes_are_study_errors(tmp_path):
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(tmp_path / "s")) as study:
+        t = study.ask()
+        with pytest.raises(StudyError, match="expected a number or a dict"):
+            study.tell(t, "good")
+        with pytest.raises(StudyError, match="trial 99 is unknown"):
+            study.tell(99, 1.0)
+        study.tell(t, 0.5)
+        with pytest.raises(StudyError, match="already finished"):
+            study.tell(t, 0.5)
+        with pytest.raises(StudyError, match="no entry, command or function"):
+            study.run()
+
+
+def test_a_held_directory_is_busy_for_a_second_study(tmp_path):
+    d = str(tmp_path / "s")
+    with at.Study(study_dict(), dir=d) as study:
+        study.ask()
+        with pytest.raises(StudyBusy, match="is being run by pid"):
+            at.Study(study_dict(), dir=d).run(progress=False)
+    at.Study(study_dict(), dir=d).run(progress=False)  # released: the told-never trial runs
+    assert [r.status for r in history(d).trials.values()] == ["ok"] * 10
+
+
+def test_run_after_ask_finishes_the_study_with_the_executor(tmp_path):
+    d = str(tmp_path / "s")
+    study = at.Study(study_dict(search={"max_trials": 4}), dir=d)
+    study.tell(study.ask(), {"loss": 9.0})
+    view = study.run(progress=False)  # the ask/tell session is closed first
+    df = view.trials_dataframe()
+    assert len(df) == 4 and df.loc[0, "job_id"] == "external" and df.loc[0, "value"] == 9.0
+    assert df["job_id"].iloc[1:].str.startswith("inline-").all()
+    assert isinstance(df, pd.DataFrame)
