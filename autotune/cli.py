@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="autotune", description="Hyperparameter search on HPC")
+    parser.add_argument("--version", action="version", version=f"autotune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a study, or resume it if DIR already holds one")
     run.add_argument("study", help="the study file (YAML)")
@@ -67,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.set_defaults(func=cmd_cancel)
     report = sub.add_parser("report", help="summary and PNG plots into DIR/plots")
     report.add_argument("dir")
+    report.add_argument("--html", action="store_true",
+                        help="also DIR/report.html: plots and a sortable trial table in one file")
     report.set_defaults(func=cmd_report)
     return parser
 
@@ -154,4 +159,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(text)
     print(f"wrote {os.path.join(sdir.path, 'summary.txt')}, {sdir.trajectory} and "
           f"{len(written)} plots in {sdir.plots}")
+    if args.html:
+        from .htmlreport import write_html_report
+
+        print(f"wrote {write_html_report(history, text, written, sdir.path)}")
     return 0
