@@ -1,0 +1,40 @@
+"""scripts/bench_search.py on a tiny plan: it runs, caches, re-prints and refuses bad input."""
+import os
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+SCRIPT = os.path.join(REPO, "scripts", "bench_search.py")
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+
+
+def test_a_tiny_run_prints_its_tables_and_reprints_them_from_the_cache(tmp_path):
+    cache = str(tmp_path / "cache")
+    args = ["--landscapes", "plateaus", "--methods", "axis,random", "--seeds", "1",
+            "--noise", "0,0.1", "--cache", cache, "--procs", "1"]
+    first = bench(*args)
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    assert "plateaus@conventional" in out and "axis/best" in out
+    assert "after 363 evaluations" in out and "after 1000 evaluations" in out
+    assert "targets:" in out and "slot use" in out
+    files = [f for _, _, names in os.walk(cache) for f in names if f.endswith(".json")]
+    assert len(files) == 4                       # 2 methods x 2 noise levels x 1 seed
+    again = bench(*args, "--cached-only")
+    assert again.returncode == 0 and "4 cached, 0 to run" in again.stderr
+    table = lambda text: [l for l in text.splitlines() if "@" in l]
+    assert table(again.stdout) == table(out)
+
+
+def test_bad_choices_are_one_line_with_exit_2(tmp_path):
+    for args, words in ((["--methods", "axis,nope"], "--methods: unknown 'nope'"),
+                        (["--landscapes", "moon"], "--landscapes: unknown 'moon'"),
+                        (["--noise", "x"], "--noise: expected")):
+        proc = bench(*args, "--cache", str(tmp_path))
+        assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
