@@ -47,3 +47,34 @@ def placed(params: dict, ctx) -> dict:
     with open(os.path.join(ctx.trial_dir, "placed.json"), "w") as fh:
         json.dump({"devices": devices, "start": start, "end": time.time()}, fh)
     return {"loss": float(params["x"])}
+
+
+def ranked_stepper(params: dict, ctx) -> dict:
+    """``steps`` steps of ``step_s`` s in every rank, in step through a gloo barrier; rank 0
+    checkpoints after each and every rank starts from the checkpoint (a requeue continues)."""
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    world = int(os.environ["WORLD_SIZE"])
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        state = {"step": 0, "runs": 0}
+        if os.path.exists(ctx.checkpoint_path):
+            with open(ctx.checkpoint_path) as fh:
+                state = json.load(fh)
+        dist.barrier()  # every rank has read it before rank 0 writes again
+        resumed_from = state["step"]
+        state["runs"] += 1
+        while state["step"] < int(params.get("steps", 10)):
+            time.sleep(float(params.get("step_s", 0.5)))
+            dist.barrier()
+            state["step"] += 1
+            if rank == 0:
+                tmp = ctx.checkpoint_path + ".tmp"
+                with open(tmp, "w") as fh:
+                    json.dump(state, fh)
+                os.replace(tmp, ctx.checkpoint_path)
+    finally:
+        dist.destroy_process_group()
+    return {"loss": float(rank), "resumed_from": resumed_from, "runs": state["runs"],
+            "world": world}

@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import StudyError
+from ..ranks import rank_message
 from .base import Executor, Outcome, TrialJob
 from .registry import register
 from .slurm_job import TrialCall
+from .slurm_shape import job_shape
 from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, sacct, scancel,
                           study_jobs)
 
@@ -53,6 +55,7 @@ class _Tracked:
     ended_seen: float | None = None     # monotonic time sacct first said it ended
     info_seen: bool = False
     limit_failure: str = ""             # set when we cancel it for too many requeues
+    results: dict[int, tuple] = field(default_factory=dict)  # rank -> (status, payload) read
 
 
 @register
@@ -63,6 +66,12 @@ class SlurmExecutor(Executor):
         "time_limit_min": "positive-int",
         "gpus_per_job": "nonneg-int",
         "cpus_per_job": "positive-int",
+        "nodes": "positive-int",
+        "tasks_per_node": "positive-int",
+        "gpus_per_node": "nonneg-int",
+        "gpus_per_task": "nonneg-int",
+        "cpus_per_task": "positive-int",
+        "launch": "str",
         "mem_gb": "positive-number",
         "account": "str",
         "qos": "str",
@@ -117,6 +126,8 @@ class SlurmExecutor(Executor):
         self.check_options(o)
         self.cleanup = o.get("cleanup", "done")
         self.max_requeue = int(o.get("max_requeue", 3))
+        self.shape = job_shape(o)
+        self.world = self.shape.processes
         self.poll_s = float(o.get("poll_s", 2.0))
         self.max_poll_s = max(self.poll_s, float(o.get("max_poll_s", 30.0)))
         self.folder = os.path.join(os.path.abspath(self.study_dir), "slurm")
@@ -150,18 +161,23 @@ class SlurmExecutor(Executor):
 
     def _parameters(self) -> dict[str, Any]:
         o = self.opts
-        params: dict[str, Any] = {"time": self._time_limit(), "nodes": 1, "ntasks_per_node": 1,
-                                  "cpus_per_task": int(o.get("cpus_per_job", 1)),
+        shape = self.shape
+        params: dict[str, Any] = {"time": self._time_limit(), "nodes": shape.nodes,
+                                  "ntasks_per_node": shape.sbatch_tasks_per_node,
+                                  "cpus_per_task": shape.sbatch_cpus_per_task,
                                   "signal_delay_s": int(o.get("signal_delay_s", 90)),
                                   "setup": self._setup_lines()}
+        if shape.multi:  # a rank that dies (segfault, killed) takes the job's other ranks along
+            params["srun_args"] = ["--kill-on-bad-exit=1"]
         for key, name in (("partition", "partition"), ("account", "account"), ("qos", "qos")):
             if o.get(key):
                 params[name] = o[key]
         if o.get("mem_gb"):
             params["mem"] = float(o["mem_gb"])  # submitit writes it as GB or MB
-        gpus = int(o.get("gpus_per_job", 0))
-        if gpus > 0:
-            params["gres"] = f"gpu:{gpus}"
+        if shape.sbatch_gpus_per_task > 0:
+            params["gpus_per_task"] = shape.sbatch_gpus_per_task
+        elif shape.sbatch_gpus_per_node > 0:
+            params["gres"] = f"gpu:{shape.sbatch_gpus_per_node}"
         extra: dict[str, Any] = {}
         for flag in o.get("sbatch_flags") or []:
             key, sep, value = flag[2:].partition("=")
@@ -204,7 +220,8 @@ class SlurmExecutor(Executor):
             self._track(job, orphan.job_id, orphan)
             return orphan.job_id
         os.makedirs(job.ctx.trial_dir, exist_ok=True)
-        call = TrialCall(_objective_dict(job), dict(job.params), job.ctx.as_dict())
+        call = TrialCall(_objective_dict(job), dict(job.params), job.ctx.as_dict(),
+                         launch=self.shape.launch_spec())
         self._ex.update_parameters(job_name=name)
         last: Exception | None = None
         for pause in (1.0, 3.0, 9.0, 0.0):
@@ -226,7 +243,8 @@ class SlurmExecutor(Executor):
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         info = self._study_jobs().get(job_id)
-        if info is None and not os.path.exists(self._result_path(job_id)):
+        if info is None and not any(os.path.exists(self._result_path(job_id, rank))
+                                    for rank in range(self.world)):
             return False  # SLURM never heard of it: run the trial again
         self.stats["reattached"] += 1
         self._track(job, job_id, info)
@@ -259,10 +277,9 @@ class SlurmExecutor(Executor):
     def _collect_results(self) -> list[Outcome]:
         done = []
         for t in list(self._tracked.values()):
-            if os.path.exists(self._result_path(t.job_id)):
-                outcome = self._from_result(t)
-                if outcome is not None:
-                    done.append(self._finish(t, outcome))
+            outcome = self._from_results(t)
+            if outcome is not None:
+                done.append(self._finish(t, outcome))
         return done
 
     def _query(self) -> list[Outcome]:
@@ -315,8 +332,9 @@ class SlurmExecutor(Executor):
                 with contextlib.suppress(SlurmError):
                     scancel([t.job_id])
             return None
-        if os.path.exists(self._result_path(t.job_id)):
-            return self._from_result(t)
+        outcome = self._from_results(t)
+        if outcome is not None:
+            return outcome
         if t.ended_seen is None:
             t.ended_seen = time.monotonic()
         end_s = info.end - self.t0 if info.end is not None else self.now()
@@ -339,30 +357,56 @@ class SlurmExecutor(Executor):
                 "COMPLETED": "ended without leaving a result (lost)"}.get(state)
         if what is None:
             what = f"ended {state} (exit code {info.exit_code})"
-        tail = _last_line(self._job_file(t.job_id, "0_log.err"))
+        # a multi-rank job: the rank that left no result is the one that died
+        silent = [r for r in range(self.world) if r not in t.results] or [0]
+        tail = _last_line(self._job_file(t.job_id, f"{silent[0]}_log.err"))
+        if tail and self.world > 1:
+            tail = f"rank {silent[0]}: {tail}"
         return f"slurm job {t.job_id} {what}" + (f": {tail}" if tail and state != "CANCELLED" else "")
 
-    def _from_result(self, t: _Tracked) -> Outcome | None:
+    def _from_results(self, t: _Tracked) -> Outcome | None:
+        """The attempt's outcome once its ranks' result pickles say it (None: not yet).
+
+        Every rank that ended left ``<job id>_<rank>_result.pkl``. The first rank to fail
+        (by when it failed) fails the attempt at once, and the job is cancelled so that the
+        other ranks do not wait on it for ever; otherwise rank 0's result is the trial's once
+        every rank has ended well.
+        """
         from submitit.core.utils import pickle_load
 
-        try:
-            status, payload = pickle_load(self._result_path(t.job_id))
-        except Exception:  # noqa: BLE001 - half-written (NFS): look again later
+        for rank in range(self.world):
+            if rank in t.results or not os.path.exists(self._result_path(t.job_id, rank)):
+                continue
+            try:
+                t.results[rank] = pickle_load(self._result_path(t.job_id, rank))
+            except Exception:  # noqa: BLE001 - half-written (NFS): look again later
+                continue
+        failures = []
+        for rank, (status, payload) in t.results.items():
+            if status != "success":  # submitit's own failure: timed out too often, ...
+                text = str(payload)
+                lines = [ln for ln in text.splitlines() if ln.strip()]
+                reason = lines[-1].strip() if lines else "submitit reported an error"
+                kind = "timeout" if "timed-out" in text or "timed out" in text else "exception"
+                failures.append((float("inf"), rank, reason, kind, None, None))
+            elif "error" in payload:
+                failures.append((payload.get("ended") or float("inf"), rank, payload["error"],
+                                 payload.get("failure", "exception"), payload.get("started"),
+                                 payload.get("ended")))
+        if failures:
+            _, rank, reason, kind, start, end = min(failures, key=lambda f: (f[0], f[1]))
+            if self.world > 1:
+                with contextlib.suppress(SlurmError):
+                    scancel([t.job_id])  # the other ranks may be stuck waiting for this one
+            return self._outcome(t, None, rank_message(rank, self.world, reason), kind,
+                                 _since(end, self.t0), _since(start, self.t0))
+        if len(t.results) < self.world or 0 not in t.results:
             return None
-        if status != "success":  # submitit's own failure: timed out too often, unpicklable, ...
-            text = str(payload)
-            lines = [ln for ln in text.splitlines() if ln.strip()]
-            reason = lines[-1].strip() if lines else "submitit reported an error"
-            kind = "timeout" if "timed-out" in text or "timed out" in text else "exception"
-            return self._outcome(t, None, reason, kind)
-        start = payload.get("started")
-        end = payload.get("ended")
-        start_s = start - self.t0 if start else None
-        end_s = end - self.t0 if end else None
-        if "error" in payload:
-            return self._outcome(t, None, payload["error"], payload.get("failure", "exception"),
-                                 end_s, start_s)
-        return self._outcome(t, payload.get("result"), None, "", end_s, start_s)
+        payload = t.results[0][1]
+        return self._outcome(t, payload.get("result"), None, "",
+                             _since(max(p.get("ended") or 0 for _, p in t.results.values()) or None,
+                                    self.t0),
+                             _since(payload.get("started"), self.t0))
 
     def _outcome(self, t: _Tracked, result: dict | None, error: str | None, failure: str,
                  end_s: float | None = None, start_s: float | None = None) -> Outcome:
@@ -386,18 +430,20 @@ class SlurmExecutor(Executor):
     def _job_file(self, job_id: str, suffix: str) -> str:
         return os.path.join(self._job_dir(job_id), f"{job_id}_{suffix}")
 
-    def _result_path(self, job_id: str) -> str:
-        return self._job_file(job_id, "0_result.pkl")
+    def _result_path(self, job_id: str, rank: int = 0) -> str:
+        return self._job_file(job_id, f"{rank}_result.pkl")
 
     def _clean(self, t: _Tracked, outcome: Outcome) -> None:
         """Copy the job's logs into the trial directory; drop submitit's folder per ``cleanup``."""
         job_dir = self._job_dir(t.job_id)
         with contextlib.suppress(OSError):
-            for suffix, name in (("0_log.out", "stdout"), ("0_log.err", "stderr")):
-                src = self._job_file(t.job_id, suffix)
-                if os.path.exists(src):
-                    shutil.copyfile(src, os.path.join(t.job.ctx.trial_dir,
-                                                      f"slurm-{t.job_id}.{name}.log"))
+            for rank in range(self.world):
+                tag = t.job_id if rank == 0 else f"{t.job_id}.rank-{rank}"
+                for suffix, name in (("log.out", "stdout"), ("log.err", "stderr")):
+                    src = self._job_file(t.job_id, f"{rank}_{suffix}")
+                    if os.path.exists(src):
+                        shutil.copyfile(src, os.path.join(t.job.ctx.trial_dir,
+                                                          f"slurm-{tag}.{name}.log"))
         with contextlib.suppress(OSError):  # submitit's .submission_file_<uuid>.sh links
             for entry in os.scandir(self.folder):
                 if entry.name.startswith(".submission_file_") and entry.is_symlink() and (
@@ -425,6 +471,10 @@ class SlurmExecutor(Executor):
         if message != self._warned:
             print(f"autotune: {message}", file=sys.stderr)
             self._warned = message
+
+
+def _since(epoch: float | None, t0: float) -> float | None:
+    return epoch - t0 if epoch else None
 
 
 def _objective_dict(job: TrialJob) -> dict:

@@ -10,6 +10,12 @@ a preemption or after a node failure.
 A trial's exception is returned as data (``{"error": ...}``), not raised, so the driver gets
 the one-line reason and its kind; only submitit's own control flow (requeue exit, "timed out
 too many times") is let through.
+
+In a multi-task job (``nodes``, ``tasks_per_node``) every task runs the same ``TrialCall`` as
+one rank (``ranks.run_rank``: the torch.distributed variables derived from SLURM's), and
+each leaves its own result pickle, ``<job id>_<rank>_result.pkl``; the driver reads them all.
+Only rank 0 checkpoints and requeues on submitit's signal (submitit's rule); SLURM requeues
+the whole job, so every rank starts again and the objective continues from its checkpoint.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import traceback
 from typing import Any, Iterator
 
 from ..objective import Ctx, ObjectiveSpec, run_objective
+from ..ranks import run_rank, slurm_env
 
 
 class TrialTimeout(Exception):
@@ -50,11 +57,14 @@ def deadline(seconds: float | None) -> Iterator[None]:
 class TrialCall:
     """The callable submitted to SLURM (must stay importable on the compute nodes)."""
 
-    def __init__(self, objective: dict, params: dict, ctx: dict, requeues: int = 0):
+    def __init__(self, objective: dict, params: dict, ctx: dict, requeues: int = 0,
+                 launch: dict | None = None):
         self.objective = objective
         self.params = params
         self.ctx = ctx
         self.requeues = requeues
+        #: a multi-rank trial: {"mode": "task" | "node", "nproc_per_node": n}; None: one task
+        self.launch = launch
 
     def __call__(self) -> dict:
         from submitit.core.utils import UncompletedJobError
@@ -64,22 +74,34 @@ class TrialCall:
         ctx.extra = {**(ctx.extra or {}), "requeues": self.requeues,
                      "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
         started = time.time()
+        rank_env = None
         try:
+            if self.launch is not None:  # every task of the job runs this, as one rank
+                rank_env = slurm_env(os.environ, self.launch["mode"],
+                                     int(self.launch.get("nproc_per_node", 1)))
             with deadline(spec.timeout_s):
-                result = run_objective(spec, self.params, ctx, stdout=sys.stdout, stderr=sys.stderr)
-            return {"result": result, "started": started, "ended": time.time()}
+                if rank_env is None:
+                    result = run_objective(spec, self.params, ctx, stdout=sys.stdout,
+                                           stderr=sys.stderr)
+                else:
+                    result = run_rank(spec, self.params, ctx, rank_env, stdout=sys.stdout,
+                                      stderr=sys.stderr)
+            return {"result": result, "started": started, "ended": time.time(),
+                    "rank": rank_env.rank if rank_env else 0}
         except UncompletedJobError:
             raise  # submitit: preempted or timed out and not requeued any more
         except Exception as exc:  # noqa: BLE001 - a trial's exception is data
             trace = traceback.format_exc()
             sys.stderr.write(trace)
+            rank = rank_env.rank if rank_env else 0
             with contextlib.suppress(OSError):
                 os.makedirs(ctx.trial_dir, exist_ok=True)
-                with open(os.path.join(ctx.trial_dir, "traceback.txt"), "w") as fh:
+                name = "traceback.txt" if rank == 0 else f"traceback-rank-{rank}.txt"
+                with open(os.path.join(ctx.trial_dir, name), "w") as fh:
                     fh.write(trace)
             failure = "timeout" if isinstance(exc, TrialTimeout) else "exception"
             return {"error": f"{type(exc).__name__}: {exc}", "failure": failure,
-                    "started": started, "ended": time.time()}
+                    "started": started, "ended": time.time(), "rank": rank}
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -89,4 +111,4 @@ class TrialCall:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(TrialCall(self.objective, self.params, self.ctx,
-                                           self.requeues + 1), *args, **kwargs)
+                                           self.requeues + 1, self.launch), *args, **kwargs)

@@ -1,0 +1,38 @@
+"""The sbatch request a multi-task or multi-node trial makes (no cluster needed)."""
+from __future__ import annotations
+
+import pytest
+
+from autotune.errors import StudyError
+from autotune.executors.slurm_shape import job_shape
+
+
+def test_one_task_by_default_and_the_older_names_still_work():
+    shape = job_shape({"gpus_per_job": 2, "cpus_per_job": 4})
+    assert (shape.nodes, shape.sbatch_tasks_per_node, shape.sbatch_cpus_per_task,
+            shape.sbatch_gpus_per_node) == (1, 1, 4, 2)
+    assert not shape.multi and shape.launch_spec() is None and shape.processes == 1
+
+
+def test_tasks_are_ranks_and_launch_node_is_one_task_holding_the_node():
+    shape = job_shape({"nodes": 2, "tasks_per_node": 4, "gpus_per_task": 1, "cpus_per_task": 8})
+    assert shape.processes == 8 and shape.sbatch_tasks_per_node == 4
+    assert shape.sbatch_gpus_per_task == 1 and shape.sbatch_cpus_per_task == 8
+    assert shape.launch_spec() == {"mode": "task", "nproc_per_node": 4}
+    node = job_shape({"nodes": 2, "tasks_per_node": 4, "gpus_per_task": 1, "cpus_per_task": 8,
+                      "launch": "node"})
+    assert node.processes == 2 and node.sbatch_tasks_per_node == 1
+    assert node.sbatch_cpus_per_task == 32 and node.sbatch_gpus_per_node == 4
+    assert node.sbatch_gpus_per_task == 0
+    assert node.launch_spec() == {"mode": "node", "nproc_per_node": 4}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"gpus_per_node": 1, "gpus_per_job": 1}, "executor.gpus_per_node: give gpus_per_node or"),
+    ({"cpus_per_task": 1, "cpus_per_job": 1}, "executor.cpus_per_task: give cpus_per_task or"),
+    ({"gpus_per_node": 4, "gpus_per_task": 1}, "executor.gpus_per_task: give gpus_per_node or"),
+    ({"launch": "nodes"}, "executor.launch: expected one of task, node, got 'nodes'"),
+])
+def test_contradictions_are_one_line_naming_the_key(options, message):
+    with pytest.raises(StudyError, match=message):
+        job_shape(options)
