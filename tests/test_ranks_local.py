@@ -85,14 +85,15 @@ def test_a_command_runs_in_every_rank_and_rank_0_gives_the_result(tmp_path):
 
 
 def test_bad_options_are_one_line_and_record_nothing(tmp_path, monkeypatch):
-    d = str(tmp_path / "bad")
     with pytest.raises(StudyError, match="executor.launch: expected one of task, node"):
-        Driver(two_rank_study({"x": {"values": [1]}}, launch="per-node"), d, progress=False).run()
-    assert len(history(d).trials) == 0 and not history(d).study
+        two_rank_study({"x": {"values": [1]}}, launch="per-node")
+    with pytest.raises(StudyError, match="executor.trials_per_gpu: packing several trials"):
+        two_rank_study({"x": {"values": [1]}}, gpus_per_trial=2, trials_per_gpu=2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    d = str(tmp_path / "bad")
     with pytest.raises(StudyError, match=r"executor.gpus_per_trial: 2 GPU\(s\) per trial, but 1"):
         Driver(two_rank_study({"x": {"values": [1]}}), d, progress=False).run()
-    assert not history(d).study
+    assert not os.path.exists(d)
 
 
 def test_ports_of_slurm_jobs_are_derived_alike_and_in_range():

@@ -117,19 +117,27 @@ def make_pool(options: Mapping[str, object], ranks: int = 1,
     """The pool the options ask for, or a StudyError naming the key that cannot be met."""
     devices = visible_gpus(environ, query)
     default = max(1, ranks) if devices else 0
+    check_packing(options)
     per_trial = int(options.get("gpus_per_trial", default))  # type: ignore[arg-type]
     per_gpu = int(options.get("trials_per_gpu", 1))  # type: ignore[arg-type]
-    if per_gpu < 1:
-        raise StudyError(f"executor.trials_per_gpu: expected a positive integer, got {per_gpu}")
+    if per_gpu > 1 and per_trial != 1:
+        raise StudyError("executor.trials_per_gpu: packing several trials on a GPU needs "
+                         f"gpus_per_trial 1, got {per_trial}")
     if per_trial > len(devices):
         seen = ",".join(devices) if devices else "none"
         raise StudyError(f"executor.gpus_per_trial: {per_trial} GPU(s) per trial, but "
                          f"{len(devices)} visible here ({seen}; CUDA_VISIBLE_DEVICES or "
                          f"nvidia-smi)")
-    if per_gpu > 1 and per_trial != 1:
+    return GpuPool(devices, per_trial, per_gpu)
+
+
+def check_packing(options: Mapping[str, object]) -> None:
+    """What can be refused from the study file alone, wherever it is read."""
+    per_gpu = options.get("trials_per_gpu")
+    per_trial = options.get("gpus_per_trial")
+    if per_gpu is not None and int(per_gpu) > 1 and per_trial is not None and int(per_trial) != 1:  # type: ignore[arg-type]
         raise StudyError("executor.trials_per_gpu: packing several trials on a GPU needs "
                          f"gpus_per_trial 1, got {per_trial}")
-    return GpuPool(devices, per_trial, per_gpu)
 
 
 def cap_concurrency(pool: GpuPool, max_concurrent: int, say=None) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..worker import DISK_FULL_STATUS, write_json_atomic
 from .base import Executor, Outcome, TrialJob
-from .gpus import cap_concurrency, make_pool
+from .gpus import cap_concurrency, check_packing, make_pool
 from .registry import register
 
 #: where this autotune is imported from: a worker started in the launch directory finds it
@@ -39,6 +39,16 @@ class LocalExecutor(Executor):
     kind = "local"
     options = {"gpus_per_trial": "nonneg-int", "trials_per_gpu": "positive-int",
                "tasks_per_trial": "positive-int", "launch": "str"}
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        check_ranks(options)
+        check_packing(options)
+
+    @classmethod
+    def preflight(cls, options: dict) -> None:
+        """The GPUs asked for must be visible here (a trial's ranks need one each by default)."""
+        make_pool(options, check_ranks(options))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -100,6 +100,7 @@ class SlurmExecutor(Executor):
             if not flag.startswith("--"):
                 raise StudyError(f"executor.sbatch_flags: expected '--option' or "
                                  f"'--option=value', got {flag!r}")
+        job_shape(o)  # nodes, tasks, GPUs and launch agree
         delay = int(o.get("signal_delay_s", 90))
         limit = int(o.get("time_limit_min") or 60)
         if limit * 60 <= delay + 60:
