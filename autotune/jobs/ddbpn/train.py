@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .data import EpochSampler, ImageSource, TrainPatches, ValImage, load_validation
+from . import parallel
+from .data import ImageSource, TrainPatches, ValImage, load_validation
 from .losses import SRLoss, discriminator_loss
 from .metrics import niqe_y, perceptual_index, psnr_y, ssim_y
 from .model import DDBPN, Discriminator
@@ -243,7 +244,21 @@ def _lr_at(epoch: int, cfg: dict, target: int) -> float:
 
 
 def _run(stage: str, params: dict, ctx) -> dict:
+    """One run, data-parallel over the trial's ranks when it has several (parallel.py)."""
+    ranks = parallel.from_environment()
+    device = parallel.start(ranks, torch.cuda.is_available())
+    try:
+        return _run_rank(stage, params, ctx, ranks, device)
+    finally:
+        parallel.stop(ranks)
+
+
+def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
+              device: torch.device) -> dict:
     cfg = resolve_settings(params, stage)
+    if cfg["batch"] < ranks.world:
+        raise ValueError(f"batch {cfg['batch']} is smaller than the world size {ranks.world}: "
+                         "every rank needs a slice of it")
     seed = int(getattr(ctx, "seed", 0) or 0)
     trial = getattr(ctx, "trial", None)
     trial_dir = getattr(ctx, "trial_dir", None)
@@ -258,8 +273,7 @@ def _run(stage: str, params: dict, ctx) -> dict:
         torch.set_num_threads(cfg["threads"])
 
     _seed_everything(seed)
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
+    cuda = device.type == "cuda"
     amp = cuda and cfg["amp"]
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -308,6 +322,9 @@ def _run(stage: str, params: dict, ctx) -> dict:
         log.warning("trial %s: no ctx.pretrained checkpoint; fine-tuning from a random "
                     "initialisation", trial)
 
+    gen_dp = parallel.wrap(gen, ranks, device)    # the same modules, gradients averaged
+    disc_dp = parallel.wrap(disc, ranks, device)  # over the ranks when there are several
+
     source = ImageSource(cfg["train_dir"])
     iters = cfg["iters_per_epoch"]
     if iters is None:
@@ -315,8 +332,8 @@ def _run(stage: str, params: dict, ctx) -> dict:
     iters = max(int(iters), 1)
     dataset = TrainPatches(source, cfg["scale"], cfg["patch"], iters * cfg["batch"], seed=seed)
     workers = cfg["workers"] if cfg["workers"] is not None else (4 if cuda else 0)
-    sampler = EpochSampler(len(dataset))
-    loader = DataLoader(dataset, batch_size=cfg["batch"], sampler=sampler, drop_last=True,
+    sampler = parallel.BatchSlice(len(dataset), cfg["batch"], ranks)  # this rank's slices
+    loader = DataLoader(dataset, batch_size=sampler.size, sampler=sampler, drop_last=True,
                         num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0)
 
     t0 = time.perf_counter()
@@ -339,7 +356,7 @@ def _run(stage: str, params: dict, ctx) -> dict:
             if disc is not None:
                 disc.requires_grad_(False)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                sr = gen(lr_b)
+                sr = gen_dp(lr_b)
                 total, _ = loss_fn(sr, hr_b)
             opt_g.zero_grad(set_to_none=True)
             scaler_g.scale(total).backward()
@@ -348,7 +365,7 @@ def _run(stage: str, params: dict, ctx) -> dict:
             if disc is not None:
                 disc.requires_grad_(True)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                    d_loss = discriminator_loss(disc, sr, hr_b)
+                    d_loss = discriminator_loss(disc_dp, sr, hr_b)
                 opt_d.zero_grad(set_to_none=True)
                 scaler_d.scale(d_loss).backward()
                 scaler_d.step(opt_d)
@@ -357,7 +374,7 @@ def _run(stage: str, params: dict, ctx) -> dict:
             steps += 1
             if not cuda and not math.isfinite(float(total.detach())):
                 raise FloatingPointError(f"loss became NaN at epoch {epoch + 1}")
-        last_loss = float(loss_sum) / max(steps, 1)
+        last_loss = float(parallel.mean_over_ranks(loss_sum, ranks)) / max(steps, 1)
         if not math.isfinite(last_loss):
             raise FloatingPointError(f"loss became NaN at epoch {epoch + 1}")
         done = epoch + 1
@@ -365,6 +382,9 @@ def _run(stage: str, params: dict, ctx) -> dict:
                  lr_now, last_loss)
     seconds = time.perf_counter() - t0
 
+    if not ranks.main:  # rank 0 saves, evaluates and answers for the trial
+        return {"loss": float(last_loss), "epochs": float(done), "seconds": float(seconds),
+                "rank": float(ranks.rank)}
     if checkpoint_path:
         _save_checkpoint(checkpoint_path, {
             "format": CHECKPOINT_FORMAT, "stage": stage, "arch": arch,
