@@ -62,14 +62,23 @@ class History:
     lost: set[int] = field(default_factory=set)
     damaged: int = 0                 # lines skipped: unreadable, or refused as inconsistent
     next_id: int = 0                 # the id the next trial gets: never one the journal names
+    #: while loading: how many ask lines not yet applied name each trial id. A submit or end
+    #: of a trial whose ask is still ahead is out of order (an injected or copied line).
+    _asks_ahead: dict[int, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
         decoded = journal.read()
         history = cls(warnings=decoded.warnings, damaged=decoded.damaged)
+        ahead = history._asks_ahead
+        for event in decoded.events:
+            if event["e"] == "ask":
+                for s in event["trials"]:
+                    ahead[s["trial"]] = ahead.get(s["trial"], 0) + 1
         apply = history._apply
         for event, line in zip(decoded.events, decoded.lines):
             apply(event, line)
+        ahead.clear()  # live events that follow are in order by construction
         history._lost_warning()
         return history
 
@@ -122,6 +131,10 @@ class History:
     def _ask(self, e: dict) -> None:
         trials, lost = self.trials, self.lost
         entries = e["trials"]
+        ahead = self._asks_ahead
+        if ahead:
+            for s in entries:
+                ahead[s["trial"]] -= 1
         for s in entries:
             trial = s["trial"]
             if trial in trials or trial in lost:
@@ -141,9 +154,11 @@ class History:
 
     def _unknown(self, trial: int) -> None:
         """A trial named by a submit or an end line whose ask line was lost."""
-        self.lost.add(trial)
         if trial >= self.next_id:
             self.next_id = trial + 1
+        if self._asks_ahead.get(trial):
+            raise Damaged(f"trial {trial} named before the line that asks for it")
+        self.lost.add(trial)
 
     def _submit(self, e: dict) -> None:
         rec = self.trials.get(e["trial"])
