@@ -1,27 +1,24 @@
-"""Figures derived from a history: best-so-far traces, time and compute to the best, slot use.
+"""Figures derived from a study's trials: best-so-far traces, time and compute to the best,
+slot use.
 
-Shared by the report, ``compare`` and the benchmarks, so every table measures the same way.
+They read the trials DataFrame (``frame.trials_frame``: one row per trial, typed), shared by
+the report, ``compare``, the benchmarks and the Python API, so every table measures the same
+way. The one exception is ``best_so_far``, which reads the history: the frame's own ``best``
+column is built from it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .history import History, TrialRecord
+import numpy as np
+import pandas as pd
 
-
-def incumbents_of(history: History, mode: str) -> list[TrialRecord]:
-    """The trials that were the best so far when they ended, in the order they ended."""
-    done = sorted((r for r in history.trials.values()
-                   if history.counts_for_best(r) and r.end_s is not None), key=lambda r: r.end_s)
-    out: list[TrialRecord] = []
-    for rec in done:
-        if not out or (rec.value < out[-1].value if mode == "min" else rec.value > out[-1].value):
-            out.append(rec)
-    return out
+from .history import FINAL, History
 
 
 def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
-    """End times of successful trials in order, with the best value reached by each."""
+    """End times of the trials that count for best (successful, full length), in order, with
+    the best value reached by each: what the frame's ``best`` column is read from."""
     done = sorted((r.end_s, r.value) for r in history.trials.values()
                   if history.counts_for_best(r) and r.end_s is not None)
     times, bests, best = [], [], None
@@ -33,34 +30,41 @@ def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
     return times, bests
 
 
-def compute_at(history: History, times: list[float]) -> list[float]:
+def counted(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that count for best (see ``frame``'s ``counts``), in the order they ended."""
+    return df[df["counts"] & df["end_s"].notna()].sort_values(["end_s", "trial"], kind="stable")
+
+
+def best_curve(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The best-so-far step curve: end times of the counted trials and the best by each."""
+    rows = counted(df)
+    return rows["end_s"].to_numpy(float), rows["best"].to_numpy(float)
+
+
+def incumbents(df: pd.DataFrame) -> pd.DataFrame:
+    """The trials that were the best so far when they ended, in the order they ended."""
+    rows = counted(df)
+    improved = rows["best"].ne(rows["best"].shift())  # the best moved at this row's end
+    return rows[improved & (rows["value"] == rows["best"])].drop_duplicates("best")
+
+
+def compute_at(df: pd.DataFrame, times) -> np.ndarray:
     """Compute spent (summed costs of every attempt ended) by each of ``times`` (sorted)."""
-    ends = sorted((r.end_s, r.cost_s) for r in history.trials.values() if r.end_s is not None)
-    out, total, i = [], 0.0, 0
-    for t in times:
-        while i < len(ends) and ends[i][0] <= t:
-            total += ends[i][1]
-            i += 1
-        out.append(total)
-    return out
+    ended = df[df["end_s"].notna()].sort_values("end_s")
+    ends = ended["end_s"].to_numpy(float)
+    spent = np.concatenate([[0.0], np.cumsum(ended["cost_s"].fillna(0.0).to_numpy(float))])
+    return spent[np.searchsorted(ends, np.asarray(times, float), side="right")]
 
 
-def concurrency(history: History) -> tuple[list[float], list[int]]:
+def concurrency(df: pd.DataFrame) -> tuple[list[float], list[int]]:
     """Trials running over time, as a step function (times, running from that time on)."""
-    changes = []
-    for r in history.trials.values():
-        if r.start_s is not None and r.end_s is not None:
-            changes += [(r.start_s, 1), (r.end_s, -1)]
-    changes.sort(key=lambda c: (c[0], c[1]))
-    times, running, now = [], [], 0
-    for t, step in changes:
-        now += step
-        if times and times[-1] == t:
-            running[-1] = now
-        else:
-            times.append(t)
-            running.append(now)
-    return times, running
+    ran = df[df["start_s"].notna() & df["end_s"].notna()]
+    steps = pd.concat([pd.DataFrame({"t": ran["start_s"], "d": 1}),
+                       pd.DataFrame({"t": ran["end_s"], "d": -1})]).sort_values(["t", "d"])
+    if steps.empty:
+        return [], []
+    running = steps.groupby("t", sort=True)["d"].sum().cumsum()
+    return running.index.tolist(), [int(v) for v in running.to_numpy()]
 
 
 @dataclass
@@ -78,20 +82,20 @@ class RunFigures:
         return dict(self.__dict__)
 
 
-def figures(history: History, mode: str, workers: int) -> RunFigures:
-    finished = sorted((r for r in history.trials.values() if r.end_s is not None and r.done),
-                      key=lambda r: r.end_s)
-    times, bests = best_so_far(history, mode)
-    start = min((r.start_s for r in finished if r.start_s is not None), default=0.0)
-    end = max((r.end_s for r in finished), default=start)
+def figures(df: pd.DataFrame, workers: int) -> RunFigures:
+    finished = df[df["end_s"].notna() & df["status"].isin(FINAL)]
+    times, bests = best_curve(df)
+    started = finished["start_s"].dropna()
+    start = float(started.min()) if len(started) else 0.0
+    end = float(finished["end_s"].max()) if len(finished) else start
     wall = max(0.0, end - start)
-    busy = sum(r.end_s - r.start_s for r in finished if r.start_s is not None)
-    best = bests[-1] if bests else None
-    t_best = times[bests.index(best)] if bests else None
-    n_best = sum(1 for r in finished if t_best is not None and r.end_s <= t_best)
+    busy = float((finished["end_s"] - finished["start_s"]).sum(skipna=True))
+    best = float(bests[-1]) if len(bests) else None
+    t_best = float(times[np.flatnonzero(bests == best)[0]]) if best is not None else None
+    n_best = int((finished["end_s"] <= t_best).sum()) if t_best is not None else 0
     return RunFigures(
         best=best, evaluations=len(finished), evaluations_to_best=n_best, wall_s=wall,
         wall_to_best_s=None if t_best is None else t_best - start,
-        compute_s=sum(r.cost_s for r in finished),
-        compute_to_best_s=None if t_best is None else compute_at(history, [t_best])[0],
+        compute_s=float(finished["cost_s"].sum()),
+        compute_to_best_s=None if t_best is None else float(compute_at(df, [t_best])[0]),
         slot_use=busy / (workers * wall) if wall > 0 and workers else 0.0)

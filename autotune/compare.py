@@ -2,7 +2,8 @@
 
 Each (algorithm, seed) run is an ordinary study directory under DIR, so a comparison resumes
 like any study: re-running the command finishes what was left and re-reads what was done.
-Figures come from each run's history (analysis.figures), and the table is comparison.csv.
+Figures come from each run's trials read as a DataFrame (frame.trials_frame, then
+analysis.figures), and the table is comparison.csv.
 
 A study file may hold a ``compare:`` section: per-algorithm search options (e.g. ``asha:
 {fidelity: {...}}``, ``axis: {start: {...}}``), default algorithms, seeds and budget. ``run``
@@ -19,10 +20,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis import RunFigures, best_so_far, compute_at, figures
+from .analysis import RunFigures, best_curve, compute_at, figures
 from .config import check, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
+from .frame import trials_frame
 from .history import History
 from .journal import Journal
 from .searchers import SEARCHERS
@@ -122,7 +124,7 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
             raise ComparisonInterrupted(f"interrupted during {algorithm} seed {seed}; run the "
                                         "same command again to resume")
         history = History.load(Journal(os.path.join(directory, "history.jsonl")))
-        results.append((algorithm, seed, directory, study, history))
+        results.append((algorithm, seed, directory, study, trials_frame(history)))
     rows = table(results)
     write_csv_atomic(os.path.join(out_dir, "comparison.csv"), COLUMNS, rows)
     plot_comparison(results, os.path.join(out_dir, "plots"))
@@ -133,9 +135,9 @@ def table(results: list[tuple]) -> list[dict[str, Any]]:
     """One row per run; improvement is measured from a shared reference value (see below)."""
     reference = reference_value(results)
     rows = []
-    for algorithm, seed, directory, study, history in results:
+    for algorithm, seed, directory, study, frame in results:
         mode = study.objective.mode
-        fig: RunFigures = figures(history, mode, study.max_concurrent)
+        fig: RunFigures = figures(frame, study.max_concurrent)
         row = {"algorithm": algorithm, "seed": seed, "directory": directory, **fig.as_row()}
         if fig.best is not None and reference is not None:
             gain = (reference - fig.best) if mode == "min" else (fig.best - reference)
@@ -148,11 +150,12 @@ def table(results: list[tuple]) -> list[dict[str, Any]]:
 def reference_value(results: list[tuple]) -> float | None:
     """The median value of a random configuration: random search's trials where it ran, else
     every successful trial of the comparison."""
-    values = [r.value for a, _, _, _, h in results if a == "random" for r in h.trials.values()
-              if r.status == "ok" and r.value is not None]
+    def ok_values(frames: list) -> list[float]:
+        return [v for df in frames for v in df.loc[df["status"] == "ok", "value"].dropna()]
+
+    values = ok_values([df for a, *_, df in results if a == "random"])
     if not values:
-        values = [r.value for *_, h in results for r in h.trials.values()
-                  if r.status == "ok" and r.value is not None]
+        values = ok_values([df for *_, df in results])
     return statistics.median(values) if values else None
 
 
@@ -195,12 +198,12 @@ def plot_comparison(results: list[tuple], out_dir: str) -> list[str]:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for algorithm in dict.fromkeys(a for a, *_ in results):
             curves = []
-            for a, _, _, study, history in results:
+            for a, _, _, study, frame in results:
                 if a != algorithm:
                     continue
-                times, bests = best_so_far(history, study.objective.mode)
-                xs = compute_at(history, times) if axis_name == "compute" else times
-                if xs:
+                times, bests = best_curve(frame)
+                xs = compute_at(frame, times) if axis_name == "compute" else times
+                if len(xs):
                     curves.append((np.asarray(xs), np.asarray(bests)))
             if not curves:
                 continue

@@ -2,12 +2,17 @@
 
 One row per trial with the columns of trajectory.csv (the same ``trajectory.rows``, so the CSV
 and the frame never disagree), typed: parameters by their declared kind, nullable integers
-for round, epochs and parent, floats for metrics and times, strings for text. Reading it never
-imports the study's objective.
+for round, epochs and parent, floats for metrics and times, strings for text, the searcher's
+list-valued notes (the axis search's ``index``) as lists, times to the microsecond the history
+holds (the CSV rounds them to milliseconds). One column more than the CSV:
+``counts``, whether the trial counts for best (successful and at full length; a short
+screening run does not). Reading it never imports the study's objective.
 """
 from __future__ import annotations
 
 from typing import Any
+
+import json
 
 import pandas as pd
 
@@ -36,13 +41,23 @@ def trials_frame(history: History) -> pd.DataFrame:
         df[col] = _integers(df[col])
     for col in FLOATS:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    records = [history.trials[t] for t in df["trial"]]
+    for col in ("start_s", "end_s", "cost_s"):  # unrounded (the CSV shows milliseconds)
+        df[col] = pd.array([getattr(r, col) for r in records], dtype="float64")
     for name, spec in space.items():
         col = _param_column(name, columns)
         if col is not None:
             df[col] = _typed_param(df[col], spec)
     for col in metric_cols:  # metrics and the searcher's info columns
         df[col] = _numbers_or_as_is(df[col])
+    counts = {r.trial for r in history.trials.values() if history.counts_for_best(r)}
+    df["counts"] = df["trial"].isin(counts).astype("bool")
     return df
+
+
+def param_column(name: str, columns) -> str | None:
+    """The frame's column for parameter ``name`` (prefixed where it clashes with a fixed one)."""
+    return _param_column(name, list(columns)) if name != "epochs" else "epochs"
 
 
 def _param_column(name: str, columns: list[str]) -> str | None:
@@ -86,4 +101,14 @@ def _numbers_or_as_is(col: pd.Series) -> pd.Series:
     nums = pd.to_numeric(col, errors="coerce")
     if nums.notna().sum() == col.notna().sum():
         return nums.astype("float64")
-    return col
+    return col.map(_decoded)
+
+
+def _decoded(value: Any) -> Any:
+    """A list or mapping the CSV holds as JSON text, back as itself."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,4 +1,5 @@
-"""The report: a text summary and PNG plots, all derived from the history."""
+"""The report: a text summary and PNG plots, all derived from the history (the plots read
+its trials through the DataFrame of ``frame.trials_frame``)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ import time
 from typing import Any
 
 from .history import History
-from .analysis import best_so_far, compute_at, concurrency, incumbents_of
+from .analysis import best_curve, compute_at, concurrency, incumbents
 
 
 def summary(history: History, running_driver: bool | None = None) -> str:
@@ -85,16 +86,19 @@ def plot_all(history: History, out_dir: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .frame import param_column, trials_frame
+
     os.makedirs(out_dir, exist_ok=True)
     identity = history.study.get("identity", {})
-    mode, metric = identity.get("mode", "min"), identity.get("metric", "value")
+    metric = identity.get("metric", "value")
+    df = trials_frame(history)
     written = []
-    times, bests = best_so_far(history, mode)
-    compute = compute_at(history, times)
+    times, bests = best_curve(df)
+    compute = compute_at(df, times)
     for xs, label, name in ((times, "time since start (s)", "best_vs_time.png"),
                             (compute, "compute spent (s)", "best_vs_compute.png")):
         fig, ax = plt.subplots(figsize=(6, 4))
-        if xs:
+        if len(xs):
             ax.step(xs, bests, where="post")
             ax.plot(xs, bests, ".", ms=3)
         ax.set_xlabel(label)
@@ -102,22 +106,23 @@ def plot_all(history: History, out_dir: str) -> list[str]:
         ax.set_title(history.study.get("name", ""))
         ax.grid(alpha=0.3)
         written.append(save(fig, os.path.join(out_dir, name)))
-    written.append(plot_concurrency(history, os.path.join(out_dir, "concurrency.png")))
+    written.append(plot_concurrency(df, os.path.join(out_dir, "concurrency.png")))
     if any("base" in r.info or "level" in r.info for r in history.trials.values()):
-        written.append(plot_search_path(history, os.path.join(out_dir, "search_path.png")))
-    ok = [r for r in history.trials.values() if r.status == "ok" and r.value is not None]
-    names = list(identity.get("space", {}))
-    varying = [n for n in names if len({repr(r.params.get(n)) for r in ok}) > 1]
+        written.append(plot_search_path(history, os.path.join(out_dir, "search_path.png"), df))
+    ok = df[(df["status"] == "ok") & df["value"].notna()]
+    columns = {n: param_column(n, df.columns) for n in identity.get("space", {})}
+    varying = [n for n, col in columns.items()
+               if col in ok and ok[col].astype(object).map(repr).nunique() > 1]
     for name in varying:
         fig, ax = plt.subplots(figsize=(6, 4))
-        xs = [r.params.get(name) for r in ok]
-        if all(isinstance(x, (int, float)) for x in xs):
-            ax.plot(xs, [r.value for r in ok], "o", ms=4, alpha=0.6)
+        xs = ok[columns[name]].tolist()
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
+            ax.plot(xs, ok["value"], "o", ms=4, alpha=0.6)
             if all(x > 0 for x in xs) and max(xs) / min(xs) > 100:
                 ax.set_xscale("log")
         else:
             labels = sorted({str(x) for x in xs})
-            ax.plot([labels.index(str(x)) for x in xs], [r.value for r in ok], "o", alpha=0.6)
+            ax.plot([labels.index(str(x)) for x in xs], ok["value"], "o", alpha=0.6)
             ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel(name)
         ax.set_ylabel(metric)
@@ -126,11 +131,11 @@ def plot_all(history: History, out_dir: str) -> list[str]:
     return written
 
 
-def plot_concurrency(history: History, path: str) -> str:
+def plot_concurrency(df: Any, path: str) -> str:
     """Trials running over time: idle slots show as the gap below the ceiling."""
     import matplotlib.pyplot as plt
 
-    times, running = concurrency(history)
+    times, running = concurrency(df)
     fig, ax = plt.subplots(figsize=(6, 3))
     if times:
         ax.step(times, running, where="post")
@@ -153,7 +158,7 @@ def base_path(history: History) -> list[int]:
     return path
 
 
-def plot_search_path(history: History, path: str) -> str:
+def plot_search_path(history: History, path: str, df: Any) -> str:
     """The axis search on its grid: every point tried along each parameter over time, the
     base's path through the grid (a jump in a panel is a move along that axis), and the
     direction level in use."""
@@ -163,7 +168,7 @@ def plot_search_path(history: History, path: str) -> str:
     space = identity.get("space", {})
     names = [n for n, spec in space.items() if "fixed" not in spec]
     bases = base_path(history)
-    incumbents = [r.trial for r in incumbents_of(history, identity.get("mode", "min"))]
+    best_trials = incumbents(df)["trial"].tolist()
     tried = [r for r in history.trials.values() if r.start_s is not None]
     fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * (len(names) + 1) + 0.6),
                              sharex=True)
@@ -175,7 +180,7 @@ def plot_search_path(history: History, path: str) -> str:
                    c="lightgray", label="tried")
         end = max((r.end_s or r.start_s for r in tried), default=0.0)
         for trials, style in ((bases, dict(color="C3", lw=2, label="base")),
-                              (incumbents, dict(color="C0", lw=1, ls="--", label="best so far"))):
+                              (best_trials, dict(color="C0", lw=1, ls="--", label="best so far"))):
             if trials:
                 recs = [history.trials[t] for t in trials]
                 xs = [r.end_s or r.start_s for r in recs] + [end]
