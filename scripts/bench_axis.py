@@ -30,10 +30,9 @@ import sys
 import tempfile
 import time
 
+import autotune as at
 from autotune.bench import landscapes
 from autotune.driver import Driver
-from autotune.history import History
-from autotune.journal import Journal
 from autotune.study import parse_study
 
 WORKERS = 50
@@ -54,24 +53,26 @@ def run_one(tmp: str, method: str, fn: str, noise: float, seed: int,
     driver = Driver(study, directory, progress=False)
     driver.run()
     summary = driver.searcher.summary()
-    history = History.load(Journal(os.path.join(directory, "history.jsonl")))
-    trials = [r for r in history.trials.values() if r.start_s is not None and r.end_s is not None]
+    df = at.load(directory).trials_dataframe()
+    ran = df[df["start_s"].notna() & df["end_s"].notna()]
     ended = summary.get("ended_at_trial")
-    t_end = history.trials[ended].end_s if ended is not None else max(r.end_s for r in trials)
-    busy = sum(max(0.0, min(r.end_s, t_end) - r.start_s) for r in trials)
+    last = float(ran["end_s"].max())
+    t_end = float(df.loc[df["trial"] == ended, "end_s"].iloc[0]) if ended is not None else last
+    busy = (ran["end_s"].clip(upper=t_end) - ran["start_s"]).clip(lower=0.0).sum()
     final = tuple(summary["base_index"])
-    t_best = min(r.end_s for r in trials if tuple(r.info.get("index", ())) == final)
-    cpu_best = sum(max(0.0, min(r.end_s, t_best) - r.start_s) for r in trials)
-    n_best = sum(1 for r in trials if r.end_s <= t_best)
+    index = ran["index"].map(lambda i: tuple(i) if isinstance(i, list) else ())
+    t_best = float(ran.loc[index == final, "end_s"].min())
+    cpu_best = (ran["end_s"].clip(upper=t_best) - ran["start_s"]).clip(lower=0.0).sum()
+    n_best = int((ran["end_s"] <= t_best).sum())
     true_min, _ = landscapes.grid_minimum(fn, seed)
     return {
-        "evals": len(trials), "rounds": summary.get("rounds", 0),
+        "evals": len(ran), "rounds": summary.get("rounds", 0),
         "batches": summary.get("batches", 0), "use": busy / (WORKERS * t_end),
         "T": t_end / 3600, "t_best": t_best / 3600, "cpu_best": cpu_best / 3600,
         "n_best": n_best, "gap": landscapes.true_value(fn, seed, final) - true_min,
-        "drain": (max(r.end_s for r in trials) - t_end) / 3600,
+        "drain": (last - t_end) / 3600,
         # the same counting every trial and the whole time until the last one ends
-        "use_all": sum(r.end_s - r.start_s for r in trials) / (WORKERS * max(r.end_s for r in trials)),
+        "use_all": (ran["end_s"] - ran["start_s"]).sum() / (WORKERS * last),
     }
 
 

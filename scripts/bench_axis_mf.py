@@ -34,11 +34,10 @@ import sys
 import tempfile
 import time
 
+import autotune as at
+from autotune.analysis import compute_at, incumbents
 from autotune.bench import learning_curves
-from autotune.analysis import compute_at, incumbents_of
 from autotune.driver import Driver
-from autotune.history import History
-from autotune.journal import Journal
 from autotune.study import parse_study
 
 WORKERS = 50
@@ -65,7 +64,8 @@ def study(bench: str, method: str, seed: int) -> object:
     return parse_study({
         "name": f"{bench}-{method.replace('+', '_')}-{seed}",
         "objective": {"entry": learning_curves.ENTRIES[bench], "metric": "loss", "mode": "min"},
-        "space": {**SPACES[bench], "epochs": EPOCHS},
+        # without a fidelity every trial trains the fixed epochs; with one, its max is the full length
+        "space": {**SPACES[bench], **({} if "fidelity" in search else {"epochs": EPOCHS})},
         "search": search,
         "executor": {"kind": "simulated", "max_concurrent": WORKERS},
     })
@@ -85,21 +85,25 @@ def run_one(tmp: str, bench: str, method: str, seed: int) -> dict:
     driver = Driver(st, directory, progress=False)
     driver.run()
     summary = driver.searcher.summary()
-    history = History.load(Journal(os.path.join(directory, "history.jsonl")))
-    trials = [r for r in history.trials.values() if r.end_s is not None]
+    df = at.load(directory).trials_dataframe()
+    ended = df[df["end_s"].notna()]
     curve = learning_curves.BENCHMARKS[bench].curve
+    names = [n for n in st.space.names if n != "epochs"]
     final = tuple(summary["base_index"])
-    full = [r for r in trials if history.counts_for_best(r)]
-    first = min(r.end_s for r in full if tuple(r.info.get("index", ())) == final)
-    end = max(r.end_s for r in trials)
-    busy = sum(r.end_s - r.start_s for r in trials)
-    spent = compute_at(history, [first, end])
-    incumbents = [(compute_at(history, [r.end_s])[0], curve(r.params, EPOCHS))
-                  for r in incumbents_of(history, "min")]
-    return {"trials": len(trials), "full": len({tuple(r.info["index"]) for r in full}),
+    index = ended["index"].map(lambda i: tuple(i) if isinstance(i, list) else ())
+    full = ended["counts"]
+    first = float(ended.loc[full & (index == final), "end_s"].min())
+    end = float(ended["end_s"].max())
+    busy = (ended["end_s"] - ended["start_s"]).sum()
+    spent = compute_at(df, [first, end])
+    steps = incumbents(df)
+    best_true = [(c, curve(dict(zip(names, p)), EPOCHS))
+                 for c, p in zip(compute_at(df, steps["end_s"]),
+                                 steps[names].itertuples(index=False))]
+    return {"trials": len(ended), "full": index[full].nunique(),
             "compute": spent[1] / 3600, "T": end / 3600, "use": busy / (WORKERS * end),
             "c_final": spent[0] / 3600, "true_final": curve(summary["base"], EPOCHS),
-            "incumbents": incumbents}
+            "incumbents": best_true}
 
 
 def true_at(incumbents: list[tuple[float, float]], compute_s: float) -> float:

@@ -36,11 +36,11 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+import autotune as at
 from autotune.bench import learning_curves
 from autotune.driver import Driver
-from autotune.history import History
-from autotune.journal import Journal
 from autotune.searchers.hyperband import bracket_plan
 from autotune.searchers.mf_common import rung_epochs
 from autotune.study import parse_study
@@ -77,16 +77,18 @@ def run_autotune(bench: str, algorithm: str, seed: int, budget: float, fidelity:
     directory = tempfile.mkdtemp(prefix=f"{algorithm}-", dir=scratch)
     try:
         Driver(study, directory, progress=False).run()
-        history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+        df = at.load(directory).trials_dataframe()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    events = []  # (end time, epochs trained, value, params, fidelity)
-    for r in history.trials.values():
-        if r.end_s is None:
-            continue
-        events.append((r.end_s, r.metrics.get("epochs_trained", 0.0), r.value, r.params, r.fidelity))
-    events.sort(key=lambda e: e[0])
-    return trace(bench, events, fidelity["max"], len(history.trials))
+    names = list(learning_curves.BENCHMARKS[bench].space)
+    ended = df[df["end_s"].notna()].sort_values("end_s", kind="stable")
+    trained = ended["epochs_trained"].fillna(0.0) if "epochs_trained" in ended else 0.0 * ended["end_s"]
+    events = []  # (end time, epochs trained, value, params, fidelity) in order of completion
+    for end, epochs, value, fid, params in zip(ended["end_s"], trained, ended["value"],
+                                               ended["epochs"], ended[names].itertuples(index=False)):
+        events.append((end, epochs, None if pd.isna(value) else value, dict(zip(names, params)),
+                       None if pd.isna(fid) else int(fid)))
+    return trace(bench, events, fidelity["max"], len(df))
 
 
 # ---- one run of Optuna's TPE + HyperbandPruner ----------------------------------------------------
