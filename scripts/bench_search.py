@@ -59,14 +59,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from autotune.bench import landscapes
+from autotune.errors import StudyError
+from autotune.searchers import SEARCHERS, Result, Searcher, SearchSettings
+from autotune.space import parse_space
 
-from autotune.bench import landscapes  # noqa: E402
-from autotune.errors import StudyError  # noqa: E402
-from autotune.searchers import SEARCHERS, Result, Searcher, SearchSettings  # noqa: E402
-from autotune.space import parse_space  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORKERS = 50
 HORIZONS = (363, 1000)
