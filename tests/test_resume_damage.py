@@ -251,7 +251,8 @@ def test_status_and_report_do_not_import_the_objective(tmp_path):
 @pytest.mark.parametrize("algorithm,options", [("random", {}), ("axis", {}),
                                                ("asha", {"fidelity": {"min": 1, "max": 9, "eta": 3}})])
 def test_a_lost_ask_line_costs_its_trials_and_the_study_resumes(tmp_path, algorithm, options):
-    space = {"x": {"values": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]}, "y": {"values": [-1.0, -0.5, 0.0, 0.5]}}
+    space = {"x": {"values": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]}, "y": {"values": [-1.0, -0.5, 0.0, 0.5]},
+             "cost_s": 10.0}  # simulated times from the objective, not the machine: deterministic
     s = lambda n: study_dict(space=space, search={"algorithm": algorithm, "max_trials": n, **options},  # noqa: E731
                              executor={"kind": "simulated", "max_concurrent": 3})
     d = str(tmp_path / "d")
@@ -267,7 +268,7 @@ def test_a_lost_ask_line_costs_its_trials_and_the_study_resumes(tmp_path, algori
     summary = Driver(parse_study(s(20)), d, progress=False).run()
     h = history(d)
     assert h.lost == lost and not lost & set(h.trials)
-    assert summary.trials == len(h.trials) == 20
+    assert summary.trials == len(h.trials) and len(before.trials) < len(h.trials) <= 20
     for t, rec in before.trials.items():  # every other result is kept as it was
         if t not in lost:
             assert h.trials[t].status == rec.status and h.trials[t].value == rec.value
