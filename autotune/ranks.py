@@ -115,7 +115,7 @@ def first_failure(failures: list[tuple[float, int, str]]) -> tuple[int, str] | N
     """(rank, message) of the rank that failed first, from (time, rank, message) triples."""
     if not failures:
         return None
-    t, rank, message = min(failures)
+    _, rank, message = min(failures)
     return rank, message
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -103,3 +102,17 @@ def _step(path: str) -> int:
             return json.load(fh)["step"]
     except (OSError, ValueError, KeyError):
         return -1
+
+
+def test_a_multi_task_job_cancelled_from_outside_is_recorded_cancelled(tmp_path):
+    study = ranked_study(tmp_path, "scancel", {"x": {"values": [1]}, "sleep_s": {"values": [40]}}, 1)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    job_id = wait_for("the job submitted", lambda: submits(directory), timeout=60)[0]["job_id"]
+    wait_for("both ranks running", lambda: os.path.isdir(os.path.join(directory, "trials", "0"))
+             and len(rank_markers(directory, 0)) == 2, timeout=90)
+    subprocess.run(["scancel", job_id], check=True)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    rec = history(directory).trials[0]
+    assert rec.status == "cancelled" and rec.failure == "cancelled", out

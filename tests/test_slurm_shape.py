@@ -36,3 +36,20 @@ def test_tasks_are_ranks_and_launch_node_is_one_task_holding_the_node():
 def test_contradictions_are_one_line_naming_the_key(options, message):
     with pytest.raises(StudyError, match=message):
         job_shape(options)
+
+
+def test_each_task_finds_its_rank_from_slurms_variables(monkeypatch):
+    from autotune.ranks import port_for, slurm_env
+
+    env = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_JOB_NUM_NODES": "2",
+           "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NTASKS": "8", "SLURM_NODEID": "1",
+           "SLURM_PROCID": "5", "SLURM_LOCALID": "1"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    task = slurm_env(env, "task")
+    assert (task.rank, task.local_rank, task.world_size, task.local_world_size) == (5, 1, 8, 4)
+    assert task.master_addr == "gpu07" and task.master_port == port_for("4242")
+    assert task.environ()["RANK"] == "5" and task.environ()["MASTER_ADDR"] == "gpu07"
+    node = slurm_env(env, "node", nproc_per_node=4)
+    assert (node.rank, node.world_size, node.node_rank, node.nnodes) == (1, 2, 1, 2)
+    assert node.environ()["AUTOTUNE_NPROC_PER_NODE"] == "4"
