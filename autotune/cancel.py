@@ -67,9 +67,22 @@ def cancel_study(study_dir: str) -> str:
     else:
         said.append(f"no queued or running slurm jobs{failed}")
     if others and not driver:
-        said.append(f"{len(others)} trial(s) ran outside SLURM ({', '.join(others[:5])}); "
-                    "their driver is gone, so they are not running")
+        stopped = stop_local_trials(sdir, history)
+        said.append(f"stopped {stopped} local trial(s) left running by a dead driver"
+                    if stopped else f"{len(others)} local trial(s) were in flight; none still "
+                    "runs")
     return "; ".join(said)
+
+
+def stop_local_trials(sdir: StudyDir, history: History) -> int:
+    """End the process groups of local trials whose driver died (they run on otherwise)."""
+    from .executors.procgroup import end_group
+
+    stopped = 0
+    for rec in history.trials.values():
+        if not rec.done and rec.job_id.startswith("pid-") and rec.job_id[4:].isdigit():
+            stopped += end_group(int(rec.job_id[4:]), sdir.trial_dir(rec.trial)) > 0
+    return stopped
 
 
 def stop_driver(sdir: StudyDir) -> str:

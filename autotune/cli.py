@@ -1,9 +1,10 @@
 """``python -m autotune run|status|report``: the user's entry points.
 
 Mistakes in what the user gave are one line on stderr and exit status 2; a study directory
-held by another driver is exit status 3; an interrupted run exits 130 and resumes on re-run;
-a full disk (or quota) is one line naming the path and exit status 75 (EX_TEMPFAIL: free
-space and run the same command again).
+held by another driver is exit status 3; a study whose trials all failed (or that stopped at
+``max_failures``) exits 4; an interrupted run exits 130 and resumes on re-run; a full disk (or
+quota) is one line naming the path and exit status 75 (EX_TEMPFAIL: free space and run the
+same command again).
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("study", help="the study file (YAML)")
     run.add_argument("--dir", help="study directory (default runs/<name>)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run the study's failed trials again (under their own ids)")
+    run.add_argument("--accept-objective-change", action="store_true",
+                     help="resume although the objective's entry or command changed")
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="counts, best so far, elapsed (safe while running)")
     status.add_argument("dir")
@@ -84,7 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     directory = args.dir or os.path.join("runs", study.name)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise StudyError(f"--dir: {directory} exists and is not a directory")
-    summary = Driver(study, directory, progress=not args.quiet).run()
+    summary = Driver(study, directory, progress=not args.quiet, retry_failed=args.retry_failed,
+                     accept_objective=args.accept_objective_change).run()
     if summary.stopped == "interrupted":
         print(f"interrupted; resume with: python -m autotune run {args.study} --dir {directory}",
               file=sys.stderr)
@@ -97,6 +103,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial}) with "
               + ", ".join(f"{k}={v}" for k, v in best.params.items() if k in free))
     print(f"trajectory: {os.path.join(directory, 'trajectory.csv')}")
+    if summary.counts.get("failed"):
+        from .failures import failure_lines
+
+        history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+        print("\n".join(failure_lines(history, os.path.abspath(directory))), file=sys.stderr)
+    if summary.stopped == "failing":
+        print(f"autotune: stopped: the first {study.max_failures} trials to end all failed "
+              "(max_failures); fix the cause, then: python -m autotune run "
+              f"{args.study} --dir {directory} --retry-failed", file=sys.stderr)
+        return 4
+    if summary.counts.get("failed") and not summary.counts.get("ok"):
+        print("autotune: every trial failed", file=sys.stderr)
+        return 4
     return 0
 
 
@@ -139,7 +158,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .report import summary
 
     sdir, history = open_history(args.dir)
-    print(summary(history, running_driver=sdir.driver_running()))
+    print(summary(history, running_driver=sdir.driver_running(), directory=sdir.path))
     return 0
 
 
@@ -148,7 +167,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .trajectory import rows, write_csv_atomic
 
     sdir, history = open_history(args.dir)
-    text = summary(history, running_driver=sdir.driver_running())
+    text = summary(history, running_driver=sdir.driver_running(), directory=sdir.path)
     identity = history.study.get("identity", {})
     columns, data = rows(history, history.study.get("name", ""), identity.get("algorithm", ""),
                          list(identity.get("space", {})), identity.get("mode", "min"))

@@ -23,7 +23,7 @@ from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx, judge, trial_seed
-from .progress import Progress
+from .progress import Progress, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .stages import clear_failures
@@ -40,23 +40,28 @@ class RunSummary:
     trials: int
     counts: dict[str, int]
     best: TrialRecord | None
-    stopped: str  # "finished" | "interrupted"
+    stopped: str  # "finished" | "interrupted" | "failing" (max_failures reached)
     searcher: dict[str, Any] = field(default_factory=dict)  # the searcher's own summary()
 
 
 class Driver:
     def __init__(self, study: Study, directory: str, executor: Executor | None = None,
-                 progress: bool = True, stop_after_events: int | None = None):
+                 progress: bool = True, stop_after_events: int | None = None,
+                 retry_failed: bool = False, accept_objective: bool = False):
         self.study = study
         self.dir = StudyDir(directory)
         self.journal = Journal(self.dir.history)
         self._executor = executor
         self.progress = Progress(study.objective.mode, enabled=progress,
-                                 shown=[p.name for p in study.space.free])
+                                 shown=[p.name for p in study.space.free],
+                                 total=study.max_trials, budget_s=study.max_compute_s)
         self._stop: str | None = None
         self._stop_after = stop_after_events  # tests: stop as if killed after N appends
         self._appends = 0
         self._phase = "setup"  # setup | loop | closing: what a second signal may interrupt
+        self.retry_failed = retry_failed          # run the failed trials again
+        self.accept_objective = accept_objective  # go on although entry/command changed
+        self._ended = {"ok": 0, "failed": 0}      # trials this driver saw end: max_failures
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -98,13 +103,22 @@ class Driver:
         for warning in self.history.warnings:
             self.progress.warn(warning)
         record = self._study_record()  # checks first: a refused study writes nothing
+        changed = {} if record is not None else objective_change(
+            self.history, self.study, self.dir.path, self.accept_objective)
         self.t0 = float((record or self.history.study)["t0"])
         # the executor before the first record: options it cannot meet (GPUs) write nothing
         self.executor = self._executor or EXECUTORS[executor_kind or self.study.executor](
             self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.study.max_concurrent = min(self.study.max_concurrent, self.executor.max_concurrent)
+        fresh = record is not None and not record.get("recovered")
         if record is None:
-            self._record([ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0)])
+            note = ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0)
+            if changed:
+                note["objective"] = changed  # the accepted new entry/command
+            self._record([note])
+            failed = sorted(r.trial for r in self.history.trials.values() if r.status == "failed")
+            if self.retry_failed and failed:
+                self._record([ev.retry(time.time(), failed)])
         else:
             self._record([record])
             if record.get("recovered"):
@@ -114,6 +128,12 @@ class Driver:
                                    f"matches the {len(self.history.trials)} recorded trial(s)")
         # commands run where the study was first launched, wherever it is resumed from
         self.launch_dir = self.history.study.get("launch_dir") or os.getcwd()
+        for line in start_lines(self.study, self.history, self.dir.path, fresh,
+                                self.executor.kind, self.retry_failed):
+            if line.startswith("warning: "):
+                self.progress.warn(line.removeprefix("warning: "))
+            else:
+                self.progress.say(line)
         for path in clear_failures(self.dir.path):
             self.progress.say(f"a failed pretrain will be tried again ({os.path.basename(path)})")
         self.executor.restore_clock(self.history.last_t)
@@ -288,10 +308,18 @@ class Driver:
             events.append(event)
         self._record(events)
         for trial in tells:
-            self.searcher.tell(result_of(self.history.trials[trial], self.study.objective.mode))
+            rec = self.history.trials[trial]
+            self.searcher.tell(result_of(rec, self.study.objective.mode))
+            if rec.status in self._ended:
+                self._ended[rec.status] += 1
         if full:  # not the trial's failure: it stays in flight and runs again on resume
             o = full[0]
             raise DiskFull(disk_full_path(o.error) or self.dir.trial_dir(o.trial))
+        limit = self.study.max_failures
+        if limit and self._stop is None and not self._ended["ok"] and self._ended["failed"] >= limit:
+            self._stop = "failing"
+            self.progress.say(f"stopping: the first {self._ended['failed']} trials to end all "
+                              f"failed (max_failures: {limit})")
         if retry:
             self._submit(retry)
 
@@ -385,6 +413,25 @@ def disk_full_path(error: str) -> str | None:
 
 
 DISK_FULL_MARKS = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "[Errno 122]")
+
+
+def objective_change(history: History, study: Study, path: str, accept: bool) -> dict:
+    """Refuse a changed entry or command (results would mix silently) unless accepted;
+    returns the new one when accepted, to be recorded."""
+    before = dict(history.study.get("config", {}).get("objective") or {})
+    for note in history.notes:
+        if note.get("e") == "resume" and isinstance(note.get("objective"), dict):
+            before = note["objective"]
+    now = {"entry": study.objective.entry, "command": study.objective.command}
+    was = {k: before.get(k) for k in now}
+    if was == now:
+        return {}
+    key = "command" if was["command"] != now["command"] else "entry"
+    if not accept:
+        raise StudyError(f"objective.{key}: {path} was started with {was[key]!r}, the study file "
+                         f"says {now[key]!r}; results would mix: use another --dir, or "
+                         "--accept-objective-change if the change does not alter results")
+    return now
 
 
 def check_compatible(started: dict, study: Study, path: str) -> None:

@@ -43,6 +43,7 @@ class Kind(str, Enum):
     RESUME = "resume"    # a driver started on an existing history
     STOP = "stop"        # (version 1 only; read and kept as a note)
     CANCEL = "cancel"    # ``autotune cancel`` cancelled the study's jobs
+    RETRY = "retry"      # ``run --retry-failed``: these failed trials run again
 
 
 class Damaged(ValueError):
@@ -134,9 +135,12 @@ SPECS: dict[Kind, Spec] = {
                    {"start_s": _opt(_num), "end_s": _opt(_num), "cost_s": _num,
                     "metrics": _opt(_metrics), "error": _opt(_str), "failure": _str,
                     "final": _bool, "job_id": _str}),
-    Kind.RESUME: Spec({}, {"wall": _num, "host": _str, "pid": _int, "t0": _num, "t": _num}),
+    Kind.RESUME: Spec({}, {"wall": _num, "host": _str, "pid": _int, "t0": _num, "t": _num,
+                           "objective": _dict}),
     Kind.STOP: Spec({}),
     Kind.CANCEL: Spec({}, {"t": _num, "jobs": _str_list}),
+    Kind.RETRY: Spec({"trials": lambda v: isinstance(v, list) and all(_id(x) for x in v)},
+                     {"wall": _num}),
 }
 
 
@@ -221,6 +225,10 @@ def resume(wall: float, host: str, pid: int, t0: float) -> dict:
 
 def cancel(t: float, jobs: list[str]) -> dict:
     return {"e": Kind.CANCEL.value, "t": t, "jobs": jobs}
+
+
+def retry(wall: float, trials: list[int]) -> dict:
+    return {"e": Kind.RETRY.value, "wall": wall, "trials": trials}
 
 
 # ---- the line format -------------------------------------------------------------------------

@@ -226,6 +226,20 @@ class History:
                 return float(note["t0"])
         return None
 
+    def _retry(self, e: dict) -> None:
+        """``run --retry-failed``: failed trials run again under their own ids. Their failure
+        is taken back from the searcher's record, so it hears only the new result."""
+        self.notes.append(e)
+        for trial in e["trials"]:
+            rec = self.trials.get(trial)
+            if rec is None or rec.status != "failed":
+                continue
+            rec.status, rec.error, rec.failure, rec.value = "pending", None, "", None
+            try:
+                self.calls.remove(("tell", trial))
+            except ValueError:
+                pass
+
     # ---- views ----------------------------------------------------------------------------
     def by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -261,4 +275,5 @@ _HANDLERS = {
     "resume": History._note,
     "stop": History._note,
     "cancel": History._note,
+    "retry": History._retry,
 }

@@ -16,6 +16,7 @@ import shlex
 import string
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -265,13 +266,17 @@ TAIL_BYTES = 65536
 
 
 def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[bytes, bytes]:
-    """Copy the command's stdout and stderr to ours as they come; keep the tail of each."""
+    """Copy the command's stdout and stderr to ours as they come; keep the tail of each.
+    Once the command has exited, a background child still holding its pipes (``cmd &``)
+    is not waited for: what it wrote within ``DRAIN_S`` is kept, then reading stops."""
     sinks = {proc.stdout: (stdout, bytearray()), proc.stderr: (stderr, bytearray())}
+    quiet_since = None
     with selectors.DefaultSelector() as sel:
         for pipe in sinks:
             sel.register(pipe, selectors.EVENT_READ)
         while sel.get_map():
-            for key, _ in sel.select():
+            ready = sel.select(timeout=0.1)
+            for key, _ in ready:
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     sel.unregister(key.fileobj)
@@ -281,10 +286,20 @@ def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[bytes, bytes
                     _write(sink, chunk)
                 tail += chunk
                 del tail[:-TAIL_BYTES]
+            if proc.poll() is not None:
+                if ready:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > DRAIN_S:
+                    break
     proc.wait()
     for pipe in sinks:
         pipe.close()
     return bytes(sinks[proc.stdout][1]), bytes(sinks[proc.stderr][1])
+
+
+DRAIN_S = 0.3
 
 
 def _write(sink: Any, chunk: bytes) -> None:

@@ -1,40 +1,80 @@
-"""The live progress line: done / running / failed and the best so far.
+"""What the user sees while ``run`` works: a start line, warnings, and a live progress line.
 
-On a terminal it rewrites one line in place; in a log (not a tty) it prints a line at most
-every ``LOG_EVERY_S`` seconds, so a batch job's output stays readable.
+On a terminal the progress line is rewritten in place and cut to the terminal's width (a
+longer line would wrap, and every refresh would leave a new line behind); in a log (not a
+tty) a full line is printed at most every ``LOG_EVERY_S`` seconds, so a batch job's output
+stays readable.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
+from typing import TYPE_CHECKING, Callable
 
 from .history import History
+
+if TYPE_CHECKING:
+    from .study import Study
 
 LOG_EVERY_S = 30.0
 TTY_EVERY_S = 0.2
 
 
 class Progress:
-    def __init__(self, mode: str, enabled: bool = True, stream=None, shown: list[str] | None = None):
+    def __init__(self, mode: str, enabled: bool = True, stream=None, shown: list[str] | None = None,
+                 total: int | None = None, budget_s: float | None = None):
         self.mode = mode
         self.shown = shown  # the parameters worth printing (the free ones); None: all
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.tty = self.enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total = total          # max_trials, for done/total and the ETA
+        self.budget_s = budget_s    # max_compute_s, for the ETA when there is no trial count
+        self.activity: Callable[[], str] | None = None  # e.g. "pretrain running"
+        self._began = time.monotonic()
+        self._start: tuple[int, float] | None = None  # (trials ended, compute) when we began
         self._last = 0.0
         self._dirty = False
 
     def line(self, history: History, running: int) -> str:
         counts = history.by_status()
+        ended = sum(counts.get(k, 0) for k in ("ok", "failed", "cancelled"))
+        if self._start is None:
+            self._start = (ended, history.spent_s)
+        total = f"/{self.total}" if self.total else ""
+        parts = [f"{ended}{total} done"]
+        if counts.get("failed"):
+            parts[0] += f" ({counts['failed']} failed)"
+        parts.append(f"{running} running")
+        elapsed = time.monotonic() - self._began
+        parts.append(f"{clock(elapsed)} elapsed")
+        eta = self.eta(ended, history.spent_s, elapsed)
+        if eta is not None:
+            parts.append(f"ETA {clock(eta)}")
+        activity = self.activity() if self.activity else ""
+        if activity:
+            parts.append(activity)
+        text = ", ".join(parts)
         best = history.best(self.mode)
-        text = (f"done {counts.get('ok', 0)}  running {running}  failed {counts.get('failed', 0)}"
-                f"  trials {len(history.trials)}")
         if best is not None:
             params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in best.params.items()
                                if self.shown is None or k in self.shown)
             text += f"  best {best.value:.6g} (trial {best.trial}: {params})"
         return text
+
+    def eta(self, ended: int, spent: float, elapsed: float) -> float | None:
+        """Time left at this run's pace: by trials left, else by compute budget left."""
+        if self._start is None or elapsed <= 0:
+            return None
+        done_here, spent_here = ended - self._start[0], spent - self._start[1]
+        if self.total and done_here > 0:
+            return max(0.0, (self.total - ended) * elapsed / done_here)
+        if self.budget_s and spent_here > 0:
+            return max(0.0, (self.budget_s - spent) * elapsed / spent_here)
+        return None
 
     def update(self, history: History, running: int) -> None:
         if not self.enabled:
@@ -45,7 +85,8 @@ class Progress:
         self._last = now
         text = self.line(history, running)
         if self.tty:
-            self.stream.write("\r\033[K" + text[:200])
+            width = shutil.get_terminal_size((80, 24)).columns - 1
+            self.stream.write("\r\033[K" + fit(text, width))
             self._dirty = True
         else:
             self.stream.write(text + "\n")
@@ -53,7 +94,7 @@ class Progress:
 
     def _clear(self) -> None:
         if self._dirty:
-            self.stream.write("\n")
+            self.stream.write("\r\033[K")
             self._dirty = False
 
     def say(self, text: str) -> None:
@@ -72,3 +113,56 @@ class Progress:
             self._clear()
             self.stream.write(self.line(history, 0) + "\n")
             self.stream.flush()
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, marked with '…' when cut."""
+    width = max(width, 10)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def clock(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def start_lines(study: "Study", history: History, directory: str, fresh: bool, executor: str,
+                retrying: bool = False) -> list[str]:
+    """Said once at start: a new study or a resume (and how far it got), then what deserves a
+    warning before hours are spent: no budget at all, more local trials than cores, local
+    trials outliving a killed driver."""
+    where = os.path.relpath(directory) if not os.path.relpath(directory).startswith("..") \
+        else directory
+    if fresh:
+        limit = (f"up to {study.max_trials} trials" if study.max_trials else
+                 f"up to {study.max_compute_s:g} s of compute" if study.max_compute_s else
+                 "no trial or compute limit")
+        lines = [f"new study {study.name} in {where}: {study.algorithm}, {limit}, "
+                 f"{study.max_concurrent} at a time ({executor})"]
+        if executor == "local":
+            lines.append("local trials run on if this driver is killed: run the same command "
+                         "again to collect them, or `python -m autotune cancel DIR` to stop them")
+    else:
+        counts = history.by_status()
+        done = counts.get("ok", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
+        flight = len(history.in_flight())
+        text = f"resuming study {study.name} in {where}: {done} trials done"
+        if counts.get("failed"):
+            text += f" ({counts['failed']} failed{', run again now' if retrying else ''})"
+        if flight:
+            text += f", {flight} to finish or run again"
+        lines = [text]
+    if study.max_trials is None and study.max_compute_s is None and study.algorithm != "grid" \
+            and not study.search_options.get("max_epochs_total"):
+        lines.append(f"warning: no budget (search.max_trials, search.max_compute_s): "
+                     f"{study.algorithm} may run until stopped (Ctrl-C stops it; run again to "
+                     "resume)")
+    cores = os.cpu_count() or 1
+    if executor == "local" and study.max_concurrent > cores:
+        lines.append(f"warning: executor.max_concurrent is {study.max_concurrent} but this "
+                     f"machine has {cores} CPU cores: the trials will share them")
+    return lines

@@ -6,19 +6,20 @@ import os
 import time
 from typing import Any
 
+from .failures import failure_lines
 from .history import History
 from .analysis import best_curve, compute_at, concurrency, incumbents
 
 
-def summary(history: History, running_driver: bool | None = None) -> str:
+def summary(history: History, running_driver: bool | None = None,
+            directory: str | None = None) -> str:
     study = history.study
     identity = study.get("identity", {})
     mode = identity.get("mode", "min")
-    counts = history.by_status()
+    counts = trial_counts(history, running_driver, directory)
     lines = [f"study {study.get('name', '?')}: {identity.get('algorithm', '?')} "
              f"({identity.get('mode', 'min')}imise {identity.get('metric', '?')})"]
-    order = ["ok", "failed", "cancelled", "running", "pending"]
-    lines.append("trials: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if counts.get(k))
+    lines.append("trials: " + ", ".join(f"{n} {k}" for k, n in counts.items())
                  + f" ({len(history.trials)} in all)" if history.trials else "trials: none yet")
     best = history.best(mode)
     if best is not None:
@@ -35,9 +36,44 @@ def summary(history: History, running_driver: bool | None = None) -> str:
                  f" elapsed: {elapsed(history, running_driver):.1f} s")
     if running_driver is not None:
         lines.append("a driver is running" if running_driver else "no driver running")
+    lines += failure_lines(history, directory)
     for w in history.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def trial_counts(history: History, running_driver: bool | None,
+                 directory: str | None) -> dict[str, int]:
+    """Trials by state, in words that say what happens next: with no driver, a trial left
+    in flight is either still running on its own (a local process, a SLURM job; the next
+    ``run`` collects it) or interrupted (it runs again on resume)."""
+    counts = history.by_status()
+    out = {k: counts[k] for k in ("ok", "failed", "cancelled") if counts.get(k)}
+    flight = [r for r in history.trials.values() if not r.done]
+    if running_driver or running_driver is None:
+        for k in ("running", "pending"):
+            if counts.get(k):
+                out[k] = counts[k]
+        return out
+    cancelled = any(n.get("e") == "cancel" for n in history.notes)
+    alive = sum(1 for r in flight if r.status == "running" and still_running(r, directory,
+                                                                             cancelled))
+    if alive:
+        out["still running without a driver (the next run collects them)"] = alive
+    if len(flight) - alive:
+        out["interrupted (runs again on resume)"] = len(flight) - alive
+    return out
+
+
+def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:
+    """A trial a dead driver left: its local worker process is alive, or it is a SLURM job
+    not cancelled since."""
+    job_id = rec.job_id or ""
+    if job_id.startswith("pid-") and directory:
+        from .executors.local import worker_alive
+
+        return worker_alive(os.path.join(directory, "trials", str(rec.trial)), job_id)
+    return bool(job_id) and job_id.split("_")[0].isdigit() and not cancelled
 
 
 def searcher_view(history: History) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from .space import SearchSpace, parse_space
 from .stages import parse_stages
 from .yamlfile import read_yaml
 
-TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries", "stages",
-            "compare"]
+TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries",
+            "max_failures", "stages", "compare"]
+MAX_FAILURES = 5  # the first trials to end all failed: stop rather than burn the rest
 COMPARE_KEYS = ["algorithms", "seeds", "budget_s", "options"]  # read by ``autotune compare``
 OBJECTIVE_KEYS = ["entry", "command", "metric", "mode", "timeout_s"]
 SEARCH_KEYS = ["algorithm", "seed", "max_trials", "max_compute_s"]
@@ -43,6 +44,7 @@ class Study:
     max_concurrent: int = 1
     executor_options: dict[str, Any] = field(default_factory=dict)
     retries: int = 0
+    max_failures: int = MAX_FAILURES  # 0: never stop for failures
     source: str = ""                 # the file it came from
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -94,6 +96,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     parse_search(require_mapping(raw.get("search") or {}, "search"), study)
     parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
     study.retries = take(raw, "retries", "nonneg-int", "", 0)
+    study.max_failures = take(raw, "max_failures", "nonneg-int", "", MAX_FAILURES)
     reject_unknown(require_mapping(raw.get("compare") or {}, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
         stage = parse_stages(raw["stages"], paths, load_code)

@@ -146,3 +146,182 @@ def test_a_commands_output_reaches_its_log_while_it_runs(tmp_path):
         driver.stdout.close()
         driver.stderr.close()
     assert history(str(d)).trials[0].value == 1.0
+
+
+def _local_study(tmp_path, command, name="s.yaml", **over):
+    over["executor"] = {"kind": "local", "max_concurrent": 2, **over.get("executor", {})}
+    data = study_dict(objective={"entry": None, "command": command}, **over)
+    return write_study(str(tmp_path / name), data)
+
+
+def test_a_study_whose_trials_all_fail_says_why_and_stops_early(tmp_path):
+    path = _local_study(tmp_path, "python no_such_train.py --lr {x}",
+                        search={"algorithm": "random", "max_trials": 30})
+    d = str(tmp_path / "d")
+    proc = cli("run", path, "--dir", d, "--quiet", cwd=str(tmp_path), env=ENV)
+    assert proc.returncode == 4, proc.stderr
+    h = history(d)
+    assert 5 <= len(h.trials) <= 7  # stopped at max_failures (5), not 30 runs
+    assert "most frequent error (" in proc.stderr
+    assert "command exited with status 2: python: can't open file" in proc.stderr
+    assert "no_such_train.py" in proc.stderr and "last lines of" in proc.stderr
+    assert "max_failures" in proc.stderr and "--retry-failed" in proc.stderr
+    status = cli("status", d)
+    assert "most frequent error" in status.stdout and "can't open file" in status.stdout
+    assert cli("report", d).returncode == 0
+    assert "can't open file" in open(os.path.join(d, "summary.txt")).read()
+    # fixed: the failed trials run again under their own ids, and now succeed
+    (tmp_path / "no_such_train.py").write_text("import json; print(json.dumps({'loss': 1.0}))\n")
+    proc = cli("run", path, "--dir", d, "--quiet", "--retry-failed", cwd=str(tmp_path), env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    h2 = history(d)
+    failed = [t for t, r in h.trials.items() if r.status == "failed"]
+    assert len(failed) >= 5 and len(h2.trials) == 30
+    # (a trial in flight at the stop may have ended failed before it was killed: collected now)
+    assert sum(r.status == "ok" for r in h2.trials.values()) >= 30 - (len(h.trials) - len(failed))
+    assert all(h2.trials[t].status == "ok" and h2.trials[t].attempt == 1 for t in failed)
+
+
+def test_max_failures_zero_runs_everything_and_still_exits_non_zero(tmp_path):
+    path = _local_study(tmp_path, "exit 3", search={"algorithm": "random", "max_trials": 7},
+                        max_failures=0)
+    proc = cli("run", path, "--dir", str(tmp_path / "d"), "--quiet", env=ENV)
+    assert proc.returncode == 4 and "every trial failed" in proc.stderr
+    assert len(history(str(tmp_path / "d")).trials) == 7
+
+
+def test_a_changed_command_is_refused_unless_accepted(tmp_path):
+    path = _local_study(tmp_path, "echo '{{\"loss\": {x}}}'", search={"max_trials": 2})
+    d = str(tmp_path / "d")
+    assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 0
+    data = yaml.safe_load(open(path))
+    data["objective"]["command"] = "echo '{{\"loss\": 0}}'"
+    data["search"]["max_trials"] = 3
+    write_study(path, data)
+    proc = cli("run", path, "--dir", d, "--quiet", env=ENV)
+    assert proc.returncode == 2 and len(history(d).trials) == 2
+    assert proc.stderr.startswith("autotune: error: objective.command: ") \
+        and "--accept-objective-change" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    proc = cli("run", path, "--dir", d, "--quiet", "--accept-objective-change", env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 0  # recorded
+    assert len(history(d).trials) == 3
+
+
+def test_start_lines_say_new_or_resumed_and_warn(tmp_path):
+    path = _local_study(tmp_path, "echo '{{\"loss\": {x}}}'", search={"max_trials": 2},
+                        executor={"kind": "local", "max_concurrent": (os.cpu_count() or 1) + 3})
+    d = str(tmp_path / "d")
+    first = cli("run", path, "--dir", d, env=ENV)
+    assert first.returncode == 0, first.stderr
+    assert f"new study t in {d}: random, up to 2 trials" in first.stderr
+    assert "warning: executor.max_concurrent is" in first.stderr
+    assert "2/2 done" in first.stderr and "elapsed" in first.stderr
+    data = yaml.safe_load(open(path))
+    data["search"]["max_trials"] = None
+    write_study(path, data)
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d],
+                              cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [driver.stderr.readline() for _ in range(2)]
+    finally:
+        driver.terminate()
+        driver.wait(timeout=60)
+        driver.stderr.close()
+    assert lines[0].startswith(f"resuming study t in {d}: 2 trials done"), lines
+    assert lines[1].startswith("warning: no budget"), lines
+
+
+def test_progress_line_fits_the_terminal():
+    import io
+
+    from autotune.history import History
+    from autotune.progress import Progress, fit
+
+    assert fit("x" * 200, 79) == "x" * 78 + "…" and fit("short", 79) == "short"
+    p = Progress("min", stream=io.StringIO(), total=40)
+    text = p.line(History(), 3)
+    assert text.startswith("0/40 done, 3 running, 0s elapsed")
+
+
+def _wait_for(predicate, what, seconds=60):
+    give_up = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < give_up, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_local_trials_outlive_a_killed_driver_and_are_collected_once(tmp_path):
+    """kill -9 of the driver: trial 0 finishes meanwhile, trial 1 still runs; the next run
+    collects the first and re-attaches to the second, neither runs twice."""
+    runs = tmp_path / "runs.log"
+    command = (f"echo {{trial}} >> {runs}; while [ ! -e {tmp_path}/gate{{trial}} ]; do "
+               "sleep 0.05; done; echo '{{\"loss\": {x}}}'")
+    path = _local_study(tmp_path, command, space={"x": {"values": [1, 2]}},
+                        search={"algorithm": "grid"})
+    d = str(tmp_path / "d")
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: runs.exists() and len(runs.read_text().split()) == 2, "two trials started")
+    driver.kill()
+    driver.wait()
+    status = cli("status", d)
+    assert "2 still running without a driver" in status.stdout, status.stdout
+    (tmp_path / "gate0").touch()
+    _wait_for(lambda: os.path.exists(os.path.join(d, "trials", "0", "outcome.json")), "trial 0")
+    again = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                              "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: history(d).trials[0].status == "ok", "trial 0 collected")
+    (tmp_path / "gate1").touch()
+    assert again.wait(timeout=60) == 0, again.stderr.read()
+    again.stderr.close()
+    h = history(d)
+    assert [(r.status, r.value, r.attempt) for r in h.trials.values()] == [("ok", 1.0, 0),
+                                                                         ("ok", 2.0, 0)]
+    assert sorted(runs.read_text().split()) == ["0", "1"]  # each ran once
+
+
+def test_cancel_stops_local_trials_a_dead_driver_left(tmp_path):
+    path = _local_study(tmp_path, "echo $$ > {trial_dir}/sh.pid; sleep 300",
+                        space={"x": 1}, search={"algorithm": "grid"})
+    d = str(tmp_path / "d")
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    pid_file = os.path.join(d, "trials", "0", "sh.pid")
+    _wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(), "the trial")
+    driver.kill()
+    driver.wait()
+    shell = int(open(pid_file).read())
+    assert os.path.exists(f"/proc/{shell}")
+    proc = cli("cancel", d)
+    assert "stopped 1 local trial(s) left running by a dead driver" in proc.stdout, proc.stdout
+    _wait_for(lambda: not os.path.exists(f"/proc/{shell}"), "the trial's shell to end", 10)
+    assert "interrupted (runs again on resume)" in cli("status", d).stdout
+
+
+def test_background_children_end_with_their_trial(tmp_path):
+    """``cmd &`` (holding the output pipes, or not) and a Python Popen: all end with the trial,
+    whether it succeeded, failed or timed out."""
+    command = ("sleep 300 & echo $! > {trial_dir}/bg.pid; "
+               "python -c 'import subprocess; print(subprocess.Popen([\"sleep\", \"300\"]).pid)'"
+               " > {trial_dir}/popen.pid; "
+               "if [ {x} = 1 ]; then echo '{{\"loss\": 1}}'; elif [ {x} = 2 ]; then exit 1; "
+               "else sleep 300; fi")
+    path = _local_study(tmp_path, command, space={"x": {"values": [1, 2, 3]}},
+                        search={"algorithm": "grid"})
+    data = yaml.safe_load(open(path))
+    data["objective"]["timeout_s"] = 3
+    data["executor"]["max_concurrent"] = 3
+    write_study(path, data)
+    d = str(tmp_path / "d")
+    proc = cli("run", path, "--dir", d, "--quiet", env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    h = history(d)
+    assert [r.status for r in h.trials.values()] == ["ok", "failed", "failed"]
+    assert "timed out" in h.trials[2].error
+    for trial in range(3):
+        for name in ("bg.pid", "popen.pid"):
+            pid = int(open(os.path.join(d, "trials", str(trial), name)).read())
+            _wait_for(lambda: not os.path.exists(f"/proc/{pid}")
+                      or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z",
+                      f"trial {trial}'s {name} to end", 5)

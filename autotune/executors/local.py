@@ -2,7 +2,14 @@
 
 Each attempt runs ``python -m autotune.worker`` in its own session (process group), with its
 stdout and stderr kept in the trial directory, up to ``max_concurrent`` at once and killed
-(the whole group) when it passes the objective's ``timeout_s``.
+(the whole group) when it passes the objective's ``timeout_s``. When an attempt ends, well or
+not, whatever it left running in its group (``cmd &``, a ``Popen``) is ended with it.
+
+A trial outlives a driver killed with SIGKILL: the next driver re-attaches to the workers
+still running (found by the pid in the history, checked against the trial's mark) and
+collects those that finished meanwhile from their outcome file, as the SLURM executor does;
+``autotune cancel`` stops them when no driver will come back. An interrupted driver (Ctrl-C,
+SIGTERM) ends its trials itself; they run again on resume.
 """
 from __future__ import annotations
 
@@ -18,16 +25,34 @@ from dataclasses import dataclass
 from ..worker import DISK_FULL_STATUS, write_json_atomic
 from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, check_packing, make_pool
+from .procgroup import MARK, alive, end_group, kill_group
 from .registry import register
 
 #: where this autotune is imported from: a worker started in the launch directory finds it
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+class _Adopted:
+    """A worker a dead driver started: not our child, so watched through /proc."""
+
+    def __init__(self, pid: int, trial_dir: str):
+        self.pid = pid
+        self.trial_dir = trial_dir
+        self.returncode: int | None = None  # never known: nobody waits for it but init
+
+    def poll(self) -> int | None:
+        return None if alive(self.pid, self.trial_dir) else 0
+
+    def wait(self, timeout: float = 5.0) -> None:
+        give_up = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < give_up:
+            time.sleep(0.01)
+
+
 @dataclass
 class _Running:
     job: TrialJob
-    proc: subprocess.Popen
+    proc: subprocess.Popen | _Adopted
     start_s: float
     deadline: float | None  # monotonic
     outcome_path: str
@@ -77,10 +102,10 @@ class LocalExecutor(Executor):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [*job.objective.python_path, PACKAGE_ROOT,
              *filter(None, [os.environ.get("PYTHONPATH")])]),
-            **self._gpus.environ(job.trial)}
+            **self._gpus.environ(job.trial), MARK: tdir}
         multi = self._ranks > 1 or self.opts.get("launch", "task") == "node"
         module = "autotune.launch" if multi else "autotune.worker"  # launch: one process a rank
-        proc = subprocess.Popen([sys.executable, "-m", module, job_path],
+        proc = subprocess.Popen([sys.executable, "-m", module, job_path],  # noqa: S603
                                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env,
                                 cwd=job.ctx.launch_dir or None)
@@ -90,6 +115,32 @@ class LocalExecutor(Executor):
         deadline = time.monotonic() + timeout if timeout else None
         self._running[job.trial] = _Running(job, proc, self.now(), deadline, outcome_path, (out, err))
         return f"pid-{proc.pid}"
+
+    def reattach(self, job: TrialJob, job_id: str) -> bool:
+        """Watch again a worker a dead driver left running, or collect what it finished
+        meanwhile; False (run it again) when it died without an outcome."""
+        if not job_id.startswith("pid-") or not job_id[4:].isdigit():
+            return False
+        pid, tdir = int(job_id[4:]), job.ctx.trial_dir
+        outcome_path = os.path.join(tdir, "outcome.json")
+        try:
+            with open(os.path.join(tdir, "job.json")) as fh:
+                recorded = json.load(fh)
+        except (OSError, ValueError):
+            return False
+        if recorded.get("ctx", {}).get("attempt") != job.attempt:
+            return False
+        if not alive(pid, tdir) and not os.path.exists(outcome_path):
+            return False
+        if recorded.get("gpus"):
+            self._gpus.claim(job.trial, recorded["gpus"])
+        start = job.resume_start_s if job.resume_start_s is not None else self.now()
+        timeout = job.objective.timeout_s
+        deadline = (time.monotonic() + max(0.0, timeout - (self.now() - start))
+                    if timeout else None)
+        self._running[job.trial] = _Running(job, _Adopted(pid, tdir), start, deadline,
+                                            outcome_path, ())
+        return True
 
     def poll(self, timeout: float) -> list[Outcome]:
         give_up = time.monotonic() + timeout
@@ -112,6 +163,10 @@ class LocalExecutor(Executor):
 
     def _finish(self, r: _Running) -> Outcome:
         del self._running[r.job.trial]
+        if isinstance(r.proc, _Adopted):
+            end_group(r.proc.pid, r.job.ctx.trial_dir)
+        else:
+            kill_group(r.proc.pid)  # the attempt is over: so is anything it left running
         self._gpus.release(r.job.trial)
         for fh in r.logs:
             fh.close()
@@ -155,8 +210,10 @@ def check_ranks(opts: dict) -> int:
     return int(opts.get("tasks_per_trial", 1))
 
 
-def died_message(returncode: int, trial_dir: str) -> str:
-    if returncode is not None and returncode < 0:
+def died_message(returncode: int | None, trial_dir: str) -> str:
+    if returncode is None:
+        reason = "ended without an outcome while no driver watched"
+    elif returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
@@ -181,23 +238,17 @@ def last_line(path: str) -> str:
         return ""
 
 
-def kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def kill_orphan(trial_dir: str) -> None:
-    """A worker a dead driver left behind must not write into a re-run of its trial."""
+    """A worker a dead driver left behind, or what its processes left running, must not
+    write into a re-run of its trial: its whole group is ended."""
     try:
         with open(os.path.join(trial_dir, "worker.pid")) as fh:
             pid = int(fh.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            cmdline = fh.read().decode(errors="replace")
     except (OSError, ValueError):
         return
-    if os.path.join(trial_dir, "job.json") in cmdline:
-        kill_group(pid)
-        for _ in range(200):  # not our child: wait for it to be gone by watching /proc
-            if not os.path.exists(f"/proc/{pid}"):
-                break
-            time.sleep(0.01)
+    end_group(pid, trial_dir)
+
+
+def worker_alive(trial_dir: str, job_id: str) -> bool:
+    """For ``status``: the local trial's worker still runs although its driver is gone."""
+    return job_id.startswith("pid-") and job_id[4:].isdigit() and alive(int(job_id[4:]), trial_dir)

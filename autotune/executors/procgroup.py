@@ -1,0 +1,76 @@
+"""A local trial's processes: one session (process group) per attempt, ended as a whole.
+
+A trial's worker starts in its own session, and everything it starts (a shell, the user's
+training, its ``cmd &`` or ``Popen`` children) stays in that group unless it leaves on
+purpose. Each process also inherits ``AUTOTUNE_TRIAL_GROUP=<trial dir>`` in its environment:
+a group found after the driver died is only killed when one of its members carries the mark
+of that very trial, so a recycled process id can never bring down an unrelated group.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+MARK = "AUTOTUNE_TRIAL_GROUP"
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a group we know is ours (a child just reaped, a worker we watch)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid`` (zombies left out)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        stat = _stat(int(name))
+        if stat is not None and stat[1] == pgid and stat[0] != "Z":
+            found.append(int(name))
+    return found
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of ``pid`` from /proc, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()
+    try:
+        return fields[0], int(fields[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def marked(pid: int, trial_dir: str) -> bool:
+    """Whether process ``pid`` belongs to the trial whose directory is ``trial_dir``."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            env = fh.read()
+    except OSError:
+        return False
+    return f"{MARK}={trial_dir}".encode() in env.split(b"\0")
+
+
+def end_group(pgid: int, trial_dir: str, wait_s: float = 2.0) -> int:
+    """Kill the group ``pgid`` if it is this trial's; returns how many processes it had."""
+    mine = [p for p in members(pgid) if marked(p, trial_dir)]
+    if not mine:
+        return 0
+    kill_group(pgid)
+    give_up = time.monotonic() + wait_s
+    while members(pgid) and time.monotonic() < give_up:  # not our children: watch /proc
+        time.sleep(0.01)
+    return len(mine)
+
+
+def alive(pid: int, trial_dir: str) -> bool:
+    """The trial's worker ``pid`` still runs (not a zombie, and it is that trial's)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z" and marked(pid, trial_dir)
