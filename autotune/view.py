@@ -113,7 +113,7 @@ class StudyView:
             running = self._dir.driver_running()
         except OSError:  # a directory we may only read: whether a driver runs is unknown
             running = None
-        return summary(self._history, running_driver=running)
+        return summary(self._history, running_driver=running, directory=self.path)
 
     @property
     def history(self) -> History:
