@@ -21,7 +21,10 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
     # a parameter named "epochs" (a fixed training length) is the epochs column itself;
     # any other name clashing with a fixed column is prefixed
     params = {p: (f"param_{p}" if p in fixed_cols else p) for p in param_names if p != "epochs"}
-    info_names = sorted({k for r in history.trials.values() for k in r.info} - {"round"})
+    # an info key starting with "_" is a searcher's own state (e.g. a sampler's), kept in the
+    # history for resuming but no column
+    info_names = sorted({k for r in history.trials.values() for k in r.info
+                         if not k.startswith("_")} - {"round"})
     info = {k: (f"info_{k}" if k in fixed_cols or k in params.values() else k) for k in info_names}
     taken = set(fixed_cols) | set(params.values()) | set(info.values())
     metric_names = sorted({m for r in history.trials.values() for m in r.metrics} - {"cost_s"})

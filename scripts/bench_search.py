@@ -330,8 +330,8 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
                     row += f"{r:>11}  {name}"
                     worse = [m for m, v in medians.items() if m != "axis" and v < medians["axis"]]
                     wins.append((land, worse))
-                    ratios.append(medians["axis"] / best if best > 0 else
-                                  (1.0 if medians["axis"] == 0 else math.inf))
+                    a = medians["axis"]
+                    ratios.append(1.0 if a == best else a / best if best > 0 else math.inf)
                 lines.append(row)
             if ratios:
                 losses = [(land, w) for land, w in wins if w]

@@ -41,8 +41,13 @@ def test_cmaes_gets_to_the_bowl_s_floor_and_records_its_generations(tmp_path):
     history = bowl(tmp_path, "optuna-cmaes", trials=120, popsize=6)
     best = min(r.value for r in history.trials.values() if r.value is not None)
     assert best <= 1.0                     # one grid step from the minimum at most
-    generations = {r.info.get("optuna", {}).get("cma:generation") for r in history.trials.values()}
+    generations = {r.info.get("generation") for r in history.trials.values()}
     assert len(generations - {None}) >= 3  # the optimizer moved on, its state in the record
+    assert any("cma:optimizer:0" in r.info.get("_optuna", {}) for r in history.trials.values())
+    with open(tmp_path / "trajectory.csv") as fh:   # the pickled optimizer is no column
+        header, *lines = fh.read().splitlines()
+    assert "generation" in header.split(",") and "_optuna" not in header
+    assert max(len(line) for line in lines) < 400
 
 
 def test_ranges_map_onto_optuna_distributions_and_come_back_inside_the_space():

@@ -16,8 +16,9 @@ by a fresh sampler seeded from (study seed, trial id), so what it proposes depen
 study's trials alone, not on the process history. Live, ``ask`` lets Optuna create the
 study's next trial while sampling (a sampler must see the trial it samples for); the
 suggestion then carries everything that trial holds beyond its parameters (the sampler's
-system attributes: CMA-ES's generation and, once per generation, its pickled optimizer) in
-``info["optuna"]``. ``adopt`` takes that trial over when it is the one ``ask`` just made, and
+system attributes: CMA-ES's generation and, after each generation's update, its pickled
+optimizer) in ``info["_optuna"]`` (kept in the history, no trajectory column; CMA-ES's
+generation is also shown as ``generation``). ``adopt`` takes that trial over when it is the one ``ask`` just made, and
 otherwise (resume) creates the same trial from the suggestion: parameters plus those
 attributes are all a sampler ever reads back, so both paths leave the same study.
 
@@ -133,6 +134,10 @@ class OptunaPeer(Searcher):
     def sampler(self, seed: int) -> Any:
         raise NotImplementedError
 
+    def shown(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """What of the sampler's attributes is worth a trajectory column."""
+        return {}
+
     def fixed_space(self, sampler: Any) -> Any:
         """A fresh sampler would recompute the intersection of every trial's distributions
         (a third of a TPE ask at 1,000 trials). Here every trial has the same distributions,
@@ -156,7 +161,8 @@ class OptunaPeer(Searcher):
             frozen = self.storage.get_trial(made._trial_id)
             info: dict[str, Any] = {}
             if frozen.system_attrs:
-                info["optuna"] = dict(frozen.system_attrs)
+                info["_optuna"] = dict(frozen.system_attrs)
+            info.update(self.shown(frozen.system_attrs))
             self._made[trial] = made._trial_id
             out.append(self.suggestion(self.encoding.params(frozen.params),
                                        fidelity=self.epochs, **info))
@@ -173,7 +179,7 @@ class OptunaPeer(Searcher):
         frozen = self.optuna.trial.create_trial(
             state=self.optuna.trial.TrialState.RUNNING, params=internal,
             distributions=self.encoding.distributions,
-            system_attrs=dict(s.info.get("optuna") or {}))
+            system_attrs=dict(s.info.get("_optuna") or {}))
         self.trial_ids[s.trial] = self.storage.create_new_trial(self.study_id, template_trial=frozen)
 
     def tell(self, result: Result) -> None:
@@ -239,6 +245,10 @@ class OptunaCMAES(OptunaPeer):
         except ImportError:
             raise StudyError(f"search.algorithm: {self.name} needs the cmaes package, which is "
                              f"not installed; install the peers extra: {EXTRA}") from None
+
+    def shown(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        generation = attrs.get("cma:generation")
+        return {} if generation is None else {"generation": generation}
 
     def sampler(self, seed: int) -> Any:
         kwargs: dict[str, Any] = {"seed": seed}
