@@ -164,14 +164,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import plot_all, summary
-    from .trajectory import rows, write_csv_atomic
+    from .trajectory import csv_view, rows, write_csv_atomic
 
     sdir, history = open_history(args.dir)
     text = summary(history, running_driver=sdir.driver_running(), directory=sdir.path)
     identity = history.study.get("identity", {})
+    space = identity.get("space", {})
     columns, data = rows(history, history.study.get("name", ""), identity.get("algorithm", ""),
-                         list(identity.get("space", {})), identity.get("mode", "min"))
-    write_csv_atomic(sdir.trajectory, columns, data)
+                         list(space), identity.get("mode", "min"))
+    free = [n for n, spec in space.items() if "fixed" not in spec]
+    write_csv_atomic(sdir.trajectory, *csv_view(columns, data, free))
     with open(os.path.join(sdir.path, "summary.txt"), "w") as fh:
         fh.write(text + "\n")
     written = plot_all(history, sdir.plots)

@@ -38,6 +38,7 @@ class TrialRecord:
     cost_s: float = 0.0              # summed over every attempt
     job_id: str = ""
     asked_s: float = 0.0
+    starts: int = 0                  # times it was started: retries and re-runs after interrupts
 
     @property
     def done(self) -> bool:
@@ -175,6 +176,7 @@ class History:
             rec.start_s = t
         rec.attempt = attempt
         rec.status = "running"
+        rec.starts += 1
         rec.job_id = e.get("job_id", "")
         if t > self.last_t:
             self.last_t = t

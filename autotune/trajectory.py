@@ -39,7 +39,7 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
                "round": rec.info.get("round", ""), "epochs": epochs,
                "parent": rec.parent, "value": rec.value, "start_s": rnd(rec.start_s),
                "end_s": rnd(rec.end_s), "cost_s": rnd(rec.cost_s), "job_id": rec.job_id,
-               "attempts": rec.attempt + 1 if rec.start_s is not None else 0,
+               "attempts": rec.starts,
                "error": rec.error or ""}
         row.update({col: rec.params.get(p) for p, col in params.items()})
         row.update({col: cell(rec.info.get(k)) for k, col in info.items()})
@@ -67,7 +67,32 @@ def cell(value: Any) -> Any:
 def write_trajectory(history: History, study: Study, path: str) -> None:
     columns, data = rows(history, study.name, study.algorithm, study.space.names,
                          study.objective.mode)
-    write_csv_atomic(path, columns, data)
+    write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free]))
+
+
+#: columns every trajectory.csv has, filled or not; any other column left empty by every
+#: trial (``round`` for a search without rounds, ``parent`` without promotions) is left out
+ALWAYS = {"trial", "status", "algorithm", "value", "best", "start_s", "end_s", "cost_s",
+          "attempts", "error"}
+
+
+def csv_view(columns: list[str], data: list[dict[str, Any]], free: list[str]
+             ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The rows as the CSV shows them: the axis search's grid ``index`` (a JSON list, one
+    entry per free parameter) split into ``index_<parameter>`` columns, and the columns no
+    trial fills left out."""
+    if "index" in columns and free:
+        split = [f"index_{p}" for p in free]
+        at = columns.index("index")
+        columns = columns[:at] + [c for c in split if c not in columns] + columns[at + 1:]
+        for row in data:
+            index = row.pop("index", None)
+            values = json.loads(index) if isinstance(index, str) and index[:1] == "[" else None
+            if isinstance(values, list) and len(values) == len(free):
+                row.update(zip(split, values))
+    kept = [c for c in columns
+            if c in ALWAYS or any(row.get(c) not in (None, "") for row in data)]
+    return kept, data
 
 
 def write_csv_atomic(path: str, columns: list[str], data: list[dict[str, Any]]) -> None:

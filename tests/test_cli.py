@@ -139,10 +139,12 @@ def test_trajectory_columns_never_repeat(tmp_path):
         header = fh.readline().strip().split(",")
         first = fh.readline().strip().split(",")
     assert len(header) == len(set(header))
-    assert header[:4] == ["trial", "status", "algorithm", "round"]
-    assert {"x", "param_status", "epochs", "parent", "value", "best", "start_s", "end_s",
-            "cost_s", "job_id", "error", "loss", "score", "index"} <= set(header)
+    assert header[:4] == ["trial", "status", "algorithm", "x"]
+    assert {"x", "param_status", "epochs", "value", "best", "start_s", "end_s",
+            "cost_s", "job_id", "error", "loss", "score", "index_x", "attempts"} <= set(header)
+    assert "round" not in header and "parent" not in header  # never filled by a grid search
     assert first[header.index("epochs")] == "5"
+    assert first[header.index("index_x")] == "0" and first[header.index("attempts")] == "1"
 
 
 def test_report_of_an_axis_search_draws_its_path(tmp_path):

@@ -325,3 +325,25 @@ def test_background_children_end_with_their_trial(tmp_path):
             _wait_for(lambda: not os.path.exists(f"/proc/{pid}")
                       or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z",
                       f"trial {trial}'s {name} to end", 5)
+
+
+def test_trajectory_counts_reruns_after_an_interrupt(tmp_path):
+    import csv
+    import signal
+
+    gate = tmp_path / "gate"
+    path = _local_study(tmp_path, f"while [ ! -e {gate} ]; do sleep 0.05; done; "
+                        "echo '{{\"loss\": 1}}'", space={"x": 1}, search={"algorithm": "grid"})
+    d = str(tmp_path / "d")
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: os.path.exists(os.path.join(d, "trials", "0", "worker.pid")), "the trial")
+    time.sleep(0.3)
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=60) == 130
+    assert "1 interrupted (runs again on resume)" in cli("status", d).stdout
+    gate.touch()
+    assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 0
+    with open(os.path.join(d, "trajectory.csv")) as fh:
+        row = next(csv.DictReader(fh))
+    assert row["status"] == "ok" and row["attempts"] == "2"
