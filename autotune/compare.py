@@ -14,6 +14,7 @@ them. With a budget, the compute budget is every run's only limit (the study's
 from __future__ import annotations
 
 import copy
+import math
 import os
 import statistics
 import warnings
@@ -65,6 +66,8 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
     seeds = seeds if seeds is not None else take(section, "seeds", "positive-int", "compare", 1)
     if seeds < 1:
         raise StudyError(f"--seeds: expected a positive integer, got {seeds}")
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise StudyError(f"--budget: expected a positive number of compute seconds, got {budget:g}")
     budget = budget if budget is not None else take(section, "budget_s", "positive-number",
                                                     "compare", None)
     if executor is not None and executor not in EXECUTORS:
@@ -94,8 +97,10 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
             if key in search:
                 data["search"][key] = search[key]
     if plan.executor is not None:
-        data["executor"] = {"kind": plan.executor,
-                            "max_concurrent": (data.get("executor") or {}).get("max_concurrent", 1)}
+        own = dict(data.get("executor") or {})
+        data["executor"] = {"kind": plan.executor, "max_concurrent": own.get("max_concurrent", 1)}
+        if plan.executor == "simulated" and own.get("default_cost_s") is not None:
+            data["executor"]["default_cost_s"] = own["default_cost_s"]
     data["name"] = f"{data.get('name', 'study')}-{algorithm}-s{seed}"
     try:
         return parse_study(data, base_dir=base_dir)
@@ -115,6 +120,7 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     base_dir = os.path.dirname(os.path.abspath(study_path))
     runs = [(a, s, run_study(raw, plan, a, s, base_dir)) for a in plan.algorithms
             for s in range(plan.seeds)]  # every run validated before any is started
+    check_simulated_cost(runs[0][2])
     results = []
     for algorithm, seed, study in runs:
         directory = os.path.join(out_dir, f"{algorithm}-s{seed}")
@@ -129,6 +135,35 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     write_csv_atomic(os.path.join(out_dir, "comparison.csv"), COLUMNS, rows)
     plot_comparison(results, os.path.join(out_dir, "plots"))
     return rows
+
+
+def check_simulated_cost(study: Study) -> None:
+    """Under the simulated executor every time is the ``cost_s`` the objective reports: one
+    that reports none would make a table of how fast this machine runs the objective. One
+    trial of the first run is tried in a scratch directory (the simulated objective runs
+    in-process anyway, so it is cheap) before anything is written."""
+    import tempfile
+
+    from .objective import Ctx, run_objective
+
+    if study.executor != "simulated" or study.executor_options.get("default_cost_s") \
+            or study.objective.pretrain is not None:
+        return
+    searcher = study.make_searcher()
+    suggestion = searcher.ask(1)[0]
+    with tempfile.TemporaryDirectory(prefix="autotune-probe-") as scratch:
+        ctx = Ctx(trial=0, trial_dir=os.path.join(scratch, "trial"), seed=0,
+                  epochs=suggestion.fidelity, study_dir=scratch, launch_dir=os.getcwd(),
+                  study_file_dir=os.path.dirname(study.source) or os.getcwd())
+        try:
+            result = run_objective(study.objective, dict(suggestion.params), ctx)
+        except Exception:  # noqa: BLE001 - a failing trial is the run's to record, not ours
+            return
+    if "cost_s" not in result:
+        raise StudyError(f"--executor simulated: the objective's result has no cost_s (keys: "
+                         f"{', '.join(sorted(result))}); the virtual clock needs each trial's "
+                         "compute seconds, or executor.default_cost_s; compare on a real "
+                         "executor instead")
 
 
 def table(results: list[tuple]) -> list[dict[str, Any]]:

@@ -90,3 +90,29 @@ def test_with_a_budget_the_trial_count_no_longer_limits(tmp_path):
     assert rows[0]["evaluations"] > 3 and rows[0]["compute_s"] >= 1000.0
     rows = compare(path, str(tmp_path / "cmp2"), "random", seeds=1, progress=False)
     assert rows[0]["evaluations"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "-5"], "--budget: expected a positive number of compute seconds, got -5"),
+    (["--budget", "nan"], "--budget: expected a positive number"),
+    (["--seeds", "0"], "--seeds: expected a positive integer"),
+])
+def test_bad_compare_arguments_name_the_option(tmp_path, capsys, args, message):
+    path = study_file(tmp_path)
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "random", "--dir", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_a_simulated_preview_without_cost_s_is_refused(tmp_path, capsys):
+    path = write_study(str(tmp_path / "local.yaml"), study_dict(
+        space={"x": {"low": -2.0, "high": 2.0}}, search={"max_trials": 6},
+        executor={"kind": "local", "max_concurrent": 2}))
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "random", "--dir", str(out),
+                 "--executor", "simulated"]) == 2
+    err = capsys.readouterr().err
+    assert "--executor simulated: the objective's result has no cost_s (keys: loss, score)" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
