@@ -81,7 +81,9 @@ def test_sigkill_then_resume_loses_nothing_and_repeats_nothing(tmp_path, kill_po
 
 def test_a_second_run_is_refused_while_the_first_holds_the_study(tmp_path):
     log = str(tmp_path / "runs.log")
-    path = write_study(str(tmp_path / "s.yaml"), make_study(tmp_path, log))
+    data = make_study(tmp_path, log)
+    data["space"]["sleep_s"] = 2.0  # outlasts two CLI starts on a loaded machine
+    path = write_study(str(tmp_path / "s.yaml"), data)
     d = str(tmp_path / "d")
     first = start(path, d)
     try:
