@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from .failures import failure_lines
+from .plots import no_result_text, note, plot_along
 from .history import History
 from .analysis import best_curve, compute_at, concurrency, incumbents
 
@@ -122,7 +123,7 @@ def plot_all(history: History, out_dir: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .frame import param_column, trials_frame
+    from .frame import trials_frame
 
     os.makedirs(out_dir, exist_ok=True)
     identity = history.study.get("identity", {})
@@ -131,39 +132,25 @@ def plot_all(history: History, out_dir: str) -> list[str]:
     written = []
     times, bests = best_curve(df)
     compute = compute_at(df, times)
+    name_of_study = history.study.get("name", "")
     for xs, label, name in ((times, "time since start (s)", "best_vs_time.png"),
                             (compute, "compute spent (s)", "best_vs_compute.png")):
         fig, ax = plt.subplots(figsize=(6, 4))
         if len(xs):
             ax.step(xs, bests, where="post")
             ax.plot(xs, bests, ".", ms=3)
-        ax.set_xlabel(label)
-        ax.set_ylabel(f"best {metric} so far")
-        ax.set_title(history.study.get("name", ""))
-        ax.grid(alpha=0.3)
+            ax.set_xlabel(label)
+            ax.set_ylabel(f"best {metric} so far")
+            ax.grid(alpha=0.3)
+        else:
+            note(ax, no_result_text(history))
+        ax.set_title(f"{name_of_study}: best {metric} against {label.split(' (')[0]}",
+                     fontsize=10)
         written.append(save(fig, os.path.join(out_dir, name)))
     written.append(plot_concurrency(df, os.path.join(out_dir, "concurrency.png")))
     if any("base" in r.info or "level" in r.info for r in history.trials.values()):
         written.append(plot_search_path(history, os.path.join(out_dir, "search_path.png"), df))
-    ok = df[(df["status"] == "ok") & df["value"].notna()]
-    columns = {n: param_column(n, df.columns) for n in identity.get("space", {})}
-    varying = [n for n, col in columns.items()
-               if col in ok and ok[col].astype(object).map(repr).nunique() > 1]
-    for name in varying:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        xs = ok[columns[name]].tolist()
-        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
-            ax.plot(xs, ok["value"], "o", ms=4, alpha=0.6)
-            if all(x > 0 for x in xs) and max(xs) / min(xs) > 100:
-                ax.set_xscale("log")
-        else:
-            labels = sorted({str(x) for x in xs})
-            ax.plot([labels.index(str(x)) for x in xs], ok["value"], "o", alpha=0.6)
-            ax.set_xticks(range(len(labels)), labels)
-        ax.set_xlabel(name)
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        written.append(save(fig, os.path.join(out_dir, f"{metric}_along_{name}.png")))
+    written += plot_along(history, out_dir, searcher_view(history).get("base"), save)
     return written
 
 
@@ -204,6 +191,7 @@ def plot_search_path(history: History, path: str, df: Any) -> str:
     space = identity.get("space", {})
     names = [n for n, spec in space.items() if "fixed" not in spec]
     bases = base_path(history)
+    setting = searcher_view(history).get("base")
     best_trials = incumbents(df)["trial"].tolist()
     tried = [r for r in history.trials.values() if r.start_s is not None]
     fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * (len(names) + 1) + 0.6),
@@ -222,6 +210,9 @@ def plot_search_path(history: History, path: str, df: Any) -> str:
                 xs = [r.end_s or r.start_s for r in recs] + [end]
                 ys = [pos.get(repr(r.params.get(name)), 0) for r in recs]
                 ax.step(xs, ys + ys[-1:], where="post", **style)
+        if setting and name in setting:  # where the path ends: what ``status`` reports
+            ax.plot([end], [pos.get(repr(setting[name]), 0)], "D", ms=8, mfc="none",
+                    color="C3", mew=2, label="the search's setting (status)")
         step = max(1, len(values) // 6)
         ax.set_yticks(range(0, len(values), step), [f"{v:g}" if isinstance(v, (int, float))
                                                    else str(v) for v in values[::step]])
@@ -241,8 +232,10 @@ def plot_search_path(history: History, path: str, df: Any) -> str:
     ax.set_ylabel("level")
     ax.set_xlabel("time since start (s)")
     ax.grid(alpha=0.3)
+    reported = ", ".join(f"{n}={setting[n]}" for n in names if n in (setting or {}))
     fig.suptitle(f"{history.study.get('name', '')}: {len(bases)} bases, "
-                 f"{max(0, len(bases) - 1)} moves")
+                 f"{max(0, len(bases) - 1)} moves"
+                 + (f"; the search's setting: {reported}" if reported else ""), fontsize=10)
     return save(fig, path)
 
 

@@ -115,7 +115,8 @@ def test_run_status_report(tmp_path):
     assert report.returncode == 0, report.stderr
     plots = sorted(os.listdir(os.path.join(d, "plots")))
     assert plots == ["best_vs_compute.png", "best_vs_time.png", "concurrency.png",
-                     "loss_along_x.png", "loss_along_y.png"]
+                     "loss_along_x.png", "loss_along_y.png",  # every metric reported:
+                     "score_along_x.png", "score_along_y.png"]
     assert all(os.path.getsize(os.path.join(d, "plots", p)) > 1000 for p in plots)
     assert cli("status", str(tmp_path / "nothing")).returncode == 2
 

@@ -347,3 +347,60 @@ def test_trajectory_counts_reruns_after_an_interrupt(tmp_path):
     with open(os.path.join(d, "trajectory.csv")) as fh:
         row = next(csv.DictReader(fh))
     assert row["status"] == "ok" and row["attempts"] == "2"
+
+
+def test_plot_scales_follow_the_declared_grid():
+    from autotune.plots import param_scale
+
+    assert param_scale({"low": 1e-5, "high": 1e-1, "log": True}) == ("log", {})
+    assert param_scale({"low": 0.0, "high": 1.0}) == ("linear", {})
+    assert param_scale({"values": [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 1e-3]}) == ("log", {})
+    assert param_scale({"values": [0, 1e-2, 5e-2, 1e-1, 5e-1, 1, 5, 10, 50, 100, 500]}) == \
+        ("symlog", {"linthresh": 1e-2})
+    assert param_scale({"values": [32, 64, 128, 256]}) == ("linear", {})  # x8: not wide enough
+    assert param_scale({"values": [-1.0, 0.0, 1.0]}) == ("linear", {})
+
+
+def test_report_plots_every_metric_marked_and_labelled(tmp_path):
+    """An axis search on a log grid: each metric along each parameter, log axes for the log
+    grid in every plot of it, the best trial and the search's reported setting marked, the
+    metric named, a title; a study with no successful trial gets notes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from autotune.plots import plot_along
+    from autotune.report import searcher_view
+
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        space={"x": {"values": [0.01, 0.1, 1.0, 10.0, 100.0]}, "y": {"values": [-1.0, -0.5, 0.5]}},
+        search={"algorithm": "axis", "max_trials": 20},
+        executor={"kind": "simulated", "max_concurrent": 2}))
+    d = str(tmp_path / "d")
+    assert cli("run", path, "--dir", d, "--quiet").returncode == 0
+    h = history(d)
+    seen = {}
+
+    def save(fig, out):
+        ax = fig.axes[0]
+        seen[os.path.basename(out)] = (ax.get_xscale(), ax.get_ylabel(), ax.get_title(),
+                                       [t.get_text() for t in ax.get_legend().get_texts()])
+        return out
+
+    setting = searcher_view(h).get("base")
+    assert setting is not None
+    plot_along(h, str(tmp_path / "plots"), setting, save)
+    assert sorted(seen) == ["loss_along_x.png", "loss_along_y.png", "score_along_x.png",
+                            "score_along_y.png"]
+    for name, (scale, ylabel, title, legend) in seen.items():
+        metric, param = name[:-4].split("_along_")
+        assert scale == ("log" if param == "x" else "linear")
+        assert ylabel == metric and title == f"t: {metric} along {param}"
+        assert any(t.startswith("best trial") for t in legend)
+        assert "the search's setting (status)" in legend
+    # nothing succeeded: every plot says so instead of showing empty axes
+    bad = write_study(str(tmp_path / "f.yaml"), study_dict(
+        objective={"entry": "tests.objectives:raises"}, search={"max_trials": 2}, max_failures=0))
+    assert cli("run", bad, "--dir", str(tmp_path / "f"), "--quiet").returncode == 4
+    report = cli("report", str(tmp_path / "f"))
+    assert report.returncode == 0, report.stderr
+    assert "loss_along_x.png" in os.listdir(str(tmp_path / "f" / "plots"))

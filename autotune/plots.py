@@ -1,0 +1,160 @@
+"""Each metric along each parameter: the plots a researcher reads a study by.
+
+The x scale of a parameter follows how its grid was declared, never the values that happen
+to have been tried, so every plot of one parameter (each metric's, the search path's) reads
+the same way: a log range or a log-spaced grid on a log axis (symlog when the grid holds 0,
+as the AT loss-weight grids do), strings and booleans as labelled categories. Marked on every
+plot: the best trial (by the optimised metric), the search's own setting as ``status``
+reports it, settings measured more than once (their runs joined by a line), and, in a
+multi-fidelity search, each rung in its own colour.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from typing import Any
+
+from .history import History, TrialRecord
+
+
+def param_scale(spec: dict[str, Any]) -> tuple[str, dict[str, float]]:
+    """("linear" | "log" | "symlog", matplotlib keyword arguments) for a declared parameter."""
+    if "low" in spec:
+        return ("log", {}) if spec.get("log") else ("linear", {})
+    values = spec.get("values") or []
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                             for v in values):
+        return "linear", {}
+    positive = sorted(v for v in values if v > 0)
+    if any(v < 0 for v in values) or len(positive) < 3 or positive[-1] / positive[0] < 20:
+        return "linear", {}
+    logs = [math.log(v) for v in positive]
+    if _spread(logs) >= _spread(positive):
+        return "linear", {}
+    if 0 in values:
+        return "symlog", {"linthresh": positive[0]}
+    return "log", {}
+
+
+def _spread(points: list[float]) -> float:
+    """How unevenly ``points`` are spaced: the coefficient of variation of their steps."""
+    steps = [b - a for a, b in zip(points, points[1:])]
+    mean = statistics.fmean(steps)
+    return statistics.pstdev(steps) / mean if mean > 0 else math.inf
+
+
+def categorical(spec: dict[str, Any]) -> list[Any] | None:
+    """The declared values of a parameter plotted as categories (strings, booleans)."""
+    values = spec.get("values")
+    if values and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                          for v in values):
+        return list(values)
+    return None
+
+
+def metric_names(history: History) -> list[str]:
+    """Every metric some successful trial reported, the optimised one first."""
+    names = sorted({m for r in history.trials.values() if r.status == "ok" for m in r.metrics}
+                   - {"cost_s"})
+    main = history.metric
+    return ([main] if main in names else []) + [n for n in names if n != main]
+
+
+def note(ax: Any, text: str) -> None:
+    """A plot with nothing to show says why instead of showing empty axes."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def no_result_text(history: History) -> str:
+    failed = sum(1 for r in history.trials.values() if r.status == "failed")
+    return (f"no successful trial yet ({failed} failed: see summary.txt)" if failed
+            else "no successful trial yet")
+
+
+def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
+               save: Any) -> list[str]:
+    """``<metric>_along_<parameter>.png`` for every metric and every free parameter."""
+    import matplotlib.pyplot as plt
+
+    identity = history.study.get("identity", {})
+    space: dict[str, dict] = identity.get("space", {})
+    free = [n for n, spec in space.items() if "fixed" not in spec]
+    main = identity.get("metric", "value")
+    ok = sorted((r for r in history.trials.values() if r.status == "ok"), key=lambda r: r.trial)
+    best = history.best(identity.get("mode", "min"))
+    rungs = sorted({r.fidelity for r in ok if r.fidelity is not None})
+    title = history.study.get("name", "")
+    written = []
+    for metric in metric_names(history) or [main]:
+        for name in free:
+            fig, ax = plt.subplots(figsize=(6.4, 4.2))
+            recs = [r for r in ok if metric in r.metrics and name in r.params]
+            if not recs:
+                note(ax, no_result_text(history))
+            else:
+                draw_along(ax, recs, name, space[name], metric, best, setting, rungs, free)
+                ax.set_xlabel(name)
+                ax.set_ylabel(metric)
+            ax.set_title(f"{title}: {metric} along {name}", fontsize=10)
+            written.append(save(fig, os.path.join(out_dir, f"{metric}_along_{name}.png")))
+    return written
+
+
+def draw_along(ax: Any, recs: list[TrialRecord], name: str, spec: dict, metric: str,
+               best: TrialRecord | None, setting: dict[str, Any] | None, rungs: list[int],
+               free: list[str]) -> None:
+    labels = categorical(spec)
+    pos = (lambda v: labels.index(v) if v in labels else -1) if labels else (lambda v: v)
+    colours = {f: f"C{i % 10}" for i, f in enumerate(rungs)}
+    full = rungs[-1] if rungs else None
+    for fidelity in (rungs or [None]):
+        mine = [r for r in recs if r.fidelity == fidelity or not rungs]
+        label = (f"{metric} at {fidelity} epochs" if fidelity is not None else
+                 f"{metric} of a trial")
+        ax.plot([pos(r.params[name]) for r in mine], [r.metrics[metric] for r in mine], "o",
+                ms=4, alpha=0.55, color=colours.get(fidelity, "C0"), label=label)
+    repeated: dict[tuple, list[TrialRecord]] = {}
+    for r in recs:
+        if full is None or r.fidelity in (None, full):
+            repeated.setdefault(tuple(repr(r.params.get(n)) for n in free), []).append(r)
+    first = True
+    for runs in repeated.values():
+        if len(runs) > 1:
+            ys = [r.metrics[metric] for r in runs]
+            x = pos(runs[0].params[name])
+            ax.plot([x, x], [min(ys), max(ys)], "-", color="gray", lw=1,
+                    label=f"a setting run {len(runs)}x (mean -)" if first else None)
+            ax.plot([x], [statistics.fmean(ys)], "_", color="black", ms=10)
+            first = False
+    if best is not None and metric in best.metrics and name in best.params:
+        ax.plot([pos(best.params[name])], [best.metrics[metric]], "*", ms=14, color="gold",
+                markeredgecolor="black", label=f"best trial ({best.trial})")
+    if setting:
+        match = [r for r in recs if all(r.params.get(n) == setting.get(n) for n in free)
+                 and (full is None or r.fidelity in (None, full))]
+        if match:
+            ys = [r.metrics[metric] for r in match]
+            ax.plot([pos(setting[name])], [statistics.fmean(ys)], "D", ms=8, mfc="none",
+                    color="C3", mew=2, label="the search's setting (status)")
+    if labels:
+        ax.set_xticks(range(len(labels)), [str(v) for v in labels])
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+    else:
+        scale, kwargs = param_scale(spec)
+        ax.set_xscale(scale, **kwargs)
+        if "values" in spec:  # the whole declared grid in view, tried or not
+            lo, hi = min(spec["values"]), max(spec["values"])
+            if scale == "log":
+                ax.set_xlim(lo / 1.5, hi * 1.5)
+            elif scale == "symlog":
+                ax.set_xlim(min(lo, 0.0), hi * 1.5)
+            elif hi > lo:
+                pad = (hi - lo) * 0.05
+                ax.set_xlim(lo - pad, hi + pad)
+        elif "low" in spec:
+            ax.set_xlim(spec["low"], spec["high"])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
