@@ -136,3 +136,13 @@ def test_after_the_driver_dies_mid_study_a_restart_places_trials_afresh(tmp_path
     for a, b in itertools.combinations(placed.values(), 2):
         if a["start"] < b["end"] and b["start"] < a["end"]:
             assert a["devices"] != b["devices"]
+
+
+def test_a_trial_picked_up_again_keeps_its_gpus_and_new_ones_avoid_them():
+    # a re-attached trial's GPUs come from its job.json ("gpus"); the pool claims them
+    pool = GpuPool(["0", "1", "2"], gpus_per_trial=1)
+    assert pool.claim(7, ["1"]) == ["1"]
+    assert pool.acquire(8) == ["0"] and pool.acquire(9) == ["2"]
+    pool.release(7)
+    assert pool.acquire(10) == ["1"]
+    assert pool.held() == {8: ["0"], 9: ["2"], 10: ["1"]}

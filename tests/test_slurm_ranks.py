@@ -116,3 +116,28 @@ def test_a_multi_task_job_cancelled_from_outside_is_recorded_cancelled(tmp_path)
     assert proc.returncode == 0, out
     rec = history(directory).trials[0]
     assert rec.status == "cancelled" and rec.failure == "cancelled", out
+
+
+def test_launch_node_runs_a_command_once_per_node_that_starts_its_own_processes(tmp_path):
+    import yaml
+
+    study = str(tmp_path / "node.yaml")
+    with open(study, "w") as fh:
+        yaml.safe_dump({
+            "name": "node",
+            "objective": {"metric": "loss", "command":
+                          "for r in $(seq 1 $AUTOTUNE_NPROC_PER_NODE); do "
+                          "touch {trial_dir}/proc-$AUTOTUNE_NODE_RANK-$r & done; wait; "
+                          "echo '{{\"loss\": '$WORLD_SIZE', \"n\": '$AUTOTUNE_NPROC_PER_NODE', "
+                          "\"port\": '$MASTER_PORT'}}'"},
+            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
+            "executor": {"kind": "slurm", "time_limit_min": 10, "poll_s": 0.5, "max_poll_s": 2,
+                         "nodes": 1, "tasks_per_node": 2, "launch": "node"}}, fh)
+    directory = str(tmp_path / "d")
+    out = run_driver(study, directory)
+    rec = history(directory).trials[0]
+    assert rec.status == "ok", (out, rec.error)
+    assert rec.metrics["loss"] == 1.0 and rec.metrics["n"] == 2.0 and rec.metrics["port"] >= 20000
+    made = sorted(n for n in os.listdir(os.path.join(directory, "trials", "0"))
+                  if n.startswith("proc-"))
+    assert made == ["proc-0-1", "proc-0-2"]
