@@ -18,6 +18,13 @@ Schema versions:
      resume records carry ``t0`` so a damaged study record can be rebuilt exactly.
 A journal started under version 1 and resumed now is a prefix of version-1 lines followed by
 checksummed lines; a line without a checksum after the first checksummed one is damage.
+
+To add a kind of event: a member of ``Kind``, its ``Spec`` in ``SPECS``, a constructor here,
+and a handler in ``history._HANDLERS`` (a reader older than the kind skips it with a warning).
+To add a field to an existing kind: put it in the spec's ``optional`` (older histories lack
+it). To change what an existing field means, or to require a new one: raise ``SCHEMA``, add
+``UPGRADES[old]`` that rewrites an old event into the new shape, and commit a history of the
+new version with tests/data/make_history.py.
 """
 from __future__ import annotations
 
@@ -54,24 +61,28 @@ class Damaged(ValueError):
 Check = Callable[[Any], bool]
 
 
+# exact types first (what JSON gives back, fast), subclasses such as numpy's float64 second
+_NUMS = frozenset((int, float))
+
+
 def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return type(v) in _NUMS or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return type(v) is int or (isinstance(v, int) and not isinstance(v, bool))
 
 
 def _id(v: Any) -> bool:
-    return _int(v) and v >= 0
+    return (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and v >= 0
 
 
 def _str(v: Any) -> bool:
-    return isinstance(v, str)
+    return type(v) is str or isinstance(v, str)
 
 
 def _dict(v: Any) -> bool:
-    return isinstance(v, dict)
+    return type(v) is dict or isinstance(v, dict)
 
 
 def _bool(v: Any) -> bool:
@@ -83,7 +94,7 @@ def _opt(check: Check) -> Check:
 
 
 def _metrics(v: Any) -> bool:
-    return isinstance(v, dict) and all(_num(x) for x in v.values())
+    return isinstance(v, dict) and all(type(x) in _NUMS or _num(x) for x in v.values())
 
 
 def _str_list(v: Any) -> bool:
@@ -147,15 +158,21 @@ SPECS: dict[Kind, Spec] = {
 _BY_NAME: dict[str, Kind] = {k.value: k for k in Kind}
 
 
+_ABSENT = object()
+
+
 def _bad_fields(event: dict, required: dict[str, Check], optional: dict[str, Check]) -> str:
+    get = event.get
     for key, check in required.items():
-        if key not in event:
+        value = get(key, _ABSENT)
+        if value is _ABSENT:
             return f"no {key!r}"
-        if not check(event[key]):
-            return f"bad {key!r}: {str(event[key])[:40]!r}"
+        if not check(value):
+            return f"bad {key!r}: {str(value)[:40]!r}"
     for key, check in optional.items():
-        if key in event and not check(event[key]):
-            return f"bad {key!r}: {str(event[key])[:40]!r}"
+        value = get(key, _ABSENT)
+        if value is not _ABSENT and not check(value):
+            return f"bad {key!r}: {str(value)[:40]!r}"
     return ""
 
 

@@ -224,3 +224,21 @@ def test_only_full_length_results_count_as_best(tmp_path):
                      "start_s": 0, "end_s": 1 + t, "cost_s": 1} for t, v in ((0, 0.1), (1, 0.5))])
     h = History.load(journal)
     assert h.best("min").trial == 1  # the 1-epoch screening value is lower, but not a result
+
+
+def test_numpy_numbers_are_numbers_to_the_writer(tmp_path):
+    import numpy as np
+
+    journal = Journal(str(tmp_path / "h.jsonl"))
+    journal.append([ev.study("j", 0.0, {"metric": "loss"}, {}),
+                    ev.ask(np.float64(1.5), 1, [ev.trial_entry(0, {"x": 1})]),
+                    ev.submit(2.0, 0, 0, "j0"),
+                    ev.end(0, 0, "ok", np.float64(2.0), 3.0, np.float64(1.0), {"loss": np.float64(0.5)})])
+    h = History.load(journal)
+    assert not h.warnings and h.trials[0].value == 0.5 and h.last_t == 3.0
+
+
+def test_every_kind_has_a_spec_and_a_reader():
+    from autotune.history import _HANDLERS
+
+    assert set(ev.Kind) == set(ev.SPECS) == {ev.Kind(k) for k in _HANDLERS}

@@ -37,6 +37,8 @@ def test_a_damaged_study_record_is_rebuilt_from_the_matching_study_file(tmp_path
     before = {t: r.value for t, r in history(d).trials.items()}
     damage_line(d, study_record_line(d))
     assert not history(d).study
+    assert cli.main(["status", d]) == 0  # readable meanwhile, saying what is wrong
+    assert "study record is damaged" in capsys.readouterr().out
     summary = Driver(parse_study(study_dict(search={"max_trials": 8})), d, progress=False).run()
     assert "rebuilt it from" in capsys.readouterr().err
     h = history(d)
