@@ -23,8 +23,9 @@ pytestmark = pytest.mark.skipif(
 TWO_RANKS = {"nodes": 1, "tasks_per_node": 2, "cpus_per_task": 1}
 
 
-def ranked_study(tmp_path, name, space, max_trials, entry="ranked", **executor):
-    path = study_file(tmp_path, name, entry, space, max_trials, max_concurrent=1,
+def ranked_study(tmp_path, name, space, max_trials, entry="ranked", max_concurrent=1,
+                 **executor):
+    path = study_file(tmp_path, name, entry, space, max_trials, max_concurrent=max_concurrent,
                       **TWO_RANKS, **executor)
     with open(path) as fh:  # the objectives live in tests.dist_objective
         text = fh.read().replace("tests.slurm_objective:", "tests.dist_objective:")
@@ -39,7 +40,8 @@ def rank_markers(directory, trial):
 
 
 def test_two_tasks_run_as_two_ranks_and_a_failing_rank_fails_the_trial(tmp_path):
-    study = ranked_study(tmp_path, "ranks", {"x": 1, "fail_rank": {"values": [-1, 1]}}, 2)
+    study = ranked_study(tmp_path, "ranks", {"x": 1, "fail_rank": {"values": [-1, 1]}}, 2,
+                         max_concurrent=2)
     directory = str(tmp_path / "d")
     out = run_driver(study, directory, timeout=150)
     h = history(directory)
@@ -57,7 +59,7 @@ def test_two_tasks_run_as_two_ranks_and_a_failing_rank_fails_the_trial(tmp_path)
 
 
 def test_driver_killed_mid_trial_reattaches_to_the_multi_task_job(tmp_path):
-    study = ranked_study(tmp_path, "kill", {"x": {"values": [1]}, "sleep_s": {"values": [8]}}, 1)
+    study = ranked_study(tmp_path, "kill", {"x": {"values": [1]}, "sleep_s": {"values": [5]}}, 1)
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)
     wait_for("the job submitted", lambda: submits(directory), timeout=60)
@@ -79,7 +81,7 @@ def test_driver_killed_mid_trial_reattaches_to_the_multi_task_job(tmp_path):
 
 
 def test_a_requeued_multi_task_job_continues_from_its_checkpoint(tmp_path):
-    space = {"x": {"values": [1]}, "steps": {"values": [24]}, "step_s": {"values": [0.5]}}
+    space = {"x": {"values": [1]}, "steps": {"values": [14]}, "step_s": {"values": [0.5]}}
     study = ranked_study(tmp_path, "requeue", space, 1, entry="ranked_stepper", max_requeue=6)
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)
