@@ -110,7 +110,8 @@ def judge_ranks(trial_dir: str, ranks: int, codes: dict[int, int]) -> dict:
     died = sorted(r for r, code in codes.items() if code != 0 and r not in outcomes)
     if died:
         rank = died[0]
-        return {"error": rank_message(rank, ranks, f"{exit_reason(codes[rank])}{log_tail(trial_dir, rank)}")}
+        reason = f"{exit_reason(codes[rank])}{log_tail(trial_dir, rank)}"
+        return {"error": rank_message(rank, ranks, reason)}
     if 0 in outcomes and len(outcomes) == ranks:
         return {"result": outcomes[0]["result"]}
     missing = sorted(set(range(ranks)) - set(outcomes))

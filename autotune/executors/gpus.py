@@ -133,9 +133,9 @@ def make_pool(options: Mapping[str, object], ranks: int = 1,
 
 def check_packing(options: Mapping[str, object]) -> None:
     """What can be refused from the study file alone, wherever it is read."""
-    per_gpu = options.get("trials_per_gpu")
+    per_gpu = int(options.get("trials_per_gpu") or 1)  # type: ignore[arg-type]
     per_trial = options.get("gpus_per_trial")
-    if per_gpu is not None and int(per_gpu) > 1 and per_trial is not None and int(per_trial) != 1:  # type: ignore[arg-type]
+    if per_gpu > 1 and per_trial is not None and int(per_trial) != 1:  # type: ignore[arg-type]
         raise StudyError("executor.trials_per_gpu: packing several trials on a GPU needs "
                          f"gpus_per_trial 1, got {per_trial}")
 

@@ -95,8 +95,8 @@ class LocalExecutor(Executor):
         gpus = self._gpus.acquire(job.trial)
         write_json_atomic(job_path, {"objective": objective, "params": job.params,
                                      "ctx": job.ctx.as_dict(), "outcome_path": outcome_path,
-                                     "ranks": self._ranks, "launch": self.opts.get("launch", "task"),
-                                     "gpus": gpus})
+                                     "ranks": self._ranks, "gpus": gpus,
+                                     "launch": self.opts.get("launch", "task")})
         out = open(os.path.join(tdir, "stdout.log"), "a")
         err = open(os.path.join(tdir, "stderr.log"), "a")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
