@@ -112,7 +112,8 @@ class Driver:
         self.study.max_concurrent = min(self.study.max_concurrent, self.executor.max_concurrent)
         fresh = record is not None and not record.get("recovered")
         if record is None:
-            note = ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0)
+            note = ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0,
+                             self.study.identity())
             if changed:
                 note["objective"] = changed  # the accepted new entry/command
             self._record([note])

@@ -28,6 +28,7 @@ new version with tests/data/make_history.py.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -147,7 +148,7 @@ SPECS: dict[Kind, Spec] = {
                     "metrics": _opt(_metrics), "error": _opt(_str), "failure": _str,
                     "final": _bool, "job_id": _str}),
     Kind.RESUME: Spec({}, {"wall": _num, "host": _str, "pid": _int, "t0": _num, "t": _num,
-                           "objective": _dict}),
+                           "objective": _dict, "identity": _str}),
     Kind.STOP: Spec({}),
     Kind.CANCEL: Spec({}, {"t": _num, "jobs": _str_list}),
     Kind.RETRY: Spec({"trials": lambda v: isinstance(v, list) and all(_id(x) for x in v)},
@@ -236,8 +237,17 @@ def end(trial: int, attempt: int, status: str, start_s: float, end_s: float, cos
     return event
 
 
-def resume(wall: float, host: str, pid: int, t0: float) -> dict:
-    return {"e": Kind.RESUME.value, "wall": wall, "host": host, "pid": pid, "t0": t0}
+def resume(wall: float, host: str, pid: int, t0: float, identity: dict) -> dict:
+    """A driver started on this history. It repeats the study's start time and a fingerprint
+    of its identity, so that a damaged study record can be rebuilt exactly and checked."""
+    return {"e": Kind.RESUME.value, "wall": wall, "host": host, "pid": pid, "t0": t0,
+            "identity": fingerprint(identity)}
+
+
+def fingerprint(identity: dict) -> str:
+    """A short hash of a study's identity (space, algorithm, seed, options, metric, ...)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cancel(t: float, jobs: list[str]) -> dict:

@@ -230,6 +230,13 @@ class History:
     def _note(self, e: dict) -> None:
         self.notes.append(e)  # notes carry wall-clock stamps: they do not move the study clock
 
+    def identity_hint(self) -> str | None:
+        """The fingerprint of the study's identity as a resume record gives it."""
+        for note in reversed(self.notes):
+            if note.get("e") == "resume" and "identity" in note:
+                return str(note["identity"])
+        return None
+
     def start_time(self) -> float | None:
         """The wall time the study started (its study record's, else a resume record's)."""
         return float(self.study["t0"]) if self.study else self.t0_hint()

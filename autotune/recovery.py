@@ -39,6 +39,19 @@ def rebuild_study_record(history: History, study: Study, path: str) -> dict:
 
 def disagreement(history: History, study: Study) -> str:
     """What in the journal the study file cannot have produced ('' if nothing)."""
+    recorded = history.identity_hint()
+    if recorded is not None and recorded != ev.fingerprint(study.identity()):
+        return ("its space, algorithm, seed, search options, metric or pretrain differ from "
+                "the ones a resume record names")
+    fidelity = study.search_options.get("fidelity") or {}
+    for rec in history.trials.values():
+        if (rec.fidelity is not None) != bool(fidelity):
+            return (f"trial {rec.trial} has {'a' if rec.fidelity is not None else 'no'} "
+                    f"fidelity, and the study file {'sets' if fidelity else 'sets no'} "
+                    "search.fidelity")
+        if rec.fidelity is not None and not \
+                fidelity.get("min", 0) <= rec.fidelity <= fidelity.get("max", rec.fidelity):
+            return f"trial {rec.trial}: fidelity {rec.fidelity} is outside search.fidelity"
     names = set(study.space.names)
     for rec in history.trials.values():
         got = set(rec.params)

@@ -69,6 +69,34 @@ def test_a_study_file_that_contradicts_the_trials_is_refused_and_nothing_written
     assert os.path.getsize(os.path.join(d, "history.jsonl")) == size
 
 
+def test_a_resume_record_pins_the_search_a_rebuilt_record_must_match(tmp_path):
+    """Seed and algorithm leave no trace in the trials' parameters; a resume record's
+    fingerprint of the study's identity catches them."""
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={"max_trials": 2})), d, progress=False).run()
+    Driver(parse_study(study_dict(search={"max_trials": 3})), d, progress=False).run()
+    damage_line(d, study_record_line(d))
+    size = os.path.getsize(os.path.join(d, "history.jsonl"))
+    with pytest.raises(StudyError, match="differ from the ones a resume record names"):
+        Driver(parse_study(study_dict(search={"max_trials": 4, "seed": 9})), d,
+               progress=False).run()
+    assert os.path.getsize(os.path.join(d, "history.jsonl")) == size
+    Driver(parse_study(study_dict(search={"max_trials": 4})), d, progress=False).run()
+    assert len(history(d).trials) == 4
+
+
+def test_a_rebuilt_record_must_agree_on_fidelity(tmp_path):
+    mf = {"algorithm": "asha", "fidelity": {"min": 1, "max": 9, "eta": 3}}
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={**mf, "max_trials": 4})), d, progress=False).run()
+    damage_line(d, study_record_line(d))
+    with pytest.raises(StudyError, match="fidelity"):
+        Driver(parse_study(study_dict(search={"max_trials": 6})), d, progress=False).run()
+    short = {**mf, "fidelity": {"min": 3, "max": 9, "eta": 3}, "max_trials": 6}
+    with pytest.raises(StudyError, match="fidelity 1 is outside"):
+        Driver(parse_study(study_dict(search=short)), d, progress=False).run()
+
+
 def test_a_rebuilt_record_takes_t0_from_a_resume_record(tmp_path):
     d = str(tmp_path / "d")
     Driver(parse_study(study_dict(search={"max_trials": 2})), d, progress=False).run()
