@@ -157,6 +157,25 @@ def test_a_closure_runs_as_the_objective(tmp_path, kind):
     assert (kind == "simulated") == ((df["end_s"] - df["start_s"]).round(6) == 2.0).all()
 
 
+def test_a_closure_runs_as_slurm_jobs(tmp_path):
+    from autotune.executors.slurm_query import slurm_reachable
+
+    if not slurm_reachable():
+        pytest.skip("no SLURM reachable; start a local one with: bash scripts/slurm-local.sh start")
+    scale = 3.0
+
+    def objective(params, ctx):
+        return {"loss": scale * (params["x"] - 0.5) ** 2}
+
+    view = at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 2},
+                               executor={"kind": "slurm", "max_concurrent": 2, "time_limit_min": 10,
+                                         "gpus_per_job": 0, "poll_s": 0.5}),
+                    dir=str(tmp_path / "s")).run(progress=False)
+    df = view.trials_dataframe()
+    assert list(df["status"]) == ["ok", "ok"] and df["job_id"].str.isdigit().all()
+    assert (df["loss"] - scale * (df["x"] - 0.5) ** 2).abs().max() < 1e-12
+
+
 def test_a_function_may_return_just_the_number(tmp_path):
     view = at.Study(study_dict(objective={"entry": lambda p, ctx: abs(p["x"]), "metric": "err"}),
                     dir=str(tmp_path / "s")).run(progress=False)
