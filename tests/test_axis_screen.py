@@ -155,7 +155,7 @@ def test_through_the_driver_checkpoints_are_continued_and_a_crash_resumes(tmp_pa
     raw = {"name": "screened",
            "objective": {"entry": "autotune.bench.learning_curves:lc_branin", "metric": "loss"},
            "space": {"x1": {"low": -5.0, "high": 10.0, "steps": 11},
-                     "x2": {"low": 0.0, "high": 15.0, "steps": 11}, "epochs": 27},
+                     "x2": {"low": 0.0, "high": 15.0, "steps": 11}},  # fidelity max: 27 epochs
            "search": {"algorithm": "axis", "seed": 1, "fidelity": FIDELITY},
            "executor": {"kind": "simulated", "max_concurrent": 8}}
     whole, crashed = str(tmp_path / "whole"), str(tmp_path / "crashed")
