@@ -112,6 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"autotune: stopped: the first {study.max_failures} trials to end all failed "
               "(max_failures); fix the cause, then: python -m autotune run "
               f"{args.study} --dir {directory} --retry-failed", file=sys.stderr)
+        left = summary.counts.get("running", 0) + summary.counts.get("pending", 0)
+        if study.executor == "slurm" and left:
+            print(f"autotune: {left} trial(s) may still be queued or running on SLURM; "
+                  f"python -m autotune cancel {directory} cancels them", file=sys.stderr)
         return 4
     if summary.counts.get("failed") and not summary.counts.get("ok"):
         print("autotune: every trial failed", file=sys.stderr)

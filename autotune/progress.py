@@ -70,6 +70,8 @@ class Progress:
         if self._start is None or elapsed <= 0:
             return None
         done_here, spent_here = ended - self._start[0], spent - self._start[1]
+        if self.total and ended >= self.total:
+            return None
         if self.total and done_here > 0:
             return max(0.0, (self.total - ended) * elapsed / done_here)
         if self.budget_s and spent_here > 0:
@@ -145,7 +147,8 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
                  f"{study.max_concurrent} at a time ({executor})"]
         if executor == "local":
             lines.append("local trials run on if this driver is killed: run the same command "
-                         "again to collect them, or `python -m autotune cancel DIR` to stop them")
+                         f"again to collect them, or `python -m autotune cancel {where}` to stop "
+                         "them")
     else:
         counts = history.by_status()
         done = counts.get("ok", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)

@@ -404,3 +404,21 @@ def test_report_plots_every_metric_marked_and_labelled(tmp_path):
     report = cli("report", str(tmp_path / "f"))
     assert report.returncode == 0, report.stderr
     assert "loss_along_x.png" in os.listdir(str(tmp_path / "f" / "plots"))
+
+
+def test_the_holder_is_named_even_while_it_is_still_writing_its_card(tmp_path):
+    """A second driver that finds the lock taken before the first has written driver.json
+    names it once it appears (not "holder unknown"); a card that never comes is said so."""
+    import threading
+
+    from autotune.studydir import StudyDir
+
+    sdir = StudyDir(str(tmp_path))
+    late = threading.Timer(0.3, sdir._write_holder)
+    late.start()
+    try:
+        assert sdir.holder().startswith(f"pid {os.getpid()} on host ")
+    finally:
+        late.cancel()
+    os.remove(os.path.join(str(tmp_path), "driver.json"))
+    assert "holder unknown: driver.json is missing" in sdir.holder()
