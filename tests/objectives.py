@@ -105,3 +105,11 @@ def grid_bowl(params: dict, ctx) -> dict:
         value += 5.0 / ctx.epochs
     value += float(params.get("noise", 0.0)) * float(rng.normal())
     return {"loss": value, "cost_s": 3600.0 * float(rng.uniform(0.8, 1.2))}
+
+
+def prints_then_waits(params: dict, ctx) -> dict:
+    """Prints a line, then waits for the file ``params["gate"]``: is the print visible before?"""
+    print("epoch 1")
+    while not os.path.exists(params["gate"]):
+        time.sleep(0.05)
+    return {"loss": float(params["x"])}

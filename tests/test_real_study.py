@@ -422,3 +422,23 @@ def test_the_holder_is_named_even_while_it_is_still_writing_its_card(tmp_path):
         late.cancel()
     os.remove(os.path.join(str(tmp_path), "driver.json"))
     assert "holder unknown: driver.json is missing" in sdir.holder()
+
+
+def test_an_entrys_prints_reach_its_log_while_it_runs(tmp_path):
+    gate = tmp_path / "gate"
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": "tests.objectives:prints_then_waits"},
+        space={"x": 1.0, "gate": str(gate)}, search={"algorithm": "grid"},
+        executor={"kind": "local"}))
+    d = tmp_path / "d"
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", str(d),
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    log = d / "trials" / "0" / "stdout.log"
+    try:
+        _wait_for(lambda: log.exists() and "epoch 1" in log.read_text(), "the print in the log")
+        gate.touch()
+        assert driver.wait(timeout=60) == 0
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()

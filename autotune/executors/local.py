@@ -102,7 +102,8 @@ class LocalExecutor(Executor):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [*job.objective.python_path, PACKAGE_ROOT,
              *filter(None, [os.environ.get("PYTHONPATH")])]),
-            **self._gpus.environ(job.trial), MARK: tdir}
+            **self._gpus.environ(job.trial), MARK: tdir,
+            "PYTHONUNBUFFERED": "1"}  # an entry's prints reach stdout.log as they happen
         multi = self._ranks > 1 or self.opts.get("launch", "task") == "node"
         module = "autotune.launch" if multi else "autotune.worker"  # launch: one process a rank
         proc = subprocess.Popen([sys.executable, "-m", module, job_path],  # noqa: S603
