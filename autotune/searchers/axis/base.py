@@ -107,13 +107,18 @@ class AxisBase(Searcher):
         out: dict[str, Any] = {"evaluations": self.store.results, "moves": self.moves,
                                "stop_reason": self.stop_reason or "running",
                                "ended_at_trial": self.ended_at_trial}
-        if self.base is not None:
-            out["base"] = self.grid.params(self.base)
-            out["base_index"] = list(self.base)
-            out["base_mean"] = None if self.store.count(self.base) == 0 else self.store.mean(self.base)
-            out["base_repeats"] = self.store.count(self.base)
-            out["base_spread"] = self.store.spread(self.base)
+        chosen = self.reported()
+        if chosen is not None:
+            out["base"] = self.grid.params(chosen)
+            out["base_index"] = list(chosen)
+            out["base_mean"] = None if self.store.count(chosen) == 0 else self.store.mean(chosen)
+            out["base_repeats"] = self.store.count(chosen)
+            out["base_spread"] = self.store.spread(chosen)
         return out
+
+    def reported(self) -> Point | None:
+        """The setting the search stands by (the report's "base")."""
+        return self.base
 
     # ---- the skeleton ---------------------------------------------------------------------
     def ask(self, n: int) -> list[Suggestion]:

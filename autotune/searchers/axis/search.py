@@ -62,10 +62,15 @@ from ..base import Result, SearchSettings, Suggestion
 from ..mf_common import parse_fidelity
 from ..registry import register
 from .base import AxisBase
-from .directions import Point, all_directions
+from .directions import Point, all_directions, directions, level_of
 from .line import Line, interleave
 from .options import LINE_OPTIONS, positive
+from .additive import AdditiveModel
 from .screen import Screening
+
+
+MAX_LINES = 200    # lines searched at once from a base before higher levels wait their turn
+OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
 
 
 @register
@@ -74,7 +79,9 @@ class AxisAsync(AxisBase):
     options = {**LINE_OPTIONS, "repeats": "positive-int", "noise_margin": "number",
                "line_parallel": "positive-int", "fill": "bool", "promise": "bool",
                "neighbours": "bool", "transfer": "bool", "noise_check": "bool",
-               "challengers": "int", "fidelity": "mapping", "screen_predicted": "bool"}
+               "challengers": "int", "fidelity": "mapping", "screen_predicted": "bool",
+               "model": "bool", "model_in_flight": "positive-int", "sweep": "bool",
+               "restarts": "int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -99,7 +106,26 @@ class AxisAsync(AxisBase):
                        if opts.get("fidelity") is not None else None)
         self.screen_predicted = bool(opts.get("screen_predicted", False))
         self._fits: dict[tuple[Point, tuple[int, ...]], tuple[list, np.ndarray]] = {}
+        self.use_model = bool(opts.get("model", True))
+        self.model_in_flight = int(opts.get("model_in_flight", max(1, settings.workers // 10)))
+        self.sweep = bool(opts.get("sweep", True))
+        self.model = AdditiveModel(self.grid.shape, self.alpha)
+        self._model_fitted_at = -1
+        self.model_out: set[int] = set()      # trials of the model's picks still in flight
+        budget = settings.max_trials is not None or settings.max_compute_s is not None
+        restarts = opts.get("restarts", -1 if budget else 0)
+        if not isinstance(restarts, int) or restarts < -1:
+            raise StudyError(f"search.restarts: expected an integer >= 0 (or -1: as many as "
+                             f"the budget allows), got {restarts!r}")
+        self.restarts_left = restarts        # -1: until max_trials / max_compute_s stops it
+        self.restarts = 0
         self.lines: list[Line] = []
+        # the levels searched from the start: all of them while that is a few hundred lines
+        # at most (d = 4: 40); with many parameters the higher levels come when stalled
+        self.level = 1
+        while self.level < self.max_level and \
+                sum(len(directions(self.grid.d, k)) for k in range(1, self.level + 2)) <= MAX_LINES:
+            self.level += 1
         self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
         self.bases: list[Point] = []          # every base so far, oldest first
         self.lines_searched = 0
@@ -115,11 +141,26 @@ class AxisAsync(AxisBase):
             self.moves += 1
             self.lines_searched += sum(1 for line in self.lines if line.done)
             self.old_lines = [line for line in self.lines + self.old_lines if not line.done]
+            # filler from earlier bases: the most recent ones only, so a long search does not
+            # pay for every line it ever started on each ask
+            self.old_lines = self.old_lines[:OLD_LINES]
         self.base = base
         self.bases.append(base)
         self.state = "search"
-        self.lines = [self.make_line(base, v) for v in all_directions(self.grid.d, self.max_level)
-                      if self.grid.usable(v)]
+        self.lines = self._lines_through(base, 1, self.level)
+
+    def _lines_through(self, base: Point, low: int, high: int) -> list[Line]:
+        return [self.make_line(base, v) for v in all_directions(self.grid.d, high)
+                if low <= level_of(v) and self.grid.usable(v)]
+
+    def _raise_level(self) -> bool:
+        """Add the next level's lines through the base (the study's "add axes when
+        stalled"); False when every level is already searched."""
+        if self.level >= self.max_level:
+            return False
+        self.level += 1
+        self.lines += self._lines_through(self.base, self.level, self.level)
+        return True
 
     def _margin(self) -> float:
         return self.noise_margin * self.store.sigma() if self.repeats > 1 else 0.0
@@ -245,6 +286,25 @@ class AxisAsync(AxisBase):
                     k += 1
         found.sort(key=lambda x: (x[0], x[1]))
         return [(p, line) for _, _, p, line in found]
+
+    def _model_picks(self) -> list[Point]:
+        """The additive model's lowest predictions below the base, while fewer than
+        ``model_in_flight`` of its picks are out."""
+        st = self.store
+        room = self.model_in_flight - len(self.model_out)
+        if room <= 0 or self.base not in st.values or len(st.values) < 2 * self.grid.d:
+            return []
+        if self._model_fitted_at != st.results:
+            pts, vals = [], []
+            for p, values in st.values.items():
+                for v in values:
+                    pts.append(p)
+                    vals.append(v)
+            self.model.fit(pts, vals)
+            self._model_fitted_at = st.results
+        target = st.mean(self.base)
+        known = [p for p in st.values] + [p for p in st.pending] + list(st.failed) + list(st.screened)
+        return [p for value, p in self.model.best(room, known) if value < target]
 
     def _line_order(self) -> list[Line]:
         """Lines by the gain their fit predicts (most first), then in level order."""
@@ -373,6 +433,10 @@ class AxisAsync(AxisBase):
                     take(p, {**info0, "kind": "predicted", "level": line.level,
                              "direction": line.text})
             yield
+            if self.use_model:
+                for p in self._model_picks():
+                    take(p, {**info0, "kind": "model"})
+            yield
             if self.neighbours_first and self.base in st.values:
                 for line in self.lines:
                     for q in self.grid.neighbours(self.base, line.v):
@@ -381,6 +445,15 @@ class AxisAsync(AxisBase):
             yield
             ordered = self._line_order()
             tier(ordered, self._offers(ordered), "line")
+            yield
+            if self.sweep:      # the whole of every axis line through the base
+                for line in self.lines:
+                    if line.level == 1 and not line.done:
+                        for q in sorted(line.points,
+                                        key=lambda q: abs(line.pos[q] - line.pos[self.base])):
+                            take(q, {**info0, "kind": "sweep", "level": 1,
+                                     "direction": line.text})
+            yield
             tier(ordered, self._parallel_offers(ordered), "line")
             yield
             if self.fill:
@@ -423,6 +496,8 @@ class AxisAsync(AxisBase):
     def adopted_point(self, s: Suggestion, p: Point) -> None:
         kind = s.info.get("kind", "")
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if kind == "model":
+            self.model_out.add(s.trial)
         screen = self.screen
         if screen is None:
             self.store.start(s.trial, p)
@@ -443,6 +518,7 @@ class AxisAsync(AxisBase):
 
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:
+        self.model_out.discard(result.trial)
         if self.screen is not None and self.screen.is_screen(result.trial) and result.ok \
                 and math.isfinite(result.loss):
             self._screened(result)
@@ -487,7 +563,39 @@ class AxisAsync(AxisBase):
             return
         if self._settled() and not self._gate() and not self._current_work() \
                 and not any(p in st.values for p in st.pending):   # no repeat in flight
-            self._finish(trial)
+            if self._raise_level():
+                return
+            fresh = self._restart_point() if self.restarts_left != 0 else None
+            if fresh is None:
+                self._finish(trial)
+                return
+            self.restarts += 1
+            self.restarts_left -= 1 if self.restarts_left > 0 else 0
+            self._move(fresh)
+
+    def _restart_point(self) -> Point | None:
+        """Where a settled search starts again: the best measured point at least two steps
+        (on some axis) from every base so far, i.e. outside the region already searched."""
+        ranked = self.store.ranked()
+        if not ranked:
+            return None
+        points = np.asarray(ranked)
+        bases = np.asarray(self.bases)
+        nearest = np.abs(points[:, None, :] - bases[None, :, :]).max(axis=2).min(axis=1)
+        outside = np.flatnonzero(nearest >= 2)
+        return ranked[int(outside[0])] if outside.size else None
+
+    def reported(self) -> Point | None:
+        """The setting the search stands by: the best mean among its bases, counting only
+        those measured as often as a setting must be (``repeats``; twice once the objective
+        proved noisy) while any is; the current base when it is no worse."""
+        st = self.store
+        pool = [p for p in dict.fromkeys(self.bases + [self.base]) if p in st.values]
+        need = self.repeats if self.repeats > 1 else (2 if self._noisy() else 1)
+        pool = [p for p in pool if st.count(p) >= need] or pool
+        if not pool:
+            return self.base
+        return min(pool, key=lambda p: (st.mean(p), p != self.base, st.first_seen[p]))
 
     def _current_work(self) -> bool:
         """Is there work for the base's own lines (not filler from earlier bases)?"""
@@ -510,6 +618,7 @@ class AxisAsync(AxisBase):
     def summary(self) -> dict[str, Any]:
         out = self.base_summary()
         out.update({"rounds": self.moves + 1, "lines_searched": self.lines_searched,
+                    "restarts": self.restarts,
                     "noise_sigma": self.store.sigma(), "noisy": self._noisy(),
                     "repeats": self.repeats,
                     "work": dict(sorted(self.kinds.items()))})
