@@ -160,10 +160,7 @@ class Driver:
 
     def ask_external(self, n: int) -> list[TrialRecord]:
         """Up to ``n`` new trials, recorded as asked and as started outside the driver."""
-        records = self.ask_trials(n)
-        self._record([ev.submit(round(self.executor.now(), 6), r.trial, r.attempt, EXTERNAL)
-                      for r in records])
-        return records
+        return self.ask_trials(n, started_by=EXTERNAL)
 
     def tell_external(self, trial: int, result: dict | None, error: str | None = None
                       ) -> TrialRecord:
@@ -230,8 +227,9 @@ class Driver:
         self._submit(records)
         return True
 
-    def ask_trials(self, n: int) -> list[TrialRecord]:
-        """Ask the searcher for up to ``n`` trials within the study's limits; record them."""
+    def ask_trials(self, n: int, started_by: str | None = None) -> list[TrialRecord]:
+        """Ask the searcher for up to ``n`` trials within the study's limits; record them (and,
+        with ``started_by``, their start under that job id, in the same journal append)."""
         if self.study.max_trials is not None:
             n = min(n, self.study.max_trials - len(self.history.trials))
         if n <= 0 or self.searcher.finished or self._over_budget():
@@ -244,8 +242,11 @@ class Driver:
         if [s.trial for s in suggestions] != list(range(first, first + len(suggestions))):
             raise RuntimeError(f"searcher {self.study.algorithm} numbered its suggestions "
                                f"{[s.trial for s in suggestions]}, not from {first}")
-        self._record([ev.ask(round(self.executor.now(), 6), n,
-                             [suggestion_event(s) for s in suggestions])])
+        now = round(self.executor.now(), 6)
+        events = [ev.ask(now, n, [suggestion_event(s) for s in suggestions])]
+        if started_by is not None:
+            events += [ev.submit(now, s.trial, 0, started_by) for s in suggestions]
+        self._record(events)
         return [self.history.trials[s.trial] for s in suggestions]
 
     def _over_budget(self) -> bool:
