@@ -92,6 +92,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     objective = parse_objective(raw["objective"], paths, load_code)
     if objective.command is not None:
         check_command(objective.command, space.names)
+        check_command_values(objective.command, space)
     study = Study(name=name, objective=objective, space=space, raw=raw)
     parse_search(require_mapping(raw.get("search") or {}, "search"), study)
     parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
@@ -104,6 +105,31 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     check_engine_names(study)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
     return study
+
+
+def check_command_values(template: str, space: SearchSpace) -> None:
+    """Format the command with every declared value of every parameter (the others at their
+    first), so a format spec a value cannot take (``{opt:.2e}`` with a string) is found now,
+    not in every trial."""
+    from .objective import format_command
+    from .space import Choice, Fixed, Range
+
+    def values(p: Any) -> list:
+        if isinstance(p, Choice):
+            return list(p.values)
+        if isinstance(p, Range):
+            return [int(p.low), int(p.high)] if p.integer else [float(p.low), float(p.high)]
+        return [p.value] if isinstance(p, Fixed) else []
+
+    first = {name: values(p)[0] for name, p in space.params.items()}
+    ctx = Ctx(trial=0, trial_dir="/trial", seed=0, study_dir="/study")
+    for name, p in space.params.items():
+        for value in values(p):
+            try:
+                format_command(template, {**first, name: value}, ctx)
+            except (ValueError, TypeError) as exc:
+                raise StudyError(f"objective.command: {exc} (parameter {name} = {value!r})"
+                                 ) from None
 
 
 def check_engine_names(study: Study) -> None:

@@ -54,6 +54,11 @@ CATALOGUE = [
     (dict(objective={"entry": None, "command": "echo {trial_dir}"}, space={"trial_dir": "a"}),
      "space.trial_dir: clashes with the field {trial_dir}"),
     (dict(objective={"entry": None, "command": "echo {x!z}"}), "{x!z}: unknown conversion"),
+    (dict(objective={"entry": None, "command": "echo {y:.2e}"},
+          space={"y": {"values": [1.0, "a"]}}), "space.y.values: 'a' in a grid of numbers"),
+    (dict(objective={"entry": None, "command": "echo {o:.2e}"},
+          space={"o": {"values": ["adam", "sgd"]}}),
+     "objective.command: Unknown format code 'e' for object of type 'str' (parameter o = 'adam')"),
     (dict(executor={"kind": "slurm", "cleanup": "bogus"}), "executor.cleanup: expected one of"),
     (dict(executor={"kind": "slurm", "time_limit_min": 1}), "executor.time_limit_min: 1 leaves"),
 ]
