@@ -84,7 +84,8 @@ class Driver:
         self._start()
         try:
             self._phase = "loop"
-            self._restart_in_flight()
+            if self._stop is None:  # a signal while starting: nothing more is started
+                self._restart_in_flight()
             self._loop()
         except KeyboardInterrupt:
             if self._stop is None:  # not a second signal of ours
