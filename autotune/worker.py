@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -19,6 +21,26 @@ from .objective import Ctx, ObjectiveSpec, run_objective
 
 #: the worker's exit status when the disk was too full to write the outcome (EX_TEMPFAIL)
 DISK_FULL_STATUS = 75
+
+
+#: past ``timeout_s`` by this much, a trial ends itself (its driver normally ends it first)
+WATCHDOG_GRACE_S = 5.0
+
+
+def watchdog(seconds: float) -> None:
+    """End this trial's whole process group after ``seconds``: a trial whose driver was
+    killed and never restarted still stops at its time limit instead of running forever."""
+    def fire() -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, f"autotune: timed out after {seconds:g}s with no driver to end "
+                        "the trial; ending it\n".encode())
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    if os.getpgrp() != os.getpid():  # not a trial's own session: never end someone else's
+        return
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
 
 
 def write_json_atomic(path: str, data: dict) -> None:
@@ -35,6 +57,8 @@ def main(job_path: str) -> int:
         job = json.load(fh)
     spec = ObjectiveSpec.from_dict(job["objective"])
     ctx = Ctx(**job["ctx"])
+    if spec.timeout_s:
+        watchdog(spec.timeout_s + WATCHDOG_GRACE_S)
     began = time.perf_counter()
     try:
         result = run_objective(spec, job["params"], ctx, stdout=sys.stdout, stderr=sys.stderr)

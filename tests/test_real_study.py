@@ -442,3 +442,21 @@ def test_an_entrys_prints_reach_its_log_while_it_runs(tmp_path):
         if driver.poll() is None:
             driver.kill()
             driver.wait()
+
+
+def test_a_trial_left_without_a_driver_still_stops_at_its_time_limit(tmp_path):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": "tests.objectives:hangs", "timeout_s": 1},
+        space={"x": 1.0}, search={"algorithm": "grid"}, executor={"kind": "local"}))
+    d = str(tmp_path / "d")
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    pid_file = os.path.join(d, "trials", "0", "worker.pid")
+    _wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(), "the trial")
+    driver.kill()
+    driver.wait()
+    worker = int(open(pid_file).read())
+    assert os.path.exists(f"/proc/{worker}")
+    _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), "the watchdog", 20)
+    with open(os.path.join(d, "trials", "0", "stderr.log")) as fh:
+        assert "with no driver to end the trial" in fh.read()
