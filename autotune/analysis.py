@@ -9,6 +9,7 @@ column is built from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,11 +49,15 @@ def incumbents(df: pd.DataFrame) -> pd.DataFrame:
     return rows[improved & (rows["value"] == rows["best"])].drop_duplicates("best")
 
 
-def compute_at(df: pd.DataFrame, times) -> np.ndarray:
-    """Compute spent (summed costs of every attempt ended) by each of ``times`` (sorted)."""
-    ended = df[df["end_s"].notna()].sort_values("end_s")
-    ends = ended["end_s"].to_numpy(float)
-    spent = np.concatenate([[0.0], np.cumsum(ended["cost_s"].fillna(0.0).to_numpy(float))])
+def compute_at(df: pd.DataFrame, times, stages: Sequence[tuple[float, float]] = ()
+               ) -> np.ndarray:
+    """Compute spent (summed costs of every attempt ended) by each of ``times`` (sorted);
+    ``stages``: (end_s, cost_s) of the study's stages (the pretrain), counted once each."""
+    ended = df[df["end_s"].notna()]
+    pairs = sorted(list(zip(ended["end_s"].to_numpy(float),
+                            ended["cost_s"].fillna(0.0).to_numpy(float))) + list(stages))
+    ends = np.array([e for e, _ in pairs], float)
+    spent = np.concatenate([[0.0], np.cumsum([c for _, c in pairs])])
     return spent[np.searchsorted(ends, np.asarray(times, float), side="right")]
 
 
@@ -82,7 +87,14 @@ class RunFigures:
         return dict(self.__dict__)
 
 
-def figures(df: pd.DataFrame, workers: int) -> RunFigures:
+def stage_costs(history: History) -> list[tuple[float, float]]:
+    """(end_s, cost_s) of each stage the study ran itself (a cached one cost it nothing)."""
+    return [(s.end_s, s.cost_s) for s in history.stages.values()
+            if s.end_s is not None and s.cost_s]
+
+
+def figures(df: pd.DataFrame, workers: int, stages: Sequence[tuple[float, float]] = ()
+            ) -> RunFigures:
     finished = df[df["end_s"].notna() & df["status"].isin(FINAL)]
     times, bests = best_curve(df)
     started = finished["start_s"].dropna()
@@ -96,6 +108,6 @@ def figures(df: pd.DataFrame, workers: int) -> RunFigures:
     return RunFigures(
         best=best, evaluations=len(finished), evaluations_to_best=n_best, wall_s=wall,
         wall_to_best_s=None if t_best is None else t_best - start,
-        compute_s=float(finished["cost_s"].sum()),
-        compute_to_best_s=None if t_best is None else float(compute_at(df, [t_best])[0]),
+        compute_s=float(finished["cost_s"].sum()) + sum(c for _, c in stages),
+        compute_to_best_s=None if t_best is None else float(compute_at(df, [t_best], stages)[0]),
         slot_use=busy / (workers * wall) if wall > 0 and workers else 0.0)

@@ -4,7 +4,8 @@ Mistakes in what the user gave are one line on stderr and exit status 2; a study
 held by another driver is exit status 3; a study whose trials all failed (or that stopped at
 ``max_failures``) exits 4; an interrupted run exits 130 and resumes on re-run; a full disk (or
 quota) is one line naming the path and exit status 75 (EX_TEMPFAIL: free space and run the
-same command again).
+same command again); a failed stage (the pretrain) stops the study with exit status 1 and is
+tried again on re-run.
 """
 from __future__ import annotations
 
@@ -95,6 +96,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted; resume with: python -m autotune run {args.study} --dir {directory}",
               file=sys.stderr)
         return 130
+    if summary.stopped == "failed":
+        print(f"autotune: {summary.error}", file=sys.stderr)
+        if summary.tail:
+            print("  " + summary.tail.replace("\n", "\n  "), file=sys.stderr)
+        print(f"fix it and run again: python -m autotune run {args.study} --dir {directory}",
+              file=sys.stderr)
+        return 1
     best = summary.best
     print(f"study {study.name}: {summary.trials} trials, "
           + ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items())))
@@ -124,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import ComparisonInterrupted, compare, summarise
+    from .compare import ComparisonInterrupted, PretrainFailed, compare, summarise
 
     try:
         rows = compare(args.study, args.dir, args.algorithms, args.seeds, args.budget,
@@ -132,6 +140,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ComparisonInterrupted as exc:
         print(f"autotune: {exc}", file=sys.stderr)
         return 130
+    except PretrainFailed as exc:
+        print(f"autotune: {exc}", file=sys.stderr)
+        return 1
     print(summarise(rows))
     print(f"wrote {os.path.join(args.dir, 'comparison.csv')} and plots in "
           f"{os.path.join(args.dir, 'plots')}")
@@ -168,7 +179,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import plot_all, summary
-    from .trajectory import csv_view, rows, write_csv_atomic
+    from .trajectory import csv_view, rows, stage_rows, write_csv_atomic
 
     sdir, history = open_history(args.dir)
     text = summary(history, running_driver=sdir.driver_running(), directory=sdir.path)
@@ -177,6 +188,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     columns, data = rows(history, history.study.get("name", ""), identity.get("algorithm", ""),
                          list(space), identity.get("mode", "min"))
     free = [n for n, spec in space.items() if "fixed" not in spec]
+    data = stage_rows(history, identity.get("algorithm", "")) + data
     write_csv_atomic(sdir.trajectory, *csv_view(columns, data, free))
     with open(os.path.join(sdir.path, "summary.txt"), "w") as fh:
         fh.write(text + "\n")

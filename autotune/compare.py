@@ -101,6 +101,9 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
         data["executor"] = {"kind": plan.executor, "max_concurrent": own.get("max_concurrent", 1)}
         if plan.executor == "simulated" and own.get("default_cost_s") is not None:
             data["executor"]["default_cost_s"] = own["default_cost_s"]
+        pre = (data.get("stages") or {}).get("pretrain")
+        if isinstance(pre, dict):
+            pre.pop("executor", None)  # resources of the study's own executor kind
     data["name"] = f"{data.get('name', 'study')}-{algorithm}-s{seed}"
     try:
         return parse_study(data, base_dir=base_dir)
@@ -118,9 +121,12 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     raw = require_mapping(raw, "study")
     plan = parse_plan(raw, algorithms, seeds, budget, executor)
     base_dir = os.path.dirname(os.path.abspath(study_path))
+    raw = share_pretrain(raw, out_dir)
     runs = [(a, s, run_study(raw, plan, a, s, base_dir)) for a in plan.algorithms
             for s in range(plan.seeds)]  # every run validated before any is started
     check_simulated_cost(runs[0][2])
+    if runs and runs[0][2].objective.pretrain is not None:
+        build_pretrain(runs[0][2], out_dir, progress)
     results = []
     for algorithm, seed, study in runs:
         directory = os.path.join(out_dir, f"{algorithm}-s{seed}")
@@ -164,6 +170,44 @@ def check_simulated_cost(study: Study) -> None:
                          f"{', '.join(sorted(result))}); the virtual clock needs each trial's "
                          "compute seconds, or executor.default_cost_s; compare on a real "
                          "executor instead")
+
+
+class PretrainFailed(Exception):
+    """The shared pretrain failed: no run can start (its reason, then its stderr tail)."""
+
+
+def share_pretrain(raw: dict, out_dir: str) -> dict:
+    """Every run fine-tunes from one pretrain: in the study's ``cache_dir`` if it names one,
+    else in ``DIR/cache``."""
+    pre = (raw.get("stages") or {}).get("pretrain") if isinstance(raw.get("stages"), dict) else None
+    if not isinstance(pre, dict) or pre.get("cache_dir"):
+        return raw
+    data = copy.deepcopy(raw)
+    data["stages"]["pretrain"]["cache_dir"] = os.path.abspath(os.path.join(out_dir, "cache"))
+    return data
+
+
+def build_pretrain(study: Study, out_dir: str, progress: bool) -> None:
+    """Build the shared pretrain before any run, as its own recorded job in ``DIR/pretrain/``,
+    so that every run finds it cached and no run's compute carries it: the budget is the
+    same search compute for every algorithm."""
+    import dataclasses
+
+    from .driver import Driver
+
+    directory = os.path.join(out_dir, "pretrain")
+    stage_study = dataclasses.replace(study, name=study.name.rsplit("-", 2)[0] + "-pretrain")
+    summary = Driver(stage_study, directory, progress=progress, stages_only=True).run()
+    if summary.stopped == "interrupted":
+        raise ComparisonInterrupted("interrupted during the pretrain; run the same command "
+                                    "again to resume")
+    if summary.stopped == "failed":
+        raise PretrainFailed(summary.error + (f"\n  {summary.tail}" if summary.tail else ""))
+    if progress:
+        rec = History.load(Journal(os.path.join(directory, "history.jsonl"))).stages.get("pretrain")
+        if rec is not None:
+            print(f"compare: pretrain {rec.status} (cost {rec.cost_s:.1f} s, {directory}); "
+                  "every run starts from it", flush=True)
 
 
 def table(results: list[tuple]) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from .objective import Ctx, judge, trial_seed
 from .progress import Progress, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
-from .stages import clear_failures
+from .stage_runner import StageRunner
 from .study import Study
 from .studydir import StudyDir
 from .trajectory import write_trajectory
@@ -40,14 +40,18 @@ class RunSummary:
     trials: int
     counts: dict[str, int]
     best: TrialRecord | None
-    stopped: str  # "finished" | "interrupted" | "failing" (max_failures reached)
+    stopped: str  # "finished" | "interrupted" | "failing" (max_failures reached) |
+    #   "failed" (a stage, the pretrain, failed: error says why)
     searcher: dict[str, Any] = field(default_factory=dict)  # the searcher's own summary()
+    error: str = ""
+    tail: str = ""  # a failed stage's stderr tail
 
 
 class Driver:
     def __init__(self, study: Study, directory: str, executor: Executor | None = None,
                  progress: bool = True, stop_after_events: int | None = None,
-                 retry_failed: bool = False, accept_objective: bool = False):
+                 retry_failed: bool = False, accept_objective: bool = False,
+                 stages_only: bool = False):
         self.study = study
         self.dir = StudyDir(directory)
         self.journal = Journal(self.dir.history)
@@ -62,11 +66,17 @@ class Driver:
         self.retry_failed = retry_failed          # run the failed trials again
         self.accept_objective = accept_objective  # go on although entry/command changed
         self._ended = {"ok": 0, "failed": 0}      # trials this driver saw end: max_failures
+        self.stages_only = stages_only  # run the stages (the pretrain), no trials
+        self.pretrained: str | None = None  # the pretrain's checkpoint, once it is ready
+        self._failure = ("", "")
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
         if self._executor is None:
             EXECUTORS[self.study.executor].preflight(self.study.executor_options)
+            if self.study.objective.pretrain is not None:
+                EXECUTORS[self.study.executor].preflight(
+                    {**self.study.executor_options, **self.study.objective.pretrain.executor})
         self.dir.acquire()
         old_handlers = self._trap_signals()
         try:
@@ -85,8 +95,10 @@ class Driver:
         try:
             self._phase = "loop"
             if self._stop is None:  # a signal while starting: nothing more is started
+                self._run_stages()
+            if self._stop is None and not self.stages_only:
                 self._restart_in_flight()
-            self._loop()
+                self._loop()
         except KeyboardInterrupt:
             if self._stop is None:  # not a second signal of ours
                 raise
@@ -96,7 +108,29 @@ class Driver:
             self._close_views()
         return RunSummary(len(self.history.trials), self.history.by_status(),
                           self.history.best(self.study.objective.mode),
-                          self._stop or "finished", self.searcher.summary())
+                          self._stop or "finished", self.searcher.summary(), *self._failure)
+
+    def _run_stages(self) -> None:
+        """The pretrain as its own job before any trial (stage_runner); a failure stops the
+        study. Its executor: the study's kind and options, with the stage's overrides."""
+        stage = self.study.objective.pretrain
+        if stage is None:
+            return
+
+        def make(overrides: dict) -> Executor:
+            ex = self._executor or EXECUTORS[self.study.executor](
+                self.dir.path, 1, self.t0, {**self.study.executor_options, **overrides})
+            ex.restore_clock(self.history.last_t)
+            return ex
+
+        result = StageRunner(stage, self.study.objective.python_path, self.dir.path, self.history,
+                             self._record, self.progress, make, lambda: self._stop is not None,
+                             owns_executor=self._executor is None).run()
+        if result.error:
+            self._stop = "failed"
+            self._failure = (result.error, result.tail)
+        self.pretrained = result.checkpoint
+        self.executor.restore_clock(self.history.last_t)
 
     def _start(self, executor_kind: str | None = None) -> None:
         """Load the history, record the start or the resume, restore the searcher."""
@@ -136,8 +170,6 @@ class Driver:
                 self.progress.warn(line.removeprefix("warning: "))
             else:
                 self.progress.say(line)
-        for path in clear_failures(self.dir.path):
-            self.progress.say(f"a failed pretrain will be tried again ({os.path.basename(path)})")
         self.executor.restore_clock(self.history.last_t)
         self.searcher = restore(self.study.make_searcher(), self.history)
         self._last_csv = 0.0
@@ -284,7 +316,7 @@ class Driver:
             attempt, resume_start = (rec.attempt if rec.start_s is None else rec.attempt + 1), None
         ctx = Ctx(trial=rec.trial, trial_dir=self.dir.trial_dir(rec.trial),
                   seed=trial_seed(self.study.seed, rec.trial), attempt=attempt,
-                  epochs=rec.fidelity, study_dir=self.dir.path,
+                  epochs=rec.fidelity, study_dir=self.dir.path, pretrained=self.pretrained,
                   resume_from=self._parent_checkpoint(rec), launch_dir=self.launch_dir,
                   study_file_dir=os.path.dirname(self.study.source) or self.launch_dir)
         return TrialJob(rec.trial, attempt, dict(rec.params), ctx, self.study.objective,

@@ -52,6 +52,7 @@ class Kind(str, Enum):
     STOP = "stop"        # (version 1 only; read and kept as a note)
     CANCEL = "cancel"    # ``autotune cancel`` cancelled the study's jobs
     RETRY = "retry"      # ``run --retry-failed``: these failed trials run again
+    STAGE = "stage"      # the study's own stage (the pretrain): submitted, ended, or cached
 
 
 class Damaged(ValueError):
@@ -153,6 +154,13 @@ SPECS: dict[Kind, Spec] = {
     Kind.CANCEL: Spec({}, {"t": _num, "jobs": _str_list}),
     Kind.RETRY: Spec({"trials": lambda v: isinstance(v, list) and all(_id(x) for x in v)},
                      {"wall": _num}),
+    Kind.STAGE: Spec({"stage": _str, "key": _str,
+                      "state": lambda v: v in ("submit", "end", "cached")},
+                     {"t": _num, "attempt": _id, "job_id": _str,
+                      "status": lambda v: v in ("ok", "failed", "cancelled"),
+                      "start_s": _opt(_num), "end_s": _opt(_num), "cost_s": _num,
+                      "metrics": _opt(_metrics), "error": _opt(_str), "failure": _str,
+                      "built_s": _opt(_num), "path": _str}),
 }
 
 
@@ -256,6 +264,32 @@ def cancel(t: float, jobs: list[str]) -> dict:
 
 def retry(wall: float, trials: list[int]) -> dict:
     return {"e": Kind.RETRY.value, "wall": wall, "trials": trials}
+
+
+def stage_submit(t: float, stage: str, key: str, attempt: int, job_id: str) -> dict:
+    """The stage's job was handed to the executor (a trial's ``submit``, for the pretrain)."""
+    return {"e": Kind.STAGE.value, "stage": stage, "key": key, "state": "submit", "t": t,
+            "attempt": attempt, "job_id": job_id}
+
+
+def stage_end(stage: str, key: str, attempt: int, status: str, start_s: float, end_s: float,
+              cost_s: float, job_id: str, metrics: dict, error: str | None = None,
+              failure: str = "") -> dict:
+    """The stage's job ended; its cost is the study's, counted once."""
+    event: dict[str, Any] = {"e": Kind.STAGE.value, "stage": stage, "key": key, "state": "end",
+                             "attempt": attempt, "status": status, "start_s": start_s,
+                             "end_s": end_s, "cost_s": cost_s, "job_id": job_id,
+                             "metrics": metrics}
+    if error is not None:
+        event["error"] = error
+        event["failure"] = failure or "exception"
+    return event
+
+
+def stage_cached(t: float, stage: str, key: str, path: str, built_s: float | None) -> dict:
+    """The stage's checkpoint was found built (earlier, or by another study): nothing ran."""
+    return {"e": Kind.STAGE.value, "stage": stage, "key": key, "state": "cached", "t": t,
+            "path": path, "built_s": built_s}
 
 
 # ---- the line format -------------------------------------------------------------------------

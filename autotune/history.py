@@ -46,6 +46,27 @@ class TrialRecord:
         return self.status in FINAL
 
 
+@dataclass(slots=True)
+class StageRecord:
+    """A stage of the study (the pretrain): its own job, its own cost, counted once."""
+
+    name: str
+    key: str = ""
+    status: str = "pending"          # pending | running | ok | failed | cancelled | cached
+    attempt: int = 0
+    job_id: str = ""
+    start_s: float | None = None
+    end_s: float | None = None
+    cost_s: float = 0.0              # summed over every attempt this study ran
+    error: str | None = None
+    failure: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.status in ("ok", "cached")
+
+
 @dataclass
 class History:
     study: dict[str, Any] = field(default_factory=dict)
@@ -67,6 +88,7 @@ class History:
     #: while loading: how many ask lines not yet applied name each trial id. A submit or end
     #: of a trial whose ask is still ahead is out of order (an injected or copied line).
     _asks_ahead: dict[int, int] = field(default_factory=dict, repr=False)
+    stages: dict[str, StageRecord] = field(default_factory=dict)  # by stage name (pretrain)
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
@@ -227,6 +249,43 @@ class History:
         if end > self.last_t:
             self.last_t = end
 
+    def _stage(self, e: dict) -> None:
+        """One event kind for a stage's life: submit, end (ok/failed/cancelled), or cached
+        (found built in the cache: nothing run, nothing spent by this study)."""
+        state, name = e["state"], e["stage"]
+        old = self.stages.get(name)
+        if state == "end" and (old is None or old.status != "running" or "status" not in e):
+            raise Damaged(f"end of stage {name!r} that is not running")
+        rec = self.stages.setdefault(name, StageRecord(name))
+        rec.key = e["key"]
+        t = float(e.get("t", e.get("end_s")) or 0.0)
+        if state == "submit":
+            attempt = e.get("attempt", 0)
+            if attempt != rec.attempt or rec.start_s is None or rec.status != "running":
+                rec.start_s = t
+            rec.attempt, rec.status, rec.job_id = attempt, "running", e.get("job_id", "")
+            rec.error, rec.failure, rec.end_s = None, "", None
+        elif state == "end":
+            cost = float(e.get("cost_s", 0.0))
+            rec.cost_s += cost
+            self.spent_s += cost
+            rec.status = e["status"]
+            rec.start_s, rec.end_s = e.get("start_s", rec.start_s), e.get("end_s")
+            rec.job_id = e.get("job_id", rec.job_id)
+            rec.error, rec.failure = e.get("error"), e.get("failure", "")
+            rec.metrics = e.get("metrics") or {}
+            t = rec.end_s or t
+        else:  # cached
+            rec.status, rec.metrics = "cached", e.get("metrics") or {}
+            rec.error, rec.failure = None, ""
+            if rec.start_s is None:
+                rec.start_s = rec.end_s = t
+        if t > self.last_t:
+            self.last_t = t
+
+    def stage_cost_s(self) -> float:
+        return sum(s.cost_s for s in self.stages.values())
+
     def _note(self, e: dict) -> None:
         self.notes.append(e)  # notes carry wall-clock stamps: they do not move the study clock
 
@@ -294,6 +353,7 @@ _HANDLERS = {
     "ask": History._ask,
     "submit": History._submit,
     "end": History._end,
+    "stage": History._stage,
     "resume": History._note,
     "stop": History._note,
     "cancel": History._note,

@@ -47,6 +47,9 @@ class Progress:
         parts = [f"{ended}{total} done"]
         if counts.get("failed"):
             parts[0] += f" ({counts['failed']} failed)"
+        # the pretrain, its own job: running, ok or cached, and what it cost (counted once)
+        parts[:0] = [f"{st.name} {st.status}" + (f" {st.cost_s:.1f}s" if st.cost_s else "")
+                     for st in history.stages.values()]
         parts.append(f"{running} running")
         elapsed = time.monotonic() - self._began
         parts.append(f"{clock(elapsed)} elapsed")

@@ -102,7 +102,7 @@ def run_rank(spec, params: dict, ctx, env: RankEnv, stdout: Any = None,
     one-process run: whichever rank takes its lock builds it while the others wait.
     """
     from .objective import run_objective
-    from .stages import ensure_pretrained
+    from .stage_cache import ensure_pretrained
 
     if spec.pretrain is not None and ctx.pretrained is None:
         ctx.pretrained = ensure_pretrained(spec.pretrain, ctx.study_dir, spec.python_path)

@@ -9,7 +9,7 @@ from typing import Any
 from .failures import failure_lines
 from .plots import no_result_text, note, plot_along
 from .history import History
-from .analysis import best_curve, compute_at, concurrency, incumbents
+from .analysis import best_curve, compute_at, concurrency, incumbents, stage_costs
 
 
 def summary(history: History, running_driver: bool | None = None,
@@ -33,7 +33,11 @@ def summary(history: History, running_driver: bool | None = None,
         if fixed:
             lines.append("  fixed: " + ", ".join(f"{k}={best.params[k]}" for k in fixed))
     lines += searcher_lines(history, mode, identity.get("metric", "value"))
-    lines.append(f"compute spent: {sum(r.cost_s for r in history.trials.values()):.1f} s;"
+    lines += stage_lines(history)
+    trials_s = sum(r.cost_s for r in history.trials.values())
+    stages_s = history.stage_cost_s()
+    split = f" (trials {trials_s:.1f} s + pretrain {stages_s:.1f} s)" if history.stages else ""
+    lines.append(f"compute spent: {trials_s + stages_s:.1f} s{split};"
                  f" elapsed: {elapsed(history, running_driver):.1f} s")
     if running_driver is not None:
         lines.append("a driver is running" if running_driver else "no driver running")
@@ -75,6 +79,27 @@ def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:
 
         return worker_alive(os.path.join(directory, "trials", str(rec.trial)), job_id)
     return bool(job_id) and job_id.split("_")[0].isdigit() and not cancelled
+
+
+def stage_lines(history: History) -> list[str]:
+    """The pretrain on a line of its own: whether it is ready, its job, what it cost."""
+    out = []
+    for st in history.stages.values():
+        if st.status == "cached":
+            text = f"{st.name}: cached (built earlier or by another study; cost 0 here)"
+        else:
+            text = f"{st.name}: {st.status}"
+            if st.job_id:
+                text += f", job {st.job_id}"
+            if st.attempt:
+                text += f", attempt {st.attempt + 1}"
+            if st.end_s is not None and st.start_s is not None:
+                text += f", {st.start_s:.1f}-{st.end_s:.1f} s"
+            text += f", cost {st.cost_s:.1f} s"
+        if st.error:
+            text += f"; error: {st.error}"
+        out.append(text)
+    return out
 
 
 def searcher_view(history: History) -> dict[str, Any]:
@@ -131,7 +156,7 @@ def plot_all(history: History, out_dir: str) -> list[str]:
     df = trials_frame(history)
     written = []
     times, bests = best_curve(df)
-    compute = compute_at(df, times)
+    compute = compute_at(df, times, stage_costs(history))
     name_of_study = history.study.get("name", "")
     for xs, label, name in ((times, "time since start (s)", "best_vs_time.png"),
                             (compute, "compute spent (s)", "best_vs_compute.png")):
@@ -144,18 +169,21 @@ def plot_all(history: History, out_dir: str) -> list[str]:
             ax.grid(alpha=0.3)
         else:
             note(ax, no_result_text(history))
+        if mark_stages(ax, history, "compute" if name == "best_vs_compute.png" else "time"):
+            ax.legend(loc="upper right", fontsize=8)
         ax.set_title(f"{name_of_study}: best {metric} against {label.split(' (')[0]}",
                      fontsize=10)
         written.append(save(fig, os.path.join(out_dir, name)))
-    written.append(plot_concurrency(df, os.path.join(out_dir, "concurrency.png")))
+    written.append(plot_concurrency(df, os.path.join(out_dir, "concurrency.png"), history))
     if any("base" in r.info or "level" in r.info for r in history.trials.values()):
         written.append(plot_search_path(history, os.path.join(out_dir, "search_path.png"), df))
     written += plot_along(history, out_dir, searcher_view(history).get("base"), save)
     return written
 
 
-def plot_concurrency(df: Any, path: str) -> str:
-    """Trials running over time: idle slots show as the gap below the ceiling."""
+def plot_concurrency(df: Any, path: str, history: History | None = None) -> str:
+    """Trials running over time: idle slots show as the gap below the ceiling; the pretrain's
+    own job shaded before them."""
     import matplotlib.pyplot as plt
 
     times, running = concurrency(df)
@@ -164,11 +192,26 @@ def plot_concurrency(df: Any, path: str) -> str:
         ax.step(times, running, where="post")
         mean = busy_mean(times, running)
         ax.axhline(mean, ls="--", lw=1, color="gray", label=f"mean {mean:.1f}")
+    if (history is not None and mark_stages(ax, history, "time")) or times:
         ax.legend(loc="lower right")
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("trials running")
     ax.grid(alpha=0.3)
     return save(fig, path)
+
+
+def mark_stages(ax: Any, history: History, axis: str) -> bool:
+    """Shade the pretrain: its span in time, or the compute it spent (before any trial's)."""
+    marked = False
+    for st in history.stages.values():
+        if st.status == "cached" or st.end_s is None:
+            continue
+        lo, hi = (st.start_s or 0.0, st.end_s) if axis == "time" else (0.0, st.cost_s)
+        if hi > lo:
+            ax.axvspan(lo, hi, color="C1", alpha=0.15, lw=0,
+                       label=f"{st.name} ({st.cost_s:.0f} s, {st.status})")
+            marked = True
+    return marked
 
 
 def base_path(history: History) -> list[int]:

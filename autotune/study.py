@@ -15,7 +15,8 @@ from typing import Any
 from .config import check, describe, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
-from .objective import Ctx, ObjectiveSpec, check_command, load_entry
+from .contract import Ctx, ObjectiveSpec, load_entry
+from .runner import check_command
 from .searchers import SEARCHERS, Searcher, SearchSettings
 from .space import SearchSpace, parse_space
 from .stages import parse_stages
@@ -60,7 +61,7 @@ class Study:
         return {"space": self.space.spec(), "algorithm": self.algorithm, "seed": self.seed,
                 "search_options": self.search_options, "metric": self.objective.metric,
                 "mode": self.objective.mode,
-                "pretrain": None if self.objective.pretrain is None else self.objective.pretrain.to_dict()}
+                "pretrain": None if self.objective.pretrain is None else self.objective.pretrain.core()}
 
 
 def load_study(path: str) -> Study:
@@ -100,7 +101,8 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     study.max_failures = take(raw, "max_failures", "nonneg-int", "", MAX_FAILURES)
     reject_unknown(require_mapping(raw.get("compare") or {}, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
-        stage = parse_stages(raw["stages"], paths, load_code)
+        stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
+                             load_code)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
     check_engine_names(study)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)

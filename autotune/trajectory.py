@@ -1,4 +1,8 @@
-"""trajectory.csv: one row per trial, derived from the history and rewritten atomically."""
+"""trajectory.csv: one row per trial, derived from the history and rewritten atomically.
+
+A study with a pretrain stage starts with one row for it (``trial`` = ``pretrain``, ``round`` =
+``stage``): its times, cost and job id, so that no trial's row carries its cost.
+"""
 from __future__ import annotations
 
 import bisect
@@ -8,7 +12,7 @@ import os
 from typing import Any
 
 from .analysis import best_so_far
-from .history import History, TrialRecord
+from .history import History, StageRecord, TrialRecord
 from .study import Study
 
 LEAD = ["trial", "status", "algorithm", "round"]
@@ -49,6 +53,20 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
     return columns, out
 
 
+def stage_rows(history: History, algorithm: str) -> list[dict[str, Any]]:
+    """The rows that head trajectory.csv for the study's stages (not in the trials frame)."""
+    return [stage_row(st, algorithm) for st in history.stages.values()]
+
+
+def stage_row(st: StageRecord, algorithm: str) -> dict[str, Any]:
+    """A stage (the pretrain) is a row of its own, named in the trial column: its cost is
+    the study's, not any trial's."""
+    return {"trial": st.name, "status": st.status, "algorithm": algorithm, "round": "stage",
+            "start_s": rnd(st.start_s), "end_s": rnd(st.end_s), "cost_s": rnd(st.cost_s),
+            "job_id": st.job_id, "error": st.error or "",
+            "attempts": 0 if st.status == "cached" else st.attempt + 1}
+
+
 def best_at(rec: TrialRecord, times: list[float], bests: list[float]) -> float | None:
     if rec.end_s is None or not times:
         return None
@@ -67,6 +85,7 @@ def cell(value: Any) -> Any:
 def write_trajectory(history: History, study: Study, path: str) -> None:
     columns, data = rows(history, study.name, study.algorithm, study.space.names,
                          study.objective.mode)
+    data = stage_rows(history, study.algorithm) + data  # the pretrain's row first
     write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free]))
 
 

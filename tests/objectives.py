@@ -5,6 +5,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 
 
@@ -70,14 +71,25 @@ def by_x(params: dict, ctx) -> dict:
 
 
 def pretrain(params: dict, ctx) -> dict:
-    """A pretend pretrain: slow enough that concurrent trials pile up behind it, and logged."""
+    """A pretend pretrain, logged one line per start. It holds an exclusive lock on
+    ``<log>.running`` while it runs: one started while another runs logs OVERLAP."""
+    import fcntl
+
     with open(params["log"], "a") as fh:
         fh.write(f"{os.getpid()}\n")
+    guard = open(params["log"] + ".running", "a")
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        with open(params["log"], "a") as fh:
+            fh.write("OVERLAP\n")
     if os.environ.get("PRETRAIN_FAILS") or params.get("fail"):
+        print("CUDA out of memory: tried to allocate 20 GiB", file=sys.stderr)
         raise RuntimeError("out of memory in pretrain")
     time.sleep(float(params.get("sleep_s", 0.5)))
     with open(ctx.checkpoint_path, "w") as fh:
         json.dump({"base": float(params.get("base", 1.0)), "epochs": ctx.epochs}, fh)
+    guard.close()
     return {"loss": 0.5}
 
 

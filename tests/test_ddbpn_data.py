@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import skimage.data
+import torch
 from PIL import Image
 
 from autotune.jobs.ddbpn.data import (DEFAULT_TRAIN_IMAGES, DEFAULT_VAL_IMAGES, ImageSource, TrainPatches,
@@ -91,3 +92,15 @@ def test_epoch_sampler_and_workers_give_the_same_batches():
     assert not torch.equal(a[0][0], a[1][0])
     ds.set_epoch(1)
     assert torch.equal(ds[0][1], a[1][0][0])
+
+
+@pytest.mark.parametrize("patch", [8, 32])
+def test_the_lr_cache_gives_the_very_samples_of_the_per_patch_downscale(patch):
+    src = ImageSource(names=("astronaut", "coins", "text"))
+    cold = TrainPatches(src, scale=4, patch=patch, length=40, seed=5)
+    warm = TrainPatches(src, scale=4, patch=patch, length=40, seed=5)
+    warm.warm()
+    assert len(warm._lowres) == 3
+    for i in range(40):
+        (lc, hc), (lw, hw) = cold[i], warm[i]
+        assert torch.equal(lc, lw) and torch.equal(hc, hw)

@@ -49,6 +49,10 @@ def test_finetune_four_losses(tmp_path, pretrained):
     for key in ("niqe", "psnr", "ssim", "loss", "epochs"):
         assert isinstance(result[key], float) and math.isfinite(result[key]), key
     assert result["epochs"] == 2.0
+    # where its time went: set-up, first step, waiting on data, steady rate, evaluation
+    assert result["setup_s"] > 0 and result["eval_s"] > 0 and result["steps_per_s"] > 0
+    assert 0 < result["first_step_s"] < result["seconds"] and result["data_wait_s"] >= 0
+    assert result["process_age_s"] > 0
     assert 0.0 < result["ssim"] < 1.0 and result["psnr"] > 10.0
     pngs = sorted(p.name for p in (Path(ctx.trial_dir) / "sr").glob("*.png"))
     assert pngs == ["camera.png", "chelsea.png", "coffee.png"]
@@ -111,3 +115,12 @@ def test_nan_loss_raises(tmp_path):
     ctx = make_ctx(tmp_path, "nan", epochs=2)
     with pytest.raises(FloatingPointError, match="loss became NaN at epoch 1"):
         finetune(dict(TINY, w1=float("inf"), w2=0, w3=0, w4=0), ctx)
+
+
+def test_precision_is_checked_and_bf16_runs_on_the_cpu(tmp_path, pretrained):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        finetune(dict(TINY, **FOUR, precision="fp8"), make_ctx(tmp_path, "bad", epochs=1))
+    ctx = make_ctx(tmp_path, "bf16", epochs=1, pretrained=pretrained[0])
+    result = finetune(dict(TINY, **FOUR, precision="bf16", save_sr=False, lr_cache=True), ctx)
+    assert math.isfinite(result["loss"]) and result["epochs"] == 1.0
+    assert load_checkpoint(ctx.checkpoint_path)["scaler_g"] is None  # bf16: no GradScaler

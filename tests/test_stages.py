@@ -1,3 +1,8 @@
+"""Two-stage training: the pretrain is the driver's own recorded job, run once, before the
+fine-tunes, its cost its own (local and inline executors; the SLURM side is in
+test_slurm_stages.py)."""
+import csv
+import json
 import os
 import signal
 import subprocess
@@ -6,20 +11,31 @@ import time
 
 import pytest
 
+from autotune.contract import Ctx
 from autotune.driver import Driver
 from autotune.errors import StudyError
-from autotune.executors.local import kill_orphan
+from autotune.runner import run_objective
 from autotune.study import parse_study
 from tests.helpers import REPO, cli, history, study_dict, write_study
 
 
-def two_stage(log, executor="local", **pre):
+def two_stage(log, executor="local", concurrent=4, trials=6, **pre):
     return study_dict(objective={"entry": "tests.objectives:finetune"},
-                      space={"x": {"values": [0, 1, 2, 3, 4, 5]}},
+                      space={"x": {"values": list(range(trials))}},
                       search={"algorithm": "grid"},
-                      executor={"kind": executor, "max_concurrent": 3},
+                      executor={"kind": executor, "max_concurrent": concurrent},
                       stages={"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 10,
                                            "params": {"log": log, "sleep_s": 1.0, **pre}}})
+
+
+def events(d, kind):
+    with open(os.path.join(d, "history.jsonl")) as fh:
+        return [e for e in map(json.loads, fh) if e.get("e") == kind]
+
+
+def log_lines(log):
+    with open(log) as fh:
+        return fh.read().split()
 
 
 def kill_driver_when(path, d, ready):
@@ -34,28 +50,60 @@ def kill_driver_when(path, d, ready):
     proc.wait()
 
 
-def test_the_pretrain_runs_once_for_concurrent_trials(tmp_path):
+def test_the_pretrain_is_its_own_job_before_any_fine_tune(tmp_path):
     log = str(tmp_path / "pretrain.log")
-    study = parse_study(two_stage(log))
+    study = parse_study(two_stage(log, sleep_s=3.0))
     d = str(tmp_path / "d")
     Driver(study, d, progress=False).run()
     h = history(d)
+    pre = h.stages["pretrain"]
     assert [r.status for r in h.trials.values()] == ["ok"] * 6
     assert h.trials[1].value == 1.0  # base 1.0 from the pretrain checkpoint, x = 1
-    assert len(open(log).readlines()) == 1
+    assert log_lines(log) == log_lines(log)[:1]  # one run, no overlap
+    assert pre.status == "ok" and pre.job_id.startswith("pid-") and pre.cost_s >= 3.0
+    assert [e["state"] for e in events(d, "stage")] == ["submit", "end"]
+    assert min(r.start_s for r in h.trials.values()) >= pre.end_s  # nothing started before it
+    assert max(r.cost_s for r in h.trials.values()) < pre.cost_s  # nobody waited on it
+    assert h.spent_s == pytest.approx(sum(r.cost_s for r in h.trials.values()) + pre.cost_s)
+    with open(os.path.join(d, "trajectory.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["trial"] == "pretrain" and float(rows[0]["cost_s"]) == pytest.approx(pre.cost_s, abs=1e-3)
+    assert [r["trial"] for r in rows[1:]] == [str(i) for i in range(6)]
     caches = [p for p in os.listdir(os.path.join(d, "cache")) if not p.endswith(".lock")]
     assert len(caches) == 1 and os.path.exists(os.path.join(d, "cache", caches[0], "done.json"))
+    out = cli("status", d)
+    assert "pretrain: ok" in out.stdout and "compute spent" in out.stdout
 
 
-def test_the_pretrain_survives_a_kill_and_a_resume(tmp_path):
+def test_a_killed_driver_reattaches_to_the_local_pretrain_never_runs_it_twice(tmp_path):
     log = str(tmp_path / "pretrain.log")
-    path = write_study(str(tmp_path / "s.yaml"), two_stage(log))
+    path = write_study(str(tmp_path / "s.yaml"), two_stage(log, trials=3, sleep_s=4.0))
     d = str(tmp_path / "d")
-    kill_driver_when(path, d, lambda: os.path.exists(os.path.join(d, "history.jsonl")) and any(
-        r.status == "ok" for r in history(d).trials.values()))
+    kill_driver_when(path, d, lambda: os.path.exists(log))  # the pretrain is running
     assert cli("run", path, "--dir", d, "--quiet").returncode == 0
-    assert len(open(log).readlines()) == 1
-    assert all(r.status == "ok" for r in history(d).trials.values())
+    assert log_lines(log) == log_lines(log)[:1]  # one run: re-attached, never twice, no overlap
+    h = history(d)
+    assert h.stages["pretrain"].status == "ok" and h.stages["pretrain"].attempt == 0
+    assert [e["state"] for e in events(d, "stage")] == ["submit", "end"]
+    assert h.stages["pretrain"].cost_s >= 4.0  # its whole run, across the two drivers
+    assert all(r.status == "ok" for r in h.trials.values())
+    assert min(r.start_s for r in h.trials.values()) >= h.stages["pretrain"].end_s
+    # a third run finds it ready: no job, nothing recorded
+    assert cli("run", path, "--dir", d, "--quiet").returncode == 0
+    assert len(log_lines(log)) == 1 and len(events(d, "stage")) == 2
+
+
+def test_a_pretrain_whose_process_died_with_the_driver_runs_again_once(tmp_path):
+    log = str(tmp_path / "pretrain.log")
+    path = write_study(str(tmp_path / "s.yaml"), two_stage(log, trials=2, sleep_s=3.0))
+    d = str(tmp_path / "d")
+    kill_driver_when(path, d, lambda: os.path.exists(log))
+    from autotune.executors.local import kill_orphan
+    kill_orphan(os.path.join(d, "stages", "pretrain"))  # its machine rebooted, say
+    out = cli("run", path, "--dir", d, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert len(log_lines(log)) == 2 and "OVERLAP" not in log_lines(log)
+    assert [e["state"] for e in events(d, "stage")] == ["submit", "submit", "end"]
 
 
 def test_a_killed_pretrain_leaves_no_cache_hit(tmp_path):
@@ -63,44 +111,55 @@ def test_a_killed_pretrain_leaves_no_cache_hit(tmp_path):
     path = write_study(str(tmp_path / "s.yaml"), two_stage(log, sleep_s=30))
     d = str(tmp_path / "d")
     kill_driver_when(path, d, lambda: os.path.exists(log))
-    for trial in os.listdir(os.path.join(d, "trials")):  # the driver's orphans, as a resume would
-        kill_orphan(os.path.join(d, "trials", trial))
+    from autotune.executors.local import kill_orphan
+    kill_orphan(os.path.join(d, "stages", "pretrain"))  # the driver's orphan, as a resume would
     cache = os.path.join(d, "cache")
     assert not any(os.path.exists(os.path.join(cache, p, "done.json")) for p in os.listdir(cache))
-    assert not any(p.endswith(".failed.json") for p in os.listdir(cache))
+    assert not os.path.exists(os.path.join(d, "trials"))  # no fine-tune was started
 
 
-def test_a_failed_pretrain_is_reported_and_not_cached(tmp_path, monkeypatch):
+def test_a_failing_pretrain_stops_the_study_with_its_reason_and_runs_again_later(tmp_path):
     log = str(tmp_path / "pretrain.log")
-    study = parse_study(two_stage(log, executor="inline"))
+    path = write_study(str(tmp_path / "s.yaml"), two_stage(log, trials=2))
     d = str(tmp_path / "d")
-    monkeypatch.setenv("PRETRAIN_FAILS", "1")
-    Driver(study, d, progress=False).run()
+    out = cli("run", path, "--dir", d, "--quiet", env={**os.environ, "PRETRAIN_FAILS": "1"})
+    assert out.returncode == 1, out.stderr
+    assert "pretrain failed: RuntimeError: out of memory in pretrain" in out.stderr
+    assert "CUDA out of memory: tried to allocate 20 GiB" in out.stderr  # its stderr tail
     h = history(d)
-    assert all(r.status == "failed" for r in h.trials.values())
-    assert "pretrain failed: RuntimeError: out of memory in pretrain" in h.trials[0].error
-    assert "failed earlier: RuntimeError: out of memory" in h.trials[1].error
-    assert len(open(log).readlines()) == 1  # the others did not repeat the failing pretrain
-    left = sorted(os.listdir(os.path.join(d, "cache")))
-    assert [p.split(".", 1)[1] for p in left] == ["failed.json", "lock"]  # no cache hit
+    assert not h.trials and h.stages["pretrain"].status == "failed"
+    assert not [p for p in os.listdir(os.path.join(d, "cache")) if not p.endswith(".lock")]
+    env = {k: v for k, v in os.environ.items() if k != "PRETRAIN_FAILS"}
+    out = cli("run", path, "--dir", d, "--quiet", env=env)
+    assert out.returncode == 0, out.stderr
+    h = history(d)
+    assert h.stages["pretrain"].status == "ok" and h.stages["pretrain"].attempt == 1
+    assert [r.status for r in h.trials.values()] == ["ok", "ok"]
+    assert len(log_lines(log)) == 2
 
 
-def test_the_failure_marker_is_cleared_on_a_new_start(tmp_path, monkeypatch):
+def test_a_shared_cache_dir_builds_the_pretrain_once_for_two_studies(tmp_path):
     log = str(tmp_path / "pretrain.log")
-    data = two_stage(log, executor="inline")
-    data["search"] = {"algorithm": "random", "max_trials": 2}
-    data["space"] = {"x": {"low": 0.0, "high": 2.0}}
-    study = parse_study(data)
-    d = str(tmp_path / "d")
-    monkeypatch.setenv("PRETRAIN_FAILS", "1")
-    Driver(study, d, progress=False).run()
-    monkeypatch.delenv("PRETRAIN_FAILS")
-    assert any(p.endswith(".failed.json") for p in os.listdir(os.path.join(d, "cache")))
-    study.max_trials = 4
-    Driver(study, d, progress=False).run()
-    h = history(d)
-    assert [r.status for _, r in sorted(h.trials.items())] == ["failed", "failed", "ok", "ok"]
-    assert len(open(log).readlines()) == 2
+    shared = str(tmp_path / "shared")
+    data = two_stage(log, executor="inline", trials=2, sleep_s=0.0)
+    data["stages"]["pretrain"]["cache_dir"] = shared
+    for name in ("a", "b"):
+        Driver(parse_study(data), str(tmp_path / name), progress=False).run()
+    a, b = history(str(tmp_path / "a")), history(str(tmp_path / "b"))
+    assert len(log_lines(log)) == 1
+    assert a.stages["pretrain"].status == "ok" and b.stages["pretrain"].status == "cached"
+    assert b.stages["pretrain"].cost_s == 0.0 and b.spent_s == sum(r.cost_s for r in b.trials.values())
+    assert [r.value for r in b.trials.values()] == [2.0, 1.0]
+    assert not os.path.exists(os.path.join(str(tmp_path / "b"), "cache"))
+
+
+def test_a_trial_run_outside_the_driver_builds_the_pretrain_itself(tmp_path):
+    log = str(tmp_path / "pretrain.log")
+    study = parse_study(two_stage(log, executor="inline", sleep_s=0.0))
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path / "t0"), seed=0, study_dir=str(tmp_path / "d"))
+    assert run_objective(study.objective, {"x": 3}, ctx)["loss"] == 5.0
+    assert ctx.pretrained.startswith(str(tmp_path / "d" / "cache"))
+    assert len(log_lines(log)) == 1
 
 
 @pytest.mark.parametrize("stages, message", [
@@ -111,15 +170,96 @@ def test_the_failure_marker_is_cleared_on_a_new_start(tmp_path, monkeypatch):
     ({"finetune": {}}, "stages.finetune: unknown key"),
     ({"pretrain": {"entry": "tests.objectives:pretrain", "params": {"a": [1]}}},
      "stages.pretrain.params.a: expected a number, string or boolean"),
+    ({"pretrain": {"entry": "tests.objectives:pretrain", "executor": {"time_limit_min": 5}}},
+     "stages.pretrain.executor: the study's executor takes no options to override"),
+
+    ({"pretrain": {"entry": "tests.objectives:pretrain", "executor": {"kind": "slurm"}}},
+     "stages.pretrain.executor.kind: the study's executor runs the stage"),
+    ({"pretrain": {"entry": "tests.objectives:pretrain", "timeout_s": -1}},
+     "stages.pretrain.timeout_s: expected a positive number"),
+    ({"pretrain": {"entry": "tests.objectives:pretrain", "cache_dir": 3}},
+     "stages.pretrain.cache_dir: expected a string"),
 ])
 def test_bad_stages_are_refused(stages, message):
     with pytest.raises(StudyError, match=message):
         parse_study(study_dict(stages=stages))
 
 
-def test_a_changed_pretrain_is_refused_on_resume(tmp_path):
+@pytest.mark.parametrize("kind, override, message", [
+    ("slurm", {"time_limit_min": 0},
+     "stages.pretrain.executor.time_limit_min: expected a positive integer"),
+    ("slurm", {"gpu": 1}, "stages.pretrain.executor.gpu: unknown key"),
+    ("local", {"time_limit_min": 5}, "stages.pretrain.executor.time_limit_min: unknown key"),
+])
+def test_bad_stage_resources_are_refused(kind, override, message):
+    data = study_dict(executor={"kind": kind, "max_concurrent": 2},
+                      stages={"pretrain": {"entry": "tests.objectives:pretrain",
+                                           "executor": override}})
+    with pytest.raises(StudyError, match=message):
+        parse_study(data)
+
+
+def test_stage_resources_are_read(tmp_path):
+    data = study_dict(executor={"kind": "slurm", "max_concurrent": 2, "time_limit_min": 30},
+                      stages={"pretrain": {"entry": "tests.objectives:pretrain",
+                                           "cache_dir": "pre", "executor": {
+                                               "time_limit_min": 600, "cpus_per_job": 8}}})
+    stage = parse_study(data, base_dir=str(tmp_path)).objective.pretrain
+    assert stage.executor == {"time_limit_min": 600, "cpus_per_job": 8}
+    assert stage.cache_dir == str(tmp_path / "pre")
+
+
+def test_a_changed_pretrain_is_refused_on_resume_but_not_its_cache_or_resources(tmp_path):
     log = str(tmp_path / "pretrain.log")
     d = str(tmp_path / "d")
     Driver(parse_study(two_stage(log, executor="inline", sleep_s=0.0)), d, progress=False).run()
     with pytest.raises(StudyError, match="pretrain: .* was started with"):
         Driver(parse_study(two_stage(log, executor="inline", sleep_s=0.1)), d, progress=False).run()
+    moved = two_stage(log, executor="inline", sleep_s=0.0)
+    moved["stages"]["pretrain"]["cache_dir"] = str(tmp_path / "elsewhere")
+    Driver(parse_study(moved), d, progress=False).run()  # same pretrain, another cache: built there
+    assert len(log_lines(log)) == 2
+    assert os.path.exists(os.path.join(str(tmp_path / "elsewhere")))
+
+
+def test_compare_builds_the_pretrain_once_for_all_its_runs(tmp_path):
+    from autotune.compare import compare
+
+    log = str(tmp_path / "pretrain.log")
+    data = two_stage(log, executor="inline", trials=3, sleep_s=0.0)
+    data["search"]["max_trials"] = 3
+    path = write_study(str(tmp_path / "s.yaml"), data)
+    out = str(tmp_path / "cmp")
+    rows = compare(path, out, "random,grid", 1, None, None, progress=False)
+    assert len(rows) == 2 and len(log_lines(log)) == 1
+    assert history(os.path.join(out, "pretrain")).stages["pretrain"].status == "ok"
+    for run in ("random-s0", "grid-s0"):
+        h = history(os.path.join(out, run))
+        assert h.stages["pretrain"].status == "cached" and h.stages["pretrain"].cost_s == 0.0
+        assert len(h.trials) == 3 and all(r.status == "ok" for r in h.trials.values())
+    compare(path, out, "random,grid", 1, None, None, progress=False)  # a re-run: nothing again
+    assert len(log_lines(log)) == 1
+
+
+def test_the_contract_runner_and_stage_modules_import_no_circle():
+    """objective.py and stages.py once imported each other (inside functions, to dodge it)."""
+    import ast
+
+    root = os.path.join(REPO, "autotune")
+
+    def deps(name):
+        tree = ast.parse(open(os.path.join(root, name + ".py")).read())
+        inner = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1]
+        return {n.module for n in inner if n.module}  # top level and inside functions
+
+    mine = ["contract", "runner", "stage_cache", "stages", "stage_runner", "objective"]
+    seen = {m: deps(m) for m in mine}
+    for m in mine:
+        stack, reached = list(seen[m]), set()
+        while stack:
+            d = stack.pop()
+            if d in reached or not os.path.exists(os.path.join(root, d + ".py")):
+                continue
+            reached.add(d)
+            stack += deps(d)
+        assert m not in reached, f"{m} imports itself back through {sorted(reached)}"

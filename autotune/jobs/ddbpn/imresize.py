@@ -91,5 +91,7 @@ def imresize(img: np.ndarray, scale: float | None = None,
         return mh @ arr @ mw.T
     c = arr.shape[2]
     rows = (mh @ arr.reshape(h, w * c)).reshape(out_h, w, c)   # resize along H
-    out = np.matmul(rows.transpose(0, 2, 1), mw.T)              # out_h x C x out_w
+    # along W as one 2-D product (a stacked matmul of strided views skips BLAS: 2x slower)
+    flat = np.ascontiguousarray(rows.transpose(0, 2, 1)).reshape(out_h * c, w)
+    out = (flat @ mw.T).reshape(out_h, c, out_w)
     return np.ascontiguousarray(out.transpose(0, 2, 1))

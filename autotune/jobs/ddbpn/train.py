@@ -18,6 +18,12 @@ final checkpoint goes).
   ``params["evaluate_command"]`` is set, the numeric keys of its JSON answer
   and ``"pi"`` when it reports ``"ma"``.
 
+Both also return where the run's time went: ``process_age_s`` (process start to the entry:
+interpreter and imports), ``setup_s`` (networks, VGG, data), ``first_step_s`` (cudnn
+autotuning, lazy CUDA set-up, the loader's start), ``data_wait_s`` (time the loop waited on
+the DataLoader), ``steps_per_s`` (steady rate after the first step) and ``eval_s``.
+Precision (``precision``: auto, bf16, fp16, fp32) and the step are in ``step.py``.
+
 Adam (0.9, 0.999); the learning rate is divided by 10 from epoch ``lr_step``
 on (default: half of the run's target epochs, as the reference code). A
 non-finite training loss raises ``FloatingPointError``.
@@ -41,9 +47,10 @@ from torch.utils.data import DataLoader
 
 from . import parallel
 from .data import ImageSource, TrainPatches, ValImage, load_validation
-from .losses import SRLoss, discriminator_loss
+from .losses import SRLoss
 from .metrics import niqe_y, perceptual_index, psnr_y, ssim_y
 from .model import DDBPN, Discriminator
+from .step import PRECISIONS, Stepper, compile_module, make_scalers, resolve_precision
 from .vgg import DEFAULT_TAPS, load_vgg19, resolve_taps
 
 __all__ = ["pretrain", "finetune", "DEFAULTS", "PRETRAIN_DEFAULT_W1", "FINETUNE_DEFAULT_WEIGHTS",
@@ -76,7 +83,16 @@ DEFAULTS: dict[str, Any] = {
     "disc_width": 64,         # discriminator base channels
     "disc_fc": 1024,          # discriminator hidden linear width
     "workers": None,          # DataLoader workers; None: 0 on CPU, 4 on CUDA
-    "amp": True,              # fp16 autocast + GradScaler when on CUDA
+    "amp": True,              # false: fp32 whatever ``precision`` says
+    "precision": "auto",      # auto (CUDA: bf16 where supported, else fp16 + GradScaler;
+                              # CPU: fp32) | bf16 | fp16 | fp32
+    "cudnn_benchmark": "auto",  # auto: on when the run has >= 200 steps (its autotuning of
+                                # every conv shape costs seconds, worth it only on long runs)
+    "lr_cache": "auto",       # downscale each training image once (auto: when the run draws
+                              # >= 500 patches; a per-patch resize costs 10-40 ms of CPU)
+    "channels_last": False,   # NHWC tensors for the generator (see scripts/bench_ddbpn_step.py)
+    "compile": False,         # torch.compile the generator: true or a mode ("reduce-overhead"
+                              # captures CUDA graphs)
     "threads": None,          # torch.set_num_threads if given
     "evaluate_command": None,  # shell command run after fine-tune evaluation
     "evaluate_timeout": 7200,  # seconds
@@ -107,6 +123,13 @@ def resolve_settings(params: dict, stage: str) -> dict:
         cfg["vgg_taps"].split(",") if isinstance(cfg["vgg_taps"], str) else cfg["vgg_taps"])
     cfg["amp"] = str(cfg["amp"]).lower() not in ("0", "false", "no", "off")
     cfg["save_sr"] = str(cfg["save_sr"]).lower() not in ("0", "false", "no", "off")
+    cfg["precision"] = str(cfg["precision"]).lower() if cfg["amp"] else "fp32"
+    if cfg["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+    cfg["channels_last"] = str(cfg["channels_last"]).lower() in ("1", "true", "yes", "on")
+    for key in ("cudnn_benchmark", "lr_cache"):
+        text = str(cfg[key]).lower()
+        cfg[key] = "auto" if text == "auto" else text in ("1", "true", "yes", "on")
     if stage == "pretrain":
         cfg.update(w1=float(cfg.get("w1", PRETRAIN_DEFAULT_W1)), w2=0.0, w3=0.0, w4=0.0)
     else:
@@ -238,6 +261,19 @@ def run_evaluator(command: str, trial_dir: str, sr_dir: str, timeout: float | No
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _process_age() -> float:
+    """Seconds from this process's start to now (Linux ``/proc``; 0 where unknown): the
+    interpreter and the imports a trial pays before its entry is called."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _lr_at(epoch: int, cfg: dict, target: int) -> float:
     step = cfg["lr_step"] if cfg["lr_step"] is not None else (target + 1) // 2
     return cfg["lr"] * (0.1 if epoch >= step else 1.0)
@@ -272,14 +308,16 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
 
+    process_age = _process_age()
+    began = time.perf_counter()
     _seed_everything(seed)
     cuda = device.type == "cuda"
-    amp = cuda and cfg["amp"]
-    if cuda:
-        torch.backends.cudnn.benchmark = True
+    precision = resolve_precision(cfg["precision"], device)
     arch = {"scale": cfg["scale"], "n0": cfg["n0"], "nR": cfg["nR"], "T": cfg["T"]}
 
     gen = DDBPN(**arch).to(device)
+    if cfg["channels_last"]:
+        gen = gen.to(memory_format=torch.channels_last)
     hr_size = cfg["patch"] * cfg["scale"]
     disc = (Discriminator(hr_size, cfg["disc_width"], cfg["disc_fc"]).to(device)
             if cfg["w3"] > 0 else None)
@@ -290,8 +328,8 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
     opt_d = (torch.optim.Adam(disc.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
              if disc is not None else None)
-    scaler_g = torch.amp.GradScaler("cuda", enabled=amp)
-    scaler_d = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler_g, scaler_d = make_scalers(precision, device)
+    amp = scaler_g.is_enabled()  # fp16: the scalers' state goes into the checkpoint
 
     done, last_loss = 0, float("nan")
     if resume_from:
@@ -331,12 +369,25 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
         iters = math.ceil(len(source) / cfg["batch"]) if cfg["train_dir"] else 40
     iters = max(int(iters), 1)
     dataset = TrainPatches(source, cfg["scale"], cfg["patch"], iters * cfg["batch"], seed=seed)
+    steps_planned = max(target - done, 0) * iters
+    cache = cfg["lr_cache"]
+    if cache is True or (cache == "auto" and steps_planned * cfg["batch"] >= 500):
+        dataset.warm()  # LR images made once here; forked loader workers inherit them
     workers = cfg["workers"] if cfg["workers"] is not None else (4 if cuda else 0)
     sampler = parallel.BatchSlice(len(dataset), cfg["batch"], ranks)  # this rank's slices
     loader = DataLoader(dataset, batch_size=sampler.size, sampler=sampler, drop_last=True,
                         num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0)
 
+    stepper = Stepper(compile_module(gen_dp, cfg["compile"]), disc_dp, loss_fn, opt_g, opt_d,
+                      precision, device, cfg["channels_last"], (scaler_g, scaler_d))
+    bench = cfg["cudnn_benchmark"]
+    if cuda:
+        torch.backends.cudnn.benchmark = steps_planned >= 200 if bench == "auto" else bench
+
     t0 = time.perf_counter()
+    setup_s = t0 - began
+    data_wait = first_step = 0.0
+    step_times: list[float] = []
     gen.train()
     if disc is not None:
         disc.train()
@@ -350,28 +401,18 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
         sampler.epoch = epoch
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         steps = 0
+        fetched = time.perf_counter()
         for lr_b, hr_b in loader:
-            lr_b = lr_b.to(device, non_blocking=True)
-            hr_b = hr_b.to(device, non_blocking=True)
-            if disc is not None:
-                disc.requires_grad_(False)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                sr = gen_dp(lr_b)
-                total, _ = loss_fn(sr, hr_b)
-            opt_g.zero_grad(set_to_none=True)
-            scaler_g.scale(total).backward()
-            scaler_g.step(opt_g)
-            scaler_g.update()
-            if disc is not None:
-                disc.requires_grad_(True)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                    d_loss = discriminator_loss(disc_dp, sr, hr_b)
-                opt_d.zero_grad(set_to_none=True)
-                scaler_d.scale(d_loss).backward()
-                scaler_d.step(opt_d)
-                scaler_d.update()
-            loss_sum += total.detach().double()
+            data_wait += time.perf_counter() - fetched
+            total = stepper(stepper.to_device(lr_b), stepper.to_device(hr_b))
+            loss_sum += total.double()
             steps += 1
+            if not step_times:
+                if cuda:
+                    torch.cuda.synchronize()
+                first_step = time.perf_counter() - fetched
+            step_times.append(time.perf_counter())
+            fetched = time.perf_counter()
             if not cuda and not math.isfinite(float(total.detach())):
                 raise FloatingPointError(f"loss became NaN at epoch {epoch + 1}")
         last_loss = float(parallel.mean_over_ranks(loss_sum, ranks)) / max(steps, 1)
@@ -380,7 +421,10 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
         done = epoch + 1
         log.info("trial %s %s epoch %d/%d lr %.3g loss %.6g", trial, stage, done, target,
                  lr_now, last_loss)
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
+    steady = (len(step_times) - 1) / (step_times[-1] - step_times[0]) if len(step_times) > 2 else 0.0
 
     if not ranks.main:  # rank 0 saves, evaluates and answers for the trial
         return {"loss": float(last_loss), "epochs": float(done), "seconds": float(seconds),
@@ -398,10 +442,19 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
             "seed": seed, "params": _json_safe(dict(params or {})),
         })
 
+    eval_began = time.perf_counter()
+    if cuda:  # each validation image is a new shape: autotuning them costs more than it saves
+        torch.backends.cudnn.benchmark = False
     images = _validation_set(cfg["scale"], cfg["val_dir"], cfg["val_crop"])
     sr_dir = str(Path(trial_dir) / "sr") if (trial_dir and cfg["save_sr"]) else None
     result = evaluate(gen, images, device, sr_dir, cfg["shave"])
-    result.update(loss=float(last_loss), epochs=float(done), seconds=float(seconds))
+    # where a run's time goes: the process's start-up (interpreter, imports), set-up (model,
+    # VGG, data), the first step (cudnn autotuning, lazy CUDA init, loader start), waiting on
+    # data, steady steps per second, evaluation
+    result.update(loss=float(last_loss), epochs=float(done), seconds=float(seconds),
+                  process_age_s=float(process_age), setup_s=float(setup_s),
+                  first_step_s=float(first_step), data_wait_s=float(data_wait),
+                  steps_per_s=float(steady), eval_s=float(time.perf_counter() - eval_began))
 
     command = cfg.get("evaluate_command")
     if stage == "finetune" and command:

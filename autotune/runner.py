@@ -1,0 +1,214 @@
+"""Running one trial: call the entry or the command, and judge what it gave back.
+
+Shared by every executor, so a trial behaves the same wherever it runs. A Python entry
+``module:function`` is called as ``function(params, ctx) -> dict``; a ``command:`` template is
+formatted with the parameters and ctx fields and run in a shell, its result being the JSON
+object on its last stdout line or in ``<trial_dir>/result.json``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import selectors
+import shlex
+import string
+import subprocess
+import time
+from typing import Any
+
+from .contract import Ctx, ObjectiveSpec, load_entry
+from .errors import StudyError
+from .stage_cache import ensure_pretrained
+
+
+def check_command(template: str, param_names: list[str]) -> None:
+    """Every ``{field}`` must be a parameter or a ctx field: find out now, not per trial."""
+    known = set(param_names) | set(Ctx.FIELDS)
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise StudyError(f"objective.command: {exc} in {template!r} (write {{{{ and }}}} for "
+                         "literal braces)") from None
+    for _, name, _, conversion in parts:
+        if name is None:
+            continue
+        base = name.split(".")[0].split("[")[0]
+        if base not in known:
+            raise StudyError(f"objective.command: unknown field {{{name}}} (expected a parameter "
+                             f"or one of: {', '.join(sorted(Ctx.FIELDS))}; "
+                             "write {{ and }} for literal braces)")
+        if conversion not in (None, "s", "r", "a", "u"):
+            raise StudyError(f"objective.command: {{{name}!{conversion}}}: unknown conversion "
+                             "(expected !u for a value inserted unquoted, or none)")
+
+
+class _ShellFormatter(string.Formatter):
+    """Formats a command template with every substituted value shell-quoted for the place
+    it lands in: outside quotes as one word, inside '...' or "..." escaped for that quote.
+    ``{name!u}`` inserts a value as it is (to pass several flags in one parameter)."""
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        return value if conversion == "u" else super().convert_field(value, conversion)
+
+    def vformat(self, template: str, args: Any, kwargs: Any) -> str:  # type: ignore[override]
+        out, state = [], ""
+        for literal, name, spec, conversion in self.parse(template):
+            out.append(literal)
+            state = _quote_state(literal, state)
+            if name is None:
+                continue
+            value, _ = self.get_field(name, args, kwargs)
+            text = self.format_field(self.convert_field(value, conversion), spec or "")
+            out.append(text if conversion == "u" else _quote(text, state))
+        return "".join(out)
+
+
+def _quote_state(text: str, state: str) -> str:
+    """The shell's quoting state after ``text``: "" (none), "'" or '"'."""
+    escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif state == "'":
+            state = "" if ch == "'" else state
+        elif ch == "\\":
+            escaped = True
+        elif state == '"':
+            state = "" if ch == '"' else state
+        elif ch in "'\"":
+            state = ch
+    return state
+
+
+def _quote(text: str, state: str) -> str:
+    if state == "'":
+        return text.replace("'", "'\\''")
+    if state == '"':
+        return "".join("\\" + c if c in '\\"$`' else c for c in text)
+    return shlex.quote(text)
+
+
+def format_command(template: str, params: dict, ctx: Ctx) -> str:
+    """The command line for one trial: the parameters and ctx fields, each shell-quoted."""
+    fields = {**ctx.as_dict(), **params}
+    try:
+        return _ShellFormatter().format(template, **fields)
+    except (KeyError, IndexError) as exc:
+        raise StudyError(f"objective.command: unknown field {exc} in {template!r}") from None
+
+
+def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
+                  stdout: Any = None, stderr: Any = None) -> dict:
+    """Run the trial and return its raw result mapping; raises on any failure."""
+    if spec.pretrain is not None and ctx.pretrained is None:
+        # the driver gives every trial its stage's checkpoint; this is for a loop of one's own
+        ctx.pretrained = ensure_pretrained(spec.pretrain, ctx.study_dir, spec.python_path)
+    if spec.entry is not None:
+        result = load_entry(spec.entry, spec.python_path)(dict(params), ctx)
+    else:
+        result = run_command(spec, params, ctx, stdout, stderr)
+    if not isinstance(result, dict):
+        raise TypeError(f"objective returned {type(result).__name__}, expected a dict of metrics")
+    return result
+
+
+def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr: Any) -> dict:
+    """Run the command where ``run`` was launched, its output streamed to the trial's logs
+    as it is written (a training's progress is visible while it runs)."""
+    command = format_command(spec.command or "", params, ctx)
+    result_file = os.path.join(ctx.trial_dir, "result.json")
+    follower = bool(ctx.extra.get("rank"))  # a rank other than 0: its exit status is all
+    if os.path.exists(result_file) and not follower:
+        os.remove(result_file)
+    env = {**os.environ, "AUTOTUNE_TRIAL": str(ctx.trial), "AUTOTUNE_TRIAL_DIR": ctx.trial_dir,
+           "AUTOTUNE_SEED": str(ctx.seed), "PYTHONUNBUFFERED": "1"}
+    cwd = ctx.launch_dir or None
+    if cwd is not None and not os.path.isdir(cwd):
+        raise RuntimeError(f"the launch directory {cwd} (where commands run) is gone")
+    proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out_tail, err_tail = pump(proc, stdout, stderr)
+    out = out_tail.decode(errors="replace")
+    if proc.returncode != 0:
+        why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exited with status {proc.returncode}")
+        last = [ln.strip() for ln in err_tail.decode(errors="replace").splitlines() if ln.strip()]
+        raise RuntimeError(f"command {why}" + (f": {last[-1][:300]}" if last else ""))
+    if follower:
+        return {}
+    if os.path.exists(result_file):
+        with open(result_file) as fh:
+            return json.load(fh)
+    lines = [line for line in out.splitlines() if line.strip()]
+    if lines:
+        try:
+            return json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    raise ValueError("command printed no JSON object on its last line and wrote no result.json")
+
+
+TAIL_BYTES = 65536
+
+
+def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[bytes, bytes]:
+    """Copy the command's stdout and stderr to ours as they come; keep the tail of each.
+    Once the command has exited, a background child still holding its pipes (``cmd &``)
+    is not waited for: what it wrote within ``DRAIN_S`` is kept, then reading stops."""
+    sinks = {proc.stdout: (stdout, bytearray()), proc.stderr: (stderr, bytearray())}
+    quiet_since = None
+    with selectors.DefaultSelector() as sel:
+        for pipe in sinks:
+            sel.register(pipe, selectors.EVENT_READ)
+        while sel.get_map():
+            ready = sel.select(timeout=0.1)
+            for key, _ in ready:
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                sink, tail = sinks[key.fileobj]
+                if sink is not None:
+                    _write(sink, chunk)
+                tail += chunk
+                del tail[:-TAIL_BYTES]
+            if proc.poll() is not None:
+                if ready:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > DRAIN_S:
+                    break
+    proc.wait()
+    for pipe in sinks:
+        pipe.close()
+    return bytes(sinks[proc.stdout][1]), bytes(sinks[proc.stderr][1])
+
+
+DRAIN_S = 0.3
+
+
+def _write(sink: Any, chunk: bytes) -> None:
+    buffer = getattr(sink, "buffer", None)
+    if buffer is not None:
+        sink.flush()
+        buffer.write(chunk)
+        buffer.flush()
+    else:
+        sink.write(chunk.decode(errors="replace"))
+        sink.flush()
+
+
+def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | None]:
+    """Split a raw result into numeric metrics, the optimised value, and an error if any."""
+    metrics = {k: float(v) for k, v in result.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if spec.metric not in result:
+        return metrics, None, f"result has no metric {spec.metric!r} (keys: {sorted(result)})"
+    value = result[spec.metric]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return metrics, None, f"metric {spec.metric!r} is not a number: {value!r}"
+    if not math.isfinite(value):
+        return metrics, None, f"metric {spec.metric!r} is {value}"
+    return metrics, float(value), None

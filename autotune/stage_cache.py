@@ -1,0 +1,112 @@
+"""The stage cache: a pretrain's checkpoint under the hash of its configuration, built once.
+
+``<cache root>/<hash>/`` (the study's ``cache/`` or ``stages.pretrain.cache_dir``, which several
+studies may share) holds ``checkpoint.pt`` and ``done.json``. It is built under a file lock in a
+temporary directory renamed into place only when complete, so a crash mid-pretrain leaves no
+half-written cache hit, and two builders (two drivers, a driver and a loop of one's own) never
+run at once: the second finds the first's result when the lock is free.
+
+``run_stage`` is what the driver submits as the stage's own job; ``ensure_pretrained`` serves
+a trial run outside the driver that needs the checkpoint.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+from filelock import FileLock
+
+from .contract import Ctx, StageSpec, load_entry
+
+CHECKPOINT = "checkpoint.pt"
+DONE = "done.json"
+STAGE_ENTRY = "autotune.stage_cache:run_stage"
+
+
+def final_dir(stage: StageSpec, study_dir: str) -> str:
+    return os.path.join(stage.cache_root(study_dir), stage.key())
+
+
+def checkpoint_of(stage: StageSpec, study_dir: str) -> str:
+    return os.path.join(final_dir(stage, study_dir), CHECKPOINT)
+
+
+def built(stage: StageSpec, study_dir: str) -> dict | None:
+    """The ``done.json`` record of a complete build, or None."""
+    try:
+        with open(os.path.join(final_dir(stage, study_dir), DONE)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_pretrained(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()
+                      ) -> str:
+    """The checkpoint's path, building it first (under the lock) if nobody has yet."""
+    ensure(stage, study_dir, python_path)
+    return checkpoint_of(stage, study_dir)
+
+
+def ensure(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()
+           ) -> tuple[bool, dict]:
+    """(built by this call, the done record)."""
+    final = final_dir(stage, study_dir)
+    record = built(stage, study_dir)
+    if record is not None:
+        return False, record
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    with FileLock(final + ".lock"):
+        record = built(stage, study_dir)
+        if record is not None:
+            return False, record
+        for stale in glob.glob(glob.escape(final) + ".tmp-*"):  # a killed builder's leftovers
+            shutil.rmtree(stale, ignore_errors=True)
+        return True, build(stage, final, python_path)
+
+
+def build(stage: StageSpec, final: str, python_path: tuple[str, ...]) -> dict:
+    work = f"{final}.tmp-{os.getpid()}"
+    ctx = Ctx(trial=-1, trial_dir=work, seed=stage.seed, epochs=stage.epochs,
+              checkpoint_path=os.path.join(work, CHECKPOINT))
+    began = time.time()
+    try:
+        result = load_entry(stage.entry, python_path)(dict(stage.params), ctx)
+        if not os.path.exists(os.path.join(work, CHECKPOINT)):
+            raise RuntimeError(f"the {stage.name} wrote no checkpoint at ctx.checkpoint_path "
+                               f"({CHECKPOINT})")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    record = {"stage": stage.core(), "result": result if isinstance(result, dict) else {},
+              "seconds": time.time() - began, "pid": os.getpid(), "host": os.uname().nodename,
+              "built": time.time()}
+    write_json(os.path.join(work, DONE), record)
+    os.replace(work, final)
+    return record
+
+
+def run_stage(params: dict, ctx: Any) -> dict:
+    """The stage's job: build the checkpoint if the cache lacks it; say what it cost."""
+    stage = StageSpec(**params["stage"])
+    made, record = ensure(stage, params["study_dir"], tuple(params.get("python_path") or ()))
+    result = record.get("result") or {}
+    out = {k: float(v) for k, v in result.items()
+           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if not made:
+        out.pop("cost_s", None)  # another job paid for it
+    out["built"] = 1.0 if made else 0.0
+    out["build_s"] = float(record.get("seconds", 0.0))
+    return out
+
+
+def write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, default=str, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

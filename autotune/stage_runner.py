@@ -1,0 +1,171 @@
+"""The driver's stage phase: the pretrain as its own recorded job, before any fine-tune.
+
+The stage runs on the study's executor (its own instance, with the study's executor options
+overridden by ``stages.pretrain.executor``: a longer time limit, more CPUs, another partition),
+one job, journaled like a trial: ``stage`` events say when it was submitted (with its job id),
+when it ended, what it cost and why it failed. Fine-tunes are submitted only once its
+checkpoint is in the cache, so no trial holds a GPU waiting for it and no trial's cost
+includes it; the study's compute counts it once.
+
+After a dead driver, a stage recorded as running is re-attached (SLURM) or run again
+(local: the executor first kills the orphan the dead driver left, so two never run at once).
+A checkpoint already in the cache (built by an earlier run or by another study sharing
+``cache_dir``) is recorded as ``cached`` and costs this study nothing. A failed stage stops the
+study with its reason; the next ``run`` tries it again as a new attempt.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from . import events as ev
+from .contract import Ctx, ObjectiveSpec, StageSpec
+from .executors import Executor, Outcome, TrialJob
+from .history import History
+from .progress import Progress
+from .stage_cache import STAGE_ENTRY, built, checkpoint_of
+
+STAGE_TRIAL = -1   # the stage's id with the executors: never a trial's
+POLL_S = 0.5
+TAIL_LINES = 15
+
+
+@dataclass
+class StageResult:
+    checkpoint: str | None = None     # ready: give it to every trial as ctx.pretrained
+    error: str = ""                   # failed: the reason (one line)
+    tail: str = ""                    # failed: the end of the stage job's stderr
+    interrupted: bool = False
+
+
+class StageRunner:
+    def __init__(self, stage: StageSpec, python_path: tuple[str, ...], study_dir: str,
+                 history: History, record: Callable[[list[dict]], None], progress: Progress,
+                 make_executor: Callable[[dict], Executor], stopped: Callable[[], bool],
+                 owns_executor: bool = True):
+        self.stage = stage
+        self.python_path = python_path
+        self.study_dir = study_dir
+        self.history = history
+        self.record = record
+        self.progress = progress
+        self.make_executor = make_executor
+        self.stopped = stopped
+        self.owns_executor = owns_executor
+        self.dir = os.path.join(study_dir, "stages", stage.name)
+
+    def run(self) -> StageResult:
+        stage, rec = self.stage, self.history.stages.get(self.stage.name)
+        done = built(stage, self.study_dir)
+        if done is not None and rec is not None and rec.ready and rec.key == stage.key():
+            return StageResult(checkpoint_of(stage, self.study_dir))
+        ex = self.make_executor(stage.executor)
+        try:
+            if rec is not None and rec.status == "running" and rec.job_id and rec.key == stage.key() \
+                    and ex.reattach(self._job(rec.attempt, rec.start_s), rec.job_id):
+                self.progress.say(f"{stage.name}: re-attached to job {rec.job_id}")
+            elif done is not None:
+                built_s = done.get("seconds")
+                self.record([ev.stage_cached(round(ex.now(), 6), stage.name, stage.key(),
+                                             checkpoint_of(stage, self.study_dir),
+                                             built_s if isinstance(built_s, (int, float)) else None)])
+                self.progress.say(f"{stage.name}: reused from the cache ({final_where(stage, self.study_dir)})")
+                return StageResult(checkpoint_of(stage, self.study_dir))
+            else:
+                self._submit(ex, rec)
+            return self._wait(ex)
+        finally:
+            if self.owns_executor:
+                ex.shutdown()
+
+    def _job(self, attempt: int, resume_start: float | None = None) -> TrialJob:
+        stage = self.stage
+        params = {"stage": stage.to_dict(), "study_dir": self.study_dir,
+                  "python_path": list(self.python_path)}
+        spec = ObjectiveSpec(metric="built", entry=STAGE_ENTRY, timeout_s=stage.timeout_s,
+                             python_path=self.python_path)
+        ctx = Ctx(trial=STAGE_TRIAL, trial_dir=self.dir, seed=stage.seed, attempt=attempt,
+                  epochs=stage.epochs, study_dir=self.study_dir)
+        return TrialJob(STAGE_TRIAL, attempt, params, ctx, spec, resume_start_s=resume_start)
+
+    def _submit(self, ex: Executor, rec) -> None:
+        if rec is None:
+            attempt, resume = 0, None
+        elif rec.status == "running":  # a dead driver's job that cannot be re-attached
+            attempt, resume = rec.attempt, None
+            self.progress.say(f"{self.stage.name}: was running when the driver stopped; "
+                              "running it again")
+        else:
+            attempt, resume = rec.attempt + 1, None
+            if rec.status in ("failed", "cancelled"):
+                self.progress.say(f"{self.stage.name}: failed last time ({rec.error}); trying again")
+        job = self._job(attempt, resume)
+        os.makedirs(self.dir, exist_ok=True)
+        job_id = ex.submit(job)
+        self.record([ev.stage_submit(round(ex.now(), 6), self.stage.name, self.stage.key(),
+                                     attempt, job_id)])
+        self.progress.say(f"{self.stage.name}: job {job_id} submitted; fine-tunes start when "
+                          "it ends")
+
+    def _wait(self, ex: Executor) -> StageResult:
+        while not self.stopped():
+            outcomes = [o for o in ex.poll(timeout=POLL_S) if o.trial == STAGE_TRIAL]
+            if outcomes:
+                return self._finish(outcomes[-1])
+            if ex.running() == 0:
+                return self._finish(Outcome(STAGE_TRIAL, 0, None, "the executor lost the stage's "
+                                            "job", ex.now(), ex.now(), failure="lost"))
+            self.progress.update(self.history, 0)
+        return StageResult(interrupted=True)
+
+    def _finish(self, o: Outcome) -> StageResult:
+        stage = self.stage
+        error, failure = o.error, o.failure
+        metrics = dict(o.result or {}) if error is None else {}
+        if error is None and built(stage, self.study_dir) is None:
+            error, failure = "the stage's job ended but its checkpoint is not in the cache", "result"
+        reported = metrics.pop("cost_s", None)
+        cost = reported if isinstance(reported, (int, float)) and reported >= 0 else o.run_s
+        status = "ok" if error is None else ("cancelled" if failure == "cancelled" else "failed")
+        numbers = {k: float(v) for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self.record([ev.stage_end(stage.name, stage.key(), o.attempt, status, round(o.start_s, 6),
+                                  round(o.end_s, 6), round(cost, 6), o.job_id, numbers, error,
+                                  failure)])
+        if error is not None:
+            return StageResult(error=f"{stage.name} failed: {error}", tail=self.tail())
+        self.progress.say(f"{stage.name}: done in {o.run_s:.1f} s (job {o.job_id})")
+        return StageResult(checkpoint_of(stage, self.study_dir))
+
+    def tail(self) -> str:
+        """The end of the stage job's stderr: the local worker's log or SLURM's copy of it."""
+        logs = glob.glob(os.path.join(self.dir, "stderr.log")) + \
+            glob.glob(os.path.join(self.dir, "slurm-*.stderr.log"))
+        if not logs:
+            return ""
+        newest = max(logs, key=os.path.getmtime)
+        try:
+            with open(newest, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 8192))
+                lines = fh.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(without_tracebacks(lines)[-TAIL_LINES:])
+
+
+def without_tracebacks(lines: list[str]) -> list[str]:
+    """The job's own messages: Python's frames say where, the reason already says what."""
+    keep = []
+    for line in lines:
+        if line.startswith(("Traceback (most recent call last)", "  ")) or not line.strip() \
+                or line.startswith(("The above exception", "During handling of")):
+            continue
+        keep.append(line)
+    return keep
+
+
+def final_where(stage: StageSpec, study_dir: str) -> str:
+    return os.path.join(stage.cache_root(study_dir), stage.key())

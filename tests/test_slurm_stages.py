@@ -1,0 +1,109 @@
+"""The pretrain stage on a real SLURM cluster (``bash scripts/slurm-local.sh start``): one job
+of its own before the fine-tunes, re-attached after a dead driver, its failure stops the study.
+Skipped where ``sinfo`` does not answer."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+import yaml
+
+from autotune.executors.slurm_query import slurm_reachable
+
+from .helpers import history
+from .test_slurm import sacct_jobs, start_driver, wait_for
+
+pytestmark = pytest.mark.skipif(
+    not slurm_reachable(),
+    reason="no SLURM reachable (sinfo failed); start a local one with: "
+           "bash scripts/slurm-local.sh start")
+
+
+def staged_study(tmp_path, name: str, trials: int, **pre) -> str:
+    data = {
+        "name": name,
+        "objective": {"entry": "tests.objectives:finetune", "metric": "loss"},
+        "space": {"x": {"values": list(range(trials))}},
+        "search": {"algorithm": "grid"},
+        "executor": {"kind": "slurm", "max_concurrent": 4, "time_limit_min": 10,
+                     "gpus_per_job": 0, "poll_s": 0.5, "max_poll_s": 2},
+        "stages": {"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 3,
+                                "executor": {"time_limit_min": 17},
+                                "params": {"log": str(tmp_path / "pretrain.log"), **pre}}},
+    }
+    path = os.path.join(tmp_path, f"{name}.yaml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(data, fh)
+    return path
+
+
+def stage_events(directory: str) -> list[dict]:
+    try:
+        with open(os.path.join(directory, "history.jsonl")) as fh:
+            return [e for e in map(json.loads, fh) if e.get("e") == "stage"]
+    except FileNotFoundError:
+        return []
+
+
+def time_limit(job_id: str) -> str:
+    return subprocess.run(["sacct", "-X", "-n", "-P", "-o", "Timelimit", "-j", job_id],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def check_one_pretrain_then_trials(tmp_path, directory: str, trials: int) -> None:
+    h = history(directory)
+    pre = h.stages["pretrain"]
+    assert pre.status == "ok", pre.error
+    jobs = sacct_jobs(directory, 1 + trials)
+    assert len(jobs) == 1 + trials, jobs
+    assert [j for j, name in jobs if name.endswith("--1-0")] == [pre.job_id]  # trial id -1
+    assert time_limit(pre.job_id) == "00:17:00"  # its own resources
+    assert [r.status for r in h.trials.values()] == ["ok"] * trials
+    assert min(r.start_s for r in h.trials.values()) >= pre.end_s  # no fine-tune before its end
+    assert max(r.cost_s for r in h.trials.values()) < pre.cost_s  # none waited on it
+
+
+def pretrain_runs(tmp_path) -> list[str]:
+    with open(tmp_path / "pretrain.log") as fh:
+        return fh.read().split()
+
+
+def test_the_pretrain_is_one_slurm_job_before_the_fine_tunes(tmp_path):
+    study = staged_study(tmp_path, "stage", trials=4, sleep_s=4.0)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert len(pretrain_runs(tmp_path)) == 1
+    check_one_pretrain_then_trials(tmp_path, directory, 4)
+
+
+def test_a_driver_killed_during_the_pretrain_reattaches_to_its_job(tmp_path):
+    study = staged_study(tmp_path, "stagekill", trials=2, sleep_s=8.0)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc = start_driver(study, directory)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert [e["state"] for e in stage_events(directory)] == ["submit", "end"]
+    assert pretrain_runs(tmp_path) == pretrain_runs(tmp_path)[:1]  # once: never twice, no overlap
+    check_one_pretrain_then_trials(tmp_path, directory, 2)
+
+
+def test_a_failing_slurm_pretrain_stops_the_study(tmp_path):
+    study = staged_study(tmp_path, "stagefail", trials=2, fail=True)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "pretrain failed: RuntimeError: out of memory in pretrain" in out
+    assert "CUDA out of memory: tried to allocate 20 GiB" in out  # the job's stderr tail
+    h = history(directory)
+    assert not h.trials and h.stages["pretrain"].status == "failed"
+    assert len(sacct_jobs(directory, 1)) == 1
