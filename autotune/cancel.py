@@ -42,10 +42,11 @@ def cancel_study(study_dir: str) -> str:
     t0 = history.start_time()
     if t0 is None:  # a damaged study record: look for the study's jobs at any time
         t0 = 0.0
-    recorded = sorted({rec.job_id for rec in history.trials.values()
-                       if not rec.done and rec.job_id and _is_slurm_id(rec.job_id)})
-    others = sorted(rec.job_id for rec in history.trials.values()
-                    if not rec.done and rec.job_id and not _is_slurm_id(rec.job_id))
+    in_flight = [rec.job_id for rec in history.trials.values() if not rec.done and rec.job_id]
+    in_flight += [st.job_id for st in history.stages.values()  # the pretrain's own job
+                  if st.status == "running" and st.job_id]
+    recorded = sorted({j for j in in_flight if _is_slurm_id(j)})
+    others = sorted(j for j in in_flight if not _is_slurm_id(j))
     jobs = list(recorded)
     failed = ""
     slurm_study = history.study.get("config", {}).get("executor", {})
@@ -82,6 +83,9 @@ def stop_local_trials(sdir: StudyDir, history: History) -> int:
     for rec in history.trials.values():
         if not rec.done and rec.job_id.startswith("pid-") and rec.job_id[4:].isdigit():
             stopped += end_group(int(rec.job_id[4:]), sdir.trial_dir(rec.trial)) > 0
+    for st in history.stages.values():
+        if st.status == "running" and st.job_id.startswith("pid-") and st.job_id[4:].isdigit():
+            stopped += end_group(int(st.job_id[4:]), os.path.join(sdir.path, "stages", st.name)) > 0
     return stopped
 
 

@@ -263,3 +263,18 @@ def test_the_contract_runner_and_stage_modules_import_no_circle():
             reached.add(d)
             stack += deps(d)
         assert m not in reached, f"{m} imports itself back through {sorted(reached)}"
+
+
+def test_cancel_stops_a_local_pretrain_its_dead_driver_left(tmp_path):
+    from autotune.executors.procgroup import alive
+
+    log = str(tmp_path / "pretrain.log")
+    path = write_study(str(tmp_path / "s.yaml"), two_stage(log, trials=2, sleep_s=60.0))
+    d = str(tmp_path / "d")
+    kill_driver_when(path, d, lambda: os.path.exists(log))
+    stage_dir = os.path.join(d, "stages", "pretrain")
+    pid = int(history(d).stages["pretrain"].job_id[4:])
+    assert alive(pid, stage_dir)
+    out = cli("cancel", d)
+    assert out.returncode == 0 and "stopped 1 local trial" in out.stdout, out.stdout + out.stderr
+    assert not alive(pid, stage_dir)
