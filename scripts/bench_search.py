@@ -29,8 +29,10 @@ issue's target checks follow each table.
 
 Per-run work is capped: a clean run stops when the minimum is measured (a method that ends
 by itself runs on to its end, for its slot use) or at --cap evaluations (default 1000); a
-noisy run stops at the last horizon (1,000 evaluations). Optuna's TPE costs about 20-50 ms
-per ask at 1,000 trials, so the TPE runs dominate the wall time (see docs/benchmarks.md).
+noisy run stops at the last of --horizons (default 1,000 evaluations). Optuna's TPE costs
+10-20 ms per ask at 1,000 trials and its cost grows with the history, so its runs dominate
+the CPU time: a 1,000-evaluation TPE run takes 8-15 CPU seconds, one of 363 about 2
+(``--horizons 363`` cuts a noisy run's work about sixfold; see docs/benchmarks.md).
 
 Each run's figures are cached as JSON under bench_results/search/ (git-ignored), keyed by the
 run and a fingerprint of the method's code and the landscapes, so tables can be re-printed
@@ -93,10 +95,11 @@ class Job:
     method: str
     seed: int
     cap: int
+    horizons: tuple[int, ...] = HORIZONS
 
     def key(self) -> str:
         return (f"{self.landscape}-{self.start}-n{self.noise:g}-{self.method}-s{self.seed}"
-                f"-c{self.cap}")
+                f"-c{self.cap}-h{'-'.join(map(str, self.horizons))}")
 
 
 # ---- the problem ------------------------------------------------------------------------
@@ -160,7 +163,7 @@ def simulate(job: Job) -> dict[str, Any]:
     reached_at: tuple[float, int] | None = None
     regret: dict[int, float] = {}
     stopped_by_bench = False
-    limit = job.cap if clean else max(HORIZONS)
+    limit = job.cap if clean else max(job.horizons)
 
     def truth(index: tuple) -> float:
         return landscapes.true_value(job.landscape, job.seed, index)
@@ -204,7 +207,7 @@ def simulate(job: Job) -> dict[str, Any]:
             told += 1
             if reached_at is None and value <= true_min + 1e-12:
                 reached_at = (clock, told)
-            if told in HORIZONS:
+            if told in job.horizons:
                 regret[told] = reported()
         if clean and reached_at is not None and not self_ending:
             stopped_by_bench = True
@@ -212,7 +215,7 @@ def simulate(job: Job) -> dict[str, Any]:
         if told >= limit:                   # what is still running is cut off here
             stopped_by_bench = bool(heap) or not searcher.finished
             break
-    for h in HORIZONS:                      # ended (or stopped) before the horizon
+    for h in job.horizons:                  # ended (or stopped) before the horizon
         regret.setdefault(h, reported())
     t_end = clock if stopped_by_bench else max(ends.values(), default=0.0)
     busy = sum(min(ends.get(t, t_end), t_end) - t0 for t, t0 in starts.items() if t0 < t_end)
@@ -221,7 +224,7 @@ def simulate(job: Job) -> dict[str, Any]:
         "reached": reached_at is not None,
         "t_min_h": reached_at[0] / 3600 if reached_at else None,
         "n_min": reached_at[1] if reached_at else None,
-        "regret": {str(h): regret[h] for h in HORIZONS},
+        "regret": {str(h): regret[h] for h in job.horizons},
         "use": busy / (WORKERS * t_end) if t_end > 0 else 0.0,
         "evals": told, "hours": t_end / 3600, "finished": bool(searcher.finished),
         "cpu_s": time.process_time() - began,
@@ -304,7 +307,7 @@ def best_peer(values: dict[str, float], lead: str = "axis") -> tuple[str | None,
 
 
 def tables(results: list[dict], methods: list[str], problems: list[tuple[str, str]],
-           noises: list[float], seeds: int) -> list[str]:
+           noises: list[float], seeds: int, horizons: tuple[int, ...] = HORIZONS) -> list[str]:
     by: dict[tuple, list[dict]] = {}
     for r in results:
         by.setdefault((r["landscape"], r["start"], r["noise"], r["method"]), []).append(r)
@@ -342,7 +345,7 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
                 checks.append(f"clean: axis / best peer, median over landscapes: {overall:.2f} "
                               f"(target <= 0.6): {'PASS' if overall <= 0.6 else 'FAIL'}")
         else:
-            for h in HORIZONS:
+            for h in horizons:
                 lines += ["", f"noise {noise:g} x IQR: TRUE regret of the reported setting after "
                           f"{h} evaluations (median of {seeds} seeds)",
                           head + f"{'axis/best':>11}  best peer", "-" * (len(head) + 24)]
@@ -360,7 +363,7 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
                         if medians["axis"] > best + 1e-12:
                             losses.append(f"{land} ({medians['axis']:.4f} vs {name} {best:.4f})")
                     lines.append(row)
-                if h == HORIZONS[0] and "axis" in present:
+                if h == horizons[0] and "axis" in present:
                     checks.append(f"noise {noise:g}: axis's regret after {h} no worse than the "
                                   f"best peer's on every landscape: "
                                   f"{'PASS' if not losses else 'FAIL: ' + '; '.join(losses)}")
@@ -410,6 +413,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "conventional")
     ap.add_argument("--cap", type=int, default=1000,
                     help="clean runs: evaluations before giving up on the minimum (default 1000)")
+    ap.add_argument("--horizons", default=",".join(map(str, HORIZONS)),
+                    help="noisy runs: evaluations after which the reported setting is judged "
+                         "(default 363,1000; the last one ends the run)")
     ap.add_argument("--procs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--fresh", action="store_true", help="ignore cached runs")
     ap.add_argument("--cache", default=CACHE,
@@ -420,7 +426,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def plan(args: argparse.Namespace) -> tuple[list[Job], list[str], list[tuple[str, str]],
-                                            list[float], int]:
+                                            list[float], int, tuple[int, ...]]:
     quick = QUICK if args.quick else {}
     lands = parse_list(args.landscapes or quick.get("landscapes") or ",".join(landscapes.OPTIMA),
                        landscapes.OPTIMA, "landscapes")
@@ -439,6 +445,13 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[str], list[tuple[str
         raise StudyError(f"--noise: expected comma-separated numbers, got {noise_text!r}") from None
     if not noises or any(not (0 <= n < 10) for n in noises):
         raise StudyError(f"--noise: expected fractions of the IQR in [0, 10), got {noise_text!r}")
+    try:
+        horizons = tuple(sorted({int(t) for t in args.horizons.split(",") if t.strip()}))
+    except ValueError:
+        raise StudyError(f"--horizons: expected comma-separated integers, got "
+                         f"{args.horizons!r}") from None
+    if not horizons or horizons[0] < 1:
+        raise StudyError(f"--horizons: expected positive integers, got {args.horizons!r}")
     if args.starts == "default":
         problems = [(land, DEFAULT_START[land]) for land in lands]
     else:
@@ -455,9 +468,10 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[str], list[tuple[str
             make(Job(lands[0], problems[0][1], 0.0, m, 0, args.cap))
         except StudyError as exc:
             raise StudyError(f"--methods: {m}: {exc}") from None
-    jobs = [Job(land, start, noise, m, seed, args.cap) for land, start in problems
-            for noise in noises for m in runnable for seed in range(seeds)]
-    return jobs, runnable, problems, noises, seeds
+    jobs = [Job(land, start, noise, m, seed, args.cap, horizons if noise > 0 else HORIZONS)
+            for land, start in problems for noise in noises for m in runnable
+            for seed in range(seeds)]
+    return jobs, runnable, problems, noises, seeds, horizons
 
 
 def cost_guess(job: Job) -> float:
@@ -469,7 +483,7 @@ def cost_guess(job: Job) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        jobs, methods, problems, noises, seeds = plan(args)
+        jobs, methods, problems, noises, seeds, horizons = plan(args)
     except StudyError as exc:
         print(f"bench_search: {exc}", file=sys.stderr)
         return 2
@@ -502,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             pool.join()
     print(f"{WORKERS} workers, trials 0.8-1.2 h, grid 10x11x11x11, seeds 0..{seeds - 1}, "
           f"clean cap {args.cap} evaluations; {len(todo)} runs took {time.time() - began:.0f} s")
-    for line in tables(results, methods, problems, noises, seeds):
+    for line in tables(results, methods, problems, noises, seeds, horizons):
         print(line)
     return 0
 

@@ -34,7 +34,8 @@ def test_a_tiny_run_prints_its_tables_and_reprints_them_from_the_cache(tmp_path)
 def test_bad_choices_are_one_line_with_exit_2(tmp_path):
     for args, words in ((["--methods", "axis,nope"], "--methods: unknown 'nope'"),
                         (["--landscapes", "moon"], "--landscapes: unknown 'moon'"),
-                        (["--noise", "x"], "--noise: expected")):
+                        (["--noise", "x"], "--noise: expected"),
+                        (["--horizons", "0"], "--horizons: expected positive")):
         proc = bench(*args, "--cache", str(tmp_path))
         assert proc.returncode == 2 and words in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
