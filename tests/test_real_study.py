@@ -460,3 +460,31 @@ def test_a_trial_left_without_a_driver_still_stops_at_its_time_limit(tmp_path):
     _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), "the watchdog", 20)
     with open(os.path.join(d, "trials", "0", "stderr.log")) as fh:
         assert "with no driver to end the trial" in fh.read()
+
+
+def test_a_dead_workers_leftover_processes_are_ended_on_resume(tmp_path):
+    """The driver and then the trial's worker are killed; the trial's shell and its
+    background child live on. The next run ends that whole group before running it again."""
+    import signal
+
+    gate = tmp_path / "gate"
+    command = (f"sleep 300 & echo $! >> {tmp_path}/bg.pids; "
+               f"while [ ! -e {gate} ]; do sleep 0.05; done; echo '{{{{\"loss\": 1}}}}'")
+    path = _local_study(tmp_path, command, space={"x": 1}, search={"algorithm": "grid"})
+    d = str(tmp_path / "d")
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    pids = tmp_path / "bg.pids"
+    _wait_for(lambda: pids.exists() and pids.read_text().strip(), "the trial's background child")
+    driver.kill()
+    driver.wait()
+    os.kill(int(open(os.path.join(d, "trials", "0", "worker.pid")).read()), signal.SIGKILL)
+    first = int(pids.read_text().split()[0])
+    assert os.path.exists(f"/proc/{first}")
+    gate.touch()
+    proc = cli("run", path, "--dir", d, "--quiet", env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert history(d).trials[0].status == "ok"
+    _wait_for(lambda: not os.path.exists(f"/proc/{first}")
+              or open(f"/proc/{first}/stat").read().split(") ")[1][0] == "Z",
+              "the first attempt's background child to end", 10)
