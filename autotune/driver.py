@@ -347,6 +347,9 @@ class Driver:
             self.searcher.tell(result_of(rec, self.study.objective.mode))
             if rec.status in self._ended:
                 self._ended[rec.status] += 1
+                if rec.status == "failed" and self._ended["failed"] == 1:  # said at once
+                    self.progress.warn(f"trial {rec.trial} failed: {rec.error} (logs in "
+                                       f"{self.dir.trial_dir(rec.trial)})")
         if full:  # not the trial's failure: it stays in flight and runs again on resume
             o = full[0]
             raise DiskFull(disk_full_path(o.error) or self.dir.trial_dir(o.trial))

@@ -162,6 +162,8 @@ def test_a_study_whose_trials_all_fail_says_why_and_stops_early(tmp_path):
     assert proc.returncode == 4, proc.stderr
     h = history(d)
     assert 5 <= len(h.trials) <= 7  # stopped at max_failures (5), not 12 runs
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: trial ")]
+    assert len(said) == 1 and "failed: RuntimeError: command exited with status 2" in said[0]
     assert "most frequent error (" in proc.stderr
     assert "command exited with status 2: python: can't open file" in proc.stderr
     assert "no_such_train.py" in proc.stderr and "last lines of" in proc.stderr
