@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -29,34 +29,42 @@ class AdditiveModel:
         self.shape = shape
         self.alpha = alpha
         self.offsets = np.concatenate([[0], np.cumsum(shape)[:-1]]).astype(int)
+        k = int(sum(shape))
+        # the normal equations, kept up to date one measurement at a time: refitting after
+        # every result then costs one small solve, however long the history
+        self.xtx = np.zeros((k, k))
+        self.xty = np.zeros(k)
+        self.n = 0
+        self.total = 0.0
+        self.penalty = np.zeros((k, k))
+        for off, m in zip(self.offsets, shape):
+            for j in range(int(off), int(off) + m - 2):     # second differences along an axis
+                d = np.zeros(k)
+                d[j], d[j + 1], d[j + 2] = 1.0, -2.0, 1.0
+                self.penalty += np.outer(d, d)
         self.effects: list[np.ndarray] | None = None
         self.mu = 0.0
 
-    def fit(self, points: list[Point], values: list[float]) -> bool:
-        """Least squares with per-axis smoothness; False when there is too little to fit."""
-        n = len(points)
-        if n < 2:
+    def add(self, p: Point, value: float) -> None:
+        cols = self.offsets + np.asarray(p, dtype=int)
+        self.xtx[np.ix_(cols, cols)] += 1.0
+        self.xty[cols] += value
+        self.n += 1
+        self.total += value
+
+    def fit(self, points: list[Point] | None = None, values: list[float] | None = None) -> bool:
+        """Least squares with per-axis smoothness over what was added (plus ``points`` and
+        ``values``, if given); False when there is too little to fit."""
+        for p, v in zip(points or (), values or ()):
+            self.add(p, v)
+        if self.n < 2:
             self.effects = None
             return False
-        k = int(sum(self.shape))
-        y = np.asarray(values, dtype=float)
-        scale = float(np.std(y)) or 1.0
-        self.mu = float(np.mean(y))
-        x = np.zeros((n, k))
-        rows = np.arange(n)
-        idx = np.asarray(points, dtype=int)
-        for axis, off in enumerate(self.offsets):
-            x[rows, off + idx[:, axis]] = 1.0
-        penalty = np.zeros((k, k))
-        for axis, m in enumerate(self.shape):
-            off = int(self.offsets[axis])
-            for j in range(m - 2):            # second differences along the axis
-                d = np.zeros(k)
-                d[off + j], d[off + j + 1], d[off + j + 2] = 1.0, -2.0, 1.0
-                penalty += np.outer(d, d)
-        # a small ridge keeps axis values nobody measured at the axis's mean effect
-        lhs = x.T @ x + self.alpha * penalty + 1e-6 * np.eye(k)
-        beta = np.linalg.solve(lhs, x.T @ ((y - self.mu) / scale)) * scale
+        k = len(self.xty)
+        self.mu = self.total / self.n
+        counts = np.diag(self.xtx)                 # one-hot columns: X^T 1 is the diagonal
+        lhs = self.xtx + self.alpha * self.penalty + 1e-6 * np.eye(k)
+        beta = np.linalg.solve(lhs, self.xty - self.mu * counts)
         parts = [beta[off:off + m] for off, m in zip(self.offsets, self.shape)]
         self.mu += float(sum(np.mean(part) for part in parts))   # centred effects, same sums
         self.effects = [part - float(np.mean(part)) for part in parts]
@@ -66,12 +74,13 @@ class AdditiveModel:
         assert self.effects is not None
         return self.mu + float(sum(e[i] for e, i in zip(self.effects, p)))
 
-    def best(self, count: int, skip: Iterable[Point] = ()) -> list[tuple[float, Point]]:
-        """The ``count`` lowest predictions (value, point) among points not in ``skip``,
-        lowest first, found without enumerating the grid (best-first over sorted axes)."""
+    def best(self, count: int, skip: Callable[[Point], bool] = lambda p: False
+             ) -> list[tuple[float, Point]]:
+        """The ``count`` lowest predictions (value, point) among points ``skip`` does not
+        reject, lowest first, found without enumerating the grid (best-first over the
+        sorted axes)."""
         if self.effects is None or count <= 0:
             return []
-        skip = set(skip)
         order = [np.argsort(e, kind="stable") for e in self.effects]
         sorted_vals = [e[o] for e, o in zip(self.effects, order)]
         start = (0,) * len(order)
@@ -81,7 +90,7 @@ class AdditiveModel:
         while heap and len(out) < count:
             value, ranks = heapq.heappop(heap)
             p = tuple(int(o[r]) for o, r in zip(order, ranks))
-            if p not in skip:
+            if not skip(p):
                 out.append((self.mu + value, p))
             for axis in range(len(ranks)):      # the next-ranked value on one axis
                 if ranks[axis] + 1 < len(order[axis]):
@@ -90,7 +99,7 @@ class AdditiveModel:
                         seen.add(nxt)
                         delta = sorted_vals[axis][nxt[axis]] - sorted_vals[axis][ranks[axis]]
                         heapq.heappush(heap, (value + float(delta), nxt))
-            if len(seen) > 50 * (count + len(skip)) + 1000:   # a safety bound, never reached
+            if len(seen) > 20 * count + 400:   # the model's best are measured: it has no news
                 break
         return out
 

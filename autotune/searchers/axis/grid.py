@@ -21,6 +21,7 @@ class Grid:
         if self.d == 0:
             raise StudyError(f"space: {who} needs at least one parameter that is not fixed")
         self._lines: dict[tuple[Point, Vec], list[Point]] = {}
+        self._neighbours: dict[tuple[Point, Vec], list[Point]] = {}
 
     def centre(self) -> Point:
         return tuple(n // 2 for n in self.shape)
@@ -49,6 +50,13 @@ class Grid:
         return [tuple(b + t * s for b, s in zip(base, v)) for t in range(-lo, hi + 1)]
 
     def neighbours(self, base: Point, v: Vec) -> list[Point]:
+        """base +- one step along v, inside the grid (remembered, like the lines)."""
+        key = (base, v)
+        if key not in self._neighbours:
+            self._neighbours[key] = self._step(base, v)
+        return self._neighbours[key]
+
+    def _step(self, base: Point, v: Vec) -> list[Point]:
         out = []
         for sign in (1, -1):
             q = tuple(b + sign * s for b, s in zip(base, v))

@@ -71,6 +71,7 @@ from .screen import Screening
 
 MAX_LINES = 200    # lines searched at once from a base before higher levels wait their turn
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
+TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
 
 
 @register
@@ -111,6 +112,7 @@ class AxisAsync(AxisBase):
         self.sweep = bool(opts.get("sweep", True))
         self.model = AdditiveModel(self.grid.shape, self.alpha)
         self._model_fitted_at = -1
+        self._promise_cache: tuple[tuple, list[tuple[Point, Line]]] | None = None
         self.model_out: set[int] = set()      # trials of the model's picks still in flight
         budget = settings.max_trials is not None or settings.max_compute_s is not None
         restarts = opts.get("restarts", -1 if budget else 0)
@@ -231,7 +233,7 @@ class AxisAsync(AxisBase):
         if not self.transfer or self.base not in st.values:
             return None
         # the nearest earlier base whose parallel line has a fit with at least four points
-        for old in reversed(self.bases[:-1]):
+        for old in reversed(self.bases[-1 - TRANSFER_BASES:-1]):
             if old not in st.values:
                 continue
             pts = self.grid.line(old, line.v)
@@ -271,21 +273,23 @@ class AxisAsync(AxisBase):
         st = self.store
         if self.base not in st.values:
             return []
-        target = st.mean(self.base)
-        found: list[tuple[float, int, Point, Line]] = []
-        k = 0
-        for line in self.lines:
-            if line.done:
-                continue
-            est = self._estimates(line)
-            if est is None:
-                continue
-            for i, p in enumerate(line.points):
-                if est[i] < target and not st.known(p):
-                    found.append((float(est[i]), k, p, line))
-                    k += 1
-        found.sort(key=lambda x: (x[0], x[1]))
-        return [(p, line) for _, _, p, line in found]
+        key = (st.results, self.base, len(self.lines))
+        if self._promise_cache is None or self._promise_cache[0] != key:
+            target = st.mean(self.base)
+            found: list[tuple[float, int, Point, Line]] = []
+            for line in self.lines:
+                if line.done:
+                    continue
+                est = self._estimates(line)
+                if est is None:
+                    continue
+                for i, p in enumerate(line.points):
+                    if est[i] < target and not st.measured(p):
+                        found.append((float(est[i]), len(found), p, line))
+            found.sort(key=lambda x: (x[0], x[1]))
+            # results change it, asks do not: cached until the next result
+            self._promise_cache = (key, [(p, line) for _, _, p, line in found])
+        return [(p, line) for p, line in self._promise_cache[1] if p not in st.pending]
 
     def _model_picks(self) -> list[Point]:
         """The additive model's lowest predictions below the base, while fewer than
@@ -295,16 +299,10 @@ class AxisAsync(AxisBase):
         if room <= 0 or self.base not in st.values or len(st.values) < 2 * self.grid.d:
             return []
         if self._model_fitted_at != st.results:
-            pts, vals = [], []
-            for p, values in st.values.items():
-                for v in values:
-                    pts.append(p)
-                    vals.append(v)
-            self.model.fit(pts, vals)
+            self.model.fit()
             self._model_fitted_at = st.results
         target = st.mean(self.base)
-        known = [p for p in st.values] + [p for p in st.pending] + list(st.failed) + list(st.screened)
-        return [p for value, p in self.model.best(room, known) if value < target]
+        return [p for value, p in self.model.best(room, st.known) if value < target]
 
     def _line_order(self) -> list[Line]:
         """Lines by the gain their fit predicts (most first), then in level order."""
@@ -526,6 +524,8 @@ class AxisAsync(AxisBase):
         super().tell(result)
 
     def told(self, p: Point, result: Result) -> None:
+        if result.ok and math.isfinite(result.loss):
+            self.model.add(p, float(result.loss))
         if self.done:
             # a filler result that arrives after the end still counts for the reported setting
             if self.repeats == 1 and not self._noisy() and self._beats_base(p):

@@ -23,7 +23,9 @@ class Store:
         self.first_seen: dict[Point, int] = {}   # order in which points got their first value
         self.screened: set[Point] = set()       # fell out of a short screening run (no value)
         self.results = 0
-        self._noise: tuple[float, int] | None = None   # (sigma, degrees of freedom), cached
+        self._noise: tuple[float, int] | None = None
+        self._means: dict[Point, float] = {}      # asked for in every ranking: kept, not summed
+        self._best: Point | None = None   # (sigma, degrees of freedom), cached
 
     def start(self, trial: int, p: Point) -> None:
         self.trial_point[trial] = p
@@ -54,8 +56,16 @@ class Store:
         self.results += 1
         self._noise = None
         if result.ok and math.isfinite(result.loss):
-            self.values.setdefault(p, []).append(float(result.loss))
+            vals = self.values.setdefault(p, [])
+            vals.append(float(result.loss))
+            before = self._means.get(p)
+            self._means[p] = sum(vals) / len(vals)
             self.first_seen.setdefault(p, self.results)
+            if self._best is not None:
+                if p == self._best and self._means[p] > before:
+                    self._best = None                    # recomputed when next asked for
+                elif self._rank(p) < self._rank(self._best):
+                    self._best = p
         else:
             self.failed[p] = self.failed.get(p, 0) + 1
         return p
@@ -72,8 +82,7 @@ class Store:
         return len(self.values.get(p, ()))
 
     def mean(self, p: Point) -> float:
-        vals = self.values.get(p)
-        return sum(vals) / len(vals) if vals else math.inf
+        return self._means.get(p, math.inf)
 
     def spread(self, p: Point) -> float:
         vals = self.values.get(p) or []
@@ -99,13 +108,17 @@ class Store:
         return self.noise()[0]
 
     def best(self) -> Point | None:
-        """The point with the lowest mean (earliest measured on ties)."""
-        if not self.values:
-            return None
-        return min(self.values, key=lambda p: (self.mean(p), self.first_seen[p]))
+        """The point with the lowest mean (earliest measured on ties); kept up to date by
+        ``finish`` and recomputed only when the best point's own mean rises."""
+        if self._best is None and self.values:
+            self._best = min(self.values, key=self._rank)
+        return self._best
+
+    def _rank(self, p: Point) -> tuple[float, int]:
+        return self._means[p], self.first_seen[p]
 
     def ranked(self) -> list[Point]:
-        return sorted(self.values, key=lambda p: (self.mean(p), self.first_seen[p]))
+        return sorted(self.values, key=self._rank)
 
     @property
     def in_flight(self) -> int:
