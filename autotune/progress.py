@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .history import History
 
@@ -32,7 +32,6 @@ class Progress:
         self.tty = self.enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.total = total          # max_trials, for done/total and the ETA
         self.budget_s = budget_s    # max_compute_s, for the ETA when there is no trial count
-        self.activity: Callable[[], str] | None = None  # e.g. "pretrain running"
         self._began = time.monotonic()
         self._start: tuple[int, float] | None = None  # (trials ended, compute) when we began
         self._last = 0.0
@@ -56,9 +55,6 @@ class Progress:
         eta = self.eta(ended, history.spent_s, elapsed)
         if eta is not None:
             parts.append(f"ETA {clock(eta)}")
-        activity = self.activity() if self.activity else ""
-        if activity:
-            parts.append(activity)
         text = ", ".join(parts)
         best = history.best(self.mode)
         if best is not None:

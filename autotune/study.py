@@ -140,8 +140,8 @@ def check_engine_names(study: Study) -> None:
     fidelity = "fidelity" in study.search_options
     for name in study.space.names:
         if name == "epochs" and fidelity:
-            raise StudyError(f"space.epochs: clashes with search.fidelity, which sets each "
-                             f"trial's epochs (ctx.epochs, {{epochs}}); remove the parameter "
+            raise StudyError("space.epochs: clashes with search.fidelity, which sets each "
+                             "trial's epochs (ctx.epochs, {epochs}); remove the parameter "
                              "or rename it")
         if study.objective.command is not None and name in Ctx.FIELDS and name != "epochs":
             raise StudyError(f"space.{name}: clashes with the field {{{name}}} the engine fills "
