@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import selectors
 import shlex
 import string
@@ -87,6 +88,24 @@ def _quote(text: str, state: str) -> str:
     if state == '"':
         return "".join("\\" + c if c in '\\"$`' else c for c in text)
     return shlex.quote(text)
+
+
+def substitute(template: str, fields: dict[str, Any]) -> str:
+    """Each literal ``{name}`` of ``fields`` in ``template`` replaced by its value, quoted as
+    ``format_command`` quotes; every other brace left as it is (for a command that is not a
+    format template, such as the D-DBPN job's ``evaluate_command``)."""
+    if not fields:
+        return template
+    pattern = re.compile("|".join(re.escape("{" + name + "}") for name in fields))
+    out, state, pos = [], "", 0
+    for match in pattern.finditer(template):
+        literal = template[pos:match.start()]
+        out.append(literal)
+        state = _quote_state(literal, state)
+        out.append(_quote(str(fields[match.group()[1:-1]]), state))
+        pos = match.end()
+    out.append(template[pos:])
+    return "".join(out)
 
 
 def format_command(template: str, params: dict, ctx: Ctx) -> str:

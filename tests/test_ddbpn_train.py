@@ -111,6 +111,19 @@ def test_evaluate_command(tmp_path, pretrained):
         finetune(failing, make_ctx(tmp_path, "eval2", epochs=0, pretrained=pretrained[0]))
 
 
+def test_evaluate_command_paths_are_quoted(tmp_path):
+    from autotune.jobs.ddbpn.train import run_evaluator
+
+    trial, sr = tmp_path / "study dir" / "it's", tmp_path / 'sr "x" $HOME'
+    trial.mkdir(parents=True)
+    sr.mkdir()
+    cmd = (f"{sys.executable} -c \"import json,sys; a = sys.argv[1:]; print(json.dumps("
+           "{'n': len(a), 'a': len(a[0]), 'b': len(a[1]), 'same': float(a[1] == a[2])}))\" "
+           "{trial_dir} '{sr_dir}' \"{sr_dir}\"")
+    assert run_evaluator(cmd, str(trial), str(sr)) == {"n": 3.0, "a": len(str(trial)),
+                                                      "b": len(str(sr)), "same": 1.0}
+
+
 def test_nan_loss_raises(tmp_path):
     ctx = make_ctx(tmp_path, "nan", epochs=2)
     with pytest.raises(FloatingPointError, match="loss became NaN at epoch 1"):

@@ -237,10 +237,13 @@ def run_evaluator(command: str, trial_dir: str, sr_dir: str, timeout: float | No
     object on the last non-empty line of its stdout.
 
     The placeholders ``{trial_dir}`` and ``{sr_dir}`` are replaced by the
-    (unquoted) paths; other braces are left alone, so commands may contain
+    paths, shell-quoted for where they stand (a study directory with a space
+    stays one argument); other braces are left alone, so commands may contain
     literal ``{...}``.
     """
-    cmd = command.replace("{trial_dir}", str(trial_dir)).replace("{sr_dir}", str(sr_dir))
+    from ...runner import substitute
+
+    cmd = substitute(command, {"trial_dir": str(trial_dir), "sr_dir": str(sr_dir)})
     try:
         proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
