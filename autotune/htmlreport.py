@@ -59,7 +59,7 @@ SCRIPT = r"""
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 pre { background: #f6f6f6; padding: .8em; overflow-x: auto; }
-.plots img { max-width: 48%; margin: .3em; border: 1px solid #ddd; }
+.plots img { max-width: 48%; margin: .3em; border: 1px solid #ddd; vertical-align: top; }
 table { border-collapse: collapse; font-size: 13px; }
 th { cursor: pointer; background: #eee; position: sticky; top: 0; }
 th[aria-sort=ascending]::after { content: " \\25B2"; }
