@@ -326,6 +326,48 @@ def test_async_only_options():
         parse_study(study("axis", challengers=-1))
     assert parse_study(study("axis", repeats=3, line_parallel=2, noise_margin=1.5)).algorithm == "axis"
     assert parse_study(study("axis", noise_check=False, challengers=5)).algorithm == "axis"
+    with pytest.raises(StudyError, match="search.restarts"):
+        parse_study(study("axis", restarts=-3))
+    with pytest.raises(StudyError, match="search.model_in_flight"):
+        parse_study(study("axis", model_in_flight=0))
+    with pytest.raises(StudyError, match="search.sweep"):
+        parse_study(study("axis", sweep="yes please"))
+
+
+def budgeted(fn, instance=0, **options):
+    space = parse_space(bf.space(fn, instance))
+    return SEARCHERS["axis"](SearchSettings(space, 0, 50, 3000, options=options))
+
+
+def test_with_a_budget_a_settled_search_starts_again_and_reports_its_best_base():
+    """Rosenbrock's valley stalls a line search; with trials left the search restarts
+    outside the searched region instead of stopping, and the setting it reports is the
+    best base it settled on, not the restart's."""
+    s = budgeted("rosenbrock", instance=1)
+    drive(s, "rosenbrock", instance=1, limit=900)
+    summary = s.summary()
+    assert summary["restarts"] >= 1 and not s.finished
+    means = [s.store.mean(p) for p in s.bases if p in s.store.values]
+    assert summary["base_mean"] == min(means)
+    once = make("axis", "rosenbrock", instance=1)      # no budget: it stops where it settles
+    drive(once, "rosenbrock", instance=1, limit=900)
+    assert once.finished and once.summary()["restarts"] == 0
+
+
+def test_the_additive_model_proposes_the_combination_of_the_axes_best_values():
+    """On a separable bowl the model's first pick after the axis lines come back is the
+    grid minimum itself, found before the lines could walk there base by base."""
+    s = budgeted("bowl", instance=3)
+    trials = drive(s, "bowl", instance=3, limit=400)
+    _, argmin = bf.grid_minimum("bowl", 3)
+    first = next(t for t in trials if bf.index_of(t.params) == argmin)
+    assert first.info["kind"] in ("model", "sweep", "predicted")
+    model = [t for t in trials if t.info.get("kind") == "model"]
+    assert model and trials.index(first) < 120
+    off = budgeted("bowl", instance=3, model=False, sweep=False)
+    later = drive(off, "bowl", instance=3, limit=400)
+    assert trials.index(first) < next(i for i, t in enumerate(later)
+                                      if bf.index_of(t.params) == argmin)
 
 
 def test_range_needs_steps():

@@ -575,15 +575,25 @@ class AxisAsync(AxisBase):
 
     def _restart_point(self) -> Point | None:
         """Where a settled search starts again: the best measured point at least two steps
-        (on some axis) from every base so far, i.e. outside the region already searched."""
-        ranked = self.store.ranked()
-        if not ranked:
-            return None
-        points = np.asarray(ranked)
+        (on some axis) from every base so far, i.e. outside the region already searched;
+        when there is none, an unmeasured point drawn at random outside it."""
         bases = np.asarray(self.bases)
-        nearest = np.abs(points[:, None, :] - bases[None, :, :]).max(axis=2).min(axis=1)
-        outside = np.flatnonzero(nearest >= 2)
-        return ranked[int(outside[0])] if outside.size else None
+
+        def outside(points: np.ndarray) -> np.ndarray:
+            return np.abs(points[:, None, :] - bases[None, :, :]).max(axis=2).min(axis=1) >= 2
+
+        ranked = self.store.ranked()
+        if ranked:
+            far = np.flatnonzero(outside(np.asarray(ranked)))
+            if far.size:
+                return ranked[int(far[0])]
+        rng = np.random.default_rng([self.settings.seed, 0x5EED, self.restarts])
+        draws = np.stack([rng.integers(n, size=256) for n in self.grid.shape], axis=1)
+        for i in np.flatnonzero(outside(draws)):
+            p = tuple(int(x) for x in draws[i])
+            if not self.store.known(p):
+                return p
+        return None
 
     def reported(self) -> Point | None:
         """The setting the search stands by: the best mean among its bases, counting only
