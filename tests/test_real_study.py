@@ -490,3 +490,23 @@ def test_a_dead_workers_leftover_processes_are_ended_on_resume(tmp_path):
     _wait_for(lambda: not os.path.exists(f"/proc/{first}")
               or open(f"/proc/{first}/stat").read().split(") ")[1][0] == "Z",
               "the first attempt's background child to end", 10)
+
+
+def test_status_after_cancel_of_a_slurm_study_says_interrupted():
+    from autotune import events as ev
+    from autotune.history import History
+    from autotune.report import summary
+
+    h = History()
+    identity = {"space": {"x": {"values": [1, 2]}}, "algorithm": "grid", "seed": 0,
+                "search_options": {}, "metric": "loss", "mode": "min", "pretrain": None}
+    h.apply(ev.study("s", 0.0, identity, {"executor": {"kind": "slurm"}}))
+    h.apply(ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]))
+    h.apply(ev.submit(0.1, 0, 0, "4242"))
+    h.apply(ev.submit(0.1, 1, 0, "4243"))
+    assert "2 still running without a driver (the next run collects them)" in \
+        summary(h, running_driver=False, directory="/nonexistent")
+    h.apply(ev.cancel(5.0, ["4242", "4243"]))
+    text = summary(h, running_driver=False, directory="/nonexistent")
+    assert "trials: 2 interrupted (runs again on resume) (2 in all)" in text
+    assert "2 running" in summary(h, running_driver=True, directory="/nonexistent")
