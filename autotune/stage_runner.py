@@ -55,6 +55,7 @@ class StageRunner:
         self.stopped = stopped
         self.owns_executor = owns_executor
         self.dir = os.path.join(study_dir, "stages", stage.name)
+        self._attempt = 0
 
     def run(self) -> StageResult:
         stage, rec = self.stage, self.history.stages.get(self.stage.name)
@@ -63,15 +64,18 @@ class StageRunner:
             return StageResult(checkpoint_of(stage, self.study_dir))
         ex = self.make_executor(stage.executor)
         try:
-            if rec is not None and rec.status == "running" and rec.job_id and rec.key == stage.key() \
-                    and ex.reattach(self._job(rec.attempt, rec.start_s), rec.job_id):
+            left = rec is not None and rec.status == "running" and bool(rec.job_id)
+            if left and ex.reattach(self._job(rec.attempt, rec.start_s), rec.job_id):
+                self._attempt = rec.attempt
                 self.progress.say(f"{stage.name}: re-attached to job {rec.job_id}")
             elif done is not None:
                 built_s = done.get("seconds")
-                self.record([ev.stage_cached(round(ex.now(), 6), stage.name, stage.key(),
-                                             checkpoint_of(stage, self.study_dir),
-                                             built_s if isinstance(built_s, (int, float)) else None)])
-                self.progress.say(f"{stage.name}: reused from the cache ({final_where(stage, self.study_dir)})")
+                path = checkpoint_of(stage, self.study_dir)
+                self.record([ev.stage_cached(round(ex.now(), 6), stage.name, stage.key(), path,
+                                             built_s if isinstance(built_s, (int, float))
+                                             else None)])
+                self.progress.say(f"{stage.name}: reused from the cache "
+                                  f"({final_where(stage, self.study_dir)})")
                 return StageResult(checkpoint_of(stage, self.study_dir))
             else:
                 self._submit(ex, rec)
@@ -100,7 +104,9 @@ class StageRunner:
         else:
             attempt, resume = rec.attempt + 1, None
             if rec.status in ("failed", "cancelled"):
-                self.progress.say(f"{self.stage.name}: failed last time ({rec.error}); trying again")
+                self.progress.say(f"{self.stage.name}: failed last time ({rec.error}); "
+                                  "trying again")
+        self._attempt = attempt
         job = self._job(attempt, resume)
         os.makedirs(self.dir, exist_ok=True)
         job_id = ex.submit(job)
@@ -115,8 +121,9 @@ class StageRunner:
             if outcomes:
                 return self._finish(outcomes[-1])
             if ex.running() == 0:
-                return self._finish(Outcome(STAGE_TRIAL, 0, None, "the executor lost the stage's "
-                                            "job", ex.now(), ex.now(), failure="lost"))
+                return self._finish(Outcome(STAGE_TRIAL, self._attempt, None,
+                                            "the executor lost the stage's job", ex.now(),
+                                            ex.now(), failure="lost"))
             self.progress.update(self.history, 0)
         return StageResult(interrupted=True)
 
