@@ -139,7 +139,9 @@ def make(job: Job) -> Searcher:
         index = start_index(job.start, job.landscape, job.seed)
         options["start"] = {name: values[i] for (name, values), i in
                             zip(landscapes.STUDY_AXES, index)}
-    return cls(SearchSettings(space, job.seed, WORKERS, None, options=options))
+    # the budget a study would give (max_trials): what the run may spend, as for every method
+    budget = job.cap if job.noise == 0 else max(job.horizons)
+    return cls(SearchSettings(space, job.seed, WORKERS, budget, options=options))
 
 
 def finishes_by_itself(searcher: Searcher) -> bool:

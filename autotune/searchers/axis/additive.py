@@ -74,6 +74,24 @@ class AdditiveModel:
         assert self.effects is not None
         return self.mu + float(sum(e[i] for e, i in zip(self.effects, p)))
 
+    def best_on_grid(self, count: int, known: np.ndarray) -> list[tuple[float, Point]]:
+        """``best`` for a grid small enough to predict whole: every point at once, the
+        ``known`` ones (a boolean array of the grid's shape) left out."""
+        if self.effects is None or count <= 0:
+            return []
+        pred = np.full(self.shape, self.mu)
+        for axis, e in enumerate(self.effects):
+            pred = pred + e.reshape([-1 if a == axis else 1 for a in range(len(self.shape))])
+        flat = np.where(known, np.inf, pred).ravel()
+        free = int(flat.size - np.count_nonzero(known))
+        count = min(count, free)
+        if count <= 0:
+            return []
+        top = np.argpartition(flat, count - 1)[:count]
+        top = top[np.lexsort((top, flat[top]))]
+        return [(float(flat[i]), tuple(int(x) for x in np.unravel_index(i, self.shape)))
+                for i in top]
+
     def best(self, count: int, skip: Callable[[Point], bool] = lambda p: False
              ) -> list[tuple[float, Point]]:
         """The ``count`` lowest predictions (value, point) among points ``skip`` does not

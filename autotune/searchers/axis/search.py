@@ -113,6 +113,11 @@ class AxisAsync(AxisBase):
         self.model = AdditiveModel(self.grid.shape, self.alpha)
         self._model_fitted_at = -1
         self._promise_cache: tuple[tuple, list[tuple[Point, Line]]] | None = None
+        # every point ever proposed, as a grid-shaped mask, where the grid is small enough
+        # for the model to predict all of it at once (d = 4: 13,310 points)
+        size = int(np.prod(self.grid.shape))
+        self._known = np.zeros(self.grid.shape, dtype=bool) if size <= 500_000 else None
+        self._near = np.zeros(self.grid.shape, dtype=bool) if size <= 500_000 else None
         self.model_out: set[int] = set()      # trials of the model's picks still in flight
         budget = settings.max_trials is not None or settings.max_compute_s is not None
         restarts = opts.get("restarts", -1 if budget else 0)
@@ -148,6 +153,8 @@ class AxisAsync(AxisBase):
             self.old_lines = self.old_lines[:OLD_LINES]
         self.base = base
         self.bases.append(base)
+        if self._near is not None:
+            self._near[tuple(slice(max(0, b - 1), b + 2) for b in base)] = True
         self.state = "search"
         self.lines = self._lines_through(base, 1, self.level)
 
@@ -192,11 +199,13 @@ class AxisAsync(AxisBase):
         st = self.store
         if not self._noisy() or self.base not in st.values or self.challengers <= 0:
             return []
-        target = st.mean(self.base)
-        found = [p for p in st.values if p != self.base and st.count(p) < 2
-                 and st.mean(p) < target]
-        found.sort(key=lambda p: (st.mean(p), st.first_seen[p]))
-        return found[:self.challengers]
+        found = []
+        for p in st.below(st.mean(self.base)):
+            if p != self.base and st.count(p) < 2:
+                found.append(p)
+                if len(found) == self.challengers:
+                    break
+        return found
 
     def _beats_base(self, p: Point) -> bool:
         st = self.store
@@ -217,9 +226,8 @@ class AxisAsync(AxisBase):
         """The point the base moves to now, if any: the best by mean of those that beat it."""
         st = self.store
         if self._noisy() and self.base in st.values:
-            target = st.mean(self.base)      # beating the base needs a lower mean first
-            wins = [p for p in st.values if st.mean(p) < target and self._beats_base(p)]
-            return min(wins, key=lambda p: (st.mean(p), st.first_seen[p])) if wins else None
+            # beating the base needs a lower mean first: the best such point that beats it
+            return next((p for p in st.below(st.mean(self.base)) if self._beats_base(p)), None)
         best = st.best()
         return best if best is not None and self._beats_base(best) else None
 
@@ -302,7 +310,11 @@ class AxisAsync(AxisBase):
             self.model.fit()
             self._model_fitted_at = st.results
         target = st.mean(self.base)
-        return [p for value, p in self.model.best(room, st.known) if value < target]
+        if self._known is not None:
+            picks = self.model.best_on_grid(room, self._known)
+        else:
+            picks = self.model.best(room, st.known)
+        return [p for value, p in picks if value < target]
 
     def _line_order(self) -> list[Line]:
         """Lines by the gain their fit predicts (most first), then in level order."""
@@ -492,6 +504,8 @@ class AxisAsync(AxisBase):
                                **info)
 
     def adopted_point(self, s: Suggestion, p: Point) -> None:
+        if self._known is not None:
+            self._known[p] = True
         kind = s.info.get("kind", "")
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         if kind == "model":
@@ -561,8 +575,9 @@ class AxisAsync(AxisBase):
                 and not st.pending:
             self.stop("every point failed", trial)
             return
-        if self._settled() and not self._gate() and not self._current_work() \
-                and not any(p in st.values for p in st.pending):   # no repeat in flight
+        if self._settled() and not self._gate() \
+                and not any(p in st.values for p in st.pending) \
+                and not self._current_work():                   # no repeat in flight
             if self._raise_level():
                 return
             fresh = self._restart_point() if self.restarts_left != 0 else None
@@ -577,16 +592,25 @@ class AxisAsync(AxisBase):
         """Where a settled search starts again: the best measured point at least two steps
         (on some axis) from every base so far, i.e. outside the region already searched;
         when there is none, an unmeasured point drawn at random outside it."""
-        bases = np.asarray(self.bases)
+        if self._near is not None:         # the boxes around the bases, as a grid mask
+            def outside(points: np.ndarray) -> np.ndarray:
+                return ~self._near[tuple(points.T)]
+        else:
+            bases = np.asarray(self.bases)
 
-        def outside(points: np.ndarray) -> np.ndarray:
-            return np.abs(points[:, None, :] - bases[None, :, :]).max(axis=2).min(axis=1) >= 2
+            def outside(points: np.ndarray) -> np.ndarray:
+                return np.abs(points[:, None, :] - bases[None, :, :]).max(axis=2).min(axis=1) >= 2
 
-        ranked = self.store.ranked()
-        if ranked:
-            far = np.flatnonzero(outside(np.asarray(ranked)))
-            if far.size:
-                return ranked[int(far[0])]
+        if self._near is not None:
+            far = next((p for p in self.store.ranked() if not self._near[p]), None)
+            if far is not None:
+                return far
+        else:
+            ranked = self.store.ranked()
+            if ranked:
+                hits = np.flatnonzero(outside(np.asarray(ranked)))
+                if hits.size:
+                    return ranked[int(hits[0])]
         rng = np.random.default_rng([self.settings.seed, 0x5EED, self.restarts])
         draws = np.stack([rng.integers(n, size=256) for n in self.grid.shape], axis=1)
         for i in np.flatnonzero(outside(draws)):

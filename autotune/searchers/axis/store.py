@@ -5,7 +5,9 @@ wants it; repeated values are averaged, and their spread pooled into the noise e
 """
 from __future__ import annotations
 
+import bisect
 import math
+from typing import Iterator
 
 from ..base import Result
 from .directions import Point
@@ -23,9 +25,13 @@ class Store:
         self.first_seen: dict[Point, int] = {}   # order in which points got their first value
         self.screened: set[Point] = set()       # fell out of a short screening run (no value)
         self.results = 0
-        self._noise: tuple[float, int] | None = None
-        self._means: dict[Point, float] = {}      # asked for in every ranking: kept, not summed
-        self._best: Point | None = None   # (sigma, degrees of freedom), cached
+        # kept up to date per result rather than recomputed over every point: the search
+        # asks for rankings and the noise on every decision, and resume replays them all
+        self._means: dict[Point, float] = {}
+        self._m2: dict[Point, float] = {}         # Welford's sum of squared deviations
+        self._order: list[tuple[float, int, Point]] = []   # (mean, first_seen, point), sorted
+        self._ss = 0.0                            # pooled over points measured twice or more
+        self._dof = 0
 
     def start(self, trial: int, p: Point) -> None:
         self.trial_point[trial] = p
@@ -54,21 +60,28 @@ class Store:
             return None
         self._release(p)
         self.results += 1
-        self._noise = None
         if result.ok and math.isfinite(result.loss):
-            vals = self.values.setdefault(p, [])
-            vals.append(float(result.loss))
-            before = self._means.get(p)
-            self._means[p] = sum(vals) / len(vals)
-            self.first_seen.setdefault(p, self.results)
-            if self._best is not None:
-                if p == self._best and self._means[p] > before:
-                    self._best = None                    # recomputed when next asked for
-                elif self._rank(p) < self._rank(self._best):
-                    self._best = p
+            self._add(p, float(result.loss))
         else:
             self.failed[p] = self.failed.get(p, 0) + 1
         return p
+
+    def _add(self, p: Point, x: float) -> None:
+        vals = self.values.setdefault(p, [])
+        vals.append(x)
+        n = len(vals)
+        if n == 1:
+            self.first_seen[p] = self.results
+            mean, m2 = x, 0.0
+        else:
+            old_mean, old_m2 = self._means[p], self._m2[p]
+            del self._order[bisect.bisect_left(self._order, (old_mean, self.first_seen[p], p))]
+            mean = old_mean + (x - old_mean) / n
+            m2 = old_m2 + (x - old_mean) * (x - mean)
+            self._ss += m2 - old_m2
+            self._dof += 1
+        self._means[p], self._m2[p] = mean, m2
+        bisect.insort(self._order, (mean, self.first_seen[p], p))
 
     def measured(self, p: Point) -> bool:
         """Has a result (a value, a failure, or screened out): never measured again unless
@@ -85,40 +98,31 @@ class Store:
         return self._means.get(p, math.inf)
 
     def spread(self, p: Point) -> float:
-        vals = self.values.get(p) or []
-        if len(vals) < 2:
-            return 0.0
-        m = sum(vals) / len(vals)
-        return math.sqrt(sum((x - m) ** 2 for x in vals) / (len(vals) - 1))
+        n = len(self.values.get(p, ()))
+        return math.sqrt(self._m2[p] / (n - 1)) if n > 1 else 0.0
 
     def noise(self) -> tuple[float, int]:
         """Pooled spread over every point measured more than once (0 when none), and its
         degrees of freedom (0: no point measured twice yet)."""
-        if self._noise is None:
-            ss, dof = 0.0, 0
-            for vals in self.values.values():
-                if len(vals) > 1:
-                    m = sum(vals) / len(vals)
-                    ss += sum((x - m) ** 2 for x in vals)
-                    dof += len(vals) - 1
-            self._noise = (math.sqrt(ss / dof) if dof else 0.0, dof)
-        return self._noise
+        dof = self._dof
+        return (math.sqrt(max(self._ss, 0.0) / dof) if dof else 0.0), dof
 
     def sigma(self) -> float:
         return self.noise()[0]
 
     def best(self) -> Point | None:
-        """The point with the lowest mean (earliest measured on ties); kept up to date by
-        ``finish`` and recomputed only when the best point's own mean rises."""
-        if self._best is None and self.values:
-            self._best = min(self.values, key=self._rank)
-        return self._best
-
-    def _rank(self, p: Point) -> tuple[float, int]:
-        return self._means[p], self.first_seen[p]
+        """The point with the lowest mean (earliest measured on ties)."""
+        return self._order[0][2] if self._order else None
 
     def ranked(self) -> list[Point]:
-        return sorted(self.values, key=self._rank)
+        return [p for _, _, p in self._order]
+
+    def below(self, target: float) -> Iterator[Point]:
+        """Points whose mean is below ``target``, lowest first."""
+        for mean, _, p in self._order:
+            if mean >= target:
+                return
+            yield p
 
     @property
     def in_flight(self) -> int:
