@@ -71,7 +71,8 @@ from .screen import Screening
 
 MAX_LINES = 200    # lines searched at once from a base before higher levels wait their turn
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
-TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
+TRANSFER_BASES = 4
+RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask  # earlier bases whose parallel lines may lend a new line their shape
 
 
 @register
@@ -605,8 +606,8 @@ class AxisAsync(AxisBase):
             far = next((p for p in self.store.ranked() if not self._near[p]), None)
             if far is not None:
                 return far
-        else:
-            ranked = self.store.ranked()
+        else:                              # the best few hundred only: a large grid's
+            ranked = self.store.ranked()[:RESTART_CANDIDATES]   # history can be long
             if ranked:
                 hits = np.flatnonzero(outside(np.asarray(ranked)))
                 if hits.size:
