@@ -1,7 +1,13 @@
 """The axis search's global additive model: exact on separable data, ordered proposals."""
+import itertools
+
 import numpy as np
 
-from autotune.searchers.axis.additive import AdditiveModel, all_points
+from autotune.searchers.axis.additive import AdditiveModel
+
+
+def all_points(shape):
+    return itertools.product(*(range(n) for n in shape))
 
 
 def test_a_separable_landscape_is_fitted_and_its_best_points_come_in_order():
@@ -19,6 +25,11 @@ def test_a_separable_landscape_is_fitted_and_its_best_points_come_in_order():
     brute = sorted((value(p), p) for p in pts if p not in sample[:5])[:10]
     assert [p for _, p in got] == [p for _, p in brute]
     assert [v for v, _ in got] == sorted(v for v, _ in got)
+    known = np.zeros(shape, dtype=bool)          # the whole-grid path agrees
+    for p in sample[:5]:
+        known[p] = True
+    whole = model.best_on_grid(10, known)
+    assert [p for _, p in whole] == [p for _, p in brute]
 
 
 def test_too_little_data_gives_no_proposal():

@@ -16,8 +16,7 @@ search caps how many are in flight (see search.py).
 from __future__ import annotations
 
 import heapq
-import itertools
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
@@ -121,7 +120,3 @@ class AdditiveModel:
                 break
         return out
 
-
-def all_points(shape: tuple[int, ...]) -> Iterable[Point]:
-    """Every grid point (tests only: the model never enumerates the grid)."""
-    return itertools.product(*(range(n) for n in shape))
