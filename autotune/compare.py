@@ -88,6 +88,7 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
     own = {k: v for k, v in search.items() if k in accepted}
     data["search"] = {**own, **plan.options.get(algorithm, {}), "algorithm": algorithm,
                       "seed": seed}
+    fixed_epochs_to_fidelity(data, algorithm)
     if plan.budget_s is not None:
         # the budget is the one limit: a trial count would cut short whichever algorithm
         # runs the cheapest trials (a multi-fidelity rung is a trial too)
@@ -109,6 +110,25 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
         return parse_study(data, base_dir=base_dir)
     except StudyError as exc:
         raise StudyError(f"[{algorithm}] {exc}") from None
+
+
+def fixed_epochs_to_fidelity(data: dict, algorithm: str) -> None:
+    """The study's training length fixed in the space (``epochs: 3``) is the full length the
+    other algorithms train; a run given a fidelity sets each trial's epochs itself, so the
+    fixed value leaves that run's space. Its ``max`` must be that length: the runs would
+    otherwise be judged at different lengths."""
+    fidelity = data["search"].get("fidelity")
+    space = data.get("space")
+    if not isinstance(fidelity, dict) or not isinstance(space, dict) or "epochs" not in space:
+        return
+    epochs = space["epochs"]
+    if isinstance(epochs, (dict, bool)) or not isinstance(epochs, int):
+        return  # a searched epochs (or a bad value) is the study parser's to name
+    if fidelity.get("max") != epochs:
+        raise StudyError(f"[{algorithm}] compare.options.{algorithm}.fidelity.max: expected the "
+                         f"study's space.epochs ({epochs}), the length the other runs train, "
+                         f"got {fidelity.get('max')!r}")
+    data["space"] = {k: v for k, v in space.items() if k != "epochs"}
 
 
 def compare(study_path: str, out_dir: str, algorithms: str | None = None,

@@ -116,3 +116,23 @@ def test_a_simulated_preview_without_cost_s_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--executor simulated: the objective's result has no cost_s (keys: loss, score)" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_fidelity_run_takes_the_length_the_space_fixes(tmp_path):
+    """The tiny D-DBPN study fixes ``epochs: 3`` and gives ASHA a fidelity up to 3: that run
+    sets each trial's epochs itself, the others train the fixed 3."""
+    from autotune.compare import parse_plan, run_study
+    from autotune.yamlfile import read_yaml
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "search_spaces",
+                        "d-dbpn-tiny.yaml")
+    raw = read_yaml(path)
+    plan = parse_plan(raw, None, None, None, None)
+    runs = {a: run_study(raw, plan, a, 0, os.path.dirname(path)) for a in plan.algorithms}
+    assert "epochs" not in runs["asha"].space.names
+    assert "epochs" in runs["axis"].space.names
+    raw["compare"]["options"]["asha"]["fidelity"]["max"] = 9
+    plan = parse_plan(raw, None, None, None, None)
+    with pytest.raises(StudyError, match=r"\[asha\] compare.options.asha.fidelity.max: "
+                                         r"expected the study's space.epochs \(3\)"):
+        run_study(raw, plan, "asha", 0, os.path.dirname(path))
