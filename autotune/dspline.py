@@ -22,6 +22,7 @@ pick the "most uncertain but promising" filler points.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -42,11 +43,7 @@ class DSpline:
         self.sub = extra + 1                      # fine intervals per grid interval
         self.offset = margin * self.sub           # fine index of position 0
         self.size = (n - 1) * self.sub + 1 + 2 * self.offset
-        m = self.size
-        diff = np.zeros((max(m - 2, 0), m))
-        for j in range(m - 2):
-            diff[j, j:j + 3] = (1.0, -2.0, 1.0)
-        self._penalty = self.alpha * diff.T @ diff
+        self._penalty = _penalty(self.size, self.alpha)
         self._index = self.offset + self.sub * np.arange(n)
         self.sums = np.zeros(n)
         self.counts = np.zeros(n)
@@ -172,6 +169,18 @@ class DSpline:
         """The one position the rule measures next (None when all are measured)."""
         order = self.ranking()
         return order[0] if order else None
+
+
+@functools.lru_cache(maxsize=64)
+def _penalty(m: int, alpha: float) -> np.ndarray:
+    """``alpha`` times D'D for the second-difference matrix D of ``m`` fine values: the same
+    for every line of one length, and a search builds thousands of lines (read-only)."""
+    diff = np.zeros((max(m - 2, 0), m))
+    for j in range(m - 2):
+        diff[j, j:j + 3] = (1.0, -2.0, 1.0)
+    out = alpha * diff.T @ diff
+    out.flags.writeable = False
+    return out
 
 
 def initial_positions(n: int) -> list[int]:

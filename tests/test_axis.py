@@ -354,6 +354,71 @@ def test_with_a_budget_a_settled_search_starts_again_and_reports_its_best_base()
     assert once.finished and once.summary()["restarts"] == 0
 
 
+def test_after_a_restart_the_base_moves_only_to_the_new_regions_own_points():
+    """A restart begins a new local search: its base never returns to a point measured
+    before the restart (the old valley's best would otherwise pull it straight back, and
+    each restart would measure a handful of points and return), while the reported setting
+    is still the best base of every region."""
+    s = budgeted("rosenbrock", instance=1)
+    drive(s, "rosenbrock", instance=1, limit=1500)
+    assert s.restarts >= 2
+    assert len(s.bases) == len(set(s.bases)), "a base was visited twice"
+    assert s.store.results / (s.restarts + 1) > 50
+    means = [s.store.mean(p) for p in s.bases if p in s.store.values]
+    assert s.summary()["base_mean"] == min(means)
+
+
+@pytest.mark.parametrize("fn,noise", [("rosenbrock", 0.0), ("multimodal", 0.02)])
+def test_restore_through_restarts_continues_as_the_live_search(fn, noise):
+    """The same as restoring mid-run above, across moves and restarts with lazily built
+    lines: the restored search never asks, so its lines are built only when results reach
+    them, while the live one built them all on its asks."""
+    calls = []
+    live = budgeted(fn, instance=1)
+    drive(live, fn, instance=1, noise=noise, calls=calls, limit=1200)
+    assert live.restarts >= 1
+    fresh = budgeted(fn, instance=1)
+    for call in calls:
+        if call[0] == "ask":
+            for s in call[2]:
+                fresh.adopt(s)
+        else:
+            fresh.tell(call[1])
+    assert fresh.summary() == live.summary()
+    for n in (1, 9):
+        assert [(x.trial, x.params, x.info) for x in fresh.ask(n)] == \
+            [(x.trial, x.params, x.info) for x in live.ask(n)]
+
+
+def test_a_lazy_line_built_late_is_the_line_built_at_once():
+    """Results elsewhere on the grid do not change a line: built at any moment before a
+    result lands on it, a lazy line is the line an eager one became."""
+    from autotune.searchers.axis.line import Line
+    s = make("axis", "bowl")
+    st, grid = s.store, s.grid
+    base, v = (3, 5, 5, 5), (0, 1, 0, 0)
+
+    def measure(p, value):
+        st.start(st.newest_trial + 1, p)
+        st.finish(Result(st.newest_trial, "ok", value))
+
+    for j, value in zip((0, 3, 7, 10), (4.0, 2.0, 1.0, 3.0)):   # the spread points
+        measure((3, j, 5, 5), value)
+    eager = Line(grid, base, v, st, alpha=0.1, patience=2, max_points=30)
+    lazy = Line(grid, base, v, st, alpha=0.1, patience=2, max_points=30, lazy=True)
+    assert not lazy.built
+    measure((4, 5, 5, 5), 0.5)               # off the line: nothing for either to take in
+    assert lazy.phase == "spline" and lazy.built
+    measure((3, 6, 5, 5), 0.7)               # on it: both take it in the same way
+    for line in (eager, lazy):
+        line.observe((3, 6, 5, 5), 0.7, st)
+    for name in ("phase", "done", "stale", "est_best", "seen"):
+        assert getattr(lazy, name) == getattr(eager, name), name
+    assert list(lazy.spline.counts) == list(eager.spline.counts) == [1, 0, 0, 1, 0, 0, 1, 1, 0, 0, 1]
+    assert np.allclose(lazy.spline.estimates(), eager.spline.estimates())
+    assert lazy.wanted(st) == eager.wanted(st)
+
+
 def test_the_additive_model_proposes_the_combination_of_the_axes_best_values():
     """On a separable bowl the model's first pick after the axis lines come back is the
     grid minimum itself, found before the lines could walk there base by base."""

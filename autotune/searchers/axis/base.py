@@ -44,9 +44,9 @@ class AxisBase(Searcher):
         self.base: Point | None = None
         self.moves = 0
 
-    def make_line(self, base: Point, v: Vec) -> Line:
+    def make_line(self, base: Point, v: Vec, lazy: bool = False) -> Line:
         return Line(self.grid, base, v, self.store, alpha=self.alpha, patience=self.patience,
-                    max_points=self.max_line_points)
+                    max_points=self.max_line_points, lazy=lazy)
 
     def first_points(self) -> list[Point]:
         """The initial sample: the start point, or a Latin hypercube (plus the start point)."""
@@ -64,10 +64,12 @@ class AxisBase(Searcher):
         return None if p is None else self.store.first_trial.get(p)
 
     def observe(self, lines: Iterable[Line], p: Point, result: Result) -> None:
-        """Give a result at ``p`` to every line through it (no value when it failed)."""
+        """Give a result at ``p`` to every line through it (no value when it failed); a lazy
+        line not built yet has no result to take in (its owner built every line through
+        ``p`` before this result entered the store)."""
         ok = result.ok and math.isfinite(result.loss)
         for line in lines:
-            if p in line.pos:
+            if line.built and p in line.pos:
                 line.observe(p, float(result.loss) if ok else None, self.store)
 
     def propose(self, p: Point, **info: Any):

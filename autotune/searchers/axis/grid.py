@@ -8,6 +8,8 @@ from ...errors import StudyError
 from ...space import SearchSpace
 from .directions import Point, Vec
 
+REMEMBERED = 4096   # lines (and neighbour pairs) kept for reuse; forgotten all at once beyond
+
 
 class Grid:
     """The free parameters as index axes."""
@@ -36,25 +38,29 @@ class Grid:
         """The points of the line through ``base`` along ``v``, from one edge to the other
         (remembered: the searches ask for the same lines again and again; do not modify)."""
         key = (base, v)
-        if key not in self._lines:
-            self._lines[key] = self._walk(base, v)
-        return self._lines[key]
+        found = self._lines.get(key)
+        if found is None:
+            if len(self._lines) >= REMEMBERED:     # a long search walks ever new bases
+                self._lines.clear()
+            found = self._lines[key] = self._walk(base, v)
+        return found
 
     def _walk(self, base: Point, v: Vec) -> list[Point]:
-        lo = 0
-        while self.inside(tuple(b - (lo + 1) * s for b, s in zip(base, v))):
-            lo += 1
-        hi = 0
-        while self.inside(tuple(b + (hi + 1) * s for b, s in zip(base, v))):
-            hi += 1
+        # steps that stay inside, backwards (lo) and forwards (hi), axis by axis
+        moving = [(b, s, n) for b, s, n in zip(base, v, self.shape) if s]
+        lo = min((b // s if s > 0 else (n - 1 - b) // -s) for b, s, n in moving)
+        hi = min(((n - 1 - b) // s if s > 0 else b // -s) for b, s, n in moving)
         return [tuple(b + t * s for b, s in zip(base, v)) for t in range(-lo, hi + 1)]
 
     def neighbours(self, base: Point, v: Vec) -> list[Point]:
         """base +- one step along v, inside the grid (remembered, like the lines)."""
         key = (base, v)
-        if key not in self._neighbours:
-            self._neighbours[key] = self._step(base, v)
-        return self._neighbours[key]
+        found = self._neighbours.get(key)
+        if found is None:
+            if len(self._neighbours) >= REMEMBERED:
+                self._neighbours.clear()
+            found = self._neighbours[key] = self._step(base, v)
+        return found
 
     def _step(self, base: Point, v: Vec) -> list[Point]:
         out = []

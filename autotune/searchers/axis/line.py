@@ -3,6 +3,14 @@
 First the four spread points, then the d-Spline's next-point rule, until the estimated best
 position has stayed put for ``patience`` new measurements in a row, or ``max_line_points``
 of its points are measured, or all of them are.
+
+A line can be built lazily. The search that moves often (``axis``) starts dozens of lines
+at every move, and most of them never get a result before the next move; building each in
+full (its points, its d-Spline fitted to what is already measured) on a resume of thousands
+of trials cost more than everything else together. A line's built state depends only on the
+store's results at its points, so building it at any moment before the next result on one of
+its points lands gives the same line: the owner builds the lines through a point before that
+point's result enters the store, and anything else that reads the line builds it on first use.
 """
 from __future__ import annotations
 
@@ -16,26 +24,51 @@ from .grid import Grid
 from .store import Store
 
 
+#: what a lazy line works out when it is built (read before that, any of them builds it)
+BUILT = frozenset({"points", "pos", "n", "init", "spline", "phase", "done", "stale",
+                   "est_best", "_best_due", "_order"})
+
+
 class Line:
     """The search along one direction through one base point."""
 
     def __init__(self, grid: Grid, base: Point, v: Vec, store: Store, *, alpha: float,
-                 patience: int, max_points: int):
+                 patience: int, max_points: int, lazy: bool = False):
         self.base = base
         self.v = v
         self.level = level_of(v)
-        self.points = grid.line(base, v)
+        self.alpha = alpha
+        self.patience = patience
+        self.max_points = max_points
+        self.seen = 0          # results this line has taken in (none before it is built)
+        self.built = False
+        self._grid, self._store = grid, store
+        if not lazy:
+            self.build()
+
+    def __getattr__(self, name: str):
+        # only called for attributes not set yet: the built state of a lazy line
+        if name in BUILT and not self.__dict__.get("built", True):
+            self.build()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def build(self) -> None:
+        """Work out the line from what the store holds at its points (once)."""
+        if self.built:
+            return
+        self.built = True
+        store = self._store
+        self.points = self._grid.line(self.base, self.v)
         self.pos = {p: i for i, p in enumerate(self.points)}
         self.n = len(self.points)
         self.init = [self.points[i] for i in initial_positions(self.n)]
-        self.spline = DSpline(self.n, alpha)
-        self.patience = patience
-        self.max_points = max_points
+        self.spline = DSpline(self.n, self.alpha)
         self.phase = "init"
         self.done = False
         self.stale = 0
         self.est_best: int | None = None
-        self.seen = 0          # results this line has taken in
+        self._best_due = False
         self._order: list[int] | None = None
         for p in self.points:
             for value in store.values.get(p, ()):
@@ -51,6 +84,9 @@ class Line:
 
     def observe(self, p: Point, value: float | None, store: Store) -> None:
         """A result at one of this line's points (value None: it failed)."""
+        if self._best_due:         # the estimate the line entered its d-Spline phase with
+            self.est_best = self.spline.best_position()
+            self._best_due = False
         if value is not None:
             self.spline.add(self.pos[p], value)
         self._order = None
@@ -68,7 +104,9 @@ class Line:
     def _enter_spline(self, store: Store) -> None:
         if all(store.measured(p) for p in self.init):
             self.phase = "spline"
-            self.est_best = self.spline.best_position()
+            # the fit's best position, worked out when the next result arrives (before that
+            # result is added): most lines never see another result, and the fit costs
+            self._best_due = True
             self.stale = 0
             self._check_done(store)
 

@@ -44,6 +44,13 @@ when the objective proved noisy -- the second measurements above. The reported s
 the base: the best mean among those measured ``repeats`` times when repeats are asked for;
 ``summary()`` gives its mean and spread, the pooled noise and whether noise was found.
 
+With a budget (``max_trials`` or ``max_compute_s``; ``restarts``) a settled search does not
+stop: it starts again from the best measured point outside the boxes around its bases (or an
+unmeasured one drawn there), at the first level again, as a new local search. That search
+reads every measurement but moves only to points of its own region (store.py), and the
+additive model's picks must then promise a new best overall; the reported setting stays the
+best verified base of all regions.
+
 With ``fidelity: {min, max, eta}`` every new point is screened by successive halving before
 it may count (axis_screen.py): short runs first, continued from their checkpoints while
 they stay promising, so most points that would not move the base cost a fraction of a full
@@ -62,7 +69,7 @@ from ..base import Result, SearchSettings, Suggestion
 from ..mf_common import parse_fidelity
 from ..registry import register
 from .base import AxisBase
-from .directions import Point, all_directions, directions, level_of
+from .directions import Point, Vec, all_directions, direction_between, directions, level_of
 from .line import Line, interleave
 from .options import LINE_OPTIONS, positive
 from .additive import AdditiveModel
@@ -134,7 +141,10 @@ class AxisAsync(AxisBase):
         while self.level < self.max_level and \
                 sum(len(directions(self.grid.d, k)) for k in range(1, self.level + 2)) <= MAX_LINES:
             self.level += 1
+        self.first_level = self.level       # a restart begins at it again
         self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
+        # lines not built yet, by base and direction (see _build_lines_through)
+        self._unbuilt: dict[Point, dict[Vec, list[Line]]] = {}
         self.bases: list[Point] = []          # every base so far, oldest first
         self.lines_searched = 0
         self.kinds: dict[str, int] = {}
@@ -147,8 +157,11 @@ class AxisAsync(AxisBase):
     def _move(self, base: Point) -> None:
         if self.base is not None:
             self.moves += 1
-            self.lines_searched += sum(1 for line in self.lines if line.done)
-            self.old_lines = [line for line in self.lines + self.old_lines if not line.done]
+            # a line that took no result since it started is kept unread (it is lazy: see
+            # line.py); whether it is done is asked only of lines that took one
+            self.lines_searched += sum(1 for line in self.lines if line.seen)
+            self.old_lines = [line for line in self.lines + self.old_lines
+                              if not line.seen or not line.done]
             # filler from earlier bases: the most recent ones only, so a long search does not
             # pay for every line it ever started on each ask
             self.old_lines = self.old_lines[:OLD_LINES]
@@ -158,10 +171,27 @@ class AxisAsync(AxisBase):
             self._near[tuple(slice(max(0, b - 1), b + 2) for b in base)] = True
         self.state = "search"
         self.lines = self._lines_through(base, 1, self.level)
+        self._unbuilt = {}
+        for line in self.lines + self.old_lines:
+            if not line.built:
+                self._unbuilt.setdefault(line.base, {}).setdefault(line.v, []).append(line)
 
     def _lines_through(self, base: Point, low: int, high: int) -> list[Line]:
-        return [self.make_line(base, v) for v in all_directions(self.grid.d, high)
+        return [self.make_line(base, v, lazy=True) for v in all_directions(self.grid.d, high)
                 if low <= level_of(v) and self.grid.usable(v)]
+
+    def _build_lines_through(self, p: Point) -> None:
+        """Build the lazy lines through ``p`` before a result at ``p`` enters the store (a
+        line built later would count that result as already there when it started)."""
+        for base, by_direction in self._unbuilt.items():
+            if p == base:
+                for lines in by_direction.values():
+                    for line in lines:
+                        line.build()
+                by_direction.clear()
+                continue
+            for line in by_direction.pop(direction_between(base, p), ()):
+                line.build()
 
     def _raise_level(self) -> bool:
         """Add the next level's lines through the base (the study's "add axes when
@@ -169,7 +199,10 @@ class AxisAsync(AxisBase):
         if self.level >= self.max_level:
             return False
         self.level += 1
-        self.lines += self._lines_through(self.base, self.level, self.level)
+        added = self._lines_through(self.base, self.level, self.level)
+        self.lines += added
+        for line in added:
+            self._unbuilt.setdefault(line.base, {}).setdefault(line.v, []).append(line)
         return True
 
     def _margin(self) -> float:
@@ -201,7 +234,7 @@ class AxisAsync(AxisBase):
         if not self._noisy() or self.base not in st.values or self.challengers <= 0:
             return []
         found = []
-        for p in st.below(st.mean(self.base)):
+        for p in st.below(st.mean(self.base), region=True):
             if p != self.base and st.count(p) < 2:
                 found.append(p)
                 if len(found) == self.challengers:
@@ -224,12 +257,14 @@ class AxisAsync(AxisBase):
         return mean_p < mean_b - self._margin()
 
     def _move_target(self) -> Point | None:
-        """The point the base moves to now, if any: the best by mean of those that beat it."""
+        """The point the base moves to now, if any: the best by mean of those that beat it,
+        among the points of the region (since the last restart: see store.py)."""
         st = self.store
         if self._noisy() and self.base in st.values:
             # beating the base needs a lower mean first: the best such point that beats it
-            return next((p for p in st.below(st.mean(self.base)) if self._beats_base(p)), None)
-        best = st.best()
+            return next((p for p in st.below(st.mean(self.base), region=True)
+                         if self._beats_base(p)), None)
+        best = st.region_best()
         return best if best is not None and self._beats_base(best) else None
 
     # ---- predictions ----------------------------------------------------------------------
@@ -311,6 +346,8 @@ class AxisAsync(AxisBase):
             self.model.fit()
             self._model_fitted_at = st.results
         target = st.mean(self.base)
+        if self.restarts:      # after a restart only a new best overall is worth a pick
+            target = min(target, st.mean(st.best()))
         if self._known is not None:
             picks = self.model.best_on_grid(room, self._known)
         else:
@@ -323,7 +360,8 @@ class AxisAsync(AxisBase):
         keyed = []
         for k, line in enumerate(self.lines):
             gain = 0.0
-            if line.phase == "spline" and self.base in st.values:
+            # a line that is done offers nothing, wherever it stands (and its fit costs)
+            if not line.done and line.phase == "spline" and self.base in st.values:
                 gain = min(0.0, float(np.min(line.spline.estimates())) - st.mean(self.base))
             keyed.append((gain, k, line))
         keyed.sort(key=lambda x: (x[0], x[1]))
@@ -532,6 +570,9 @@ class AxisAsync(AxisBase):
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:
         self.model_out.discard(result.trial)
+        p = self.store.trial_point.get(result.trial)
+        if p is not None:
+            self._build_lines_through(p)
         if self.screen is not None and self.screen.is_screen(result.trial) and result.ok \
                 and math.isfinite(result.loss):
             self._screened(result)
@@ -587,6 +628,8 @@ class AxisAsync(AxisBase):
                 return
             self.restarts += 1
             self.restarts_left -= 1 if self.restarts_left > 0 else 0
+            self.store.new_region(fresh)
+            self.level = self.first_level
             self._move(fresh)
 
     def _restart_point(self) -> Point | None:

@@ -2,6 +2,12 @@
 
 A point is measured at most once (unless repeats are asked for) whichever line or round
 wants it; repeated values are averaged, and their spread pooled into the noise estimate.
+
+Besides the ranking of every point, the store ranks the points of the current *region*: a
+search that restarts elsewhere begins a new local search that reads every measurement (its
+lines use them all) but moves only to its own finds, the points first started after the
+restart (and the restart point). Ranked against everything, the old valley's best would pull
+the new base straight back to where it came from.
 """
 from __future__ import annotations
 
@@ -30,6 +36,10 @@ class Store:
         self._means: dict[Point, float] = {}
         self._m2: dict[Point, float] = {}         # Welford's sum of squared deviations
         self._order: list[tuple[float, int, Point]] = []   # (mean, first_seen, point), sorted
+        self.newest_trial = -1                    # the highest trial id started so far
+        self._region_after = -1                   # the region's points: first started later,
+        self._region_start: Point | None = None   # or its start point
+        self._region: list[tuple[float, int, Point]] = []  # the region's part of _order
         self._ss = 0.0                            # pooled over points measured twice or more
         self._dof = 0
 
@@ -37,6 +47,18 @@ class Store:
         self.trial_point[trial] = p
         self.first_trial.setdefault(p, trial)
         self.pending[p] = self.pending.get(p, 0) + 1
+        self.newest_trial = max(self.newest_trial, trial)
+
+    def new_region(self, start: Point) -> None:
+        """From now on the region's ranking holds ``start`` and the points first started
+        after now."""
+        self._region_after = self.newest_trial
+        self._region_start = start
+        self._region = [(self._means[start], self.first_seen[start], start)] \
+            if start in self._means else []
+
+    def in_region(self, p: Point) -> bool:
+        return p == self._region_start or self.first_trial.get(p, -1) > self._region_after
 
     def continued(self, trial: int, p: Point) -> None:
         """A trial continuing ``p``'s screening run: ``p`` stays in flight as one point."""
@@ -70,18 +92,24 @@ class Store:
         vals = self.values.setdefault(p, [])
         vals.append(x)
         n = len(vals)
+        region = self._region if self.in_region(p) else None
         if n == 1:
             self.first_seen[p] = self.results
             mean, m2 = x, 0.0
         else:
             old_mean, old_m2 = self._means[p], self._m2[p]
-            del self._order[bisect.bisect_left(self._order, (old_mean, self.first_seen[p], p))]
+            old = (old_mean, self.first_seen[p], p)
+            del self._order[bisect.bisect_left(self._order, old)]
+            if region is not None:
+                del region[bisect.bisect_left(region, old)]
             mean = old_mean + (x - old_mean) / n
             m2 = old_m2 + (x - old_mean) * (x - mean)
             self._ss += m2 - old_m2
             self._dof += 1
         self._means[p], self._m2[p] = mean, m2
         bisect.insort(self._order, (mean, self.first_seen[p], p))
+        if region is not None:
+            bisect.insort(region, (mean, self.first_seen[p], p))
 
     def measured(self, p: Point) -> bool:
         """Has a result (a value, a failure, or screened out): never measured again unless
@@ -117,12 +145,17 @@ class Store:
     def ranked(self) -> list[Point]:
         return [p for _, _, p in self._order]
 
-    def below(self, target: float) -> Iterator[Point]:
-        """Points whose mean is below ``target``, lowest first."""
-        for mean, _, p in self._order:
+    def below(self, target: float, region: bool = False) -> Iterator[Point]:
+        """Points (of the region only: ``region``) whose mean is below ``target``, lowest
+        first."""
+        for mean, _, p in (self._region if region else self._order):
             if mean >= target:
                 return
             yield p
+
+    def region_best(self) -> Point | None:
+        """The region's point with the lowest mean."""
+        return self._region[0][2] if self._region else None
 
     @property
     def in_flight(self) -> int:
