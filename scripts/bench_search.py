@@ -53,6 +53,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import statistics
 import sys
 import time
@@ -234,30 +235,37 @@ def simulate(job: Job) -> dict[str, Any]:
 
 
 # ---- the cache ----------------------------------------------------------------------------
-def _digest(paths: Iterable[str], extra: str = "") -> str:
+def _digest(paths: Iterable[str], base: str, extra: str = "") -> str:
+    """The files' contents and their names relative to ``base`` (the same code checked out
+    in another folder has the same digest)."""
     h = hashlib.sha256(extra.encode())
     for path in sorted(set(paths)):
         with open(path, "rb") as fh:
-            h.update(path.encode() + fh.read())
+            h.update(os.path.relpath(path, base).encode() + fh.read())
     return h.hexdigest()[:12]
 
 
 def fingerprint(method: str) -> str:
-    """What a cached run depends on: its searcher's code, the landscapes, this loop."""
+    """What a cached run depends on: its searcher's code (its module, its subpackage, the
+    searcher base and the package modules these sources name), the landscapes, this loop."""
     module = sys.modules[SEARCHERS[method].__module__]
     here = os.path.dirname(module.__file__)
     root = os.path.dirname(sys.modules["autotune.searchers"].__file__)
     pkg = os.path.dirname(root)
-    files = [module.__file__, os.path.join(root, "base.py"), os.path.join(root, "mf_common.py"),
-             os.path.join(pkg, "space.py"), os.path.join(pkg, "dspline.py"),
-             os.path.join(pkg, "tpe.py"), landscapes.__file__]
+    own = [module.__file__]
     if here != root:                         # a searcher family in its own subpackage
-        files += [os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py")]
+        own += [os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py")]
+    text = "".join(open(path).read() for path in own)
+    files = own + [os.path.join(root, "base.py"), os.path.join(pkg, "space.py"),
+                   landscapes.__file__]
+    files += [os.path.join(root, "mf_common.py")] if "mf_common" in text else []
+    files += [os.path.join(pkg, f"{name}.py") for name in ("dspline", "tpe")
+              if re.search(rf"\b{name}\b", text)]
     extra = f"{SIM_VERSION}|{inspect.getsource(simulate)}"
     if method.startswith("optuna"):
         import optuna
         extra += f"|optuna {optuna.__version__}"
-    return _digest(files, extra)
+    return _digest(files, pkg, extra)
 
 
 def cache_path(job: Job, prints: dict[str, str], cache: str = CACHE) -> str:
