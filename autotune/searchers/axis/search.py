@@ -44,6 +44,11 @@ when the objective proved noisy -- the second measurements above. The reported s
 the base: the best mean among those measured ``repeats`` times when repeats are asked for;
 ``summary()`` gives its mean and spread, the pooled noise and whether noise was found.
 
+Two models look at all results at once and each has a few picks in flight beside the
+lines: a global additive model (additive.py: the combination of every axis's best values)
+and a local quadratic around the base (quadratic.py: the direction of an oblique valley,
+which no line has; it stops for a base after ``d + 4`` picks that did not move it).
+
 With a budget (``max_trials`` or ``max_compute_s``; ``restarts``) a settled search does not
 stop: it starts again from the best measured point outside the boxes around its bases (or an
 unmeasured one drawn there), at the first level again, as a new local search. That search
@@ -73,13 +78,14 @@ from .directions import Point, Vec, all_directions, direction_between, direction
 from .line import Line, interleave
 from .options import LINE_OPTIONS, positive
 from .additive import AdditiveModel
+from .quadratic import LocalQuadratic
 from .screen import Screening
 
 
 MAX_LINES = 200    # lines searched at once from a base before higher levels wait their turn
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
-TRANSFER_BASES = 4
-RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask  # earlier bases whose parallel lines may lend a new line their shape
+TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
+RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask
 
 
 @register
@@ -90,7 +96,7 @@ class AxisAsync(AxisBase):
                "neighbours": "bool", "transfer": "bool", "noise_check": "bool",
                "challengers": "int", "fidelity": "mapping", "screen_predicted": "bool",
                "model": "bool", "model_in_flight": "positive-int", "sweep": "bool",
-               "restarts": "int"}
+               "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -127,6 +133,13 @@ class AxisAsync(AxisBase):
         self._known = np.zeros(self.grid.shape, dtype=bool) if size <= 500_000 else None
         self._near = np.zeros(self.grid.shape, dtype=bool) if size <= 500_000 else None
         self.model_out: set[int] = set()      # trials of the model's picks still in flight
+        self.use_quadratic = bool(opts.get("quadratic", True))
+        self.quadratic_in_flight = int(opts.get("quadratic_in_flight",
+                                                max(1, settings.workers // 10)))
+        self.quadratic = LocalQuadratic(self.grid.shape)
+        self.quadratic_out: set[int] = set()  # trials of the quadratic's picks in flight
+        self.quadratic_misses = 0             # its picks told since the base last moved
+        self._quadratic_cache: tuple[tuple, list[tuple[Point, float]]] | None = None
         budget = settings.max_trials is not None or settings.max_compute_s is not None
         restarts = opts.get("restarts", -1 if budget else 0)
         if not isinstance(restarts, int) or restarts < -1:
@@ -167,6 +180,7 @@ class AxisAsync(AxisBase):
             self.old_lines = self.old_lines[:OLD_LINES]
         self.base = base
         self.bases.append(base)
+        self.quadratic_misses = 0
         if self._near is not None:
             self._near[tuple(slice(max(0, b - 1), b + 2) for b in base)] = True
         self.state = "search"
@@ -354,6 +368,35 @@ class AxisAsync(AxisBase):
             picks = self.model.best(room, st.known)
         return [p for value, p in picks if value < target]
 
+    def _quadratic_picks(self) -> list[Point]:
+        """The local quadratic's lowest predictions near the base below the base's value,
+        while fewer than ``quadratic_in_flight`` of its picks are out and fewer than
+        ``d + 4`` of them failed to move this base."""
+        st = self.store
+        room = self.quadratic_in_flight - len(self.quadratic_out)
+        if room <= 0 or self.base not in st.values \
+                or self.quadratic_misses >= self.grid.d + 4:
+            return []
+        key = (st.results, self.base)
+        if self._quadratic_cache is None or self._quadratic_cache[0] != key:
+            ranked: list[tuple[Point, float]] = []
+            coef = self.quadratic.fit(self.base)
+            if coef is not None:
+                target = st.mean(self.base)
+                points, pred = self.quadratic.candidates(self.base, coef, self.settings.seed)
+                for q, value in zip(points, pred):
+                    if value >= target:
+                        break
+                    ranked.append((tuple(int(x) for x in q), float(value)))
+            self._quadratic_cache = (key, ranked)   # results change it, asks do not
+        picks = []
+        for q, _ in self._quadratic_cache[1]:
+            if not st.known(q):
+                picks.append(q)
+                if len(picks) == room:
+                    break
+        return picks
+
     def _line_order(self) -> list[Line]:
         """Lines by the gain their fit predicts (most first), then in level order."""
         st = self.store
@@ -482,6 +525,10 @@ class AxisAsync(AxisBase):
                     take(p, {**info0, "kind": "predicted", "level": line.level,
                              "direction": line.text})
             yield
+            if self.use_quadratic:
+                for p in self._quadratic_picks():
+                    take(p, {**info0, "kind": "quadratic"})
+            yield
             if self.use_model:
                 for p in self._model_picks():
                     take(p, {**info0, "kind": "model"})
@@ -549,6 +596,8 @@ class AxisAsync(AxisBase):
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         if kind == "model":
             self.model_out.add(s.trial)
+        elif kind == "quadratic":
+            self.quadratic_out.add(s.trial)
         screen = self.screen
         if screen is None:
             self.store.start(s.trial, p)
@@ -573,15 +622,20 @@ class AxisAsync(AxisBase):
         p = self.store.trial_point.get(result.trial)
         if p is not None:
             self._build_lines_through(p)
+        quadratic, moves = result.trial in self.quadratic_out, self.moves
+        self.quadratic_out.discard(result.trial)
         if self.screen is not None and self.screen.is_screen(result.trial) and result.ok \
                 and math.isfinite(result.loss):
             self._screened(result)
-            return
-        super().tell(result)
+        else:
+            super().tell(result)
+        if quadratic and self.moves == moves:      # a pick that did not move the base
+            self.quadratic_misses += 1
 
     def told(self, p: Point, result: Result) -> None:
         if result.ok and math.isfinite(result.loss):
             self.model.add(p, float(result.loss))
+            self.quadratic.set(p, self.store.mean(p))
         if self.done:
             # a filler result that arrives after the end still counts for the reported setting
             if self.repeats == 1 and not self._noisy() and self._beats_base(p):
