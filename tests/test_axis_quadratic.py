@@ -72,3 +72,26 @@ def test_the_search_reaches_an_oblique_valleys_bottom_through_the_quadratic():
 
     with_it, without = first_hit(), first_hit(quadratic=False)
     assert with_it < without
+
+
+def test_a_lucky_point_is_judged_with_its_neighbours_under_noise():
+    """On a smooth bowl measured with noise, the point whose own two values were luckiest is
+    pulled towards what its neighbours say, and the true minimum, measured no better than
+    its value, comes out lower."""
+    model = LocalQuadratic((9, 9))
+    rng = np.random.default_rng(3)
+    sigma = 0.5
+
+    def bowl(p):
+        return float((p[0] - 4) ** 2 + (p[1] - 4) ** 2) * 0.1
+
+    for p in itertools.product(range(9), range(9)):
+        model.set(p, bowl(p) + sigma * rng.normal())
+    lucky, truth = (6, 6), (4, 4)
+    model.set(lucky, bowl(lucky) - 1.0)     # two unlucky-for-us values, mean 1.0 too low
+    model.set(truth, bowl(truth) + 0.2)
+    judged_lucky = model.smoothed(lucky, bowl(lucky) - 1.0, 2, sigma)
+    judged_truth = model.smoothed(truth, bowl(truth) + 0.2, 2, sigma)
+    assert bowl(lucky) - 1.0 < bowl(truth) + 0.2       # by their own means the lucky one wins
+    assert judged_truth < judged_lucky                  # judged with the neighbours it does not
+    assert model.smoothed(lucky, 1.23, 2, 0.0) == 1.23  # no noise: the mean stands

@@ -71,6 +71,33 @@ class LocalQuadratic:
         coef, *_ = np.linalg.lstsq(x, self._vals[near], rcond=None)
         return coef
 
+    def smoothed(self, p: Point, mean: float, count: int, sigma: float) -> float:
+        """``p``'s value judged by its own measurements and by its neighbours together: the
+        point's mean and the quadratic fitted to the points nearest it (``p`` left out),
+        weighted by how far each is to be trusted. The mean's variance is sigma^2/count;
+        the fit's is its residual variance beyond the noise (how far the landscape is from
+        a quadratic there: large on a rugged one, which leaves the point's own mean to
+        decide) plus the noise it averages. Under noise, a setting chosen by its own two
+        measurements is the luckiest of many; the neighbours tell how lucky."""
+        row = self._row.get(p)
+        n = len(self._row)
+        need = 3 * self.unknowns
+        if sigma <= 0 or count <= 0 or n < need + 1:
+            return mean
+        offsets = self._pts[:n] - np.asarray(p)
+        dist = np.einsum("ij,ij->i", offsets, offsets).astype(float)
+        if row is not None:
+            dist[row] = np.inf
+        near = np.argpartition(dist, need - 1)[:need]
+        x = self.features(offsets[near])
+        coef, *_ = np.linalg.lstsq(x, self._vals[near], rcond=None)
+        resid = self._vals[near] - x @ coef
+        spread = float(resid @ resid) / max(1, need - self.unknowns)
+        fit_var = max(spread - sigma ** 2, 0.0) + sigma ** 2 * self.unknowns / need
+        own_var = sigma ** 2 / count
+        w_fit, w_own = 1.0 / max(fit_var, 1e-300), 1.0 / own_var
+        return float((w_own * mean + w_fit * coef[0]) / (w_own + w_fit))
+
     def minimum(self, coef: np.ndarray) -> np.ndarray | None:
         """Where the fitted quadratic is lowest (an offset), when it is a bowl."""
         d = self.d

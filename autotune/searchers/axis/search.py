@@ -38,6 +38,12 @@ more than ``noise_margin`` standard errors (pooled spread of all repeats), other
 after its second measurement still beats it; so a single lucky value neither moves the base
 nor becomes the reported setting, which is then always a point measured at least twice.
 
+Under noise (found by the probe, repeats not asked for) the reported setting is chosen among
+the bases and every point measured twice by a value that weighs each point's own mean
+against the local quadratic fitted to its neighbours (quadratic.py): on a smooth landscape
+the neighbours expose the luckiest of many twice-measured points; on a rugged one the fit is
+poor and the point's own mean decides.
+
 Every point is measured at most once, except the repeats asked for with ``repeats`` and,
 with ``noise_check`` (default; ``noise_check: false`` turns it off), the probe and -- only
 when the objective proved noisy -- the second measurements above. The reported setting is
@@ -140,6 +146,7 @@ class AxisAsync(AxisBase):
         self.quadratic_out: set[int] = set()  # trials of the quadratic's picks in flight
         self.quadratic_misses = 0             # its picks told since the base last moved
         self._quadratic_cache: tuple[tuple, list[tuple[Point, float]]] | None = None
+        self._reported_cache: tuple[tuple, Point] | None = None
         budget = settings.max_trials is not None or settings.max_compute_s is not None
         restarts = opts.get("restarts", -1 if budget else 0)
         if not isinstance(restarts, int) or restarts < -1:
@@ -727,7 +734,23 @@ class AxisAsync(AxisBase):
         pool = [p for p in pool if st.count(p) >= need] or pool
         if not pool:
             return self.base
+        if self.repeats == 1 and self._noisy():
+            return self._smoothed_choice(pool)
         return min(pool, key=lambda p: (st.mean(p), p != self.base, st.first_seen[p]))
+
+    def _smoothed_choice(self, bases: list[Point]) -> Point:
+        """Under noise: of the bases and every point measured twice, the lowest value as
+        judged by its own mean and its neighbours' quadratic together (quadratic.py)."""
+        st = self.store
+        key = (st.results, tuple(bases))
+        if self._reported_cache is None or self._reported_cache[0] != key:
+            sigma = st.sigma()
+            pool = list(dict.fromkeys(bases + [p for p in st.values if st.count(p) >= 2]))
+            judged = {p: self.quadratic.smoothed(p, st.mean(p), st.count(p), sigma)
+                      for p in pool}
+            best = min(pool, key=lambda p: (judged[p], p != self.base, st.first_seen[p]))
+            self._reported_cache = (key, best)
+        return self._reported_cache[1]
 
     def _current_work(self) -> bool:
         """Is there work for the base's own lines (not filler from earlier bases)?"""
