@@ -368,6 +368,32 @@ def test_after_a_restart_the_base_moves_only_to_the_new_regions_own_points():
     assert s.summary()["base_mean"] == min(means)
 
 
+def test_a_stalled_budgeted_search_restarts_without_waiting_for_its_last_lines():
+    """With a budget, ``stall`` results without a move start a new region even while lines
+    through the base are open; without a budget the search never restarts."""
+    def first_restart(stall):
+        s = budgeted("rosenbrock", instance=1, stall=stall)
+        tell, seen = s.tell, []
+
+        def watched(result):
+            lines, results = s.lines, s.store.results
+            tell(result)
+            if s.restarts and not seen:
+                seen.append((results, sum(1 for line in lines if not line.done)))
+
+        s.tell = watched
+        drive(s, "rosenbrock", instance=1, limit=700)
+        return seen[0] if seen else (10 ** 6, 0)
+
+    quick, still_open = first_restart(25)
+    patient, _ = first_restart(10 ** 6)
+    assert quick < patient
+    assert still_open > 0          # it did not wait for every line through that base
+    once = make("axis", "rosenbrock", instance=1, stall=5)
+    drive(once, "rosenbrock", instance=1, limit=900)
+    assert once.summary()["restarts"] == 0
+
+
 @pytest.mark.parametrize("fn,noise", [("rosenbrock", 0.0), ("multimodal", 0.02)])
 def test_restore_through_restarts_continues_as_the_live_search(fn, noise):
     """The same as restoring mid-run above, across moves and restarts with lazily built

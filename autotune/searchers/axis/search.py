@@ -57,10 +57,13 @@ which no line has; it stops for a base after ``d + 4`` picks that did not move i
 
 With a budget (``max_trials`` or ``max_compute_s``; ``restarts``) a settled search does not
 stop: it starts again from the best measured point outside the boxes around its bases (or an
-unmeasured one drawn there), at the first level again, as a new local search. That search
-reads every measurement but moves only to points of its own region (store.py), and the
-additive model's picks must then promise a new best overall; the reported setting stays the
-best verified base of all regions.
+unmeasured one drawn there), at the first level again, as a new local search. It restarts
+too when ``stall`` results (2 x max_concurrent) went by without a move, even with lines
+through the base still open: their last points rarely move a settled base, and a wave of
+workers spent on them is a wave not spent elsewhere. The new search reads every measurement
+but moves only to points of its own region (store.py), and the additive model's picks must
+then promise a new best overall; the reported setting stays the best verified base of all
+regions.
 
 With ``fidelity: {min, max, eta}`` every new point is screened by successive halving before
 it may count (axis_screen.py): short runs first, continued from their checkpoints while
@@ -102,7 +105,8 @@ class AxisAsync(AxisBase):
                "neighbours": "bool", "transfer": "bool", "noise_check": "bool",
                "challengers": "int", "fidelity": "mapping", "screen_predicted": "bool",
                "model": "bool", "model_in_flight": "positive-int", "sweep": "bool",
-               "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int"}
+               "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int",
+               "stall": "positive-int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -153,6 +157,11 @@ class AxisAsync(AxisBase):
             raise StudyError(f"search.restarts: expected an integer >= 0 (or -1: as many as "
                              f"the budget allows), got {restarts!r}")
         self.restarts_left = restarts        # -1: until max_trials / max_compute_s stops it
+        # results without a move after which a search that may restart does so, however
+        # many of its lines are still open: their last points rarely move a settled base
+        self.stall = positive(opts, "stall", max(20, 2 * settings.workers), integer=True,
+                              minimum=1)
+        self.moved_at = 0                    # the store's result count at the last move
         self.restarts = 0
         self.lines: list[Line] = []
         # the levels searched from the start: all of them while that is a few hundred lines
@@ -188,6 +197,7 @@ class AxisAsync(AxisBase):
         self.base = base
         self.bases.append(base)
         self.quadratic_misses = 0
+        self.moved_at = self.store.results
         if self._near is not None:
             self._near[tuple(slice(max(0, b - 1), b + 2) for b in base)] = True
         self.state = "search"
@@ -678,10 +688,13 @@ class AxisAsync(AxisBase):
                 and not st.pending:
             self.stop("every point failed", trial)
             return
-        if self._settled() and not self._gate() \
-                and not any(p in st.values for p in st.pending) \
-                and not self._current_work():                   # no repeat in flight
+        stalled = self.restarts_left != 0 and st.results - self.moved_at >= self.stall \
+            and not self._gate()
+        if stalled or (self._settled() and not self._gate()
+                       and not any(p in st.values for p in st.pending)   # no repeat in flight
+                       and not self._current_work()):
             if self._raise_level():
+                self.moved_at = st.results        # the new level's lines get their turn
                 return
             fresh = self._restart_point() if self.restarts_left != 0 else None
             if fresh is None:
