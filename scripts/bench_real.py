@@ -345,10 +345,38 @@ def format_table(bench: Bench, metric: str = "niqe", mode: str = "min") -> str:
         lines.append(f"  {r.method} s{r.seed} ({r.source}, searched {fmt(r.search_value)}): "
                      f"{describe(r.retrained.params)} -> "
                      + ", ".join(fmt(v) for v in r.retrained.values) + failed)
+    noise = rerun_noise(bench)
+    if noise is not None:
+        sd, settings = noise
+        runs = max_runs(bench)
+        lines.append("")
+        lines.append(f"re-run noise: pooled sd {sd:.4f} over {settings} re-trained settings "
+                     f"(a mean of {runs} re-runs: +-{sd / math.sqrt(runs):.4f})")
     lines.append("")
     lines.append(verdict(medians, mode))
     lines.append(f"wall time of this invocation: {bench.wall_s / 60:.1f} min")
     return "\n".join(lines)
+
+
+def rerun_noise(bench: Bench) -> tuple[float, int] | None:
+    """The pooled standard deviation of re-runs of one setting (each re-trained setting
+    counted once): how far apart two methods' means must be to mean anything."""
+    seen = {r.retrained.directory: r.retrained for r in bench.runs if r.retrained is not None}
+    if bench.reference is not None:
+        seen[bench.reference.directory] = bench.reference
+    squares, dof = 0.0, 0
+    for got in seen.values():
+        if len(got.values) > 1:
+            mean = statistics.fmean(got.values)
+            squares += sum((v - mean) ** 2 for v in got.values)
+            dof += len(got.values) - 1
+    if not dof:
+        return None
+    return math.sqrt(squares / dof), sum(len(g.values) > 1 for g in seen.values())
+
+
+def max_runs(bench: Bench) -> int:
+    return max((len(r.retrained.values) for r in bench.runs if r.retrained), default=1)
 
 
 def verdict(medians: dict[str, float | None], mode: str = "min") -> str:

@@ -92,13 +92,13 @@ def test_the_retrained_values_are_the_objectives_own(tmp_path):
 
 def make_bench(axis: float, other: float) -> bench_real.Bench:
     def run(method, seed, mean):
-        r = bench_real.Retrained({"x": 1.0}, [mean - 0.1, mean + 0.1], 0, "d")
+        r = bench_real.Retrained({"x": 1.0}, [mean - 0.1, mean + 0.1], 0, f"{method}-{seed}")
         return bench_real.RunResult(method, seed, "setting" if method == "axis" else "best",
                                     mean - 0.5, 300.0, 12, r)
 
     b = bench_real.Bench([run("axis", 0, axis), run("axis", 1, axis + 1),
                           run("random", 0, other), run("random", 1, other + 1)])
-    b.reference = bench_real.Retrained({"x": 3.0}, [9.0, 11.0], 0, "d")
+    b.reference = bench_real.Retrained({"x": 3.0}, [9.0, 11.0], 0, "start")
     return b
 
 
@@ -110,6 +110,8 @@ def test_the_table_gives_medians_ratios_and_the_verdict():
     assert rows["random"][6:] == ["4.0000", "300", "12"]   # searched (median), compute s, evals
     assert rows["start"][1:4] == ["fixed", "10.0000", "4.000"]
     assert "is no worse than any other method's" in text
+    # four settings re-run as mean +- 0.1, the reference as 10 +- 1: sqrt((4 * 0.02 + 2) / 5)
+    assert "re-run noise: pooled sd 0.6450 over 5 re-trained settings" in text
     worse = bench_real.format_table(make_bench(4.0, 2.0), "niqe")
     assert "target: axis's median re-trained value is WORSE than random (2.5000)" in worse
 
