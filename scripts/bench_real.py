@@ -352,6 +352,11 @@ def format_table(bench: Bench, metric: str = "niqe", mode: str = "min") -> str:
         lines.append("")
         lines.append(f"re-run noise: pooled sd {sd:.4f} over {settings} re-trained settings "
                      f"(a mean of {runs} re-runs: +-{sd / math.sqrt(runs):.4f})")
+        paired = paired_noise(bench)
+        if paired is not None:
+            lines.append(f"every setting is re-run with the same training seeds: without the "
+                         f"seeds' common effect the sd is {paired:.4f} (a difference of two "
+                         f"{runs}-run means: +-{paired * math.sqrt(2 / runs):.4f})")
     lines.append("")
     lines.append(verdict(medians, mode))
     lines.append(f"wall time of this invocation: {bench.wall_s / 60:.1f} min")
@@ -359,20 +364,42 @@ def format_table(bench: Bench, metric: str = "niqe", mode: str = "min") -> str:
 
 
 def rerun_noise(bench: Bench) -> tuple[float, int] | None:
-    """The pooled standard deviation of re-runs of one setting (each re-trained setting
-    counted once): how far apart two methods' means must be to mean anything."""
-    seen = {r.retrained.directory: r.retrained for r in bench.runs if r.retrained is not None}
-    if bench.reference is not None:
-        seen[bench.reference.directory] = bench.reference
+    """The pooled standard deviation of one setting's re-runs (each setting counted once), and
+    how many settings it pools."""
+    seen = retrained_settings(bench)
     squares, dof = 0.0, 0
-    for got in seen.values():
+    for got in seen:
         if len(got.values) > 1:
             mean = statistics.fmean(got.values)
             squares += sum((v - mean) ** 2 for v in got.values)
             dof += len(got.values) - 1
     if not dof:
         return None
-    return math.sqrt(squares / dof), sum(len(g.values) > 1 for g in seen.values())
+    return math.sqrt(squares / dof), sum(len(g.values) > 1 for g in seen)
+
+
+def retrained_settings(bench: Bench) -> list[Retrained]:
+    """Each re-trained setting once (seeds that report one setting share its re-trains)."""
+    seen = {r.retrained.directory: r.retrained for r in bench.runs if r.retrained is not None}
+    if bench.reference is not None:
+        seen[bench.reference.directory] = bench.reference
+    return list(seen.values())
+
+
+def paired_noise(bench: Bench) -> float | None:
+    """The residual sd of a two-way layout (setting x training seed): re-run k of every setting
+    uses the same training seed, so a seed that trains well for one setting tends to for all;
+    what is left after that common effect is the noise a comparison of settings faces."""
+    runs = max_runs(bench)
+    rows = [g.values for g in retrained_settings(bench) if len(g.values) == runs and not g.failed]
+    if len(rows) < 2 or runs < 2:
+        return None
+    grand = statistics.fmean(v for row in rows for v in row)
+    row_means = [statistics.fmean(row) for row in rows]
+    col_means = [statistics.fmean(row[k] for row in rows) for k in range(runs)]
+    squares = sum((row[k] - row_means[i] - col_means[k] + grand) ** 2
+                  for i, row in enumerate(rows) for k in range(runs))
+    return math.sqrt(squares / ((len(rows) - 1) * (runs - 1)))
 
 
 def max_runs(bench: Bench) -> int:

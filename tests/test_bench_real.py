@@ -112,6 +112,11 @@ def test_the_table_gives_medians_ratios_and_the_verdict():
     assert "is no worse than any other method's" in text
     # four settings re-run as mean +- 0.1, the reference as 10 +- 1: sqrt((4 * 0.02 + 2) / 5)
     assert "re-run noise: pooled sd 0.6450 over 5 re-trained settings" in text
+    # seed 1 is 0.2 above seed 0 for four settings, 2.0 for the fifth: residual sd sqrt(1.296 / 4)
+    assert "without the seeds' common effect the sd is 0.5692" in text
+    same = make_bench(2.0, 4.0)
+    same.reference = bench_real.Retrained({"x": 3.0}, [9.9, 10.1], 0, "start")
+    assert bench_real.paired_noise(same) == pytest.approx(0.0, abs=1e-12)
     worse = bench_real.format_table(make_bench(4.0, 2.0), "niqe")
     assert "target: axis's median re-trained value is WORSE than random (2.5000)" in worse
 
