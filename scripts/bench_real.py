@@ -12,12 +12,14 @@ pretrain with fresh training seeds, and those re-trained values are what the tab
   is also what the searcher's own summary names). The table says which ("setting" / "best").
 * A re-train is a study of its own with every parameter fixed at the setting's values, run by
   the project's driver with the study's own executor and objective; its trials differ only in
-  ``ctx.seed`` (distinct per trial: the D-DBPN fine-tune seeds its weights' initialisation of
-  the discriminator, the patch sampler and torch's RNG from it). Every setting is re-trained
-  with the same ``--retrain-seed``, i.e. the same training seeds: equal settings get equal
-  re-runs, and differences between methods are not differences of luck in the re-runs.
-  Re-trains are cached by the setting (``DIR/retrain/<hash>/``): two seeds that report the
-  same setting share one.
+  ``ctx.seed`` (distinct per trial: the D-DBPN fine-tune seeds Python's, NumPy's and torch's
+  generators, hence the discriminator's initial weights, and its patch sampler from it).
+  Every setting is re-trained with the same ``--retrain-seed``, i.e. the same training
+  seeds: equal settings get equal re-runs, and a seed that trains well trains well for every
+  method's setting (the table's last lines give the noise left after that common effect).
+  Re-trains are cached by the setting and seed (``DIR/retrain/<hash>/``): two seeds that
+  report the same setting share one. ``--retrain-seed 1000,2000`` pools the re-trains of
+  both seeds (``--repeats`` under each).
 * The conventional setting (the study's ``search.start``) is re-trained the same way, as a
   reference for what the search gained.
 
@@ -101,8 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, help="search runs per method (default 3)")
     p.add_argument("--budget", type=float, help=f"compute seconds per run (default {BUDGET_S:g})")
     p.add_argument("--repeats", type=int, help="re-trainings per reported setting (default 3)")
-    p.add_argument("--retrain-seed", type=int, default=1000,
-                   help="study seed of every re-train (its trials' training seeds derive from it)")
+    p.add_argument("--retrain-seed", default="1000",
+                   help="study seed of every re-train (its trials' training seeds derive from "
+                        "it); several, comma-separated, pool --repeats re-trains per seed")
     p.add_argument("--dir", help="where the runs go (default bench_results/real/<study>-b<budget>)")
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK['seeds']} seed, budget {QUICK['budget']:g} s, "
@@ -123,6 +126,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if m not in SEARCHERS:
             raise StudyError(f"--methods: unknown {m!r} (expected some of: "
                              f"{', '.join(sorted(SEARCHERS))})")
+    try:
+        args.retrain_seed = [int(s) for s in str(args.retrain_seed).split(",")]
+    except ValueError:
+        raise StudyError(f"--retrain-seed: expected integers, comma-separated, got "
+                         f"{args.retrain_seed!r}") from None
+    if len(set(args.retrain_seed)) != len(args.retrain_seed):
+        raise StudyError(f"--retrain-seed: a seed given twice in {args.retrain_seed}")
     for key in ("seeds", "repeats"):
         if getattr(args, key) < 1:
             raise StudyError(f"--{key}: expected a positive integer, got {getattr(args, key)}")
@@ -237,6 +247,16 @@ def retrain(raw: dict[str, Any], params: dict[str, Any], root: str, repeats: int
     return Retrained(dict(params), [float(t.value) for t in ok], failed, directory)
 
 
+def retrain_pooled(raw: dict[str, Any], params: dict[str, Any], root: str, repeats: int,
+                   seeds: list[int], cache_dir: str | None) -> Retrained:
+    """``repeats`` re-trains under each re-train seed, their values in seed order (so re-run
+    k of every setting has the same training seed): one study directory per seed, so a
+    second seed adds runs to those of the first without repeating them."""
+    parts = [retrain(raw, params, root, repeats, seed, cache_dir) for seed in seeds]
+    return Retrained(dict(params), [v for p in parts for v in p.values],
+                     sum(p.failed for p in parts), ",".join(p.directory for p in parts))
+
+
 # ---- the whole bench ---------------------------------------------------------------------
 def run_bench(args: argparse.Namespace, progress: bool = True) -> Bench:
     from autotune.compare import compare
@@ -266,16 +286,16 @@ def run_bench(args: argparse.Namespace, progress: bool = True) -> Bench:
                 if progress:
                     print(f"bench_real: re-training {method} seed {seed} ({source}) "
                           f"{describe(params)}", flush=True)
-                run.retrained = retrain(raw, params, os.path.join(out, "retrain"), args.repeats,
-                                        args.retrain_seed, cache)
+                run.retrained = retrain_pooled(raw, params, os.path.join(out, "retrain"),
+                                               args.repeats, args.retrain_seed, cache)
             bench.runs.append(run)
     start = (raw.get("search") or {}).get("start")
     if start and not args.no_reference:
         if progress:
             print(f"bench_real: re-training the conventional setting {describe(start)}",
                   flush=True)
-        bench.reference = retrain(raw, dict(start), os.path.join(out, "retrain"), args.repeats,
-                                  args.retrain_seed, cache)
+        bench.reference = retrain_pooled(raw, dict(start), os.path.join(out, "retrain"),
+                                         args.repeats, args.retrain_seed, cache)
     bench.wall_s = time.monotonic() - started
     return bench
 
@@ -445,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"study {args.study}: methods {', '.join(args.methods)}; {args.seeds} seed(s); "
           f"budget {args.budget:g} compute-s per run; {args.repeats} re-trains per setting "
-          f"(retrain seed {args.retrain_seed}); runs in {args.dir}")
+          f"under each re-train seed ({','.join(map(str, args.retrain_seed))}); "
+          f"runs in {args.dir}")
     print(format_table(bench, str(objective.get("metric", "value")),
                        str(objective.get("mode", "min"))))
     return 0

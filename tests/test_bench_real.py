@@ -86,6 +86,11 @@ def test_the_retrained_values_are_the_objectives_own(tmp_path):
     # base 0.5 + 1/3 at the bowl's minimum, plus noise of sd 0.05
     assert all(abs(v - (0.5 + 1 / 3)) < 0.25 for v in got.values)
     assert len(set(got.values)) == 3
+    # a second re-train seed adds its runs to the first's, which are re-read, not re-run
+    pooled = bench_real.retrain_pooled(raw, {"x": 1.0, "y": -0.5}, str(tmp_path / "r"), 3,
+                                       [7, 8], str(tmp_path / "cache"))
+    assert pooled.values[:3] == got.values and len(set(pooled.values)) == 6
+    assert len(history(got.directory).trials) == 3
     with pytest.raises(bench_real.StudyError, match="re-train: the setting has no value for y"):
         bench_real.retrain(raw, {"x": 1.0}, str(tmp_path / "r"), 1, 7, None)
 
@@ -126,6 +131,8 @@ def test_the_table_gives_medians_ratios_and_the_verdict():
     (["--budget", "0"], "--budget: expected a positive number"),
     (["--seeds", "0"], "--seeds: expected a positive integer"),
     (["--study", "no/such.yaml"], "--study: no such file"),
+    (["--retrain-seed", "1,x"], "--retrain-seed: expected integers"),
+    (["--retrain-seed", "1,1"], "--retrain-seed: a seed given twice"),
 ])
 def test_bad_input_is_one_line_with_exit_2_and_nothing_written(tmp_path, capsys, args, words):
     out = tmp_path / "bench"
