@@ -368,9 +368,14 @@ class AxisAsync(AxisBase):
 
     def _model_picks(self) -> list[Point]:
         """The additive model's lowest predictions below the base, while fewer than
-        ``model_in_flight`` of its picks are out."""
+        ``model_in_flight`` of its picks are out; its single lowest one even beyond that
+        (up to three times as many out): the first picks go out on the first few results,
+        and the model that has seen every axis whole must not wait an hour for them."""
         st = self.store
-        room = self.model_in_flight - len(self.model_out)
+        out = len(self.model_out)
+        room = self.model_in_flight - out
+        if room <= 0 and out < 3 * self.model_in_flight:
+            room = 1
         if room <= 0 or self.base not in st.values or len(st.values) < 2 * self.grid.d:
             return []
         if self._model_fitted_at != st.results:
@@ -520,6 +525,14 @@ class AxisAsync(AxisBase):
                 line = owner[p]
                 take(p, {**info0, "kind": kind, "level": line.level, "direction": line.text})
 
+        def sweep() -> None:
+            """The whole of every axis line through the base, nearest the base first."""
+            for line in self.lines:
+                if line.level == 1 and not line.done:
+                    for q in sorted(line.points,
+                                    key=lambda q: abs(line.pos[q] - line.pos[self.base])):
+                        take(q, {**info0, "kind": "sweep", "level": 1, "direction": line.text})
+
         def stages() -> Iterator[None]:
             """The work, most useful first; a batch that is full stops at the next yield
             (the later stages cost the most to work out)."""
@@ -559,13 +572,8 @@ class AxisAsync(AxisBase):
             ordered = self._line_order()
             tier(ordered, self._offers(ordered), "line")
             yield
-            if self.sweep:      # the whole of every axis line through the base
-                for line in self.lines:
-                    if line.level == 1 and not line.done:
-                        for q in sorted(line.points,
-                                        key=lambda q: abs(line.pos[q] - line.pos[self.base])):
-                            take(q, {**info0, "kind": "sweep", "level": 1,
-                                     "direction": line.text})
+            if self.sweep:
+                sweep()
             yield
             tier(ordered, self._parallel_offers(ordered), "line")
             yield
