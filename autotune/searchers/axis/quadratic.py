@@ -7,7 +7,7 @@ such direction: every line through the base rises, the search settles short of t
 and the additive model, which has no interactions, cannot see it either. A full quadratic
 fitted by least squares to the measured points nearest the base has the valley's direction
 in its cross terms; its lowest predictions on the grid around the base (and at its own
-minimum, when it has one near) are measured as proposals, a few at a time. On a bowl it is
+minimum, and a step of a few points towards it) are measured as proposals, a few at a time. On a bowl it is
 exact; elsewhere it is a local guess that costs one trial per pick, like the additive
 model's.
 
@@ -25,7 +25,7 @@ from .directions import Point
 
 BOX = 2               # proposals: the grid points within this many steps of the base
 MAX_BOX_POINTS = 20_000   # beyond that, a seeded sample of the box
-REACH = 4             # the model's own minimum is used while this close to the base
+REACH = 4             # a step towards the model's own minimum goes at most this far
 
 
 class LocalQuadratic:
@@ -116,8 +116,8 @@ class LocalQuadratic:
             return None
 
     def candidates(self, base: Point, coef: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Grid points near ``base`` (the box, and the model's own minimum when near) and
-        the model's predictions there, lowest first."""
+        """Grid points near ``base`` (the box; the model's own minimum and a step towards it)
+        and the model's predictions there, lowest first (a point may come twice)."""
         d = self.d
         if (2 * BOX + 1) ** d <= MAX_BOX_POINTS:
             offsets = np.array(list(itertools.product(range(-BOX, BOX + 1), repeat=d)))
@@ -126,9 +126,12 @@ class LocalQuadratic:
             offsets = rng.integers(-BOX, BOX + 1, size=(MAX_BOX_POINTS, d))
         low = self.minimum(coef)
         if low is not None and np.all(np.isfinite(low)):
-            step = np.rint(low)
-            if np.abs(step).max() <= REACH:
-                offsets = np.vstack([offsets, step.astype(offsets.dtype)])
+            # the model's own minimum, clipped to the grid, and a step of at most REACH
+            # towards it (a trust region: how far the fit is believed)
+            far = np.clip(np.rint(low), -np.asarray(base), self.shape - 1 - np.asarray(base))
+            reach = np.abs(low).max()
+            near = np.rint(low * min(1.0, REACH / reach)) if reach > 0 else far
+            offsets = np.vstack([offsets, far.astype(offsets.dtype), near.astype(offsets.dtype)])
         points = offsets + np.asarray(base)
         inside = np.all((points >= 0) & (points < self.shape), axis=1)
         points, offsets = points[inside], offsets[inside]

@@ -413,7 +413,7 @@ class AxisAsync(AxisBase):
             self._quadratic_cache = (key, ranked)   # results change it, asks do not
         picks = []
         for q, _ in self._quadratic_cache[1]:
-            if not st.known(q):
+            if not st.known(q) and q not in picks:
                 picks.append(q)
                 if len(picks) == room:
                     break
