@@ -46,7 +46,8 @@ class AdditiveModel:
 
     def add(self, p: Point, value: float) -> None:
         cols = self.offsets + np.asarray(p, dtype=int)
-        self.xtx[np.ix_(cols, cols)] += 1.0
+        # one column per axis, all different: the d x d block of ones, as flat positions
+        self.xtx.flat[(cols[:, None] * self.xtx.shape[0] + cols).ravel()] += 1.0
         self.xty[cols] += value
         self.n += 1
         self.total += value

@@ -50,7 +50,9 @@ class Grid:
         moving = [(b, s, n) for b, s, n in zip(base, v, self.shape) if s]
         lo = min((b // s if s > 0 else (n - 1 - b) // -s) for b, s, n in moving)
         hi = min(((n - 1 - b) // s if s > 0 else b // -s) for b, s, n in moving)
-        return [tuple(b + t * s for b, s in zip(base, v)) for t in range(-lo, hi + 1)]
+        coords = [range(b - lo * s, b + (hi + 1) * s, s) if s else [b] * (lo + hi + 1)
+                  for b, s in zip(base, v)]
+        return list(zip(*coords))
 
     def neighbours(self, base: Point, v: Vec) -> list[Point]:
         """base +- one step along v, inside the grid (remembered, like the lines)."""

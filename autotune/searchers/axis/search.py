@@ -72,6 +72,7 @@ run. Continuations of screened points go before all other work.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Iterator
 
@@ -173,7 +174,7 @@ class AxisAsync(AxisBase):
         self.first_level = self.level       # a restart begins at it again
         self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
         # lines not built yet, by base and direction (see _build_lines_through)
-        self._unbuilt: dict[Point, dict[Vec, list[Line]]] = {}
+        self._by_base: dict[Point, dict[Vec, list[Line]]] = {}
         self.bases: list[Point] = []          # every base so far, oldest first
         self.lines_searched = 0
         self.kinds: dict[str, int] = {}
@@ -202,27 +203,29 @@ class AxisAsync(AxisBase):
             self._near[tuple(slice(max(0, b - 1), b + 2) for b in base)] = True
         self.state = "search"
         self.lines = self._lines_through(base, 1, self.level)
-        self._unbuilt = {}
-        for line in self.lines + self.old_lines:
-            if not line.built:
-                self._unbuilt.setdefault(line.base, {}).setdefault(line.v, []).append(line)
+        self._by_base = {}
+        self._index(self.lines + self.old_lines)
+
+    def _index(self, lines: list[Line]) -> None:
+        for line in lines:
+            self._by_base.setdefault(line.base, {}).setdefault(line.v, []).append(line)
 
     def _lines_through(self, base: Point, low: int, high: int) -> list[Line]:
         return [self.make_line(base, v, lazy=True) for v in all_directions(self.grid.d, high)
                 if low <= level_of(v) and self.grid.usable(v)]
 
-    def _build_lines_through(self, p: Point) -> None:
-        """Build the lazy lines through ``p`` before a result at ``p`` enters the store (a
-        line built later would count that result as already there when it started)."""
-        for base, by_direction in self._unbuilt.items():
+    def _lines_at(self, p: Point) -> list[Line]:
+        """The lines (of the base's and the earlier ones kept) that pass through ``p``: found
+        by the direction from each line's base to ``p``, not by asking every line (a search
+        with many parameters keeps hundreds)."""
+        out: list[Line] = []
+        for base, by_direction in self._by_base.items():
             if p == base:
                 for lines in by_direction.values():
-                    for line in lines:
-                        line.build()
-                by_direction.clear()
-                continue
-            for line in by_direction.pop(direction_between(base, p), ()):
-                line.build()
+                    out += lines
+            else:
+                out += by_direction.get(direction_between(base, p), ())
+        return out
 
     def _raise_level(self) -> bool:
         """Add the next level's lines through the base (the study's "add axes when
@@ -232,8 +235,7 @@ class AxisAsync(AxisBase):
         self.level += 1
         added = self._lines_through(self.base, self.level, self.level)
         self.lines += added
-        for line in added:
-            self._unbuilt.setdefault(line.base, {}).setdefault(line.v, []).append(line)
+        self._index(added)
         return True
 
     def _margin(self) -> float:
@@ -645,8 +647,9 @@ class AxisAsync(AxisBase):
     def tell(self, result: Result) -> None:
         self.model_out.discard(result.trial)
         p = self.store.trial_point.get(result.trial)
-        if p is not None:
-            self._build_lines_through(p)
+        if p is not None:       # lazy lines through p read the store before p's result
+            for line in self._lines_at(p):
+                line.build()
         quadratic, moves = result.trial in self.quadratic_out, self.moves
         self.quadratic_out.discard(result.trial)
         if self.screen is not None and self.screen.is_screen(result.trial) and result.ok \
@@ -666,7 +669,7 @@ class AxisAsync(AxisBase):
             if self.repeats == 1 and not self._noisy() and self._beats_base(p):
                 self.base = p
             return
-        self.observe(self.lines + self.old_lines, p, result)
+        self.observe(self._lines_at(p), p, result)
         self._advance(result.trial)
 
     def _screened(self, result: Result) -> None:
@@ -675,7 +678,7 @@ class AxisAsync(AxisBase):
         if self.screen.judge(result.trial, p, float(result.loss), self.base) or self.done:
             return
         self.store.screen_out(p)
-        self.observe(self.lines + self.old_lines, p, Result(result.trial, "failed", None))
+        self.observe(self._lines_at(p), p, Result(result.trial, "failed", None))
         self._advance(result.trial)
 
     def _advance(self, trial: int) -> None:
@@ -731,8 +734,8 @@ class AxisAsync(AxisBase):
             far = next((p for p in self.store.ranked() if not self._near[p]), None)
             if far is not None:
                 return far
-        else:                              # the best few hundred only: a large grid's
-            ranked = self.store.ranked()[:RESTART_CANDIDATES]   # history can be long
+        else:          # the best few hundred only (a large grid's history can be long)
+            ranked = list(itertools.islice(self.store.ranked(), RESTART_CANDIDATES))
             if ranked:
                 hits = np.flatnonzero(outside(np.asarray(ranked)))
                 if hits.size:

@@ -142,8 +142,9 @@ class Store:
         """The point with the lowest mean (earliest measured on ties)."""
         return self._order[0][2] if self._order else None
 
-    def ranked(self) -> list[Point]:
-        return [p for _, _, p in self._order]
+    def ranked(self) -> Iterator[Point]:
+        """Every point with a value, lowest mean first (an iterator: callers take a few)."""
+        return (p for _, _, p in self._order)
 
     def below(self, target: float, region: bool = False) -> Iterator[Point]:
         """Points (of the region only: ``region``) whose mean is below ``target``, lowest
