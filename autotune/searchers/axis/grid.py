@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ...errors import StudyError
 from ...space import SearchSpace
 from .directions import Point, Vec
 
-REMEMBERED = 4096   # lines (and neighbour pairs) kept for reuse; forgotten all at once beyond
+REMEMBERED = 16384  # lines (and neighbour pairs) kept for reuse, the most recently used
 
 
 class Grid:
@@ -22,8 +22,8 @@ class Grid:
         self.d = len(self.shape)
         if self.d == 0:
             raise StudyError(f"space: {who} needs at least one parameter that is not fixed")
-        self._lines: dict[tuple[Point, Vec], list[Point]] = {}
-        self._neighbours: dict[tuple[Point, Vec], list[Point]] = {}
+        self._lines = Recent(self._walk)
+        self._neighbours = Recent(self._step)
 
     def centre(self) -> Point:
         return tuple(n // 2 for n in self.shape)
@@ -37,13 +37,7 @@ class Grid:
     def line(self, base: Point, v: Vec) -> list[Point]:
         """The points of the line through ``base`` along ``v``, from one edge to the other
         (remembered: the searches ask for the same lines again and again; do not modify)."""
-        key = (base, v)
-        found = self._lines.get(key)
-        if found is None:
-            if len(self._lines) >= REMEMBERED:     # a long search walks ever new bases
-                self._lines.clear()
-            found = self._lines[key] = self._walk(base, v)
-        return found
+        return self._lines.get(base, v)
 
     def _walk(self, base: Point, v: Vec) -> list[Point]:
         # steps that stay inside, backwards (lo) and forwards (hi), axis by axis
@@ -56,13 +50,7 @@ class Grid:
 
     def neighbours(self, base: Point, v: Vec) -> list[Point]:
         """base +- one step along v, inside the grid (remembered, like the lines)."""
-        key = (base, v)
-        found = self._neighbours.get(key)
-        if found is None:
-            if len(self._neighbours) >= REMEMBERED:
-                self._neighbours.clear()
-            found = self._neighbours[key] = self._step(base, v)
-        return found
+        return self._neighbours.get(base, v)
 
     def _step(self, base: Point, v: Vec) -> list[Point]:
         out = []
@@ -82,6 +70,30 @@ class Grid:
             if same_value(candidate, value):
                 return i
         return None
+
+
+class Recent:
+    """``make(base, v)`` remembered for the keys used lately: two generations of at most
+    REMEMBERED entries, the older dropped when the newer fills (a long search walks ever new
+    bases, so remembering everything grows without end, and forgetting everything at once
+    makes a search with thousands of lines recompute them all on every ask)."""
+
+    def __init__(self, make: Callable[[Point, Vec], list[Point]]):
+        self.make = make
+        self.new: dict[tuple[Point, Vec], list[Point]] = {}
+        self.old: dict[tuple[Point, Vec], list[Point]] = {}
+
+    def get(self, base: Point, v: Vec) -> list[Point]:
+        key = (base, v)
+        found = self.new.get(key)
+        if found is None:
+            found = self.old.get(key)
+            if found is None:
+                found = self.make(base, v)
+            if len(self.new) >= REMEMBERED:
+                self.old, self.new = self.new, {}
+            self.new[key] = found
+        return found
 
 
 def same_value(a: Any, b: Any) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 from .directions import Point
 
 BOX = 2               # proposals: the grid points within this many steps of the base
-MAX_BOX_POINTS = 20_000   # beyond that, a seeded sample of the box
+MAX_BOX_POINTS = 2_000    # beyond that, a seeded sample of the box (d > 4)
 REACH = 4             # a step towards the model's own minimum goes at most this far
 
 

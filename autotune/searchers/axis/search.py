@@ -307,7 +307,9 @@ class AxisAsync(AxisBase):
         own = int(line.spline.measured.sum())
         if line.phase == "spline" or own >= 3:
             return line.spline.estimates()
-        if not self.transfer or self.base not in st.values:
+        # lent by parallel lines of earlier bases: the axes and their pairs only (with many
+        # parameters the higher levels hold thousands of lines, and each would look back)
+        if not self.transfer or line.level > 2 or self.base not in st.values:
             return None
         # the nearest earlier base whose parallel line has a fit with at least four points
         for old in reversed(self.bases[-1 - TRANSFER_BASES:-1]):
