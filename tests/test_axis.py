@@ -394,6 +394,29 @@ def test_a_stalled_budgeted_search_restarts_without_waiting_for_its_last_lines()
     assert once.summary()["restarts"] == 0
 
 
+def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
+    """The last trials of a max_trials budget (here max(workers, budget / 10) = 50) go to
+    the few best candidates for the reported setting, not to new points; without noise the
+    search explores to the end."""
+    def kinds(noise):
+        space = parse_space(bf.space("bowl", 2))
+        s = SEARCHERS["axis"](SearchSettings(space, 0, 50, 400, options={}))
+        trials = drive(s, "bowl", instance=2, noise=noise, limit=400)
+        return s, trials
+
+    s, trials = kinds(0.05)        # (the loop asks on past the budget: the driver stops)
+    last = [t for t in trials if 350 <= t.trial < 400]
+    assert len(last) == 50 and all(t.info.get("kind") == "final" for t in last)
+    assert not any(t.info.get("kind") == "final" for t in trials if t.trial < 350)
+    first = {}
+    for t in trials:
+        first.setdefault(bf.index_of(t.params), t.trial)
+    assert all(first[bf.index_of(t.params)] < 350 for t in last)   # measured again, not new
+    assert s.store.count(s.reported()) >= 5
+    clean, trials = kinds(0.0)
+    assert not any(t.info.get("kind") == "final" for t in trials)
+
+
 @pytest.mark.parametrize("fn,noise", [("rosenbrock", 0.0), ("multimodal", 0.02)])
 def test_restore_through_restarts_continues_as_the_live_search(fn, noise):
     """The same as restoring mid-run above, across moves and restarts with lazily built

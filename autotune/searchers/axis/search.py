@@ -44,6 +44,11 @@ against the local quadratic fitted to its neighbours (quadratic.py): on a smooth
 the neighbours expose the luckiest of many twice-measured points; on a rugged one the fit is
 poor and the point's own mean decides.
 
+With a ``max_trials`` budget under noise, the last ``max(max_concurrent, max_trials / 10)``
+trials measure the five best candidates for the reported setting again (``final``), the
+least measured first, instead of exploring: the reported setting comes with its spread from
+several measurements, not two.
+
 Every point is measured at most once, except the repeats asked for with ``repeats`` and,
 with ``noise_check`` (default; ``noise_check: false`` turns it off), the probe and -- only
 when the objective proved noisy -- the second measurements above. The reported setting is
@@ -95,6 +100,7 @@ from .screen import Screening
 MAX_LINES = 200    # lines searched at once from a base before higher levels wait their turn
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
 TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
+FINALISTS = 5              # candidates measured again at the end of a budget under noise
 RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask
 
 
@@ -152,6 +158,7 @@ class AxisAsync(AxisBase):
         self.quadratic_misses = 0             # its picks told since the base last moved
         self._quadratic_cache: tuple[tuple, list[tuple[Point, float]]] | None = None
         self._reported_cache: tuple[tuple, Point] | None = None
+        self._finalists_cache: tuple[int, list[Point]] | None = None
         budget = settings.max_trials is not None or settings.max_compute_s is not None
         restarts = opts.get("restarts", -1 if budget else 0)
         if not isinstance(restarts, int) or restarts < -1:
@@ -546,6 +553,14 @@ class AxisAsync(AxisBase):
                 return
             if self.state != "search":
                 return
+            finalists = self._finalists()
+            if finalists:      # the end of a trial budget under noise: confirm, not explore
+                while not full():
+                    p = min(finalists, key=lambda q: (st.count(q) + st.pending.get(q, 0)
+                                                      + extra.get(q, 0), finalists.index(q)))
+                    out.append((p, {**info0, "kind": "final"}))
+                    extra[p] = extra.get(p, 0) + 1
+                return
             take(self.base, {**info0, "kind": "base"})
             if self._checking() and (self._noisy() or not self._probed()):
                 repeat(self.base, 2)       # the noise probe; when noisy, every base is verified
@@ -763,6 +778,30 @@ class AxisAsync(AxisBase):
         if self.repeats == 1 and self._noisy():
             return self._smoothed_choice(pool)
         return min(pool, key=lambda p: (st.mean(p), p != self.base, st.first_seen[p]))
+
+    def _finalists(self) -> list[Point]:
+        """Under noise, once no more than ``max(max_concurrent, max_trials / 10)`` trials of
+        the budget are left to ask: the few best candidates for the reported setting (by
+        the same judgement as ``reported``), which those trials measure again instead of
+        exploring. A setting picked among many twice-measured points is the luckiest of
+        them; more measurements of the few best tell them apart (the AT study's second aim:
+        a stable setting)."""
+        budget = self.settings.max_trials
+        if budget is None or self.repeats > 1 or not self._noisy() \
+                or budget - self.next_trial > max(self.settings.workers, budget // 10):
+            return []
+        st = self.store
+        if self._finalists_cache is not None and self._finalists_cache[0] == st.results:
+            return self._finalists_cache[1]
+        sigma = st.sigma()
+        pool = [p for p in dict.fromkeys(self.bases) if p in st.values]
+        pool += [p for p in st.values if st.count(p) >= 2]
+        pool += list(itertools.islice(st.ranked(), FINALISTS))
+        judged = {p: self.quadratic.smoothed(p, st.mean(p), st.count(p), sigma)
+                  for p in dict.fromkeys(pool)}
+        best = sorted(judged, key=lambda p: (judged[p], st.first_seen[p]))[:FINALISTS]
+        self._finalists_cache = (st.results, best)   # results change it, asks do not
+        return best
 
     def _smoothed_choice(self, bases: list[Point]) -> Point:
         """Under noise: of the bases and every point measured twice, the lowest value as
