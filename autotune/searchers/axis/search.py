@@ -44,8 +44,8 @@ against the local quadratic fitted to its neighbours (quadratic.py): on a smooth
 the neighbours expose the luckiest of many twice-measured points; on a rugged one the fit is
 poor and the point's own mean decides.
 
-With a ``max_trials`` budget under noise, the last ``max(max_concurrent, max_trials / 10)``
-trials measure the five best candidates for the reported setting again (``final``), the
+With a ``max_trials`` budget under noise, the last tenth of it (at least max_concurrent
+trials, at most twice that) measure the five best candidates for the reported setting again (``final``), the
 least measured first, instead of exploring: the reported setting comes with its spread from
 several measurements, not two.
 
@@ -780,15 +780,16 @@ class AxisAsync(AxisBase):
         return min(pool, key=lambda p: (st.mean(p), p != self.base, st.first_seen[p]))
 
     def _finalists(self) -> list[Point]:
-        """Under noise, once no more than ``max(max_concurrent, max_trials / 10)`` trials of
-        the budget are left to ask: the few best candidates for the reported setting (by
+        """Under noise, once no more than a tenth of the budget is left to ask (at least
+        max_concurrent trials, at most twice that: beyond, more measurements of five points
+        tell little more): the few best candidates for the reported setting (by
         the same judgement as ``reported``), which those trials measure again instead of
         exploring. A setting picked among many twice-measured points is the luckiest of
         them; more measurements of the few best tell them apart (the AT study's second aim:
         a stable setting)."""
         budget = self.settings.max_trials
         if budget is None or self.repeats > 1 or not self._noisy() \
-                or budget - self.next_trial > max(self.settings.workers, budget // 10):
+                or budget - self.next_trial > self._final_trials(budget):
             return []
         st = self.store
         if self._finalists_cache is not None and self._finalists_cache[0] == st.results:
@@ -802,6 +803,10 @@ class AxisAsync(AxisBase):
         best = sorted(judged, key=lambda p: (judged[p], st.first_seen[p]))[:FINALISTS]
         self._finalists_cache = (st.results, best)   # results change it, asks do not
         return best
+
+    def _final_trials(self, budget: int) -> int:
+        workers = self.settings.workers
+        return max(workers, min(budget // 10, 2 * workers))
 
     def _smoothed_choice(self, bases: list[Point]) -> Point:
         """Under noise: of the bases and every point measured twice, the lowest value as
