@@ -255,7 +255,10 @@ def fingerprint(method: str) -> str:
     own = [module.__file__]
     if here != root:                         # a searcher family in its own subpackage
         own += [os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py")]
-    text = "".join(open(path).read() for path in own)
+    text = ""
+    for path in own:
+        with open(path) as fh:
+            text += fh.read()
     files = own + [os.path.join(root, "base.py"), os.path.join(pkg, "space.py"),
                    landscapes.__file__]
     files += [os.path.join(root, "mf_common.py")] if "mf_common" in text else []

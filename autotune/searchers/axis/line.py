@@ -23,7 +23,6 @@ from .directions import Point, Vec, dir_text, level_of
 from .grid import Grid
 from .store import Store
 
-
 #: what a lazy line works out when it is built (read before that, any of them builds it)
 BUILT = frozenset({"points", "pos", "n", "init", "spline", "phase", "done", "stale",
                    "est_best", "_best_due", "_order"})

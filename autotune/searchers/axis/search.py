@@ -88,11 +88,11 @@ from ...errors import StudyError
 from ..base import Result, SearchSettings, Suggestion
 from ..mf_common import parse_fidelity
 from ..registry import register
+from .additive import AdditiveModel
 from .base import AxisBase
 from .directions import Point, Vec, all_directions, direction_between, directions, level_of
 from .line import Line, interleave
 from .options import LINE_OPTIONS, positive
-from .additive import AdditiveModel
 from .quadratic import LocalQuadratic
 from .screen import Screening
 
