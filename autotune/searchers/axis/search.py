@@ -39,7 +39,7 @@ after its second measurement still beats it; so a single lucky value neither mov
 nor becomes the reported setting, which is then always a point measured at least twice.
 
 Under noise (found by the probe, repeats not asked for) the reported setting is chosen among
-the bases and every point measured twice by a value that weighs each point's own mean
+the bases and the 20 best points measured twice by a value that weighs each point's own mean
 against the local quadratic fitted to its neighbours (quadratic.py): on a smooth landscape
 the neighbours expose the luckiest of many twice-measured points; on a rugged one the fit is
 poor and the point's own mean decides.
@@ -101,6 +101,7 @@ MAX_LINES = 200    # lines searched at once from a base before higher levels wai
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
 TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
 FINALISTS = 5              # candidates measured again at the end of a budget under noise
+CANDIDATES = 20            # twice-measured points judged beside the bases for the report
 RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask
 
 
@@ -796,26 +797,38 @@ class AxisAsync(AxisBase):
             return self._finalists_cache[1]
         sigma = st.sigma()
         pool = [p for p in dict.fromkeys(self.bases) if p in st.values]
-        pool += [p for p in st.values if st.count(p) >= 2]
-        pool += list(itertools.islice(st.ranked(), FINALISTS))
+        pool += self._twice_measured() + list(itertools.islice(st.ranked(), FINALISTS))
         judged = {p: self.quadratic.smoothed(p, st.mean(p), st.count(p), sigma)
                   for p in dict.fromkeys(pool)}
         best = sorted(judged, key=lambda p: (judged[p], st.first_seen[p]))[:FINALISTS]
         self._finalists_cache = (st.results, best)   # results change it, asks do not
         return best
 
+    def _twice_measured(self) -> list[Point]:
+        """The best few points measured at least twice, by mean: the candidates beside the
+        bases (each is judged with a least-squares fit, so they are kept few; with many
+        parameters one fit is a solve of hundreds of unknowns)."""
+        st = self.store
+        out = []
+        for p in itertools.islice(st.ranked(), 20 * CANDIDATES):
+            if st.count(p) >= 2:
+                out.append(p)
+                if len(out) == CANDIDATES:
+                    break
+        return out
+
     def _final_trials(self, budget: int) -> int:
         workers = self.settings.workers
         return max(workers, min(budget // 10, 2 * workers))
 
     def _smoothed_choice(self, bases: list[Point]) -> Point:
-        """Under noise: of the bases and every point measured twice, the lowest value as
+        """Under noise: of the bases and the best points measured twice, the lowest value as
         judged by its own mean and its neighbours' quadratic together (quadratic.py)."""
         st = self.store
         key = (st.results, tuple(bases))
         if self._reported_cache is None or self._reported_cache[0] != key:
             sigma = st.sigma()
-            pool = list(dict.fromkeys(bases + [p for p in st.values if st.count(p) >= 2]))
+            pool = list(dict.fromkeys(bases + self._twice_measured()))
             judged = {p: self.quadratic.smoothed(p, st.mean(p), st.count(p), sigma)
                       for p in pool}
             best = min(pool, key=lambda p: (judged[p], p != self.base, st.first_seen[p]))
