@@ -36,6 +36,7 @@ class Line:
         self.base = base
         self.v = v
         self.level = level_of(v)
+        self.text = dir_text(v)
         self.alpha = alpha
         self.patience = patience
         self.max_points = max_points
@@ -74,9 +75,6 @@ class Line:
                 self.spline.add(self.pos[p], value)
         self._enter_spline(store)
 
-    @property
-    def text(self) -> str:
-        return dir_text(self.v)
 
     def measured_count(self, store: Store) -> int:
         return sum(1 for p in self.points if store.measured(p))

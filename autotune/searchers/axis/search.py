@@ -98,6 +98,7 @@ from .screen import Screening
 
 
 MAX_LINES = 200    # lines searched at once from a base before higher levels wait their turn
+MAX_ALL_LINES = 1000   # the most lines through one base, levels added when stalled included
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
 TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
 FINALISTS = 5              # candidates measured again at the end of a budget under noise
@@ -237,8 +238,12 @@ class AxisAsync(AxisBase):
 
     def _raise_level(self) -> bool:
         """Add the next level's lines through the base (the study's "add axes when
-        stalled"); False when every level is already searched."""
-        if self.level >= self.max_level:
+        stalled"); False when every level is already searched, or when the next would
+        take the lines through one base past ``MAX_ALL_LINES`` (sixteen parameters have
+        2,240 directions of level 3 and 14,560 of level 4: every move would plan them all,
+        and a settled search does better to restart or stop)."""
+        if self.level >= self.max_level or len(self.lines) + len(
+                directions(self.grid.d, self.level + 1)) > MAX_ALL_LINES:
             return False
         self.level += 1
         added = self._lines_through(self.base, self.level, self.level)
