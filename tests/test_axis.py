@@ -417,6 +417,26 @@ def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
     assert not any(t.info.get("kind") == "final" for t in trials)
 
 
+def test_levels_are_added_only_while_the_lines_through_a_base_stay_within_the_limit():
+    """Twelve parameters of four values: levels 1 and 2 are 144 lines; level 3 would add
+    880 and pass 1,000, so a settled search restarts instead of raising it."""
+    space = parse_space({f"x{i}": {"values": [0, 1, 2, 3]} for i in range(12)})
+    s = SEARCHERS["axis"](SearchSettings(space, 0, 20, 400, options={}))
+    most, told = 0, 0
+    while told < 400 and not s.finished:
+        batch = s.ask(20)
+        for sug in batch:
+            x = [sug.params[f"x{i}"] for i in range(12)]
+            s.tell(Result(sug.trial, "ok", float(sum((v - 1 - (i % 2)) ** 2
+                                                      for i, v in enumerate(x)))))
+            told += 1
+            most = max(most, len(s.lines))
+        if not batch:
+            break
+    assert s.restarts >= 1 and s.level == 2
+    assert most <= 1000
+
+
 @pytest.mark.parametrize("fn,noise", [("rosenbrock", 0.0), ("multimodal", 0.02)])
 def test_restore_through_restarts_continues_as_the_live_search(fn, noise):
     """The same as restoring mid-run above, across moves and restarts with lazily built
