@@ -161,6 +161,18 @@ def test_async_refills_a_freed_slot_at_once():
     assert len(again) == 1  # no waiting for the batch
 
 
+def replay(fresh, calls):
+    """``fresh`` handed what ``drive`` recorded: the suggestions (adopt) and the results
+    (tell), in order, without ever asking."""
+    for call in calls:
+        if call[0] == "ask":
+            for s in call[2]:
+                fresh.adopt(s)
+        else:
+            fresh.tell(call[1])
+    return fresh
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("cut", [37, 150, 400])
 def test_restore_from_the_record_continues_as_the_live_search(method, cut):
@@ -169,13 +181,7 @@ def test_restore_from_the_record_continues_as_the_live_search(method, cut):
     calls = []
     live = make(method, "multimodal", instance=2, seed=3, noise=0.01)
     drive(live, "multimodal", instance=2, noise=0.01, calls=calls, limit=cut)
-    fresh = make(method, "multimodal", instance=2, seed=3, noise=0.01)
-    for call in calls:
-        if call[0] == "ask":
-            for s in call[2]:
-                fresh.adopt(s)
-        else:
-            fresh.tell(call[1])
+    fresh = replay(make(method, "multimodal", instance=2, seed=3, noise=0.01), calls)
     assert fresh.summary() == live.summary()
     assert fresh.next_trial == live.next_trial
     for n in (1, 7):
@@ -446,13 +452,7 @@ def test_restore_through_restarts_continues_as_the_live_search(fn, noise):
     live = budgeted(fn, instance=1)
     drive(live, fn, instance=1, noise=noise, calls=calls, limit=1200)
     assert live.restarts >= 1
-    fresh = budgeted(fn, instance=1)
-    for call in calls:
-        if call[0] == "ask":
-            for s in call[2]:
-                fresh.adopt(s)
-        else:
-            fresh.tell(call[1])
+    fresh = replay(budgeted(fn, instance=1), calls)
     assert fresh.summary() == live.summary()
     for n in (1, 9):
         assert [(x.trial, x.params, x.info) for x in fresh.ask(n)] == \

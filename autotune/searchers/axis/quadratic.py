@@ -60,16 +60,8 @@ class LocalQuadratic:
     def fit(self, base: Point) -> np.ndarray | None:
         """The quadratic's coefficients in offsets from ``base``, fitted to the measured
         points nearest it (three times as many as it has unknowns); None while too few."""
-        n = len(self._row)
-        need = 3 * self.unknowns
-        if n < need:
-            return None
-        offsets = self._pts[:n] - np.asarray(base)
-        dist = np.einsum("ij,ij->i", offsets, offsets)
-        near = np.argpartition(dist, need - 1)[:need] if n > need else np.arange(n)
-        x = self.features(offsets[near])
-        coef, *_ = np.linalg.lstsq(x, self._vals[near], rcond=None)
-        return coef
+        found = self._fit_near(base)
+        return None if found is None else found[0]
 
     def smoothed(self, p: Point, mean: float, count: int, sigma: float) -> float:
         """``p``'s value judged by its own measurements and by its neighbours together: the
@@ -79,24 +71,36 @@ class LocalQuadratic:
         a quadratic there: large on a rugged one, which leaves the point's own mean to
         decide) plus the noise it averages. Under noise, a setting chosen by its own two
         measurements is the luckiest of many; the neighbours tell how lucky."""
-        row = self._row.get(p)
-        n = len(self._row)
-        need = 3 * self.unknowns
-        if sigma <= 0 or count <= 0 or n < need + 1:
+        found = self._fit_near(p, leave_out=True) if sigma > 0 and count > 0 else None
+        if found is None:
             return mean
-        offsets = self._pts[:n] - np.asarray(p)
-        dist = np.einsum("ij,ij->i", offsets, offsets).astype(float)
-        if row is not None:
-            dist[row] = np.inf
-        near = np.argpartition(dist, need - 1)[:need]
-        x = self.features(offsets[near])
-        coef, *_ = np.linalg.lstsq(x, self._vals[near], rcond=None)
-        resid = self._vals[near] - x @ coef
-        spread = float(resid @ resid) / max(1, need - self.unknowns)
-        fit_var = max(spread - sigma ** 2, 0.0) + sigma ** 2 * self.unknowns / need
+        coef, spread = found
+        fit_var = max(spread - sigma ** 2, 0.0) + sigma ** 2 / 3     # unknowns / points
         own_var = sigma ** 2 / count
         w_fit, w_own = 1.0 / max(fit_var, 1e-300), 1.0 / own_var
         return float((w_own * mean + w_fit * coef[0]) / (w_own + w_fit))
+
+    def _fit_near(self, centre: Point, leave_out: bool = False
+                  ) -> tuple[np.ndarray, float] | None:
+        """Least squares over the 3 x (unknowns) measured points nearest ``centre`` (itself
+        left out, if asked): the coefficients, in offsets from ``centre``, and the residual
+        variance; None while there are too few points."""
+        n = len(self._row)
+        need = 3 * self.unknowns
+        row = self._row.get(centre) if leave_out else None
+        if n - (row is not None) < need:
+            return None
+        offsets = self._pts[:n] - np.asarray(centre)
+        dist = np.einsum("ij,ij->i", offsets, offsets)
+        if row is not None:
+            dist = dist.astype(float)
+            dist[row] = np.inf
+        near = np.argpartition(dist, need - 1)[:need] if n > need else np.arange(n)
+        x = self.features(offsets[near])
+        y = self._vals[near]
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        resid = y - x @ coef
+        return coef, float(resid @ resid) / max(1, need - self.unknowns)
 
     def minimum(self, coef: np.ndarray) -> np.ndarray | None:
         """Where the fitted quadratic is lowest (an offset), when it is a bowl."""

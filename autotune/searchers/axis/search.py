@@ -542,14 +542,6 @@ class AxisAsync(AxisBase):
                 line = owner[p]
                 take(p, {**info0, "kind": kind, "level": line.level, "direction": line.text})
 
-        def sweep() -> None:
-            """The whole of every axis line through the base, nearest the base first."""
-            for line in self.lines:
-                if line.level == 1 and not line.done:
-                    for q in sorted(line.points,
-                                    key=lambda q: abs(line.pos[q] - line.pos[self.base])):
-                        take(q, {**info0, "kind": "sweep", "level": 1, "direction": line.text})
-
         def stages() -> Iterator[None]:
             """The work, most useful first; a batch that is full stops at the next yield
             (the later stages cost the most to work out)."""
@@ -597,8 +589,13 @@ class AxisAsync(AxisBase):
             ordered = self._line_order()
             tier(ordered, self._offers(ordered), "line")
             yield
-            if self.sweep:
-                sweep()
+            if self.sweep:      # the whole of every axis line through the base
+                for line in self.lines:
+                    if line.level == 1 and not line.done:
+                        for q in sorted(line.points,
+                                        key=lambda q: abs(line.pos[q] - line.pos[self.base])):
+                            take(q, {**info0, "kind": "sweep", "level": 1,
+                                     "direction": line.text})
             yield
             tier(ordered, self._parallel_offers(ordered), "line")
             yield
@@ -800,27 +797,27 @@ class AxisAsync(AxisBase):
         st = self.store
         if self._finalists_cache is not None and self._finalists_cache[0] == st.results:
             return self._finalists_cache[1]
-        sigma = st.sigma()
-        pool = [p for p in dict.fromkeys(self.bases) if p in st.values]
-        pool += self._twice_measured() + list(itertools.islice(st.ranked(), FINALISTS))
-        judged = {p: self.quadratic.smoothed(p, st.mean(p), st.count(p), sigma)
-                  for p in dict.fromkeys(pool)}
+        pool = [p for p in self.bases if p in st.values]
+        judged = self._judged(pool + list(itertools.islice(st.ranked(), FINALISTS)))
         best = sorted(judged, key=lambda p: (judged[p], st.first_seen[p]))[:FINALISTS]
         self._finalists_cache = (st.results, best)   # results change it, asks do not
         return best
 
-    def _twice_measured(self) -> list[Point]:
-        """The best few points measured at least twice, by mean: the candidates beside the
-        bases (each is judged with a least-squares fit, so they are kept few; with many
-        parameters one fit is a solve of hundreds of unknowns)."""
+    def _judged(self, points: list[Point]) -> dict[Point, float]:
+        """``points`` and the best few measured at least twice (by mean), each valued by its
+        own mean and its neighbours' quadratic together (quadratic.py). The twice-measured
+        are kept few: each is judged with a least-squares fit, and with many parameters one
+        fit is a solve of hundreds of unknowns."""
         st = self.store
-        out = []
+        twice = []
         for p in itertools.islice(st.ranked(), 20 * CANDIDATES):
             if st.count(p) >= 2:
-                out.append(p)
-                if len(out) == CANDIDATES:
+                twice.append(p)
+                if len(twice) == CANDIDATES:
                     break
-        return out
+        sigma = st.sigma()
+        return {p: self.quadratic.smoothed(p, st.mean(p), st.count(p), sigma)
+                for p in dict.fromkeys(points + twice)}
 
     def _final_trials(self, budget: int) -> int:
         workers = self.settings.workers
@@ -832,11 +829,8 @@ class AxisAsync(AxisBase):
         st = self.store
         key = (st.results, tuple(bases))
         if self._reported_cache is None or self._reported_cache[0] != key:
-            sigma = st.sigma()
-            pool = list(dict.fromkeys(bases + self._twice_measured()))
-            judged = {p: self.quadratic.smoothed(p, st.mean(p), st.count(p), sigma)
-                      for p in pool}
-            best = min(pool, key=lambda p: (judged[p], p != self.base, st.first_seen[p]))
+            judged = self._judged(bases)
+            best = min(judged, key=lambda p: (judged[p], p != self.base, st.first_seen[p]))
             self._reported_cache = (key, best)
         return self._reported_cache[1]
 

@@ -39,7 +39,8 @@ class Store:
         self.newest_trial = -1                    # the highest trial id started so far
         self._region_after = -1                   # the region's points: first started later,
         self._region_start: Point | None = None   # or its start point
-        self._region: list[tuple[float, int, Point]] = []  # the region's part of _order
+        # the region's part of _order; None before the first region: all of _order
+        self._region: list[tuple[float, int, Point]] | None = None
         self._ss = 0.0                            # pooled over points measured twice or more
         self._dof = 0
 
@@ -58,7 +59,11 @@ class Store:
             if start in self._means else []
 
     def in_region(self, p: Point) -> bool:
-        return p == self._region_start or self.first_trial.get(p, -1) > self._region_after
+        return self._region is None or p == self._region_start \
+            or self.first_trial.get(p, -1) > self._region_after
+
+    def _ranking(self, region: bool) -> list[tuple[float, int, Point]]:
+        return self._order if not region or self._region is None else self._region
 
     def continued(self, trial: int, p: Point) -> None:
         """A trial continuing ``p``'s screening run: ``p`` stays in flight as one point."""
@@ -92,7 +97,7 @@ class Store:
         vals = self.values.setdefault(p, [])
         vals.append(x)
         n = len(vals)
-        region = self._region if self.in_region(p) else None
+        region = self._region if self._region is not None and self.in_region(p) else None
         if n == 1:
             self.first_seen[p] = self.results
             mean, m2 = x, 0.0
@@ -149,14 +154,15 @@ class Store:
     def below(self, target: float, region: bool = False) -> Iterator[Point]:
         """Points (of the region only: ``region``) whose mean is below ``target``, lowest
         first."""
-        for mean, _, p in (self._region if region else self._order):
+        for mean, _, p in self._ranking(region):
             if mean >= target:
                 return
             yield p
 
     def region_best(self) -> Point | None:
         """The region's point with the lowest mean."""
-        return self._region[0][2] if self._region else None
+        ranking = self._ranking(True)
+        return ranking[0][2] if ranking else None
 
     @property
     def in_flight(self) -> int:
