@@ -95,3 +95,42 @@ def test_a_lucky_point_is_judged_with_its_neighbours_under_noise():
     assert bowl(lucky) - 1.0 < bowl(truth) + 0.2       # by their own means the lucky one wins
     assert judged_truth < judged_lucky                  # judged with the neighbours it does not
     assert model.smoothed(lucky, 1.23, 2, 0.0) == 1.23  # no noise: the mean stands
+
+
+def judging_error(model: LocalQuadratic, truth, noisy: dict, sigma: float) -> float:
+    """Mean absolute error of the judged values against the truth, over every point."""
+    return float(np.mean([abs(model.smoothed(p, v, 1, sigma) - truth(p))
+                          for p, v in noisy.items()]))
+
+
+def test_a_point_is_judged_by_a_wider_fit_where_the_landscape_is_smooth(monkeypatch):
+    """On a noisy bowl the widest fit averages most noise, so judging with it errs less than
+    with the narrowest; on a rugged landscape the fit's misfit leaves each point's own mean
+    to decide, whatever the width."""
+    import autotune.searchers.axis.quadratic as quadratic
+
+    rng = np.random.default_rng(5)
+    sigma = 0.3
+    grid = list(itertools.product(range(10), range(11), range(11)))
+
+    def bowl(p):
+        return 0.05 * float((p[0] - 4) ** 2 + 2 * (p[1] - 6) ** 2 + (p[2] - 5) ** 2)
+
+    noisy = {p: bowl(p) + sigma * rng.normal() for p in grid}
+    model = LocalQuadratic((10, 11, 11))
+    for p, v in noisy.items():
+        model.set(p, v)
+    probe = dict(itertools.islice(noisy.items(), 0, None, 37))
+    wide = judging_error(model, bowl, probe, sigma)
+    monkeypatch.setattr(quadratic, "JUDGE_WIDTHS", (3,))
+    narrow = judging_error(model, bowl, probe, sigma)
+    own = float(np.mean([abs(v - bowl(p)) for p, v in probe.items()]))
+    assert wide < 0.8 * narrow < 0.8 * own
+
+    monkeypatch.undo()
+    values = {p: 5.0 * rng.normal() for p in grid}          # rugged: no quadratic fits it
+    rugged = LocalQuadratic((10, 11, 11))
+    for p, v in values.items():
+        rugged.set(p, v)
+    some = list(values)[::53]
+    assert all(abs(rugged.smoothed(p, values[p], 2, 0.1) - values[p]) < 0.01 for p in some)

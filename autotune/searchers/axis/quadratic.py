@@ -26,6 +26,8 @@ from .directions import Point
 BOX = 2               # proposals: the grid points within this many steps of the base
 MAX_BOX_POINTS = 2_000    # beyond that, a seeded sample of the box (d > 4)
 REACH = 4             # a step towards the model's own minimum goes at most this far
+JUDGE_WIDTHS = (3, 6, 12)   # judging a point: fits on this many times the unknowns' count
+JUDGE_POINTS = 600    # ... the wider ones only while within this many points
 
 
 class LocalQuadratic:
@@ -69,24 +71,38 @@ class LocalQuadratic:
         weighted by how far each is to be trusted. The mean's variance is sigma^2/count;
         the fit's is its residual variance beyond the noise (how far the landscape is from
         a quadratic there: large on a rugged one, which leaves the point's own mean to
-        decide) plus the noise it averages. Under noise, a setting chosen by its own two
-        measurements is the luckiest of many; the neighbours tell how lucky."""
-        found = self._fit_near(p, leave_out=True) if sigma > 0 and count > 0 else None
-        if found is None:
+        decide) plus the noise it averages (sigma^2 x unknowns / points). The fit is tried
+        on 3, 6 and 12 times as many points as it has unknowns and the most trusted is used:
+        a wide fit averages more noise where the landscape is smooth, a narrow one follows it
+        where it is not. Under noise, a setting chosen by its own two measurements is the
+        luckiest of many; the neighbours tell how lucky."""
+        if not (sigma > 0 and count > 0):
             return mean
-        coef, spread = found
-        fit_var = max(spread - sigma ** 2, 0.0) + sigma ** 2 / 3     # unknowns / points
+        fit, fit_var = None, np.inf
+        for times in JUDGE_WIDTHS:
+            need = times * self.unknowns
+            if times > JUDGE_WIDTHS[0] and need > max(JUDGE_POINTS, 3 * self.unknowns):
+                break
+            found = self._fit_near(p, leave_out=True, need=need)
+            if found is None:
+                break
+            coef, spread = found
+            var = max(spread - sigma ** 2, 0.0) + sigma ** 2 * self.unknowns / need
+            if var < fit_var:
+                fit, fit_var = coef[0], var
+        if fit is None:
+            return mean
         own_var = sigma ** 2 / count
         w_fit, w_own = 1.0 / max(fit_var, 1e-300), 1.0 / own_var
-        return float((w_own * mean + w_fit * coef[0]) / (w_own + w_fit))
+        return float((w_own * mean + w_fit * fit) / (w_own + w_fit))
 
-    def _fit_near(self, centre: Point, leave_out: bool = False
+    def _fit_near(self, centre: Point, leave_out: bool = False, need: int | None = None
                   ) -> tuple[np.ndarray, float] | None:
-        """Least squares over the 3 x (unknowns) measured points nearest ``centre`` (itself
-        left out, if asked): the coefficients, in offsets from ``centre``, and the residual
-        variance; None while there are too few points."""
+        """Least squares over the ``need`` (default 3 x unknowns) measured points nearest
+        ``centre`` (itself left out, if asked): the coefficients, in offsets from ``centre``,
+        and the residual variance; None while there are too few points."""
         n = len(self._row)
-        need = 3 * self.unknowns
+        need = need or 3 * self.unknowns
         row = self._row.get(centre) if leave_out else None
         if n - (row is not None) < need:
             return None
