@@ -1,4 +1,5 @@
 """The axis searches on analytic functions over the study-shaped grid (10 x 11 x 11 x 11)."""
+import dataclasses
 import heapq
 import os
 
@@ -421,6 +422,28 @@ def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
     assert s.store.count(s.reported()) >= 5
     _, trials = kinds(0.0)
     assert not any(t.info.get("kind") == "final" for t in trials)
+
+
+def test_a_compute_budget_ends_with_the_final_measurements_too():
+    """With max_compute_s instead of max_trials the budget is counted in trials of the mean
+    cost the results report: 400 trials of 3,600 s here, so the last ~50 are "final" as with
+    max_trials 400; without any budget there is no final phase."""
+    def kinds(max_compute_s):
+        space = parse_space(bf.space("bowl", 2))
+        s = SEARCHERS["axis"](SearchSettings(space, 0, 50, None, max_compute_s, options={}))
+        tell = s.tell
+
+        def costed(result):
+            tell(dataclasses.replace(result, cost_s=3600.0))
+
+        s.tell = costed
+        return drive(s, "bowl", instance=2, noise=0.05, limit=400)
+
+    trials = kinds(400 * 3600.0)
+    final = [t.trial for t in trials if t.info.get("kind") == "final"]
+    assert final and min(final) >= 330
+    assert all(t.info.get("kind") == "final" for t in trials if 370 <= t.trial < 400)
+    assert not any(t.info.get("kind") == "final" for t in kinds(None))
 
 
 def test_levels_are_added_only_while_the_lines_through_a_base_stay_within_the_limit():

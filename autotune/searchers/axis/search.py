@@ -44,9 +44,10 @@ against the local quadratic fitted to its neighbours (quadratic.py): on a smooth
 the neighbours expose the luckiest of many twice-measured points; on a rugged one the fit is
 poor and the point's own mean decides.
 
-With a ``max_trials`` budget under noise, the last tenth of it (at least max_concurrent
-trials, at most twice that) measure the five best candidates for the reported setting again (``final``), the
-least measured first, instead of exploring: the reported setting comes with its spread from
+With a budget under noise (``max_trials``, or ``max_compute_s`` counted in trials of the mean
+cost so far), the last tenth of it (at least max_concurrent trials, at most twice that)
+measure the five best candidates for the reported setting again (``final``), the least
+measured first, instead of exploring: the reported setting comes with its spread from
 several measurements, not two.
 
 Every point is measured at most once, except the repeats asked for with ``repeats`` and,
@@ -161,6 +162,8 @@ class AxisAsync(AxisBase):
         self._quadratic_cache: tuple[tuple, list[tuple[Point, float]]] | None = None
         self._reported_cache: tuple[tuple, Point] | None = None
         self._finalists_cache: tuple[int, list[Point]] | None = None
+        self.spent_s = 0.0        # compute the told results report, and how many report one
+        self.costed = 0
         budget = settings.max_trials is not None or settings.max_compute_s is not None
         restarts = opts.get("restarts", -1 if budget else 0)
         if not isinstance(restarts, int) or restarts < -1:
@@ -666,6 +669,9 @@ class AxisAsync(AxisBase):
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:
         self.model_out.discard(result.trial)
+        if result.cost_s > 0:                  # for a compute budget's final phase
+            self.spent_s += result.cost_s
+            self.costed += 1
         p = self.store.trial_point.get(result.trial)
         if p is not None:       # lazy lines through p read the store before p's result
             for line in self._lines_at(p):
@@ -790,9 +796,10 @@ class AxisAsync(AxisBase):
         exploring. A setting picked among many twice-measured points is the luckiest of
         them; more measurements of the few best tell them apart (the AT study's second aim:
         a stable setting)."""
-        budget = self.settings.max_trials
-        if budget is None or self.repeats > 1 or not self._noisy() \
-                or budget - self.next_trial > self._final_trials(budget):
+        if self.repeats > 1 or not self._noisy():
+            return []
+        left = self._trials_left()
+        if left is None or left[0] > self._final_trials(left[1]):
             return []
         st = self.store
         if self._finalists_cache is not None and self._finalists_cache[0] == st.results:
@@ -802,6 +809,22 @@ class AxisAsync(AxisBase):
         best = sorted(judged, key=lambda p: (judged[p], st.first_seen[p]))[:FINALISTS]
         self._finalists_cache = (st.results, best)   # results change it, asks do not
         return best
+
+    def _trials_left(self) -> tuple[int, int] | None:
+        """(trials still to be started, the whole budget in trials) under ``max_trials`` or
+        ``max_compute_s``, whichever ends first; None without a budget. A compute budget is
+        counted in trials of the mean cost so far (the results' ``cost_s``; the trials in
+        flight will spend theirs too), once a result has reported one."""
+        found = []
+        budget = self.settings.max_trials
+        if budget is not None:
+            found.append((budget - self.next_trial, budget))
+        seconds = self.settings.max_compute_s
+        if seconds is not None and self.costed:
+            mean = self.spent_s / self.costed
+            in_flight = sum(self.store.pending.values())
+            found.append((int((seconds - self.spent_s) / mean) - in_flight, int(seconds / mean)))
+        return min(found) if found else None
 
     def _judged(self, points: list[Point]) -> dict[Point, float]:
         """``points`` and the best few measured at least twice (by mean), each valued by its
