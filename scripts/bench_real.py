@@ -29,6 +29,7 @@ running the same command again finishes what was left and re-reads what was done
     python scripts/bench_real.py --quick       # 1 seed, a small budget: a few minutes
     python scripts/bench_real.py               # 3 seeds, the default budget (~35 min on 2 cores)
     python scripts/bench_real.py --budget 400 --seeds 2 --methods axis,random
+    python scripts/bench_real.py --workers 12 --repeats 8   # a machine with more cores or a GPU
 """
 from __future__ import annotations
 
@@ -110,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK['seeds']} seed, budget {QUICK['budget']:g} s, "
                         f"{QUICK['repeats']} re-trains: a few minutes")
+    p.add_argument("--workers", type=int,
+                   help="trials at once in every run and re-train (the executor's "
+                        "max_concurrent; default: the study's)")
     p.add_argument("--no-reference", action="store_true",
                    help="skip re-training the study's conventional setting (search.start)")
     args = p.parse_args(argv)
@@ -133,8 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          f"{args.retrain_seed!r}") from None
     if len(set(args.retrain_seed)) != len(args.retrain_seed):
         raise StudyError(f"--retrain-seed: a seed given twice in {args.retrain_seed}")
-    for key in ("seeds", "repeats"):
-        if getattr(args, key) < 1:
+    for key in ("seeds", "repeats", "workers"):
+        if getattr(args, key) is not None and getattr(args, key) < 1:
             raise StudyError(f"--{key}: expected a positive integer, got {getattr(args, key)}")
     if not (math.isfinite(args.budget) and args.budget > 0):
         raise StudyError(f"--budget: expected a positive number of compute seconds, "
@@ -143,7 +147,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise StudyError(f"--study: no such file {args.study}")
     if args.dir is None:
         stem = os.path.splitext(os.path.basename(args.study))[0]
-        args.dir = os.path.join(REPO, "bench_results", "real", f"{stem}-b{args.budget:g}")
+        workers = f"-w{args.workers}" if args.workers else ""
+        args.dir = os.path.join(REPO, "bench_results", "real",
+                                f"{stem}-b{args.budget:g}{workers}")
     return args
 
 
@@ -263,6 +269,8 @@ def run_bench(args: argparse.Namespace, progress: bool = True) -> Bench:
 
     started = time.monotonic()
     raw = read_study(args.study)
+    if args.workers:
+        raw.setdefault("executor", {})["max_concurrent"] = args.workers
     out = os.path.abspath(args.dir)
     check_plan(raw, args)
     path = compare_study_file(raw, args.methods, out)

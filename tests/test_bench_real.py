@@ -133,6 +133,7 @@ def test_the_table_gives_medians_ratios_and_the_verdict():
     (["--study", "no/such.yaml"], "--study: no such file"),
     (["--retrain-seed", "1,x"], "--retrain-seed: expected integers"),
     (["--retrain-seed", "1,1"], "--retrain-seed: a seed given twice"),
+    (["--workers", "0"], "--workers: expected a positive integer"),
 ])
 def test_bad_input_is_one_line_with_exit_2_and_nothing_written(tmp_path, capsys, args, words):
     out = tmp_path / "bench"
@@ -152,3 +153,14 @@ def test_a_study_the_runs_cannot_take_is_refused_before_anything_is_written(tmp_
     assert bench_real.main(["--study", path, "--dir", str(out)]) == 2
     assert "fidelity.max: expected the study's space.epochs (2)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_workers_sets_how_many_trials_run_at_once_in_every_run_and_re_train(tmp_path, capsys):
+    out = str(tmp_path / "bench")
+    argv = ["--study", study(tmp_path), "--methods", "axis,random", "--seeds", "1",
+            "--budget", "600", "--repeats", "3", "--workers", "3", "--dir", out]
+    assert bench_real.main(argv) == 0
+    runs = [os.path.join(out, d) for d in ("axis-s0", "random-s0")]
+    runs += [os.path.join(out, "retrain", d) for d in os.listdir(os.path.join(out, "retrain"))]
+    for run in runs:
+        assert history(run).study["config"]["executor"]["max_concurrent"] == 3, run
