@@ -402,7 +402,7 @@ def test_a_stalled_budgeted_search_restarts_without_waiting_for_its_last_lines()
 
 
 def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
-    """The last trials of a max_trials budget (here max(workers, budget / 10) = 50) go to
+    """The last trials of a max_trials budget (a tenth: 40 of 400) go to
     the few best candidates for the reported setting, not to new points; without noise the
     search explores to the end."""
     def kinds(noise):
@@ -412,13 +412,13 @@ def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
         return s, trials
 
     s, trials = kinds(0.05)        # (the loop asks on past the budget: the driver stops)
-    last = [t for t in trials if 350 <= t.trial < 400]
-    assert len(last) == 50 and all(t.info.get("kind") == "final" for t in last)
-    assert not any(t.info.get("kind") == "final" for t in trials if t.trial < 350)
+    last = [t for t in trials if 360 <= t.trial < 400]
+    assert len(last) == 40 and all(t.info.get("kind") == "final" for t in last)
+    assert not any(t.info.get("kind") == "final" for t in trials if t.trial < 360)
     first = {}
     for t in trials:
         first.setdefault(bf.index_of(t.params), t.trial)
-    assert all(first[bf.index_of(t.params)] < 350 for t in last)   # measured again, not new
+    assert all(first[bf.index_of(t.params)] < 360 for t in last)   # measured again, not new
     assert s.store.count(s.reported()) >= 5
     _, trials = kinds(0.0)
     assert not any(t.info.get("kind") == "final" for t in trials)
@@ -426,7 +426,7 @@ def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
 
 def test_a_compute_budget_ends_with_the_final_measurements_too():
     """With max_compute_s instead of max_trials the budget is counted in trials of the mean
-    cost the results report: 400 trials of 3,600 s here, so the last ~50 are "final" as with
+    cost the results report: 400 trials of 3,600 s here, so the last ~40 are "final" as with
     max_trials 400; without any budget there is no final phase."""
     def kinds(max_compute_s):
         space = parse_space(bf.space("bowl", 2))
@@ -441,8 +441,8 @@ def test_a_compute_budget_ends_with_the_final_measurements_too():
 
     trials = kinds(400 * 3600.0)
     final = [t.trial for t in trials if t.info.get("kind") == "final"]
-    assert final and min(final) >= 330
-    assert all(t.info.get("kind") == "final" for t in trials if 370 <= t.trial < 400)
+    assert final and min(final) >= 340
+    assert all(t.info.get("kind") == "final" for t in trials if 375 <= t.trial < 400)
     assert not any(t.info.get("kind") == "final" for t in kinds(None))
 
 

@@ -45,7 +45,7 @@ the neighbours expose the luckiest of many twice-measured points; on a rugged on
 poor and the point's own mean decides.
 
 With a budget under noise (``max_trials``, or ``max_compute_s`` counted in trials of the mean
-cost so far), the last tenth of it (at least max_concurrent trials, at most twice that)
+cost so far), the last tenth of it (at most 2 x max_concurrent trials)
 measure the five best candidates for the reported setting again (``final``), the least
 measured first, instead of exploring: the reported setting comes with its spread from
 several measurements, not two.
@@ -789,8 +789,8 @@ class AxisAsync(AxisBase):
         return min(pool, key=lambda p: (st.mean(p), p != self.base, st.first_seen[p]))
 
     def _finalists(self) -> list[Point]:
-        """Under noise, once no more than a tenth of the budget is left to ask (at least
-        max_concurrent trials, at most twice that: beyond, more measurements of five points
+        """Under noise, once no more than a tenth of the budget is left to ask (at most
+        2 x max_concurrent trials: beyond, more measurements of five points
         tell little more): the few best candidates for the reported setting (by
         the same judgement as ``reported``), which those trials measure again instead of
         exploring. A setting picked among many twice-measured points is the luckiest of
@@ -843,8 +843,9 @@ class AxisAsync(AxisBase):
                 for p in dict.fromkeys(points + twice)}
 
     def _final_trials(self, budget: int) -> int:
-        workers = self.settings.workers
-        return max(workers, min(budget // 10, 2 * workers))
+        # a tenth, not a wave of workers: at 50 workers and 363 trials a wave is 14% of the
+        # budget, taken from the search for re-measuring points that are rarely closer
+        return max(1, min(budget // 10, 2 * self.settings.workers))
 
     def _smoothed_choice(self, bases: list[Point]) -> Point:
         """Under noise: of the bases and the best points measured twice, the lowest value as
