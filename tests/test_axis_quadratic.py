@@ -107,7 +107,7 @@ def test_a_point_is_judged_by_a_wider_fit_where_the_landscape_is_smooth(monkeypa
     """On a noisy bowl the widest fit averages most noise, so judging with it errs less than
     with the narrowest; on a rugged landscape the fit's misfit leaves each point's own mean
     to decide, whatever the width."""
-    import autotune.searchers.axis.quadratic as quadratic
+    from autotune.searchers.axis import quadratic
 
     rng = np.random.default_rng(5)
     sigma = 0.3

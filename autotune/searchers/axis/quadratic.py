@@ -7,9 +7,9 @@ such direction: every line through the base rises, the search settles short of t
 and the additive model, which has no interactions, cannot see it either. A full quadratic
 fitted by least squares to the measured points nearest the base has the valley's direction
 in its cross terms; its lowest predictions on the grid around the base (and at its own
-minimum, and a step of a few points towards it) are measured as proposals, a few at a time. On a bowl it is
-exact; elsewhere it is a local guess that costs one trial per pick, like the additive
-model's.
+minimum, and a step of a few points towards it) are measured as proposals, a few at a time.
+On a bowl it is exact; elsewhere it is a local guess that costs one trial per pick, like the
+additive model's.
 
 The points and their means are kept in arrays updated per result (means of repeated points
 are replaced in place), so a fit costs one distance computation over the measured points
@@ -81,7 +81,7 @@ class LocalQuadratic:
         fit, fit_var = None, np.inf
         for times in JUDGE_WIDTHS:
             need = times * self.unknowns
-            if times > JUDGE_WIDTHS[0] and need > max(JUDGE_POINTS, 3 * self.unknowns):
+            if times > JUDGE_WIDTHS[0] and need > JUDGE_POINTS:
                 break
             found = self._fit_near(p, leave_out=True, need=need)
             if found is None:

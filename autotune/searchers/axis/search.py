@@ -45,10 +45,10 @@ the neighbours expose the luckiest of many twice-measured points; on a rugged on
 poor and the point's own mean decides.
 
 With a budget under noise (``max_trials``, or ``max_compute_s`` counted in trials of the mean
-cost so far), the last tenth of it (at most 2 x max_concurrent trials)
-measure the five best candidates for the reported setting again (``final``), the least
-measured first, instead of exploring: the reported setting comes with its spread from
-several measurements, not two.
+cost so far), the last tenth of it (at most 2 x max_concurrent trials) measures the five
+best candidates for the reported setting again (``final``), the least measured first,
+instead of exploring: the reported setting comes with its spread from several
+measurements, not two.
 
 Every point is measured at most once, except the repeats asked for with ``repeats`` and,
 with ``noise_check`` (default; ``noise_check: false`` turns it off), the probe and -- only
@@ -790,10 +790,9 @@ class AxisAsync(AxisBase):
 
     def _finalists(self) -> list[Point]:
         """Under noise, once no more than a tenth of the budget is left to ask (at most
-        2 x max_concurrent trials: beyond, more measurements of five points
-        tell little more): the few best candidates for the reported setting (by
-        the same judgement as ``reported``), which those trials measure again instead of
-        exploring. A setting picked among many twice-measured points is the luckiest of
+        2 x max_concurrent trials: beyond, more measurements of five points tell little
+        more): the few best candidates for the reported setting (by the same judgement as
+        ``reported``), which those trials measure again instead of exploring. A setting picked among many twice-measured points is the luckiest of
         them; more measurements of the few best tell them apart (the AT study's second aim:
         a stable setting)."""
         if self.repeats > 1 or not self._noisy():
