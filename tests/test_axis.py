@@ -474,7 +474,7 @@ def test_restore_through_restarts_continues_as_the_live_search(fn, noise):
     calls = []
     live = budgeted(fn, instance=1)
     drive(live, fn, instance=1, noise=noise, calls=calls, limit=1200)
-    assert live.restarts >= 1
+    assert live.restarts >= 1 and live.parzen_adopted > 0     # the global picks included
     fresh = replay(budgeted(fn, instance=1), calls)
     assert fresh.summary() == live.summary()
     for n in (1, 9):

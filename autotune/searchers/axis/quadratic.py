@@ -54,6 +54,12 @@ class LocalQuadratic:
             self._pts[row] = p
         self._vals[row] = mean
 
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every measured point (grid indices, one row each) and its mean, as arrays (views:
+        valid until the next ``set``)."""
+        n = len(self._row)
+        return self._pts[:n], self._vals[:n]
+
     def features(self, offsets: np.ndarray) -> np.ndarray:
         x = offsets.astype(float)
         quad = [x[:, i] * x[:, j] for i, j in self._pairs]

@@ -1,0 +1,106 @@
+"""The global Parzen model's picks (autotune/searchers/axis/parzen.py) and their share."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autotune.bench import landscapes as bf
+from autotune.errors import StudyError
+from autotune.searchers import SEARCHERS, SearchSettings
+from autotune.searchers.axis.parzen import ParzenPicks
+from autotune.space import parse_space
+from autotune.study import parse_study
+
+from .test_axis import drive, study
+
+
+def two_basins() -> tuple[np.ndarray, np.ndarray]:
+    """A 21 x 21 grid measured the way a local search leaves it: densely around the basin it
+    searched (values 0.10-0.30), three points in a second basin far off (0.35, 0.36, 0.37),
+    and a scatter of poor points (1.0)."""
+    rng = np.random.default_rng(3)
+    dense = [(3 + dx, 3 + dy) for dx in range(-3, 4) for dy in range(-3, 4)]
+    points = dense + [(16, 16), (17, 15), (15, 17)]
+    values = [0.1 + 0.2 * (abs(dx) + abs(dy)) / 6 for dx in range(-3, 4) for dy in range(-3, 4)]
+    values += [0.35, 0.36, 0.37]
+    while len(points) < 100:
+        p = tuple(int(x) for x in rng.integers(0, 21, size=2))
+        if p not in points and min(abs(p[0] - q[0]) + abs(p[1] - q[1]) for q in points) > 2:
+            points.append(p)
+            values.append(1.0)
+    return np.array(points), np.array(values)
+
+
+def test_its_picks_reach_a_second_basin_that_the_local_search_left_alone(monkeypatch):
+    """The best points of a local search all lie in the basin it searched; l is fitted to
+    the best points spread out (two steps apart), so the picks go to the other basin too,
+    where few points were measured. Fitted to the plain best tenth they all stay home."""
+    points, values = two_basins()
+    known = set(map(tuple, points.tolist()))
+
+    def picks() -> list[tuple[int, ...]]:
+        return ParzenPicks((21, 21)).picks(points, values, np.zeros((0, 2), dtype=int), 5,
+                                           lambda p: p in known, np.random.default_rng(0))
+
+    def near_second(ps) -> int:
+        return sum(1 for p in ps if max(abs(p[0] - 16), abs(p[1] - 16)) <= 3)
+
+    spread = picks()
+    assert len(spread) == 5 and not known & set(spread)
+    assert near_second(spread) >= 1
+    monkeypatch.setattr(ParzenPicks, "_spread_out",
+                        staticmethod(lambda pts, order, count, apart: order[:count]))
+    assert near_second(picks()) == 0
+
+
+def test_its_picks_are_new_points_and_the_same_from_the_same_draws():
+    points, values = two_basins()
+    pending = np.array([[10, 10], [11, 10]])
+    known = set(map(tuple, points.tolist())) | {(10, 10), (11, 10)}
+    model = ParzenPicks((21, 21))
+    first = model.picks(points, values, pending, 7, lambda p: p in known,
+                        np.random.default_rng(5))
+    again = model.picks(points, values, pending, 7, lambda p: p in known,
+                        np.random.default_rng(5))
+    assert first == again and len(first) == len(set(first)) == 7
+    assert not known & set(first)
+    assert all(0 <= x < 21 for p in first for x in p)
+    assert model.picks(points[:1], values[:1], pending, 3, lambda p: False,
+                       np.random.default_rng(0)) == []        # one point: nothing to compare
+
+
+def test_the_picks_begin_at_the_first_restart_and_keep_their_share():
+    """None while the first local search runs; from its first restart on, a tenth of the new
+    points handed out (``parzen_share``), and none at all with ``parzen: false``."""
+    space = parse_space(bf.space("rosenbrock", 1))
+    seen = []
+
+    def run(**options):
+        s = SEARCHERS["axis"](SearchSettings(space, 0, 50, 3000, options=options))
+        ask = s.ask
+
+        def watched(n):
+            got = ask(n)
+            seen.extend((s.restarts, sug.info.get("kind")) for sug in got)
+            return got
+
+        s.ask = watched
+        drive(s, "rosenbrock", instance=1, limit=1500)
+        return s
+
+    s = run()
+    assert s.restarts >= 1
+    assert not [k for r, k in seen if r == 0 and k == "parzen"]
+    since = sum(1 for r, _ in seen if r >= 1)
+    picks = sum(1 for _, k in seen if k == "parzen")
+    assert picks == s.parzen_adopted
+    assert abs(picks - s.parzen_share * since) <= 2 and s.parzen_share == 0.1
+    seen.clear()
+    run(parzen=False)
+    assert not [k for _, k in seen if k == "parzen"]
+
+
+def test_parzen_share_must_be_a_fraction():
+    with pytest.raises(StudyError, match="search.parzen_share"):
+        parse_study(study("axis", parzen_share=1.5))
+    assert parse_study(study("axis", parzen_share=0.2, parzen=True)).algorithm == "axis"
