@@ -104,3 +104,25 @@ def test_parzen_share_must_be_a_fraction():
     with pytest.raises(StudyError, match="search.parzen_share"):
         parse_study(study("axis", parzen_share=1.5))
     assert parse_study(study("axis", parzen_share=0.2, parzen=True)).algorithm == "axis"
+
+
+def test_g_is_fitted_to_a_bounded_draw_of_the_rest(monkeypatch):
+    """A long history costs a pick no more than a short one: g sees at most ``MOST_REST`` of
+    the measured points (drawn at random), plus every point in flight."""
+    from autotune.searchers.axis import parzen as module
+
+    sizes = []
+    real = module.KDE
+
+    def counting(u, *args):
+        sizes.append(len(u))
+        return real(u, *args)
+
+    monkeypatch.setattr(module, "KDE", counting)
+    rng = np.random.default_rng(0)
+    points = np.array([(i // 40, i % 40) for i in range(1600)])
+    values = rng.random(len(points))
+    pending = np.array([[0, 0], [1, 1], [2, 2]])
+    ParzenPicks((40, 40)).picks(points, values, pending, 3, lambda p: False,
+                                np.random.default_rng(1))
+    assert sizes[0] <= module.MOST_GOOD and sizes[1] == module.MOST_REST + 3

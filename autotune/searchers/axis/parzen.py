@@ -7,9 +7,10 @@ a few separate basins, the best of them narrow and off every line through the st
 then found late or never: nothing proposes points between the lines.
 
 This model does what TPE does (Bergstra et al., 2011), on grid indices: one Parzen density
-l over the best measured points, one g over the rest and the points in flight (a point in
-flight counts as a poor result, so that picks made while others run spread out), each mixed
-with a uniform prior. Its picks are candidates drawn from l, rounded to the grid, unknown so
+l over the best measured points, one g over the rest (a random 400 of them in a long
+history: a density needs a sample, and its cost then stays flat) and the points in flight (a
+point in flight counts as a poor result, so that picks made while others run spread out),
+each mixed with a uniform prior. Its picks are candidates drawn from l, rounded to the grid, unknown so
 far, with the highest l/g. l's points are a tenth of the measured ones (at most 25), taken
 from the better half, best first, each a fifth of an axis's range (two steps or more) from
 every better one taken: a local search measures densely around its bases, and the plain best
@@ -31,6 +32,7 @@ from .directions import Point
 GOOD_SHARE = 0.1      # l is fitted to this share of the measured points ...
 MOST_GOOD = 25        # ... but to at most this many (TPE's default)
 CANDIDATES = 128      # draws from l per pick
+MOST_REST = 400       # g from a random draw of this many of the rest: a flat cost per pick
 APART = 0.2           # l's points: a fifth of an axis's range apart on some axis (2+ steps)
 
 
@@ -60,6 +62,8 @@ class ParzenPicks:
         chosen = self._spread_out(points, order[:max(good_n, n // 2)], good_n, self.apart)
         good = self._cells(points[chosen])
         rest_rows = np.setdiff1d(np.arange(n), chosen)
+        if len(rest_rows) > MOST_REST:     # a density needs a sample, not the whole history
+            rest_rows = rng.choice(rest_rows, MOST_REST, replace=False)
         rest = [self._cells(points[rest_rows])]
         if len(pending):
             rest.append(self._cells(pending))
