@@ -8,16 +8,17 @@ then found late or never: nothing proposes points between the lines.
 
 This model does what TPE does (Bergstra et al., 2011), on grid indices: one Parzen density
 l over the best measured points, one g over the rest (a random 400 of them in a long
-history: a density needs a sample, and its cost then stays flat) and the points in flight (a
-point in flight counts as a poor result, so that picks made while others run spread out),
-each mixed with a uniform prior. Its picks are candidates drawn from l, rounded to the grid, unknown so
-far, with the highest l/g. l's points are a tenth of the measured ones (at most 25), taken
-from the better half, best first, each a fifth of an axis's range (two steps or more) from
-every better one taken: a local search measures densely around its bases, and the plain best
-tenth would all lie in the basin it searched last, where g is dense too and l/g points back
-at that basin's rim. A pick that beats the base moves it there like any other point; one
-that lands in a better basin is where the next local search runs. The search gives the
-model a fixed share of its trials once its first local search has settled (search.py).
+history: a density needs a sample, and its cost then stays flat) and the points in flight
+(a point in flight counts as a poor result, so that picks made while others run spread
+out), each mixed with a uniform prior. Its picks are candidates drawn from l, rounded to the
+grid, unknown so far, with the highest l/g. l's points are a tenth of the measured ones (at
+most 25), taken from the better half, best first, each a fifth of an axis's range (two
+steps or more) from every better one taken: a local search measures densely around its
+bases, and the plain best tenth would all lie in the basin it searched last, where g is
+dense too and l/g points back at that basin's rim. A pick that beats the base moves it
+there like any other point; one that lands in a better basin is where the next local search
+runs. The search gives the model a fixed share of its trials once its first local search
+has settled (search.py).
 """
 from __future__ import annotations
 

@@ -64,8 +64,8 @@ which no line has; it stops for a base after ``d + 4`` picks that did not move i
 Once the first local search has settled (its first restart, below), a third model takes a
 share of the new points (``parzen_share``, a tenth): a global Parzen density ratio in the
 manner of TPE (parzen.py), which proposes points off every line searched so far, near good
-points of other basins. Where the best basin is narrow and away from the start, this is
-what finds it.
+points of other basins: a basin away from the start and off its lines is otherwise found
+only by a restart that happens to land in it.
 
 With a budget (``max_trials`` or ``max_compute_s``; ``restarts``) a settled search does not
 stop: it starts again from the best measured point outside the boxes around its bases (or an
@@ -458,11 +458,11 @@ class AxisAsync(AxisBase):
     def _parzen_picks(self, free: int, chosen: set[Point]) -> list[Point]:
         """The global Parzen model's best picks (parzen.py), as many as keep its share of
         the trials at ``parzen_share`` counting this batch's free slots; none until the
-        first local search has settled (its first restart). Until then the local search is
-        the better use of every slot: a pick far away that happens to beat the base pulls
-        it across the grid mid-descent (on concentric ripples, 325 -> 492 evaluations to
-        the minimum at ten seeds). After it, the picks are what finds a basin that lies
-        off every line searched so far, and where the next restart goes."""
+        first local search has settled (its first restart). Until then every slot is worth
+        more to the first descent: picks from the start took its neighbour checks and slowed
+        it (concentric ripples: 325 -> 492 evaluations to the minimum at ten seeds, the same
+        when the picks could not move the base). After it, the picks look off every line
+        searched so far for a better basin, and where the next restart goes."""
         st = self.store
         if self.parzen_from is None:
             return []
@@ -473,12 +473,12 @@ class AxisAsync(AxisBase):
             return []
         points, means = self.quadratic.table()
         pending = np.array(list(st.pending), dtype=int).reshape(-1, self.grid.d)
-        mask = self._known
+        mask = self._known      # every point handed out, where the grid is small enough
 
         def known(p: Point) -> bool:
-            if p in chosen or st.known(p) or p in st.pending:
-                return True
-            return bool(mask[p]) if mask is not None else False
+            if mask is not None:
+                return p in chosen or bool(mask[p])
+            return p in chosen or st.known(p) or p in st.pending
 
         rng = np.random.default_rng([self.settings.seed, 0x9A12, st.results, self.handed_out])
         return self.parzen.picks(points, means, pending, room, known, rng)
@@ -845,9 +845,9 @@ class AxisAsync(AxisBase):
         """Under noise, once no more than a tenth of the budget is left to ask (at most
         2 x max_concurrent trials: beyond, more measurements of five points tell little
         more): the few best candidates for the reported setting (by the same judgement as
-        ``reported``), which those trials measure again instead of exploring. A setting picked among many twice-measured points is the luckiest of
-        them; more measurements of the few best tell them apart (the AT study's second aim:
-        a stable setting)."""
+        ``reported``), which those trials measure again instead of exploring. A setting
+        picked among many twice-measured points is the luckiest of them; more measurements
+        of the few best tell them apart (the AT study's second aim: a stable setting)."""
         if self.repeats > 1 or not self._noisy():
             return []
         left = self._trials_left()
