@@ -56,6 +56,11 @@ when the objective proved noisy -- the second measurements above. The reported s
 the base: the best mean among those measured ``repeats`` times when repeats are asked for;
 ``summary()`` gives its mean and spread, the pooled noise and whether noise was found.
 
+With many workers (``explore``: a fifth of them, so 10 at 50) the first wave also measures
+a Latin hypercube over the whole grid: lines through the start see nothing of a basin off
+them, and the design's results reach the additive model, the challengers and the choice of
+a restart point (see ``_exploration``).
+
 Two models look at all results at once and each has a few picks in flight beside the
 lines: a global additive model (additive.py: the combination of every axis's best values)
 and a local quadratic around the base (quadratic.py: the direction of an oblique valley,
@@ -99,7 +104,7 @@ from .additive import AdditiveModel
 from .base import AxisBase
 from .directions import Point, Vec, all_directions, direction_between, directions, level_of
 from .line import Line, interleave
-from .options import LINE_OPTIONS, positive
+from .options import LINE_OPTIONS, latin_points, positive
 from .parzen import ParzenPicks
 from .quadratic import LocalQuadratic
 from .screen import Screening
@@ -112,6 +117,7 @@ TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line the
 FINALISTS = 5              # candidates measured again at the end of a budget under noise
 CANDIDATES = 20            # twice-measured points judged beside the bases for the report
 RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask
+EXPLORE_SALT = 7919        # the exploration's Latin design differs from a Latin initial sample
 
 
 @register
@@ -123,7 +129,8 @@ class AxisAsync(AxisBase):
                "challengers": "int", "fidelity": "mapping", "screen_predicted": "bool",
                "model": "bool", "model_in_flight": "positive-int", "sweep": "bool",
                "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int",
-               "stall": "positive-int", "parzen": "bool", "parzen_share": "number"}
+               "stall": "positive-int", "parzen": "bool", "parzen_share": "number",
+               "explore": "int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -173,6 +180,15 @@ class AxisAsync(AxisBase):
             raise StudyError(f"search.parzen_share: expected a number from 0 to 1, got "
                              f"{opts['parzen_share']!r}")
         self.parzen = ParzenPicks(self.grid.shape)
+        # a fifth of the first wave, none with a Latin initial sample (already global) or
+        # a handful of workers (every slot is worth more to the descent)
+        default = 0 if self.initial == "latin" else settings.workers // 5
+        self.explore = opts.get("explore", default)
+        if not isinstance(self.explore, int) or isinstance(self.explore, bool) \
+                or self.explore < 0:
+            raise StudyError(f"search.explore: expected an integer >= 0, got "
+                             f"{opts['explore']!r}")
+        self._explore_points: list[Point] | None = None
         self.handed_out = 0                    # new points handed out (not continuations)
         self.parzen_adopted = 0               # ... of them the Parzen model's picks
         self.parzen_from: int | None = None   # handed_out at the first restart
@@ -483,6 +499,25 @@ class AxisAsync(AxisBase):
         rng = np.random.default_rng([self.settings.seed, 0x9A12, st.results, self.handed_out])
         return self.parzen.picks(points, means, pending, room, known, rng)
 
+    def _exploration(self) -> list[Point]:
+        """A Latin hypercube of ``explore`` points over the whole grid, measured with the
+        first wave (they come right after the base). A line search sees only the lines
+        through its bases: a basin off them (several wells, the deepest narrow) was found
+        only by a restart that happened to land in it, and under noise within a few hundred
+        evaluations rarely at all. Measured at 50 workers: Shekel-like wells 296 -> 191
+        evaluations to the minimum (12 seeds), regret at 2% noise 0.17 -> 0 (10 seeds).
+        The price is a fifth of the first wave's neighbour checks, and an additive model
+        fitted to points off the lines too: Levy 138 -> 155 evaluations (20 seeds). Later
+        waves or fewer points were worse on both counts (the design then comes after the
+        descent has chosen its basin)."""
+        if self.explore <= 0 or self.restarts:
+            return []
+        if self._explore_points is None:
+            design = latin_points(self.grid, self.explore, self.settings.seed + EXPLORE_SALT)
+            self._explore_points = [p for p in design if p != self.base]
+        st = self.store
+        return [p for p in self._explore_points if not st.known(p)]
+
     def _line_order(self) -> list[Line]:
         """Lines by the gain their fit predicts (most first), then in level order."""
         st = self.store
@@ -613,6 +648,8 @@ class AxisAsync(AxisBase):
                 repeat(p, 2)
             if self._gate():
                 repeat(self.base, self.repeats)
+            for p in self._exploration():
+                take(p, {**info0, "kind": "explore"})
             yield
             if self.promise:
                 for p, line in self._promising():
