@@ -1,7 +1,7 @@
-"""Bench: the search bench (bench_search.py) on nine landscapes the axis search was not tuned on.
+"""Bench: the search bench (bench_search.py) on landscapes the axis search was not tuned on.
 
 bench_search.py's twelve landscapes are the ones every change to ``axis`` was measured on;
-a method tuned against them can fit them and nothing else. These nine come from other
+a method tuned against them can fit them and nothing else. The first nine come from other
 standard test functions and from shapes a real tuning problem has, and were first run only
 after the search was written (docs/benchmarks.md, "Held-out landscapes", says what they
 showed and what changed because of them):
@@ -17,6 +17,14 @@ showed and what changed because of them):
   wells        Shekel-like: a narrow deepest well and four wider, shallower ones elsewhere
   powell       Powell's singular function, log-scaled: a quartic, flat bottom, axes in pairs
   cone         a rotated, anisotropic L1 cone (no quadratic fits its tip), optimum on a face
+
+and four more of several basins, added when a Latin first wave (``explore``) was, to see
+whether what it did for ``wells`` holds where the search never looked:
+
+  shekel       Shekel's shape: ten wells of heavy-tailed 1/(1 + r^2/w), the deepest narrow
+  hartmann     Hartmann-like: four anisotropic Gaussian bumps, the deepest not the widest
+  valleys      Michalewicz-like: per axis a narrow valley and a shallower one, flat between
+  langermann   Langermann-like: rippled wells (a cosine of the squared distance inside each)
 
 Everything else (grid, starts, workers, noise, figures, targets, the cache) is
 bench_search.py's; its options apply (``--landscapes`` takes these names). The cache lives
@@ -107,6 +115,50 @@ def cone(x: np.ndarray, instance: int) -> np.ndarray:
     return np.sum(np.abs(z @ q.T) * np.geomspace(1.0, 8.0, z.shape[-1]), axis=-1)
 
 
+def shekel(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "shekel")
+    rng = np.random.default_rng([instance, 41])
+    value = -1.0 / (np.sum(z ** 2, axis=-1) / 0.05 + 1.0)
+    for _ in range(9):
+        centre = rng.uniform(-1.0, 1.0, size=z.shape[-1])
+        depth, width = rng.uniform(0.3, 0.8), rng.uniform(0.05, 0.3)
+        value = value - depth / (np.sum((x - centre) ** 2, axis=-1) / width + 1.0)
+    return value
+
+
+def hartmann(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "hartmann")
+    rng = np.random.default_rng([instance, 43])
+    value = -1.2 * np.exp(-np.sum(rng.uniform(1.0, 12.0, size=z.shape[-1]) * z ** 2, axis=-1))
+    for height in (1.0, 0.9, 0.7):
+        centre = rng.uniform(-1.0, 1.0, size=z.shape[-1])
+        scale = rng.uniform(1.0, 12.0, size=z.shape[-1])
+        value = value - height * np.exp(-np.sum(scale * (x - centre) ** 2, axis=-1))
+    return value
+
+
+def valleys(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "valleys")
+    rng = np.random.default_rng([instance, 53])
+    total = np.zeros(z.shape[:-1])
+    for i in range(z.shape[-1]):
+        other = rng.uniform(0.4, 1.2) * rng.choice([-1.0, 1.0])
+        total = total - np.exp(-(z[..., i] / 0.15) ** 2) \
+            - 0.7 * np.exp(-((z[..., i] - other) / 0.15) ** 2)
+    return total
+
+
+def langermann(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "langermann")
+    rng = np.random.default_rng([instance, 47])
+    r2 = np.sum(z ** 2, axis=-1)
+    value = -1.5 * np.exp(-r2 / 0.1) * np.cos(math.pi * r2 / 0.4)
+    for _ in range(4):
+        s = np.sum((x - rng.uniform(-1.0, 1.0, size=z.shape[-1])) ** 2, axis=-1)
+        value = value - rng.uniform(0.5, 1.0) * np.exp(-s / 0.3) * np.cos(math.pi * s / 0.6)
+    return value + 0.05 * r2
+
+
 #: name: (function, where its optimum lies (landscapes.optimum_index), the default start)
 HELD_OUT: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str, str]] = {
     "zakharov": (zakharov, "interior", "centre"),
@@ -118,6 +170,10 @@ HELD_OUT: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str, str]] = 
     "wells": (wells, "interior", "centre"),
     "powell": (powell, "interior", "corner"),
     "cone": (cone, "edge", "conventional"),
+    "shekel": (shekel, "interior", "centre"),
+    "hartmann": (hartmann, "interior", "conventional"),
+    "valleys": (valleys, "interior", "corner"),
+    "langermann": (langermann, "interior", "centre"),
 }
 
 
