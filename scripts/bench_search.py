@@ -42,6 +42,10 @@ run and a fingerprint of the method's code and the landscapes, so tables can be 
     python scripts/bench_search.py                    # 12 landscapes x 3 noise x 10 seeds
     python scripts/bench_search.py --landscapes ackley,schwefel --methods axis,optuna-tpe \\
         --seeds 5 --noise 0,0.1
+
+A method may carry search options after a colon, joined by ``+``, to set a variant beside
+the default (``axis:explore=0``, ``axis:explore=0+parzen=false``); the variant counts as a
+peer of ``axis`` in the tables.
 """
 from __future__ import annotations
 
@@ -132,8 +136,33 @@ def needs(method: str) -> set[str]:
     return {"fidelity"} if method in ("asha-bo", "asha", "hyperband") else set()
 
 
+def method_spec(method: str) -> tuple[str, dict[str, Any]]:
+    """``name:key=value+key=value`` -> (name, options); values read as int, float, bool or
+    text. The name alone has no options."""
+    name, _, rest = method.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split("+")):
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise StudyError(f"--methods: {method!r}: expected name:key=value(+key=value), "
+                             f"got {item!r}")
+        value: Any = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(text)
+                    break
+                except ValueError:
+                    pass
+        options[key] = value
+    return name, options
+
+
 def make(job: Job) -> Searcher:
-    cls = SEARCHERS[job.method]
+    name, variant = method_spec(job.method)
+    cls = SEARCHERS[name]
     space = parse_space(landscapes.space(job.landscape, instance=job.seed))
     options: dict[str, Any] = {}
     if "start" in cls.options:
@@ -142,7 +171,7 @@ def make(job: Job) -> Searcher:
                             zip(landscapes.STUDY_AXES, index)}
     # the budget a study would give (max_trials): what the run may spend, as for every method
     budget = job.cap if job.noise == 0 else max(job.horizons)
-    return cls(SearchSettings(space, job.seed, WORKERS, budget, options=options))
+    return cls(SearchSettings(space, job.seed, WORKERS, budget, options={**options, **variant}))
 
 
 def finishes_by_itself(searcher: Searcher) -> bool:
@@ -248,7 +277,7 @@ def _digest(paths: Iterable[str], base: str, extra: str = "") -> str:
 def fingerprint(method: str) -> str:
     """What a cached run depends on: its searcher's code (its module, its subpackage, the
     searcher base and the package modules these sources name), the landscapes, this loop."""
-    module = sys.modules[SEARCHERS[method].__module__]
+    module = sys.modules[SEARCHERS[method_spec(method)[0]].__module__]
     here = os.path.dirname(module.__file__)
     root = os.path.dirname(sys.modules["autotune.searchers"].__file__)
     pkg = os.path.dirname(root)
@@ -325,7 +354,7 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
     for r in results:
         by.setdefault((r["landscape"], r["start"], r["noise"], r["method"]), []).append(r)
     lines: list[str] = []
-    width = 14
+    width = max([14] + [len(m) + 2 for m in methods])   # a variant's name may be long
     checks: list[str] = []
     for noise in noises:
         present = [m for m in methods if any((p[0], p[1], noise, m) in by for p in problems)]
@@ -409,6 +438,27 @@ def parse_list(text: str, allowed: Iterable[str], what: str) -> list[str]:
     return names
 
 
+def parse_methods(text: str) -> list[str]:
+    """The method list, each name known and each variant's options valid for its searcher
+    (checked by building it on the first landscape, as a run would)."""
+    methods = [t.strip() for t in text.split(",") if t.strip()]
+    parse_list(",".join(method_spec(m)[0] for m in methods) or ",", SEARCHERS, "methods")
+    for m in methods:
+        name, variant = method_spec(m)
+        if variant:
+            allowed = SEARCHERS[name].options
+            for key in variant:
+                if key not in allowed:
+                    raise StudyError(f"--methods: {name} has no option {key!r} (it has: "
+                                     f"{', '.join(allowed)})")
+            land = next(iter(landscapes.OPTIMA))
+            try:
+                make(Job(land, DEFAULT_START.get(land, "centre"), 0.0, m, 0, 10))
+            except StudyError as err:
+                raise StudyError(f"--methods: {m}: {err}") from None
+    return methods
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -443,7 +493,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[str], list[tuple[str
     quick = QUICK if args.quick else {}
     lands = parse_list(args.landscapes or quick.get("landscapes") or ",".join(landscapes.OPTIMA),
                        landscapes.OPTIMA, "landscapes")
-    methods = parse_list(args.methods, SEARCHERS, "methods")
+    methods = parse_methods(args.methods)
     seeds = args.seeds if args.seeds is not None else quick.get("seeds", 10)
     if seeds < 1:
         raise StudyError(f"--seeds: expected a positive integer, got {seeds}")
@@ -489,7 +539,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[str], list[tuple[str
 
 def cost_guess(job: Job) -> float:
     """Expensive runs first, so the two processes finish together."""
-    weight = {"optuna-tpe": 30.0, "axis": 3.0, "optuna-cmaes": 2.0}.get(job.method, 1.0)
+    weight = {"optuna-tpe": 30.0, "axis": 3.0, "optuna-cmaes": 2.0}.get(
+        method_spec(job.method)[0], 1.0)
     return weight * (2.0 if job.noise > 0 else 1.0)
 
 

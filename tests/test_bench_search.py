@@ -35,7 +35,25 @@ def test_bad_choices_are_one_line_with_exit_2(tmp_path):
     for args, words in ((["--methods", "axis,nope"], "--methods: unknown 'nope'"),
                         (["--landscapes", "moon"], "--landscapes: unknown 'moon'"),
                         (["--noise", "x"], "--noise: expected"),
-                        (["--horizons", "0"], "--horizons: expected positive")):
+                        (["--horizons", "0"], "--horizons: expected positive"),
+                        (["--methods", "axis:explor=0"], "--methods: axis has no option 'explor'"),
+                        (["--methods", "axis:explore=lots"], "--methods: axis:explore=lots: "
+                                                             "search.explore"),
+                        (["--methods", "axis:explore"], "--methods: 'axis:explore': expected")):
         proc = bench(*args, "--cache", str(tmp_path))
         assert proc.returncode == 2 and words in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_variant_with_options_runs_beside_the_default(tmp_path):
+    """``axis:explore=0`` is axis with that option: its own column, its own cache, its own
+    runs (clean, it takes a different number of evaluations to the minimum than axis)."""
+    cache = str(tmp_path / "cache")
+    proc = bench("--landscapes", "levy", "--methods", "axis,axis:explore=0", "--seeds", "1",
+                 "--noise", "0", "--cache", cache, "--procs", "1")
+    assert proc.returncode == 0, proc.stderr
+    header = next(l for l in proc.stdout.splitlines() if l.startswith("landscape@start"))
+    assert "axis:explore=0" in header.split()
+    row = next(l for l in proc.stdout.splitlines() if l.startswith("levy@"))
+    assert row.split()[1:3] != row.split()[3:5]          # hours and evaluations differ
+    assert sorted(os.listdir(cache))[1].startswith("axis:explore=0-")
