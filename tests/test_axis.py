@@ -408,6 +408,15 @@ def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
     def kinds(noise):
         space = parse_space(bf.space("bowl", 2))
         s = SEARCHERS["axis"](SearchSettings(space, 0, 50, 400, options={}))
+        s.race, ask = [], s.ask
+
+        def watched(n):       # how many candidates each ask of the final phase chose among
+            got = ask(n)
+            if any(t.info.get("kind") == "final" for t in got) and s.next_trial <= 400:
+                s.race.append(len(s._finalists()))
+            return got
+
+        s.ask = watched
         trials = drive(s, "bowl", instance=2, noise=noise, limit=400)
         return s, trials
 
@@ -420,6 +429,10 @@ def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
         first.setdefault(bf.index_of(t.params), t.trial)
     assert all(first[bf.index_of(t.params)] < 360 for t in last)   # measured again, not new
     assert s.store.count(s.reported()) >= 5
+    # a race: five candidates in the phase's first half, three in the next quarter, two at
+    # the end (the trials that decide go to those still in contention)
+    assert s.race == sorted(s.race, reverse=True) and {5, 3, 2} <= set(s.race)
+    assert s.race[0] == 5 and s.race[-1] == 2
     _, trials = kinds(0.0)
     assert not any(t.info.get("kind") == "final" for t in trials)
 
