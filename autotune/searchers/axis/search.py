@@ -194,7 +194,7 @@ class AxisAsync(AxisBase):
         self.parzen_adopted = 0               # ... of them the Parzen model's picks
         self.parzen_from: int | None = None   # handed_out at the first restart
         self._reported_cache: tuple[tuple, Point] | None = None
-        self._finalists_cache: tuple[int, list[Point]] | None = None
+        self._finalists_cache: tuple[tuple[int, int], list[Point]] | None = None
         self.spent_s = 0.0        # compute the told results report, and how many report one
         self.costed = 0
         budget = settings.max_trials is not None or settings.max_compute_s is not None
@@ -892,19 +892,20 @@ class AxisAsync(AxisBase):
         if self.repeats > 1 or not self._noisy():
             return []
         left = self._trials_left()
-        if left is None or left[0] > self._final_trials(left[1]):
+        final = self._final_trials(left[1]) if left is not None else 0
+        if left is None or left[0] > final:
             return []
+        # a race: the last half of the phase measures the best three, its last quarter the
+        # best two, so the trials that decide go to the candidates still in contention
+        keep = FINALISTS if left[0] > final // 2 else (3 if left[0] > final // 4 else 2)
         st = self.store
-        if self._finalists_cache is not None and self._finalists_cache[0] == st.results:
+        key = (st.results, keep)    # results change the ranking, asks the stage of the race
+        if self._finalists_cache is not None and self._finalists_cache[0] == key:
             return self._finalists_cache[1]
         pool = [p for p in self.bases if p in st.values]
         judged = self._judged(pool + list(itertools.islice(st.ranked(), FINALISTS)))
-        # a race: the last half of the phase measures the best three, its last quarter the
-        # best two, so the trials that decide go to the candidates still in contention
-        final = self._final_trials(left[1])
-        keep = FINALISTS if left[0] > final // 2 else (3 if left[0] > final // 4 else 2)
         best = sorted(judged, key=lambda p: (judged[p], st.first_seen[p]))[:keep]
-        self._finalists_cache = (st.results, best)   # results change it, asks do not
+        self._finalists_cache = (key, best)
         return best
 
     def _trials_left(self) -> tuple[int, int] | None:
