@@ -26,12 +26,32 @@ whether what it did for ``wells`` holds where the search never looked:
   valleys      Michalewicz-like: per axis a narrow valley and a shallower one, flat between
   langermann   Langermann-like: rippled wells (a cosine of the squared distance inside each)
 
+and fourteen more, written after the final race was added and first run only then, from
+further standard functions and shapes of real tuning:
+
+  trid                 Trid: a convex bowl coupling every axis with the next
+  qing                 Qing-like: per axis a pair of minima, the global one on the optimum's side
+  alpine               Alpine: non-smooth ripples of |u sin u| on a cone
+  bent-cigar           a rotated bent cigar, log-scaled: one direction 1,000 times flatter
+                       than the others, so the bottom is a narrow oblique valley
+  ripples              Weierstrass-like: three octaves of ripples on a bowl
+  steps                a floored bowl: plateaus of equal value, a faint slope inside each
+  happycat             HappyCat-like: a ring-shaped valley, rotated, the optimum on it
+  rastrigin-rotated    Rastrigin rotated: its grid of local minima along no axis
+  easom                Easom-like: a narrow hole in an almost flat plain
+  perm                 Perm(0, d, beta), log-scaled: coupled powers of every axis
+  griewank-rosenbrock  the expanded Griewank-of-Rosenbrock (F8F2), log-scaled
+  drop-wave            Drop-Wave: decaying concentric waves, a single-point optimum
+  slope                a tilted L1 cone whose optimum is a corner, one axis almost flat
+  lr-bowl              a learning rate's shape: flat below its optimum, steep above and a
+                       step up (divergence) beyond; the other axes follow it
+
 Everything else (grid, starts, workers, noise, figures, targets, the cache) is
 bench_search.py's; its options apply (``--landscapes`` takes these names). The cache lives
 under bench_results/held-out/, keyed also by this file.
 
     python scripts/bench_heldout.py --noise 0,0.02,0.1 --horizons 363 --seeds 6 \\
-        --methods axis,optuna-tpe,optuna-cmaes            # ~5 min on 2 cores
+        --methods axis,optuna-tpe,optuna-cmaes            # ~19 min on 2 cores
 """
 from __future__ import annotations
 
@@ -159,6 +179,95 @@ def langermann(x: np.ndarray, instance: int) -> np.ndarray:
     return value + 0.05 * r2
 
 
+def trid(x: np.ndarray, instance: int) -> np.ndarray:
+    u = 3.0 * _offset(x, instance, "trid")
+    return np.sum(u ** 2, axis=-1) - 0.9 * np.sum(u[..., 1:] * u[..., :-1], axis=-1)
+
+
+def qing(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "qing")
+    c = x - z
+    side = np.sign(np.where(c == 0, 1.0, c))
+    u = 1.0 + 1.4 * side * z      # 1 at the optimum; the other minimum, -1, across the grid
+    return np.sum((u ** 2 - 1.0) ** 2 - 0.15 * u, axis=-1)
+
+
+def alpine(x: np.ndarray, instance: int) -> np.ndarray:
+    u = 6.0 * _offset(x, instance, "alpine")
+    return np.sum(np.abs(u * np.sin(u) + 0.1 * u) + 0.3 * np.abs(u), axis=-1)
+
+
+def bent_cigar(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "bent-cigar") @ landscapes._rotation(instance, x.shape[-1], 61).T
+    return np.log1p(100.0 * (z[..., 0] ** 2 + 1e3 * np.sum(z[..., 1:] ** 2, axis=-1)))
+
+
+def ripples(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "ripples")
+    waves = sum(0.5 ** k * (1.0 - np.cos(2.0 * math.pi * 3 ** k * z)) for k in range(3))
+    return np.sum(waves + 2.0 * z ** 2, axis=-1)
+
+
+def steps(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "steps")
+    return np.sum(np.floor(np.abs(4.0 * z) + 0.5) ** 2 + 0.05 * z ** 2, axis=-1)
+
+
+def happycat(x: np.ndarray, instance: int) -> np.ndarray:
+    z = 1.5 * _offset(x, instance, "happycat") @ landscapes._rotation(instance, x.shape[-1], 67).T
+    d = x.shape[-1]
+    ring = np.abs(np.sum((z + 0.5) ** 2, axis=-1) - 0.25 * d) ** 0.25
+    return ring + (0.5 * np.sum(z ** 2, axis=-1) + 0.3 * np.sum(z, axis=-1) ** 2) / d
+
+
+def rastrigin_rotated(x: np.ndarray, instance: int) -> np.ndarray:
+    z = 2.5 * _offset(x, instance, "rastrigin-rotated") \
+        @ landscapes._rotation(instance, x.shape[-1], 71).T
+    return np.sum(z ** 2 - 3.0 * np.cos(2.0 * math.pi * z) + 3.0, axis=-1)
+
+
+def easom(x: np.ndarray, instance: int) -> np.ndarray:
+    r2 = np.sum(_offset(x, instance, "easom") ** 2, axis=-1)
+    return -np.exp(-r2 / 0.08) + 0.05 * np.sqrt(r2)
+
+
+def perm(x: np.ndarray, instance: int) -> np.ndarray:
+    u = 1.2 * _offset(x, instance, "perm")
+    j = np.arange(1, u.shape[-1] + 1)
+    total = sum(np.sum((j + 2.0) * ((u + 1.0 / j) ** k - (1.0 / j) ** k), axis=-1) ** 2
+                for k in range(1, u.shape[-1] + 1))
+    return np.log1p(total)
+
+
+def griewank_rosenbrock(x: np.ndarray, instance: int) -> np.ndarray:
+    u = 1.0 + 1.2 * _offset(x, instance, "griewank-rosenbrock")
+    total = np.zeros(u.shape[:-1])
+    for k in range(u.shape[-1]):
+        a, b = u[..., k], u[..., (k + 1) % u.shape[-1]]
+        r = 100.0 * (a ** 2 - b) ** 2 + (a - 1.0) ** 2
+        total = total + r ** 2 / 4000.0 - np.cos(r) + 1.0
+    return np.log1p(total)
+
+
+def drop_wave(x: np.ndarray, instance: int) -> np.ndarray:
+    r = np.sqrt(np.sum((3.0 * _offset(x, instance, "drop-wave")) ** 2, axis=-1))
+    return -(1.0 + np.cos(3.0 * r)) / (0.5 * r ** 2 + 2.0)
+
+
+def slope(x: np.ndarray, instance: int) -> np.ndarray:
+    z = np.abs(_offset(x, instance, "slope"))
+    return np.sum(np.array([1.0, 0.2, 0.05, 3.0])[:z.shape[-1]] * z, axis=-1) \
+        + 0.3 * z[..., 0] * z[..., 1]
+
+
+def lr_bowl(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "lr-bowl")
+    lr = z[..., 0]
+    core = np.where(lr > 0, 5.0 * lr ** 2 + 2.0 * lr, 0.6 * np.abs(lr))
+    return core + 0.4 * np.sum((z[..., 1:] - 0.3 * lr[..., None]) ** 2, axis=-1) \
+        + np.where(lr > 0.5, 2.0, 0.0)
+
+
 #: name: (function, where its optimum lies (landscapes.optimum_index), the default start)
 HELD_OUT: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str, str]] = {
     "zakharov": (zakharov, "interior", "centre"),
@@ -174,6 +283,20 @@ HELD_OUT: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str, str]] = 
     "hartmann": (hartmann, "interior", "conventional"),
     "valleys": (valleys, "interior", "corner"),
     "langermann": (langermann, "interior", "centre"),
+    "trid": (trid, "interior", "corner"),
+    "qing": (qing, "interior", "centre"),
+    "alpine": (alpine, "interior", "conventional"),
+    "bent-cigar": (bent_cigar, "interior", "centre"),
+    "ripples": (ripples, "interior", "conventional"),
+    "steps": (steps, "interior", "centre"),
+    "happycat": (happycat, "interior", "conventional"),
+    "rastrigin-rotated": (rastrigin_rotated, "interior", "centre"),
+    "easom": (easom, "interior", "conventional"),
+    "perm": (perm, "interior", "centre"),
+    "griewank-rosenbrock": (griewank_rosenbrock, "interior", "corner"),
+    "drop-wave": (drop_wave, "interior", "centre"),
+    "slope": (slope, "corner", "centre"),
+    "lr-bowl": (lr_bowl, "edge", "conventional"),
 }
 
 
