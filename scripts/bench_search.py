@@ -70,6 +70,7 @@ from autotune.bench import landscapes
 from autotune.errors import StudyError
 from autotune.searchers import SEARCHERS, Result, Searcher, SearchSettings
 from autotune.space import parse_space
+from autotune.yamlfile import parse_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -137,8 +138,8 @@ def needs(method: str) -> set[str]:
 
 
 def method_spec(method: str) -> tuple[str, dict[str, Any]]:
-    """``name:key=value+key=value`` -> (name, options); values read as int, float, bool or
-    text. The name alone has no options."""
+    """``name:key=value+key=value`` -> (name, options); values read as a study file's are
+    (YAML 1.2 scalars). The name alone has no options."""
     name, _, rest = method.partition(":")
     options: dict[str, Any] = {}
     for item in filter(None, rest.split("+")):
@@ -146,17 +147,7 @@ def method_spec(method: str) -> tuple[str, dict[str, Any]]:
         if not eq or not key:
             raise StudyError(f"--methods: {method!r}: expected name:key=value(+key=value), "
                              f"got {item!r}")
-        value: Any = text
-        if text.lower() in ("true", "false"):
-            value = text.lower() == "true"
-        else:
-            for kind in (int, float):
-                try:
-                    value = kind(text)
-                    break
-                except ValueError:
-                    pass
-        options[key] = value
+        options[key] = parse_yaml(text, f"--methods: {method!r}: {key}")
     return name, options
 
 

@@ -892,8 +892,10 @@ class AxisAsync(AxisBase):
         if self.repeats > 1 or not self._noisy():
             return []
         left = self._trials_left()
-        final = self._final_trials(left[1]) if left is not None else 0
-        if left is None or left[0] > final:
+        if left is None:
+            return []
+        final = self._final_trials(left[1])
+        if left[0] > final:
             return []
         # a race: the last half of the phase measures the best three, its last quarter the
         # best two, so the trials that decide go to the candidates still in contention
