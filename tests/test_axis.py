@@ -540,6 +540,34 @@ def test_the_additive_model_proposes_the_combination_of_the_axes_best_values():
                                       if bf.index_of(t.params) == argmin)
 
 
+def test_an_additive_model_that_keeps_missing_gets_one_pick_in_flight():
+    """On an oblique ridge (interacting axes, which an additive model cannot represent) the
+    model's combinations keep missing; after MODEL_PATIENCE misses in a row it has at most
+    one pick in flight, and it keeps that one: a later pick may beat the base again."""
+    from autotune.searchers.axis.search import MODEL_PATIENCE
+    s = budgeted("ridge", instance=0)
+    ask, seen = s.ask, {"throttled": 0, "picks": 0, "most": 0}
+
+    def checked_ask(n):
+        before, misses = len(s.model_out), s.model_misses
+        got = ask(n)
+        new = sum(g.info.get("kind") == "model" for g in got)
+        seen["most"] = max(seen["most"], before + new)
+        if misses >= MODEL_PATIENCE:
+            seen["throttled"] += 1
+            seen["picks"] += new
+            assert new <= (0 if before else 1)
+        return got
+
+    s.ask = checked_ask
+    drive(s, "ridge", instance=0, limit=600)
+    assert seen["most"] > 1                           # at full strength it had several out
+    assert seen["throttled"] > 0 and seen["picks"] > 0
+    on_bowl = budgeted("bowl", instance=0)           # additive landscape: its picks hit
+    drive(on_bowl, "bowl", instance=0, limit=400)
+    assert on_bowl.model_misses < MODEL_PATIENCE
+
+
 def test_range_needs_steps():
     raw = study("axis")
     raw["space"] = {"lr": {"low": 1e-5, "high": 1e-1, "log": True}, "fn": "bowl"}
