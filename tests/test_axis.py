@@ -564,8 +564,15 @@ def test_an_additive_model_that_keeps_missing_gets_one_pick_in_flight():
     assert seen["most"] > 1                           # at full strength it had several out
     assert seen["throttled"] > 0 and seen["picks"] > 0
     on_bowl = budgeted("bowl", instance=0)           # additive landscape: its picks hit
+    tell, worst = on_bowl.tell, [0]
+
+    def watched_tell(result):
+        tell(result)
+        worst[0] = max(worst[0], on_bowl.model_misses)
+
+    on_bowl.tell = watched_tell
     drive(on_bowl, "bowl", instance=0, limit=400)
-    assert on_bowl.model_misses < MODEL_PATIENCE
+    assert 0 < worst[0] < MODEL_PATIENCE              # it missed at times, never ten in a row
 
 
 def test_range_needs_steps():
