@@ -46,12 +46,28 @@ further standard functions and shapes of real tuning:
   lr-bowl              a learning rate's shape: flat below its optimum, steep above and a
                        step up (divergence) beyond; the other axes follow it
 
+and ten more, written after the additive model's patience was added and first run only
+then; most are rotated, so that no axis and no diagonal of the grid follows their valleys:
+
+  levy-rotated         Levy rotated: its ripples along no axis
+  bohachevsky          Bohachevsky-like: a bowl with cosine ripples, axes coupled in pairs
+  schaffer             Schaffer-like: concentric rings in every pair of neighbouring axes
+  styblinski-rotated   Styblinski-Tang rotated: 16 basins, the deepest in no axis's direction
+  discus               a rotated discus, log-scaled: one direction 1,000 times steeper
+  sharp-ridge          a rotated sharp ridge: a parabola along one direction, a cone across
+  plateau-cliff        stepped rings of equal value inside a radius, a tilted plain outside
+  rosen-rotated        Rosenbrock rotated, log-scaled: its curved valley along no axis
+  xinsheyang           Xin-She Yang-like: |u| weighted by exp(-sum sin(u^2)), a cusp at the
+                       optimum among ripples that grow towards the edges
+  lr-wall              a learning rate with a wall: a bowl coupling it to the next axis, a
+                       step up by three beyond it, a faint interaction of the last two axes
+
 Everything else (grid, starts, workers, noise, figures, targets, the cache) is
 bench_search.py's; its options apply (``--landscapes`` takes these names). The cache lives
 under bench_results/held-out/, keyed also by this file.
 
     python scripts/bench_heldout.py --noise 0,0.02,0.1 --horizons 363 --seeds 6 \\
-        --methods axis,optuna-tpe,optuna-cmaes            # ~19 min on 2 cores
+        --methods axis,optuna-tpe,optuna-cmaes            # ~28 min on 2 cores
 """
 from __future__ import annotations
 
@@ -268,6 +284,81 @@ def lr_bowl(x: np.ndarray, instance: int) -> np.ndarray:
         + np.where(lr > 0.5, 2.0, 0.0)
 
 
+
+def levy_rotated(x: np.ndarray, instance: int) -> np.ndarray:
+    u = 3.0 * _offset(x, instance, "levy-rotated") \
+        @ landscapes._rotation(instance, x.shape[-1], 79).T
+    w = 1.0 + u / 4.0
+    total = np.sin(math.pi * w[..., 0]) ** 2 \
+        + (w[..., -1] - 1.0) ** 2 * (1.0 + np.sin(2.0 * math.pi * w[..., -1]) ** 2)
+    for i in range(w.shape[-1] - 1):
+        ripple = 1.0 + 10.0 * np.sin(math.pi * w[..., i] + 1.0) ** 2
+        total = total + (w[..., i] - 1.0) ** 2 * ripple
+    return total
+
+
+def bohachevsky(x: np.ndarray, instance: int) -> np.ndarray:
+    z = 3.0 * _offset(x, instance, "bohachevsky")
+    total = np.zeros(z.shape[:-1])
+    for k in range(z.shape[-1] - 1):
+        a, b = z[..., k], z[..., k + 1]
+        total = total + a ** 2 + 2.0 * b ** 2 - 0.3 * np.cos(3.0 * math.pi * a) \
+            - 0.4 * np.cos(4.0 * math.pi * b) + 0.7
+    return total
+
+
+def schaffer(x: np.ndarray, instance: int) -> np.ndarray:
+    z = 4.0 * _offset(x, instance, "schaffer")
+    total = np.zeros(z.shape[:-1])
+    for k in range(z.shape[-1] - 1):
+        s = z[..., k] ** 2 + z[..., k + 1] ** 2
+        total = total + 0.5 + (np.sin(np.sqrt(s)) ** 2 - 0.5) / (1.0 + 0.001 * s) ** 2 + 0.02 * s
+    return total
+
+
+def styblinski_rotated(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "styblinski-rotated") \
+        @ landscapes._rotation(instance, x.shape[-1], 83).T
+    u = -2.903534 + 4.0 * z
+    return 0.5 * np.sum(u ** 4 - 16.0 * u ** 2 + 5.0 * u, axis=-1)
+
+
+def discus(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "discus") @ landscapes._rotation(instance, x.shape[-1], 89).T
+    return np.log1p(1e3 * z[..., 0] ** 2 + np.sum(z[..., 1:] ** 2, axis=-1))
+
+
+def sharp_ridge(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "sharp-ridge") @ landscapes._rotation(instance, x.shape[-1], 97).T
+    return z[..., 0] ** 2 + 10.0 * np.sqrt(np.sum(z[..., 1:] ** 2, axis=-1))
+
+
+def plateau_cliff(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "plateau-cliff")
+    r = np.sqrt(np.sum(z ** 2, axis=-1))
+    return np.where(r < 0.5, np.round(4.0 * r) / 4.0 + 0.1 * r, 1.0 + 0.05 * np.sum(z, axis=-1))
+
+
+def rosen_rotated(x: np.ndarray, instance: int) -> np.ndarray:
+    u = 1.0 + 1.5 * _offset(x, instance, "rosen-rotated") \
+        @ landscapes._rotation(instance, x.shape[-1], 101).T
+    total = np.zeros(u.shape[:-1])
+    for k in range(u.shape[-1] - 1):
+        total = total + 100.0 * (u[..., k + 1] - u[..., k] ** 2) ** 2 + (1.0 - u[..., k]) ** 2
+    return np.log1p(total)
+
+
+def xinsheyang(x: np.ndarray, instance: int) -> np.ndarray:
+    z = 2.0 * _offset(x, instance, "xinsheyang")
+    return np.sum(np.abs(z), axis=-1) * np.exp(-np.sum(np.sin(z ** 2), axis=-1))
+
+
+def lr_wall(x: np.ndarray, instance: int) -> np.ndarray:
+    z = _offset(x, instance, "lr-wall")
+    lr, wd = z[..., 0], z[..., 1]
+    bowl = 0.5 * lr ** 2 + 0.3 * (wd - 0.4 * lr) ** 2 + 0.2 * np.sum(z[..., 2:] ** 2, axis=-1)
+    return bowl + np.where(lr > 0.25, 3.0 + lr, 0.0) + 0.1 * np.abs(z[..., 2] * z[..., 3])
+
 #: name: (function, where its optimum lies (landscapes.optimum_index), the default start)
 HELD_OUT: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str, str]] = {
     "zakharov": (zakharov, "interior", "centre"),
@@ -297,6 +388,16 @@ HELD_OUT: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str, str]] = 
     "drop-wave": (drop_wave, "interior", "centre"),
     "slope": (slope, "corner", "centre"),
     "lr-bowl": (lr_bowl, "edge", "conventional"),
+    "levy-rotated": (levy_rotated, "interior", "centre"),
+    "bohachevsky": (bohachevsky, "interior", "corner"),
+    "schaffer": (schaffer, "interior", "conventional"),
+    "styblinski-rotated": (styblinski_rotated, "interior", "centre"),
+    "discus": (discus, "interior", "conventional"),
+    "sharp-ridge": (sharp_ridge, "interior", "centre"),
+    "plateau-cliff": (plateau_cliff, "interior", "corner"),
+    "rosen-rotated": (rosen_rotated, "interior", "centre"),
+    "xinsheyang": (xinsheyang, "interior", "conventional"),
+    "lr-wall": (lr_wall, "edge", "conventional"),
 }
 
 

@@ -28,7 +28,7 @@ def heldout():
 
 def test_each_held_out_landscape_has_its_unique_minimum_at_its_optimum(heldout):
     twelve = list(heldout.bench_search.DEFAULT_START)[:12]
-    assert len(heldout.HELD_OUT) == 27 and not set(heldout.HELD_OUT) & set(twelve)
+    assert len(heldout.HELD_OUT) == 37 and not set(heldout.HELD_OUT) & set(twelve)
     for name in heldout.HELD_OUT:
         for instance in range(3):
             table = landscapes._table(name, instance)
