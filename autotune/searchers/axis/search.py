@@ -62,11 +62,14 @@ a Latin hypercube over the whole grid: lines through the start see nothing of a 
 them, and the design's results reach the additive model, the challengers and the choice of
 a restart point (see ``_exploration``).
 
-Two models look at all results at once and each has a few picks in flight beside the
-lines: a global additive model (additive.py: the combination of every axis's best values;
-after ten of its picks in a row missed the base, one pick at a time until one beats it)
-and a local quadratic around the base (quadratic.py: the direction of an oblique valley,
-which no line has; it stops for a base after ``d + 4`` picks that did not move it).
+Three models look at all results at once and each has a few picks in flight beside the
+lines: a global additive model (additive.py: the combination of every axis's best values),
+a quadratic fitted to the best points measured anywhere (elite.py: the bottom of the
+envelope the best points surround, such as the centre of rings or of a rotated, rough
+bowl; ``elite_in_flight`` picks, 2 at 50 workers; none under noise) -- each of these two
+keeps one pick at a time after ten of its picks in a row missed the base, until one beats
+it -- and a local quadratic around the base (quadratic.py: the direction of an oblique
+valley, which no line has; it stops for a base after ``d + 4`` picks that did not move it).
 
 Once the first local search has settled (its first restart, below), a third model takes a
 share of the new points (``parzen_share``, a tenth): a global Parzen density ratio in the
@@ -105,6 +108,7 @@ from ..registry import register
 from .additive import AdditiveModel
 from .base import AxisBase
 from .directions import Point, Vec, all_directions, direction_between, directions, level_of
+from .elite import BestPointsQuadratic
 from .line import Line, interleave
 from .options import LINE_OPTIONS, latin_points, positive
 from .parzen import ParzenPicks
@@ -116,7 +120,7 @@ MAX_LINES = 200    # lines searched at once from a base before higher levels wai
 MAX_ALL_LINES = 1000   # the most lines through one base, levels added when stalled included
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
 TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
-MODEL_PATIENCE = 10        # the additive model's picks in a row that missed: then one at a time
+MODEL_PATIENCE = 10        # a global model's picks in a row that missed: then one at a time
 FINALISTS = 5              # candidates measured again at the end of a budget under noise
 CANDIDATES = 20            # twice-measured points judged beside the bases for the report
 RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask
@@ -133,7 +137,7 @@ class AxisAsync(AxisBase):
                "model": "bool", "model_in_flight": "positive-int", "sweep": "bool",
                "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int",
                "stall": "positive-int", "parzen": "bool", "parzen_share": "number",
-               "explore": "int"}
+               "explore": "int", "elite": "bool", "elite_in_flight": "positive-int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -178,6 +182,13 @@ class AxisAsync(AxisBase):
         self.quadratic_out: set[int] = set()  # trials of the quadratic's picks in flight
         self.quadratic_misses = 0             # its picks told since the base last moved
         self._quadratic_cache: tuple[tuple, list[tuple[Point, float]]] | None = None
+        self.use_elite = bool(opts.get("elite", True))
+        self.elite_in_flight = positive(opts, "elite_in_flight",
+                                        max(1, settings.workers // 25), integer=True, minimum=1)
+        self.elite = BestPointsQuadratic(self.quadratic, self.grid.shape)
+        self.elite_out: set[int] = set()      # trials of its picks still in flight
+        self.elite_misses = 0                 # its picks told in a row that missed the base
+        self._elite_cache: tuple[int, list[tuple[Point, float]]] | None = None
         self.use_parzen = bool(opts.get("parzen", True))
         self.parzen_share = float(opts.get("parzen_share", 0.1))
         if not 0 <= self.parzen_share <= 1:
@@ -449,6 +460,36 @@ class AxisAsync(AxisBase):
             picks = self.model.best(room, st.known)
         return [p for value, p in picks if value < target]
 
+    def _elite_picks(self) -> list[Point]:
+        """The best-points quadratic's lowest predictions below the base (below the best
+        overall after a restart), while fewer than ``elite_in_flight`` of its picks are
+        out; after ``MODEL_PATIENCE`` misses in a row, one at a time (as the additive
+        model's, ``_judge_pick``). None once repeated measurements disagree: under noise
+        the best points are the luckiest ones, and a quadratic through them chases the
+        noise (at 10% noise the reported settings were worse on 10 of 37 landscapes and
+        better on 7)."""
+        st = self.store
+        out = len(self.elite_out)
+        room = self.elite_in_flight - out
+        if self.elite_misses >= MODEL_PATIENCE:
+            room = min(room, 1 - out)
+        if room <= 0 or self.base not in st.values \
+                or st.sigma() > 1e-12 * max(1.0, abs(st.mean(self.base))):
+            return []
+        if self._elite_cache is None or self._elite_cache[0] != st.results:
+            # results change it, asks do not: cached until the next result
+            self._elite_cache = (st.results, self.elite.ranked(self.settings.seed, self._known))
+        target = st.mean(self.base)
+        if self.restarts:      # after a restart only a new best overall is worth a pick
+            target = min(target, st.mean(st.best()))
+        picks: list[Point] = []
+        for p, value in self._elite_cache[1]:
+            if value >= target or len(picks) == room:
+                break
+            if not st.known(p) and p not in st.pending:
+                picks.append(p)
+        return picks
+
     def _quadratic_picks(self) -> list[Point]:
         """The local quadratic's lowest predictions near the base below the base's value,
         while fewer than ``quadratic_in_flight`` of its picks are out and fewer than
@@ -663,6 +704,9 @@ class AxisAsync(AxisBase):
                     take(p, {**info0, "kind": "predicted", "level": line.level,
                              "direction": line.text})
             yield
+            if self.use_elite:
+                for p in self._elite_picks():
+                    take(p, {**info0, "kind": "elite"})
             if self.use_quadratic:
                 for p in self._quadratic_picks():
                     take(p, {**info0, "kind": "quadratic"})
@@ -741,6 +785,8 @@ class AxisAsync(AxisBase):
             self.parzen_adopted += kind == "parzen"
         if kind == "model":
             self.model_out.add(s.trial)
+        elif kind == "elite":
+            self.elite_out.add(s.trial)
         elif kind == "quadratic":
             self.quadratic_out.add(s.trial)
         screen = self.screen
@@ -763,10 +809,15 @@ class AxisAsync(AxisBase):
 
     # ---- telling --------------------------------------------------------------------------
     def tell(self, result: Result) -> None:
-        model = result.trial in self.model_out
-        self.model_out.discard(result.trial)
-        if model and not (self.screen is not None and self.screen.is_screen(result.trial)):
-            self._judge_model_pick(result)
+        judged = not (self.screen is not None and self.screen.is_screen(result.trial))
+        if result.trial in self.model_out:
+            self.model_out.discard(result.trial)
+            if judged:
+                self.model_misses = self._judge_pick(result, self.model_misses)
+        if result.trial in self.elite_out:
+            self.elite_out.discard(result.trial)
+            if judged:
+                self.elite_misses = self._judge_pick(result, self.elite_misses)
         if result.cost_s > 0:                  # for a compute budget's final phase
             self.spent_s += result.cost_s
             self.costed += 1
@@ -784,27 +835,30 @@ class AxisAsync(AxisBase):
         if quadratic and self.moves == moves:      # a pick that did not move the base
             self.quadratic_misses += 1
 
-    def _judge_model_pick(self, result: Result) -> None:
-        """Counts the additive model's misses in a row. It has no interactions: where the
-        axes interact (an oblique valley, a rotated landscape) its combinations keep missing,
-        and at every move of the base its picks, which go before the neighbour checks, took
-        the few slots just freed (Zakharov: 60 of 197 trials, 2 of them moves). After
-        ``MODEL_PATIENCE`` misses in a row it keeps one pick in flight until one beats the
-        base again (or a restart begins a new region). A pick beats the base when its value
-        is below the base's mean; it misses when it is worse by more than the noise
-        (``noise_margin`` standard errors, under noise); one within the noise says neither.
-        A short run of a screened pick is not judged: it is no full-length value."""
+    def _judge_pick(self, result: Result, misses: int) -> int:
+        """A global model's misses in a row (the additive model's, the best-points
+        quadratic's), after one more of its picks came back. The additive model has no
+        interactions: where the axes interact (an oblique valley, a rotated landscape) its
+        combinations keep missing, and at every move of the base its picks, which go before
+        the neighbour checks, took the few slots just freed (Zakharov: 60 of 197 trials, 2
+        of them moves); the best-points quadratic misses where the best points straddle
+        basins. After ``MODEL_PATIENCE`` misses in a row a model keeps one pick in flight
+        until one beats the base again (or a restart begins a new region). A pick beats the
+        base when its value is below the base's mean; it misses when it is worse by more
+        than the noise (``noise_margin`` standard errors, under noise); one within the noise
+        says neither. A short run of a screened pick is not judged: it is no full-length
+        value."""
         st = self.store
         if self.base not in st.values:
-            return
+            return misses
         ok = result.ok and result.loss is not None and math.isfinite(result.loss)
         mean = st.mean(self.base)
         if ok and result.loss < mean:
-            self.model_misses = 0
-            return
+            return 0
         se = st.sigma() * (1.0 + 1.0 / st.count(self.base)) ** 0.5 if self._noisy() else 0.0
         if not ok or result.loss > mean + self.noise_margin * se:
-            self.model_misses += 1
+            return misses + 1
+        return misses
 
     def told(self, p: Point, result: Result) -> None:
         if result.ok and math.isfinite(result.loss):
@@ -858,7 +912,7 @@ class AxisAsync(AxisBase):
                 self._finish(trial)
                 return
             self.restarts += 1
-            self.model_misses = 0
+            self.model_misses = self.elite_misses = 0
             if self.parzen_from is None:
                 self.parzen_from = self.handed_out
             self.restarts_left -= 1 if self.restarts_left > 0 else 0
