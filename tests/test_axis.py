@@ -540,29 +540,42 @@ def test_the_additive_model_proposes_the_combination_of_the_axes_best_values():
                                       if bf.index_of(t.params) == argmin)
 
 
+def watch_picks(s, kind):
+    """Wrap ``s.ask`` to check a global model's patience (``kind``: "model" or "elite",
+    whose picks in flight are ``s.<kind>_out`` and misses in a row ``s.<kind>_misses``):
+    after MODEL_PATIENCE misses in a row an ask adds a pick only while none is out. Counts
+    the most picks ever out at once, all picks, the asks made while throttled and the
+    picks they made."""
+    from autotune.searchers.axis.search import MODEL_PATIENCE
+    ask = s.ask
+    seen = {"most": 0, "picks": 0, "throttled": 0, "throttled_picks": 0}
+
+    def checked(n):
+        before, misses = len(getattr(s, f"{kind}_out")), getattr(s, f"{kind}_misses")
+        got = ask(n)
+        new = sum(g.info.get("kind") == kind for g in got)
+        seen["most"] = max(seen["most"], before + new)
+        seen["picks"] += new
+        if misses >= MODEL_PATIENCE:
+            seen["throttled"] += 1
+            seen["throttled_picks"] += new
+            assert new <= (0 if before else 1)
+        return got
+
+    s.ask = checked
+    return seen
+
+
 def test_an_additive_model_that_keeps_missing_gets_one_pick_in_flight():
     """On an oblique ridge (interacting axes, which an additive model cannot represent) the
     model's combinations keep missing; after MODEL_PATIENCE misses in a row it has at most
     one pick in flight, and it keeps that one: a later pick may beat the base again."""
     from autotune.searchers.axis.search import MODEL_PATIENCE
     s = budgeted("ridge", instance=0)
-    ask, seen = s.ask, {"throttled": 0, "picks": 0, "most": 0}
-
-    def checked_ask(n):
-        before, misses = len(s.model_out), s.model_misses
-        got = ask(n)
-        new = sum(g.info.get("kind") == "model" for g in got)
-        seen["most"] = max(seen["most"], before + new)
-        if misses >= MODEL_PATIENCE:
-            seen["throttled"] += 1
-            seen["picks"] += new
-            assert new <= (0 if before else 1)
-        return got
-
-    s.ask = checked_ask
+    seen = watch_picks(s, "model")
     drive(s, "ridge", instance=0, limit=600)
     assert seen["most"] > 1                           # at full strength it had several out
-    assert seen["throttled"] > 0 and seen["picks"] > 0
+    assert seen["throttled"] > 0 and seen["throttled_picks"] > 0
     on_bowl = budgeted("bowl", instance=0)           # additive landscape: its picks hit
     tell, worst = on_bowl.tell, [0]
 

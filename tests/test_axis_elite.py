@@ -10,7 +10,7 @@ from autotune.errors import StudyError
 from autotune.searchers.axis.elite import BestPointsQuadratic
 from autotune.searchers.axis.quadratic import LocalQuadratic
 from autotune.searchers.axis.search import MODEL_PATIENCE
-from tests.test_axis import budgeted, drive, make
+from tests.test_axis import budgeted, drive, make, watch_picks
 
 SHAPE = (9, 11, 10)
 LOW = np.array([3.0, 7.0, 4.0])
@@ -49,31 +49,12 @@ def test_too_few_points_fit_nothing():
     assert BestPointsQuadratic(points, SHAPE).ranked(seed=0, known=None) == []   # 40 needed
 
 
-def elite_watch(s):
-    """Wrap ask: the most elite picks ever in flight, and those after ten misses in a row."""
-    ask, seen = s.ask, {"most": 0, "picks": 0, "throttled": 0}
-
-    def checked(n):
-        before, misses = len(s.elite_out), s.elite_misses
-        got = ask(n)
-        new = sum(g.info.get("kind") == "elite" for g in got)
-        seen["most"] = max(seen["most"], before + new)
-        seen["picks"] += new
-        if misses >= MODEL_PATIENCE:
-            seen["throttled"] += 1
-            assert new <= (0 if before else 1)
-        return got
-
-    s.ask = checked
-    return seen
-
-
 def test_its_picks_stay_within_elite_in_flight_and_stop_under_noise():
     """Clean: it proposes, never more than ``elite_in_flight`` out at once (2 at 50
     workers), one at a time after ten misses in a row. Under noise the best points are the
     luckiest ones: it proposes nothing."""
     s = budgeted("rastrigin", instance=0)
-    seen = elite_watch(s)
+    seen = watch_picks(s, "elite")
     drive(s, "rastrigin", instance=0, limit=600)
     assert seen["picks"] > 0 and seen["most"] == s.elite_in_flight == 2
     fresh = budgeted("rastrigin", instance=0)
@@ -82,7 +63,7 @@ def test_its_picks_stay_within_elite_in_flight_and_stop_under_noise():
     fresh.elite_misses = MODEL_PATIENCE              # ... but after ten misses in a row:
     assert len(fresh._elite_picks()) == 1
     noisy = make("axis", "bowl", instance=0, noise=0.05)
-    watched = elite_watch(noisy)
+    watched = watch_picks(noisy, "elite")
     drive(noisy, "bowl", instance=0, noise=0.05, limit=400)
     assert watched["picks"] == 0 and noisy.kinds.get("elite", 0) == 0
     off = budgeted("rastrigin", instance=0, elite=False)

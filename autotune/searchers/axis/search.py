@@ -315,12 +315,22 @@ class AxisAsync(AxisBase):
         return st.noise()[1] > 0 or any(p in st.values for p in st.pending)
 
     def _noisy(self) -> bool:
-        """Repeated measurements of a point disagree: the objective is noisy."""
-        if not self._checking():
-            return False
+        """Repeated measurements of a point disagree, and the search handles noise itself
+        (no ``repeats`` asked for): the objective is noisy."""
+        return self._checking() and self._spread_seen()
+
+    def _spread_seen(self) -> bool:
+        """Repeated measurements of a point disagree (whoever asked for the repeats)."""
         st = self.store
         scale = max(1.0, abs(st.mean(self.base))) if self.base in st.values else 1.0
         return st.sigma() > 1e-12 * scale
+
+    def _global_target(self) -> float:
+        """What a global model's pick must predict to be worth a trial: below the base, and
+        after a restart below the best overall (only a new best overall is worth it)."""
+        st = self.store
+        target = st.mean(self.base)
+        return min(target, st.mean(st.best())) if self.restarts else target
 
     def _challenger_list(self) -> list[Point]:
         """When noisy: the points measured once whose value beats the base's mean, best first
@@ -451,9 +461,7 @@ class AxisAsync(AxisBase):
         if self._model_fitted_at != st.results:
             self.model.fit()
             self._model_fitted_at = st.results
-        target = st.mean(self.base)
-        if self.restarts:      # after a restart only a new best overall is worth a pick
-            target = min(target, st.mean(st.best()))
+        target = self._global_target()
         if self._known is not None:
             picks = self.model.best_on_grid(room, self._known)
         else:
@@ -467,26 +475,23 @@ class AxisAsync(AxisBase):
         model's, ``_judge_pick``). None once repeated measurements disagree: under noise
         the best points are the luckiest ones, and a quadratic through them chases the
         noise (at 10% noise the reported settings were worse on 10 of 37 landscapes and
-        better on 7)."""
+        better on 6)."""
         st = self.store
         out = len(self.elite_out)
         room = self.elite_in_flight - out
         if self.elite_misses >= MODEL_PATIENCE:
             room = min(room, 1 - out)
-        if room <= 0 or self.base not in st.values \
-                or st.sigma() > 1e-12 * max(1.0, abs(st.mean(self.base))):
+        if room <= 0 or self.base not in st.values or self._spread_seen():
             return []
         if self._elite_cache is None or self._elite_cache[0] != st.results:
             # results change it, asks do not: cached until the next result
             self._elite_cache = (st.results, self.elite.ranked(self.settings.seed, self._known))
-        target = st.mean(self.base)
-        if self.restarts:      # after a restart only a new best overall is worth a pick
-            target = min(target, st.mean(st.best()))
+        target = self._global_target()
         picks: list[Point] = []
         for p, value in self._elite_cache[1]:
             if value >= target or len(picks) == room:
                 break
-            if not st.known(p) and p not in st.pending:
+            if not st.known(p):
                 picks.append(p)
         return picks
 
