@@ -339,6 +339,20 @@ def best_peer(values: dict[str, float], lead: str = "axis") -> tuple[str | None,
     return name, peers[name]
 
 
+def paired_by_seed(cells: dict[str, list[dict]], h: int) -> tuple[int, int]:
+    """(seeds where axis's regret after ``h`` is at most the best peer's on the same seed,
+    seeds that every method present ran). A median over ten seeds flips when a landscape's
+    runs split between two outcomes (a narrow basin found or not); the count of seeds won,
+    summed over landscapes, moves by one seed at a time."""
+    if "axis" not in cells or len(cells) < 2:
+        return 0, 0
+    regret = {m: {r["seed"]: r["regret"][str(h)] for r in c} for m, c in cells.items()}
+    seeds = set.intersection(*(set(v) for v in regret.values()))
+    won = sum(1 for s in seeds
+              if regret["axis"][s] <= min(v[s] for m, v in regret.items() if m != "axis") + 1e-12)
+    return won, len(seeds)
+
+
 def tables(results: list[dict], methods: list[str], problems: list[tuple[str, str]],
            noises: list[float], seeds: int, horizons: tuple[int, ...] = HORIZONS) -> list[str]:
     by: dict[tuple, list[dict]] = {}
@@ -383,10 +397,17 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
                           f"{h} evaluations (median of {seeds} seeds)",
                           head + f"{'axis/best':>11}  best peer", "-" * (len(head) + 24)]
                 losses = []
+                paired = [0, 0]       # (seeds where axis's regret is at most the best peer's, all)
+                behind = []
                 for land, start in problems:
                     cells = {m: by.get((land, start, noise, m), []) for m in present}
                     medians = {m: med([r["regret"][str(h)] for r in c]) for m, c in cells.items()
                                if c}
+                    won, of = paired_by_seed(cells, h)
+                    paired[0] += won
+                    paired[1] += of
+                    if of and won < of / 2:
+                        behind.append(f"{land} {won}/{of}")
                     row = f"{land + '@' + start:<28}" + "".join(
                         f"{medians[m]:>{width}.4f}" if m in medians else f"{'-':>{width}}"
                         for m in present)
@@ -396,6 +417,12 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
                         if medians["axis"] > best + 1e-12:
                             losses.append(f"{land} ({medians['axis']:.4f} vs {name} {best:.4f})")
                     lines.append(row)
+                if paired[1]:
+                    lines.append(f"paired by seed (each seed is one instance and one noise draw "
+                                 f"for every method): axis's regret at most the best peer's in "
+                                 f"{paired[0]} of {paired[1]} ({paired[0] / paired[1]:.0%}); "
+                                 f"in fewer than half the seeds on: "
+                                 f"{', '.join(behind) if behind else 'none'}")
                 if h == horizons[0] and "axis" in present:
                     checks.append(f"noise {noise:g}: axis's regret after {h} no worse than the "
                                   f"best peer's on every landscape: "

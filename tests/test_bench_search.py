@@ -23,6 +23,9 @@ def test_a_tiny_run_prints_its_tables_and_reprints_them_from_the_cache(tmp_path)
     assert "plateaus@conventional" in out and "axis/best" in out
     assert "after 363 evaluations" in out and "after 1000 evaluations" in out
     assert "targets:" in out and "slot use" in out
+    assert "axis's regret at most the best peer's in 1 of 1" in out or \
+        "axis's regret at most the best peer's in 0 of 1" in out      # noisy tables only
+    assert out.count("paired by seed") == 2                            # 363 and 1000
     files = [f for _, _, names in os.walk(cache) for f in names if f.endswith(".json")]
     assert len(files) == 4                       # 2 methods x 2 noise levels x 1 seed
     again = bench(*args, "--cached-only")
@@ -57,3 +60,20 @@ def test_a_variant_with_options_runs_beside_the_default(tmp_path):
     row = next(l for l in proc.stdout.splitlines() if l.startswith("levy@"))
     assert row.split()[1:3] != row.split()[3:5]          # hours and evaluations differ
     assert sorted(os.listdir(cache))[1].startswith("axis:explore=0-")
+
+
+def test_paired_by_seed_counts_the_seeds_where_axis_is_at_most_the_best_peer():
+    """Seed by seed against the best peer on that seed (ties count for axis), over the seeds
+    every method ran; nothing to count without axis or without a peer."""
+    import importlib
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    module = importlib.import_module("bench_search")
+    run = lambda seed, regret: {"seed": seed, "regret": {"363": regret}}
+    cells = {"axis": [run(0, 0.1), run(1, 0.0), run(2, 0.3)],
+             "optuna-tpe": [run(0, 0.2), run(1, 0.0), run(2, 0.1)],
+             "optuna-cmaes": [run(0, 0.05), run(1, 0.5)]}        # seed 2 missing: not counted
+    assert module.paired_by_seed(cells, 363) == (1, 2)
+    cells["optuna-cmaes"] = [run(0, 0.15), run(1, 0.5), run(2, 0.2)]
+    assert module.paired_by_seed(cells, 363) == (2, 3)
+    assert module.paired_by_seed({"axis": cells["axis"]}, 363) == (0, 0)
+    assert module.paired_by_seed({"optuna-tpe": cells["optuna-tpe"]}, 363) == (0, 0)
