@@ -341,12 +341,12 @@ def best_peer(values: dict[str, float], lead: str = "axis") -> tuple[str | None,
 
 def paired_by_seed(cells: dict[str, list[dict]], h: int) -> tuple[int, int]:
     """(seeds where axis's regret after ``h`` is at most the best peer's on the same seed,
-    seeds that every method present ran). A median over ten seeds flips when a landscape's
+    seeds that every method with runs here ran). A median over ten seeds flips when a landscape's
     runs split between two outcomes (a narrow basin found or not); the count of seeds won,
     summed over landscapes, moves by one seed at a time."""
-    if "axis" not in cells or len(cells) < 2:
+    regret = {m: {r["seed"]: r["regret"][str(h)] for r in c} for m, c in cells.items() if c}
+    if "axis" not in regret or len(regret) < 2:
         return 0, 0
-    regret = {m: {r["seed"]: r["regret"][str(h)] for r in c} for m, c in cells.items()}
     seeds = set.intersection(*(set(v) for v in regret.values()))
     won = sum(1 for s in seeds
               if regret["axis"][s] <= min(v[s] for m, v in regret.items() if m != "axis") + 1e-12)
@@ -397,15 +397,14 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
                           f"{h} evaluations (median of {seeds} seeds)",
                           head + f"{'axis/best':>11}  best peer", "-" * (len(head) + 24)]
                 losses = []
-                paired = [0, 0]       # (seeds where axis's regret is at most the best peer's, all)
+                won_all = of_all = 0    # seeds where axis's regret is at most the best peer's
                 behind = []
                 for land, start in problems:
                     cells = {m: by.get((land, start, noise, m), []) for m in present}
                     medians = {m: med([r["regret"][str(h)] for r in c]) for m, c in cells.items()
                                if c}
                     won, of = paired_by_seed(cells, h)
-                    paired[0] += won
-                    paired[1] += of
+                    won_all, of_all = won_all + won, of_all + of
                     if of and won < of / 2:
                         behind.append(f"{land} {won}/{of}")
                     row = f"{land + '@' + start:<28}" + "".join(
@@ -417,10 +416,10 @@ def tables(results: list[dict], methods: list[str], problems: list[tuple[str, st
                         if medians["axis"] > best + 1e-12:
                             losses.append(f"{land} ({medians['axis']:.4f} vs {name} {best:.4f})")
                     lines.append(row)
-                if paired[1]:
+                if of_all:
                     lines.append(f"paired by seed (each seed is one instance and one noise draw "
                                  f"for every method): axis's regret at most the best peer's in "
-                                 f"{paired[0]} of {paired[1]} ({paired[0] / paired[1]:.0%}); "
+                                 f"{won_all} of {of_all} ({won_all / of_all:.0%}); "
                                  f"in fewer than half the seeds on: "
                                  f"{', '.join(behind) if behind else 'none'}")
                 if h == horizons[0] and "axis" in present:

@@ -1,5 +1,6 @@
 """scripts/bench_search.py on a tiny plan: it runs, caches, re-prints and refuses bad input."""
 import os
+import re
 import subprocess
 import sys
 
@@ -23,8 +24,7 @@ def test_a_tiny_run_prints_its_tables_and_reprints_them_from_the_cache(tmp_path)
     assert "plateaus@conventional" in out and "axis/best" in out
     assert "after 363 evaluations" in out and "after 1000 evaluations" in out
     assert "targets:" in out and "slot use" in out
-    assert "axis's regret at most the best peer's in 1 of 1" in out or \
-        "axis's regret at most the best peer's in 0 of 1" in out      # noisy tables only
+    assert re.search(r"axis's regret at most the best peer's in [01] of 1 ", out)  # 1 seed
     assert out.count("paired by seed") == 2                            # 363 and 1000
     files = [f for _, _, names in os.walk(cache) for f in names if f.endswith(".json")]
     assert len(files) == 4                       # 2 methods x 2 noise levels x 1 seed
@@ -76,4 +76,5 @@ def test_paired_by_seed_counts_the_seeds_where_axis_is_at_most_the_best_peer():
     cells["optuna-cmaes"] = [run(0, 0.15), run(1, 0.5), run(2, 0.2)]
     assert module.paired_by_seed(cells, 363) == (2, 3)
     assert module.paired_by_seed({"axis": cells["axis"]}, 363) == (0, 0)
+    assert module.paired_by_seed({**cells, "random": []}, 363) == (2, 3)   # no runs here
     assert module.paired_by_seed({"optuna-tpe": cells["optuna-tpe"]}, 363) == (0, 0)
