@@ -81,10 +81,20 @@ def slurm_env(environ: Mapping[str, str], launch: str = "task",
                    tasks, max(1, tasks // max(1, nnodes)), node, nnodes, master, port)
 
 
+# Master ports are drawn from below Linux's default ephemeral range (32768-60999): a port in
+# that range can be held at random by any outgoing connection on the node (to slurmctld, a
+# file server, a peer rank), and rank 0 then fails to listen with EADDRINUSE.
+PORT_LOW, PORT_HIGH = 20000, 32767
+
+
 def port_for(job_id: str) -> int:
-    """A master port every task of a job derives alike (from its id), in 20000-49999."""
+    """A master port every task of a job derives alike (from its id), in 20000-32767.
+
+    The id is spread by a prime coprime to the range's width, so jobs whose ids lie within
+    12,768 of each other (all that can run at once from one search) never share a port.
+    """
     digits = "".join(ch for ch in str(job_id) if ch.isdigit()) or "0"
-    return 20000 + (int(digits) * 7919) % 30000
+    return PORT_LOW + (int(digits) * 7919) % (PORT_HIGH - PORT_LOW + 1)
 
 
 def free_port() -> int:

@@ -53,3 +53,14 @@ def test_each_task_finds_its_rank_from_slurms_variables(monkeypatch):
     node = slurm_env(env, "node", nproc_per_node=4)
     assert (node.rank, node.world_size, node.node_rank, node.nnodes) == (1, 2, 1, 2)
     assert node.environ()["AUTOTUNE_NPROC_PER_NODE"] == "4"
+
+
+def test_master_ports_stay_out_of_the_ephemeral_range_and_apart_for_nearby_jobs():
+    # a port in 32768-60999 can be taken by any outgoing connection on the node (it was:
+    # rank 0 of a job failed with EADDRINUSE); jobs submitted together get distinct ports
+    from autotune.ranks import port_for
+
+    ports = [port_for(str(job_id)) for job_id in range(1_000_000, 1_012_768)]
+    assert min(ports) >= 20000 and max(ports) < 32768
+    assert len(set(ports)) == len(ports)
+    assert port_for("4242_7") == port_for("42427")  # an array task's id: its digits
