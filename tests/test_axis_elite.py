@@ -49,10 +49,9 @@ def test_too_few_points_fit_nothing():
     assert BestPointsQuadratic(points, SHAPE).ranked(seed=0, known=None) == []   # 40 needed
 
 
-def test_its_picks_stay_within_elite_in_flight_and_stop_under_noise():
-    """Clean: it proposes, never more than ``elite_in_flight`` out at once (2 at 50
-    workers), one at a time after ten misses in a row. Under noise the best points are the
-    luckiest ones: it proposes nothing."""
+def test_its_picks_stay_within_elite_in_flight():
+    """It proposes, never more than ``elite_in_flight`` out at once (2 at 50 workers), one
+    at a time after ten misses in a row, and nothing with ``elite: false``."""
     s = budgeted("rastrigin", instance=0)
     seen = watch_picks(s, "elite")
     drive(s, "rastrigin", instance=0, limit=600)
@@ -62,13 +61,44 @@ def test_its_picks_stay_within_elite_in_flight_and_stop_under_noise():
     assert len(fresh._elite_picks()) == 2 and not fresh.elite_out   # two picks to make ...
     fresh.elite_misses = MODEL_PATIENCE              # ... but after ten misses in a row:
     assert len(fresh._elite_picks()) == 1
-    noisy = make("axis", "bowl", instance=0, noise=0.05)
-    watched = watch_picks(noisy, "elite")
-    drive(noisy, "bowl", instance=0, noise=0.05, limit=400)
-    assert watched["picks"] == 0 and noisy.kinds.get("elite", 0) == 0
     off = budgeted("rastrigin", instance=0, elite=False)
     drive(off, "rastrigin", instance=0, limit=300)
     assert off.kinds.get("elite", 0) == 0
+
+
+def noise_gate_log(s):
+    """Wrap ``s.ask``: for every ask made once the noise showed, (elite picks it made,
+    pooled noise sd, sd of the best points' means)."""
+    ask, log = s.ask, []
+
+    def logged(n):
+        got = ask(n)
+        if s._spread_seen():
+            log.append((sum(g.info.get("kind") == "elite" for g in got), s.store.sigma(),
+                        s.elite.spread()))
+        return got
+
+    s.ask = logged
+    return log
+
+
+def test_under_noise_it_proposes_only_while_the_best_points_differ_by_far_more():
+    """Under noise the best points are partly the luckiest ones: it proposes while the
+    noise's sd is under ELITE_NOISE times the sd of the best points' means (a small noise
+    early in a search), never after, and never under a noise as large as their
+    differences."""
+    from autotune.searchers.axis.search import ELITE_NOISE
+    small = make("axis", "bowl", instance=0, noise=0.01)
+    log = noise_gate_log(small)
+    drive(small, "bowl", instance=0, noise=0.01, limit=600)
+    made = [(sigma, spread) for picks, sigma, spread in log if picks]
+    assert made and all(sigma < ELITE_NOISE * spread for sigma, spread in made)
+    assert any(spread is not None and sigma >= ELITE_NOISE * spread and not picks
+               for picks, sigma, spread in log)      # closed late, as the search settles
+    large = make("axis", "bowl", instance=0, noise=0.5)
+    log = noise_gate_log(large)
+    drive(large, "bowl", instance=0, noise=0.5, limit=400)
+    assert log and sum(picks for picks, _, _ in log) == 0 and large.kinds.get("elite", 0) == 0
 
 
 def test_elite_in_flight_must_be_a_positive_integer():

@@ -14,6 +14,10 @@ a guess; each pick costs one trial and the search keeps only a few in flight.
 The fit uses the measured means kept by the local quadratic (one row per point), so it
 costs a sort, one least-squares solve of ``1 + d + d(d+1)/2`` unknowns and one prediction
 over the candidates.
+
+Under noise the best points are partly the luckiest ones, and a fit through them chases the
+noise once the noise is a fair part of how much their means differ; while it is small
+beside that (``spread``), the bottom they surround is still where they say.
 """
 from __future__ import annotations
 
@@ -35,6 +39,15 @@ class BestPointsQuadratic:
     def __init__(self, points: LocalQuadratic, shape: tuple[int, ...]):
         self.points = points
         self.shape = np.asarray(shape)
+
+    def spread(self) -> float | None:
+        """The standard deviation of the means the fit would use (None while too few are
+        measured): how much the best points differ, against which the noise is judged."""
+        q = self.points
+        _, means = q.table()
+        if len(means) < MIN_POINTS * q.unknowns:
+            return None
+        return float(np.std(np.partition(means, BEST * q.unknowns - 1)[:BEST * q.unknowns]))
 
     def ranked(self, seed: int, known: np.ndarray | None) -> list[tuple[Point, float]]:
         """Grid points in the box around the best points (one step wider), lowest
