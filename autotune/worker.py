@@ -2,7 +2,9 @@
 
 Running each trial in its own process means a segfault, an ``os._exit`` or a runaway
 allocation in one trial costs that trial only. The outcome is written atomically next to
-the job file, so the driver can tell "finished with an error" from "died".
+the job file, so the driver can tell "finished with an error" from "died". It is stamped
+with the wall-clock time the trial ended (``end_t``): a driver that collects it later (it was
+killed and restarted meanwhile) records when the trial ended, not when it was collected.
 """
 from __future__ import annotations
 
@@ -62,12 +64,13 @@ def main(job_path: str) -> int:
     began = time.perf_counter()
     try:
         result = run_objective(spec, job["params"], ctx, stdout=sys.stdout, stderr=sys.stderr)
-        outcome = {"result": result, "measured_s": time.perf_counter() - began}
+        outcome = {"result": result}
         status = 0
     except BaseException as exc:  # noqa: BLE001 - report everything, even SystemExit
         traceback.print_exc()
-        outcome = {"error": f"{type(exc).__name__}: {exc}", "measured_s": time.perf_counter() - began}
+        outcome = {"error": f"{type(exc).__name__}: {exc}"}
         status = 1
+    outcome.update(measured_s=time.perf_counter() - began, end_t=time.time())
     sys.stdout.flush()
     try:
         write_json_atomic(job["outcome_path"], outcome)

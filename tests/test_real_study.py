@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from tests.helpers import REPO, cli, history, study_dict, write_study
@@ -281,6 +282,31 @@ def test_local_trials_outlive_a_killed_driver_and_are_collected_once(tmp_path):
     assert [(r.status, r.value, r.attempt) for r in h.trials.values()] == [("ok", 1.0, 0),
                                                                          ("ok", 2.0, 0)]
     assert sorted(runs.read_text().split()) == ["0", "1"]  # each ran once
+
+
+def test_a_trial_that_ended_without_a_driver_is_charged_its_own_run_time(tmp_path):
+    """kill -9 of the driver; the trial ends meanwhile and the next run collects it seconds
+    later: its end time and cost are those of the trial, not of its collection."""
+    gate = tmp_path / "gate"
+    path = _local_study(tmp_path, f"while [ ! -e {gate} ]; do sleep 0.05; done; "
+                        "echo '{{\"loss\": 1}}'", space={"x": 1}, search={"algorithm": "grid"})
+    d = str(tmp_path / "d")
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: os.path.exists(os.path.join(d, "history.jsonl"))
+              and history(d).trials.get(0) is not None
+              and history(d).trials[0].status == "running", "the trial")
+    driver.kill()
+    driver.wait()
+    gate.touch()
+    opened = time.time() - history(d).study["t0"]
+    _wait_for(lambda: os.path.exists(os.path.join(d, "trials", "0", "outcome.json")), "its end")
+    time.sleep(3)  # no driver collects it meanwhile
+    assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 0
+    rec = history(d).trials[0]
+    assert (rec.status, rec.attempt) == ("ok", 0)
+    assert opened <= rec.end_s < opened + 1.5, (opened, rec.end_s)
+    assert rec.cost_s == pytest.approx(rec.end_s - rec.start_s, abs=1e-5)
 
 
 def test_cancel_stops_local_trials_a_dead_driver_left(tmp_path):

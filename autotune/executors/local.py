@@ -171,21 +171,29 @@ class LocalExecutor(Executor):
         self._gpus.release(r.job.trial)
         for fh in r.logs:
             fh.close()
-        end = self.now()
+        data = read_outcome(r.outcome_path)
+        end = self._end_of(r, data)
         job_id = f"pid-{r.proc.pid}"
         make = lambda result, error, failure: Outcome(  # noqa: E731
             r.job.trial, r.job.attempt, result, error, r.start_s, end, job_id, failure)
-        timed_out = r.deadline is not None and time.monotonic() > r.deadline and not os.path.exists(r.outcome_path)
+        timed_out = r.deadline is not None and time.monotonic() > r.deadline and data is None
         if timed_out:
             return make(None, f"timed out after {r.job.objective.timeout_s:g}s", "timeout")
-        try:
-            with open(r.outcome_path) as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
+        if data is None:
             return make(None, died_message(r.proc.returncode, r.job.ctx.trial_dir), "exit")
         if "error" in data:
             return make(None, data["error"], "exception")
         return make(data["result"], None, "")
+
+    def _end_of(self, r: _Running, data: dict | None) -> float:
+        """When the attempt ended, on the study clock: the time its worker stamped on the
+        outcome where there is one, so that a trial that ended while no driver ran is not
+        charged (cost, end time, compute budget) for the wait until a driver collected it."""
+        now = self.now()
+        stamp = (data or {}).get("end_t")
+        if not isinstance(stamp, (int, float)) or isinstance(stamp, bool):
+            return now
+        return min(now, max(r.start_s, stamp - self.t0))
 
     def running(self) -> int:
         return len(self._running)
@@ -209,6 +217,16 @@ def check_ranks(opts: dict) -> int:
     if launch not in LAUNCH:
         raise StudyError(f"executor.launch: expected one of {', '.join(LAUNCH)}, got {launch!r}")
     return int(opts.get("tasks_per_trial", 1))
+
+
+def read_outcome(path: str) -> dict | None:
+    """The outcome a worker left, or None when there is none (it died, or never ended)."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def died_message(returncode: int | None, trial_dir: str) -> str:
