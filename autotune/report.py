@@ -63,11 +63,26 @@ def trial_counts(history: History, running_driver: bool | None,
     cancelled = any(n.get("e") == "cancel" for n in history.notes)
     alive = sum(1 for r in flight if r.status == "running" and still_running(r, directory,
                                                                              cancelled))
+    ended = sum(1 for r in flight if r.status == "running" and ended_alone(r, directory))
     if alive:
         out["still running without a driver (the next run collects them)"] = alive
-    if len(flight) - alive:
-        out["interrupted (runs again on resume)"] = len(flight) - alive
+    if ended:
+        out["ended without a driver (the next run records them)"] = ended
+    if len(flight) - alive - ended:
+        out["interrupted (runs again on resume)"] = len(flight) - alive - ended
     return out
+
+
+def ended_alone(rec: Any, directory: str | None) -> bool:
+    """A local trial a dead driver left that has ended since, leaving its outcome (a result,
+    an error, or its watchdog's timeout): the next run records it and does not run it."""
+    job_id = rec.job_id or ""
+    if not (job_id.startswith("pid-") and directory):
+        return False
+    from .executors.local import worker_alive, worker_ended
+
+    trial_dir = os.path.join(directory, "trials", str(rec.trial))
+    return not worker_alive(trial_dir, job_id) and worker_ended(trial_dir, job_id, rec.attempt)
 
 
 def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:

@@ -29,13 +29,37 @@ DISK_FULL_STATUS = 75
 WATCHDOG_GRACE_S = 5.0
 
 
-def watchdog(seconds: float) -> None:
+class OutcomeFile:
+    """The attempt's one outcome, written once by whichever comes first: the trial's own end
+    or its watchdog (a trial that ends just as the watchdog fires keeps one of the two)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        self._written = False
+
+    def write(self, outcome: dict) -> bool:
+        """Write ``outcome`` unless one was written already; True if this one was."""
+        with self._lock:
+            if self._written:
+                return False
+            write_json_atomic(self.path, outcome)
+            self._written = True
+            return True
+
+
+def watchdog(seconds: float, timeout_s: float, outcome: OutcomeFile) -> None:
     """End this trial's whole process group after ``seconds``: a trial whose driver was
-    killed and never restarted still stops at its time limit instead of running forever."""
+    killed and never restarted still stops at its time limit instead of running forever.
+    It first leaves the outcome a live driver would have recorded (timed out), so the next
+    run records the trial as failed instead of running it again."""
     def fire() -> None:
         with contextlib.suppress(OSError):
             os.write(2, f"autotune: timed out after {seconds:g}s with no driver to end "
                         "the trial; ending it\n".encode())
+        with contextlib.suppress(OSError):
+            outcome.write({"error": f"timed out after {timeout_s:g}s", "failure": "timeout",
+                           "end_t": time.time()})
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
     if os.getpgrp() != os.getpid():  # not a trial's own session: never end someone else's
@@ -59,8 +83,9 @@ def main(job_path: str) -> int:
         job = json.load(fh)
     spec = ObjectiveSpec.from_dict(job["objective"])
     ctx = Ctx(**job["ctx"])
+    outcome_file = OutcomeFile(job["outcome_path"])
     if spec.timeout_s:
-        watchdog(spec.timeout_s + WATCHDOG_GRACE_S)
+        watchdog(spec.timeout_s + WATCHDOG_GRACE_S, spec.timeout_s, outcome_file)
     began = time.perf_counter()
     try:
         result = run_objective(spec, job["params"], ctx, stdout=sys.stdout, stderr=sys.stderr)
@@ -73,7 +98,7 @@ def main(job_path: str) -> int:
     outcome.update(measured_s=time.perf_counter() - began, end_t=time.time())
     sys.stdout.flush()
     try:
-        write_json_atomic(job["outcome_path"], outcome)
+        outcome_file.write(outcome)
     except OSError as exc:
         if not is_disk_full(exc):
             raise

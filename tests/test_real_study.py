@@ -488,6 +488,15 @@ def test_a_trial_left_without_a_driver_still_stops_at_its_time_limit(tmp_path):
     _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), "the watchdog", 20)
     with open(os.path.join(d, "trials", "0", "stderr.log")) as fh:
         assert "with no driver to end the trial" in fh.read()
+    # it left the outcome a live driver records: the next run records it, never runs it again
+    status = cli("status", d).stdout
+    assert "1 ended without a driver (the next run records them)" in status, status
+    assert "interrupted" not in status, status
+    assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 4  # nothing succeeded
+    rec = history(d).trials[0]
+    assert (rec.status, rec.failure, rec.error) == ("failed", "timeout", "timed out after 1s")
+    assert (rec.attempt, rec.starts) == (0, 1)
+    assert 6.0 <= rec.cost_s < 15.0  # the trial ran until its watchdog, past the 5 s grace
 
 
 def test_a_dead_workers_leftover_processes_are_ended_on_resume(tmp_path):

@@ -181,8 +181,9 @@ class LocalExecutor(Executor):
             return make(None, f"timed out after {r.job.objective.timeout_s:g}s", "timeout")
         if data is None:
             return make(None, died_message(r.proc.returncode, r.job.ctx.trial_dir), "exit")
-        if "error" in data:
-            return make(None, data["error"], "exception")
+        if "error" in data:  # the trial's exception, or its watchdog's timeout
+            failure = data.get("failure")
+            return make(None, data["error"], failure if isinstance(failure, str) else "exception")
         return make(data["result"], None, "")
 
     def _end_of(self, r: _Running, data: dict | None) -> float:
@@ -266,6 +267,16 @@ def kill_orphan(trial_dir: str) -> None:
     except (OSError, ValueError):
         return
     end_group(pid, trial_dir)
+
+
+def worker_ended(trial_dir: str, job_id: str, attempt: int) -> bool:
+    """For ``status``: the local trial's worker left an outcome for this attempt while no
+    driver ran (finished, failed, or timed out by its watchdog): the next run records it."""
+    if not job_id.startswith("pid-") or not job_id[4:].isdigit():
+        return False
+    job = read_outcome(os.path.join(trial_dir, "job.json")) or {}
+    return (job.get("ctx", {}).get("attempt") == attempt
+            and read_outcome(os.path.join(trial_dir, "outcome.json")) is not None)
 
 
 def worker_alive(trial_dir: str, job_id: str) -> bool:
