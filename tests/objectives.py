@@ -125,3 +125,13 @@ def prints_then_waits(params: dict, ctx) -> dict:
     while not os.path.exists(params["gate"]):
         time.sleep(0.05)
     return {"loss": float(params["x"])}
+
+
+def dies_once(params: dict, ctx) -> dict:
+    """The first run stops its process mid-trial (as kill -9 or Ctrl-C would stop an inline
+    or simulated trial, which runs in the driver's process); the next run succeeds."""
+    mark = params["mark"]
+    if not os.path.exists(mark):
+        open(mark, "w").close()
+        raise KeyboardInterrupt
+    return {"loss": float(params["x"]), "cost_s": 5.0}

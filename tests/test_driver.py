@@ -129,3 +129,22 @@ def test_a_compute_budget_stops_new_trials(tmp_path):
     assert h.spent_s >= 1000.0
     assert sum(r.cost_s for r in spent[:-2]) < 1000.0
     assert len(h.trials) <= 12
+
+
+@pytest.mark.parametrize("kind", ["inline", "simulated"])
+def test_a_trial_stopped_while_it_ran_in_the_driver_counts_both_starts(tmp_path, kind):
+    """Its submit is recorded before it runs: the run it lost counts in ``attempts``."""
+    import csv
+
+    study = parse_study(study_dict(objective={"entry": "tests.objectives:dies_once"},
+                                   space={"x": 1.0, "mark": str(tmp_path / "mark")},
+                                   search={"algorithm": "grid"}, executor={"kind": kind}))
+    d = str(tmp_path / "d")
+    with pytest.raises(KeyboardInterrupt):
+        Driver(study, d, progress=False).run()
+    assert history(d).trials[0].status == "running"
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert (rec.status, rec.starts, rec.attempt) == ("ok", 2, 0)
+    with open(os.path.join(d, "trajectory.csv")) as fh:
+        assert next(csv.DictReader(fh))["attempts"] == "2"

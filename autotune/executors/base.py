@@ -1,7 +1,11 @@
 """The executor interface: run trials somewhere, report them back; no idea of search.
 
 It mirrors concurrent.futures in spirit: ``submit`` starts a trial and returns its job id,
-``poll`` hands back whatever finished. Times are seconds since the study started, on the
+``poll`` hands back whatever finished. ``submit`` must return before the trial does its work:
+the driver records the submit then, and a trial that is never seen to end (the driver was
+killed) counts as started when it runs again. An executor that runs trials in the driver's
+own process (``inline``, ``simulated``) therefore only queues in ``submit`` and runs in
+``poll``. Times are seconds since the study started, on the
 executor's clock (virtual seconds for the simulated executor).
 """
 from __future__ import annotations
@@ -77,7 +81,7 @@ class Executor(ABC):
 
     @abstractmethod
     def submit(self, job: TrialJob) -> str:
-        """Start the attempt; return its job id."""
+        """Start the attempt (or queue it, in-process); return its job id."""
 
     @abstractmethod
     def poll(self, timeout: float) -> list[Outcome]:

@@ -26,7 +26,9 @@ def call_in_process(job: TrialJob) -> tuple[dict | None, str | None, str, float]
 
 @register
 class InlineExecutor(Executor):
-    """Each submit runs the trial to completion before returning; poll hands it back."""
+    """``submit`` only queues the trial; ``poll`` runs what is queued to completion, in
+    order, and hands it back. The trial runs after its submit is recorded, as a local or
+    SLURM trial does: one interrupted (Ctrl-C, kill -9) counts as started when it runs again."""
 
     kind = "inline"
     in_process = True
@@ -34,18 +36,21 @@ class InlineExecutor(Executor):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._done: list[Outcome] = []
+        self._queued: list[TrialJob] = []
 
     def submit(self, job: TrialJob) -> str:
-        start = self.now()
-        result, error, failure, _ = call_in_process(job)
-        self._done.append(Outcome(job.trial, job.attempt, result, error, start, self.now(),
-                                  job_id=f"inline-{job.trial}", failure=failure))
+        self._queued.append(job)
         return f"inline-{job.trial}"
 
     def poll(self, timeout: float) -> list[Outcome]:
-        done, self._done = self._done, []
+        done = []
+        while self._queued:
+            job = self._queued.pop(0)
+            start = self.now()
+            result, error, failure, _ = call_in_process(job)
+            done.append(Outcome(job.trial, job.attempt, result, error, start, self.now(),
+                                job_id=f"inline-{job.trial}", failure=failure))
         return done
 
     def running(self) -> int:
-        return len(self._done)
+        return len(self._queued)

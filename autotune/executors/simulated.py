@@ -1,9 +1,10 @@
 """A virtual-clock executor: replay fifty hour-long workers in seconds.
 
-Each trial's objective runs here, in-process, at once; the trial is then held until the
-virtual clock reaches its start plus the ``cost_s`` the objective reported, so the order in
-which results come back, and every time in the trajectory, is what a real cluster of
-``max_concurrent`` workers would have shown. Deterministic: no wall time enters it.
+Each trial's objective runs here, in-process, at the next ``poll`` after its ``submit`` (so
+after the driver recorded the submit, as for a trial on a real cluster); the trial is then
+held until the virtual clock reaches its start plus the ``cost_s`` the objective reported, so
+the order in which results come back, and every time in the trajectory, is what a real
+cluster of ``max_concurrent`` workers would have shown. Deterministic: no wall time enters it.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class SimulatedExecutor(Executor):
         super().__init__(*args, **kwargs)
         self.clock = 0.0
         self._heap: list[tuple[float, int, Outcome]] = []
+        self._queued: list[tuple[TrialJob, float]] = []  # submitted, not run yet: (job, start)
         self._seq = 0
         self.default_cost = self.opts.get("default_cost_s")
 
@@ -35,6 +37,11 @@ class SimulatedExecutor(Executor):
 
     def submit(self, job: TrialJob) -> str:
         start = self.clock if job.resume_start_s is None else job.resume_start_s
+        self._queued.append((job, start))
+        return f"sim-{job.trial}-{job.attempt}"
+
+    def _run(self, job: TrialJob, start: float) -> None:
+        """Run the objective now and hold its outcome until the clock reaches its end."""
         result, error, failure, measured = call_in_process(job)
         cost = measured if self.default_cost is None else self.default_cost
         if result is not None:
@@ -51,10 +58,12 @@ class SimulatedExecutor(Executor):
                           job_id=job_id, failure=failure)
         heapq.heappush(self._heap, (end, self._seq, outcome))
         self._seq += 1
-        return job_id
 
     def poll(self, timeout: float) -> list[Outcome]:
-        """Advance the clock to the next completion; return everything ending then."""
+        """Run the trials submitted since the last poll, in order; advance the clock to the
+        next completion; return everything ending then."""
+        while self._queued:
+            self._run(*self._queued.pop(0))
         if not self._heap:
             return []
         end = self._heap[0][0]
@@ -65,4 +74,4 @@ class SimulatedExecutor(Executor):
         return done
 
     def running(self) -> int:
-        return len(self._heap)
+        return len(self._queued) + len(self._heap)
