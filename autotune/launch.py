@@ -22,11 +22,10 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 
 from .objective import Ctx, ObjectiveSpec
 from .ranks import first_failure, free_port, local_env, rank_message, run_rank
-from .worker import write_json_atomic
+from .worker import show_traceback, write_json_atomic
 
 
 def rank_outcome_path(trial_dir: str, rank: int) -> str:
@@ -43,7 +42,7 @@ def run_one_rank(job: dict, rank: int, port: int) -> int:
         outcome = {"result": result, "t": time.time()}
         status = 0
     except BaseException as exc:  # noqa: BLE001 - report everything, even SystemExit
-        traceback.print_exc()
+        show_traceback(spec)
         outcome = {"error": f"{type(exc).__name__}: {exc}", "t": time.time()}
         status = 1
     sys.stdout.flush()

@@ -69,6 +69,15 @@ def watchdog(seconds: float, timeout_s: float, outcome: OutcomeFile) -> None:
     timer.start()
 
 
+def show_traceback(spec: ObjectiveSpec) -> None:
+    """Print the exception being handled to stderr.log where its frames are the user's (an
+    entry's). A command's failure is raised by autotune's own frames (the runner, on the
+    command's exit status or output): printed after the command's stderr they would bury its
+    own traceback in the failure summary's tail. Its reason is in the outcome either way."""
+    if spec.command is None:
+        traceback.print_exc()
+
+
 def write_json_atomic(path: str, data: dict) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as fh:
@@ -92,7 +101,7 @@ def main(job_path: str) -> int:
         outcome = {"result": result}
         status = 0
     except BaseException as exc:  # noqa: BLE001 - report everything, even SystemExit
-        traceback.print_exc()
+        show_traceback(spec)
         outcome = {"error": f"{type(exc).__name__}: {exc}"}
         status = 1
     outcome.update(measured_s=time.perf_counter() - began, end_t=time.time())

@@ -69,3 +69,25 @@ def test_command_objective_result_file_and_failure(tmp_path):
     h = history(d)
     assert h.trials[0].value == 7.0
     assert h.trials[1].status == "failed" and "status 1" in h.trials[1].error
+
+
+def test_a_failed_commands_own_traceback_ends_its_log_and_the_failure_summary(tmp_path):
+    """autotune's frames (the runner raising on the exit status) are not appended after it."""
+    from autotune.failures import failure_lines
+
+    script = tmp_path / "train.py"
+    script.write_text("import sys\nprint('epoch 1', file=sys.stderr)\n1 / 0\n")
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": f"python {script} --x {{x}}"},
+        space={"x": 1}, search={"algorithm": "grid"}, executor={"kind": "local"}))
+    d = str(tmp_path / "cmd3")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert rec.error == "RuntimeError: command exited with status 1: " \
+                        "ZeroDivisionError: division by zero"
+    lines = failure_lines(history(d), d)
+    tail = lines[lines.index(next(ln for ln in lines if "last lines of" in ln)) + 1:]
+    assert tail[-1].strip() == "ZeroDivisionError: division by zero", lines
+    assert any("train.py" in ln for ln in tail) and not any("runner.py" in ln for ln in tail)
+    with open(os.path.join(d, "trials", "0", "stderr.log")) as fh:
+        assert "runner.py" not in fh.read()
