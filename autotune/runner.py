@@ -3,7 +3,7 @@
 Shared by every executor, so a trial behaves the same wherever it runs. A Python entry
 ``module:function`` is called as ``function(params, ctx) -> dict``; a ``command:`` template is
 formatted with the parameters and ctx fields and run in a shell, its result being the JSON
-object on its last stdout line or in ``<trial_dir>/result.json``.
+object in ``<trial_dir>/result.json`` when it wrote one, else the one on its last stdout line.
 """
 from __future__ import annotations
 
@@ -156,9 +156,8 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
         raise RuntimeError(f"command {why}" + (f": {last[-1][:300]}" if last else ""))
     if follower:
         return {}
-    if os.path.exists(result_file):
-        with open(result_file) as fh:
-            return json.load(fh)
+    if os.path.exists(result_file):  # written on purpose: it wins over the stdout line
+        return read_result_file(result_file)
     lines = [line for line in out.splitlines() if line.strip()]
     if lines:
         try:
@@ -166,6 +165,16 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
         except json.JSONDecodeError:
             pass
     raise ValueError("command printed no JSON object on its last line and wrote no result.json")
+
+
+def read_result_file(path: str) -> Any:
+    """The command's ``result.json``; one that is not JSON is named in the trial's error (a
+    bare decoder message does not say which file it was reading)."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
 
 
 TAIL_BYTES = 65536

@@ -91,3 +91,17 @@ def test_a_failed_commands_own_traceback_ends_its_log_and_the_failure_summary(tm
     assert any("train.py" in ln for ln in tail) and not any("runner.py" in ln for ln in tail)
     with open(os.path.join(d, "trials", "0", "stderr.log")) as fh:
         assert "runner.py" not in fh.read()
+
+
+def test_result_json_wins_over_the_stdout_line_and_a_broken_one_is_named(tmp_path):
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "echo {x} > {trial_dir}/result.json; "
+                                             "echo '{{\"loss\": 2}}'"},
+        space={"x": {"values": ['{"loss": 7}', "not json"]}}, search={"algorithm": "grid"}))
+    d = str(tmp_path / "cmd4")
+    Driver(study, d, progress=False).run()
+    h = history(d)
+    assert h.trials[0].value == 7.0
+    path = os.path.join(d, "trials", "1", "result.json")
+    assert h.trials[1].error == (f"ValueError: {path} is not valid JSON (Expecting value: "
+                                 "line 1 column 1 (char 0))")
