@@ -105,3 +105,19 @@ def test_result_json_wins_over_the_stdout_line_and_a_broken_one_is_named(tmp_pat
     path = os.path.join(d, "trials", "1", "result.json")
     assert h.trials[1].error == (f"ValueError: {path} is not valid JSON (Expecting value: "
                                  "line 1 column 1 (char 0))")
+
+
+def test_a_module_named_like_the_standard_librarys_beside_the_entry_shadows_nothing(tmp_path):
+    """A types.py beside the objective: a local trial starts as ``python script.py`` would
+    (and as an inline one does), its folder importable but not ahead of the start-up."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "types.py").write_text("")  # functools' ``from types import GenericAlias`` fails
+    (code / "myobjective.py").write_text("def f(params, ctx):\n    return {'loss': 1.0}\n")
+    raw = study_dict(objective={"entry": "myobjective:f"}, space={"x": 1},
+                     search={"algorithm": "grid"}, executor={"kind": "local"})
+    study = parse_study(raw, base_dir=str(code), load_code=False)
+    d = str(tmp_path / "d")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert (rec.status, rec.error) == ("ok", None)

@@ -99,9 +99,12 @@ class LocalExecutor(Executor):
                                      "launch": self.opts.get("launch", "task")})
         out = open(os.path.join(tdir, "stdout.log"), "a")
         err = open(os.path.join(tdir, "stderr.log"), "a")
+        # only autotune's own root goes on PYTHONPATH: the study's directories (an entry's
+        # folder) are put on sys.path by load_entry once the worker has started, as
+        # ``python script.py`` puts the script's folder; on PYTHONPATH a types.py there
+        # would shadow the standard library's while the interpreter starts up
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [*job.objective.python_path, PACKAGE_ROOT,
-             *filter(None, [os.environ.get("PYTHONPATH")])]),
+            [PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]),
             **self._gpus.environ(job.trial), MARK: tdir,
             "PYTHONUNBUFFERED": "1"}  # an entry's prints reach stdout.log as they happen
         multi = self._ranks > 1 or self.opts.get("launch", "task") == "node"
