@@ -16,7 +16,7 @@ import sys
 from .errors import DiskFull, StudyBusy, StudyError
 from .history import History
 from .journal import Journal
-from .studydir import StudyDir
+from .studydir import StudyDir, require
 
 
 DISK_FULL_EXIT = 75
@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except DiskFull as exc:
         print(f"autotune: error: {exc}", file=sys.stderr)
         return DISK_FULL_EXIT
+    except PermissionError as exc:  # what the checks up front could not foresee: still one line
+        print(f"autotune: error: cannot access {exc.filename or ''} ({exc.strerror or exc})",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C before the driver took over its signals, or after
         print("autotune: interrupted", file=sys.stderr)
         return 130
@@ -158,6 +162,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def open_history(directory: str) -> tuple[StudyDir, History]:
     sdir = StudyDir(directory)
+    sdir.check_readable()
     if not sdir.exists():
         raise StudyError(f"{directory}: no study here (no history.jsonl)")
     history = History.load(Journal(sdir.history))
@@ -182,6 +187,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .trajectory import csv_view, rows, stage_rows, write_csv_atomic
 
     sdir, history = open_history(args.dir)
+    check_report_writable(sdir, args.html)
     text = summary(history, running_driver=sdir.driver_running(), directory=sdir.path)
     identity = history.study.get("identity", {})
     space = identity.get("space", {})
@@ -201,3 +207,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         print(f"wrote {write_html_report(history, text, written, sdir.path)}")
     return 0
+
+
+def check_report_writable(sdir: StudyDir, html: bool) -> None:
+    """``report`` writes into the study directory (summary.txt, trajectory.csv through a
+    temporary file beside it, plots/, report.html): refuse a read-only one before writing any
+    of it, rather than fail half-way with a traceback. ``status`` writes nothing."""
+    hint = "; report writes summary.txt, trajectory.csv and plots/ there (status only reads)"
+    paths = [sdir.path, os.path.join(sdir.path, "summary.txt"), sdir.plots]
+    if os.path.isdir(sdir.plots) and os.access(sdir.plots, os.R_OK | os.X_OK):
+        paths += [os.path.join(sdir.plots, n) for n in sorted(os.listdir(sdir.plots))
+                  if n.endswith(".png")]
+    if html:
+        paths.append(os.path.join(sdir.path, "report.html"))
+    for path in paths:
+        require(path, write=True, hint=hint)

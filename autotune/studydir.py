@@ -36,6 +36,23 @@ class StudyDir:
     def trial_dir(self, trial: int) -> str:
         return os.path.join(self.trials, str(trial))
 
+    def check_writable(self) -> None:
+        """Refuse, before the lock is taken or a line is written, an existing directory that
+        ``run`` could not carry on in: otherwise a permission problem surfaces as a traceback
+        after a trial was already asked (its ``ask`` line written, its directory not made)."""
+        if not os.path.isdir(self.path):
+            return  # acquire() makes it, and says so in one line if it cannot
+        require(self.path, read=True, write=True, prefix="--dir: ")
+        require(self.history, read=True, write=True, prefix="--dir: ")
+        for path in (self.trials, self.cache, os.path.join(self.path, "stages"),
+                     self._lock.lock_file, os.path.splitext(self.history)[0] + ".lock"):
+            require(path, write=True, prefix="--dir: ")
+
+    def check_readable(self) -> None:
+        """What ``status`` and ``report`` read: the directory and the history."""
+        require(self.path, read=True)
+        require(self.history, read=True)
+
     def acquire(self) -> None:
         """Take the driver lock; a directory that cannot be made or written is one line."""
         made = not os.path.isdir(self.path)
@@ -86,16 +103,60 @@ class StudyDir:
             time.sleep(0.05)
 
     def driver_running(self) -> bool:
-        """Whether some driver holds the lock right now (for ``status``)."""
-        if not os.path.exists(self.path):
+        """Whether some driver holds the lock right now (for ``status``). A driver makes the
+        lock file before anything else, so without one none is running; a lock file this
+        reader may not write (a read-only copy of a study) is probed read-only."""
+        path = os.path.join(self.path, "driver.lock")
+        if not os.path.exists(path):
             return False
-        probe = FileLock(os.path.join(self.path, "driver.lock"))
+        if not os.access(path, os.W_OK):
+            return _held_read_only(path)
+        probe = FileLock(path)
         try:
             probe.acquire(timeout=0)
         except Timeout:
             return True
         probe.release()
         return False
+
+
+def require(path: str, read: bool = False, write: bool = False, prefix: str = "",
+            hint: str = "") -> None:
+    """One line naming ``path`` when it exists but cannot be read or written as needed (a
+    directory also needs to be searchable); a path that does not exist yet is left to be made."""
+    if not os.path.exists(path):
+        return
+    search = os.X_OK if os.path.isdir(path) else 0
+    if read and not os.access(path, os.R_OK | search):
+        raise StudyError(f"{prefix}cannot read {path} (permission denied){hint}")
+    if write and not os.access(path, os.W_OK | search):
+        why = "read-only file system" if _read_only_fs(path) else "permission denied"
+        raise StudyError(f"{prefix}cannot write {path} ({why}){hint}")
+
+
+def _read_only_fs(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _held_read_only(path: str) -> bool:
+    """The driver lock probed through a read-only descriptor (flock needs no write access);
+    unreadable too: unknown, said as not running, since status only reports it."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor drops a lock taken through it
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,124 @@
+"""A study directory the user may not read or write is one line and exit status 2, found
+before anything is written; status on a read-only study still works (it only reads).
+
+Root ignores file modes, so as root the commands run with every capability dropped
+(``setpriv``): root then meets the owner's mode bits like anyone else.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from autotune.driver import Driver
+from autotune.study import parse_study
+from tests.helpers import REPO, study_dict, write_study
+
+SETPRIV = shutil.which("setpriv")
+DROP = [SETPRIV, "--inh-caps=-all", "--bounding-set=-all", "--ambient-caps=-all"]
+
+
+def as_user(*args: str) -> subprocess.CompletedProcess:
+    """``python -m autotune ARGS`` as a process that file modes apply to."""
+    prefix = DROP if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, sys.executable, "-m", "autotune", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": REPO})
+
+
+@pytest.fixture(scope="module")
+def modes_apply(tmp_path_factory):
+    if os.geteuid() == 0 and SETPRIV is None:
+        pytest.skip("running as root without setpriv: file modes cannot be tested")
+    probe = tmp_path_factory.mktemp("probe") / "f"
+    probe.write_text("x")
+    probe.chmod(0)
+    prefix = DROP if os.geteuid() == 0 else []
+    if subprocess.run([*prefix, "cat", str(probe)], capture_output=True).returncode == 0:
+        pytest.skip("file modes do not apply to this process (capabilities kept)")
+
+
+@pytest.fixture
+def done(tmp_path, modes_apply):
+    """A finished 4-trial study and its study file (local executor, room for more trials)."""
+    d = tmp_path / "d"
+    Driver(parse_study(study_dict(search={"max_trials": 4})), str(d), progress=False).run()
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        search={"max_trials": 8}, executor={"kind": "local", "max_concurrent": 1}))
+    yield d, path
+    for root, dirs, files in os.walk(d):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+def snapshot(d) -> dict:
+    out = {}
+    for root, dirs, files in os.walk(d):
+        for name in files:
+            p = os.path.join(root, name)
+            out[os.path.relpath(p, d)] = open(p, "rb").read() if os.access(p, os.R_OK) else None
+        out[os.path.relpath(root, d) + "/"] = None
+    return out
+
+
+def one_line(proc: subprocess.CompletedProcess, *parts: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert all(p in lines[0] for p in parts), lines[0]
+
+
+def test_an_unreadable_history_is_one_line_for_every_command(done):
+    d, path = done
+    (d / "history.jsonl").chmod(0)
+    before = snapshot(d)
+    history = str(d / "history.jsonl")
+    one_line(as_user("status", str(d)), f"cannot read {history}")
+    one_line(as_user("report", str(d)), f"cannot read {history}")
+    one_line(as_user("run", path, "--dir", str(d), "--quiet"), f"cannot read {history}")
+    assert snapshot(d) == before
+
+
+def test_a_read_only_history_refuses_run_and_still_shows_status(done):
+    d, path = done
+    (d / "history.jsonl").chmod(0o444)
+    before = snapshot(d)
+    one_line(as_user("run", path, "--dir", str(d), "--quiet"),
+             f"cannot write {d / 'history.jsonl'}")
+    assert snapshot(d) == before
+    status = as_user("status", str(d))
+    assert status.returncode == 0 and "4 ok" in status.stdout, status.stderr
+
+
+def test_a_read_only_directory_refuses_run_and_report_but_not_status(done):
+    d, path = done
+    os.remove(d / "driver.lock")  # a copied study: status must not need to make it
+    d.chmod(0o555)
+    before = snapshot(d)
+    one_line(as_user("run", path, "--dir", str(d), "--quiet"), f"cannot write {d} ")
+    one_line(as_user("report", str(d)), f"cannot write {d} ", "report writes")
+    status = as_user("status", str(d))
+    assert status.returncode == 0 and "4 ok" in status.stdout, status.stderr
+    assert snapshot(d) == before
+
+
+def test_read_only_trials_refuse_run_before_a_trial_is_asked(done):
+    d, path = done
+    (d / "trials").mkdir(exist_ok=True)  # the inline executor made none
+    (d / "trials").chmod(0o555)
+    before = snapshot(d)
+    one_line(as_user("run", path, "--dir", str(d), "--quiet"), f"cannot write {d / 'trials'}")
+    assert snapshot(d) == before  # no ask line recorded for a trial that could not run
+
+
+def test_report_into_read_only_plots_writes_nothing(done):
+    d, path = done
+    assert as_user("report", str(d)).returncode == 0
+    (d / "plots").chmod(0o555)
+    before = snapshot(d)
+    one_line(as_user("report", str(d)), f"cannot write {d / 'plots'}")
+    assert snapshot(d) == before
