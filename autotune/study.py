@@ -175,7 +175,8 @@ def parse_search(raw: dict, study: Study) -> None:
     cls = SEARCHERS[algorithm]
     reject_unknown(raw, SEARCH_KEYS + list(cls.options), "search")
     study.algorithm = algorithm
-    study.seed = take(raw, "seed", "int", "search", 0)
+    # numpy's seed sequences (every seeded searcher's draws) take no negative seed
+    study.seed = take(raw, "seed", "nonneg-int", "search", 0)
     study.max_trials = take(raw, "max_trials", "positive-int", "search", None)
     study.max_compute_s = take(raw, "max_compute_s", "positive-number", "search", None)
     study.search_options = {k: take(raw, k, kind, "search") for k, kind in cls.options.items()

@@ -27,7 +27,11 @@ CATALOGUE = [
     (dict(search={"algorithm": "nope"}), "search.algorithm: unknown 'nope'"),
     (dict(executor={"kind": "cloud"}), "executor.kind: unknown 'cloud'"),
     (dict(search={"max_trials": -3}), "search.max_trials: expected a positive integer, got -3"),
-    (dict(search={"seed": "zero"}), "search.seed: expected an integer"),
+    (dict(search={"seed": "zero"}), "search.seed: expected a non-negative integer, got 'zero'"),
+    (dict(search={"seed": -1}), "search.seed: expected a non-negative integer, got -1"),
+    (dict(search={"seed": 1.5}), "search.seed: expected a non-negative integer, got 1.5"),
+    (dict(search={"seed": -1, "algorithm": "optuna-tpe"}),
+     "search.seed: expected a non-negative integer, got -1"),
     (dict(search={"wat": 1}), "search.wat: unknown key"),
     (dict(executor={"max_concurrent": 0}), "executor.max_concurrent: expected a positive integer"),
     (dict(space={"x": {"values": []}}), "space.x.values: empty list"),
@@ -165,3 +169,17 @@ def test_report_of_an_axis_search_draws_its_path(tmp_path):
     assert report.returncode == 0, report.stderr
     assert os.path.getsize(os.path.join(d, "plots", "search_path.png")) > 5000
     assert "best loss: 0 at trial" in report.stdout  # (1, -0.5) is on the grid: loss 0
+
+
+def test_any_non_negative_seed_runs(tmp_path):
+    """The seed is refused only where numpy would refuse it later (below 0); a huge one runs."""
+    from autotune.driver import Driver
+    from autotune.study import parse_study
+
+    for algorithm in ("random", "asha"):
+        study = parse_study(study_dict(search={"algorithm": algorithm, "seed": 2 ** 70,
+                                               "max_trials": 3, "fidelity": {"min": 1, "max": 3}}
+                                       if algorithm == "asha" else
+                                       {"seed": 2 ** 70, "max_trials": 3}))
+        summary = Driver(study, str(tmp_path / algorithm), progress=False).run()
+        assert summary.counts == {"ok": 3}
