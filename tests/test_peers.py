@@ -50,6 +50,21 @@ def test_cmaes_gets_to_the_bowl_s_floor_and_records_its_generations(tmp_path):
     assert max(len(line) for line in lines) < 400
 
 
+def test_a_cmaes_generation_of_one_is_refused_before_anything_is_written(tmp_path, capsys):
+    """popsize 1 used to run one trial, then fail on an assertion inside the cmaes package."""
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        search={"algorithm": "optuna-cmaes", "popsize": 1, "max_trials": 12}))
+    d = tmp_path / "d"
+    assert main(["run", path, "--dir", str(d), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "search.popsize: expected at least 2" in err[0], err
+    assert not d.exists()
+    history = bowl(tmp_path / "two", "optuna-cmaes", trials=16, workers=2, popsize=2,
+                   n_startup_trials=1)  # the smallest generation it takes: several of them
+    assert all(r.status == "ok" for r in history.trials.values()) and len(history.trials) == 16
+    assert len({r.info.get("generation") for r in history.trials.values()} - {None}) >= 3
+
+
 def test_ranges_map_onto_optuna_distributions_and_come_back_inside_the_space():
     space = parse_space({"lr": {"low": 1e-5, "high": 1e-1, "log": True},
                          "layers": {"low": 1, "high": 6, "int": True},

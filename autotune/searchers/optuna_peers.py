@@ -24,7 +24,7 @@ attributes are all a sampler ever reads back, so both paths leave the same study
 
 Options (``search:``): n_startup_trials (random draws before the model; Optuna's default),
 fidelity (as for random: every trial runs at the top fidelity, so that a multi-fidelity
-study can compare), and for optuna-cmaes popsize (Optuna's default 4 + 3 ln d).
+study can compare), and for optuna-cmaes popsize (Optuna's default 4 + 3 ln d; at least 2).
 """
 from __future__ import annotations
 
@@ -237,8 +237,15 @@ class OptunaCMAES(OptunaPeer):
 
     name = "optuna-cmaes"
     options = {**OptunaPeer.options, "popsize": "positive-int"}
+    #: CMA-ES recombines the best half of a generation: a generation of one has no half, and
+    #: the cmaes package asserts (an AssertionError after the first trial) on its learning rates
+    MIN_POPSIZE = 2
 
     def __init__(self, settings: SearchSettings):
+        popsize = settings.options.get("popsize")
+        if popsize is not None and popsize < self.MIN_POPSIZE:
+            raise StudyError(f"search.popsize: expected at least {self.MIN_POPSIZE} (CMA-ES "
+                             f"recombines the best half of each generation), got {popsize}")
         super().__init__(settings)
         try:
             import cmaes  # noqa: F401  (Optuna imports it only when sampling)
