@@ -177,7 +177,7 @@ class Study:
         """Refuse a directory held by a running driver or started with another search,
         before the objective is written into it."""
         sdir = StudyDir(self.dir)
-        sdir.check_writable()
+        sdir.check_run()
         if not sdir.exists():
             return
         if sdir.driver_running():

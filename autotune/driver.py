@@ -77,7 +77,7 @@ class Driver:
             if self.study.objective.pretrain is not None:
                 EXECUTORS[self.study.executor].preflight(
                     {**self.study.executor_options, **self.study.objective.pretrain.executor})
-        self.dir.check_writable()
+        self.dir.check_run()
         self.dir.acquire()
         old_handlers = self._trap_signals()
         try:
@@ -179,7 +179,7 @@ class Driver:
     def open(self) -> None:
         """Hold the study directory for trials the caller runs itself (``ask_external`` and
         ``tell_external``): the same lock, history and searcher as ``run``, no executor loop."""
-        self.dir.check_writable()
+        self.dir.check_run()
         self.dir.acquire()
         try:
             self._start(executor_kind="inline")  # only its clock is used: wall time since t0

@@ -17,6 +17,10 @@ from filelock import FileLock, Timeout
 from .errors import StudyBusy, StudyError
 
 HOLDER_WAIT_S = 2.0
+#: what a directory may hold before its study record is written: the locks, the holder's
+#: card, an empty history, and the objective the Python API installs before the driver runs
+BEFORE_THE_RECORD = ("driver.lock", "driver.json", "history.lock", "history.jsonl",
+                     "objective.pkl")
 
 
 class StudyDir:
@@ -35,6 +39,32 @@ class StudyDir:
 
     def trial_dir(self, trial: int) -> str:
         return os.path.join(self.trials, str(trial))
+
+    def check_run(self) -> None:
+        """Everything ``run`` refuses about the directory itself, before the lock is taken
+        or anything is written."""
+        self.check_writable()
+        self.check_study_or_new()
+
+    def check_study_or_new(self) -> None:
+        """A new study starts only in a new or empty directory. One whose history.jsonl
+        holds nothing (emptied, or never there) but which holds other files is an old study
+        that lost its record, or not a study at all: a new study would overwrite its
+        trajectory.csv and trials/<id>/ files, perhaps the only copy of earlier results."""
+        if not os.path.isdir(self.path) or not _blank(self.history):
+            return  # a new directory, or a study (a damaged record is rebuilt, not replaced)
+        others = sorted(name for name in os.listdir(self.path)
+                        if name not in BEFORE_THE_RECORD and not name.startswith("driver.json.tmp"))
+        if not others:
+            return
+        shown = ", ".join(name + ("/" if os.path.isdir(os.path.join(self.path, name)) else "")
+                          for name in others[:3]) + (", ..." if len(others) > 3 else "")
+        if os.path.exists(self.history):
+            why = f"history.jsonl holds no study record, yet the directory holds {shown}"
+        else:
+            why = f"not a study directory (no history.jsonl), and not empty: it holds {shown}"
+        raise StudyError(f"--dir: {self.path}: {why}; a new study would overwrite what is "
+                         "there: use an empty or new directory")
 
     def check_writable(self) -> None:
         """Refuse, before the lock is taken or a line is written, an existing directory that
@@ -132,6 +162,16 @@ def require(path: str, read: bool = False, write: bool = False, prefix: str = ""
     if write and not os.access(path, os.W_OK | search):
         why = "read-only file system" if _read_only_fs(path) else "permission denied"
         raise StudyError(f"{prefix}cannot write {path} ({why}){hint}")
+
+
+def _blank(path: str) -> bool:
+    """Whether a history holds nothing at all (missing, empty, or only blank lines)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4097)
+    except FileNotFoundError:
+        return True
+    return len(head) <= 4096 and not head.strip()
 
 
 def _read_only_fs(path: str) -> bool:

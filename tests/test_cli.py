@@ -183,3 +183,68 @@ def test_any_non_negative_seed_runs(tmp_path):
                                        {"seed": 2 ** 70, "max_trials": 3}))
         summary = Driver(study, str(tmp_path / algorithm), progress=False).run()
         assert summary.counts == {"ok": 3}
+
+
+def tree(d) -> dict:
+    """Every file under ``d`` with its bytes, and every directory."""
+    out = {}
+    for root, dirs, files in os.walk(d):
+        out[os.path.relpath(root, d) + "/"] = b""
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                out[os.path.relpath(os.path.join(root, name), d)] = fh.read()
+    return out
+
+
+def test_an_old_study_whose_history_was_emptied_is_not_started_over(tmp_path, capsys):
+    """trajectory.csv and trials/ may be the only copy of its results left."""
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        search={"max_trials": 3}, executor={"kind": "local", "max_concurrent": 1}))
+    d = tmp_path / "d"
+    assert main(["run", path, "--dir", str(d), "--quiet"]) == 0
+    (d / "history.jsonl").write_bytes(b"")
+    before = tree(d)
+    capsys.readouterr()
+    assert main(["run", path, "--dir", str(d), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"--dir: {d}: history.jsonl holds no study record, yet the directory holds " \
+           "trajectory.csv, trials/" in err[0] and "use an empty or new directory" in err[0]
+    assert tree(d) == before
+
+
+def test_a_directory_that_is_not_a_study_is_not_written_into(tmp_path, capsys):
+    d = tmp_path / "notes"
+    (d / "trials" / "0").mkdir(parents=True)
+    (d / "notes.txt").write_text("mine\n")
+    (d / "trials" / "0" / "data.txt").write_text("also mine\n")
+    before = tree(d)
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    assert main(["run", path, "--dir", str(d), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{d}: not a study directory (no history.jsonl), and not " \
+        "empty: it holds notes.txt, trials/" in err[0], err
+    assert tree(d) == before  # not even the driver's lock
+
+
+def test_an_empty_directory_takes_a_new_study(tmp_path):
+    import autotune as at
+
+    d = tmp_path / "empty"
+    d.mkdir()
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    assert main(["run", path, "--dir", str(d), "--quiet"]) == 0
+    # a directory that a refused start left its lock in is as good as empty
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "driver.lock").write_bytes(b"")
+    (tmp_path / "locked" / "history.jsonl").write_bytes(b"")
+    assert main(["run", path, "--dir", str(tmp_path / "locked"), "--quiet"]) == 0
+    # from Python too, and the refusal comes before the objective is written there
+    (tmp_path / "other" / "trials").mkdir(parents=True)
+    study = at.Study(name="p", objective={"entry": lambda p, ctx: {"loss": p["x"]},
+                                          "metric": "loss"},
+                     space={"x": {"values": [1, 2]}}, search={"max_trials": 2},
+                     executor={"kind": "local"}, dir=str(tmp_path / "other"))
+    with pytest.raises(at.StudyError, match="not a study directory"):
+        study.run(progress=False)
+    assert os.listdir(tmp_path / "other") == ["trials"]
