@@ -23,6 +23,10 @@ from .errors import StudyError
 from .stage_cache import ensure_pretrained
 
 
+#: characters of a parameter name that ``str.format`` would read as field syntax
+FIELD_SYNTAX = set(".[]!:{}")
+
+
 def check_command(template: str, param_names: list[str]) -> None:
     """Every ``{field}`` must be a parameter or a ctx field: find out now, not per trial."""
     known = set(param_names) | set(Ctx.FIELDS)
@@ -31,9 +35,16 @@ def check_command(template: str, param_names: list[str]) -> None:
     except ValueError as exc:
         raise StudyError(f"objective.command: {exc} in {template!r} (write {{{{ and }}}} for "
                          "literal braces)") from None
-    for _, name, _, conversion in parts:
+    for _, name, spec, conversion in parts:
         if name is None:
             continue
+        field = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        for param in param_names:
+            if set(param) & FIELD_SYNTAX and field.startswith(param):
+                raise StudyError(
+                    f"objective.command: {{{param}}}: the parameter name {param!r} cannot be "
+                    "used in a command, where '.', '[', '!' and ':' in a field mean attribute, "
+                    "index, conversion and format spec (str.format syntax); rename it")
         base = name.split(".")[0].split("[")[0]
         if base not in known:
             raise StudyError(f"objective.command: unknown field {{{name}}} (expected a parameter "

@@ -152,6 +152,8 @@ def parse_space(raw: Any, where: str = "space") -> SearchSpace:
     raw = require_mapping(raw, where)
     if not raw:
         raise StudyError(f"{where}: empty (expected at least one parameter)")
+    if "" in raw:  # no column, no {placeholder} and no params key a trial could read it by
+        raise StudyError(f"{where}: a parameter with an empty name (give it a name)")
     return SearchSpace([parse_param(name, value, f"{where}.{name}") for name, value in raw.items()])
 
 

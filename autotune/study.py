@@ -129,7 +129,7 @@ def check_command_values(template: str, space: SearchSpace) -> None:
         for value in values(p):
             try:
                 format_command(template, {**first, name: value}, ctx)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, AttributeError, LookupError) as exc:  # {x.y}, {x[0]}
                 raise StudyError(f"objective.command: {exc} (parameter {name} = {value!r})"
                                  ) from None
 

@@ -63,6 +63,13 @@ CATALOGUE = [
     (dict(objective={"entry": None, "command": "echo {o:.2e}"},
           space={"o": {"values": ["adam", "sgd"]}}),
      "objective.command: Unknown format code 'e' for object of type 'str' (parameter o = 'adam')"),
+    (dict(space={"": {"values": [0, 1]}}), "space: a parameter with an empty name"),
+    (dict(objective={"entry": None, "command": "echo {a.b}"}, space={"a.b": {"values": [0, 1]}}),
+     "objective.command: {a.b}: the parameter name 'a.b' cannot be used in a command"),
+    (dict(objective={"entry": None, "command": "echo {a[0]}"}, space={"a[0]": 1}),
+     "objective.command: {a[0]}: the parameter name 'a[0]' cannot be used in a command"),
+    (dict(objective={"entry": None, "command": "echo {x.nope}"}),
+     "objective.command: 'float' object has no attribute 'nope' (parameter x = -3.0)"),
     (dict(executor={"kind": "slurm", "cleanup": "bogus"}), "executor.cleanup: expected one of"),
     (dict(executor={"kind": "slurm", "time_limit_min": 1}), "executor.time_limit_min: 1 leaves"),
 ]
