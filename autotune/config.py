@@ -86,4 +86,6 @@ def check(value: Any, kind: str, full: str) -> None:
         "mapping": lambda v: isinstance(v, dict),
     }[kind](value)
     if not ok:
+        if kind == "str" and value == "":
+            raise StudyError(f"{full}: must not be empty (expected {kind_text(kind)})")
         raise StudyError(f"{full}: expected {kind_text(kind)}, got {describe(value)}")
