@@ -42,8 +42,10 @@ class Progress:
         ended = sum(counts.get(k, 0) for k in ("ok", "failed", "cancelled"))
         if self._start is None:
             self._start = (ended, history.spent_s)
-        total = f"/{self.total}" if self.total else ""
-        parts = [f"{ended}{total} done"]
+        if self.total and ended > self.total:  # max_trials lowered below what was done
+            parts = [f"{ended} done (max_trials {self.total} reached)"]
+        else:
+            parts = [f"{ended}{f'/{self.total}' if self.total else ''} done"]
         if counts.get("failed"):
             parts[0] += f" ({counts['failed']} failed)"
         # the pretrain, its own job: running, ok or cached, and what it cost (counted once)
@@ -157,6 +159,8 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
             text += f" ({counts['failed']} failed{', run again now' if retrying else ''})"
         if flight:
             text += f", {flight} to finish or run again"
+        if study.max_trials is not None and len(history.trials) >= study.max_trials:
+            text += f"; max_trials ({study.max_trials}) already reached: no new trials"
         lines = [text]
     if study.max_trials is None and study.max_compute_s is None and study.algorithm != "grid" \
             and not study.search_options.get("max_epochs_total"):

@@ -257,3 +257,16 @@ def test_an_empty_directory_takes_a_new_study(tmp_path):
     with pytest.raises(at.StudyError, match="not a study directory"):
         study.run(progress=False)
     assert os.listdir(tmp_path / "other") == ["trials"]
+
+
+def test_max_trials_lowered_below_what_is_done_reads_sensibly(tmp_path, capsys):
+    from autotune.driver import Driver
+    from autotune.study import parse_study
+
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={"max_trials": 9})), d, progress=False).run()
+    capsys.readouterr()
+    Driver(parse_study(study_dict(search={"max_trials": 8})), d, progress=True).run()
+    err = capsys.readouterr().err
+    assert "9 trials done; max_trials (8) already reached: no new trials" in err
+    assert "9 done (max_trials 8 reached)" in err and "9/8" not in err
