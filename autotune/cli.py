@@ -130,7 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"python -m autotune cancel {directory} cancels them", file=sys.stderr)
         return 4
     if summary.counts.get("failed") and not summary.counts.get("ok"):
-        print("autotune: every trial failed", file=sys.stderr)
+        # a re-run does not run failed trials again: say how, as the max_failures stop does
+        print("autotune: every trial failed; fix the cause, then: python -m autotune run "
+              f"{args.study} --dir {directory} --retry-failed", file=sys.stderr)
         return 4
     return 0
 

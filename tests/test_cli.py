@@ -270,3 +270,15 @@ def test_max_trials_lowered_below_what_is_done_reads_sensibly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "9 trials done; max_trials (8) already reached: no new trials" in err
     assert "9 done (max_trials 8 reached)" in err and "9/8" not in err
+
+
+def test_a_study_whose_trials_all_failed_names_retry_failed_on_every_run(tmp_path, capsys):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": "tests.objectives:raises"}, search={"max_trials": 2},
+        max_failures=0))
+    d = str(tmp_path / "d")
+    for _ in range(2):  # the first run, and a re-run that has nothing left to run
+        assert main(["run", path, "--dir", d, "--quiet"]) == 4
+        err = capsys.readouterr().err
+        assert f"every trial failed; fix the cause, then: python -m autotune run {path} " \
+               f"--dir {d} --retry-failed" in err, err
