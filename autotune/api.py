@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from . import callables
+from .contract import real_number
 from .driver import EXTERNAL, Driver, check_compatible
 from .errors import StudyBusy, StudyError
 from .history import History, TrialRecord
@@ -129,17 +130,19 @@ class Study:
 
     def tell(self, trial: Trial | int, result: Any = None, *, error: Any = None) -> TrialRecord:
         """Record the end of a trial from ``ask()``: ``result`` is the dict of metrics (or the
-        optimised metric's value as a number); ``error`` (a message or an exception) marks it
+        optimised metric's value as a number; numpy scalars and 0-d tensors count as numbers,
+        recorded as plain floats); ``error`` (a message or an exception) marks it
         failed. The searcher hears of it as of any trial; the record is returned."""
-        number = trial.number if isinstance(trial, Trial) else trial
-        if isinstance(number, bool) or not isinstance(number, int):
-            raise StudyError(f"tell: expected a Trial or a trial number, got {number!r}")
+        number = trial.number if isinstance(trial, Trial) else real_number(trial)
+        if not isinstance(number, int):  # np.int64 is made an int; 2.0 and True are refused
+            raise StudyError(f"tell: expected a Trial or a trial number, got {trial!r}")
+        value = real_number(result)  # a float, or a numpy or torch scalar
         if error is not None:
             result = None
             error = (f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
                      else str(error))
-        elif isinstance(result, (int, float)) and not isinstance(result, bool):
-            result = {self.settings.objective.metric: float(result)}
+        elif value is not None:
+            result = {self.settings.objective.metric: float(value)}
         elif not isinstance(result, Mapping):
             raise StudyError(f"tell: expected a number or a dict of metrics as the result of "
                              f"trial {number}, got {type(result).__name__} (or pass error=...)")

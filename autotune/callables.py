@@ -11,11 +11,11 @@ a closure over something unpicklable (a loaded data set, a lock) still works the
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .contract import real_number
 from .errors import StudyError
 
 ENTRY = "autotune.callables:call"
@@ -36,9 +36,8 @@ class Objective:
 
     def __call__(self, params: dict, ctx: Any) -> dict:
         out = self.func(params, ctx)
-        if isinstance(out, (int, float)) and not isinstance(out, bool) and math.isfinite(out):
-            return {self.metric: float(out)}
-        return out
+        number = real_number(out)  # a float, or a numpy/torch scalar; NaN is judged later
+        return out if number is None else {self.metric: float(number)}
 
 
 def describe(func: Callable) -> str:

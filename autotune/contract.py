@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import numbers
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -122,6 +123,41 @@ class Ctx:
 
     def __repr__(self) -> str:
         return f"Ctx({self.as_dict()})"
+
+
+def real_number(value: Any) -> int | float | None:
+    """``value`` as a plain ``int`` or ``float`` if it is one real number, else None.
+
+    ML code hands back numpy scalars (``np.float32`` is no ``float``), 0-d arrays and 0-d
+    tensors; a history is JSON, so each becomes the plain number it holds before it is
+    recorded. Detected by duck typing (``.item()`` on something with no dimensions), so the
+    engine never imports torch. Booleans are no numbers here: ``True`` is not a loss.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        try:
+            inner = item()
+        except Exception:  # noqa: BLE001 - an object whose item() fails holds no number
+            return None
+        if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+            return real_number(inner)
+    return None
+
+
+def plain_metrics(result: dict) -> dict:
+    """The result with every real-number value a plain ``int`` or ``float`` (see
+    ``real_number``); anything else is kept as it is, for ``judge`` to refuse or skip."""
+    out = {}
+    for key, value in result.items():
+        number = real_number(value)
+        out[key] = value if number is None else number
+    return out
 
 
 def trial_seed(study_seed: int, trial: int) -> int:

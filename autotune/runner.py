@@ -18,7 +18,7 @@ import subprocess
 import time
 from typing import Any
 
-from .contract import Ctx, ObjectiveSpec, load_entry
+from .contract import Ctx, ObjectiveSpec, load_entry, plain_metrics, real_number
 from .errors import StudyError
 from .stage_cache import ensure_pretrained
 
@@ -130,7 +130,9 @@ def format_command(template: str, params: dict, ctx: Ctx) -> str:
 
 def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
                   stdout: Any = None, stderr: Any = None) -> dict:
-    """Run the trial and return its raw result mapping; raises on any failure."""
+    """Run the trial and return its result mapping, numbers made plain (a numpy scalar
+    would otherwise reach the local worker's JSON outcome as its ``str()``); raises on
+    any failure."""
     if spec.pretrain is not None and ctx.pretrained is None:
         # the driver gives every trial its stage's checkpoint; this is for a loop of one's own
         ctx.pretrained = ensure_pretrained(spec.pretrain, ctx.study_dir, spec.python_path)
@@ -140,7 +142,7 @@ def run_objective(spec: ObjectiveSpec, params: dict, ctx: Ctx,
         result = run_command(spec, params, ctx, stdout, stderr)
     if not isinstance(result, dict):
         raise TypeError(f"objective returned {type(result).__name__}, expected a dict of metrics")
-    return result
+    return plain_metrics(result)
 
 
 def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr: Any) -> dict:
@@ -240,14 +242,15 @@ def _write(sink: Any, chunk: bytes) -> None:
 
 
 def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | None]:
-    """Split a raw result into numeric metrics, the optimised value, and an error if any."""
-    metrics = {k: float(v) for k, v in result.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """Split a raw result into numeric metrics, the optimised value, and an error if any.
+    Any real-number scalar counts (``real_number``: numpy, 0-d tensors), stored as a float."""
+    numbers = {k: real_number(v) for k, v in result.items()}
+    metrics = {k: float(n) for k, n in numbers.items() if n is not None}
     if spec.metric not in result:
         return metrics, None, f"result has no metric {spec.metric!r} (keys: {sorted(result)})"
-    value = result[spec.metric]
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return metrics, None, f"metric {spec.metric!r} is not a number: {value!r}"
+    value = numbers[spec.metric]
+    if value is None:
+        return metrics, None, f"metric {spec.metric!r} is not a number: {result[spec.metric]!r}"
     if not math.isfinite(value):
         return metrics, None, f"metric {spec.metric!r} is {value}"
     return metrics, float(value), None

@@ -48,6 +48,20 @@ def nan(params: dict, ctx) -> dict:
     return {"loss": math.nan}
 
 
+def numpy_scalars(params: dict, ctx) -> dict:
+    """What ML code returns: numpy scalars (not float subclasses) for a metric and a cost."""
+    import numpy as np
+
+    return {"loss": np.float32(params["x"]) / np.float32(8), "steps": np.int64(3),
+            "cost_s": np.float32(2.5)}
+
+
+def numpy_nan(params: dict, ctx) -> dict:
+    import numpy as np
+
+    return {"loss": np.float32("nan")}
+
+
 def segfault(params: dict, ctx) -> dict:
     os.kill(os.getpid(), signal.SIGSEGV)
     return {}

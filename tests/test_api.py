@@ -183,6 +183,28 @@ def test_a_function_may_return_just_the_number(tmp_path):
     assert (df["err"] == df["x"].abs()).all() and view.metric == "err"
 
 
+@pytest.mark.parametrize("kind", ["inline", "local"])
+def test_a_function_may_return_numpy_scalars(tmp_path, kind):
+    np = pytest.importorskip("numpy")
+
+    def as_dict(params, ctx):
+        return {"loss": np.float32(abs(params["x"])), "n": np.int64(2), "z": np.array(0.5)}
+
+    def bare(params, ctx):
+        return np.float32(abs(params["x"]))
+
+    for objective in (as_dict, bare):
+        d = str(tmp_path / f"{kind}-{objective.__name__}")
+        view = at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 2},
+                                   executor={"kind": kind}), dir=d).run(progress=False)
+        df = view.trials_dataframe()
+        assert list(df["status"]) == ["ok", "ok"], list(df["error"])
+        assert ((df["loss"] - df["x"].abs()).abs() < 1e-6).all()
+        assert all(type(r.value) is float for r in history(d).trials.values())
+        if objective is as_dict:
+            assert list(df["n"]) == [2.0, 2.0] and list(df["z"]) == [0.5, 0.5]
+
+
 def test_an_unpicklable_function_runs_inline_and_is_refused_for_local(tmp_path):
     lock = threading.Lock()
 
@@ -265,6 +287,42 @@ def test_tell_mistakes_are_study_errors(tmp_path):
             study.tell(t, 0.5)
         with pytest.raises(StudyError, match="no entry, command or function"):
             study.run()
+
+
+def test_tell_takes_numpy_and_torch_scalars_and_numpy_trial_numbers(tmp_path):
+    np = pytest.importorskip("numpy")
+    raw = study_dict(search={"max_trials": 6})
+    raw["objective"] = {"metric": "loss"}
+    results = [np.float32(0.5), np.float64(0.25), np.int64(3), np.array(0.125),
+               {"loss": np.float32(1.5), "acc": np.float16(0.5)}]
+    try:
+        import torch
+        results.append(torch.tensor(0.75))
+    except ImportError:
+        results.append(0.75)
+    with at.Study(raw, dir=str(tmp_path / "s")) as study:
+        for i, result in enumerate(results):
+            t = study.ask()
+            rec = study.tell(np.int64(t.number) if i % 2 else t, result)
+            assert rec.status == "ok" and type(rec.value) is float
+    h = history(str(tmp_path / "s"))
+    assert [r.value for r in h.trials.values()] == [0.5, 0.25, 3.0, 0.125, 1.5, 0.75]
+    assert h.trials[4].metrics == {"loss": 1.5, "acc": 0.5}
+
+
+@pytest.mark.parametrize("bad", ["True", "np.bool_(True)", "np.array([0.5, 0.5])", "1 + 2j"])
+def test_tell_refuses_what_is_no_real_number(tmp_path, bad):
+    import numpy as np
+
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(tmp_path / "s")) as study:
+        t = study.ask()
+        with pytest.raises(StudyError, match="expected a number or a dict"):
+            study.tell(t, eval(bad))
+        with pytest.raises(StudyError, match="expected a Trial or a trial number"):
+            study.tell(np.float64(t.number), 0.5)
+        assert study.tell(t, 0.5).status == "ok"  # nothing was recorded by the refusals
 
 
 def test_a_held_directory_is_busy_for_a_second_study(tmp_path):

@@ -121,3 +121,17 @@ def test_a_module_named_like_the_standard_librarys_beside_the_entry_shadows_noth
     Driver(study, d, progress=False).run()
     rec = history(d).trials[0]
     assert (rec.status, rec.error) == ("ok", None)
+
+
+def test_numpy_scalar_results_arrive_as_numbers(tmp_path):
+    # the worker writes its outcome as JSON: a numpy scalar must not arrive as its str()
+    d, h = run_local(tmp_path, "numpy_scalars", n=2)
+    assert [r.status for r in h.trials.values()] == ["ok", "ok"], [r.error for r in h.trials.values()]
+    assert [r.value for r in h.trials.values()] == [0.0, 0.125]
+    assert all(r.metrics["steps"] == 3.0 and r.cost_s == 2.5 for r in h.trials.values())
+    assert all(type(r.value) is float for r in h.trials.values())
+
+
+def test_a_numpy_nan_is_a_failed_trial_with_the_reason(tmp_path):
+    d, h = run_local(tmp_path, "numpy_nan", n=1)
+    assert h.trials[0].status == "failed" and h.trials[0].error == "metric 'loss' is nan"
