@@ -55,7 +55,7 @@ class Study:
                  **keys: Any):
         if config is not None and not isinstance(config, Mapping):
             raise StudyError(f"study: expected a mapping of study keys, got {type(config).__name__}")
-        raw = {**dict(config or {}), **keys}
+        raw = _plain({**dict(config or {}), **keys})
         raw, self._objective, base_dir = _objective_of(raw)
         self.settings: StudySettings = parse_study(raw, base_dir=base_dir)
         self._init(dir)
@@ -197,6 +197,25 @@ class Study:
     def __repr__(self) -> str:
         s = self.settings
         return f"<autotune.Study {s.name!r}: {s.algorithm} on {s.executor}, dir {self.dir}>"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a study file's YAML would give it: numpy (or torch) scalars as plain
+    numbers, booleans and strings, tuples and arrays as lists, mappings as dicts. The study
+    is then checked by the study file's rules, and its history records plain JSON (a numpy
+    value would be written as its ``str()``). Anything else (a function) is kept as it is."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    ndim = getattr(value, "ndim", None)
+    if ndim is not None and ndim >= 1 and callable(getattr(value, "tolist", None)):
+        return _plain(value.tolist())
+    if ndim == 0 and callable(getattr(value, "item", None)):  # np.float32(1), np.bool_, ...
+        item = value.item()
+        if isinstance(item, (bool, int, float, str)):
+            return item
+    return value
 
 
 def _objective_of(raw: dict[str, Any]) -> tuple[dict[str, Any], callables.Objective | None,

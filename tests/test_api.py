@@ -91,6 +91,29 @@ def test_bad_keys_are_one_line_study_errors_and_write_nothing(tmp_path, bad, mes
     assert not (tmp_path / "s").exists()
 
 
+def test_a_space_from_numpy_values_and_tuples_is_stored_plain(tmp_path):
+    np = pytest.importorskip("numpy")
+    d = str(tmp_path / "s")
+    space = {"x": {"low": np.float64(0), "high": np.float32(1), "steps": np.int64(3)},
+             "y": {"values": np.array([1, 2, 3])}, "z": {"values": ("a", "b")},
+             "w": {"values": np.linspace(0.0, 1.0, 3)}, "f": np.float32(0.5),
+             "b": {"values": [np.bool_(True), np.bool_(False)]}}
+    study = at.Study(study_dict(space=space, search={"max_trials": 2}), dir=d)
+    assert study.settings.space.spec() == {
+        "x": {"low": 0.0, "high": 1.0, "log": False, "int": False, "steps": 3},
+        "y": {"values": [1, 2, 3]}, "z": {"values": ["a", "b"]},
+        "w": {"values": [0.0, 0.5, 1.0]}, "f": {"fixed": 0.5}, "b": {"values": [True, False]}}
+    study.run(progress=False)
+    h = history(d)
+    assert h.study["config"]["space"]["y"] == {"values": [1, 2, 3]}  # not "[1 2 3]"
+    assert h.study["config"]["space"]["x"]["high"] == 1.0
+    for rec in h.trials.values():
+        assert type(rec.params["y"]) is int and type(rec.params["b"]) is bool
+        assert type(rec.params["x"]) is float and type(rec.params["f"]) is float
+    with pytest.raises(StudyError, match=r"space.y.values: .*in a grid of numbers"):
+        at.Study(study_dict(space={"y": {"values": np.array([1.0, "a"], dtype=object)}}))
+
+
 def test_a_function_without_its_metric_is_refused():
     with pytest.raises(StudyError, match="needs the metric"):
         at.Study({**study_dict(), "objective": lambda p, c: 0.0})
