@@ -6,7 +6,8 @@ for round, epochs and parent, floats for metrics and times, strings for text, th
 list-valued notes (the axis search's ``index``) as lists, times to the microsecond the history
 holds (the CSV rounds them to milliseconds). One column more than the CSV:
 ``counts``, whether the trial counts for best (successful and at full length; a short
-screening run does not). Reading it never imports the study's objective.
+screening run does not). The optimised metric is always a column (NaN until reported),
+where the CSV leaves out a column no trial fills. Reading it never imports the study's objective.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def trials_frame(history: History) -> pd.DataFrame:
     identity = study.get("identity", {})
     space: dict[str, dict] = identity.get("space", {})
     columns, data = rows(history, study.get("name", ""), identity.get("algorithm", ""),
-                         list(space), identity.get("mode", "min"))
+                         list(space), identity.get("mode", "min"), identity.get("metric"))
     df = pd.DataFrame(data, columns=columns)
     metric_cols = [c for c in columns if c not in set(_fixed_columns(columns, space))]
     df["trial"] = df["trial"].astype("int64")

@@ -19,8 +19,10 @@ LEAD = ["trial", "status", "algorithm", "round"]
 TAIL = ["value", "best", "start_s", "end_s", "cost_s", "job_id", "attempts", "error"]
 
 
-def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str
-         ) -> tuple[list[str], list[dict[str, Any]]]:
+def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str,
+         metric: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """The columns and one row per trial; ``metric`` (the optimised one) is a column even
+    before any trial reports it, so code that reads it works from the first trial on."""
     fixed_cols = LEAD + ["epochs", "parent"] + TAIL
     # a parameter named "epochs" (a fixed training length) is the epochs column itself;
     # any other name clashing with a fixed column is prefixed
@@ -31,7 +33,8 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
                          if not k.startswith("_")} - {"round"})
     info = {k: (f"info_{k}" if k in fixed_cols or k in params.values() else k) for k in info_names}
     taken = set(fixed_cols) | set(params.values()) | set(info.values())
-    metric_names = sorted({m for r in history.trials.values() for m in r.metrics} - {"cost_s"})
+    reported = {m for r in history.trials.values() for m in r.metrics}
+    metric_names = sorted((reported | ({metric} if metric else set())) - {"cost_s"})
     label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}
     columns = (LEAD + list(params.values()) + ["epochs", "parent"] + list(info.values())
                + list(label.values()) + TAIL)

@@ -119,6 +119,23 @@ def test_a_function_without_its_metric_is_refused():
         at.Study({**study_dict(), "objective": lambda p, c: 0.0})
 
 
+def test_the_metric_is_a_column_before_any_trial_reports_it(tmp_path):
+    def fails(params, ctx):
+        raise ValueError("diverged")
+
+    failed = at.Study(study_dict(objective={"entry": fails}, search={"max_trials": 2}),
+                      dir=str(tmp_path / "failed")).run(progress=False)
+    raw = study_dict()
+    raw["objective"] = {"metric": "value"}  # named like a fixed column: it becomes metric_value
+    with at.Study(raw, dir=str(tmp_path / "running")) as running:
+        running.ask()
+        frames = [failed.trials_dataframe(), running.trials_dataframe()]
+    for df, col in zip(frames, ["loss", "metric_value"]):
+        assert df[col].dtype == "float64" and df[col].isna().all()
+        assert list(df.columns).index(col) < list(df.columns).index("value")
+    assert list(frames[0][["trial", "status", "loss"]]["status"]) == ["failed", "failed"]
+
+
 # ---- load: read-only, never imports the objective ---------------------------------------------
 def test_load_reads_only_and_never_imports_the_objective(tmp_path):
     pkg = tmp_path / "code"
