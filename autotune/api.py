@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from . import callables
+from .config import describe
 from .contract import real_number
 from .driver import EXTERNAL, Driver, check_compatible
 from .errors import StudyBusy, StudyError
@@ -132,20 +133,29 @@ class Study:
         """Record the end of a trial from ``ask()``: ``result`` is the dict of metrics (or the
         optimised metric's value as a number; numpy scalars and 0-d tensors count as numbers,
         recorded as plain floats); ``error`` (a message or an exception) marks it
-        failed. The searcher hears of it as of any trial; the record is returned."""
+        failed. The searcher hears of it as of any trial; the record is returned.
+
+        A dict without the study's metric, or with a metric that is no number, and a result
+        given together with an error are mistakes in the caller's loop, not a trial's
+        failure: ``StudyError``, nothing recorded, the trial still open for a correct tell.
+        A NaN or infinite value is the trial's own outcome: recorded as failed."""
         number = trial.number if isinstance(trial, Trial) else real_number(trial)
         if not isinstance(number, int):  # np.int64 is made an int; 2.0 and True are refused
             raise StudyError(f"tell: expected a Trial or a trial number, got {trial!r}")
+        if result is not None and error is not None:  # which one would be the truth?
+            raise StudyError(f"tell: trial {number}: give a result or error=..., not both")
+        metric = self.settings.objective.metric
         value = real_number(result)  # a float, or a numpy or torch scalar
         if error is not None:
-            result = None
             error = (f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
                      else str(error))
         elif value is not None:
-            result = {self.settings.objective.metric: float(value)}
+            result = {metric: float(value)}
         elif not isinstance(result, Mapping):
             raise StudyError(f"tell: expected a number or a dict of metrics as the result of "
                              f"trial {number}, got {type(result).__name__} (or pass error=...)")
+        else:
+            _check_metric(result, metric, number)
         driver = self._session()
         self._held = [r for r in self._held if r.trial != number]
         rec = driver.tell_external(number, None if result is None else dict(result), error)
@@ -197,6 +207,18 @@ class Study:
     def __repr__(self) -> str:
         s = self.settings
         return f"<autotune.Study {s.name!r}: {s.algorithm} on {s.executor}, dir {self.dir}>"
+
+
+def _check_metric(result: Mapping, metric: str, trial: int) -> None:
+    """Refuse a told dict that lacks the study's metric or holds no number for it (it would
+    otherwise be recorded as a failed trial, silently, with the value the caller meant lost)."""
+    if metric not in result:
+        given = ", ".join(sorted(str(key) for key in result)) or "nothing"
+        raise StudyError(f"tell: the result of trial {trial} has no metric {metric!r} (it "
+                         f"gives: {given}); give it, or pass error=... for a failed trial")
+    if real_number(result[metric]) is None:
+        raise StudyError(f"tell: the result of trial {trial}: metric {metric!r} is not a "
+                         f"number: {describe(result[metric])}")
 
 
 def _plain(value: Any) -> Any:

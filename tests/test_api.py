@@ -365,6 +365,30 @@ def test_tell_refuses_what_is_no_real_number(tmp_path, bad):
         assert study.tell(t, 0.5).status == "ok"  # nothing was recorded by the refusals
 
 
+def test_tell_refuses_a_result_without_the_metric_or_with_an_error_and_records_nothing(tmp_path):
+    d = str(tmp_path / "s")
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = {"metric": "loss"}
+    journal = os.path.join(d, "history.jsonl")
+    with at.Study(raw, dir=d) as study:
+        t = study.ask()
+        with open(journal) as fh:
+            before = fh.read()
+        with pytest.raises(StudyError, match=r"tell: the result of trial 0 has no metric 'loss' "
+                                             r"\(it gives: acc, top5\)"):
+            study.tell(t, {"acc": 1.0, "top5": 0.5})
+        with pytest.raises(StudyError, match=r"metric 'loss' is not a number: 'low'"):
+            study.tell(t, {"loss": "low"})
+        with pytest.raises(StudyError, match=r"tell: trial 0: give a result or error=..., not both"):
+            study.tell(t, 0.5, error="boom")
+        with open(journal) as fh:
+            assert fh.read() == before  # nothing recorded
+        assert study.tell(t, {"loss": 0.25, "acc": 1.0}).status == "ok"  # still open
+        nan = study.tell(study.ask(), {"loss": float("nan")})  # a NaN is data: a failed trial
+        assert nan.status == "failed" and nan.error == "metric 'loss' is nan"
+    assert history(d).trials[0].value == 0.25
+
+
 def test_a_held_directory_is_busy_for_a_second_study(tmp_path):
     d = str(tmp_path / "s")
     with at.Study(study_dict(), dir=d) as study:
