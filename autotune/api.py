@@ -7,16 +7,17 @@ their trials are in the history like any other and ``status``, ``report`` and a 
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from . import callables
 from .config import describe
 from .contract import real_number
 from .driver import EXTERNAL, Driver, check_compatible
-from .errors import StudyBusy, StudyError
+from .errors import StudyError, python_api
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx
@@ -24,6 +25,18 @@ from .study import Study as StudySettings
 from .study import load_study, parse_study
 from .studydir import StudyDir
 from .view import StudyView, load
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _speaks_python(method: F) -> F:
+    """The engine's messages raised inside say ``dir=`` and "the study definition", what a
+    Python caller writes, where the CLI's say ``--dir`` and "the study file"."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with python_api():
+            return method(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass
@@ -49,9 +62,11 @@ class Study:
     entry or command the study is driven by ``ask()`` and ``tell()`` only.
 
     ``dir`` is the study directory (default ``runs/<name>``, as for the CLI). Mistakes raise
-    ``StudyError`` with one line naming the key, before anything is written.
+    ``StudyError`` with one line naming the key, before anything is written; a directory that
+    another driver (or Study object) holds raises ``StudyBusy``, one kind of ``StudyError``.
     """
 
+    @_speaks_python
     def __init__(self, config: Mapping[str, Any] | None = None, /, *, dir: str | None = None,
                  **keys: Any):
         if config is not None and not isinstance(config, Mapping):
@@ -62,6 +77,7 @@ class Study:
         self._init(dir)
 
     @classmethod
+    @_speaks_python
     def from_yaml(cls, path: str | os.PathLike, dir: str | None = None) -> "Study":
         """The study in a YAML study file (what ``autotune run FILE`` reads)."""
         self = cls.__new__(cls)
@@ -84,6 +100,7 @@ class Study:
         return self.settings.name
 
     # ---- running it -----------------------------------------------------------------------
+    @_speaks_python
     def run(self, progress: bool = True) -> StudyView:
         """Run (or resume) the study to its end with the study's executor; the result, read back.
 
@@ -110,6 +127,7 @@ class Study:
         return self.load().trials_dataframe()
 
     # ---- a loop of one's own --------------------------------------------------------------
+    @_speaks_python
     def ask(self) -> Trial | None:
         """The next trial to run yourself, recorded in the history as started.
 
@@ -129,6 +147,7 @@ class Study:
         return Trial(rec.trial, dict(rec.params), driver.context(rec), rec.fidelity, rec.parent,
                      dict(rec.info))
 
+    @_speaks_python
     def tell(self, trial: Trial | int, result: Any = None, *, error: Any = None) -> TrialRecord:
         """Record the end of a trial from ``ask()``: ``result`` is the dict of metrics (or the
         optimised metric's value as a number; numpy scalars and 0-d tensors count as numbers,
@@ -194,8 +213,7 @@ class Study:
         if not sdir.exists():
             return
         if sdir.driver_running():
-            raise StudyBusy(f"{sdir.path} is being run by {sdir.holder()}; wait for it to "
-                            "finish or stop that driver first")
+            raise sdir.busy()
         history = History.load(Journal(sdir.history))
         if history.study:
             check_compatible(history.study, self.settings, sdir.path)

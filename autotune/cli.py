@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except StudyBusy as exc:  # before StudyError, of which it is one: its own status
+        print(f"autotune: {exc}", file=sys.stderr)
+        return 3
     except StudyError as exc:
         print(f"autotune: error: {exc}", file=sys.stderr)
         return 2
-    except StudyBusy as exc:
-        print(f"autotune: {exc}", file=sys.stderr)
-        return 3
     except DiskFull as exc:
         print(f"autotune: error: {exc}", file=sys.stderr)
         return DISK_FULL_EXIT

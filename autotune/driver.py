@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
-from .errors import DiskFull, StudyError, is_disk_full
+from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .history import History, TrialRecord
 from .journal import Journal
@@ -161,7 +161,7 @@ class Driver:
             if record.get("recovered"):
                 check_compatible(self.history.study, self.study, self.dir.path)
                 self.progress.warn(f"the study record in {self.dir.history} was damaged; rebuilt "
-                                   f"it from {self.study.source or 'the study file'}, which "
+                                   f"it from {self.study.source or term('study')}, which "
                                    f"matches the {len(self.history.trials)} recorded trial(s)")
         # commands run where the study was first launched, wherever it is resumed from
         self.launch_dir = self.history.study.get("launch_dir") or os.getcwd()
@@ -468,9 +468,12 @@ def objective_change(history: History, study: Study, path: str, accept: bool) ->
         return {}
     key = "command" if was["command"] != now["command"] else "entry"
     if not accept:
-        raise StudyError(f"objective.{key}: {path} was started with {was[key]!r}, the study file "
-                         f"says {now[key]!r}; results would mix: use another --dir, or "
-                         "--accept-objective-change if the change does not alter results")
+        # the Python API has no way to accept the change: only the CLI's option is offered
+        accept_it = ("" if in_python_api() else
+                     ", or --accept-objective-change if the change does not alter results")
+        raise StudyError(f"objective.{key}: {path} was started with {was[key]!r}, "
+                         f"{term('study')} says {now[key]!r}; results would mix: use another "
+                         f"{term('dir')}{accept_it}")
     return now
 
 
@@ -482,8 +485,10 @@ def check_compatible(started: dict, study: Study, path: str) -> None:
         old, new = before.get("space", {}), now["space"]
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise StudyError(f"space: differs from the one {path} was started with "
-                         f"(parameters {', '.join(diff)}); use another --dir for a new search")
+                         f"(parameters {', '.join(diff)}); use another {term('dir')} for a new "
+                         "search")
     for key in ("algorithm", "seed", "search_options", "metric", "mode", "pretrain"):
         if before.get(key) != now[key]:
-            raise StudyError(f"{key}: {path} was started with {before.get(key)!r}, the study file "
-                             f"says {now[key]!r}; use another --dir for a new search")
+            raise StudyError(f"{key}: {path} was started with {before.get(key)!r}, "
+                             f"{term('study')} says {now[key]!r}; use another {term('dir')} "
+                             "for a new search")

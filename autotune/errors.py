@@ -1,16 +1,26 @@
-"""Errors that reach the user as one line.
+"""Errors that reach the user as one line, in the words of the interface they used.
 
 A `StudyError` is a mistake in what the user gave us (study file, directory, arguments):
 the CLI prints it as one line and exits with status 2, before anything is written.
+
+The driver is shared by the CLI and the Python API, so a message that names how to fix
+something (``--dir`` or ``dir=``) asks ``term()``; the Python API runs its calls under
+``python_api()`` and its users read the keywords they write.
 """
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 
 class StudyError(Exception):
     """A user mistake: printed as one line, exit status 2."""
 
 
-class StudyBusy(Exception):
-    """Another driver holds the study directory."""
+class StudyBusy(StudyError):
+    """Another driver holds the study directory: a ``StudyError`` for Python callers (one
+    ``except`` catches every refusal), its own exit status (3) from the CLI."""
 
 
 class DiskFull(Exception):
@@ -24,6 +34,30 @@ class DiskFull(Exception):
 
 #: errno values that mean "no space": the device is full, or the user's quota is
 DISK_FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+
+_PYTHON: ContextVar[bool] = ContextVar("autotune_python_api", default=False)
+
+#: what a message calls a thing: (the CLI's word, the Python API's word)
+TERMS = {"dir": ("--dir", "dir="), "study": ("the study file", "the study definition")}
+
+
+@contextlib.contextmanager
+def python_api() -> Iterator[None]:
+    """Messages raised inside speak the Python API's words (see ``term``)."""
+    token = _PYTHON.set(True)
+    try:
+        yield
+    finally:
+        _PYTHON.reset(token)
+
+
+def in_python_api() -> bool:
+    return _PYTHON.get()
+
+
+def term(name: str) -> str:
+    """The word for ``name`` ("dir", "study") in the interface the user is calling."""
+    return TERMS[name][in_python_api()]
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from . import events as ev
-from .errors import StudyError
+from .errors import StudyError, term
 from .history import History
 from .space import Choice, Fixed, Range, SearchSpace
 from .study import Study
@@ -25,9 +25,9 @@ def rebuild_study_record(history: History, study: Study, path: str) -> dict:
     file contradicts what the journal's other lines record."""
     problem = disagreement(history, study)
     if problem:
-        raise StudyError(f"{path}: the history's study record is damaged, and the study file "
-                         f"does not match the trials it records ({problem}); run it with the "
-                         "study file it was started with")
+        raise StudyError(f"{path}: the history's study record is damaged, and {term('study')} "
+                         f"does not match the trials it records ({problem}); run it with "
+                         f"{term('study')} it was started with")
     t0 = history.t0_hint()
     source = "a resume record"
     if t0 is None:  # never resumed: continue the study clock from its last recorded time
@@ -47,7 +47,7 @@ def disagreement(history: History, study: Study) -> str:
     for rec in history.trials.values():
         if (rec.fidelity is not None) != bool(fidelity):
             return (f"trial {rec.trial} has {'a' if rec.fidelity is not None else 'no'} "
-                    f"fidelity, and the study file {'sets' if fidelity else 'sets no'} "
+                    f"fidelity, and {term('study')} {'sets' if fidelity else 'sets no'} "
                     "search.fidelity")
         if rec.fidelity is not None and not \
                 fidelity.get("min", 0) <= rec.fidelity <= fidelity.get("max", rec.fidelity):

@@ -14,7 +14,7 @@ import time
 
 from filelock import FileLock, Timeout
 
-from .errors import StudyBusy, StudyError
+from .errors import StudyBusy, StudyError, in_python_api
 
 HOLDER_WAIT_S = 2.0
 #: what a directory may hold before its study record is written: the locks, the holder's
@@ -90,15 +90,36 @@ class StudyDir:
             os.makedirs(self.path, exist_ok=True)
             self._lock.acquire(timeout=0)
         except Timeout:
-            raise StudyBusy(f"{self.path} is being run by {self.holder()}; "
-                            "wait for it to finish or stop that driver first") from None
+            raise self.busy() from None
         except OSError as exc:
             if made:
                 with contextlib.suppress(OSError):
                     os.rmdir(self.path)
-            raise StudyError(f"--dir: cannot write a study into {self.path} "
+            key = "dir" if in_python_api() else "--dir"  # the argument the caller gave
+            raise StudyError(f"{key}: cannot write a study into {self.path} "
                              f"({exc.strerror or exc})") from None
         self._write_holder()
+
+    def busy(self) -> StudyBusy:
+        """The refusal of a directory whose lock is held, naming the holder. The holder may
+        be this very process (a second Study object on the same directory): its own pid
+        would read as someone else's, so that is said instead."""
+        holder = self.holder()
+        if self._held_here():
+            return StudyBusy(f"{self.path} is held by this same process, {holder}: another "
+                             "Study object (or driver) in it has the directory open; close() "
+                             "that one, or end its with block, first")
+        return StudyBusy(f"{self.path} is being run by {holder}; "
+                         "wait for it to finish or stop that driver first")
+
+    def _held_here(self) -> bool:
+        """Whether driver.json names this process (read after ``holder()`` waited for it)."""
+        try:
+            with open(self._holder) as fh:
+                info = json.load(fh)
+            return info["pid"] == os.getpid() and info["host"] == socket.gethostname()
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     def _write_holder(self) -> None:
         """Written atomically, so a second driver never reads it half-written ("holder

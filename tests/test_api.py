@@ -78,6 +78,29 @@ def test_a_study_directory_started_with_another_search_is_refused(tmp_path):
     assert sorted(os.listdir(d)) == before  # no objective.pkl written, no event appended
 
 
+def test_a_refused_directory_is_explained_in_python_terms(tmp_path):
+    d = str(tmp_path / "s")
+    at.Study(study_dict(search={"max_trials": 2}), dir=d).run(progress=False)
+    with pytest.raises(StudyError) as exc:
+        at.Study(study_dict(search={"seed": 4}), dir=d).run(progress=False)
+    assert ("seed: %s was started with 0, the study definition says 4; use another dir= for a "
+            "new search" % d) == str(exc.value)
+    with pytest.raises(StudyError, match="the study definition says 4; use another dir=") as exc:
+        at.Study(study_dict(search={"seed": 4}), dir=d).ask()
+    with pytest.raises(StudyError, match="objective.entry: .* the study definition says "
+                                         "'tests.objectives:raises'; results would mix: use "
+                                         "another dir=$"):
+        at.Study(study_dict(objective={"entry": "tests.objectives:raises"}), dir=d).run(progress=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StudyError, match=r"^dir: cannot write a study into .*a-file/s "):
+        at.Study(study_dict(), dir=str(blocker / "s")).run(progress=False)
+    # the same refusals from the CLI name its options
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"seed": 4}))
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 2 and "the study file says 4; use another --dir" in out.stderr
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"space": {"x": {"low": 2.0, "high": 1.0}}}, "space.x"),
     ({"search": {"algorithm": "nope"}}, "search.algorithm: unknown"),
@@ -393,8 +416,12 @@ def test_a_held_directory_is_busy_for_a_second_study(tmp_path):
     d = str(tmp_path / "s")
     with at.Study(study_dict(), dir=d) as study:
         study.ask()
-        with pytest.raises(StudyBusy, match="is being run by pid"):
+        with pytest.raises(StudyBusy, match=f"is held by this same process, pid {os.getpid()} .*another Study "
+                                            "object") as exc:
             at.Study(study_dict(), dir=d).run(progress=False)
+        assert "being run by" not in str(exc.value)
+        with pytest.raises(at.StudyError, match="this same process"):  # the README's promise
+            at.Study(study_dict(), dir=d).ask()
     at.Study(study_dict(), dir=d).run(progress=False)  # released: the told-never trial runs
     assert [r.status for r in history(d).trials.values()] == ["ok"] * 10
 

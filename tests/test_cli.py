@@ -282,3 +282,19 @@ def test_a_study_whose_trials_all_failed_names_retry_failed_on_every_run(tmp_pat
         err = capsys.readouterr().err
         assert f"every trial failed; fix the cause, then: python -m autotune run {path} " \
                f"--dir {d} --retry-failed" in err, err
+
+
+def test_a_held_study_directory_is_exit_status_3_naming_the_holder(tmp_path):
+    from autotune.errors import StudyBusy, StudyError
+    from autotune.studydir import StudyDir
+
+    assert issubclass(StudyBusy, StudyError)  # a mistake, but one with its own exit status
+    path = write_study(str(tmp_path / "s.yaml"), study_dict())
+    held = StudyDir(str(tmp_path / "d"))
+    held.acquire()
+    try:
+        out = cli("run", path, "--dir", held.path)
+    finally:
+        held.release()
+    assert out.returncode == 3, out.stderr
+    assert f"is being run by pid {os.getpid()} on host" in out.stderr
