@@ -18,10 +18,12 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Study", "Trial", "StudyView", "load", "StudyError", "StudyBusy", "__version__"]
+__all__ = ["Study", "Trial", "StudyView", "load", "StudyError", "StudyBusy", "StudyStopped",
+           "__version__"]
 
 _WHERE = {"Study": "api", "Trial": "api", "StudyView": "view", "load": "view",
-          "StudyError": "errors", "StudyBusy": "errors"}
+          "StudyError": "errors", "StudyBusy": "errors",
+          "StudyStopped": "errors"}
 
 
 def __getattr__(name: str) -> Any:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
 from . import callables
 from .config import describe
 from .contract import real_number
-from .driver import EXTERNAL, Driver, check_compatible
-from .errors import StudyError, python_api
+from .driver import EXTERNAL, Driver, RunSummary, check_compatible
+from .errors import StudyError, StudyStopped, python_api
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx
@@ -101,22 +102,30 @@ class Study:
 
     # ---- running it -----------------------------------------------------------------------
     @_speaks_python
-    def run(self, progress: bool = True) -> StudyView:
+    def run(self, progress: bool = True, retry_failed: bool = False) -> StudyView:
         """Run (or resume) the study to its end with the study's executor; the result, read back.
 
         Ctrl-C stops it as it stops the CLI (trials in flight run again on resume) and raises
-        KeyboardInterrupt; calling ``run()`` again resumes."""
+        KeyboardInterrupt; calling ``run()`` again resumes. A run that ends with nothing to
+        use (every trial failed, ``max_failures`` reached, the pretrain failed) raises
+        ``StudyStopped`` saying why, where the CLI exits 4 (1); ``retry_failed=True`` runs
+        the failed trials again, as ``--retry-failed``."""
         if self.settings.objective.entry == callables.NO_ENTRY:
             raise StudyError("objective: this study has no entry, command or function to run; "
                              "give one, or drive it with ask() and tell()")
         self.close()
         self._check_directory()
         self._install()
-        summary = Driver(self.settings, self.dir, progress=progress).run()
+        summary = Driver(self.settings, self.dir, progress=progress,
+                         retry_failed=retry_failed).run()
         if summary.stopped == "interrupted":
             raise KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
                                     f"({self.dir})")
-        return load(self.dir)
+        view = load(self.dir)
+        stopped = _stopped(summary, self.settings, view)
+        if stopped is not None:
+            raise stopped
+        return view
 
     def load(self) -> StudyView:
         """The study directory, read-only (trials, DataFrame, best, setting, summary)."""
@@ -225,6 +234,24 @@ class Study:
     def __repr__(self) -> str:
         s = self.settings
         return f"<autotune.Study {s.name!r}: {s.algorithm} on {s.executor}, dir {self.dir}>"
+
+
+def _stopped(summary: RunSummary, settings: StudySettings, view: StudyView
+             ) -> StudyStopped | None:
+    """Why a finished run has nothing to use, as the CLI says it (exit 4, or 1 for a stage)."""
+    if summary.stopped == "failed":
+        return StudyStopped(f"study {settings.name}: {summary.error}; fix it and run() again",
+                            "stage", view)
+    errors = Counter(t.error for t in view.trials if t.status == "failed" and t.error)
+    why = f" (most often: {errors.most_common(1)[0][0]})" if errors else ""
+    fix = f"; logs in {view.path}/trials/<id>/; fix the cause, then run(retry_failed=True)"
+    if summary.stopped == "failing":
+        return StudyStopped(f"study {settings.name} stopped: the first {settings.max_failures} "
+                            f"trials to end all failed (max_failures){why}{fix}", "failing", view)
+    if summary.counts.get("failed") and not summary.counts.get("ok"):
+        return StudyStopped(f"study {settings.name}: every trial failed{why}{fix}",
+                            "all failed", view)
+    return None
 
 
 def _check_metric(result: Mapping, metric: str, trial: int) -> None:

@@ -23,6 +23,19 @@ class StudyBusy(StudyError):
     ``except`` catches every refusal), its own exit status (3) from the CLI."""
 
 
+class StudyStopped(Exception):
+    """A run that ended with nothing to use: every trial failed, the first ``max_failures``
+    to end all failed, or a stage (the shared pretrain) failed. Not a mistake in what was
+    given (no ``StudyError``): the CLI exits 4 (1 for a stage) and says why; from Python,
+    ``run()`` raises this so that a script cannot take a failed study for a finished one.
+    ``reason`` is "failing", "all failed" or "stage"; ``view`` is the study as recorded."""
+
+    def __init__(self, message: str, reason: str, view: object = None):
+        super().__init__(message)
+        self.reason = reason
+        self.view = view
+
+
 class DiskFull(Exception):
     """The disk (or the quota) ran out: the study stops, resumable once there is space."""
 

@@ -146,8 +146,10 @@ def test_the_metric_is_a_column_before_any_trial_reports_it(tmp_path):
     def fails(params, ctx):
         raise ValueError("diverged")
 
-    failed = at.Study(study_dict(objective={"entry": fails}, search={"max_trials": 2}),
-                      dir=str(tmp_path / "failed")).run(progress=False)
+    with pytest.raises(at.StudyStopped) as stopped:   # every trial failed
+        at.Study(study_dict(objective={"entry": fails}, search={"max_trials": 2}),
+                 dir=str(tmp_path / "failed")).run(progress=False)
+    failed = stopped.value.view
     raw = study_dict()
     raw["objective"] = {"metric": "value"}  # named like a fixed column: it becomes metric_value
     with at.Study(raw, dir=str(tmp_path / "running")) as running:
@@ -287,9 +289,11 @@ def test_a_failing_function_is_a_failed_trial(tmp_path):
     def objective(params, ctx):
         raise ValueError("diverged")
 
-    view = at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 2},
-                               executor={"kind": "local"}), dir=str(tmp_path / "s")).run(progress=False)
-    df = view.trials_dataframe()
+    with pytest.raises(at.StudyStopped, match="every trial failed .most often: ValueError: "
+                       "diverged") as stopped:
+        at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 2},
+                            executor={"kind": "local"}), dir=str(tmp_path / "s")).run(progress=False)
+    df = stopped.value.view.trials_dataframe()
     assert list(df["status"]) == ["failed", "failed"]
     assert df["error"].str.contains("ValueError: diverged").all()
 
@@ -435,3 +439,39 @@ def test_run_after_ask_finishes_the_study_with_the_executor(tmp_path):
     assert len(df) == 4 and df.loc[0, "job_id"] == "external" and df.loc[0, "value"] == 9.0
     assert df["job_id"].iloc[1:].str.startswith("inline-").all()
     assert isinstance(df, pd.DataFrame)
+
+
+
+FIXED = {"now": False}
+
+
+def _fails_until_fixed(params, ctx):
+    if not FIXED["now"]:
+        raise RuntimeError(f"diverged at x={params['x']}")
+    return {"loss": float(params["x"])}
+
+
+def test_a_run_with_nothing_to_use_raises_study_stopped_and_retry_failed_runs_them_again(
+        tmp_path):
+    """A script must not take a failed study for a finished one (the CLI exits 4)."""
+    d = str(tmp_path / "failing")
+    FIXED["now"] = False
+
+    def make():
+        return at.Study(name="failing", dir=d,
+                        objective={"entry": _fails_until_fixed, "metric": "loss"},
+                        space={"x": {"values": list(range(5))}},
+                        search={"algorithm": "grid"}, max_failures=3, executor={"kind": "inline"})
+
+    with pytest.raises(at.StudyStopped, match=r"the first 3 trials to end all failed "
+                       r"\(max_failures\) \(most often: RuntimeError: diverged at x=") as stop:
+        make().run(progress=False)
+    assert stop.value.reason == "failing" and not isinstance(stop.value, StudyError)
+    assert [t.status for t in stop.value.view.trials] == ["failed"] * 3
+    assert "run(retry_failed=True)" in str(stop.value)
+    with pytest.raises(at.StudyStopped, match="every trial failed") as again:
+        make().run(progress=False)        # the other two run, and fail too
+    assert again.value.reason == "all failed" and len(again.value.view.trials) == 5
+    FIXED["now"] = True
+    view = make().run(progress=False, retry_failed=True)
+    assert sorted(t.value for t in view.trials if t.status == "ok") == [0.0, 1.0, 2.0, 3.0, 4.0]
