@@ -102,22 +102,26 @@ class Study:
 
     # ---- running it -----------------------------------------------------------------------
     @_speaks_python
-    def run(self, progress: bool = True, retry_failed: bool = False) -> StudyView:
+    def run(self, progress: bool = True, retry_failed: bool = False,
+            accept_objective_change: bool = False) -> StudyView:
         """Run (or resume) the study to its end with the study's executor; the result, read back.
 
         Ctrl-C stops it as it stops the CLI (trials in flight run again on resume) and raises
         KeyboardInterrupt; calling ``run()`` again resumes. A run that ends with nothing to
         use (every trial failed, ``max_failures`` reached, the pretrain failed) raises
         ``StudyStopped`` saying why, where the CLI exits 4 (1); ``retry_failed=True`` runs
-        the failed trials again, as ``--retry-failed``."""
+        the failed trials again, as ``--retry-failed``. A directory started with another
+        objective (another function, entry or command) is refused, as results would mix;
+        ``accept_objective_change=True`` records the change instead, as
+        ``--accept-objective-change``."""
         if self.settings.objective.entry == callables.NO_ENTRY:
             raise StudyError("objective: this study has no entry, command or function to run; "
                              "give one, or drive it with ask() and tell()")
         self.close()
-        self._check_directory()
+        self._check_directory(accept_objective_change)
         self._install()
-        summary = Driver(self.settings, self.dir, progress=progress,
-                         retry_failed=retry_failed).run()
+        summary = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
+                         accept_objective=accept_objective_change).run()
         if summary.stopped == "interrupted":
             raise KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
                                     f"({self.dir})")
@@ -214,9 +218,9 @@ class Study:
         return self._driver
 
     # ---- before anything is written -------------------------------------------------------
-    def _check_directory(self) -> None:
-        """Refuse a directory held by a running driver or started with another search,
-        before the objective is written into it."""
+    def _check_directory(self, accept_objective_change: bool = False) -> None:
+        """Refuse a directory held by a running driver or started with another search or
+        another function, before the objective is written into it."""
         sdir = StudyDir(self.dir)
         sdir.check_run()
         if not sdir.exists():
@@ -226,6 +230,14 @@ class Study:
         history = History.load(Journal(sdir.history))
         if history.study:
             check_compatible(history.study, self.settings, sdir.path)
+        if self._objective is not None and not accept_objective_change:
+            # every function's entry is the same: the function shipped before tells them apart
+            was, now = callables.shipped_name(sdir.path), callables.name_of(self._objective.func)
+            if was is not None and was != now:
+                raise StudyError(f"objective.entry: {sdir.path} was started with the function "
+                                 f"{was!r}, this study runs {now!r}; results would mix: use "
+                                 "another dir=, or run(accept_objective_change=True) if the "
+                                 "change does not alter results")
 
     def _install(self) -> None:
         if self._objective is not None:

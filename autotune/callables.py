@@ -44,6 +44,29 @@ def describe(func: Callable) -> str:
     return getattr(func, "__qualname__", None) or type(func).__name__
 
 
+def name_of(func: Callable) -> str:
+    """``module:qualname``: what tells two objective functions apart across sessions (every
+    function study's entry is the same ``ENTRY``)."""
+    return f"{getattr(func, '__module__', None) or '?'}:{describe(func)}"
+
+
+def shipped_name(study_dir: str) -> str | None:
+    """The name of the function shipped into ``study_dir`` before (None: none was, or it
+    cannot be read back here, say its module is gone: then nothing can be compared)."""
+    import cloudpickle
+
+    try:
+        with open(os.path.join(study_dir, FILE), "rb") as fh:
+            return name_of(cloudpickle.load(fh).func)
+    except Exception:  # noqa: BLE001 - missing, damaged or unimportable: unknown, not a change
+        return None
+
+
+def shown(entry: str | None) -> str | None:
+    """An entry as a user knows it: the Python API's own entries by what they stand for."""
+    return {ENTRY: "a Python function", NO_ENTRY: "ask() and tell() only"}.get(entry, entry)
+
+
 def pickled(objective: Objective, executor: str) -> bytes | None:
     """The objective as bytes for other processes; None where only this process needs it.
 

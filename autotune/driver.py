@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import callables
 from . import events as ev
 from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
@@ -464,15 +465,17 @@ def objective_change(history: History, study: Study, path: str, accept: bool) ->
             before = note["objective"]
     now = {"entry": study.objective.entry, "command": study.objective.command}
     was = {k: before.get(k) for k in now}
-    if was == now:
-        return {}
+    if was == now or now["entry"] == callables.NO_ENTRY:
+        return {}       # an ask/tell loop of one's own: its objective is the user's to know
+    if was["entry"] == callables.NO_ENTRY:
+        return now      # a study fed by ask and tell, now run by its objective: recorded
     key = "command" if was["command"] != now["command"] else "entry"
     if not accept:
-        # the Python API has no way to accept the change: only the CLI's option is offered
-        accept_it = ("" if in_python_api() else
-                     ", or --accept-objective-change if the change does not alter results")
-        raise StudyError(f"objective.{key}: {path} was started with {was[key]!r}, "
-                         f"{term('study')} says {now[key]!r}; results would mix: use another "
+        accept_it = (", or run(accept_objective_change=True)" if in_python_api() else
+                     ", or --accept-objective-change") + " if the change does not alter results"
+        raise StudyError(f"objective.{key}: {path} was started with "
+                         f"{callables.shown(was[key])!r}, {term('study')} says "
+                         f"{callables.shown(now[key])!r}; results would mix: use another "
                          f"{term('dir')}{accept_it}")
     return now
 

@@ -87,10 +87,15 @@ def test_a_refused_directory_is_explained_in_python_terms(tmp_path):
             "new search" % d) == str(exc.value)
     with pytest.raises(StudyError, match="the study definition says 4; use another dir=") as exc:
         at.Study(study_dict(search={"seed": 4}), dir=d).ask()
-    with pytest.raises(StudyError, match="objective.entry: .* the study definition says "
-                                         "'tests.objectives:raises'; results would mix: use "
-                                         "another dir=$"):
+    with pytest.raises(StudyError, match=r"objective.entry: .* the study definition says "
+                                         r"'tests.objectives:raises'; results would mix: use "
+                                         r"another dir=, or run\(accept_objective_change=True\) "
+                                         r"if the change does not alter results$"):
         at.Study(study_dict(objective={"entry": "tests.objectives:raises"}), dir=d).run(progress=False)
+    view = at.Study(study_dict(objective={"entry": "tests.objectives:raises"},
+                               search={"max_trials": 3}, max_failures=0),
+                    dir=d).run(progress=False, accept_objective_change=True)
+    assert [t.status for t in view.trials] == ["ok", "ok", "failed"]
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(StudyError, match=r"^dir: cannot write a study into .*a-file/s "):
@@ -475,3 +480,65 @@ def test_a_run_with_nothing_to_use_raises_study_stopped_and_retry_failed_runs_th
     FIXED["now"] = True
     view = make().run(progress=False, retry_failed=True)
     assert sorted(t.value for t in view.trials if t.status == "ok") == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def _square(params, ctx):
+    return {"loss": params["x"] ** 2}
+
+
+def _shifted(params, ctx):
+    return {"loss": 100 + params["x"]}
+
+
+def test_another_function_in_the_same_directory_is_refused_unless_accepted(tmp_path):
+    """Every function study's entry is the same: the shipped function tells them apart."""
+    d = str(tmp_path / "swap")
+
+    def study(func, n):
+        return at.Study(name="swap", dir=d, objective={"entry": func, "metric": "loss"},
+                        space={"x": {"low": -1.0, "high": 1.0}},
+                        search={"algorithm": "random", "max_trials": n},
+                        executor={"kind": "local", "max_concurrent": 1})
+
+    study(_square, 2).run(progress=False)
+    with pytest.raises(StudyError, match=r"objective.entry: .* was started with the function "
+                       r"'tests.test_api:_square', this study runs 'tests.test_api:_shifted'; "
+                       r"results would mix: use another dir=, or "
+                       r"run\(accept_objective_change=True\)"):
+        study(_shifted, 4).run(progress=False)
+    assert len(at.load(d).trials) == 2                       # nothing ran
+    view = study(_shifted, 3).run(progress=False, accept_objective_change=True)
+    assert view.trials[2].value > 99
+
+
+def test_an_ask_tell_study_may_then_run_its_function_and_the_other_way_round(tmp_path):
+    d = str(tmp_path / "mixed")
+    space = {"x": {"low": -1.0, "high": 1.0}}
+    with at.Study(name="mixed", dir=d, objective={"metric": "loss"}, space=space,
+                  search={"algorithm": "random", "max_trials": 2}) as own:
+        trial = own.ask()
+        own.tell(trial, _square(trial.params, None))
+    view = at.Study(name="mixed", dir=d, objective={"entry": _square, "metric": "loss"},
+                    space=space, search={"algorithm": "random", "max_trials": 3},
+                    executor={"kind": "inline"}).run(progress=False)
+    assert [t.status for t in view.trials] == ["ok"] * 3
+    with at.Study(name="mixed", dir=d, objective={"metric": "loss"}, space=space,
+                  search={"algorithm": "random", "max_trials": 4}) as own:
+        trial = own.ask()
+        own.tell(trial, 0.5)
+    assert len(at.load(d).trials) == 4
+
+
+def test_a_function_study_resumed_from_a_study_file_names_what_it_was(tmp_path):
+    d = str(tmp_path / "fn")
+    at.Study(name="fn", dir=d, objective={"entry": _square, "metric": "loss"},
+             space={"x": {"low": -1.0, "high": 1.0}},
+             search={"algorithm": "random", "max_trials": 1},
+             executor={"kind": "inline"}).run(progress=False)
+    path = write_study(str(tmp_path / "fn.yaml"), study_dict(
+        name="fn", space={"x": {"low": -1.0, "high": 1.0}},
+        search={"algorithm": "random", "max_trials": 2}, executor={"kind": "inline"}))
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "was started with 'a Python function'" in out.stderr
+    assert "autotune.callables" not in out.stderr
