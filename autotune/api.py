@@ -150,13 +150,15 @@ class Study:
         The study directory stays locked for this Study until ``close()`` (or the ``with``
         block ends, or the process exits)."""
         driver = self._session()
-        if self._held:
-            rec = self._held.pop(0)
-        else:
-            records = driver.ask_external(1)
-            if not records:
+        if not self._held:
+            # a searcher that plans in whole batches (axis-radial, axis-s2018) is asked for
+            # one of max_concurrent, as the driver asks it; asked one at a time its rounds
+            # would be one trial long. The rest wait here, recorded as started.
+            batch = getattr(driver.searcher, "waits_for_batch", False)
+            self._held = driver.ask_external(self.settings.max_concurrent if batch else 1)
+            if not self._held:
                 return None
-            rec = records[0]
+        rec = self._held.pop(0)
         return Trial(rec.trial, dict(rec.params), driver.context(rec), rec.fidelity, rec.parent,
                      dict(rec.info))
 

@@ -542,3 +542,22 @@ def test_a_function_study_resumed_from_a_study_file_names_what_it_was(tmp_path):
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "was started with 'a Python function'" in out.stderr
     assert "autotune.callables" not in out.stderr
+
+
+def test_a_batch_searcher_hands_out_whole_batches_to_a_loop_of_ones_own(tmp_path):
+    """axis-radial plans rounds of max_concurrent points: asked one at a time, a round would
+    be one trial long. The loop gets the whole batch before it has to tell anything."""
+    space = {"x": {"values": list(range(10))}, "y": {"values": list(range(10))}}
+    with at.Study(name="rounds", dir=str(tmp_path / "r"), objective={"metric": "loss"},
+                  space=space, search={"algorithm": "axis-radial", "max_trials": 30},
+                  executor={"kind": "local", "max_concurrent": 4}) as own:
+        sizes = []
+        for _ in range(3):
+            batch = []
+            while (trial := own.ask()) is not None:
+                batch.append(trial)
+            sizes.append(len(batch))
+            for t in batch:
+                own.tell(t, (t.params["x"] - 3) ** 2 + (t.params["y"] - 6) ** 2)
+    assert sizes == [4, 4, 4]
+    assert len({t.trial for t in at.load(str(tmp_path / "r")).trials}) == 12
