@@ -137,7 +137,7 @@ class Driver:
     def _start(self, executor_kind: str | None = None) -> None:
         """Load the history, record the start or the resume, restore the searcher."""
         self.history = History.load(self.journal)
-        for warning in self.history.warnings:
+        for warning in self.history.brief_warnings():
             self.progress.warn(warning)
         record = self._study_record()  # checks first: a refused study writes nothing
         changed = {} if record is not None else objective_change(

@@ -144,6 +144,18 @@ class History:
         self.damaged += 1
         self.warnings.append(f"{where}: {exc}, skipped")
 
+    def brief_warnings(self, most: int = 3) -> list[str]:
+        """The warnings to print: the first ``most`` skipped lines and how many more, then the
+        rest. A damaged tail (appended junk, a disk that filled) skips many lines alike, and
+        every status, report and resume would print them all again: the lines stay in
+        history.jsonl as they are (ignored), and ``warnings`` keeps every one."""
+        lines = [w for w in self.warnings if w.startswith("history line ")]
+        rest = [w for w in self.warnings if not w.startswith("history line ")]
+        if len(lines) > most:
+            lines = lines[:most] + [f"... and {len(lines) - most} more damaged history lines, "
+                                    "skipped alike"]
+        return lines + rest
+
     def _lost_warning(self) -> None:
         if self.lost:
             ids = sorted(self.lost)

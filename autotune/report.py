@@ -42,7 +42,7 @@ def summary(history: History, running_driver: bool | None = None,
     if running_driver is not None:
         lines.append("a driver is running" if running_driver else "no driver running")
     lines += failure_lines(history, directory)
-    for w in history.warnings:
+    for w in history.brief_warnings():
         lines.append(f"warning: {w}")
     return "\n".join(lines)
 

@@ -322,3 +322,23 @@ def test_a_block_of_nuls_over_the_middle_costs_only_the_lines_it_covers(tmp_path
     Driver(parse_study(s(80)), d, progress=False).run()
     h = history(d)
     assert len(h.trials) == 80 and all(r.status == "ok" for r in h.trials.values())
+
+
+def test_many_damaged_lines_are_said_in_a_few_lines_and_every_one_is_kept(tmp_path, capsys):
+    """Appended junk skips many lines alike: status and a resume name three and count the
+    rest, every time, instead of printing them all again; the view keeps every warning."""
+    import autotune as at
+
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={"max_trials": 3})), d, progress=False).run()
+    with open(os.path.join(d, "history.jsonl"), "ab") as fh:
+        fh.write(b"".join(b"junk %d\n" % i for i in range(8)))
+    capsys.readouterr()
+    assert cli.main(["status", d]) == 0
+    said = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("warning:")]
+    assert len(said) == 4 and said[3] == ("warning: ... and 5 more damaged history lines, "
+                                          "skipped alike"), said
+    Driver(parse_study(study_dict(search={"max_trials": 4})), d, progress=True).run()
+    err = capsys.readouterr().err
+    assert err.count("warning: history line") == 3 and "... and 5 more" in err
+    assert len(at.load(d).warnings) == 8
