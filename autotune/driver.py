@@ -419,11 +419,15 @@ class Driver:
         hurries: it cuts short a trial running inside the driver's own process (inline,
         simulated), but never the ending of trial processes, which always runs to the end."""
         name = signal.Signals(signum).name
+        in_process = getattr(self._executor_in_use(), "in_process", False)
         if self._stop is None:
             self._stop = "interrupted"
-            self._tell_now(f"{name}: stopping; trials in flight will run again on resume")
+            self._tell_now(f"{name}: stopping once the trial running in this process ends (it "
+                           "is recorded); again to stop it now (it runs again on resume)"
+                           if in_process and self._phase == "loop" else
+                           f"{name}: stopping; trials in flight will run again on resume")
             return
-        if self._phase == "loop" and getattr(self._executor_in_use(), "in_process", False):
+        if self._phase == "loop" and in_process:
             raise KeyboardInterrupt  # the trial runs in this very process: stop it
         self._tell_now(f"{name}: already stopping; ending the running trials")
 
