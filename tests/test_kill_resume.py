@@ -102,3 +102,25 @@ def test_a_second_run_is_refused_while_the_first_holds_the_study(tmp_path):
     assert first.returncode == 130  # interrupted cleanly; resumable
     assert cli("run", path, "--dir", d, "--quiet").returncode == 0
     assert sorted(history(d).trials) == list(range(N))
+
+
+def test_ctrl_c_under_inline_says_the_running_trial_ends_and_is_recorded(tmp_path):
+    """In the driver's own process the running trial is not cut short by a first Ctrl-C:
+    the message says so (and how to stop it now), and the trial is recorded."""
+    log = str(tmp_path / "runs.log")
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        space={"x": {"values": [1.0, 2.0]}, "sleep_s": 1.5, "log": log},
+        search={"algorithm": "grid"}, executor={"kind": "inline"}))
+    d = str(tmp_path / "d")
+    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (os.path.exists(log) and open(log).read()):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert ("SIGINT: stopping once the trial running in this process ends (it is recorded); "
+            "again to stop it now (it runs again on resume)") in err
+    assert history(d).trials[0].status == "ok"
