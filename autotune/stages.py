@@ -43,7 +43,7 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
     for name, value in params.items():
         parse_fixed(name, value, f"stages.pretrain.params.{name}")
     epochs = take(pre, "epochs", "positive-int", "stages.pretrain", None)
-    seed = take(pre, "seed", "int", "stages.pretrain", 0)
+    seed = take(pre, "seed", "nonneg-int", "stages.pretrain", 0)  # numpy refuses negative seeds
     timeout = take(pre, "timeout_s", "positive-number", "stages.pretrain", None)
     cache_dir = take(pre, "cache_dir", "str", "stages.pretrain", None)
     if cache_dir is not None:

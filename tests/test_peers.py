@@ -127,3 +127,9 @@ def test_the_engine_imports_and_runs_without_optuna(tmp_path):
             "assert 'optuna' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_no_random_start_is_a_valid_choice_for_tpe(tmp_path):
+    """Optuna takes n_startup_trials: 0 (its model from the first trial); so do we."""
+    history = bowl(tmp_path, "optuna-tpe", trials=12, n_startup_trials=0)
+    assert len(history.trials) == 12 and all(r.status == "ok" for r in history.trials.values())

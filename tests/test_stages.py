@@ -179,6 +179,8 @@ def test_a_trial_run_outside_the_driver_builds_the_pretrain_itself(tmp_path):
      "stages.pretrain.timeout_s: expected a positive number"),
     ({"pretrain": {"entry": "tests.objectives:pretrain", "cache_dir": 3}},
      "stages.pretrain.cache_dir: expected a string"),
+    ({"pretrain": {"entry": "tests.objectives:pretrain", "seed": -1}},
+     "stages.pretrain.seed: expected a non-negative integer, got -1"),
 ])
 def test_bad_stages_are_refused(stages, message):
     with pytest.raises(StudyError, match=message):

@@ -111,7 +111,7 @@ def _same_number(a: Any, b: Any) -> bool:
 class OptunaPeer(Searcher):
     """The ask/tell bridge; subclasses say which sampler a draw uses."""
 
-    options = {"fidelity": "mapping", "n_startup_trials": "positive-int"}
+    options = {"fidelity": "mapping", "n_startup_trials": "nonneg-int"}  # 0: the model at once
 
     def __init__(self, settings: SearchSettings):
         super().__init__(settings)
