@@ -154,7 +154,10 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
         counts = history.by_status()
         done = counts.get("ok", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
         flight = len(history.in_flight())
-        text = f"resuming study {study.name} in {where}: {done} trials done"
+        recorded = str(history.study.get("name") or study.name)
+        renamed = ("" if recorded == study.name else
+                   f" (the study file says {study.name}; the directory keeps {recorded})")
+        text = f"resuming study {recorded}{renamed} in {where}: {done} trials done"
         if counts.get("failed"):
             text += f" ({counts['failed']} failed{', run again now' if retrying else ''})"
         if flight:

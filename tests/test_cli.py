@@ -298,3 +298,17 @@ def test_a_held_study_directory_is_exit_status_3_naming_the_holder(tmp_path):
         held.release()
     assert out.returncode == 3, out.stderr
     assert f"is being run by pid {os.getpid()} on host" in out.stderr
+
+
+def test_a_renamed_study_file_resumes_under_the_recorded_name_and_says_so(tmp_path, capsys):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(name="first",
+                                                            search={"max_trials": 2}))
+    d = str(tmp_path / "d")
+    assert main(["run", path, "--dir", d]) == 0
+    write_study(path, study_dict(name="second", search={"max_trials": 3}))
+    capsys.readouterr()
+    assert main(["run", path, "--dir", d]) == 0
+    assert (f"resuming study first (the study file says second; the directory keeps first) "
+            f"in {d}: 2 trials done") in capsys.readouterr().err
+    main(["status", d])
+    assert "study first" in capsys.readouterr().out
