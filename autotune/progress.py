@@ -13,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from .errors import term
 from .history import History
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
         flight = len(history.in_flight())
         recorded = str(history.study.get("name") or study.name)
         renamed = ("" if recorded == study.name else
-                   f" (the study file says {study.name}; the directory keeps {recorded})")
+                   f" ({term('study')} says {study.name}; the directory keeps {recorded})")
         text = f"resuming study {recorded}{renamed} in {where}: {done} trials done"
         if counts.get("failed"):
             text += f" ({counts['failed']} failed{', run again now' if retrying else ''})"

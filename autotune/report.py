@@ -76,13 +76,13 @@ def trial_counts(history: History, running_driver: bool | None,
 def ended_alone(rec: Any, directory: str | None) -> bool:
     """A local trial a dead driver left that has ended since, leaving its outcome (a result,
     an error, or its watchdog's timeout): the next run records it and does not run it."""
-    job_id = rec.job_id or ""
-    if not (job_id.startswith("pid-") and directory):
+    if not directory:
         return False
     from .executors.local import worker_alive, worker_ended
 
     trial_dir = os.path.join(directory, "trials", str(rec.trial))
-    return not worker_alive(trial_dir, job_id) and worker_ended(trial_dir, job_id, rec.attempt)
+    job_id = rec.job_id or ""
+    return worker_ended(trial_dir, job_id, rec.attempt) and not worker_alive(trial_dir, job_id)
 
 
 def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:

@@ -63,8 +63,8 @@ class StudyDir:
             why = f"history.jsonl holds no study record, yet the directory holds {shown}"
         else:
             why = f"not a study directory (no history.jsonl), and not empty: it holds {shown}"
-        raise StudyError(f"--dir: {self.path}: {why}; a new study would overwrite what is "
-                         "there: use an empty or new directory")
+        raise StudyError(f"{dir_key()}: {self.path}: {why}; a new study would overwrite what "
+                         "is there: use an empty or new directory")
 
     def check_writable(self) -> None:
         """Refuse, before the lock is taken or a line is written, an existing directory that
@@ -72,11 +72,11 @@ class StudyDir:
         after a trial was already asked (its ``ask`` line written, its directory not made)."""
         if not os.path.isdir(self.path):
             return  # acquire() makes it, and says so in one line if it cannot
-        require(self.path, read=True, write=True, prefix="--dir: ")
-        require(self.history, read=True, write=True, prefix="--dir: ")
+        require(self.path, read=True, write=True, prefix=f"{dir_key()}: ")
+        require(self.history, read=True, write=True, prefix=f"{dir_key()}: ")
         for path in (self.trials, self.cache, os.path.join(self.path, "stages"),
                      self._lock.lock_file, os.path.splitext(self.history)[0] + ".lock"):
-            require(path, write=True, prefix="--dir: ")
+            require(path, write=True, prefix=f"{dir_key()}: ")
 
     def check_readable(self) -> None:
         """What ``status`` and ``report`` read: the directory and the history."""
@@ -95,8 +95,7 @@ class StudyDir:
             if made:
                 with contextlib.suppress(OSError):
                     os.rmdir(self.path)
-            key = "dir" if in_python_api() else "--dir"  # the argument the caller gave
-            raise StudyError(f"{key}: cannot write a study into {self.path} "
+            raise StudyError(f"{dir_key()}: cannot write a study into {self.path} "
                              f"({exc.strerror or exc})") from None
         self._write_holder()
 
@@ -169,6 +168,12 @@ class StudyDir:
             return True
         probe.release()
         return False
+
+
+def dir_key() -> str:
+    """The argument that named the directory, as the caller wrote it: ``--dir`` from the
+    CLI, ``dir`` from the Python API."""
+    return "dir" if in_python_api() else "--dir"
 
 
 def require(path: str, read: bool = False, write: bool = False, prefix: str = "",

@@ -284,15 +284,22 @@ def test_local_trials_outlive_a_killed_driver_and_are_collected_once(tmp_path):
     assert sorted(runs.read_text().split()) == ["0", "1"]  # each ran once
 
 
-def test_a_trial_that_ended_without_a_driver_is_charged_its_own_run_time(tmp_path):
-    """kill -9 of the driver; the trial ends meanwhile and the next run collects it seconds
-    later: its end time and cost are those of the trial, not of its collection."""
+def _gated_trial_driver(tmp_path):
+    """A driver running one local trial that waits until ``gate`` exists, then gives loss 1:
+    (gate, study file, study dir, the driver's process)."""
     gate = tmp_path / "gate"
     path = _local_study(tmp_path, f"while [ ! -e {gate} ]; do sleep 0.05; done; "
                         "echo '{{\"loss\": 1}}'", space={"x": 1}, search={"algorithm": "grid"})
     d = str(tmp_path / "d")
     driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
                                "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    return gate, path, d, driver
+
+
+def test_a_trial_that_ended_without_a_driver_is_charged_its_own_run_time(tmp_path):
+    """kill -9 of the driver; the trial ends meanwhile and the next run collects it seconds
+    later: its end time and cost are those of the trial, not of its collection."""
+    gate, path, d, driver = _gated_trial_driver(tmp_path)
     _wait_for(lambda: os.path.exists(os.path.join(d, "history.jsonl"))
               and history(d).trials.get(0) is not None
               and history(d).trials[0].status == "running", "the trial")
@@ -359,12 +366,7 @@ def test_trajectory_counts_reruns_after_an_interrupt(tmp_path):
     import csv
     import signal
 
-    gate = tmp_path / "gate"
-    path = _local_study(tmp_path, f"while [ ! -e {gate} ]; do sleep 0.05; done; "
-                        "echo '{{\"loss\": 1}}'", space={"x": 1}, search={"algorithm": "grid"})
-    d = str(tmp_path / "d")
-    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
-                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    gate, path, d, driver = _gated_trial_driver(tmp_path)
     _wait_for(lambda: os.path.exists(os.path.join(d, "trials", "0", "worker.pid")), "the trial")
     time.sleep(0.3)
     driver.send_signal(signal.SIGINT)

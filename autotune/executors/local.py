@@ -174,7 +174,7 @@ class LocalExecutor(Executor):
         self._gpus.release(r.job.trial)
         for fh in r.logs:
             fh.close()
-        data = read_outcome(r.outcome_path)
+        data = read_json(r.outcome_path)
         end = self._end_of(r, data)
         job_id = f"pid-{r.proc.pid}"
         make = lambda result, error, failure: Outcome(  # noqa: E731
@@ -223,8 +223,9 @@ def check_ranks(opts: dict) -> int:
     return int(opts.get("tasks_per_trial", 1))
 
 
-def read_outcome(path: str) -> dict | None:
-    """The outcome a worker left, or None when there is none (it died, or never ended)."""
+def read_json(path: str) -> dict | None:
+    """A JSON object a trial's files hold (its job, the outcome its worker left), or None
+    when there is none (the worker died, or never ended)."""
     try:
         with open(path) as fh:
             data = json.load(fh)
@@ -277,9 +278,9 @@ def worker_ended(trial_dir: str, job_id: str, attempt: int) -> bool:
     driver ran (finished, failed, or timed out by its watchdog): the next run records it."""
     if not job_id.startswith("pid-") or not job_id[4:].isdigit():
         return False
-    job = read_outcome(os.path.join(trial_dir, "job.json")) or {}
+    job = read_json(os.path.join(trial_dir, "job.json")) or {}
     return (job.get("ctx", {}).get("attempt") == attempt
-            and read_outcome(os.path.join(trial_dir, "outcome.json")) is not None)
+            and read_json(os.path.join(trial_dir, "outcome.json")) is not None)
 
 
 def worker_alive(trial_dir: str, job_id: str) -> bool:
