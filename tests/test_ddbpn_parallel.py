@@ -62,8 +62,13 @@ def test_two_rank_training_matches_one_process_and_its_checkpoint_loads(tmp_path
                                 checkpoint_path=str(single_dir / "checkpoint.pt"))
     single = finetune({k: v for k, v in space.items() if k != "w3"} | {"w3": 0.0}, ctx)
     single_ck = load_checkpoint(ctx.checkpoint_path)
+    # compared by each tensor's norm, not element by element: Adam's first steps turn the
+    # reduction-order differences of near-zero gradients (two ranks' sums against one
+    # batch's, and kernels differ by CPU) into differences of up to the learning rate in
+    # single elements; a rank on the wrong data moves whole tensors by a few percent
     for name, value in single_ck["model"].items():
-        assert torch.allclose(parallel_ck["model"][name], value, rtol=1e-4, atol=1e-6), name
+        gap = float((parallel_ck["model"][name] - value).norm())
+        assert gap <= 1e-3 * float(value.norm()), (name, gap / float(value.norm()))
     assert math.isclose(single["loss"], rec.metrics["loss"], rel_tol=1e-4)
     # what a one-process run does with it (pretrained / resume_from): load it strictly
     DDBPN(**parallel_ck["arch"]).load_state_dict(parallel_ck["model"], strict=True)
