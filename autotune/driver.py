@@ -300,13 +300,27 @@ class Driver:
         self._record(events)
 
     def _restart_in_flight(self) -> None:
-        """Trials a dead driver left unfinished: re-attach where possible, else run again."""
-        rerun = []
+        """Trials a dead driver left unfinished: re-attach where possible, else run again.
+        A trial recorded as asked but never as started may have been started all the same
+        (the driver records a batch's starts once all are started): the executor is asked
+        for it, and one it finds is recorded as started and watched, not run twice."""
+        rerun, found = [], []
         for rec in sorted(self.history.in_flight(), key=lambda r: r.trial):
             if (rec.status == "running" and rec.job_id not in ("", EXTERNAL)
                     and self.executor.reattach(self._job(rec), rec.job_id)):
                 continue
+            if rec.status == "pending":
+                job = self._job(rec)
+                job_id = self.executor.unrecorded(job)
+                if job_id is not None and self.executor.reattach(job, job_id):
+                    found.append(ev.submit(round(self.executor.now(), 6), rec.trial,
+                                           job.attempt, job_id))
+                    continue
             rerun.append(rec)
+        if found:
+            self._record(found)
+            self.progress.say(f"resuming: {len(found)} trial(s) started but not recorded as "
+                              f"started are watched again")
         if rerun:
             self.progress.say(f"resuming: {len(rerun)} trial(s) that were in flight run again")
             self._submit(rerun)

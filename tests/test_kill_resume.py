@@ -124,3 +124,37 @@ def test_ctrl_c_under_inline_says_the_running_trial_ends_and_is_recorded(tmp_pat
     assert ("SIGINT: stopping once the trial running in this process ends (it is recorded); "
             "again to stop it now (it runs again on resume)") in err
     assert history(d).trials[0].status == "ok"
+
+
+@pytest.mark.parametrize("state", ["running", "ended"])
+def test_a_worker_started_but_not_recorded_as_started_is_watched_again_not_run_twice(tmp_path,
+                                                                                      state):
+    # the driver records a batch's starts once all its workers are started: killed in
+    # between, the history holds the trial as asked only, while its worker runs (or ended)
+    log = str(tmp_path / "runs.log")
+    sleep = 1.5 if state == "running" else 0.3
+    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
+                                   search={"max_trials": 1},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "d")
+    first = Driver(study, d, progress=False)
+    first.dir.check_run()
+    first.dir.acquire()
+    first._start()
+    [rec] = first.ask_trials(1)
+    first.executor.submit(first._job(rec))          # started; the start never recorded
+    # resumed while the objective runs, or after the worker ended
+    wait_for = log if state == "running" else os.path.join(d, "trials", "0", "outcome.json")
+    deadline = time.time() + 60
+    while not os.path.exists(wait_for):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    first.journal.close()                           # what a SIGKILL leaves: the lock freed
+    first.dir.release()
+    assert history(d).trials[0].status == "pending"
+
+    summary = Driver(study, d, progress=False).run()
+    assert summary.counts == {"ok": 1}
+    assert len(open(log).readlines()) == 1      # the objective ran once, not twice
+    rec = history(d).trials[0]
+    assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)

@@ -95,5 +95,12 @@ class Executor(ABC):
         """Pick up an attempt a dead driver left running; False means: run it again."""
         return False
 
+    def unrecorded(self, job: TrialJob) -> str | None:
+        """The job id of an attempt of ``job`` this executor may have started although the
+        history never recorded it (the driver died between starting it and writing its
+        start); ``reattach`` decides whether it is really that attempt. None: nothing to
+        look for, so the attempt runs again."""
+        return None
+
     def shutdown(self) -> None:
         """Stop everything still running (driver interrupted or finished)."""

@@ -120,6 +120,15 @@ class LocalExecutor(Executor):
         self._running[job.trial] = _Running(job, proc, self.now(), deadline, outcome_path, (out, err))
         return f"pid-{proc.pid}"
 
+    def unrecorded(self, job: TrialJob) -> str | None:
+        """The worker whose pid its trial folder holds: ``submit`` writes it right after the
+        start, before the driver records the start with the others of its batch."""
+        try:
+            with open(os.path.join(job.ctx.trial_dir, "worker.pid")) as fh:
+                return f"pid-{int(fh.read().strip())}"
+        except (OSError, ValueError):
+            return None
+
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         """Watch again a worker a dead driver left running, or collect what it finished
         meanwhile; False (run it again) when it died without an outcome."""
