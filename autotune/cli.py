@@ -112,8 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           + ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items())))
     if best is not None:
         free = {p.name for p in study.space.free}
-        print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial}) with "
-              + ", ".join(f"{k}={v}" for k, v in best.params.items() if k in free))
+        shown = ", ".join(f"{k}={v}" for k, v in best.params.items() if k in free)
+        print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial})"
+              + (f" with {shown}" if shown else ""))
     print(f"trajectory: {os.path.join(directory, 'trajectory.csv')}")
     if summary.counts.get("failed"):
         from .failures import failure_lines

@@ -70,6 +70,7 @@ class Driver:
         self.stages_only = stages_only  # run the stages (the pretrain), no trials
         self.pretrained: str | None = None  # the pretrain's checkpoint, once it is ready
         self._failure = ("", "")
+        self._end_said = ""  # why the searcher ended the study, said after the last progress line
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -108,6 +109,8 @@ class Driver:
             self._phase = "closing"  # from here on a signal can no longer cut anything short
             self.executor.shutdown()
             self._close_views()
+        if self._end_said:
+            self.progress.say(self._end_said)
         return RunSummary(len(self.history.trials), self.history.by_status(),
                           self.history.best(self.study.objective.mode),
                           self._stop or "finished", self.searcher.summary(), *self._failure)
@@ -245,13 +248,25 @@ class Driver:
         while self._stop is None:
             asked = self._fill_slots()
             if self.executor.running() == 0:
-                if not asked:
-                    return  # nothing running and nothing more to ask: the study is done
+                if not asked:  # nothing running and nothing more to ask: the study is done
+                    self._end_said = self._end_reason()
+                    return
                 continue
             outcomes = self.executor.poll(timeout=0.5)
             if outcomes:
                 self._collect(outcomes)
             self._tick()
+
+    def _end_reason(self) -> str:
+        """Why a search that its searcher ended stopped short of ``max_trials``, in a line;
+        "" where the limits stopped it (or it goes without saying)."""
+        reason = self.searcher.end_reason if self.searcher.finished else ""
+        limit = self.study.max_trials
+        trials = len(self.history.trials)
+        if not reason or (limit is not None and trials >= limit) or self._over_budget():
+            return ""
+        short = f", before max_trials ({limit})" if limit is not None else ""
+        return f"the search ended after {trials} trial{'s' if trials != 1 else ''}{short}: {reason}"
 
     def _fill_slots(self) -> bool:
         free = self.study.max_concurrent - self.executor.running()

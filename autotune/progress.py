@@ -64,7 +64,7 @@ class Progress:
             params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in best.params.items()
                                if self.shown is None or k in self.shown)
-            text += f"  best {best.value:.6g} (trial {best.trial}: {params})"
+            text += f"  best {best.value:.6g} (trial {best.trial}{': ' + params if params else ''})"
         return text
 
     def eta(self, ended: int, spent: float, elapsed: float) -> float | None:

@@ -148,3 +148,30 @@ def test_a_trial_stopped_while_it_ran_in_the_driver_counts_both_starts(tmp_path,
     assert (rec.status, rec.starts, rec.attempt) == ("ok", 2, 0)
     with open(os.path.join(d, "trajectory.csv")) as fh:
         assert next(csv.DictReader(fh))["attempts"] == "2"
+
+
+def test_random_over_a_fixed_space_runs_its_one_setting_once_and_says_why(tmp_path, capsys):
+    study = parse_study(study_dict(space={"x": 1.0, "y": 0.5}, search={"max_trials": 10}))
+    summary = Driver(study, str(tmp_path / "fixed"), progress=True).run()
+    assert summary.trials == 1 and summary.counts == {"ok": 1}
+    err = capsys.readouterr().err
+    assert ("the search ended after 1 trial, before max_trials (10): the space holds a single "
+            "setting") in err
+    assert "(trial 0: )" not in err
+
+
+@pytest.mark.parametrize("crash_after", [2, 3, 5])
+def test_random_over_a_small_finite_space_ends_when_used_up_and_resumes_the_same(
+        tmp_path, crash_after):
+    over = dict(space={"x": {"values": [-1.0, 0.0, 1.0]}, "y": {"values": [0.0, 0.5]},
+                       "cost_s": 100.0},
+                executor={"kind": "simulated", "max_concurrent": 2}, search={"max_trials": 20})
+    summary, reference = run(tmp_path, name="ref", **over)
+    assert summary.trials == 6
+    assert len({(p[1]["x"], p[1]["y"]) for p in trajectory_of(reference)}) == 6
+    study = parse_study(study_dict(**over))
+    d = str(tmp_path / "crashed")
+    with pytest.raises(SimulatedCrash):
+        Driver(study, d, progress=False, stop_after_events=crash_after).run()
+    assert Driver(study, d, progress=False).run().trials == 6
+    assert trajectory_of(d) == trajectory_of(reference)

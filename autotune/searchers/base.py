@@ -107,6 +107,12 @@ class Searcher(ABC):
         """True when the searcher will never propose anything again."""
         return False
 
+    @property
+    def end_reason(self) -> str:
+        """Once ``finished``: why, in words for the run's output ("" where it goes without
+        saying)."""
+        return ""
+
     def summary(self) -> dict[str, Any]:
         """Searcher-specific facts for the report (e.g. the incumbent's spread)."""
         return {}

@@ -45,6 +45,13 @@ class GridSearcher(Searcher):
     def finished(self) -> bool:
         return self.position >= self.total
 
+    @property
+    def end_reason(self) -> str:
+        if not self.finished:
+            return ""
+        return (f"the grid's {self.total} point{'s have' if self.total != 1 else ' has'} "
+                "all been proposed")
+
 
 def unravel(flat: int, shape: list[int]) -> tuple[int, ...]:
     """Row-major indices of position ``flat`` (first axis slowest)."""
