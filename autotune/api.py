@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from . import callables
 from .config import describe
-from .contract import real_number
+from .contract import plain_metrics, real_number
 from .driver import EXTERNAL, Driver, RunSummary, check_compatible
 from .errors import StudyError, StudyStopped, python_api
 from .history import History, TrialRecord
@@ -190,6 +190,10 @@ class Study:
                              f"trial {number}, got {type(result).__name__} (or pass error=...)")
         else:
             _check_metric(result, metric, number)
+            try:  # numpy inside lists and mappings made plain, as a run's result is
+                result = plain_metrics(result)
+            except TypeError as exc:
+                raise StudyError(f"tell: the result of trial {number}: {exc}") from None
         driver = self._session()
         self._held = [r for r in self._held if r.trial != number]
         rec = driver.tell_external(number, None if result is None else dict(result), error)

@@ -13,6 +13,7 @@ import numbers
 import os
 import sys
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from .errors import StudyError
@@ -151,13 +152,67 @@ def real_number(value: Any) -> int | float | None:
 
 
 def plain_metrics(result: dict) -> dict:
-    """The result with every real-number value a plain ``int`` or ``float`` (see
-    ``real_number``); anything else is kept as it is, for ``judge`` to refuse or skip."""
+    """The result as plain JSON data, ready for any executor to serialise and for the
+    history to record: every real-number value a plain ``int`` or ``float`` (see
+    ``real_number``), and inside lists and mappings too; arrays and tensors as lists
+    (``tolist()``), tuples as lists. A value that is none of these raises ``TypeError``
+    naming its key (``extra.m[1]``): it could only be recorded as its ``str()``."""
     out = {}
     for key, value in result.items():
         number = real_number(value)
-        out[key] = value if number is None else number
+        out[_plain_key(key, str(key))] = (number if number is not None
+                                          else plain_json(value, str(key)))
     return out
+
+
+def plain_json(value: Any, where: str, _path: tuple[int, ...] = ()) -> Any:
+    """``value`` (found at result key ``where``) as plain JSON data; see ``plain_metrics``."""
+    if value is None or isinstance(value, (str, bool)):
+        return str(value) if isinstance(value, str) else value  # np.str_ becomes a str
+    if isinstance(value, os.PathLike):  # a checkpoint's pathlib.Path: its path
+        return str(os.fspath(value))
+    number = real_number(value)
+    if number is not None:
+        return number
+    if id(value) in _path:
+        raise TypeError(f"result key {where!r} holds itself: it cannot be stored as JSON")
+    inner = (*_path, id(value))
+    if isinstance(value, Mapping):
+        return {_plain_key(k, where): plain_json(v, f"{where}.{k}", inner)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v, f"{where}[{i}]", inner) for i, v in enumerate(value)]
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and getattr(value, "ndim", None) is not None:  # numpy, torch
+        try:
+            listed = tolist()
+        except Exception:  # noqa: BLE001 - an object whose tolist() fails is refused below
+            listed = value
+        if listed is not value:
+            return plain_json(listed, where, inner)
+    raise TypeError(f"result key {where!r}: a {type(value).__name__} cannot be stored as JSON "
+                    "(expected numbers, strings, booleans, None, paths, lists, dicts or arrays)")
+
+
+def _plain_key(key: Any, where: str) -> str:
+    """A mapping key as JSON writes it (1 -> "1"): what the history reads back."""
+    if isinstance(key, str):
+        return str(key)
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)
+    number = real_number(key)
+    if number is not None:
+        return json.dumps(number)
+    raise TypeError(f"result key {where!r}: the key {_short(key)} ({type(key).__name__}) "
+                    "cannot be stored as JSON (expected strings or numbers as keys)")
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def trial_seed(study_seed: int, trial: int) -> int:

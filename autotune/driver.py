@@ -23,7 +23,7 @@ from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .history import History, TrialRecord
 from .journal import Journal
-from .objective import Ctx, judge, trial_seed
+from .objective import Ctx, extras, judge, trial_seed
 from .progress import Progress, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
@@ -400,15 +400,16 @@ class Driver:
 
     def _end_event(self, o: Outcome) -> dict[str, Any]:
         """The durable record of an attempt's end; the value is read from its metrics on replay."""
-        metrics, error = {}, o.error
+        metrics, extra, error = {}, {}, o.error
         if o.result is not None:
             metrics, _, error = judge(o.result, self.study.objective)
+            extra = extras(o.result, self.study.objective)
         reported = metrics.pop("cost_s", None)  # stored once, as the event's cost_s
         cost = reported if reported is not None and reported >= 0 else o.run_s
         status = "cancelled" if o.failure == "cancelled" else ("ok" if error is None else "failed")
         job_id = o.job_id if o.job_id != self.history.trials[o.trial].job_id else None
         return ev.end(o.trial, o.attempt, status, round(o.start_s, 6), round(o.end_s, 6),
-                      round(cost, 6), metrics, error, o.failure, job_id=job_id)
+                      round(cost, 6), metrics, error, o.failure, job_id=job_id, extra=extra)
 
     # ---- recording ------------------------------------------------------------------------
     def _record(self, events: list[dict]) -> None:

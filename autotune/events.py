@@ -147,7 +147,7 @@ SPECS: dict[Kind, Spec] = {
                     "status": lambda v: v in ("ok", "failed", "cancelled")},
                    {"start_s": _opt(_num), "end_s": _opt(_num), "cost_s": _num,
                     "metrics": _opt(_metrics), "error": _opt(_str), "failure": _str,
-                    "final": _bool, "job_id": _str}),
+                    "final": _bool, "job_id": _str, "extra": _dict}),
     Kind.RESUME: Spec({}, {"wall": _num, "host": _str, "pid": _int, "t0": _num, "t": _num,
                            "objective": _dict, "identity": _str}),
     Kind.STOP: Spec({}),
@@ -231,10 +231,12 @@ def submit(t: float, trial: int, attempt: int, job_id: str) -> dict:
 
 def end(trial: int, attempt: int, status: str, start_s: float, end_s: float, cost_s: float,
         metrics: dict, error: str | None = None, failure: str = "", final: bool = True,
-        job_id: str | None = None) -> dict:
+        job_id: str | None = None, extra: dict | None = None) -> dict:
     event: dict[str, Any] = {"e": Kind.END.value, "trial": trial, "attempt": attempt,
                              "status": status, "start_s": start_s, "end_s": end_s,
                              "cost_s": cost_s, "metrics": metrics}
+    if extra:  # the result's other values (strings, lists, mappings), as plain JSON
+        event["extra"] = extra
     if job_id is not None:
         event["job_id"] = job_id
     if error is not None:

@@ -99,6 +99,9 @@ def _typed_param(col: pd.Series, spec: dict[str, Any]) -> pd.Series:
 
 
 def _numbers_or_as_is(col: pd.Series) -> pd.Series:
+    given = col.dropna()
+    if len(given) and all(isinstance(v, bool) for v in given):  # a result's flag
+        return col.astype("boolean")
     nums = pd.to_numeric(col, errors="coerce")
     if nums.notna().sum() == col.notna().sum():
         return nums.astype("float64")

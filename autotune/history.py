@@ -32,6 +32,7 @@ class TrialRecord:
     attempt: int = 0                 # the latest attempt submitted
     metrics: dict[str, float] = field(default_factory=dict)
     value: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the result's values that are no number
     error: str | None = None
     failure: str = ""
     start_s: float | None = None     # first start of the latest attempt
@@ -248,6 +249,7 @@ class History:
         rec.error = e.get("error")
         rec.failure = e.get("failure", "")
         rec.metrics = metrics = e.get("metrics") or {}
+        rec.extra = e.get("extra") or {}
         status = e["status"]
         rec.value = metrics.get(self.metric) if status == "ok" else None
         if "job_id" in e:

@@ -241,6 +241,14 @@ def _write(sink: Any, chunk: bytes) -> None:
         sink.flush()
 
 
+def extras(result: dict, spec: ObjectiveSpec) -> dict:
+    """The result's values that are no metric (strings, booleans, None, lists, mappings: plain
+    JSON data after ``plain_metrics``), recorded beside the metrics; the optimised metric and
+    ``cost_s`` are judged, not kept as they came."""
+    return {k: v for k, v in result.items()
+            if k not in (spec.metric, "cost_s") and real_number(v) is None}
+
+
 def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | None]:
     """Split a raw result into numeric metrics, the optimised value, and an error if any.
     Any real-number scalar counts (``real_number``: numpy, 0-d tensors), stored as a float."""

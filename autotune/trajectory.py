@@ -33,7 +33,7 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
                          if not k.startswith("_")} - {"round"})
     info = {k: (f"info_{k}" if k in fixed_cols or k in params.values() else k) for k in info_names}
     taken = set(fixed_cols) | set(params.values()) | set(info.values())
-    reported = {m for r in history.trials.values() for m in r.metrics}
+    reported = {m for r in history.trials.values() for m in (*r.metrics, *r.extra)}
     metric_names = sorted((reported | ({metric} if metric else set())) - {"cost_s"})
     label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}
     columns = (LEAD + list(params.values()) + ["epochs", "parent"] + list(info.values())
@@ -50,7 +50,8 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
                "error": rec.error or ""}
         row.update({col: rec.params.get(p) for p, col in params.items()})
         row.update({col: cell(rec.info.get(k)) for k, col in info.items()})
-        row.update({col: rec.metrics.get(m) for m, col in label.items()})
+        row.update({col: rec.metrics[m] if m in rec.metrics else cell(rec.extra.get(m))
+                    for m, col in label.items()})
         row["best"] = best_at(rec, times, bests)
         out.append(row)
     return columns, out

@@ -275,6 +275,64 @@ def test_a_function_may_return_numpy_scalars(tmp_path, kind):
             assert list(df["n"]) == [2.0, 2.0] and list(df["z"]) == [0.5, 0.5]
 
 
+@pytest.mark.parametrize("kind", ["inline", "local"])
+def test_nested_numpy_values_of_a_result_are_recorded_as_plain_json(tmp_path, kind):
+    """Inside lists and mappings too: numpy scalars as numbers, arrays as lists; the result's
+    values that are no metric are recorded beside the metrics, not dropped or stringified."""
+    np = pytest.importorskip("numpy")
+
+    def objective(params, ctx):
+        return {"loss": np.float64(1.0) + params["x"],
+                "extra": {"a": np.float32(2.0), "v": np.array([1, 2]),
+                          "m": [np.float64(0.5), {"q": np.int32(4)}], np.int64(7): "seven"},
+                "pair": (np.int64(1), np.float16(2.5)), "ok": np.bool_(True), "tag": "abc"}
+
+    d = str(tmp_path / kind)
+    view = at.Study(study_dict(objective={"entry": objective}, space={"x": {"values": [0, 1]}},
+                               search={"algorithm": "grid"}, executor={"kind": kind}),
+                    dir=d).run(progress=False)
+    extra = {"a": 2.0, "v": [1, 2], "m": [0.5, {"q": 4}], "7": "seven"}
+    for rec in history(d).trials.values():
+        assert rec.status == "ok", rec.error
+        assert rec.extra == {"extra": extra, "pair": [1, 2.5], "ok": True, "tag": "abc"}
+        assert type(rec.extra["extra"]["a"]) is float and type(rec.extra["extra"]["v"][0]) is int
+    df = view.trials_dataframe()
+    assert list(df["extra"]) == [extra, extra] and list(df["pair"]) == [[1, 2.5], [1, 2.5]]
+    assert list(df["ok"]) == [True, True] and list(df["tag"]) == ["abc", "abc"]
+    assert list(df["loss"]) == [1.0, 2.0]
+    csv = pd.read_csv(os.path.join(d, "trajectory.csv"))
+    assert csv["extra"][0] == '{"a": 2.0, "v": [1, 2], "m": [0.5, {"q": 4}], "7": "seven"}'
+
+
+def test_a_result_value_that_cannot_be_stored_fails_the_trial_naming_its_key(tmp_path):
+    np = pytest.importorskip("numpy")
+
+    def objective(params, ctx):
+        return {"loss": 1.0, "extra": {"v": np.array([1]), "when": {1, 2}}}
+
+    with pytest.raises(at.StudyStopped):
+        at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 2},
+                            executor={"kind": "local"}), dir=str(tmp_path / "s")).run(progress=False)
+    errors = {r.error for r in history(str(tmp_path / "s")).trials.values()}
+    assert errors == {"TypeError: result key 'extra.when': a set cannot be stored as JSON "
+                      "(expected numbers, strings, booleans, None, paths, lists, dicts or arrays)"}
+
+
+def test_tell_records_nested_numpy_values_as_plain_json_and_refuses_what_json_cannot_hold(
+        tmp_path):
+    np = pytest.importorskip("numpy")
+    study = at.Study(study_dict(objective={"metric": "loss"}, search={"max_trials": 2}),
+                     dir=str(tmp_path / "s"))
+    with study:
+        trial = study.ask()
+        with pytest.raises(StudyError, match=r"tell: the result of trial 0: result key "
+                                             r"'extra.f': a set cannot be stored"):
+            study.tell(trial, {"loss": 1.0, "extra": {"f": {1}}})
+        study.tell(trial, {"loss": np.float32(1.0), "extra": {"v": np.arange(2)}})
+    rec = history(str(tmp_path / "s")).trials[0]
+    assert rec.value == 1.0 and rec.extra == {"extra": {"v": [0, 1]}}
+
+
 def test_an_unpicklable_function_runs_inline_and_is_refused_for_local(tmp_path):
     lock = threading.Lock()
 
