@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,6 +21,47 @@ from .config import check, describe, is_number, reject_unknown, require_mapping
 from .errors import StudyError
 
 Scalar = Any  # int | float | str | bool
+
+GRID_DIGITS = 12  # significant digits of a computed (steps:) grid value
+MATCH_REL = 1e-9  # a recorded number this close to a grid value is that value
+
+
+def steps_grid(low: float, high: float, steps: int, log: bool) -> list[Decimal]:
+    """``steps`` points from ``low`` to ``high``, evenly spaced (in log space with ``log``),
+    to 34 digits in decimal arithmetic: correctly rounded, so the same on every machine."""
+    with localcontext() as ctx:
+        ctx.prec = 34
+        lo, hi, n = Decimal(low), Decimal(high), steps - 1
+        if log:
+            span = (hi / lo).ln()
+            return [lo * (span * i / n).exp() for i in range(steps)]
+        return [lo + (hi - lo) * i / n for i in range(steps)]
+
+
+def to_digits(value: Decimal, digits: int) -> float:
+    """``value`` to ``digits`` significant digits, as the float nearest that decimal."""
+    return float(format(value, f".{digits - 1}e"))
+
+
+def grid_index(values: Sequence, value: Any) -> int | None:
+    """Where a recorded value lies among a grid's ``values``: the same value (1 and 1.0 alike,
+    True not 1), else the nearest number within a relative ``MATCH_REL`` (a value a history
+    got from another machine's numpy, or from before grid values were rounded); None if
+    none is."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    for i, v in enumerate(values):
+        if v == value and (type(v) is type(value)
+                           or number and isinstance(v, (int, float)) and not isinstance(v, bool)):
+            return i
+    if not number or not math.isfinite(value):
+        return None
+    best, gap = None, math.inf
+    for i, v in enumerate(values):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            d = abs(v - value)
+            if d <= MATCH_REL * max(abs(v), abs(value)) and d < gap:
+                best, gap = i, d
+    return best
 
 
 @dataclass(frozen=True)
@@ -50,15 +93,30 @@ class Range:
     steps: int | None = None
 
     def grid(self) -> tuple | None:
+        return self._grid
+
+    @cached_property
+    def _grid(self) -> tuple | None:
+        """The ``steps:`` grid, the same on every machine: computed in decimal arithmetic
+        (numpy's geomspace differs in the last bit between CPUs, by their SIMD code paths,
+        and between versions), each value rounded to ``GRID_DIGITS`` significant digits
+        (1e-05, not 9.999999999999999e-06), the bounds as given; a grid so fine that this
+        would move a value by a thousandth of its spacing keeps more digits. An int grid
+        is numpy's, rounded, as it always was (only a value at exactly k + 0.5 could round
+        either way, and its histories record the integers)."""
         if self.steps is None:
             return None
-        if self.log:
-            raw = np.geomspace(self.low, self.high, self.steps)
-        else:
-            raw = np.linspace(self.low, self.high, self.steps)
         if self.integer:
+            raw = (np.geomspace if self.log else np.linspace)(self.low, self.high, self.steps)
             return tuple(dict.fromkeys(int(round(v)) for v in raw))
-        return tuple(float(v) for v in raw)
+        exact = steps_grid(self.low, self.high, self.steps, self.log)
+        spacing = min(abs(b - a) for a, b in zip(exact, exact[1:]))
+        for digits in (GRID_DIGITS, 15, 17):
+            values = [to_digits(v, digits) for v in exact]
+            values[0], values[-1] = float(self.low), float(self.high)
+            if max(abs(Decimal(a) - b) for a, b in zip(values, exact)) <= spacing / 1000:
+                break
+        return tuple(values)
 
     def sample(self, rng: np.random.Generator) -> Scalar:
         grid = self.grid()

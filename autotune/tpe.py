@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .space import Choice, Fixed, Range, SearchSpace
+from .space import Choice, Fixed, Range, SearchSpace, grid_index
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -116,13 +116,10 @@ class Encoder:
 
 
 def _index(values: Sequence, x: Any) -> int:
-    for i, v in enumerate(values):
-        if type(v) is type(x) and v == x:
-            return i
-    for i, v in enumerate(values):
-        if v == x:
-            return i
-    raise ValueError(f"{x!r} is not one of {list(values)!r}")
+    i = grid_index(values, x)  # a recorded grid value, also one another numpy computed
+    if i is None:
+        raise ValueError(f"{x!r} is not one of {list(values)!r}")
+    return i
 
 
 class KDE:

@@ -1,8 +1,11 @@
+import os
+
 import numpy as np
 import pytest
 
 from autotune.errors import StudyError
-from autotune.space import Choice, Fixed, Range, parse_space
+from autotune.space import Choice, Fixed, Range, grid_index, parse_space
+from tests.helpers import REPO
 
 
 def test_each_kind_parses():
@@ -39,6 +42,61 @@ def test_steps_discretise_a_range():
                          "n": {"low": 1, "high": 3, "int": True, "steps": 5}})
     assert np.allclose(space.params["lr"].grid(), [1e-4, 1e-3, 1e-2, 1e-1])
     assert space.params["n"].grid() == (1, 2, 3)  # repeats after rounding are dropped
+
+
+def test_a_steps_grid_is_rounded_to_12_significant_digits_with_the_bounds_as_given():
+    grid = Range("lr", 1e-6, 1.0, log=True, steps=13).grid()
+    assert grid[:5] == (1e-06, 3.16227766017e-06, 1e-05, 3.16227766017e-05, 0.0001)
+    assert grid[-1] == 1.0 and len(grid) == 13
+    assert Range("lr", 1e-5, 3e-3, log=True, steps=7).grid() == (
+        1e-05, 2.58734023677e-05, 6.69432950082e-05, 0.000173205080757, 0.000448140474656,
+        0.0011594918818, 0.003)
+    assert Range("m", 0.0, 1.0, steps=11).grid()[3] == 0.3  # not 0.30000000000000004
+    low = 0.123456789012345  # bounds with more digits than the grid keeps: as given
+    assert Range("m", low, 0.5, steps=3).grid() == (low, 0.311728394506, 0.5)
+    fine = Range("m", 1.0, 1.0000000001, steps=5).grid()  # 12 digits would skew it: more
+    assert fine == (1.0, 1.000000000025, 1.00000000005, 1.000000000075, 1.0000000001)
+
+
+def test_a_steps_grid_is_the_same_whatever_simd_code_numpy_runs():
+    """numpy's geomspace differs in the last bit between CPUs (AVX-512, AVX2 or neither):
+    a history written on one machine must find its grid points on another."""
+    import json
+    import subprocess
+    import sys
+
+    from numpy._core import _multiarray_umath as umath  # numpy 2
+
+    found = [f for f in getattr(umath, "__cpu_dispatch__", [])
+             if getattr(umath, "__cpu_features__", {}).get(f)]
+    if not found:
+        pytest.skip("numpy runs no optional SIMD code on this CPU")
+    rng = np.random.default_rng(0)
+    cases = [(1e-6, 1.0, 13), (1e-5, 3e-3, 7), (0.1, 10.0, 21), (1e-3, 0.37, 17)] + [
+        (float(f"{lo:.3g}"), float(f"{lo * 10 ** rng.uniform(0.5, 5):.2g}"), int(rng.integers(3, 40)))
+        for lo in 10 ** rng.uniform(-8, 0, 200)]
+    code = ("import json, sys\nfrom autotune.space import Range\n"
+            "print(json.dumps([Range('p', lo, hi, True, False, n).grid() "
+            "for lo, hi, n in json.loads(sys.argv[1])]))")
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(found)}
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], env=env,
+                          capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        pytest.skip(f"numpy refuses NPY_DISABLE_CPU_FEATURES here: {proc.stderr[-200:]}")
+    plain = json.loads(proc.stdout)
+    here = [list(Range("p", lo, hi, True, False, n).grid()) for lo, hi, n in cases]
+    assert here == plain
+
+
+def test_grid_index_finds_recorded_values_as_another_machine_computed_them():
+    grid = (1e-06, 3.16227766017e-06, 1e-05, 1.0)
+    assert grid_index(grid, 9.999999999999999e-06) == 2   # numpy's value, one machine
+    assert grid_index(grid, 3.1622776601683795e-06) == 1  # before grids were rounded
+    assert grid_index(grid, 1) == 3 and grid_index(grid, 2e-05) is None
+    assert grid_index((0, 1), True) is None and grid_index((True, False), 1) is None
+    assert grid_index(("a", "b"), "b") == 1
+    # the nearest, not the first within the tolerance
+    assert grid_index((1.0, 1.0 + 4e-10, 1.0 + 8e-10), 1.0 + 5e-10) == 1
 
 
 def test_axes_refuse_a_continuous_range():

@@ -33,7 +33,7 @@ import warnings
 from typing import Any
 
 from ..errors import StudyError
-from ..space import Range, SearchSpace
+from ..space import Range, SearchSpace, grid_index
 from .base import Result, Searcher, SearchSettings, Suggestion
 from .mf_common import parse_fidelity
 from .registry import register
@@ -86,11 +86,10 @@ class Encoding:
                 return None
             value = params[name]
             if name in self.grids:
-                found = [i for i, v in enumerate(self.grids[name])
-                         if v == value and type(v) is type(value) or _same_number(v, value)]
-                if not found:
+                index = grid_index(self.grids[name], value)  # 1 is 1.0; True is not 1
+                if index is None:
                     return None
-                out[name] = found[0]
+                out[name] = index
             else:
                 try:
                     if not d._contains(d.to_internal_repr(value)):
@@ -99,13 +98,6 @@ class Encoding:
                     return None
                 out[name] = value
         return out
-
-
-def _same_number(a: Any, b: Any) -> bool:
-    """1 and 1.0 are the same grid value (JSON may turn one into the other); True is not 1."""
-    numbers = (int, float)
-    return (isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool)
-            and not isinstance(b, bool) and a == b)
 
 
 class OptunaPeer(Searcher):

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..space import Fixed, Range, SearchSpace
+from ..space import Fixed, Range, SearchSpace, grid_index
 from .base import Result, Searcher, SearchSettings, Suggestion
 from .mf_common import parse_fidelity
 from .registry import register
@@ -119,8 +119,10 @@ class FiniteSpace:
         out = []
         for (name, values), lookup in zip(self.axes, self.lookup):
             value = params.get(name)
-            if lookup is not None:
+            if lookup is not None:  # as recorded, else as another machine's numpy had it
                 i = lookup.get(key(value))
+                if i is None:
+                    i = grid_index(values, value)
             elif type(value) is int and values.start <= value < values.stop:
                 i = value - values.start
             else:
