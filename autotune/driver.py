@@ -177,6 +177,8 @@ class Driver:
                 self.progress.say(line)
         self.executor.restore_clock(self.history.last_t)
         self.searcher = restore(self.study.make_searcher(), self.history)
+        if self.searcher.notice:
+            self.progress.say(self.searcher.notice)
         self._last_csv = 0.0
 
     # ---- a loop of the caller's own (ask/tell from Python) --------------------------------

@@ -150,28 +150,39 @@ def test_a_trial_stopped_while_it_ran_in_the_driver_counts_both_starts(tmp_path,
         assert next(csv.DictReader(fh))["attempts"] == "2"
 
 
-def test_random_over_a_fixed_space_runs_its_one_setting_once_and_says_why(tmp_path, capsys):
-    study = parse_study(study_dict(space={"x": 1.0, "y": 0.5}, search={"max_trials": 10}))
+def test_random_over_a_fixed_space_says_it_repeats_the_setting(tmp_path, capsys):
+    study = parse_study(study_dict(space={"x": 1.0, "y": 0.5}, search={"max_trials": 4}))
     summary = Driver(study, str(tmp_path / "fixed"), progress=True).run()
-    assert summary.trials == 1 and summary.counts == {"ok": 1}
+    assert summary.trials == 4 and summary.counts == {"ok": 4}
     err = capsys.readouterr().err
-    assert ("the search ended after 1 trial, before max_trials (10): the space holds a single "
-            "setting") in err
+    assert ("the space holds a single setting: random search runs it again and again, each run "
+            "a trial with its own seed, until max_trials (4)") in err
     assert "(trial 0: )" not in err
+    h = history(str(tmp_path / "fixed"))
+    assert [r.info.get("repeat", 0) for _, r in sorted(h.trials.items())] == [0, 1, 2, 3]
+
+
+def test_grid_ending_before_max_trials_says_why(tmp_path, capsys):
+    study = parse_study(study_dict(space={"x": {"values": [0.0, 1.0]}, "y": 0.5},
+                                   search={"algorithm": "grid", "max_trials": 10}))
+    assert Driver(study, str(tmp_path / "g"), progress=True).run().trials == 2
+    assert ("the search ended after 2 trials, before max_trials (10): the grid's 2 points have "
+            "all been proposed") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("crash_after", [2, 3, 5])
-def test_random_over_a_small_finite_space_ends_when_used_up_and_resumes_the_same(
+def test_random_over_a_small_finite_space_goes_round_by_round_and_resumes_the_same(
         tmp_path, crash_after):
     over = dict(space={"x": {"values": [-1.0, 0.0, 1.0]}, "y": {"values": [0.0, 0.5]},
                        "cost_s": 100.0},
-                executor={"kind": "simulated", "max_concurrent": 2}, search={"max_trials": 20})
+                executor={"kind": "simulated", "max_concurrent": 2}, search={"max_trials": 14})
     summary, reference = run(tmp_path, name="ref", **over)
-    assert summary.trials == 6
-    assert len({(p[1]["x"], p[1]["y"]) for p in trajectory_of(reference)}) == 6
+    assert summary.trials == 14
+    settings = [(p[1]["x"], p[1]["y"]) for p in trajectory_of(reference)]
+    assert len(set(settings[:6])) == 6 and len(set(settings[6:12])) == 6
     study = parse_study(study_dict(**over))
     d = str(tmp_path / "crashed")
     with pytest.raises(SimulatedCrash):
         Driver(study, d, progress=False, stop_after_events=crash_after).run()
-    assert Driver(study, d, progress=False).run().trials == 6
+    assert Driver(study, d, progress=False).run().trials == 14
     assert trajectory_of(d) == trajectory_of(reference)

@@ -46,39 +46,47 @@ def test_random_with_a_fidelity_runs_every_draw_at_full_length():
         SEARCHERS["random"](settings(space, options={"fidelity": {"min": 1, "max": "x"}}))
 
 
-def test_random_in_a_finite_space_proposes_each_setting_once_then_ends():
+def test_random_in_a_finite_space_proposes_each_setting_once_per_round():
     # 2 x 3 x 2 settings: a grid, an int range, a range with steps, and a fixed value
     space = {"a": {"values": [1, 2]}, "n": {"low": 1, "high": 3, "int": True},
              "m": {"low": 0.0, "high": 1.0, "steps": 2}, "k": 5}
-    rnd = SEARCHERS["random"](settings(space, seed=2))
-    got = rnd.ask(5) + rnd.ask(20)
-    assert [s.trial for s in got] == list(range(12))
-    assert len({(s.params["a"], s.params["n"], s.params["m"]) for s in got}) == 12
-    assert all(s.params["k"] == 5 for s in got)
-    assert rnd.finished and rnd.ask(3) == []
-    assert "this space's 12 settings have all been proposed" in rnd.end_reason
-    fixed = SEARCHERS["random"](settings({"lr": 0.1, "w": {"values": [4]}}))
-    assert [s.params for s in fixed.ask(4)] == [{"lr": 0.1, "w": 4}]
-    assert fixed.finished and "a single setting" in fixed.end_reason
+    rnd = SEARCHERS["random"](settings(space, seed=2, max_trials=30))
+    got = rnd.ask(5) + rnd.ask(25)
+    assert [s.trial for s in got] == list(range(30))
+    key = [(s.params["a"], s.params["n"], s.params["m"]) for s in got]
+    assert len(set(key[:12])) == 12 and len(set(key[12:24])) == 12  # each once per round
+    assert len(set(key[24:])) == 6 and set(key[24:]) <= set(key[:12])
+    assert all(s.info.get("repeat", 0) == t // 12 for t, s in enumerate(got))
+    assert all(s.params["k"] == 5 for s in got) and not rnd.finished
+    assert "the space holds 12 settings: random search proposes each once, then each again" \
+        in rnd.notice and "until max_trials (30)" in rnd.notice
+    assert SEARCHERS["random"](settings(space, max_trials=12)).notice == ""
+    fixed = SEARCHERS["random"](settings({"lr": 0.1, "w": {"values": [4]}}, max_trials=4))
+    assert [(s.params, s.info) for s in fixed.ask(3)] == [
+        ({"lr": 0.1, "w": 4}, {}), ({"lr": 0.1, "w": 4}, {"repeat": 1}),
+        ({"lr": 0.1, "w": 4}, {"repeat": 2})]
+    assert "a single setting" in fixed.notice
     # a continuous range: nothing to use up
     cont = SEARCHERS["random"](settings({"x": {"low": 0.0, "high": 1.0}, "c": {"values": [1]}}))
-    assert len(cont.ask(50)) == 50 and not cont.finished
+    assert len(cont.ask(50)) == 50 and cont.notice == ""
 
 
 def test_random_in_a_finite_space_restored_from_its_suggestions_draws_the_same():
     space = {"a": {"values": [0.1, 0.2, 0.5]}, "b": {"values": ["x", "y"]}, "i": {
         "low": 1, "high": 4, "int": True, "log": True}}
     live = SEARCHERS["random"](settings(space, seed=7))
-    first = live.ask(7)
+    first = live.ask(7) + live.ask(24)  # into the second round
     rest = live.ask(30)
-    assert len(first) + len(rest) == 24
     restored = SEARCHERS["random"](settings(space, seed=7))
     for s in first:  # as restore() does: the recorded suggestions, nothing re-asked
         restored.adopt(s)
     again = restored.ask(30)
-    assert [(s.trial, s.params) for s in again] == [(s.trial, s.params) for s in rest]
-    # a setting recorded twice (an older version drew repeats) uses up one setting
+    assert [(s.trial, s.params, s.info) for s in again] == [(s.trial, s.params, s.info)
+                                                            for s in rest]
+    # a setting recorded twice in the first round (an older version drew repeats) counts as
+    # run twice: the first round still proposes the other 23 before it
     old = SEARCHERS["random"](settings(space, seed=7))
     old.adopt(first[0])
     old.adopt(type(first[0])(1, dict(first[0].params)))
-    assert len(old.ask(30)) == 23
+    more = old.ask(23)
+    assert len({tuple(s.params.values()) for s in more} | {tuple(first[0].params.values())}) == 24

@@ -108,6 +108,12 @@ class Searcher(ABC):
         return False
 
     @property
+    def notice(self) -> str:
+        """A line worth saying when a run starts, about how this search will use its budget
+        ("" for none)."""
+        return ""
+
+    @property
     def end_reason(self) -> str:
         """Once ``finished``: why, in words for the run's output ("" where it goes without
         saying)."""

@@ -1,10 +1,12 @@
 """Random search: every trial an independent draw from the space.
 
 In a finite space (every free parameter a grid, a range with ``steps:``, an int range, or
-fixed) a setting is drawn once: a draw that lands on a setting already proposed is drawn
-again, and once every setting has been proposed the search is finished, as a grid search
-is. Which settings were proposed is read from the suggestions alone (``adopted``), so a
-restored searcher knows them as the live one did and draws what it would have drawn.
+fixed) the draws go round by round: a draw that lands on a setting already proposed in this
+round is drawn again, so every setting is proposed once before any is proposed twice; a
+budget larger than the space then measures the settings again, each a new trial with its own
+seed (marked ``repeat`` in its info), and the run says so at its start. Which settings were
+proposed is read from the suggestions alone (``adopted``), so a restored searcher knows them
+as the live one did and draws what it would have drawn.
 """
 from __future__ import annotations
 
@@ -33,53 +35,63 @@ class RandomSearcher(Searcher):
         fidelity = settings.options.get("fidelity")
         self.epochs = None if fidelity is None else parse_fidelity(settings.options, self.name).max
         self.finite = FiniteSpace.of(self.space)  # None: a continuous range, no repeats to fear
-        self.seen: set[tuple[int, ...]] = set()   # grid indices of the settings proposed
+        self.runs: dict[tuple[int, ...], int] = {}  # times each setting (grid index) was proposed
+        self.round = 0  # every setting has been proposed at least this many times
+        self.ahead = 0  # settings proposed more than ``round`` times
 
     def ask(self, n: int) -> list[Suggestion]:
         out = []
-        while len(out) < n and not self.finished:
-            out.append(self.suggestion(self.draw(self.rng_for(self.next_trial)),
-                                       fidelity=self.epochs))
+        for _ in range(n):
+            params = self.draw(self.rng_for(self.next_trial))
+            done = 0 if self.finite is None else self.runs.get(self.finite.index(params), 0)
+            info = {"repeat": done} if done else {}
+            out.append(self.suggestion(params, fidelity=self.epochs, **info))
         return out
 
     def draw(self, rng: np.random.Generator) -> dict[str, Any]:
-        """A draw from the space; in a finite one, a setting not proposed before."""
+        """A draw from the space; in a finite one, a setting not yet proposed this round."""
         params = self.space.sample(rng)
         if self.finite is None:
             return params
         for _ in range(REDRAWS):
-            if self.finite.index(params) not in self.seen:
+            if self.runs.get(self.finite.index(params), 0) <= self.round:
                 return params
             params = self.space.sample(rng)
-        # nearly every setting taken: the first unused one from a uniform starting point
+        # nearly every setting taken: the first one left from a uniform starting point
         flat = int(rng.integers(self.finite.size))
-        while (index := self.finite.unravel(flat)) in self.seen:
+        while self.runs.get(index := self.finite.unravel(flat), 0) > self.round:
             flat = (flat + 1) % self.finite.size
         return self.finite.params(index)
 
     def adopted(self, s: Suggestion) -> None:
-        if self.finite is not None:
-            index = self.finite.index(s.params)
-            if index is not None:  # a recorded point off the space cannot use up a setting
-                self.seen.add(index)
+        if self.finite is None:
+            return
+        index = self.finite.index(s.params)
+        if index is None:  # a recorded point off the space uses up no setting
+            return
+        runs = self.runs[index] = self.runs.get(index, 0) + 1
+        if runs == self.round + 1:
+            self.ahead += 1
+        while self.ahead >= self.finite.size:  # every setting proposed again: the next round
+            self.round += 1
+            self.ahead = sum(1 for n in self.runs.values() if n > self.round)
 
     def tell(self, result: Result) -> None:
         pass  # draws do not depend on results
 
     @property
-    def finished(self) -> bool:
-        return self.finite is not None and len(self.seen) >= self.finite.size
-
-    @property
-    def end_reason(self) -> str:
-        if not self.finished:
+    def notice(self) -> str:
+        """Said at the start of a run whose budget exceeds a finite space."""
+        limit = self.settings.max_trials
+        if self.finite is None or (limit is not None and limit <= self.finite.size):
             return ""
         size = self.finite.size
+        until = f"max_trials ({limit})" if limit is not None else "the budget"
         if size == 1:
-            return ("the space holds a single setting (random search draws each setting of a "
-                    "finite space once)")
-        return (f"random search draws each setting of a finite space once, and this space's "
-                f"{size} settings have all been proposed")
+            return (f"the space holds a single setting: random search runs it again and again, "
+                    f"each run a trial with its own seed, until {until}")
+        return (f"the space holds {size} settings: random search proposes each once, then each "
+                f"again (a trial with its own seed, marked 'repeat'), until {until}")
 
 
 class FiniteSpace:
