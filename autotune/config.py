@@ -5,6 +5,7 @@ in a study file becomes one clear line rather than a traceback.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, Iterable
 
@@ -28,12 +29,28 @@ def require_mapping(value: Any, where: str) -> dict:
     return value
 
 
-def reject_unknown(mapping: dict, allowed: Iterable[str], where: str) -> None:
+def reject_unknown(mapping: dict, allowed: Iterable[str], where: str,
+                   elsewhere: dict[str, str] | None = None) -> None:
+    """Refuse a key not in ``allowed``, saying where it belongs when ``elsewhere`` knows it
+    (``max_concurrent`` under ``search:``) or which allowed key it resembles (a typo)."""
     allowed = list(allowed)
     for key in mapping:
         if key not in allowed:
             prefix = f"{where}." if where else ""
-            raise StudyError(f"{prefix}{key}: unknown key (expected one of: {', '.join(allowed)})")
+            raise StudyError(f"{prefix}{key}: unknown key{hint(key, allowed, elsewhere)} "
+                             f"(expected one of: {', '.join(allowed)})")
+
+
+def hint(key: str, allowed: list[str], elsewhere: dict[str, str] | None = None) -> str:
+    """``; did you mean 'max_trials'?`` for a close spelling of an allowed key, else where a
+    key of that name belongs (``elsewhere``), else nothing."""
+    lowered = {k.lower(): k for k in allowed}
+    close = difflib.get_close_matches(str(key).lower(), list(lowered), n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {lowered[close[0]]!r}?"
+    if elsewhere and key in elsewhere:
+        return f"; {elsewhere[key]}"
+    return ""
 
 
 def key(where: str, name: str) -> str:

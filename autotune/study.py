@@ -31,6 +31,33 @@ SEARCH_KEYS = ["algorithm", "seed", "max_trials", "max_compute_s"]
 EXECUTOR_KEYS = ["kind", "max_concurrent"]
 
 
+def elsewhere(here: str, algorithm: str | None = None, kind: str | None = None) -> dict[str, str]:
+    """Where a key that is unknown in section ``here`` ("" for the top level) belongs, for
+    its error line: another section, or another algorithm's or executor kind's options."""
+    out: dict[str, str] = {}
+    if algorithm is not None:
+        owners: dict[str, list[str]] = {}
+        for name, cls in sorted(SEARCHERS.items()):
+            for option in cls.options:
+                owners.setdefault(option, []).append(name)
+        out.update({k: f"an option of {', '.join(v)}, not of {algorithm}"
+                    for k, v in owners.items()})
+    if kind is not None:
+        owners = {}
+        for name, cls in sorted(EXECUTORS.items()):
+            for option in cls.options:
+                owners.setdefault(option, []).append(name)
+        out.update({k: f"an option of executor kind {', '.join(v)}, not of {kind}"
+                    for k, v in owners.items()})
+    for section, keys in (("objective", OBJECTIVE_KEYS), ("search", SEARCH_KEYS),
+                          ("executor", EXECUTOR_KEYS)):
+        if section != here:
+            out.update({k: f"it belongs under {section}" for k in keys})
+    if here:
+        out.update({k: "it belongs at the top level" for k in ("retries", "max_failures")})
+    return out
+
+
 @dataclass
 class Study:
     name: str
@@ -80,7 +107,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     pretrain's) module, for readers of a history (status, report) that never run a trial
     and must not need the training code's dependencies (torch on a login node)."""
     raw = require_mapping(raw, "study")
-    reject_unknown(raw, TOP_KEYS, "")
+    reject_unknown(raw, TOP_KEYS, "", elsewhere(""))
     name = take(raw, "name", "str", "", default_name)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise StudyError(f"name: expected letters, digits, '_', '.' or '-', got {describe(name)}")
@@ -151,7 +178,7 @@ def check_engine_names(study: Study) -> None:
 def parse_objective(raw: Any, python_path: tuple[str, ...],
                     load_code: bool = True) -> ObjectiveSpec:
     raw = require_mapping(raw, "objective")
-    reject_unknown(raw, OBJECTIVE_KEYS, "objective")
+    reject_unknown(raw, OBJECTIVE_KEYS, "objective", elsewhere("objective"))
     entry = take(raw, "entry", "str", "objective", None)
     command = take(raw, "command", "str", "objective", None)
     if (entry is None) == (command is None):
@@ -173,7 +200,8 @@ def parse_search(raw: dict, study: Study) -> None:
         raise StudyError(f"search.algorithm: unknown {describe(algorithm)} "
                          f"(expected one of: {', '.join(sorted(SEARCHERS))})")
     cls = SEARCHERS[algorithm]
-    reject_unknown(raw, SEARCH_KEYS + list(cls.options), "search")
+    reject_unknown(raw, SEARCH_KEYS + list(cls.options), "search",
+                   elsewhere("search", algorithm=algorithm))
     study.algorithm = algorithm
     # numpy's seed sequences (every seeded searcher's draws) take no negative seed
     study.seed = take(raw, "seed", "nonneg-int", "search", 0)
@@ -189,7 +217,8 @@ def parse_executor(raw: dict, study: Study) -> None:
         raise StudyError(f"executor.kind: unknown {describe(kind)} "
                          f"(expected one of: {', '.join(sorted(EXECUTORS))})")
     cls = EXECUTORS[kind]
-    reject_unknown(raw, EXECUTOR_KEYS + list(cls.options), "executor")
+    reject_unknown(raw, EXECUTOR_KEYS + list(cls.options), "executor",
+                   elsewhere("executor", kind=kind))
     study.executor = kind
     study.max_concurrent = take(raw, "max_concurrent", "positive-int", "executor", 1)
     study.executor_options = {k: take(raw, k, t, "executor") for k, t in cls.options.items()
