@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .analysis import RunFigures, best_curve, compute_at, figures
-from .config import check, reject_unknown, require_mapping, take
+from .config import check, describe, hint, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
 from .frame import trials_frame
@@ -35,6 +35,13 @@ from .trajectory import write_csv_atomic
 COLUMNS = ["algorithm", "seed", "best", "compute_to_best_s", "wall_to_best_s", "evaluations",
            "evaluations_to_best", "compute_s", "wall_s", "slot_use", "improvement",
            "improvement_per_compute_h", "directory"]
+
+
+#: search keys every run of a comparison gets alike: not an algorithm's own option
+SET_BY_COMPARE = {"algorithm": "the algorithm is the option's name",
+                  "seed": "--seeds or compare.seeds",
+                  "max_trials": "--budget or compare.budget_s, else the study's search keys",
+                  "max_compute_s": "--budget or compare.budget_s, else the study's search keys"}
 
 
 class ComparisonInterrupted(Exception):
@@ -58,11 +65,17 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
                                                           None)
     if not names:
         raise StudyError("--algorithms: give a comma-separated list (or compare.algorithms)")
+    source = "--algorithms" if algorithms else "compare.algorithms"
+    for name in names:
+        if not isinstance(name, str):
+            raise StudyError(f"{source}: expected algorithm names, got {describe(name)}")
     names = [n.strip() for n in names]
     for name in names:
         if name not in SEARCHERS:
-            raise StudyError(f"--algorithms: unknown {name!r} (expected some of: "
-                             f"{', '.join(sorted(SEARCHERS))})")
+            raise StudyError(f"{source}: unknown {name!r}{hint(name, sorted(SEARCHERS))} "
+                             f"(expected some of: {', '.join(sorted(SEARCHERS))})")
+        if names.count(name) > 1:  # its one directory would be counted as two runs
+            raise StudyError(f"{source}: {name!r} given twice (use --seeds for several runs)")
     seeds = seeds if seeds is not None else take(section, "seeds", "positive-int", "compare", 1)
     if seeds < 1:
         raise StudyError(f"--seeds: expected a positive integer, got {seeds}")
@@ -75,7 +88,16 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
                          f"{', '.join(sorted(EXECUTORS))})")
     options = require_mapping(section.get("options") or {}, "compare.options")
     for name, opts in options.items():
+        if name not in SEARCHERS:  # a misspelt name would leave its options silently unused
+            raise StudyError(f"compare.options.{name}: unknown algorithm"
+                             f"{hint(name, sorted(SEARCHERS))} (expected some of: "
+                             f"{', '.join(sorted(SEARCHERS))})")
         check(opts, "mapping", f"compare.options.{name}")
+        for key in opts:
+            if key in SET_BY_COMPARE:  # each run's would be overwritten: the same for all
+                raise StudyError(f"compare.options.{name}.{key}: set by compare for every run "
+                                 f"alike ({SET_BY_COMPARE[key]}); remove it")
+        reject_unknown(opts, list(SEARCHERS[name].options), f"compare.options.{name}")
     return Plan(names, seeds, budget, executor, options)
 
 

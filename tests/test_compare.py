@@ -136,3 +136,31 @@ def test_a_fidelity_run_takes_the_length_the_space_fixes(tmp_path):
     with pytest.raises(StudyError, match=r"\[asha\] compare.options.asha.fidelity.max: "
                                          r"expected the study's space.epochs \(3\)"):
         run_study(raw, plan, "asha", 0, os.path.dirname(path))
+
+
+@pytest.mark.parametrize("args, compare_section, message", [
+    (["--algorithms", "random,random"], None,
+     "--algorithms: 'random' given twice (use --seeds for several runs)"),
+    (["--algorithms", "radnom"], None, "--algorithms: unknown 'radnom'; did you mean 'random'?"),
+    ([], {"algorithms": ["random", 3]}, "compare.algorithms: expected algorithm names, got 3"),
+    ([], {"algorithms": ["grid", "grid"]}, "compare.algorithms: 'grid' given twice"),
+    (["--algorithms", "random"], {"options": {"gird": {}}},
+     "compare.options.gird: unknown algorithm; did you mean 'grid'?"),
+    (["--algorithms", "random"], {"options": {"random": {"seed": 5}}},
+     "compare.options.random.seed: set by compare for every run alike"),
+    (["--algorithms", "random"], {"options": {"random": {"max_trials": 3}}},
+     "compare.options.random.max_trials: set by compare for every run alike"),
+    (["--algorithms", "random"], {"options": {"asha": {"fidelty": {"min": 1, "max": 9}}}},
+     "compare.options.asha.fidelty: unknown key; did you mean 'fidelity'?"),
+])
+def test_bad_compare_lists_and_options_are_one_line(tmp_path, capsys, args, compare_section,
+                                                    message):
+    """A repeated algorithm would count its one directory as two runs; an option under a
+    misspelt algorithm or a key every run gets alike would be silently unused."""
+    path = study_file(tmp_path, **({"compare": compare_section} if compare_section else {}))
+    out = tmp_path / "cmp"
+    assert main(["compare", path, *args, "--dir", str(out), "--budget", "300"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
