@@ -119,8 +119,9 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
         for key in ("max_trials", "max_compute_s"):
             if key in search:
                 data["search"][key] = search[key]
-    if plan.executor is not None:
-        own = dict(data.get("executor") or {})
+    own = data.get("executor") if isinstance(data.get("executor"), dict) else {}
+    if plan.executor is not None and plan.executor != own.get("kind", "local"):
+        # another kind: the study's options (a partition, GPUs) are its own kind's
         data["executor"] = {"kind": plan.executor, "max_concurrent": own.get("max_concurrent", 1)}
         if plan.executor == "simulated" and own.get("default_cost_s") is not None:
             data["executor"]["default_cost_s"] = own["default_cost_s"]

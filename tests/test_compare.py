@@ -164,3 +164,16 @@ def test_bad_compare_lists_and_options_are_one_line(tmp_path, capsys, args, comp
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
 
+
+def test_an_executor_of_the_study_s_own_kind_keeps_its_options(tmp_path):
+    """``--executor slurm`` on a slurm study must not drop its partition (nor --executor
+    local its GPU settings): only another kind starts from that kind's defaults."""
+    from autotune.compare import parse_plan, run_study
+
+    raw = study_dict(executor={"kind": "local", "max_concurrent": 2, "gpus_per_trial": 0})
+    plan = parse_plan(raw, "random", 1, None, "local")
+    study = run_study(raw, plan, "random", 0, str(tmp_path))
+    assert study.executor == "local" and study.executor_options.get("gpus_per_trial") == 0
+    plan = parse_plan(raw, "random", 1, None, "simulated")
+    study = run_study(raw, plan, "random", 0, str(tmp_path))
+    assert study.executor == "simulated" and study.max_concurrent == 2
