@@ -171,13 +171,27 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
         return {}
     if os.path.exists(result_file):  # written on purpose: it wins over the stdout line
         return read_result_file(result_file)
+    return result_of_stdout(out)
+
+
+def result_of_stdout(out: str) -> dict:
+    """The JSON object on the command's last non-blank stdout line; a line that is not one
+    is quoted in the error (a progress line printed after the result, a cut-off object)."""
     lines = [line for line in out.splitlines() if line.strip()]
-    if lines:
-        try:
-            return json.loads(lines[-1])
-        except json.JSONDecodeError:
-            pass
-    raise ValueError("command printed no JSON object on its last line and wrote no result.json")
+    if not lines:
+        raise ValueError("command printed nothing on stdout and wrote no result.json "
+                         "(expected a JSON object on its last line)")
+    last = lines[-1].strip()
+    shown = last if len(last) <= 120 else last[:117] + "..."
+    try:
+        result = json.loads(last)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"command's last stdout line is not JSON ({exc}) and it wrote no "
+                         f"result.json: {shown}") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"command's last stdout line is JSON but not an object of metrics "
+                         f"and it wrote no result.json: {shown}")
+    return result
 
 
 def read_result_file(path: str) -> Any:

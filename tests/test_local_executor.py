@@ -135,3 +135,24 @@ def test_numpy_scalar_results_arrive_as_numbers(tmp_path):
 def test_a_numpy_nan_is_a_failed_trial_with_the_reason(tmp_path):
     d, h = run_local(tmp_path, "numpy_nan", n=1)
     assert h.trials[0].status == "failed" and h.trials[0].error == "metric 'loss' is nan"
+
+
+def test_a_command_s_unusable_stdout_is_quoted_in_the_trial_s_error(tmp_path):
+    """No output, a last line cut short, a progress line printed after the result, a bare
+    number: each error says what the last line was, not only that no object was found."""
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "printf '%s' {x}"},
+        space={"x": {"values": ["", '{"loss": 1,', '{"loss": 1}\nepoch 3 done', "42", " \n"]}},
+        search={"algorithm": "grid"}))
+    d = str(tmp_path / "cmd5")
+    Driver(study, d, progress=False).run()
+    errors = [history(d).trials[t].error for t in range(5)]
+    assert errors[0] == errors[4] == ("ValueError: command printed nothing on stdout and wrote "
+                                      "no result.json (expected a JSON object on its last line)")
+    assert errors[1] == ("ValueError: command's last stdout line is not JSON (Expecting "
+                         "property name enclosed in double quotes: line 1 column 12 (char 11)) "
+                         "and it wrote no result.json: {\"loss\": 1,")
+    assert errors[2].endswith("is not JSON (Expecting value: line 1 column 1 (char 0)) and it "
+                              "wrote no result.json: epoch 3 done")
+    assert errors[3] == ("ValueError: command's last stdout line is JSON but not an object of "
+                         "metrics and it wrote no result.json: 42")
