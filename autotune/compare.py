@@ -167,6 +167,8 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     raw = share_pretrain(raw, out_dir)
     runs = [(a, s, run_study(raw, plan, a, s, base_dir)) for a in plan.algorithms
             for s in range(plan.seeds)]  # every run validated before any is started
+    for algorithm, _, study in runs:
+        check_bounded(algorithm, study)
     check_simulated_cost(runs[0][2])
     if runs and runs[0][2].objective.pretrain is not None:
         build_pretrain(runs[0][2], out_dir, progress)
@@ -184,6 +186,17 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     write_csv_atomic(os.path.join(out_dir, "comparison.csv"), COLUMNS, rows)
     plot_comparison(results, os.path.join(out_dir, "plots"))
     return rows
+
+
+def check_bounded(algorithm: str, study: Study) -> None:
+    """A run without any limit would go on until stopped, silently (the runs print no
+    progress), and the algorithms after it would never start: refused before any is run.
+    A grid ends by itself; ``max_epochs_total`` bounds a multi-fidelity search."""
+    if study.max_trials is None and study.max_compute_s is None and algorithm != "grid" \
+            and not study.search_options.get("max_epochs_total"):
+        raise StudyError(f"[{algorithm}] no budget: this run would go on until stopped and the "
+                         "runs after it never start; give --budget COMPUTE_S (or "
+                         "compare.budget_s, or the study's search.max_trials or max_compute_s)")
 
 
 def check_simulated_cost(study: Study) -> None:

@@ -177,3 +177,15 @@ def test_an_executor_of_the_study_s_own_kind_keeps_its_options(tmp_path):
     plan = parse_plan(raw, "random", 1, None, "simulated")
     study = run_study(raw, plan, "random", 0, str(tmp_path))
     assert study.executor == "simulated" and study.max_concurrent == 2
+
+
+def test_a_comparison_without_any_budget_is_refused_before_it_starts(tmp_path, capsys):
+    """Without --budget, compare.budget_s or a limit in the study, the first unbounded run
+    (random) went on silently until stopped and the other algorithms never started."""
+    path = study_file(tmp_path)  # search.max_trials: None
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "grid,random", "--dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "[random] no budget: this run would go on until stopped" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert main(["compare", path, "--algorithms", "grid", "--dir", str(out)]) == 0  # it ends
