@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     best = summary.best
-    print(f"study {study.name}: {summary.trials} trials, "
+    print(f"study {study.name}: {summary.trials} trial{'' if summary.trials == 1 else 's'}, "
           + ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items())))
     if best is not None:
         free = {p.name for p in study.space.free}

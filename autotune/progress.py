@@ -142,7 +142,8 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
     where = os.path.relpath(directory) if not os.path.relpath(directory).startswith("..") \
         else directory
     if fresh:
-        limit = (f"up to {study.max_trials} trials" if study.max_trials else
+        limit = (f"up to {study.max_trials} trial{'' if study.max_trials == 1 else 's'}"
+                 if study.max_trials else
                  f"up to {study.max_compute_s:g} s of compute" if study.max_compute_s else
                  "no trial or compute limit")
         lines = [f"new study {study.name} in {where}: {study.algorithm}, {limit}, "
@@ -158,7 +159,7 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
         recorded = str(history.study.get("name") or study.name)
         renamed = ("" if recorded == study.name else
                    f" ({term('study')} says {study.name}; the directory keeps {recorded})")
-        text = f"resuming study {recorded}{renamed} in {where}: {done} trials done"
+        text = f"resuming study {recorded}{renamed} in {where}: {done} trial{'' if done == 1 else 's'} done"
         if counts.get("failed"):
             text += f" ({counts['failed']} failed{', run again now' if retrying else ''})"
         if flight:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import check, describe, is_number, reject_unknown, require_mapping
+from .config import check, describe, hint, is_number, reject_unknown, require_mapping
 from .errors import StudyError
 
 Scalar = Any  # int | float | str | bool
@@ -206,6 +206,9 @@ class SearchSpace:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+PARAM_KEYS = ["values", "low", "high", "log", "int", "steps", "value"]   # every shape's keys
+
+
 def parse_space(raw: Any, where: str = "space") -> SearchSpace:
     raw = require_mapping(raw, where)
     if not raw:
@@ -224,7 +227,10 @@ def parse_param(name: str, raw: Any, where: str) -> Param:
         if "value" in raw:
             reject_unknown(raw, ["value"], where)
             return parse_fixed(name, raw["value"], where)
-        raise StudyError(f"{where}: expected {{values: [...]}}, {{low: .., high: ..}} or a fixed value")
+        shapes = "expected {values: [...]}, {low: .., high: ..} or a fixed value"
+        for key in raw:     # a misspelt key is what a user needs to hear of (vales:, lo:)
+            raise StudyError(f"{where}.{key}: unknown key{hint(key, PARAM_KEYS)} ({shapes})")
+        raise StudyError(f"{where}: {shapes}")
     if isinstance(raw, list):
         raise StudyError(f"{where}: a bare list is ambiguous; write {{values: {describe(raw)}}}")
     return parse_fixed(name, raw, where)

@@ -48,6 +48,9 @@ CATALOGUE = [
      "executor.partition: unknown key; an option of executor kind slurm, not of local"),
     (dict(executor={"max_concurrent": 0}), "executor.max_concurrent: expected a positive integer"),
     (dict(space={"x": {"values": []}}), "space.x.values: empty list"),
+    (dict(space={"x": {"vales": [1, 2]}}), "space.x.vales: unknown key; did you mean 'values'?"),
+    (dict(space={"x": {"lo": 1, "high": 2}}), "space.x.lo: unknown key; did you mean 'low'?"),
+    (dict(space={"x": {}}), "space.x: expected {values: [...]}, {low: .., high: ..} or a fixed"),
     (dict(space={"x": {"low": 5, "high": 1}}), "space.x: low (5) must be below high (1)"),
     (dict(space={"x": {"low": 0, "high": 1, "log": True}}), "space.x: a log range must lie above 0"),
     (dict(space={"x": {"low": 0, "high": 1, "log": "yes"}}), "space.x.log: expected true or false"),
@@ -131,6 +134,15 @@ def test_exit_status_and_stderr_of_the_real_command(tmp_path):
         "autotune: error: search.algorithm: unknown 'nope' (expected one of: "
         + ", ".join(sorted(__import__("autotune.searchers", fromlist=["x"]).SEARCHERS)) + ")"]
     assert not (tmp_path / "d").exists()
+
+
+def test_one_trial_is_counted_in_the_singular(tmp_path):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 1}))
+    d = str(tmp_path / "d")
+    first = cli("run", path, "--dir", d)
+    assert "study t: 1 trial, 1 ok" in first.stdout and "up to 1 trial," in first.stderr
+    again = cli("run", path, "--dir", d)
+    assert f"in {d}: 1 trial done" in again.stderr, again.stderr
 
 
 def test_run_status_report(tmp_path):
