@@ -17,6 +17,7 @@ import copy
 import math
 import os
 import statistics
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -170,6 +171,9 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     for algorithm, _, study in runs:
         check_bounded(algorithm, study)
     check_simulated_cost(runs[0][2])
+    over = past_budget(runs, out_dir)
+    if over:
+        print(over, file=sys.stderr, flush=True)
     if runs and runs[0][2].objective.pretrain is not None:
         build_pretrain(runs[0][2], out_dir, progress)
     results = []
@@ -197,6 +201,33 @@ def check_bounded(algorithm: str, study: Study) -> None:
         raise StudyError(f"[{algorithm}] no budget: this run would go on until stopped and the "
                          "runs after it never start; give --budget COMPUTE_S (or "
                          "compare.budget_s, or the study's search.max_trials or max_compute_s)")
+
+
+def past_budget(runs: list[tuple], out_dir: str) -> str | None:
+    """One warning line when runs already in DIR went past this comparison's budget: each
+    started trials after it had spent more than the budget now given (an earlier, larger
+    ``--budget``). Its spent compute cannot be taken back, so its figures cover all of it. A
+    run honoured a budget B exactly when its last trial started with less than B spent: the
+    overshoot of trials in flight at the budget is every run's alike, and not warned of."""
+    over = []
+    for algorithm, seed, study in runs:
+        budget = study.max_compute_s
+        path = os.path.join(out_dir, f"{algorithm}-s{seed}", "history.jsonl")
+        if budget is None or not os.path.exists(path):
+            continue
+        history = History.load(Journal(path))
+        frame = trials_frame(history)
+        starts = frame["start_s"].dropna() if "start_s" in frame else []
+        if not len(starts) or compute_at(frame, [float(starts.max())])[0] < budget:
+            continue
+        over.append((algorithm, seed, history.spent_s, budget))
+    if not over:
+        return None
+    shown = ", ".join(f"{a}-s{s} spent {spent:g} s" for a, s, spent, _ in over)
+    budget = over[0][3]
+    return (f"compare: warning: {out_dir} already holds runs that went past the budget of "
+            f"{budget:g} s ({shown}: an earlier, larger budget); their figures cover all the "
+            f"compute they spent; use another --dir to compare at {budget:g} s")
 
 
 def check_simulated_cost(study: Study) -> None:

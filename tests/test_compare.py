@@ -189,3 +189,21 @@ def test_a_comparison_without_any_budget_is_refused_before_it_starts(tmp_path, c
     assert "[random] no budget: this run would go on until stopped" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
     assert main(["compare", path, "--algorithms", "grid", "--dir", str(out)]) == 0  # it ends
+
+
+def test_a_smaller_budget_on_resume_says_the_figures_cover_what_was_spent(tmp_path, capsys):
+    out = str(tmp_path / "cmp")
+    path = study_file(tmp_path)
+    args = ["compare", path, "--algorithms", "random,grid", "--dir", out]
+    assert main(args + ["--budget", "1500"]) == 0
+    assert main(args + ["--budget", "1500"]) == 0  # the same budget again: a plain resume
+    assert "warning" not in capsys.readouterr().err
+    spent = history(os.path.join(out, "random-s0")).spent_s
+    assert main(args + ["--budget", "1000"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1, err
+    assert "went past the budget of 1000 s" in err[0]
+    assert f"random-s0 spent {spent:g} s" in err[0] and "grid-s0 spent" in err[0]
+    assert "use another --dir" in err[0]
+    assert main(args + ["--budget", "3000"]) == 0  # a larger one extends the runs, silently
+    assert "warning" not in capsys.readouterr().err
