@@ -71,6 +71,11 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
         if not isinstance(name, str):
             raise StudyError(f"{source}: expected algorithm names, got {describe(name)}")
     names = [n.strip() for n in names]
+    if "" in names:  # "axis,,random", a trailing comma, or "" in the study file's list
+        where = (f"in {algorithms!r}" if algorithms else
+                 f"(item {names.index('') + 1} of {len(names)})")
+        raise StudyError(f"{source}: the list has an empty name {where}; give the algorithm "
+                         "names separated by single commas")
     for name in names:
         if name not in SEARCHERS:
             raise StudyError(f"{source}: unknown {name!r}{hint(name, sorted(SEARCHERS))} "
