@@ -35,7 +35,7 @@ from .trajectory import write_csv_atomic
 
 COLUMNS = ["algorithm", "seed", "best", "compute_to_best_s", "wall_to_best_s", "evaluations",
            "evaluations_to_best", "compute_s", "wall_s", "slot_use", "improvement",
-           "improvement_per_compute_h", "directory"]
+           "improvement_per_compute_h", "reference", "reference_of", "directory"]
 
 
 #: search keys every run of a comparison gets alike: not an algorithm's own option
@@ -304,12 +304,13 @@ def build_pretrain(study: Study, out_dir: str, progress: bool) -> None:
 
 def table(results: list[tuple]) -> list[dict[str, Any]]:
     """One row per run; improvement is measured from a shared reference value (see below)."""
-    reference = reference_value(results)
+    reference, of = reference_value(results)
     rows = []
     for algorithm, seed, directory, study, frame in results:
         mode = study.objective.mode
         fig: RunFigures = figures(frame, study.max_concurrent)
-        row = {"algorithm": algorithm, "seed": seed, "directory": directory, **fig.as_row()}
+        row = {"algorithm": algorithm, "seed": seed, "directory": directory, **fig.as_row(),
+               "reference": reference, "reference_of": of}
         if fig.best is not None and reference is not None:
             gain = (reference - fig.best) if mode == "min" else (fig.best - reference)
             row["improvement"] = gain
@@ -318,16 +319,18 @@ def table(results: list[tuple]) -> list[dict[str, Any]]:
     return rows
 
 
-def reference_value(results: list[tuple]) -> float | None:
-    """The median value of a random configuration: random search's trials where it ran, else
-    every successful trial of the comparison."""
+def reference_value(results: list[tuple]) -> tuple[float | None, str | None]:
+    """The value improvement is measured from, and what it is the median of: the successful
+    trials of random search where it ran (``random``: a random configuration), else every
+    successful trial of the comparison (``all``: so it moves with the algorithms compared)."""
     def ok_values(frames: list) -> list[float]:
         return [v for df in frames for v in df.loc[df["status"] == "ok", "value"].dropna()]
 
     values = ok_values([df for a, *_, df in results if a == "random"])
-    if not values:
-        values = ok_values([df for *_, df in results])
-    return statistics.median(values) if values else None
+    if values:
+        return statistics.median(values), "random"
+    values = ok_values([df for *_, df in results])
+    return (statistics.median(values), "all") if values else (None, None)
 
 
 def summarise(rows: list[dict[str, Any]]) -> str:
@@ -341,7 +344,20 @@ def summarise(rows: list[dict[str, Any]]) -> str:
                      f"{fmt(med('compute_to_best_s')):>14} {fmt(med('wall_to_best_s')):>11} "
                      f"{fmt(med('evaluations')):>6} {fmt(med('slot_use'), '.0%'):>8} "
                      f"{fmt(med('improvement_per_compute_h')):>14}")
+    lines.append(reference_legend(rows))
     return "\n".join(lines)
+
+
+def reference_legend(rows: list[dict[str, Any]]) -> str:
+    """What the impr/compute-h column is measured against, in a line under the table."""
+    ref = next((r for r in rows if r.get("reference") is not None), None)
+    if ref is None:
+        return "impr/compute-h: none (no successful trial to measure from)"
+    what = ("the median of random's successful trials" if ref["reference_of"] == "random" else
+            "the median of every successful trial in this comparison (no random run to measure "
+            "from: it moves with the algorithms compared)")
+    return (f"impr/compute-h: how far the best value got past {fmt(ref['reference'])}, {what}, "
+            "per compute-hour the run spent")
 
 
 def median_of(rows: list[dict], key: str) -> float | None:

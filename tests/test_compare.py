@@ -212,3 +212,30 @@ def test_a_smaller_budget_on_resume_says_the_figures_cover_what_was_spent(tmp_pa
     assert "use another --dir" in err[0]
     assert main(args + ["--budget", "3000"]) == 0  # a larger one extends the runs, silently
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_improvement_says_what_it_is_measured_from(tmp_path, capsys):
+    """Over random's median where random ran, else over every trial's: the table, the CSV and
+    the legend under the printed table say which."""
+    import statistics
+
+    path = study_file(tmp_path)
+    with_random = str(tmp_path / "with")
+    assert main(["compare", path, "--algorithms", "grid,random", "--dir", with_random,
+                 "--budget", "1000"]) == 0
+    out = capsys.readouterr().out
+    with open(os.path.join(with_random, "comparison.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    random_values = [r.value for r in history(os.path.join(with_random, "random-s0"))
+                     .trials.values() if r.status == "ok"]
+    assert {r["reference_of"] for r in rows} == {"random"}
+    assert float(rows[0]["reference"]) == pytest.approx(statistics.median(random_values))
+    assert "impr/compute-h: how far the best value got past" in out
+    assert "the median of random's successful trials" in out
+    alone = str(tmp_path / "alone")
+    assert main(["compare", path, "--algorithms", "grid", "--dir", alone, "--budget", "1000"]) == 0
+    out = capsys.readouterr().out
+    with open(os.path.join(alone, "comparison.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["reference_of"] == "all"
+    assert "the median of every successful trial in this comparison" in out
