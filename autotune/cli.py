@@ -191,11 +191,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     sdir, history = open_history(args.dir)
     check_report_writable(sdir, args.html)
-    text = summary(history, running_driver=sdir.driver_running(), directory=sdir.path)
+    from .states import trial_states
+
+    running = sdir.driver_running()
+    text = summary(history, running_driver=running, directory=sdir.path)
+    states = trial_states(history, running, sdir.path)
     identity = history.study.get("identity", {})
     space = identity.get("space", {})
     columns, data = rows(history, history.study.get("name", ""), identity.get("algorithm", ""),
-                         list(space), identity.get("mode", "min"))
+                         list(space), identity.get("mode", "min"), states=states)
     free = [n for n, spec in space.items() if "fixed" not in spec]
     data = stage_rows(history, identity.get("algorithm", "")) + data
     write_csv_atomic(sdir.trajectory, *csv_view(columns, data, free))
@@ -208,7 +212,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.html:
         from .htmlreport import write_html_report
 
-        print(f"wrote {write_html_report(history, text, written, sdir.path)}")
+        print(f"wrote {write_html_report(history, text, written, sdir.path, states=states)}")
     return 0
 
 

@@ -30,6 +30,7 @@ from .restore import restore, result_of, suggestion_event
 from .stage_runner import StageRunner
 from .study import Study
 from .studydir import StudyDir
+from .states import trial_states
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
@@ -239,7 +240,10 @@ class Driver:
     def _close_views(self) -> None:
         """The trajectory and the last progress line; a full disk costs these, not the study."""
         try:
-            write_trajectory(self.history, self.study, self.dir.trajectory)
+            # the last view of this driver: what is left in flight, it leaves, and the
+            # file says so as `status` will (interrupted, running-alone, ...)
+            write_trajectory(self.history, self.study, self.dir.trajectory,
+                             trial_states(self.history, False, self.dir.path))
         except OSError as exc:
             if not is_disk_full(exc):
                 raise

@@ -25,13 +25,15 @@ INTS = ("round", "epochs", "parent")
 STRINGS = ("status", "algorithm", "job_id", "error")
 
 
-def trials_frame(history: History) -> pd.DataFrame:
-    """Every trial of the history, typed (see the module's docstring)."""
+def trials_frame(history: History, states: dict[int, str] | None = None) -> pd.DataFrame:
+    """Every trial of the history, typed (see the module's docstring); ``states`` as for
+    ``trajectory.rows`` (``states.trial_states``)."""
     study = history.study
     identity = study.get("identity", {})
     space: dict[str, dict] = identity.get("space", {})
     columns, data = rows(history, study.get("name", ""), identity.get("algorithm", ""),
-                         list(space), identity.get("mode", "min"), identity.get("metric"))
+                         list(space), identity.get("mode", "min"), identity.get("metric"),
+                         states=states)
     df = pd.DataFrame(data, columns=columns)
     metric_cols = [c for c in columns if c not in set(_fixed_columns(columns, space))]
     df["trial"] = df["trial"].astype("int64")

@@ -70,11 +70,12 @@ tr.failed td { color: #a33; }
 
 
 def write_html_report(history: History, summary_text: str, plots: list[str], study_dir: str,
-                      name: str = "report.html") -> str:
-    """Write ``<study_dir>/report.html`` (atomically); returns its path."""
+                      name: str = "report.html", states: dict[int, str] | None = None) -> str:
+    """Write ``<study_dir>/report.html`` (atomically); returns its path. ``states``: each
+    trial's state as ``status`` says it (``states.trial_states``)."""
     from .frame import trials_frame
 
-    frame = trials_frame(history)
+    frame = trials_frame(history, states)
     title = f"autotune report: {history.study.get('name', '')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              f"</title><style>{STYLE}</style></head><body>",

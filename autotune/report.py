@@ -49,51 +49,16 @@ def summary(history: History, running_driver: bool | None = None,
 
 def trial_counts(history: History, running_driver: bool | None,
                  directory: str | None) -> dict[str, int]:
-    """Trials by state, in words that say what happens next: with no driver, a trial left
-    in flight is either still running on its own (a local process, a SLURM job; the next
-    ``run`` collects it) or interrupted (it runs again on resume)."""
-    counts = history.by_status()
-    out = {k: counts[k] for k in ("ok", "failed", "cancelled") if counts.get(k)}
-    flight = [r for r in history.trials.values() if not r.done]
-    if running_driver or running_driver is None:
-        for k in ("running", "pending"):
-            if counts.get(k):
-                out[k] = counts[k]
-        return out
-    cancelled = any(n.get("e") == "cancel" for n in history.notes)
-    alive = sum(1 for r in flight if r.status == "running" and still_running(r, directory,
-                                                                             cancelled))
-    ended = sum(1 for r in flight if r.status == "running" and ended_alone(r, directory))
-    if alive:
-        out["still running without a driver (the next run collects them)"] = alive
-    if ended:
-        out["ended without a driver (the next run records them)"] = ended
-    if len(flight) - alive - ended:
-        out["interrupted (runs again on resume)"] = len(flight) - alive - ended
-    return out
+    """Trials by state (``states.trial_states``, as every view says it), a state that a
+    trial left in flight without a driver has with what the next ``run`` does with it."""
+    from .states import ALONE, trial_states
 
-
-def ended_alone(rec: Any, directory: str | None) -> bool:
-    """A local trial a dead driver left that has ended since, leaving its outcome (a result,
-    an error, or its watchdog's timeout): the next run records it and does not run it."""
-    if not directory:
-        return False
-    from .executors.local import worker_alive, worker_ended
-
-    trial_dir = os.path.join(directory, "trials", str(rec.trial))
-    job_id = rec.job_id or ""
-    return worker_ended(trial_dir, job_id, rec.attempt) and not worker_alive(trial_dir, job_id)
-
-
-def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:
-    """A trial a dead driver left: its local worker process is alive, or it is a SLURM job
-    not cancelled since."""
-    job_id = rec.job_id or ""
-    if job_id.startswith("pid-") and directory:
-        from .executors.local import worker_alive
-
-        return worker_alive(os.path.join(directory, "trials", str(rec.trial)), job_id)
-    return bool(job_id) and job_id.split("_")[0].isdigit() and not cancelled
+    counts: dict[str, int] = {}
+    for state in trial_states(history, running_driver, directory).values():
+        counts[state] = counts.get(state, 0) + 1
+    order = ["ok", "failed", "cancelled", "running", "pending", *ALONE]
+    return {(f"{k} ({ALONE[k]})" if k in ALONE else k): counts[k]
+            for k in sorted(counts, key=lambda k: order.index(k) if k in order else len(order))}
 
 
 def stage_lines(history: History) -> list[str]:

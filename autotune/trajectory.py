@@ -20,9 +20,12 @@ TAIL = ["value", "best", "start_s", "end_s", "cost_s", "job_id", "attempts", "er
 
 
 def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str,
-         metric: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+         metric: str | None = None, states: dict[int, str] | None = None
+         ) -> tuple[list[str], list[dict[str, Any]]]:
     """The columns and one row per trial; ``metric`` (the optimised one) is a column even
-    before any trial reports it, so code that reads it works from the first trial on."""
+    before any trial reports it, so code that reads it works from the first trial on.
+    ``states``: each trial's state (``states.trial_states``); without it, as a driver holding
+    the study sees them (running, pending)."""
     fixed_cols = LEAD + ["epochs", "parent"] + TAIL
     # a parameter named "epochs" (a fixed training length) is the epochs column itself;
     # any other name clashing with a fixed column is prefixed
@@ -42,7 +45,8 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
     out = []
     for rec in sorted(history.trials.values(), key=lambda r: r.trial):
         epochs = rec.fidelity if rec.fidelity is not None else rec.params.get("epochs")
-        row = {"trial": rec.trial, "status": rec.status, "algorithm": algorithm,
+        status = states.get(rec.trial, rec.status) if states else rec.status
+        row = {"trial": rec.trial, "status": status, "algorithm": algorithm,
                "round": rec.info.get("round", ""), "epochs": epochs,
                "parent": rec.parent, "value": rec.value, "start_s": rnd(rec.start_s),
                "end_s": rnd(rec.end_s), "cost_s": rnd(rec.cost_s), "job_id": rec.job_id,
@@ -86,9 +90,10 @@ def cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def write_trajectory(history: History, study: Study, path: str) -> None:
+def write_trajectory(history: History, study: Study, path: str,
+                     states: dict[int, str] | None = None) -> None:
     columns, data = rows(history, study.name, study.algorithm, study.space.names,
-                         study.objective.mode)
+                         study.objective.mode, states=states)
     data = stage_rows(history, study.algorithm) + data  # the pretrain's row first
     write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free]))
 

@@ -83,8 +83,10 @@ class StudyView:
         start/end times and cost (seconds since the study started), status, attempts, job id,
         error. The same columns as trajectory.csv."""
         from .frame import trials_frame
+        from .states import trial_states
 
-        return trials_frame(self._history)
+        return trials_frame(self._history, trial_states(self._history, self._driver_running(),
+                                                        self.path))
 
     @property
     def best(self) -> TrialRecord | None:
@@ -102,18 +104,28 @@ class StudyView:
         return setting(self._history)
 
     def counts(self) -> dict[str, int]:
-        """Trials by status (ok, failed, cancelled, running, pending)."""
-        return self._history.by_status()
+        """Trials by state, as ``status`` and ``trials_dataframe`` say it (ok, failed,
+        cancelled, running, pending; with no driver: running-alone, ended-alone,
+        interrupted)."""
+        from .states import trial_states
+
+        out: dict[str, int] = {}
+        for state in trial_states(self._history, self._driver_running(), self.path).values():
+            out[state] = out.get(state, 0) + 1
+        return out
 
     def summary(self) -> str:
         """The text ``autotune status`` prints."""
         from .report import summary
 
+        return summary(self._history, running_driver=self._driver_running(),
+                       directory=self.path)
+
+    def _driver_running(self) -> bool | None:
         try:
-            running = self._dir.driver_running()
+            return self._dir.driver_running()
         except OSError:  # a directory we may only read: whether a driver runs is unknown
-            running = None
-        return summary(self._history, running_driver=running, directory=self.path)
+            return None
 
     @property
     def history(self) -> History:

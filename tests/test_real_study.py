@@ -269,7 +269,7 @@ def test_local_trials_outlive_a_killed_driver_and_are_collected_once(tmp_path):
     driver.kill()
     driver.wait()
     status = cli("status", d)
-    assert "2 still running without a driver" in status.stdout, status.stdout
+    assert "2 running-alone (still running without a driver" in status.stdout, status.stdout
     (tmp_path / "gate0").touch()
     _wait_for(lambda: os.path.exists(os.path.join(d, "trials", "0", "outcome.json")), "trial 0")
     again = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
@@ -492,7 +492,7 @@ def test_a_trial_left_without_a_driver_still_stops_at_its_time_limit(tmp_path):
         assert "with no driver to end the trial" in fh.read()
     # it left the outcome a live driver records: the next run records it, never runs it again
     status = cli("status", d).stdout
-    assert "1 ended without a driver (the next run records them)" in status, status
+    assert "1 ended-alone (ended without a driver: the next run records them)" in status, status
     assert "interrupted" not in status, status
     assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 4  # nothing succeeded
     rec = history(d).trials[0]
@@ -541,7 +541,7 @@ def test_status_after_cancel_of_a_slurm_study_says_interrupted():
     h.apply(ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]))
     h.apply(ev.submit(0.1, 0, 0, "4242"))
     h.apply(ev.submit(0.1, 1, 0, "4243"))
-    assert "2 still running without a driver (the next run collects them)" in \
+    assert "2 running-alone (still running without a driver: the next run collects them)" in \
         summary(h, running_driver=False, directory="/nonexistent")
     h.apply(ev.cancel(5.0, ["4242", "4243"]))
     text = summary(h, running_driver=False, directory="/nonexistent")

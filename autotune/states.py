@@ -1,0 +1,67 @@
+"""A trial's state, as every view says it (``status``, trajectory.csv, the DataFrame, the HTML
+report): derived from the history, here only.
+
+A trial that ended is ``ok``, ``failed`` or ``cancelled``. One not ended is ``running`` or
+``pending`` (asked, not yet started) while a driver holds the study, or when whether one does
+is unknown (a directory one may only read). With no driver, what happens to it next decides:
+``running-alone``: its local process or SLURM job still runs without a driver, and the next
+``run`` collects it; ``ended-alone``: its local process ended without a driver, leaving its
+outcome, which the next ``run`` records (and does not run again); ``interrupted``: nothing runs
+it (a killed driver's trial, a cancelled job, a trial asked in one's own ask/tell loop and
+never told), and it runs again on resume.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .history import History
+
+#: the states of a trial not ended, with no driver, and what the next ``run`` does with it
+ALONE = {"running-alone": "still running without a driver: the next run collects them",
+         "ended-alone": "ended without a driver: the next run records them",
+         "interrupted": "runs again on resume"}
+
+
+def trial_states(history: History, running_driver: bool | None,
+                 directory: str | None) -> dict[int, str]:
+    """Each trial's state by id (see the module's docstring). ``running_driver``: whether a
+    driver holds the study (None: unknown, as for a driver holding it); ``directory``: the
+    study directory, where a local trial's process and outcome are looked for."""
+    states = {t: rec.status for t, rec in history.trials.items()}
+    if running_driver or running_driver is None:
+        return states
+    cancelled = any(n.get("e") == "cancel" for n in history.notes)
+    for t, rec in history.trials.items():
+        if rec.done:
+            continue
+        if rec.status == "running" and still_running(rec, directory, cancelled):
+            states[t] = "running-alone"
+        elif rec.status == "running" and ended_alone(rec, directory):
+            states[t] = "ended-alone"
+        else:
+            states[t] = "interrupted"
+    return states
+
+
+def ended_alone(rec: Any, directory: str | None) -> bool:
+    """A local trial a dead driver left that has ended since, leaving its outcome (a result,
+    an error, or its watchdog's timeout): the next run records it and does not run it."""
+    if not directory:
+        return False
+    from .executors.local import worker_alive, worker_ended
+
+    trial_dir = os.path.join(directory, "trials", str(rec.trial))
+    job_id = rec.job_id or ""
+    return worker_ended(trial_dir, job_id, rec.attempt) and not worker_alive(trial_dir, job_id)
+
+
+def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:
+    """A trial a dead driver left: its local worker process is alive, or it is a SLURM job
+    not cancelled since."""
+    job_id = rec.job_id or ""
+    if job_id.startswith("pid-") and directory:
+        from .executors.local import worker_alive
+
+        return worker_alive(os.path.join(directory, "trials", str(rec.trial)), job_id)
+    return bool(job_id) and job_id.split("_")[0].isdigit() and not cancelled

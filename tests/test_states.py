@@ -1,0 +1,60 @@
+"""A trial's state is said alike by every view: ``status``, trajectory.csv, the DataFrame,
+``counts()`` and the HTML report (all through ``states.trial_states``)."""
+import csv
+import os
+
+import autotune as at
+from autotune import events as ev
+from autotune.cli import main
+from autotune.journal import Journal
+
+SPACE = {"x": {"values": [1, 2, 3]}}
+
+
+def csv_states(directory):
+    with open(os.path.join(directory, "trajectory.csv")) as fh:
+        return {row["trial"]: row["status"] for row in csv.DictReader(fh)}
+
+
+def test_an_asked_trial_never_told_is_interrupted_in_every_view(tmp_path, capsys):
+    d = str(tmp_path / "own")
+    own = at.Study(name="own", objective={"metric": "loss"}, space=SPACE, dir=d,
+                   search={"algorithm": "grid", "max_trials": 3})
+    with own:
+        first = own.ask()
+        own.tell(first, {"loss": 1.0})
+        own.ask()  # asked, never told
+    assert csv_states(d) == {"0": "ok", "1": "interrupted"}  # written as the loop closed
+    view = at.load(d)
+    assert list(view.trials_dataframe()["status"]) == ["ok", "interrupted"]
+    assert view.counts() == {"ok": 1, "interrupted": 1}
+    assert "1 interrupted (runs again on resume)" in view.summary()
+    assert main(["report", d, "--html"]) == 0
+    assert "1 interrupted (runs again on resume)" in capsys.readouterr().out
+    assert csv_states(d) == {"0": "ok", "1": "interrupted"}
+    with open(os.path.join(d, "report.html")) as fh:
+        assert "<tr class='interrupted'>" in fh.read()
+
+
+def test_a_job_running_without_a_driver_is_running_alone_in_every_view(tmp_path, capsys):
+    """A SLURM job left by a killed driver: ``status``, the CSV, the frame and the HTML
+    report all say running-alone (the next run collects it), not plain running."""
+    d = tmp_path / "slurm"
+    d.mkdir()
+    identity = {"space": SPACE, "algorithm": "grid", "seed": 0, "search_options": {},
+                "metric": "loss", "mode": "min", "pretrain": None}
+    journal = Journal(str(d / "history.jsonl"))
+    journal.append([ev.study("s", 0.0, identity, {"executor": {"kind": "slurm"}}),
+                    ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]),
+                    ev.submit(0.1, 0, 0, "4242"), ev.submit(0.1, 1, 0, "")])
+    journal.close()
+    assert main(["report", str(d), "--html"]) == 0
+    out = capsys.readouterr().out
+    assert "1 running-alone (still running without a driver: the next run collects them)" in out
+    assert "1 interrupted (runs again on resume)" in out
+    assert csv_states(str(d)) == {"0": "running-alone", "1": "interrupted"}
+    view = at.load(str(d))
+    assert list(view.trials_dataframe()["status"]) == ["running-alone", "interrupted"]
+    assert view.counts() == {"running-alone": 1, "interrupted": 1}
+    with open(d / "report.html") as fh:
+        assert "<tr class='running-alone'>" in fh.read()
