@@ -161,7 +161,7 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
     proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out_tail, err_tail = pump(proc, stdout, stderr)
-    out = out_tail.decode(errors="replace")
+    out = out_tail.text()
     if proc.returncode != 0:
         why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"exited with status {proc.returncode}")
@@ -171,6 +171,11 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
         return {}
     if os.path.exists(result_file):  # written on purpose: it wins over the stdout line
         return read_result_file(result_file)
+    if out_tail.line_cut:
+        raise ValueError(f"command's last stdout line is longer than {LINE_LIMIT // 2**20} MiB, "
+                         "the most autotune reads of it, and it wrote no result.json: print a "
+                         "smaller JSON object last, or write the result to "
+                         "{trial_dir}/result.json")
     return result_of_stdout(out)
 
 
@@ -205,13 +210,61 @@ def read_result_file(path: str) -> Any:
 
 
 TAIL_BYTES = 65536
+#: the longest last stdout line (the result) kept whole; past it the trial fails saying so
+LINE_LIMIT = 16 * 2**20
 
 
-def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[bytes, bytes]:
-    """Copy the command's stdout and stderr to ours as they come; keep the tail of each.
+class LineTail:
+    """The tail of stdout: the last ``TAIL_BYTES``, and always the whole last non-blank
+    line (the result line, however long, up to ``LINE_LIMIT``: ``line_cut`` past it)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.line_start = 0   # where the last non-blank line starts in buf
+        self.line_end = 0     # where it ends (blank output may follow)
+        self.after_nl = 0     # just after the last newline in buf
+        self.line_cut = False
+
+    def __iadd__(self, chunk: bytes) -> "LineTail":
+        p = len(self.buf)
+        self.buf += chunk
+        body = chunk.rstrip()
+        if body:  # the chunk ends a non-blank line: where does that line start?
+            j = body.rfind(b"\n")
+            start = p + j + 1 if j >= 0 else self.after_nl
+            if start != self.line_start:  # another line than the one kept (or cut) so far
+                self.line_start, self.line_cut = start, False
+            self.line_end = p + len(body)
+        j = chunk.rfind(b"\n")
+        if j >= 0:
+            self.after_nl = p + j + 1
+        if len(self.buf) - self.line_end > TAIL_BYTES:  # only blank output after the line
+            ended = b"\n" in self.buf[self.line_end:]
+            self.buf[self.line_end:] = b"\n" if ended else b" "
+            if ended:
+                self.after_nl = self.line_end + 1
+        cut = len(self.buf) - TAIL_BYTES
+        if cut > 0:
+            if self.line_cut or self.line_end - self.line_start > LINE_LIMIT:
+                self.line_cut = True  # this line is lost: the error says it was too long
+            else:
+                cut = min(cut, self.line_start)
+            del self.buf[:cut]
+            self.line_start = max(0, self.line_start - cut)
+            self.line_end = max(0, self.line_end - cut)
+            self.after_nl = max(0, self.after_nl - cut)
+        return self
+
+    def text(self) -> str:
+        return bytes(self.buf).decode(errors="replace")
+
+
+def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[LineTail, bytes]:
+    """Copy the command's stdout and stderr to ours as they come; keep the tail of each
+    (of stdout, with its whole last line: ``LineTail``).
     Once the command has exited, a background child still holding its pipes (``cmd &``)
     is not waited for: what it wrote within ``DRAIN_S`` is kept, then reading stops."""
-    sinks = {proc.stdout: (stdout, bytearray()), proc.stderr: (stderr, bytearray())}
+    sinks = {proc.stdout: (stdout, LineTail()), proc.stderr: (stderr, bytearray())}
     quiet_since = None
     with selectors.DefaultSelector() as sel:
         for pipe in sinks:
@@ -227,7 +280,8 @@ def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[bytes, bytes
                 if sink is not None:
                     _write(sink, chunk)
                 tail += chunk
-                del tail[:-TAIL_BYTES]
+                if isinstance(tail, bytearray):
+                    del tail[:-TAIL_BYTES]
             if proc.poll() is not None:
                 if ready:
                     quiet_since = None
@@ -238,7 +292,7 @@ def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[bytes, bytes
     proc.wait()
     for pipe in sinks:
         pipe.close()
-    return bytes(sinks[proc.stdout][1]), bytes(sinks[proc.stderr][1])
+    return sinks[proc.stdout][1], bytes(sinks[proc.stderr][1])
 
 
 DRAIN_S = 0.3

@@ -156,3 +156,29 @@ def test_a_command_s_unusable_stdout_is_quoted_in_the_trial_s_error(tmp_path):
                               "wrote no result.json: epoch 3 done")
     assert errors[3] == ("ValueError: command's last stdout line is JSON but not an object of "
                          "metrics and it wrote no result.json: 42")
+
+
+def test_a_result_line_longer_than_the_kept_tail_is_read_whole(tmp_path, monkeypatch):
+    """A result line past 64 KB (a long list of per-sample values) was cut at its start
+    (only the last 64 KB of stdout kept), failing with a confusing JSON error; it is read
+    whole, and one past the limit fails saying the line is too long."""
+    import autotune.runner as runner
+
+    pad = "x" * 200_000
+    study = parse_study(study_dict(
+        objective={"entry": None, "command":
+                   "python -c \"import json; print('progress\\n' * 50000); "
+                   "print(json.dumps({{'loss': {x}, 'samples': 'x' * 200000}}))\""},
+        space={"x": {"values": [1.5]}}, search={"algorithm": "grid"}))
+    d = str(tmp_path / "long")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert rec.status == "ok" and rec.value == 1.5, rec.error
+    assert rec.extra["samples"] == pad
+    monkeypatch.setattr(runner, "LINE_LIMIT", 100_000)
+    d = str(tmp_path / "too-long")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert rec.status == "failed"
+    assert rec.error.startswith("ValueError: command's last stdout line is longer than")
+    assert "write the result to {trial_dir}/result.json" in rec.error
