@@ -166,6 +166,9 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
             text += f", {flight} to finish or run again"
         if study.max_trials is not None and len(history.trials) >= study.max_trials:
             text += f"; max_trials ({study.max_trials}) already reached: no new trials"
+        elif study.max_compute_s is not None and history.spent_s >= study.max_compute_s:
+            text += (f"; max_compute_s ({study.max_compute_s:g} s) already spent "
+                     f"({history.spent_s:.0f} s): no new trials")
         lines = [text]
     if study.max_trials is None and study.max_compute_s is None and study.algorithm != "grid" \
             and not study.search_options.get("max_epochs_total"):

@@ -297,6 +297,23 @@ def test_max_trials_lowered_below_what_is_done_reads_sensibly(tmp_path, capsys):
     assert "9 done (max_trials 8 reached)" in err and "9/8" not in err
 
 
+def test_a_compute_budget_already_spent_on_resume_says_so(tmp_path, capsys):
+    from autotune.driver import Driver
+    from autotune.study import parse_study
+
+    d = str(tmp_path / "d")
+    space = {"x": {"low": -3.0, "high": 3.0}, "cost_s": 10.0}
+    Driver(parse_study(study_dict(space=space, search={"max_trials": None,
+                                                       "max_compute_s": 30})),
+           d, progress=False).run()
+    capsys.readouterr()
+    Driver(parse_study(study_dict(space=space, search={"max_trials": None,
+                                                       "max_compute_s": 30})),
+           d, progress=True).run()
+    err = capsys.readouterr().err
+    assert "max_compute_s (30 s) already spent (" in err and "no new trials" in err, err
+
+
 def test_a_study_whose_trials_all_failed_names_retry_failed_on_every_run(tmp_path, capsys):
     path = write_study(str(tmp_path / "s.yaml"), study_dict(
         objective={"entry": "tests.objectives:raises"}, search={"max_trials": 2},
