@@ -39,6 +39,8 @@ def trial_states(history: History, running_driver: bool | None,
             states[t] = "running-alone"
         elif rec.status == "running" and ended_alone(rec, directory):
             states[t] = "ended-alone"
+        elif rec.status == "pending" and (found := unrecorded_worker(rec, directory)):
+            states[t] = found
         else:
             states[t] = "interrupted"
     return states
@@ -54,6 +56,30 @@ def ended_alone(rec: Any, directory: str | None) -> bool:
     trial_dir = os.path.join(directory, "trials", str(rec.trial))
     job_id = rec.job_id or ""
     return worker_ended(trial_dir, job_id, rec.attempt) and not worker_alive(trial_dir, job_id)
+
+
+def unrecorded_worker(rec: Any, directory: str | None) -> str | None:
+    """A trial recorded as asked whose local worker a driver started and was killed before
+    recording the start (it records a batch's starts at once): ``running-alone`` or
+    ``ended-alone`` as for a recorded one, since the next run finds it by its trial
+    folder's pid (``unrecorded``) and watches or collects it; None when there is none."""
+    if not directory:
+        return None
+    from .executors.local import read_json, worker_alive, worker_ended
+
+    trial_dir = os.path.join(directory, "trials", str(rec.trial))
+    try:
+        with open(os.path.join(trial_dir, "worker.pid")) as fh:
+            job_id = f"pid-{int(fh.read().strip())}"
+    except (OSError, ValueError):
+        return None
+    attempt = rec.attempt if rec.start_s is None else rec.attempt + 1   # the one to run next
+    job = read_json(os.path.join(trial_dir, "job.json")) or {}
+    if job.get("ctx", {}).get("attempt") != attempt:
+        return None      # an earlier attempt's worker
+    if worker_alive(trial_dir, job_id):
+        return "running-alone"
+    return "ended-alone" if worker_ended(trial_dir, job_id, attempt) else None
 
 
 def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:

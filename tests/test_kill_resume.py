@@ -9,6 +9,7 @@ import time
 import pytest
 
 from autotune.driver import Driver
+from autotune.states import trial_states
 from autotune.study import parse_study
 from tests.helpers import REPO, cli, history, study_dict, write_study
 
@@ -149,9 +150,13 @@ def test_a_worker_started_but_not_recorded_as_started_is_watched_again_not_run_t
     while not os.path.exists(wait_for):
         assert time.time() < deadline
         time.sleep(0.05)
+    if state == "ended":       # its outcome is written just before its process exits
+        first.executor._running[0].proc.wait(timeout=60)
     first.journal.close()                           # what a SIGKILL leaves: the lock freed
     first.dir.release()
     assert history(d).trials[0].status == "pending"
+    # status, the CSV and the DataFrame say what the next run does with it
+    assert trial_states(history(d), False, d) == {0: f"{state}-alone"}
 
     summary = Driver(study, d, progress=False).run()
     assert summary.counts == {"ok": 1}
