@@ -105,4 +105,9 @@ def check(value: Any, kind: str, full: str) -> None:
     if not ok:
         if kind == "str" and value == "":
             raise StudyError(f"{full}: must not be empty (expected {kind_text(kind)})")
-        raise StudyError(f"{full}: expected {kind_text(kind)}, got {describe(value)}")
+        hint = ""
+        if kind.endswith("int") and isinstance(value, float) and value.is_integer():
+            # YAML reads 1e3 and 1000.0 as floats; the fix is one keystroke away
+            hint = (f" (write {int(value)}: a number with a dot or an exponent, such as 1e3, "
+                    f"is read as a float)")
+        raise StudyError(f"{full}: expected {kind_text(kind)}, got {describe(value)}{hint}")

@@ -30,6 +30,8 @@ CATALOGUE = [
     (dict(search={"seed": "zero"}), "search.seed: expected a non-negative integer, got 'zero'"),
     (dict(search={"seed": -1}), "search.seed: expected a non-negative integer, got -1"),
     (dict(search={"seed": 1.5}), "search.seed: expected a non-negative integer, got 1.5"),
+    (dict(search={"max_trials": 1e3}), "search.max_trials: expected a positive integer, got "
+                                        "1000.0 (write 1000: a number with a dot or an exponent"),
     (dict(search={"seed": -1, "algorithm": "optuna-tpe"}),
      "search.seed: expected a non-negative integer, got -1"),
     (dict(search={"wat": 1}), "search.wat: unknown key"),
