@@ -348,10 +348,8 @@ class Driver:
 
     def _job(self, rec: TrialRecord) -> TrialJob:
         """The next attempt of a trial: the same attempt again if a dead driver left it running."""
-        if rec.status == "running":
-            attempt, resume_start = rec.attempt, rec.start_s
-        else:
-            attempt, resume_start = (rec.attempt if rec.start_s is None else rec.attempt + 1), None
+        attempt = rec.next_attempt
+        resume_start = rec.start_s if rec.status == "running" else None
         ctx = Ctx(trial=rec.trial, trial_dir=self.dir.trial_dir(rec.trial),
                   seed=trial_seed(self.study.seed, rec.trial), attempt=attempt,
                   epochs=rec.fidelity, study_dir=self.dir.path, pretrained=self.pretrained,

@@ -46,6 +46,14 @@ class TrialRecord:
     def done(self) -> bool:
         return self.status in FINAL
 
+    @property
+    def next_attempt(self) -> int:
+        """The attempt a run of this trial is: the one in flight while it is running, the
+        latest while it never started, else (a retry) the one after."""
+        if self.status == "running" or self.start_s is None:
+            return self.attempt
+        return self.attempt + 1
+
 
 @dataclass(slots=True)
 class StageRecord:

@@ -161,7 +161,6 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
     proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out_tail, err_tail = pump(proc, stdout, stderr)
-    out = out_tail.text()
     if proc.returncode != 0:
         why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"exited with status {proc.returncode}")
@@ -171,22 +170,22 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
         return {}
     if os.path.exists(result_file):  # written on purpose: it wins over the stdout line
         return read_result_file(result_file)
-    if out_tail.line_cut:
+    line, cut = out_tail.result()
+    if cut:
         raise ValueError(f"command's last stdout line is longer than {LINE_LIMIT // 2**20} MiB, "
                          "the most autotune reads of it, and it wrote no result.json: print a "
                          "smaller JSON object last, or write the result to "
                          "{trial_dir}/result.json")
-    return result_of_stdout(out)
+    return result_of_line(line)
 
 
-def result_of_stdout(out: str) -> dict:
+def result_of_line(line: str) -> dict:
     """The JSON object on the command's last non-blank stdout line; a line that is not one
     is quoted in the error (a progress line printed after the result, a cut-off object)."""
-    lines = [line for line in out.splitlines() if line.strip()]
-    if not lines:
+    if not line.strip():
         raise ValueError("command printed nothing on stdout and wrote no result.json "
                          "(expected a JSON object on its last line)")
-    last = lines[-1].strip()
+    last = line.strip()
     shown = last if len(last) <= 120 else last[:117] + "..."
     try:
         result = json.loads(last)
@@ -210,61 +209,51 @@ def read_result_file(path: str) -> Any:
 
 
 TAIL_BYTES = 65536
-#: the longest last stdout line (the result) kept whole; past it the trial fails saying so
+#: the longest last stdout line (the result) read whole; past it the trial fails saying so
 LINE_LIMIT = 16 * 2**20
 
 
-class LineTail:
-    """The tail of stdout: the last ``TAIL_BYTES``, and always the whole last non-blank
-    line (the result line, however long, up to ``LINE_LIMIT``: ``line_cut`` past it)."""
+class LastLine:
+    """What a command's stdout is read for: its last non-blank line (the result), kept
+    whole up to ``LINE_LIMIT`` (``cut`` past it); the rest goes to the trial's stdout.log
+    only."""
 
     def __init__(self) -> None:
-        self.buf = bytearray()
-        self.line_start = 0   # where the last non-blank line starts in buf
-        self.line_end = 0     # where it ends (blank output may follow)
-        self.after_nl = 0     # just after the last newline in buf
-        self.line_cut = False
+        self.current = bytearray()   # the line being written (since the last newline)
+        self.current_cut = False
+        self.last = b""              # the last complete non-blank line
+        self.last_cut = False
 
-    def __iadd__(self, chunk: bytes) -> "LineTail":
-        p = len(self.buf)
-        self.buf += chunk
-        body = chunk.rstrip()
-        if body:  # the chunk ends a non-blank line: where does that line start?
-            j = body.rfind(b"\n")
-            start = p + j + 1 if j >= 0 else self.after_nl
-            if start != self.line_start:  # another line than the one kept (or cut) so far
-                self.line_start, self.line_cut = start, False
-            self.line_end = p + len(body)
-        j = chunk.rfind(b"\n")
-        if j >= 0:
-            self.after_nl = p + j + 1
-        if len(self.buf) - self.line_end > TAIL_BYTES:  # only blank output after the line
-            ended = b"\n" in self.buf[self.line_end:]
-            self.buf[self.line_end:] = b"\n" if ended else b" "
-            if ended:
-                self.after_nl = self.line_end + 1
-        cut = len(self.buf) - TAIL_BYTES
-        if cut > 0:
-            if self.line_cut or self.line_end - self.line_start > LINE_LIMIT:
-                self.line_cut = True  # this line is lost: the error says it was too long
-            else:
-                cut = min(cut, self.line_start)
-            del self.buf[:cut]
-            self.line_start = max(0, self.line_start - cut)
-            self.line_end = max(0, self.line_end - cut)
-            self.after_nl = max(0, self.after_nl - cut)
+    def __iadd__(self, chunk: bytes) -> "LastLine":
+        for k, piece in enumerate(chunk.split(b"\n")):
+            if k:
+                self._ended()
+            if not self.current_cut:
+                self.current += piece
+                if len(self.current) > LINE_LIMIT:
+                    self.current_cut = True
+                    self.current.clear()
         return self
 
-    def text(self) -> str:
-        return bytes(self.buf).decode(errors="replace")
+    def _ended(self) -> None:
+        if self.current_cut or self.current.strip():
+            self.last, self.last_cut = bytes(self.current), self.current_cut
+        self.current.clear()
+        self.current_cut = False
+
+    def result(self) -> tuple[str, bool]:
+        """The last non-blank line (an unfinished one counts), and whether it was cut."""
+        if self.current_cut or self.current.strip():
+            return bytes(self.current).decode(errors="replace"), self.current_cut
+        return self.last.decode(errors="replace"), self.last_cut
 
 
-def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[LineTail, bytes]:
-    """Copy the command's stdout and stderr to ours as they come; keep the tail of each
-    (of stdout, with its whole last line: ``LineTail``).
+def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[LastLine, bytes]:
+    """Copy the command's stdout and stderr to ours as they come; keep stdout's last line
+    (``LastLine``) and stderr's tail.
     Once the command has exited, a background child still holding its pipes (``cmd &``)
     is not waited for: what it wrote within ``DRAIN_S`` is kept, then reading stops."""
-    sinks = {proc.stdout: (stdout, LineTail()), proc.stderr: (stderr, bytearray())}
+    sinks = {proc.stdout: (stdout, LastLine()), proc.stderr: (stderr, bytearray())}
     quiet_since = None
     with selectors.DefaultSelector() as sel:
         for pipe in sinks:

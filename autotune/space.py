@@ -228,7 +228,8 @@ def parse_param(name: str, raw: Any, where: str) -> Param:
             reject_unknown(raw, ["value"], where)
             return parse_fixed(name, raw["value"], where)
         shapes = "expected {values: [...]}, {low: .., high: ..} or a fixed value"
-        for key in raw:     # a misspelt key is what a user needs to hear of (vales:, lo:)
+        if raw:     # a misspelt key is what a user needs to hear of (vales:, lo:)
+            key = next(iter(raw))
             raise StudyError(f"{where}.{key}: unknown key{hint(key, PARAM_KEYS)} ({shapes})")
         raise StudyError(f"{where}: {shapes}")
     if isinstance(raw, list):

@@ -65,21 +65,17 @@ def unrecorded_worker(rec: Any, directory: str | None) -> str | None:
     folder's pid (``unrecorded``) and watches or collects it; None when there is none."""
     if not directory:
         return None
-    from .executors.local import read_json, worker_alive, worker_ended
+    from .executors.local import read_json, worker_alive, worker_ended, worker_pid
 
     trial_dir = os.path.join(directory, "trials", str(rec.trial))
-    try:
-        with open(os.path.join(trial_dir, "worker.pid")) as fh:
-            job_id = f"pid-{int(fh.read().strip())}"
-    except (OSError, ValueError):
-        return None
-    attempt = rec.attempt if rec.start_s is None else rec.attempt + 1   # the one to run next
+    pid = worker_pid(trial_dir)
     job = read_json(os.path.join(trial_dir, "job.json")) or {}
-    if job.get("ctx", {}).get("attempt") != attempt:
-        return None      # an earlier attempt's worker
+    if pid is None or job.get("ctx", {}).get("attempt") != rec.next_attempt:
+        return None      # none started, or an earlier attempt's worker
+    job_id = f"pid-{pid}"
     if worker_alive(trial_dir, job_id):
         return "running-alone"
-    return "ended-alone" if worker_ended(trial_dir, job_id, attempt) else None
+    return "ended-alone" if worker_ended(trial_dir, job_id, rec.next_attempt) else None
 
 
 def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:

@@ -123,11 +123,8 @@ class LocalExecutor(Executor):
     def unrecorded(self, job: TrialJob) -> str | None:
         """The worker whose pid its trial folder holds: ``submit`` writes it right after the
         start, before the driver records the start with the others of its batch."""
-        try:
-            with open(os.path.join(job.ctx.trial_dir, "worker.pid")) as fh:
-                return f"pid-{int(fh.read().strip())}"
-        except (OSError, ValueError):
-            return None
+        pid = worker_pid(job.ctx.trial_dir)
+        return None if pid is None else f"pid-{pid}"
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         """Watch again a worker a dead driver left running, or collect what it finished
@@ -271,15 +268,21 @@ def last_line(path: str) -> str:
         return ""
 
 
+def worker_pid(trial_dir: str) -> int | None:
+    """The pid of the trial's latest worker, as ``submit`` wrote it; None when there is none."""
+    try:
+        with open(os.path.join(trial_dir, "worker.pid")) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def kill_orphan(trial_dir: str) -> None:
     """A worker a dead driver left behind, or what its processes left running, must not
     write into a re-run of its trial: its whole group is ended."""
-    try:
-        with open(os.path.join(trial_dir, "worker.pid")) as fh:
-            pid = int(fh.read().strip())
-    except (OSError, ValueError):
-        return
-    end_group(pid, trial_dir)
+    pid = worker_pid(trial_dir)
+    if pid is not None:
+        end_group(pid, trial_dir)
 
 
 def worker_ended(trial_dir: str, job_id: str, attempt: int) -> bool:

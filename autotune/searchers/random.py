@@ -10,14 +10,14 @@ as the live one did and draws what it would have drawn.
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..space import Fixed, Range, SearchSpace, grid_index
+from ..space import Range, SearchSpace, grid_index
 from .base import Result, Searcher, SearchSettings, Suggestion
+from .grid import unravel
 from .mf_common import parse_fidelity
 from .registry import register
 
@@ -104,8 +104,6 @@ class FiniteSpace:
     def __init__(self, space: SearchSpace, axes: list[tuple[str, Sequence]]):
         self.space = space
         self.axes = axes
-        self.lookup = [None if isinstance(values, range) else
-                       {key(v): i for i, v in enumerate(values)} for _, values in axes]
         self.shape = [len(values) for _, values in axes]
         self.size = math.prod(self.shape)
 
@@ -129,34 +127,19 @@ class FiniteSpace:
     def index(self, params: dict[str, Any]) -> tuple[int, ...] | None:
         """The grid index of a setting; None for one off the space."""
         out = []
-        for (name, values), lookup in zip(self.axes, self.lookup):
+        for name, values in self.axes:
             value = params.get(name)
-            if lookup is not None:  # as recorded, else as another machine's numpy had it
-                i = lookup.get(key(value))
-                if i is None:
-                    i = grid_index(values, value)
-            elif type(value) is int and values.start <= value < values.stop:
-                i = value - values.start
-            else:
-                i = None
+            if isinstance(values, range):
+                i = value - values.start if type(value) is int and value in values else None
+            else:       # as recorded, or as another machine's numpy computed a steps: grid
+                i = grid_index(values, value)
             if i is None:
                 return None
             out.append(i)
         return tuple(out)
 
     def unravel(self, flat: int) -> tuple[int, ...]:
-        out = []
-        for n in reversed(self.shape):
-            flat, i = divmod(flat, n)
-            out.append(i)
-        return tuple(reversed(out))
+        return unravel(flat, self.shape)
 
     def params(self, index: tuple[int, ...]) -> dict[str, Any]:
-        values = {name: vals[i] for (name, vals), i in zip(self.axes, index)}
-        return {name: (p.value if isinstance(p, Fixed) else values[name])
-                for name, p in self.space.params.items()}
-
-
-def key(value: Any) -> str:
-    """A value as the history records it: 1, 1.0 and True stay apart."""
-    return json.dumps(value)
+        return self.space.point(self.axes, index)

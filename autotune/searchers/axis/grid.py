@@ -5,7 +5,7 @@ import math
 from typing import Any, Callable, Iterable, Sequence
 
 from ...errors import StudyError
-from ...space import SearchSpace
+from ...space import SearchSpace, grid_index
 from .directions import Point, Vec
 
 REMEMBERED = 16384  # lines (and neighbour pairs) kept for reuse, the most recently used
@@ -65,11 +65,7 @@ class Grid:
         return all(n > 1 for x, n in zip(v, self.shape) if x)
 
     def index_of(self, name: str, value: Any) -> int | None:
-        values = dict(self.axes)[name]
-        for i, candidate in enumerate(values):
-            if same_value(candidate, value):
-                return i
-        return None
+        return grid_index(dict(self.axes)[name], value)
 
 
 class Recent:
