@@ -173,31 +173,30 @@ class Study:
         given together with an error are mistakes in the caller's loop, not a trial's
         failure: ``StudyError``, nothing recorded, the trial still open for a correct tell.
         A NaN or infinite value is the trial's own outcome: recorded as failed."""
-        number = trial.number if isinstance(trial, Trial) else real_number(trial)
-        if not isinstance(number, int):  # np.int64 is made an int; 2.0 and True are refused
-            raise StudyError(f"tell: expected a Trial or a trial number, got {trial!r}")
+        number = self._number_of(trial)
         if result is not None and error is not None:  # which one would be the truth?
             raise StudyError(f"tell: trial {number}: give a result or error=..., not both")
-        metric = self.settings.objective.metric
-        value = real_number(result)  # a float, or a numpy or torch scalar
-        if error is not None:
-            error = (f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
-                     else str(error))
-        elif value is not None:
-            result = {metric: float(value)}
-        elif not isinstance(result, Mapping):
-            raise StudyError(f"tell: expected a number or a dict of metrics as the result of "
-                             f"trial {number}, got {type(result).__name__} (or pass error=...)")
-        else:
-            _check_metric(result, metric, number)
-            try:  # numpy inside lists and mappings made plain, as a run's result is
-                result = plain_metrics(result)
-            except TypeError as exc:
-                raise StudyError(f"tell: the result of trial {number}: {exc}") from None
-        driver = self._session()
+        if self._driver is not None:  # a finished or unknown trial first: no result fixes it
+            _check_open(self._driver, number)
+        result, error = _told(result, error, self.settings.objective.metric, number)
+        driver = self._session()  # opened only for a tell that may be recorded
+        _check_open(driver, number)
         self._held = [r for r in self._held if r.trial != number]
-        rec = driver.tell_external(number, None if result is None else dict(result), error)
-        return rec
+        return driver.tell_external(number, result, error)
+
+    def _number_of(self, trial: Trial | int) -> int:
+        """The trial's number in this study; a ``Trial`` asked from another study (another
+        directory) is refused: its number here is some other trial, which would be told."""
+        if isinstance(trial, Trial):
+            asked_in = os.path.abspath(trial.ctx.study_dir or self.dir)
+            if os.path.realpath(asked_in) != os.path.realpath(self.dir):
+                raise StudyError(f"tell: trial {trial.number} was asked from the study in "
+                                 f"{asked_in}, not this one ({self.dir}); tell it to that study")
+            return trial.number
+        number = real_number(trial)
+        if not isinstance(number, int):  # np.int64 is made an int; 2.0 and True are refused
+            raise StudyError(f"tell: expected a Trial or a trial number, got {trial!r}")
+        return number
 
     def close(self) -> None:
         """End an ask/tell session: write trajectory.csv and give the directory back."""
@@ -270,6 +269,40 @@ def _stopped(summary: RunSummary, settings: StudySettings, view: StudyView
         return StudyStopped(f"study {settings.name}: every trial failed{why}{fix}",
                             "all failed", view)
     return None
+
+
+def _check_open(driver: Driver, number: int) -> None:
+    """Refuse a trial that this study never asked for, or that has ended already."""
+    rec = driver.history.trials.get(number)
+    if rec is None or rec.done:
+        raise StudyError(f"tell: trial {number} is "
+                         f"{'unknown' if rec is None else 'already finished'} in this study")
+
+
+def _told(result: Any, error: Any, metric: str, number: int
+          ) -> tuple[dict[str, Any] | None, str | None]:
+    """What ``tell`` records: the dict of metrics (plain JSON values) or the error's message.
+    A result that is no number and no dict with the metric is the caller's mistake."""
+    if error is not None:
+        return None, _error_text(error)
+    value = real_number(result)  # a float, or a numpy or torch scalar
+    if value is not None:
+        return {metric: float(value)}, None
+    if not isinstance(result, Mapping):
+        raise StudyError(f"tell: expected a number or a dict of metrics as the result of "
+                         f"trial {number}, got {type(result).__name__} (or pass error=...)")
+    _check_metric(result, metric, number)
+    try:  # numpy inside lists and mappings made plain, as a run's result is
+        return dict(plain_metrics(result)), None
+    except TypeError as exc:
+        raise StudyError(f"tell: the result of trial {number}: {exc}") from None
+
+
+def _error_text(error: Any) -> str:
+    """A failed trial's message: an exception as ``Type: message``."""
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return str(error)
 
 
 def _check_metric(result: Mapping, metric: str, trial: int) -> None:

@@ -419,6 +419,30 @@ def test_tell_mistakes_are_study_errors(tmp_path):
             study.run()
 
 
+def test_a_trial_of_another_study_is_refused_and_records_nothing(tmp_path):
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(tmp_path / "a")) as a, at.Study(raw, dir=str(tmp_path / "b")) as b:
+        from_a, from_b = a.ask(), b.ask()
+        assert from_a.number == from_b.number == 0
+        with pytest.raises(StudyError, match=r"tell: trial 0 was asked from the study in "
+                                             r".*/a, not this one \(.*/b\); tell it to that study"):
+            b.tell(from_a, 1.0)
+        assert b.tell(from_b, 2.0).value == 2.0  # b's own trial 0 was still open
+        assert a.tell(from_a, 1.0).value == 1.0
+
+
+def test_telling_a_finished_trial_again_says_so_whatever_the_result(tmp_path):
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(tmp_path / "s")) as study:
+        t = study.ask()
+        study.tell(t, 0.5)
+        for again in ({"acc": 1.0}, None, "good"):  # not "no metric" or "expected a number"
+            with pytest.raises(StudyError, match="trial 0 is already finished"):
+                study.tell(t, again)
+
+
 def test_tell_takes_numpy_and_torch_scalars_and_numpy_trial_numbers(tmp_path):
     np = pytest.importorskip("numpy")
     raw = study_dict(search={"max_trials": 6})
