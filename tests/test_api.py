@@ -361,6 +361,20 @@ def test_a_failing_function_is_a_failed_trial(tmp_path):
     assert df["error"].str.contains("ValueError: diverged").all()
 
 
+@pytest.mark.parametrize("kind", ["inline", "simulated", "local"])
+def test_a_function_calling_sys_exit_fails_its_trial_under_every_executor(tmp_path, kind):
+    def objective(params, ctx):
+        if params["x"] > 0:
+            sys.exit(2)  # argparse's way out of a bad option
+        return {"loss": params["x"] ** 2}
+
+    study = at.Study(study_dict(objective={"entry": objective}, search={"max_trials": 6},
+                                executor={"kind": kind}, max_failures=0), dir=str(tmp_path / "s"))
+    df = study.run(progress=False).trials_dataframe()
+    assert len(df) == 6 and set(df["status"]) == {"ok", "failed"}
+    assert (df.loc[df["status"] == "failed", "error"] == "SystemExit: 2").all()
+
+
 # ---- ask / tell --------------------------------------------------------------------------------
 def test_ask_and_tell_are_journaled_like_any_trial(tmp_path):
     d = str(tmp_path / "s")

@@ -17,7 +17,9 @@ def call_in_process(job: TrialJob) -> tuple[dict | None, str | None, str, float]
     try:
         result = run_objective(job.objective, job.params, job.ctx)
         return result, None, "", time.perf_counter() - began
-    except Exception as exc:  # noqa: BLE001 - a trial's exception is data, not a driver crash
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a trial's exception is data, not a
+        # driver crash; so is sys.exit() (argparse's on a bad option): under local it ends
+        # only the trial's process, and so it ends only the trial here
         with contextlib.suppress(OSError):
             with open(os.path.join(job.ctx.trial_dir, "traceback.txt"), "w") as fh:
                 fh.write(traceback.format_exc())
