@@ -187,7 +187,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import plot_all, summary
-    from .trajectory import csv_view, rows, stage_rows, write_csv_atomic
+    from .trajectory import table, write_csv_atomic
 
     sdir, history = open_history(args.dir)
     check_report_writable(sdir, args.html)
@@ -196,13 +196,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     running = sdir.driver_running()
     text = summary(history, running_driver=running, directory=sdir.path)
     states = trial_states(history, running, sdir.path)
-    identity = history.study.get("identity", {})
-    space = identity.get("space", {})
-    columns, data = rows(history, history.study.get("name", ""), identity.get("algorithm", ""),
-                         list(space), identity.get("mode", "min"), states=states)
-    free = [n for n, spec in space.items() if "fixed" not in spec]
-    data = stage_rows(history, identity.get("algorithm", "")) + data
-    write_csv_atomic(sdir.trajectory, *csv_view(columns, data, free))
+    write_csv_atomic(sdir.trajectory, *table(history, states))
     with open(os.path.join(sdir.path, "summary.txt"), "w") as fh:
         fh.write(text + "\n")
     written = plot_all(history, sdir.plots)

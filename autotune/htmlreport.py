@@ -73,9 +73,10 @@ def write_html_report(history: History, summary_text: str, plots: list[str], stu
                       name: str = "report.html", states: dict[int, str] | None = None) -> str:
     """Write ``<study_dir>/report.html`` (atomically); returns its path. ``states``: each
     trial's state as ``status`` says it (``states.trial_states``)."""
-    from .frame import trials_frame
+    from .trajectory import table
 
-    frame = trials_frame(history, states)
+    columns, rows = table(history, states)  # trajectory.csv's own columns and rows
+    trials = sum(1 for row in rows if row.get("round") != "stage")
     title = f"autotune report: {history.study.get('name', '')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              f"</title><style>{STYLE}</style></head><body>",
@@ -87,8 +88,8 @@ def write_html_report(history: History, summary_text: str, plots: list[str], stu
             data = base64.b64encode(fh.read()).decode("ascii")
         label = html.escape(os.path.splitext(os.path.basename(path))[0])
         parts.append(f"<img alt='{label}' title='{label}' src='data:image/png;base64,{data}'>")
-    parts.append(f"</div><h2>Trials ({len(frame)})</h2>")
-    parts.append(table_html(frame))
+    parts.append(f"</div><h2>Trials ({trials})</h2>")
+    parts.append(table_html(columns, rows))
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     path = os.path.join(study_dir, name)
     tmp = f"{path}.tmp{os.getpid()}"
@@ -98,15 +99,15 @@ def write_html_report(history: History, summary_text: str, plots: list[str], stu
     return path
 
 
-def table_html(frame: Any) -> str:
-    """The trial table: each cell shows a rounded value and sorts by its exact one."""
+def table_html(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """The trial table, trajectory.csv's columns and rows: each cell shows a rounded value and
+    sorts by the one the CSV holds."""
     heads = "".join(f"<th data-col='{html.escape(str(c))}'>{html.escape(str(c))}</th>"
-                    for c in frame.columns)
+                    for c in columns)
     out = [f"<table id='trials'><thead><tr>{heads}</tr></thead><tbody>"]
-    for row in frame.itertuples(index=False):
-        status = getattr(row, "status", "")
-        cells = "".join(cell_html(v) for v in row)
-        out.append(f"<tr class='{html.escape(str(status))}'>{cells}</tr>")
+    for row in rows:
+        cells = "".join(cell_html(row.get(c)) for c in columns)
+        out.append(f"<tr class='{html.escape(str(row.get('status', '')))}'>{cells}</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 

@@ -98,6 +98,20 @@ def write_trajectory(history: History, study: Study, path: str,
     write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free]))
 
 
+def table(history: History, states: dict[int, str] | None = None
+          ) -> tuple[list[str], list[dict[str, Any]]]:
+    """trajectory.csv's columns and rows (the pretrain's row first) from the history alone,
+    without the study file: what ``report`` writes and ``report.html``'s table shows, so the
+    two never differ."""
+    identity = history.study.get("identity", {})
+    space = identity.get("space", {})
+    algorithm = identity.get("algorithm", "")
+    columns, data = rows(history, history.study.get("name", ""), algorithm, list(space),
+                         identity.get("mode", "min"), states=states)
+    free = [n for n, spec in space.items() if "fixed" not in spec]
+    return csv_view(columns, stage_rows(history, algorithm) + data, free)
+
+
 #: columns every trajectory.csv has, filled or not; any other column left empty by every
 #: trial (``round`` for a search without rounds, ``parent`` without promotions) is left out
 ALWAYS = {"trial", "status", "algorithm", "value", "best", "start_s", "end_s", "cost_s",

@@ -1,4 +1,5 @@
 """``autotune report DIR --html``: one self-contained file, checked in a real headless browser."""
+import csv
 import os
 import re
 import shutil
@@ -63,6 +64,27 @@ def dump_dom(url: str) -> Table:
     table = Table()
     table.feed(out.stdout)
     return table
+
+
+def test_the_table_has_the_columns_and_rows_of_trajectory_csv(tmp_path):
+    """The axis search's grid index as index_<parameter> columns, no column that no trial
+    fills (round, epochs, parent), and nothing the CSV lacks: one table, two formats."""
+    study = write_study(str(tmp_path / "s.yaml"), study_dict(
+        space={"x": {"low": -3.0, "high": 3.0, "steps": 7}, "y": {"values": [-1.0, 0.0, 0.5]}},
+        search={"algorithm": "axis", "max_trials": 6}))
+    d = str(tmp_path / "d")
+    assert cli("run", study, "--dir", d, "--quiet").returncode == 0
+    assert cli("report", d, "--html").returncode == 0
+    with open(os.path.join(d, "trajectory.csv"), newline="") as fh:
+        header, *lines = list(csv.reader(fh))
+    table = Table()
+    with open(os.path.join(d, "report.html"), encoding="utf-8") as fh:
+        table.feed(fh.read())
+    assert table.heads == header and {"index_x", "index_y"} <= set(header)
+    assert not {"round", "epochs", "parent", "index", "counts"} & set(header)
+    assert [row[0] for row in table.rows] == [line[0] for line in lines]
+    loss = header.index("loss")
+    assert [float(row[loss]) for row in table.rows] == [float(line[loss]) for line in lines]
 
 
 @pytest.fixture(scope="module")
