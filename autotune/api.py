@@ -25,7 +25,7 @@ from .objective import Ctx
 from .study import Study as StudySettings
 from .study import load_study, parse_study
 from .studydir import StudyDir
-from .view import StudyView, load
+from .view import StudyView, load, path_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,8 +87,9 @@ class Study:
         self._init(dir)
         return self
 
-    def _init(self, directory: str | None) -> None:
-        self.dir = os.path.abspath(directory or os.path.join("runs", self.settings.name))
+    def _init(self, directory: str | os.PathLike | None) -> None:
+        self.dir = os.path.abspath(path_of(directory, "dir") if directory is not None
+                                   else os.path.join("runs", self.settings.name))
         if os.path.exists(self.dir) and not os.path.isdir(self.dir):
             raise StudyError(f"dir: {self.dir} exists and is not a directory")
         self._pickle = (None if self._objective is None

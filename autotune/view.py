@@ -21,7 +21,22 @@ if TYPE_CHECKING:
 
 def load(directory: str | os.PathLike) -> "StudyView":
     """Open the study in ``directory`` (the one ``run`` wrote) for reading."""
-    return StudyView(directory)
+    return StudyView(path_of(directory, "directory"))
+
+
+def path_of(value: Any, name: str) -> str:
+    """``value`` as a path, or a StudyError naming ``name``: a number or None given for a
+    directory would otherwise surface as os.fspath's TypeError, which names nothing."""
+    try:
+        path = os.fspath(value)
+    except TypeError:
+        raise StudyError(f"{name}: expected a path (a str or os.PathLike), "
+                         f"got {type(value).__name__}") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        raise StudyError(f"{name}: expected a path, got an empty string")
+    return path
 
 
 class StudyView:
@@ -34,6 +49,9 @@ class StudyView:
 
     def reload(self) -> "StudyView":
         """Read the history again (a driver may have added trials since)."""
+        if os.path.isfile(self.path):
+            raise StudyError(f"{self.path}: is a file, expected a study directory (the one "
+                             "run wrote, holding history.jsonl)")
         if not os.path.isdir(self.path):
             raise StudyError(f"{self.path}: no such study directory")
         if not self._dir.exists():

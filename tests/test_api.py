@@ -202,6 +202,19 @@ def test_load_of_a_missing_study_is_a_study_error(tmp_path):
         at.load(tmp_path / "empty")
 
 
+def test_a_directory_that_is_no_path_or_a_file_is_a_study_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a study")
+    with pytest.raises(StudyError, match="is a file, expected a study directory"):
+        at.load(tmp_path / "notes.txt")
+    with pytest.raises(StudyError, match=r"^directory: expected a path .* got NoneType$"):
+        at.load(None)
+    with pytest.raises(StudyError, match=r"^dir: expected a path .* got int$"):
+        at.Study(study_dict(), dir=5)
+    with pytest.raises(StudyError, match=r"^dir: expected a path, got an empty string$"):
+        at.Study(study_dict(), dir="")
+    assert at.Study(study_dict(), dir=tmp_path / "s").dir == str(tmp_path / "s")
+
+
 def test_setting_is_none_where_the_search_reports_none(tmp_path):
     d = str(tmp_path / "s")
     assert at.Study(study_dict(), dir=d).run(progress=False).setting is None
