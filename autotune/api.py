@@ -352,6 +352,9 @@ def _objective_of(raw: dict[str, Any]) -> tuple[dict[str, Any], callables.Object
         objective["entry"] = callables.NO_ENTRY
         return {**raw, "objective": objective}, None, None
     if not callable(entry):
+        if entry is not None and not isinstance(entry, str):  # the file's rule knows no functions
+            raise StudyError(f"objective.entry: expected a function f(params, ctx) or a "
+                             f"'module:function' string, got {describe(entry)}")
         return raw, None, None
     metric = objective.get("metric")
     found = callables.Objective(entry, metric if isinstance(metric, str) else "value")

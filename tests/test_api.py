@@ -111,6 +111,8 @@ def test_a_refused_directory_is_explained_in_python_terms(tmp_path):
     ({"search": {"algorithm": "nope"}}, "search.algorithm: unknown"),
     ({"objective": {"entry": "tests.objectives:missing"}}, "has no function 'missing'"),
     ({"colour": "red"}, "colour"),
+    ({"objective": {"entry": 3}}, r"objective.entry: expected a function f\(params, ctx\) or a "
+                                  r"'module:function' string, got 3$"),
 ])
 def test_bad_keys_are_one_line_study_errors_and_write_nothing(tmp_path, bad, message):
     with pytest.raises(StudyError, match=message) as exc:
