@@ -120,9 +120,8 @@ class Study:
                              "give one, or drive it with ask() and tell()")
         self.close()
         self._check_directory(accept_objective_change)
-        self._install()
         summary = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
-                         accept_objective=accept_objective_change).run()
+                         accept_objective=accept_objective_change, prepare=self._install).run()
         if summary.stopped == "interrupted":
             raise KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
                                     f"({self.dir})")
@@ -215,8 +214,7 @@ class Study:
     def _session(self) -> Driver:
         if self._driver is None:
             self._check_directory()
-            self._install()
-            driver = Driver(self.settings, self.dir, progress=False)
+            driver = Driver(self.settings, self.dir, progress=False, prepare=self._install)
             driver.open()
             self._driver = driver
             self._held = sorted((r for r in driver.history.in_flight() if r.job_id == EXTERNAL),

@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import callables
 from . import events as ev
@@ -53,8 +53,12 @@ class Driver:
     def __init__(self, study: Study, directory: str, executor: Executor | None = None,
                  progress: bool = True, stop_after_events: int | None = None,
                  retry_failed: bool = False, accept_objective: bool = False,
-                 stages_only: bool = False):
+                 stages_only: bool = False, prepare: Callable[[], None] | None = None):
         self.study = study
+        # run once the directory is held, before the history is read: what the trials need
+        # written there (a Python function's pickle) is written by its holder only, and not
+        # at all where run() refuses first (an executor's preflight, a busy directory)
+        self._prepare = prepare
         self.dir = StudyDir(directory)
         self.journal = Journal(self.dir.history)
         self._executor = executor
@@ -84,6 +88,7 @@ class Driver:
         self.dir.acquire()
         old_handlers = self._trap_signals()
         try:
+            self._prepared()
             return self._run()
         except OSError as exc:
             if is_disk_full(exc):  # one line naming the path; the journal stays whole
@@ -189,11 +194,16 @@ class Driver:
         self.dir.check_run()
         self.dir.acquire()
         try:
+            self._prepared()
             self._start(executor_kind="inline")  # only its clock is used: wall time since t0
         except BaseException:
             self.journal.close()
             self.dir.release()
             raise
+
+    def _prepared(self) -> None:
+        if self._prepare is not None:
+            self._prepare()
 
     def close(self) -> None:
         self._close_views()

@@ -348,6 +348,21 @@ def test_tell_records_nested_numpy_values_as_plain_json_and_refuses_what_json_ca
     assert rec.value == 1.0 and rec.extra == {"extra": {"v": [0, 1]}}
 
 
+def test_a_run_its_executor_refuses_writes_no_function_into_a_new_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    d = tmp_path / "s"
+
+    def objective(params, ctx):
+        return {"loss": params["x"] ** 2}
+
+    raw = study_dict(objective={"entry": objective}, executor={"kind": "local", "gpus_per_trial": 1})
+    with pytest.raises(StudyError, match=r"^executor.gpus_per_trial: "):
+        at.Study(raw, dir=str(d)).run(progress=False)
+    assert not d.exists()  # not even objective.pkl: nothing was started there
+    raw["executor"] = {"kind": "local"}
+    assert at.Study(raw, dir=str(d)).run(progress=False).counts() == {"ok": 10}
+
+
 def test_an_unpicklable_function_runs_inline_and_is_refused_for_local(tmp_path):
     lock = threading.Lock()
 
