@@ -6,8 +6,9 @@ for round, epochs and parent, floats for metrics and times, strings for text, th
 list-valued notes (the axis search's ``index``) as lists, times to the microsecond the history
 holds (the CSV rounds them to milliseconds). One column more than the CSV:
 ``counts``, whether the trial counts for best (successful and at full length; a short
-screening run does not). The optimised metric is always a column (NaN until reported),
-where the CSV leaves out a column no trial fills. Reading it never imports the study's objective.
+screening run does not). The optimised metric, round, epochs and parent are always columns
+(NaN until filled), where the CSV leaves out a column no trial fills; the pretrain's row of
+the CSV is not a trial's. Reading it never imports the study's objective.
 """
 from __future__ import annotations
 

@@ -99,7 +99,11 @@ class StudyView:
     def trials_dataframe(self) -> "pd.DataFrame":
         """One row per trial, typed columns: parameters, epochs, metrics, value, best so far,
         start/end times and cost (seconds since the study started), status, attempts, job id,
-        error. The same columns as trajectory.csv."""
+        error: trajectory.csv's columns, except that round, epochs, parent and the study's
+        metric are there even where no trial fills them, the axis search's grid index is one
+        column of lists (the CSV's ``index_<parameter>``), ``counts`` says whether a trial
+        counts for best, and the pretrain has no row (code reading the frame need not test
+        which columns exist)."""
         from .frame import trials_frame
         from .states import trial_states
 
