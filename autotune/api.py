@@ -121,7 +121,7 @@ class Study:
         self.close()
         self._check_directory(accept_objective_change)
         summary = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
-                         accept_objective=accept_objective_change, prepare=self._install).run()
+                         accept_objective=accept_objective_change, prepare=self._installer()).run()
         if summary.stopped == "interrupted":
             raise KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
                                     f"({self.dir})")
@@ -214,7 +214,7 @@ class Study:
     def _session(self) -> Driver:
         if self._driver is None:
             self._check_directory()
-            driver = Driver(self.settings, self.dir, progress=False, prepare=self._install)
+            driver = Driver(self.settings, self.dir, progress=False, prepare=self._installer())
             driver.open()
             self._driver = driver
             self._held = sorted((r for r in driver.history.in_flight() if r.job_id == EXTERNAL),
@@ -243,9 +243,14 @@ class Study:
                                  "another dir=, or run(accept_objective_change=True) if the "
                                  "change does not alter results")
 
-    def _install(self) -> None:
-        if self._objective is not None:
-            callables.install(self._objective, self._pickle, self.dir)
+    def _installer(self) -> Callable[[], None] | None:
+        """What puts the function where the trials find it, for the driver to run once it
+        holds the directory. Not a bound method: a driver holding its Study would make a
+        cycle, and a Study dropped with an ask() session open (a notebook cell run again)
+        would keep the directory locked until the garbage collector ran."""
+        if self._objective is None:
+            return None
+        return functools.partial(callables.install, self._objective, self._pickle, self.dir)
 
     def __repr__(self) -> str:
         s = self.settings

@@ -561,6 +561,21 @@ def test_a_held_directory_is_busy_for_a_second_study(tmp_path):
     assert [r.status for r in history(d).trials.values()] == ["ok"] * 10
 
 
+@pytest.mark.parametrize("with_function", [False, True])
+def test_a_study_dropped_with_its_loop_open_frees_the_directory(tmp_path, with_function):
+    """A notebook cell that builds the study and asks, run twice: the first Study is no
+    longer referenced, so its lock goes with it and the new one gets the untold trial back."""
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = ({"entry": lambda params, ctx: 0.0, "metric": "loss"} if with_function
+                        else {"metric": "loss"})
+    study = at.Study(raw, dir=str(tmp_path / "s"))
+    first = study.ask()
+    study = at.Study(raw, dir=str(tmp_path / "s"))  # the cell again: the old object is dropped
+    again = study.ask()
+    assert again.number == first.number == 0
+    study.close()
+
+
 def test_run_after_ask_finishes_the_study_with_the_executor(tmp_path):
     d = str(tmp_path / "s")
     study = at.Study(study_dict(search={"max_trials": 4}), dir=d)
