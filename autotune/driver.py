@@ -225,7 +225,22 @@ class Driver:
         start = rec.start_s if rec.start_s is not None else now
         self._collect_one(Outcome(trial, rec.attempt, result, error, start, now, job_id=rec.job_id,
                                   failure="exception" if error is not None else ""))
+        self._trajectory_as_it_goes()
         return rec
+
+    def _trajectory_as_it_goes(self) -> None:
+        """trajectory.csv as a loop of the caller's own goes, as often as ``run`` writes it:
+        a notebook reading it mid-loop sees the trials told so far. A full disk costs the
+        view, not the result, which is already in the history."""
+        now = time.monotonic()
+        if now - self._last_csv < TRAJECTORY_EVERY_S:
+            return
+        try:
+            write_trajectory(self.history, self.study, self.dir.trajectory)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+        self._last_csv = now
 
     def context(self, rec: TrialRecord) -> Ctx:
         """What a trial is given besides its parameters (directory, seed, fidelity, ...)."""

@@ -430,6 +430,20 @@ def test_ask_and_tell_are_journaled_like_any_trial(tmp_path):
     assert os.path.exists(os.path.join(d, "trajectory.csv"))
 
 
+def test_trajectory_csv_shows_told_trials_while_the_loop_goes_on(tmp_path, monkeypatch):
+    import autotune.driver
+
+    monkeypatch.setattr(autotune.driver, "TRAJECTORY_EVERY_S", 0.0)
+    d = tmp_path / "s"
+    raw = study_dict(search={"max_trials": 4})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(d)) as study:
+        for value in (1.0, 2.0):
+            study.tell(study.ask(), value)
+            csv = pd.read_csv(d / "trajectory.csv")  # read mid-loop, before close()
+            assert list(csv["loss"]) == [1.0, 2.0][: len(csv)] and len(csv) == value
+
+
 def test_an_interrupted_loop_gets_its_untold_trials_back_first(tmp_path):
     d = str(tmp_path / "s")
     raw = study_dict(search={"max_trials": 4})
