@@ -17,6 +17,11 @@ from .study import Study
 
 LEAD = ["trial", "status", "algorithm", "round"]
 TAIL = ["value", "best", "start_s", "end_s", "cost_s", "job_id", "attempts", "error"]
+#: names the views give columns of their own: the searcher's grid ``index`` (the CSV splits
+#: it into index_<parameter>) and the DataFrame's ``counts``. A parameter, metric or other
+#: note so named is prefixed like one clashing with a fixed column, or the view would
+#: overwrite it (a parameter ``counts`` became the frame's True/False) or drop it
+RESERVED = ("index", "counts")
 
 
 def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str,
@@ -29,13 +34,15 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
     fixed_cols = LEAD + ["epochs", "parent"] + TAIL
     # a parameter named "epochs" (a fixed training length) is the epochs column itself;
     # any other name clashing with a fixed column is prefixed
-    params = {p: (f"param_{p}" if p in fixed_cols else p) for p in param_names if p != "epochs"}
+    params = {p: (f"param_{p}" if p in fixed_cols or p in RESERVED else p)
+              for p in param_names if p != "epochs"}
     # an info key starting with "_" is a searcher's own state (e.g. a sampler's), kept in the
     # history for resuming but no column
     info_names = sorted({k for r in history.trials.values() for k in r.info
                          if not k.startswith("_")} - {"round"})
-    info = {k: (f"info_{k}" if k in fixed_cols or k in params.values() else k) for k in info_names}
-    taken = set(fixed_cols) | set(params.values()) | set(info.values())
+    info = {k: (f"info_{k}" if k in fixed_cols or k in params.values()
+                or (k in RESERVED and k != "index") else k) for k in info_names}
+    taken = set(fixed_cols) | set(params.values()) | set(info.values()) | set(RESERVED)
     reported = {m for r in history.trials.values() for m in (*r.metrics, *r.extra)}
     metric_names = sorted((reported | ({metric} if metric else set())) - {"cost_s"})
     label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}

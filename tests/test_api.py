@@ -169,6 +169,26 @@ def test_the_metric_is_a_column_before_any_trial_reports_it(tmp_path):
 
 
 # ---- load: read-only, never imports the objective ---------------------------------------------
+def test_a_parameter_or_metric_named_index_or_counts_keeps_its_values(tmp_path):
+    """The CSV splits a column ``index`` (the axis search's grid index) and the frame adds
+    ``counts``: a parameter or metric so named is prefixed, in both, like one named value."""
+    d = tmp_path / "s"
+    raw = study_dict(space={"counts": {"values": [1, 2, 3]}, "index": {"values": [7, 8]}},
+                     search={"max_trials": 3})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(d)) as study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, {"loss": 1.0, "counts": 9.0, "index": 4.0})
+    told = at.load(d).trials
+    df = at.load(d).trials_dataframe()
+    csv = pd.read_csv(d / "trajectory.csv")
+    for view in (df, csv):
+        assert list(view["param_counts"]) == [t.params["counts"] for t in told]
+        assert list(view["param_index"]) == [t.params["index"] for t in told]
+        assert list(view["metric_counts"]) == [9.0] * 3 and list(view["metric_index"]) == [4.0] * 3
+    assert df["counts"].dtype == bool and "counts" not in csv and "index" not in csv
+
+
 def test_load_reads_only_and_never_imports_the_objective(tmp_path):
     pkg = tmp_path / "code"
     pkg.mkdir()
