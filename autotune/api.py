@@ -18,7 +18,7 @@ from . import callables
 from .config import describe
 from .contract import plain_metrics, real_number
 from .driver import EXTERNAL, Driver, RunSummary, check_compatible
-from .errors import StudyError, StudyStopped, python_api
+from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx
@@ -115,6 +115,8 @@ class Study:
         objective (another function, entry or command) is refused, as results would mix;
         ``accept_objective_change=True`` records the change instead, as
         ``--accept-objective-change``."""
+        _flags(progress=progress, retry_failed=retry_failed,
+               accept_objective_change=accept_objective_change)
         if self.settings.objective.entry == callables.NO_ENTRY:
             raise StudyError("objective: this study has no entry, command or function to run; "
                              "give one, or drive it with ask() and tell()")
@@ -302,11 +304,21 @@ def _told(result: Any, error: Any, metric: str, number: int
         raise StudyError(f"tell: the result of trial {number}: {exc}") from None
 
 
+def _flags(**flags: Any) -> None:
+    """Refuse a switch given as anything but True or False: ``progress="no"`` is truthy,
+    and would quietly mean the opposite of what was written."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise StudyError(f"run: {name} must be True or False, got {value!r}")
+
+
 def _error_text(error: Any) -> str:
-    """A failed trial's message: an exception as ``Type: message``."""
+    """A failed trial's message: an exception as ``Type: message``, as the executors write
+    it; an empty one says so, rather than leave ``status`` to say no error was recorded."""
     if isinstance(error, BaseException):
-        return f"{type(error).__name__}: {error}"
-    return str(error)
+        return exception_text(error)
+    text = str(error)
+    return text if text.strip() else "failed (tell gave an empty error message)"
 
 
 def _check_metric(result: Mapping, metric: str, trial: int) -> None:

@@ -14,6 +14,14 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 
+def exception_text(exc: BaseException) -> str:
+    """A failed trial's message from its exception, ``Type: message``, alike on every
+    executor; just ``Type`` when the exception says nothing (``raise ValueError()``), so
+    that no record ends in a dangling colon."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text.strip() else type(exc).__name__
+
+
 class StudyError(Exception):
     """A user mistake: printed as one line, exit status 2."""
 

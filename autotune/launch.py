@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+from .errors import exception_text
 from .objective import Ctx, ObjectiveSpec
 from .ranks import first_failure, free_port, local_env, rank_message, run_rank
 from .worker import show_traceback, write_json_atomic
@@ -43,7 +44,7 @@ def run_one_rank(job: dict, rank: int, port: int) -> int:
         status = 0
     except BaseException as exc:  # noqa: BLE001 - report everything, even SystemExit
         show_traceback(spec)
-        outcome = {"error": f"{type(exc).__name__}: {exc}", "t": time.time()}
+        outcome = {"error": exception_text(exc), "t": time.time()}
         status = 1
     sys.stdout.flush()
     write_json_atomic(rank_outcome_path(ctx.trial_dir, rank), outcome)

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 
-from .errors import is_disk_full
+from .errors import exception_text, is_disk_full
 from .objective import Ctx, ObjectiveSpec, run_objective
 
 
@@ -102,7 +102,7 @@ def main(job_path: str) -> int:
         status = 0
     except BaseException as exc:  # noqa: BLE001 - report everything, even SystemExit
         show_traceback(spec)
-        outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        outcome = {"error": exception_text(exc)}
         status = 1
     outcome.update(measured_s=time.perf_counter() - began, end_t=time.time())
     sys.stdout.flush()

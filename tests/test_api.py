@@ -736,3 +736,32 @@ def test_a_batch_searcher_hands_out_whole_batches_to_a_loop_of_ones_own(tmp_path
                 own.tell(t, (t.params["x"] - 3) ** 2 + (t.params["y"] - 6) ** 2)
     assert sizes == [4, 4, 4]
     assert len({t.trial for t in at.load(str(tmp_path / "r")).trials}) == 12
+
+
+def test_failure_messages_never_end_in_a_bare_colon_or_come_out_empty(tmp_path):
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(tmp_path / "s")) as study:
+        a, b, c = study.ask(), study.ask(), study.ask()
+        assert study.tell(a, error=ValueError()).error == "ValueError"
+        assert study.tell(b, error="  ").error == "failed (tell gave an empty error message)"
+        assert study.tell(c, error=KeyError("lr")).error == "KeyError: 'lr'"
+
+
+def test_an_objective_raising_an_empty_exception_is_named_by_its_type(tmp_path):
+    def objective(params, ctx):
+        raise RuntimeError()
+
+    raw = study_dict(search={"max_trials": 2}, executor={"kind": "inline"})
+    raw["objective"] = {"entry": objective, "metric": "loss"}
+    with pytest.raises(at.StudyStopped):
+        at.Study(raw, dir=str(tmp_path / "s")).run(progress=False)
+    assert {t.error for t in at.load(str(tmp_path / "s")).trials} == {"RuntimeError"}
+
+
+@pytest.mark.parametrize("flag", ["progress", "retry_failed", "accept_objective_change"])
+def test_run_switches_must_be_true_or_false(tmp_path, flag):
+    d = tmp_path / "s"
+    with pytest.raises(StudyError, match=rf"run: {flag} must be True or False, got 'no'"):
+        at.Study(study_dict(search={"max_trials": 2}), dir=str(d)).run(**{flag: "no"})
+    assert not d.exists() or not any(d.iterdir())  # refused before anything was written

@@ -6,6 +6,7 @@ import os
 import time
 import traceback
 
+from ..errors import exception_text
 from ..objective import run_objective
 from .base import Executor, Outcome, TrialJob
 from .registry import register
@@ -23,7 +24,7 @@ def call_in_process(job: TrialJob) -> tuple[dict | None, str | None, str, float]
         with contextlib.suppress(OSError):
             with open(os.path.join(job.ctx.trial_dir, "traceback.txt"), "w") as fh:
                 fh.write(traceback.format_exc())
-        return None, f"{type(exc).__name__}: {exc}", "exception", time.perf_counter() - began
+        return None, exception_text(exc), "exception", time.perf_counter() - began
 
 
 @register

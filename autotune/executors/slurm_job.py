@@ -27,6 +27,7 @@ import time
 import traceback
 from typing import Any, Iterator
 
+from ..errors import exception_text
 from ..objective import Ctx, ObjectiveSpec, run_objective
 from ..ranks import run_rank, slurm_env
 
@@ -100,7 +101,7 @@ class TrialCall:
                 with open(os.path.join(ctx.trial_dir, name), "w") as fh:
                     fh.write(trace)
             failure = "timeout" if isinstance(exc, TrialTimeout) else "exception"
-            return {"error": f"{type(exc).__name__}: {exc}", "failure": failure,
+            return {"error": exception_text(exc), "failure": failure,
                     "started": started, "ended": time.time(), "rank": rank}
         finally:
             sys.stdout.flush()
