@@ -25,6 +25,9 @@ from .stage_cache import ensure_pretrained
 
 #: characters of a parameter name that ``str.format`` would read as field syntax
 FIELD_SYNTAX = set(".[]!:{}")
+# bytes of JSON a result's other values (no metric) may add to the history: every resume
+# reads every line of it, so a returned image or array would slow each one down for good
+EXTRA_LIMIT = 64 * 1024
 
 
 def check_command(template: str, param_names: list[str]) -> None:
@@ -302,8 +305,27 @@ def extras(result: dict, spec: ObjectiveSpec) -> dict:
     """The result's values that are no metric (strings, booleans, None, lists, mappings: plain
     JSON data after ``plain_metrics``), recorded beside the metrics; the optimised metric and
     ``cost_s`` are judged, not kept as they came."""
-    return {k: v for k, v in result.items()
-            if k not in (spec.metric, "cost_s") and real_number(v) is None}
+    extra = {k: v for k, v in result.items()
+             if k not in (spec.metric, "cost_s") and real_number(v) is None}
+    return within_limit(extra)
+
+
+def within_limit(extra: dict) -> dict:
+    """``extra`` with its largest values replaced by a note of their size where together
+    they pass ``EXTRA_LIMIT``: the small values (a message, a path, a short list) are what
+    a table can show, and stay; the note says where large outputs belong."""
+    sizes = {k: len(json.dumps(v, default=str)) for k, v in extra.items()}
+    if sum(sizes.values()) <= EXTRA_LIMIT:
+        return extra
+    kept, used = set(), 0
+    for key in sorted(extra, key=lambda k: sizes[k]):
+        if used + sizes[key] <= EXTRA_LIMIT:
+            kept.add(key)
+            used += sizes[key]
+    return {k: v if k in kept else
+            f"not recorded: {sizes[k]:,} bytes of JSON, over the {EXTRA_LIMIT // 1024} KB a "
+            f"result's other values may add to the history; write large outputs into the "
+            f"trial's directory" for k, v in extra.items()}
 
 
 def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | None]:

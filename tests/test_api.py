@@ -310,6 +310,26 @@ def test_a_function_may_return_numpy_scalars(tmp_path, kind):
             assert list(df["n"]) == [2.0, 2.0] and list(df["z"]) == [0.5, 0.5]
 
 
+def test_a_huge_value_beside_the_metric_is_noted_by_size_and_the_small_ones_kept(tmp_path):
+    """A returned array the size of an image would be read back by every resume; the
+    history keeps a note of its size instead, and the small values a table shows."""
+    def objective(params, ctx):
+        return {"loss": params["x"], "tag": "abc", "curve": list(range(50_000)),
+                "grid": [[0.5] * 100] * 100}
+
+    d = str(tmp_path / "s")
+    at.Study(study_dict(objective={"entry": objective}, space={"x": {"values": [0, 1]}},
+                        search={"algorithm": "grid"}, executor={"kind": "inline"}),
+             dir=d).run(progress=False)
+    for rec in history(d).trials.values():
+        assert rec.status == "ok" and rec.extra["tag"] == "abc"
+        assert rec.extra["grid"] == [[0.5] * 100] * 100          # 40 KB: kept
+        assert rec.extra["curve"].startswith("not recorded: 338,890 bytes of JSON, over the "
+                                             "64 KB")
+    with open(os.path.join(d, "history.jsonl"), "rb") as f:
+        assert max(len(line) for line in f) < 70_000
+
+
 @pytest.mark.parametrize("kind", ["inline", "local"])
 def test_nested_numpy_values_of_a_result_are_recorded_as_plain_json(tmp_path, kind):
     """Inside lists and mappings too: numpy scalars as numbers, arrays as lists; the result's
