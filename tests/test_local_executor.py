@@ -171,10 +171,12 @@ def test_a_result_line_longer_than_the_kept_tail_is_read_whole(tmp_path, monkeyp
                    "print(json.dumps({{'loss': {x}, 'samples': 'x' * 200000}}))\""},
         space={"x": {"values": [1.5]}}, search={"algorithm": "grid"}))
     d = str(tmp_path / "long")
+    monkeypatch.setattr(runner, "EXTRA_LIMIT", 1 << 20)  # recorded whole, to compare
     Driver(study, d, progress=False).run()
     rec = history(d).trials[0]
     assert rec.status == "ok" and rec.value == 1.5, rec.error
     assert rec.extra["samples"] == pad
+    monkeypatch.undo()
     monkeypatch.setattr(runner, "LINE_LIMIT", 100_000)
     d = str(tmp_path / "too-long")
     Driver(study, d, progress=False).run()
