@@ -84,7 +84,8 @@ def launch(job_path: str, job: dict) -> int:
         time.sleep(0.02)
     for fh in logs:
         fh.close()
-    outcome = {**judge_ranks(trial_dir, ranks, codes), "end_t": time.time()}
+    outcome = {**judge_ranks(trial_dir, ranks, codes), "end_t": time.time(),
+               "pid": os.getpid()}
     write_json_atomic(job["outcome_path"], outcome)
     if len(codes) < len(procs):  # a rank failed: end the others (and this launcher)
         sys.stdout.flush()

@@ -61,14 +61,14 @@ def ended_alone(rec: Any, directory: str | None) -> bool:
 def unrecorded_worker(rec: Any, directory: str | None) -> str | None:
     """A trial recorded as asked whose local worker a driver started and was killed before
     recording the start (it records a batch's starts at once): ``running-alone`` or
-    ``ended-alone`` as for a recorded one, since the next run finds it by its trial
-    folder's pid (``unrecorded``) and watches or collects it; None when there is none."""
+    ``ended-alone`` as for a recorded one, since the next run finds it (``latest_worker``)
+    and watches or collects it; None when there is none."""
     if not directory:
         return None
-    from .executors.local import read_json, worker_alive, worker_ended, worker_pid
+    from .executors.local import latest_worker, read_json, worker_alive, worker_ended
 
     trial_dir = os.path.join(directory, "trials", str(rec.trial))
-    pid = worker_pid(trial_dir)
+    pid = latest_worker(trial_dir)
     job = read_json(os.path.join(trial_dir, "job.json")) or {}
     if pid is None or job.get("ctx", {}).get("attempt") != rec.next_attempt:
         return None      # none started, or an earlier attempt's worker

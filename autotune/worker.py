@@ -59,7 +59,7 @@ def watchdog(seconds: float, timeout_s: float, outcome: OutcomeFile) -> None:
                         "the trial; ending it\n".encode())
         with contextlib.suppress(OSError):
             outcome.write({"error": f"timed out after {timeout_s:g}s", "failure": "timeout",
-                           "end_t": time.time()})
+                           "end_t": time.time(), "pid": os.getpid()})
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
     if os.getpgrp() != os.getpid():  # not a trial's own session: never end someone else's
@@ -104,7 +104,8 @@ def main(job_path: str) -> int:
         show_traceback(spec)
         outcome = {"error": exception_text(exc)}
         status = 1
-    outcome.update(measured_s=time.perf_counter() - began, end_t=time.time())
+    # the pid names the worker to a driver that must find it without worker.pid
+    outcome.update(measured_s=time.perf_counter() - began, end_t=time.time(), pid=os.getpid())
     sys.stdout.flush()
     try:
         outcome_file.write(outcome)

@@ -163,3 +163,45 @@ def test_a_worker_started_but_not_recorded_as_started_is_watched_again_not_run_t
     assert len(open(log).readlines()) == 1      # the objective ran once, not twice
     rec = history(d).trials[0]
     assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
+
+
+@pytest.mark.parametrize("state", ["running", "ended"])
+@pytest.mark.parametrize("pid_file", ["missing", "stale"])
+def test_a_worker_whose_pid_was_never_written_is_found_not_run_twice(tmp_path, state, pid_file):
+    # a driver killed inside the worker's start (after the process began, before its pid
+    # reached worker.pid) leaves no pid file, or an earlier start's: the worker is still found
+    log = str(tmp_path / "runs.log")
+    sleep = 1.5 if state == "running" else 0.3
+    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
+                                   search={"max_trials": 1},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "d")
+    first = Driver(study, d, progress=False)
+    first.dir.check_run()
+    first.dir.acquire()
+    first._start()
+    [rec] = first.ask_trials(1)
+    first.executor.submit(first._job(rec))
+    pid_path = os.path.join(d, "trials", "0", "worker.pid")
+    if pid_file == "missing":
+        os.remove(pid_path)
+    else:  # the pid of a process that is no worker of this trial (an earlier one, long gone)
+        with open(pid_path, "w") as fh:
+            fh.write(str(os.getpid()))
+    wait_for = log if state == "running" else os.path.join(d, "trials", "0", "outcome.json")
+    deadline = time.time() + 60
+    while not os.path.exists(wait_for):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    if state == "ended":
+        first.executor._running[0].proc.wait(timeout=60)
+    first.journal.close()
+    first.dir.release()
+    assert trial_states(history(d), False, d) == {0: f"{state}-alone"}
+
+    summary = Driver(study, d, progress=False).run()
+    assert summary.counts == {"ok": 1}
+    assert len(open(log).readlines()) == 1      # the objective ran once, not twice
+    rec = history(d).trials[0]
+    assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
+    assert rec.cost_s >= sleep - 0.05           # its own run time, not the moment it was found

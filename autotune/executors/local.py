@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..worker import DISK_FULL_STATUS, write_json_atomic
 from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, check_packing, make_pool
-from .procgroup import MARK, alive, end_group, kill_group
+from .procgroup import MARK, alive, end_group, kill_group, started_worker
 from .registry import register
 
 #: where this autotune is imported from: a worker started in the launch directory finds it
@@ -121,9 +121,9 @@ class LocalExecutor(Executor):
         return f"pid-{proc.pid}"
 
     def unrecorded(self, job: TrialJob) -> str | None:
-        """The worker whose pid its trial folder holds: ``submit`` writes it right after the
-        start, before the driver records the start with the others of its batch."""
-        pid = worker_pid(job.ctx.trial_dir)
+        """The worker of the trial's latest start (``latest_worker``): ``submit`` starts it
+        before the driver records the start with the others of its batch."""
+        pid = latest_worker(job.ctx.trial_dir)
         return None if pid is None else f"pid-{pid}"
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
@@ -144,13 +144,24 @@ class LocalExecutor(Executor):
             return False
         if recorded.get("gpus"):
             self._gpus.claim(job.trial, recorded["gpus"])
-        start = job.resume_start_s if job.resume_start_s is not None else self.now()
+        start = (job.resume_start_s if job.resume_start_s is not None
+                 else self._unrecorded_start(tdir))
         timeout = job.objective.timeout_s
         deadline = (time.monotonic() + max(0.0, timeout - (self.now() - start))
                     if timeout else None)
         self._running[job.trial] = _Running(job, _Adopted(pid, tdir), start, deadline,
                                             outcome_path, ())
         return True
+
+    def _unrecorded_start(self, trial_dir: str) -> float:
+        """When a worker whose start the history lacks started, on the study clock: its
+        job.json is written just before it starts. Taking the moment it was found instead
+        would charge a trial that ended meanwhile nothing at all, and restart its timeout."""
+        try:
+            stamp = os.path.getmtime(os.path.join(trial_dir, "job.json")) - self.t0
+        except OSError:
+            return self.now()
+        return min(self.now(), max(0.0, stamp))
 
     def poll(self, timeout: float) -> list[Outcome]:
         give_up = time.monotonic() + timeout
@@ -277,11 +288,26 @@ def worker_pid(trial_dir: str) -> int | None:
         return None
 
 
+def latest_worker(trial_dir: str) -> int | None:
+    """The pid of the worker of the trial's latest start, however far its driver got in
+    recording it: one still running (found in /proc: a driver killed just after starting
+    it never wrote worker.pid), else the one whose outcome is there, else worker.pid's.
+    None when the trial was never handed to a worker (no job.json)."""
+    job_path = os.path.join(trial_dir, "job.json")
+    if not os.path.exists(job_path):
+        return None
+    pid = started_worker(trial_dir, job_path)
+    if pid is None:
+        stamped = (read_json(os.path.join(trial_dir, "outcome.json")) or {}).get("pid")
+        pid = stamped if isinstance(stamped, int) and not isinstance(stamped, bool) else None
+    return pid if pid is not None else worker_pid(trial_dir)
+
+
 def kill_orphan(trial_dir: str) -> None:
     """A worker a dead driver left behind, or what its processes left running, must not
-    write into a re-run of its trial: its whole group is ended."""
-    pid = worker_pid(trial_dir)
-    if pid is not None:
+    write into a re-run of its trial: its whole group is ended (the one worker.pid names,
+    and one running unrecorded there, see ``latest_worker``)."""
+    for pid in {worker_pid(trial_dir), latest_worker(trial_dir)} - {None}:
         end_group(pid, trial_dir)
 
 

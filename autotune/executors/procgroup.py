@@ -70,6 +70,29 @@ def end_group(pgid: int, trial_dir: str, wait_s: float = 2.0) -> int:
     return len(mine)
 
 
+def started_worker(trial_dir: str, job_path: str) -> int | None:
+    """The live worker of this trial, found in /proc: a group leader (a worker starts its own
+    session) carrying the trial's mark and running ``job_path``. A driver killed between
+    starting a worker and writing its pid to worker.pid leaves no other trace of it while it
+    runs, and a worker left unfound would run a second time beside the new one."""
+    want = job_path.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        stat = _stat(pid)
+        if stat is None or stat[1] != pid or stat[0] == "Z" or not marked(pid, trial_dir):
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if want in argv:
+            return pid
+    return None
+
+
 def alive(pid: int, trial_dir: str) -> bool:
     """The trial's worker ``pid`` still runs (not a zombie, and it is that trial's)."""
     stat = _stat(pid)
