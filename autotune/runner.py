@@ -332,12 +332,24 @@ def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | 
     """Split a raw result into numeric metrics, the optimised value, and an error if any.
     Any real-number scalar counts (``real_number``: numpy, 0-d tensors), stored as a float."""
     numbers = {k: real_number(v) for k, v in result.items()}
-    metrics = {k: float(n) for k, n in numbers.items() if n is not None}
+    metrics = {k: as_float(n) for k, n in numbers.items() if n is not None}
     if spec.metric not in result:
         return metrics, None, f"result has no metric {spec.metric!r} (keys: {sorted(result)})"
     value = numbers[spec.metric]
     if value is None:
         return metrics, None, f"metric {spec.metric!r} is not a number: {result[spec.metric]!r}"
-    if not math.isfinite(value):
-        return metrics, None, f"metric {spec.metric!r} is {value}"
-    return metrics, float(value), None
+    if not math.isfinite(metrics[spec.metric]):
+        shown = value if isinstance(value, float) else "an integer too large for a float"
+        return metrics, None, f"metric {spec.metric!r} is {shown}"
+    return metrics, metrics[spec.metric], None
+
+
+def as_float(number: int | float) -> float:
+    """A real number as the float a history records; an integer too large for one (10**400
+    printed by a command) is infinite, which ``judge`` refuses as the optimised value. A
+    plain ``float()`` raised OverflowError in the driver, which stopped it, and every
+    resume after it, collecting the same result again."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf

@@ -184,3 +184,19 @@ def test_a_result_line_longer_than_the_kept_tail_is_read_whole(tmp_path, monkeyp
     assert rec.status == "failed"
     assert rec.error.startswith("ValueError: command's last stdout line is longer than")
     assert "write the result to {trial_dir}/result.json" in rec.error
+
+
+def test_an_integer_too_large_for_a_float_fails_its_trial_not_the_driver(tmp_path):
+    """JSON holds integers of any size; float() of one past 1e308 raised OverflowError in the
+    driver, which died, and died again on every resume collecting the same result."""
+    huge = "1" + "0" * 400
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "printf '%s\\n' {x}"},
+        space={"x": {"values": [f'{{"loss": 2, "count": {huge}}}', f'{{"loss": {huge}}}']}},
+        search={"algorithm": "grid"}, executor={"kind": "local", "max_concurrent": 2}))
+    d = str(tmp_path / "huge")
+    summary = Driver(study, d, progress=False).run()
+    assert summary.counts == {"ok": 1, "failed": 1}
+    ok, failed = history(d).trials[0], history(d).trials[1]
+    assert ok.value == 2.0 and ok.metrics["count"] == float("inf")
+    assert failed.error == "metric 'loss' is an integer too large for a float"
