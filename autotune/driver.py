@@ -24,6 +24,7 @@ from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx, extras, judge, trial_seed
+from .runner import reported_cost
 from .progress import Progress, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
@@ -433,8 +434,8 @@ class Driver:
         if o.result is not None:
             metrics, _, error = judge(o.result, self.study.objective)
             extra = extras(o.result, self.study.objective)
-        reported = metrics.pop("cost_s", None)  # stored once, as the event's cost_s
-        cost = reported if reported is not None and reported >= 0 else o.run_s
+        reported = reported_cost(metrics.pop("cost_s", None))  # stored once, as the event's
+        cost = reported if reported is not None else o.run_s
         status = "cancelled" if o.failure == "cancelled" else ("ok" if error is None else "failed")
         job_id = o.job_id if o.job_id != self.history.trials[o.trial].job_id else None
         return ev.end(o.trial, o.attempt, status, round(o.start_s, 6), round(o.end_s, 6),

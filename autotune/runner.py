@@ -344,6 +344,18 @@ def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | 
     return metrics, metrics[spec.metric], None
 
 
+def reported_cost(value: Any) -> float | None:
+    """A result's ``cost_s`` as compute seconds, or None where the measured run time must
+    stand in: a boolean, a string, a negative number, NaN or infinity is no duration. An
+    infinite one was taken as it came, and the study's compute spent became inf, every
+    ``max_compute_s`` spent by one trial (and, simulated, the clock sent to infinity)."""
+    number = real_number(value)
+    if number is None:
+        return None
+    cost = as_float(number)
+    return cost if math.isfinite(cost) and cost >= 0 else None
+
+
 def as_float(number: int | float) -> float:
     """A real number as the float a history records; an integer too large for one (10**400
     printed by a command) is infinite, which ``judge`` refuses as the optimised value. A

@@ -25,6 +25,7 @@ from .contract import Ctx, ObjectiveSpec, StageSpec
 from .executors import Executor, Outcome, TrialJob
 from .history import History
 from .progress import Progress
+from .runner import as_float, reported_cost
 from .stage_cache import STAGE_ENTRY, built, checkpoint_of
 
 STAGE_TRIAL = -1   # the stage's id with the executors: never a trial's
@@ -133,10 +134,10 @@ class StageRunner:
         metrics = dict(o.result or {}) if error is None else {}
         if error is None and built(stage, self.study_dir) is None:
             error, failure = "the stage's job ended but its checkpoint is not in the cache", "result"
-        reported = metrics.pop("cost_s", None)
-        cost = reported if isinstance(reported, (int, float)) and reported >= 0 else o.run_s
+        reported = reported_cost(metrics.pop("cost_s", None))
+        cost = reported if reported is not None else o.run_s
         status = "ok" if error is None else ("cancelled" if failure == "cancelled" else "failed")
-        numbers = {k: float(v) for k, v in metrics.items()
+        numbers = {k: as_float(v) for k, v in metrics.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.record([ev.stage_end(stage.name, stage.key(), o.attempt, status, round(o.start_s, 6),
                                   round(o.end_s, 6), round(cost, 6), o.job_id, numbers, error,

@@ -186,3 +186,25 @@ def test_random_over_a_small_finite_space_goes_round_by_round_and_resumes_the_sa
         Driver(study, d, progress=False, stop_after_events=crash_after).run()
     assert Driver(study, d, progress=False).run().trials == 14
     assert trajectory_of(d) == trajectory_of(reference)
+
+
+@pytest.mark.parametrize("kind", ["inline", "simulated"])
+def test_a_reported_cost_that_is_no_duration_gives_way_to_the_measured_one(tmp_path, kind):
+    """cost_s Infinity was taken as it came: the study's compute spent became inf (every
+    max_compute_s spent by one trial; under the simulated executor the clock went to inf)."""
+    lines = ['{"loss": 1, "cost_s": Infinity}', '{"loss": 2, "cost_s": NaN}',
+             '{"loss": 3, "cost_s": -1}', '{"loss": 4, "cost_s": "5"}',
+             '{"loss": 5, "cost_s": true}', '{"loss": 6, "cost_s": 7}']
+    executor = {"kind": kind}
+    if kind == "simulated":
+        executor["default_cost_s"] = 1.0
+    summary, d = run(tmp_path, objective={"entry": None, "command": "printf '%s\\n' {x}"},
+                     space={"x": {"values": lines}}, search={"algorithm": "grid"},
+                     executor=executor)
+    assert summary.counts == {"ok": 6}
+    h = history(d)
+    costs = [h.trials[t].cost_s for t in range(6)]
+    assert costs[5] == 7.0
+    assert all(0 <= c < 5 for c in costs[:5]), costs
+    if kind == "simulated":
+        assert costs[:5] == [1.0] * 5 and h.last_t == 12.0

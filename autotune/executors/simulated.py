@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 
 from .base import Executor, Outcome, TrialJob
+from ..runner import reported_cost
 from .inline import call_in_process
 from .registry import register
 
@@ -45,9 +46,9 @@ class SimulatedExecutor(Executor):
         result, error, failure, measured = call_in_process(job)
         cost = measured if self.default_cost is None else self.default_cost
         if result is not None:
-            reported = result.get("cost_s")
-            if isinstance(reported, (int, float)) and not isinstance(reported, bool) and reported >= 0:
-                cost = float(reported)
+            reported = reported_cost(result.get("cost_s"))
+            if reported is not None:
+                cost = reported
         timeout = job.objective.timeout_s
         if timeout is not None and cost > timeout:
             result, error, failure, cost = None, f"timed out after {timeout:g}s", "timeout", timeout
