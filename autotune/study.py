@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +121,6 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     objective = parse_objective(raw["objective"], paths, load_code)
     if objective.command is not None:
         check_command(objective.command, space.names)
-        check_command_values(objective.command, space)
     study = Study(name=name, objective=objective, space=space, raw=raw)
     parse_search(require_mapping(raw.get("search") or {}, "search"), study)
     parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
@@ -131,17 +131,59 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
         stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
                              load_code)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
+    if objective.command is not None:  # once the fidelity and the pretrain are known
+        check_command_values(objective.command, space, sample_ctx(study))
     check_engine_names(study)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
     return study
 
 
-def check_command_values(template: str, space: SearchSpace) -> None:
+def sample_ctx(study: Study) -> Ctx:
+    """A trial's fields as this study fills them (``epochs`` an int under a fidelity, else
+    None; ``pretrained`` a path under a pretrain, else None), to try a command's format
+    specs on: ``{epochs:d}`` is right where the search sets the epochs."""
+    fidelity = study.search_options.get("fidelity") or {}
+    epochs = fidelity.get("max") if isinstance(fidelity, dict) else None
+    pretrained = "/pretrained/checkpoint.pt" if study.objective.pretrain is not None else None
+    return Ctx(trial=0, trial_dir="/trial", seed=0, study_dir="/study", epochs=epochs,
+               pretrained=pretrained, launch_dir="/launch", study_file_dir="/study-file")
+
+
+#: why a field a command may name holds None in a trial
+EMPTY_FIELD = {"epochs": "the search sets no epochs (no search.fidelity)",
+               "pretrained": "the study has no stages.pretrain",
+               "resume_from": "a trial that continues no other's checkpoint has none"}
+
+
+def check_ctx_fields(template: str, ctx: Ctx) -> None:
+    """A format spec on a field the engine fills must suit the value it gets: refused here
+    naming that field (it was blamed on the first parameter's first value, and
+    ``{epochs:d}`` was refused although every trial of a fidelity search has its epochs)."""
+    from .objective import format_command
+
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        base = (name or "").split(".")[0].split("[")[0]
+        if base not in Ctx.FIELDS:
+            continue
+        field = ("{" + name + (f"!{conversion}" if conversion else "")
+                 + (f":{spec}" if spec else "") + "}")
+        try:
+            format_command(field, {}, ctx)
+        except (ValueError, TypeError, AttributeError, LookupError) as exc:
+            value = ctx.as_dict()[base]
+            why = f": {EMPTY_FIELD[base]}" if value is None and base in EMPTY_FIELD else ""
+            raise StudyError(f"objective.command: {field}: {exc} ({base} is {value!r} in a "
+                             f"trial{why})") from None
+
+
+def check_command_values(template: str, space: SearchSpace, ctx: Ctx) -> None:
     """Format the command with every declared value of every parameter (the others at their
     first), so a format spec a value cannot take (``{opt:.2e}`` with a string) is found now,
-    not in every trial."""
+    not in every trial; the engine's fields take the values ``ctx`` gives them."""
     from .objective import format_command
     from .space import Choice, Fixed, Range
+
+    check_ctx_fields(template, ctx)
 
     def values(p: Any) -> list:
         if isinstance(p, Choice):
@@ -151,7 +193,6 @@ def check_command_values(template: str, space: SearchSpace) -> None:
         return [p.value] if isinstance(p, Fixed) else []
 
     first = {name: values(p)[0] for name, p in space.params.items()}
-    ctx = Ctx(trial=0, trial_dir="/trial", seed=0, study_dir="/study")
     for name, p in space.params.items():
         for value in values(p):
             try:

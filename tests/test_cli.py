@@ -3,6 +3,7 @@ import os
 import pytest
 
 from autotune.cli import main
+from autotune.study import parse_study
 from tests.helpers import cli, study_dict, write_study
 
 
@@ -90,6 +91,11 @@ CATALOGUE = [
      "objective.command: {a[0]}: the parameter name 'a[0]' cannot be used in a command"),
     (dict(objective={"entry": None, "command": "echo {x.nope}"}),
      "objective.command: 'float' object has no attribute 'nope' (parameter x = -3.0)"),
+    (dict(objective={"entry": None, "command": "echo {epochs:d}"}),
+     "objective.command: {epochs:d}: unsupported format string passed to NoneType.__format__ "
+     "(epochs is None in a trial: the search sets no epochs (no search.fidelity))"),
+    (dict(objective={"entry": None, "command": "echo {x} {trial_dir.nope}"}),
+     "objective.command: {trial_dir.nope}: 'str' object has no attribute 'nope' (trial_dir is"),
     (dict(executor={"kind": "slurm", "cleanup": "bogus"}), "executor.cleanup: expected one of"),
     (dict(executor={"kind": "slurm", "time_limit_min": 1}), "executor.time_limit_min: 1 leaves"),
 ]
@@ -115,6 +121,20 @@ def test_bad_study_files_get_one_clear_line(tmp_path, capsys, over, message):
 @pytest.mark.parametrize("text, message", TEXT_CATALOGUE, ids=[m[:20] for _, m in TEXT_CATALOGUE])
 def test_bad_study_file_text_gets_one_clear_line(tmp_path, capsys, text, message):
     assert message in bad(tmp_path, capsys, None, text=text)
+
+
+def test_a_format_spec_on_a_field_the_search_fills_is_taken(tmp_path):
+    """{epochs:d} was refused, blamed on the first parameter's first value, although every
+    trial of a fidelity search has its epochs."""
+    from autotune.contract import Ctx
+    from autotune.runner import format_command
+
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "train --epochs {epochs:04d} --trial {trial:03d}"},
+        space={"x": {"values": [1, 2]}},
+        search={"algorithm": "asha", "fidelity": {"min": 1, "max": 9}}))
+    ctx = Ctx(trial=7, trial_dir=str(tmp_path), seed=0, epochs=3)
+    assert format_command(study.objective.command, {"x": 1}, ctx) == "train --epochs 0003 --trial 007"
 
 
 def test_missing_sections(tmp_path, capsys):
