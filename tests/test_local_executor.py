@@ -200,3 +200,18 @@ def test_an_integer_too_large_for_a_float_fails_its_trial_not_the_driver(tmp_pat
     ok, failed = history(d).trials[0], history(d).trials[1]
     assert ok.value == 2.0 and ok.metrics["count"] == float("inf")
     assert failed.error == "metric 'loss' is an integer too large for a float"
+
+
+def test_a_command_that_removes_its_trial_folder_fails_saying_so(tmp_path):
+    """The worker's outcome and stderr.log went with the folder: the error pointed at a
+    stderr.log that no longer existed."""
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "rm -rf {trial_dir}; echo '{{\"loss\": {x}}}'"},
+        space={"x": {"values": [1]}}, search={"algorithm": "grid"},
+        executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "rm")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert rec.status == "failed"
+    assert rec.error == (f"exited with status 1: its trial folder {d}/trials/0 was removed while "
+                         "it ran (by the objective?), so its outcome and logs could not be kept")

@@ -264,6 +264,9 @@ def died_message(returncode: int | None, trial_dir: str) -> str:
         return "No space left on device: the worker could not write its outcome"
     else:
         reason = f"exited with status {returncode}"
+    if not os.path.isdir(trial_dir):  # its stderr.log went with it: do not point there
+        return (f"{reason}: its trial folder {trial_dir} was removed while it ran (by the "
+                "objective?), so its outcome and logs could not be kept")
     tail = last_line(os.path.join(trial_dir, "stderr.log"))
     return f"{reason}" + (f": {tail}" if tail else " (see stderr.log)")
 
