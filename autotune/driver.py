@@ -31,7 +31,7 @@ from .restore import restore, result_of, suggestion_event
 from .stage_runner import StageRunner
 from .study import Study
 from .studydir import StudyDir
-from .states import trial_states
+from .states import job_kind, left_to_another_kind, trial_states
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
@@ -157,6 +157,8 @@ class Driver:
         self.executor = self._executor or EXECUTORS[executor_kind or self.study.executor](
             self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.study.max_concurrent = min(self.study.max_concurrent, self.executor.max_concurrent)
+        if executor_kind is None and (record is None or record.get("recovered")):
+            self._check_left_running()  # a run; an ask/tell loop (open) reruns nothing
         fresh = record is not None and not record.get("recovered")
         if record is None:
             note = ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0,
@@ -187,6 +189,25 @@ class Driver:
         if self.searcher.notice:
             self.progress.say(self.searcher.notice)
         self._last_csv = 0.0
+
+    def _check_left_running(self) -> None:
+        """Refuse, before the resume is recorded, to resume under another executor kind a
+        study whose killed driver left trials running as jobs of its own kind (local
+        processes, SLURM jobs): this executor can neither watch nor collect them, and ran
+        them a second time, both writing into the same trial folders."""
+        kind = self.executor.kind
+        left = left_to_another_kind(self.history, self.dir.path, kind)
+        if not left:
+            return
+        shown = ", ".join(map(str, left[:10])) + (" ..." if len(left) > 10 else "")
+        owner = {job_kind(self.history.trials[t].job_id or "") or "local" for t in left}
+        kinds = " and ".join(sorted(owner))
+        raise StudyError(
+            f"executor.kind: {self.dir.path} has trial(s) {shown} that a killed driver left "
+            f"running (or ended, not yet recorded) as {kinds} jobs, which executor kind {kind} "
+            f"can neither watch nor record: it would run them again. Resume with executor "
+            f"kind {kinds} (it collects them), or stop those still running with: "
+            f"python -m autotune cancel {self.dir.path} (they then run again)")
 
     # ---- a loop of the caller's own (ask/tell from Python) --------------------------------
     def open(self) -> None:

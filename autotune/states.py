@@ -87,3 +87,27 @@ def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:
 
         return worker_alive(os.path.join(directory, "trials", str(rec.trial)), job_id)
     return bool(job_id) and job_id.split("_")[0].isdigit() and not cancelled
+
+
+def job_kind(job_id: str) -> str | None:
+    """The executor kind a recorded job id belongs to: ``pid-N`` a local process, ``N`` or
+    ``N_M`` a SLURM job; None for the kinds whose trials never outlive their driver."""
+    if job_id.startswith("pid-"):
+        return "local"
+    return "slurm" if job_id and job_id.split("_")[0].isdigit() else None
+
+
+def left_to_another_kind(history: History, directory: str, kind: str) -> list[int]:
+    """Trials a killed driver left running (or ended, not yet recorded) as jobs of another
+    executor kind than ``kind``: a resume under ``kind`` cannot watch or collect them, and
+    would run each a second time beside (or after) its first run."""
+    states = trial_states(history, False, directory)
+    left = []
+    for t, state in states.items():
+        if state not in ("running-alone", "ended-alone"):
+            continue
+        rec = history.trials[t]
+        owner = job_kind(rec.job_id or "") if rec.status == "running" else "local"
+        if owner is not None and owner != kind:
+            left.append(t)
+    return sorted(left)

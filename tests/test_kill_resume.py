@@ -205,3 +205,43 @@ def test_a_worker_whose_pid_was_never_written_is_found_not_run_twice(tmp_path, s
     rec = history(d).trials[0]
     assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
     assert rec.cost_s >= sleep - 0.05           # its own run time, not the moment it was found
+
+
+@pytest.mark.parametrize("state", ["running", "ended"])
+def test_a_resume_under_another_executor_kind_is_refused_while_local_trials_are_left(tmp_path,
+                                                                                      state):
+    # the inline executor can neither watch a local worker nor read its outcome: it ran the
+    # trial a second time, both runs writing into the same trial folder
+    from autotune.errors import StudyError
+
+    log = str(tmp_path / "runs.log")
+    sleep = 3.0 if state == "running" else 0.3
+    data = study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
+                      search={"max_trials": 1}, executor={"kind": "local", "max_concurrent": 1})
+    d = str(tmp_path / "d")
+    first = Driver(parse_study(data), d, progress=False)
+    first.dir.check_run()
+    first.dir.acquire()
+    first._start()
+    [rec] = first.ask_trials(1)
+    first._submit([rec])                            # started and recorded; then killed
+    wait_for = log if state == "running" else os.path.join(d, "trials", "0", "outcome.json")
+    deadline = time.time() + 60
+    while not os.path.exists(wait_for):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    if state == "ended":
+        first.executor._running[0].proc.wait(timeout=60)
+    first.journal.close()
+    first.dir.release()
+    before = open(os.path.join(d, "history.jsonl"), "rb").read()
+
+    inline = parse_study({**data, "executor": {"kind": "inline"}})
+    with pytest.raises(StudyError, match=r"executor.kind: .* has trial\(s\) 0 that a killed "
+                                         r"driver left running .* as local jobs"):
+        Driver(inline, d, progress=False).run()
+    assert open(os.path.join(d, "history.jsonl"), "rb").read() == before   # nothing written
+
+    summary = Driver(parse_study(data), d, progress=False).run()         # its own kind: fine
+    assert summary.counts == {"ok": 1}
+    assert len(open(log).readlines()) == 1
