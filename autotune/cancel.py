@@ -67,22 +67,30 @@ def cancel_study(study_dir: str) -> str:
         said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")
     else:
         said.append(f"no queued or running slurm jobs{failed}")
-    if others and not driver:
-        stopped = stop_local_trials(sdir, history)
-        said.append(f"stopped {stopped} local trial(s) left running by a dead driver"
-                    if stopped else f"{len(others)} local trial(s) were in flight; none still "
-                    "runs")
+    stopped = 0 if driver else stop_local_trials(sdir, history)
+    if stopped:
+        said.append(f"stopped {stopped} local trial(s) left running by a dead driver")
+    elif others and not driver:
+        said.append(f"{len(others)} local trial(s) were in flight; none still runs")
     return "; ".join(said)
 
 
 def stop_local_trials(sdir: StudyDir, history: History) -> int:
-    """End the process groups of local trials whose driver died (they run on otherwise)."""
+    """End the process groups of local trials whose driver died (they run on otherwise):
+    those recorded as started, and those it started without living to record it (found as
+    the next run would find them, ``latest_worker``)."""
+    from .executors.local import latest_worker
     from .executors.procgroup import end_group
 
     stopped = 0
     for rec in history.trials.values():
-        if not rec.done and rec.job_id.startswith("pid-") and rec.job_id[4:].isdigit():
-            stopped += end_group(int(rec.job_id[4:]), sdir.trial_dir(rec.trial)) > 0
+        if rec.done:
+            continue
+        tdir = sdir.trial_dir(rec.trial)
+        if rec.job_id.startswith("pid-") and rec.job_id[4:].isdigit():
+            stopped += end_group(int(rec.job_id[4:]), tdir) > 0
+        elif rec.status == "pending" and (pid := latest_worker(tdir)) is not None:
+            stopped += end_group(pid, tdir) > 0
     for st in history.stages.values():
         if st.status == "running" and st.job_id.startswith("pid-") and st.job_id[4:].isdigit():
             stopped += end_group(int(st.job_id[4:]), os.path.join(sdir.path, "stages", st.name)) > 0

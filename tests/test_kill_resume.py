@@ -245,3 +245,35 @@ def test_a_resume_under_another_executor_kind_is_refused_while_local_trials_are_
     summary = Driver(parse_study(data), d, progress=False).run()         # its own kind: fine
     assert summary.counts == {"ok": 1}
     assert len(open(log).readlines()) == 1
+
+
+def test_cancel_stops_a_worker_whose_start_was_never_recorded(tmp_path):
+    # the driver records a batch's starts once all are started: killed in between, the
+    # history names no job for the trial, and cancel left its worker running
+    from autotune.cancel import cancel_study
+
+    log = str(tmp_path / "runs.log")
+    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": 300.0, "log": log},
+                                   search={"max_trials": 1},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "d")
+    first = Driver(study, d, progress=False)
+    first.dir.check_run()
+    first.dir.acquire()
+    first._start()
+    [rec] = first.ask_trials(1)
+    first.executor.submit(first._job(rec))          # started; the start never recorded
+    worker = first.executor._running[0].proc
+    deadline = time.time() + 60
+    while not os.path.exists(log):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    first.journal.close()
+    first.dir.release()
+    try:
+        assert "stopped 1 local trial(s) left running by a dead driver" in cancel_study(d)
+        worker.wait(timeout=10)
+        assert trial_states(history(d), False, d) == {0: "interrupted"}
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
