@@ -216,12 +216,25 @@ class TPEModel:
     def propose(self, rng: np.random.Generator, candidates: int = 64, widen: float = 3.0
                 ) -> dict[str, Any]:
         """Draw candidates from l (bandwidths times ``widen``); return the best l/g."""
+        u, c, score = self._scored(rng, candidates, widen)
+        best = int(np.argmax(score))
+        return self.encoder.decode(u[best], c[best])
+
+    def ranked(self, rng: np.random.Generator, candidates: int = 64, widen: float = 3.0
+               ) -> list[dict[str, Any]]:
+        """The same candidates as ``propose`` draws, best l/g first (its pick leads), so a
+        caller that cannot use the best (a setting already run) takes the next."""
+        u, c, score = self._scored(rng, candidates, widen)
+        order = sorted(range(len(score)), key=lambda i: (-score[i], i))  # argmax's tie rule
+        return [self.encoder.decode(u[i], c[i]) for i in order]
+
+    def _scored(self, rng: np.random.Generator, candidates: int, widen: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         u, c = self.good.sample(rng, candidates, widen)
         score = self.good.log_pdf(u, c)
         if self.bad is not None:
             score = score - self.bad.log_pdf(u, c)
-        best = int(np.argmax(score))
-        return self.encoder.decode(u[best], c[best])
+        return u, c, score
 
 
 def propose(encoder: Encoder, points: list[dict[str, Any]], losses: Sequence[float],

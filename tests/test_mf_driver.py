@@ -161,3 +161,38 @@ def test_resume_after_abrupt_stop_neither_loses_nor_repeats(tmp_path, algorithm)
             if e["e"] == "submit":
                 submits[e["trial"]] = submits.get(e["trial"], 0) + 1
         assert all(submits[t] == 1 for t in told)
+
+
+def grid_mapping(algorithm, seed=1):
+    """The benchmark on a 3 x 3 grid: its 150 epochs start more configurations than it holds."""
+    out = mapping(algorithm, seed=seed, budget=150)
+    out["space"] = {"x1": {"low": -5.0, "high": 10.0, "steps": 3},
+                    "x2": {"low": 0.0, "high": 15.0, "steps": 3}}
+    return out
+
+
+def run_grid(directory, algorithm, stop_after=None):
+    study = parse_study(grid_mapping(algorithm))
+    try:
+        Driver(study, str(directory), progress=False, stop_after_events=stop_after).run()
+    except SimulatedCrash:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_small_grid_is_started_round_by_round_and_resumes_the_same(tmp_path, algorithm):
+    """On a grid, new configurations take every setting once before any twice, and a run
+    stopped abruptly and resumed makes the same decisions as one never stopped."""
+    assert run_grid(tmp_path / "whole", algorithm)
+    whole = load(tmp_path / "whole")
+    new = [tuple(r.params.values()) for _, r in sorted(whole.trials.items()) if r.parent is None]
+    assert len(new) > 9 and len(set(new[:9])) == 9
+    assert len(set(new[9:18])) == len(new[9:18])
+    for k in (3, 21, 40):
+        d = tmp_path / f"stop{k}"
+        assert not run_grid(d, algorithm, stop_after=k)
+        assert run_grid(d, algorithm)
+        after = load(d)
+        assert facts(after) == facts(whole), f"stopped after {k} appends"
+        same_times(after, whole)

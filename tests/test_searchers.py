@@ -90,3 +90,87 @@ def test_random_in_a_finite_space_restored_from_its_suggestions_draws_the_same()
     old.adopt(type(first[0])(1, dict(first[0].params)))
     more = old.ask(23)
     assert len({tuple(s.params.values()) for s in more} | {tuple(first[0].params.values())}) == 24
+
+
+# ---- multi-fidelity searchers in a finite space -----------------------------------------------
+SMALL = {"a": {"values": [0, 1, 2, 3]}, "b": {"values": ["x", "y"]}, "k": 5}  # 8 settings
+MF_OPTIONS = {"asha": {}, "asha-bo": {"min_points_in_model": 3, "random_fraction": 0.2},
+              "hyperband": {}}
+
+
+def mf_searcher(algorithm, seed=0, **kw):
+    options = {"fidelity": {"min": 1, "max": 9, "eta": 3}, **MF_OPTIONS[algorithm]}
+    return SEARCHERS[algorithm](settings(SMALL, seed=seed, options=options, **kw))
+
+
+def loss_of(params):
+    return (params["a"] - 2) ** 2 + (0.5 if params["b"] == "y" else 0.0)
+
+
+def drive(searcher, trials, batch=3):
+    """Ask in batches of ``batch`` and tell each batch's results at once (in trial order),
+    as a driver with that many workers would; the calls made, in order."""
+    calls = []
+    while sum(1 for kind, _ in calls if kind == "ask") < trials:
+        asked = searcher.ask(min(batch, trials - sum(1 for k, _ in calls if k == "ask")))
+        if not asked:
+            break
+        calls += [("ask", s) for s in asked]
+        for s in asked:
+            result = Result(s.trial, "ok", loss_of(s.params) + 1.0 / s.fidelity)
+            searcher.tell(result)
+            calls.append(("tell", result))
+    return calls
+
+
+@pytest.mark.parametrize("algorithm", sorted(MF_OPTIONS))
+def test_multi_fidelity_searchers_start_each_setting_once_per_round(algorithm):
+    """A new configuration in a finite space is a setting not yet started this round (was:
+    drawn with replacement, the same setting started again while others never ran)."""
+    searcher = mf_searcher(algorithm, max_trials=60)
+    asked = [s for kind, s in drive(searcher, 60) if kind == "ask"]
+    new = [s for s in asked if s.parent is None]
+    assert len(new) >= 16
+    key = [(s.params["a"], s.params["b"]) for s in new]
+    assert len(set(key[:8])) == 8 and len(set(key[8:16])) == 8
+    assert [s.info.get("repeat", 0) for s in new[:16]] == [0] * 8 + [1] * 8
+    assert all(s.params["k"] == 5 for s in asked)
+    assert ("the space holds 8 settings: " f"{algorithm} starts each once, then each again"
+            in searcher.notice and "until max_trials (60)" in searcher.notice)
+    again = mf_searcher(algorithm, max_trials=60)
+    assert [(s.trial, s.params, s.fidelity, s.parent, s.info)
+            for kind, s in drive(again, 60) if kind == "ask"] == [
+        (s.trial, s.params, s.fidelity, s.parent, s.info) for s in asked]
+
+
+@pytest.mark.parametrize("algorithm", sorted(MF_OPTIONS))
+def test_multi_fidelity_rounds_restored_from_the_record_ask_the_same(algorithm):
+    """Restored by adopting the recorded suggestions and telling the results (nothing
+    re-asked), at any point of a run that went round the space twice, the searcher asks
+    exactly what the live one asked next."""
+    calls = drive(mf_searcher(algorithm, max_trials=50), 50)
+    for cut, (kind, live) in enumerate(calls):
+        if kind != "ask":
+            continue
+        restored = mf_searcher(algorithm, max_trials=50)
+        for done, item in calls[:cut]:
+            restored.adopt(item) if done == "ask" else restored.tell(item)
+        got = restored.ask(1)
+        assert [(s.trial, s.params, s.parent, s.info) for s in got] == [
+            (live.trial, live.params, live.parent, live.info)], f"cut at {cut}"
+
+
+def test_multi_fidelity_notice_only_when_the_limits_may_pass_the_space():
+    assert mf_searcher("asha", max_trials=8).notice == ""
+    assert "max_epochs_total (20)" in SEARCHERS["asha"](settings(SMALL, options={
+        "fidelity": {"min": 1, "max": 9, "eta": 3}, "max_epochs_total": 20})).notice
+    assert SEARCHERS["asha"](settings(SMALL, options={      # at most 8 bottom-rung starts
+        "fidelity": {"min": 1, "max": 9, "eta": 3}, "max_epochs_total": 8})).notice == ""
+    # hyperband's one iteration (no limit given): 9 + 5 + 3 new configurations
+    one = SEARCHERS["hyperband"](settings(SMALL, options={"fidelity": {"min": 1, "max": 9}}))
+    assert "until its 3 brackets have started" in one.notice
+    single = SEARCHERS["hyperband"](settings({"a": {"values": [1]}}, max_trials=20, options={
+        "fidelity": {"min": 1, "max": 9}, "brackets": 1}))
+    assert single.notice.startswith("the space holds a single setting: hyperband runs it again")
+    assert SEARCHERS["asha"](settings({"x": {"low": 0.0, "high": 1.0}}, options={
+        "fidelity": {"min": 1, "max": 9}})).notice == ""

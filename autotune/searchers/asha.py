@@ -66,7 +66,7 @@ class ASHASearcher(MultiFidelitySearcher):
     def sample_new(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """A new configuration for the bottom rung: a random draw (asha-bo: a model's pick),
         and what the suggestion's info should say of it."""
-        return self.space.sample(self.rng_for(self.next_trial)), {}
+        return self.new_params(self.rng_for(self.next_trial))
 
     # ---- tell -----------------------------------------------------------------------------
     def tell(self, result: Result) -> None:

@@ -6,7 +6,9 @@ model is fitted on the highest rung that has at least ``min_points_in_model`` ok
 (default: free parameters + 2), l(x) on its best ``gamma`` share and g(x) on the rest
 (failed trials count as bad); ``candidates`` draws from l with bandwidths widened by
 ``bandwidth_factor`` are scored and the one maximising l(x)/g(x) is taken. Until a rung has
-enough results every new configuration is random.
+enough results every new configuration is random. In a finite space the model's pick is its
+best candidate not yet started this round (every setting once before any twice, as for the
+random draws); when all its candidates were, the configuration is a random unused setting.
 
 Options (``search:``): fidelity (required), max_epochs_total, random_fraction (1/3),
 min_points_in_model (d+2), gamma (0.15), candidates (64), bandwidth_factor (3),
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from ..config import describe
 from ..errors import StudyError
@@ -68,10 +72,20 @@ class ASHABOSearcher(ASHASearcher):
         rng = self.rng_for(self.next_trial)
         explore = rng.random() < self.random_fraction
         rung = None if explore else self.model_rung()
-        if rung is None:
-            return self.space.sample(rng), {"source": "random"}
-        params = self.model(rung).propose(rng, self.candidates, self.widen)
-        return params, {"source": "model", "model_rung": rung}
+        params = None if rung is None else self.model_pick(rung, rng)
+        if params is None:
+            params, info = self.new_params(rng)
+            return params, {"source": "random", **info}
+        return params, {"source": "model", "model_rung": rung, **self.repeat_info(params)}
+
+    def model_pick(self, rung: int, rng: np.random.Generator) -> dict[str, Any] | None:
+        """The model's best candidate; in a finite space its best one not yet started this
+        round (None when every candidate was: a random unused setting is drawn instead)."""
+        model = self.model(rung)
+        if self.rounds is None:
+            return model.propose(rng, self.candidates, self.widen)
+        ranked = model.ranked(rng, self.candidates, self.widen)
+        return next((params for params in ranked if self.rounds.fresh(params)), None)
 
     def adopted_run(self, s, run, before) -> None:
         super().adopted_run(s, run, before)

@@ -85,6 +85,26 @@ class HyperbandSearcher(MultiFidelitySearcher):
     def first_rung(self, b: Bracket) -> int:
         return self.fidelity.top - b.s
 
+    def most_new(self) -> int | None:
+        """With a bracket limit, no more new configurations than its brackets start."""
+        bounds = [n for n in (super().most_new(), self.planned_new()) if n is not None]
+        return min(bounds) if bounds else None
+
+    def planned_new(self) -> int | None:
+        """New configurations the ``brackets`` limit plans (None: no limit)."""
+        if self.limit is None:
+            return None
+        cycle = self.fidelity.top + 1          # the brackets' plans repeat every iteration
+        starts = [self.make_bracket(i).plan[0] for i in range(min(cycle, self.limit))]
+        whole, part = divmod(self.limit, cycle)
+        return whole * sum(starts) + sum(starts[:part]) if whole else sum(starts)
+
+    def until(self) -> str:
+        if self.settings.max_trials is None and self.budget is None and self.limit is not None:
+            return ("its bracket has started" if self.limit == 1
+                    else f"its {self.limit} brackets have started")
+        return super().until()
+
     # ---- ask ------------------------------------------------------------------------------
     def ask(self, n: int) -> list[Suggestion]:
         out: list[Suggestion] = []
@@ -134,8 +154,8 @@ class HyperbandSearcher(MultiFidelitySearcher):
             info = {"bracket": b.index, "stage": b.stage, "s": b.s}
             rung = self.first_rung(b) + b.stage
             if b.stage == 0 and b.fresh > 0:
-                params = self.space.sample(self.rng_for(self.next_trial))
-                out.append(self.propose(None, rung, params, **info))
+                params, repeat = self.new_params(self.rng_for(self.next_trial))
+                out.append(self.propose(None, rung, params, **info, **repeat))
             elif b.stage > 0 and b.queue:
                 out.append(self.propose(b.queue[0], rung, **info))
             else:

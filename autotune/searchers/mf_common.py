@@ -10,6 +10,11 @@ A promotion continues the configuration's previous rung trial from its checkpoin
 costs only the extra epochs; ``max_epochs_total`` caps the sum of those costs (epochs
 committed by the trials proposed so far), which is how a benchmark gives every algorithm
 the same compute.
+
+In a finite space (grids, ``steps:``, int ranges) new configurations are drawn round by round
+(finite.Rounds): every setting is started once before any is started twice, and a budget that
+goes past the space starts them again, each a new configuration with its own seed (``repeat``
+in its info), as random search does; the run says so at its start.
 """
 from __future__ import annotations
 
@@ -17,9 +22,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..config import describe, is_number, reject_unknown
 from ..errors import StudyError
 from .base import Result, Searcher, SearchSettings, Suggestion
+from .finite import Rounds
 
 FIDELITY_KEYS = ["min", "max", "eta"]
 INF = float("inf")
@@ -118,6 +126,50 @@ class MultiFidelitySearcher(Searcher):
         self.committed = 0.0                               # epochs proposed so far
         self.told = 0
         self.failed = 0
+        self.rounds = Rounds.of(self.space)              # None: a continuous range
+
+    # ---- new configurations ---------------------------------------------------------------
+    def new_params(self, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A random new configuration and its info: in a finite space one not yet started
+        this round, so a small grid is not sampled with replacement."""
+        if self.rounds is None:
+            return self.space.sample(rng), {}
+        params = self.rounds.draw(rng)
+        return params, self.repeat_info(params)
+
+    def repeat_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``repeat``: how many times this setting was started before (only when it was)."""
+        done = 0 if self.rounds is None else self.rounds.times(params)
+        return {"repeat": done} if done else {}
+
+    def most_new(self) -> int | None:
+        """An upper bound on the new configurations the limits let this search start (None:
+        unbounded): one per trial, and each costs at least the bottom rung's epochs."""
+        bounds = []
+        if self.settings.max_trials is not None:
+            bounds.append(self.settings.max_trials)
+        if self.budget is not None:
+            bounds.append(math.ceil(self.budget / self.fidelity.rungs[0]))
+        return min(bounds) if bounds else None
+
+    def until(self) -> str:
+        """What ends the starting of new configurations, in words for the notice."""
+        if self.settings.max_trials is not None:
+            return f"max_trials ({self.settings.max_trials})"
+        if self.budget is not None:
+            return f"max_epochs_total ({self.budget:g})"
+        return "the budget"
+
+    @property
+    def notice(self) -> str:
+        """Said at the start of a run that may start more configurations than a finite space
+        holds: they will be started again."""
+        if self.rounds is None:
+            return ""
+        most = self.most_new()
+        if most is not None and most <= self.rounds.size:
+            return ""
+        return self.rounds.notice(self.name, "starts", "a new configuration", self.until())
 
     # ---- budget ---------------------------------------------------------------------------
     def budget_left(self) -> bool:
@@ -156,6 +208,8 @@ class MultiFidelitySearcher(Searcher):
         rung = rungs.index(s.fidelity) if s.fidelity in rungs else int(s.info.get("rung", 0))
         before = self.runs.get(s.parent) if s.parent is not None else None
         config = before.config if before is not None else self.new_config(dict(s.params))
+        if before is None and self.rounds is not None:
+            self.rounds.count(s.params)
         done = rungs[before.rung] if before is not None else 0
         run = Run(config, rung, rungs[rung] - done, int(s.info.get("bracket", 0)))
         self.runs[s.trial] = run
