@@ -262,9 +262,16 @@ def study(algorithm, **search):
     ({"min": 9, "max": 3}, "search.fidelity.max: expected at least min (9), got 3"),
     ({"min": 1, "max": 9, "step": 2}, "search.fidelity.step: unknown key"),
     (5, "search.fidelity: expected a mapping, got 5"),
+    # rungs are computed one division by eta at a time: this eta would take 4 million (and
+    # 1.000000000001 hung the run for hours) before the first line
+    ({"min": 1, "max": 81, "eta": 1.000001}, "search.fidelity.eta: 1.000001 is too close to 1: "
+     "max (81) reaches min (1) only after 4,394,451 divisions by eta, more than 1,000; "
+     "expected 1.0044 or more"),
 ])
 def test_fidelity_mistakes_are_one_line(fidelity, message):
-    for algorithm in ("hyperband", "asha", "asha-bo"):
+    for algorithm in ("hyperband", "asha", "asha-bo", "random"):
+        if algorithm == "random" and fidelity is None:
+            continue  # optional there
         search = {} if fidelity is None else {"fidelity": fidelity}
         with pytest.raises(StudyError) as err:
             parse_study(study(algorithm, **search))
@@ -279,6 +286,8 @@ def test_other_option_mistakes():
         parse_study(study("hyperband", fidelity=f, brackets=0))
     with pytest.raises(StudyError, match=r"^search.max_epochs_total: expected a positive number"):
         parse_study(study("asha", fidelity=f, max_epochs_total=-3))
+    least = {"min": 1, "max": 81, "eta": 1.0044}          # the least eta the message offers
+    assert len(parse_study(study("asha", fidelity=least)).make_searcher().fidelity.rungs) == 81
     s = parse_study(study("asha-bo", fidelity=f, random_fraction=0.5, candidates=16))
     assert s.make_searcher().random_fraction == 0.5
 

@@ -30,6 +30,7 @@ from .base import Result, Searcher, SearchSettings, Suggestion
 from .finite import Rounds
 
 FIDELITY_KEYS = ["min", "max", "eta"]
+MAX_STEPS = 1000  # divisions by eta from max down to min (rungs before equal ones merge)
 INF = float("inf")
 
 
@@ -79,7 +80,21 @@ def parse_fidelity(options: dict[str, Any], algorithm: str) -> Fidelity:
     eta = raw.get("eta", 3)
     if not (is_number(eta) and math.isfinite(eta) and eta > 1):
         raise StudyError(f"{where}.eta: expected a number > 1, got {describe(eta)}")
+    check_steps(low, high, float(eta), where)
     return Fidelity(low, high, float(eta), rung_epochs(low, high, float(eta)))
+
+
+def check_steps(low: int, high: int, eta: float, where: str) -> None:
+    """Refuse an eta so close to 1 that max takes more than MAX_STEPS divisions by eta to
+    reach min: the rungs are computed one division at a time, so such an eta (a typo for
+    1.5, say) would hang the run before its first line."""
+    span = math.log(high) - math.log(low)
+    steps = math.floor(span / math.log(eta) + 1e-9)     # as rung_epochs counts them
+    if steps > MAX_STEPS:
+        least = math.ceil(math.exp(span / (MAX_STEPS + 1)) * 1e6) / 1e6
+        raise StudyError(f"{where}.eta: {eta!r} is too close to 1: max ({high}) reaches min "
+                         f"({low}) only after {steps:,} divisions by eta, more than "
+                         f"{MAX_STEPS:,}; expected {least:g} or more")
 
 
 def parse_budget(options: dict[str, Any]) -> float | None:
