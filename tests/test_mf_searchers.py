@@ -259,6 +259,8 @@ def study(algorithm, **search):
     ({"min": 0, "max": 81}, "search.fidelity.min: expected a positive integer, got 0"),
     ({"min": 1.5, "max": 81}, "search.fidelity.min: expected a positive integer, got 1.5"),
     ({"max": 81}, "search.fidelity.min: missing"),
+    ({"min": 1, "max": 1e3}, "search.fidelity.max: expected a positive integer, got 1000.0 "
+     "(write 1000: a number with a dot or an exponent, such as 1e3, is read as a float)"),
     ({"min": 9, "max": 3}, "search.fidelity.max: expected at least min (9), got 3"),
     ({"min": 1, "max": 9, "step": 2}, "search.fidelity.step: unknown key"),
     (5, "search.fidelity: expected a mapping, got 5"),

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import describe, is_number, reject_unknown
+from ..config import check, describe, is_number, reject_unknown
 from ..errors import StudyError
 from .base import Result, Searcher, SearchSettings, Suggestion
 from .finite import Rounds
@@ -71,9 +71,7 @@ def parse_fidelity(options: dict[str, Any], algorithm: str) -> Fidelity:
     for key in ("min", "max"):
         if key not in raw or raw[key] is None:
             raise StudyError(f"{where}.{key}: missing (expected a positive integer, epochs)")
-        value = raw[key]
-        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            raise StudyError(f"{where}.{key}: expected a positive integer, got {describe(value)}")
+        check(raw[key], "positive-int", f"{where}.{key}")  # a whole float: says to write the int
     low, high = raw["min"], raw["max"]
     if high < low:
         raise StudyError(f"{where}.max: expected at least min ({low}), got {high}")
