@@ -189,6 +189,24 @@ def test_hyperband_budget_lets_started_brackets_finish():
         for s in seen)
 
 
+def test_hyperband_max_trials_lets_started_brackets_finish():
+    """max_trials = bracket s=3's 27 + 9 + 3 + 1 trials with 4 workers: while it waits for a
+    stage, the free workers may start bracket s=2 only with trials it does not need (they
+    took 4 of them, and no configuration reached max: the run had no full-length result)."""
+    hb = make("hyperband", fidelity={"min": 1, "max": 27, "eta": 3}, max_trials=40)
+    seen, running = [], []
+    while True:
+        got = hb.ask(min(4 - len(running), 40 - hb.next_trial))  # as the driver caps it
+        seen += got
+        running += got
+        if not running:
+            break
+        done = running.pop(0)                      # one result at a time, oldest first
+        hb.tell(Result(done.trial, "ok", loss_of(done)))
+    assert len(seen) == 40 and [s.info["bracket"] for s in seen].count(0) == 40
+    assert [s.fidelity for s in seen].count(27) == 1
+
+
 # ---- asha-bo's model ----------------------------------------------------------------------------
 def test_encoder_round_trips_every_kind():
     space = parse_space(SPACE)

@@ -25,6 +25,9 @@ Options (``search:``):
                     older brackets' remaining stages, and a bracket launches a trial only
                     from the budget its elders do not need: started brackets can finish,
                     only the youngest may be cut short
+max_trials (the study's) is shared out the same way: a bracket starts a trial only while
+the older brackets' remaining stages leave one over (the trials are counted by id, as the
+driver counts them)
 """
 from __future__ import annotations
 
@@ -125,12 +128,17 @@ class HyperbandSearcher(MultiFidelitySearcher):
         return self.overlap or all(b.done for b in self.brackets)
 
     def affordable(self, index: int) -> bool:
-        """May bracket ``index`` commit more epochs? Not if the older brackets' remaining
-        stages need what is left of the budget: started brackets are served in order."""
+        """May bracket ``index`` start another trial? Not if the older brackets' remaining
+        stages need what is left of ``max_epochs_total`` or of ``max_trials``: started
+        brackets are served in order, so a younger one started by free workers (overlap)
+        cannot take the trials an older one needs to reach the top rung."""
+        older = [b for b in self.brackets[:index] if not b.done]
+        limit = self.settings.max_trials
+        if limit is not None and self.next_trial + sum(map(self.remaining_trials, older)) >= limit:
+            return False
         if self.budget is None:
             return True
-        older = sum(self.remaining(b) for b in self.brackets[:index] if not b.done)
-        return self.committed + older < self.budget
+        return self.committed + sum(map(self.remaining, older)) < self.budget
 
     def stage_epochs(self, b: Bracket, stage: int) -> int:
         """Epochs one trial of ``stage`` trains (promotions: only the extra ones)."""
@@ -141,6 +149,10 @@ class HyperbandSearcher(MultiFidelitySearcher):
         """Epochs bracket ``b`` will still commit if every stage fills (an upper bound)."""
         total = (b.fresh + len(b.queue)) * self.stage_epochs(b, b.stage)
         return total + sum(b.plan[i] * self.stage_epochs(b, i) for i in range(b.stage + 1, b.s + 1))
+
+    def remaining_trials(self, b: Bracket) -> int:
+        """Trials bracket ``b`` will still start if every stage fills (an upper bound)."""
+        return b.fresh + len(b.queue) + sum(b.plan[i] for i in range(b.stage + 1, b.s + 1))
 
     def make_bracket(self, index: int) -> Bracket:
         s = self.bracket_s(index)
