@@ -188,6 +188,8 @@ class Driver:
         self.searcher = restore(self.study.make_searcher(), self.history)
         if self.searcher.notice:
             self.progress.say(self.searcher.notice)
+        if self.searcher.warning:
+            self.progress.warn(self.searcher.warning)
         self._last_csv = 0.0
 
     def _check_left_running(self) -> None:

@@ -196,3 +196,12 @@ def test_a_small_grid_is_started_round_by_round_and_resumes_the_same(tmp_path, a
         after = load(d)
         assert facts(after) == facts(whole), f"stopped after {k} appends"
         same_times(after, whole)
+
+
+def test_a_run_whose_limits_cannot_reach_max_warns_at_its_start(tmp_path, capsys):
+    search = {"seed": 0, "fidelity": FID, "max_trials": 12}
+    study = parse_study(learning_curves.study_mapping("lc-branin", "asha", search, workers=2))
+    Driver(study, str(tmp_path), progress=False).run()
+    assert ("warning: max_trials (12) is fewer than the 40 trials asha needs to take a first "
+            "configuration to max (27 epochs: 27 at 1, 9 at 3, 3 at 9, 1 at 27)"
+            ) in capsys.readouterr().err

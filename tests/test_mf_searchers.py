@@ -207,6 +207,31 @@ def test_hyperband_max_trials_lets_started_brackets_finish():
     assert [s.fidelity for s in seen].count(27) == 1
 
 
+def test_limits_that_cannot_take_a_configuration_to_max_are_warned_of():
+    """max_trials or max_epochs_total below what a first configuration needs to reach max:
+    the run could only end without a full-length result (so without a best); said at start."""
+    f = {"min": 1, "max": 27, "eta": 3}           # 27 at 1, 9 at 3, 3 at 9, 1 at 27
+    for algorithm in ("asha", "asha-bo", "hyperband"):
+        assert make(algorithm, fidelity=f, max_trials=39).warning == (
+            f"max_trials (39) is fewer than the 40 trials {algorithm} needs to take a first "
+            "configuration to max (27 epochs: 27 at 1, 9 at 3, 3 at 9, 1 at 27): no result "
+            "will be full length, and only full-length results count as best")
+        assert make(algorithm, fidelity=f, max_trials=40).warning == ""
+        # 27 + 9*2 + 3*6 + 1*18 = 81 epochs; proposing goes on while fewer than the budget
+        # are committed, so a budget above 63 starts the last one
+        assert make(algorithm, fidelity=f, max_epochs_total=64).warning == ""
+        assert make(algorithm, fidelity=f, max_epochs_total=63, max_trials=10).warning.startswith(
+            "max_trials (10) is fewer than the 40 trials and max_epochs_total (63) is less than "
+            f"the 81 epochs {algorithm} needs")
+    # hyperband's first bracket with R=81: 81, 27, 9, 3, 1; ASHA needs as many
+    assert "121 trials" in make("hyperband", max_trials=100).warning
+    assert "121 trials" in make("asha", max_trials=100).warning
+    assert make("asha", fidelity={"min": 9, "max": 9}, max_trials=1).warning == ""
+    # eta 2.5: m promotions need ceil(2.5 m) results: 1 at 27 <- 3 at 11 <- 8 at 4 <- 20 at 2
+    assert "(27 epochs: 20 at 2, 8 at 4, 3 at 11, 1 at 27)" in make(
+        "asha", fidelity={"min": 1, "max": 27, "eta": 2.5}, max_trials=3).warning
+
+
 # ---- asha-bo's model ----------------------------------------------------------------------------
 def test_encoder_round_trips_every_kind():
     space = parse_space(SPACE)

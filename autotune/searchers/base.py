@@ -114,6 +114,12 @@ class Searcher(ABC):
         return ""
 
     @property
+    def warning(self) -> str:
+        """A warning worth giving when a run starts: its limits defeat this search ("" for
+        none)."""
+        return ""
+
+    @property
     def end_reason(self) -> str:
         """Once ``finished``: why, in words for the run's output ("" where it goes without
         saying)."""

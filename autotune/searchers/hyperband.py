@@ -102,6 +102,10 @@ class HyperbandSearcher(MultiFidelitySearcher):
         whole, part = divmod(self.limit, cycle)
         return whole * sum(starts) + sum(starts[:part]) if whole else sum(starts)
 
+    def first_to_top(self) -> list[int]:
+        """The first bracket's plan: it starts at the bottom rung and is served first."""
+        return bracket_plan(self.fidelity.top, self.fidelity.eta, self.fidelity.top)
+
     def until(self) -> str:
         if self.settings.max_trials is None and self.budget is None and self.limit is not None:
             return ("its bracket has started" if self.limit == 1

@@ -184,6 +184,37 @@ class MultiFidelitySearcher(Searcher):
             return ""
         return self.rounds.notice(self.name, "starts", "a new configuration", self.until())
 
+    # ---- can the limits reach max? --------------------------------------------------------
+    def first_to_top(self) -> list[int]:
+        """The fewest trials at each rung that take a first configuration to the top one. ASHA
+        promotes m configurations from a rung only once it has m * eta results there."""
+        counts = [1]
+        for _ in range(self.fidelity.top):
+            counts.insert(0, math.ceil(counts[0] * self.fidelity.eta - 1e-9))
+        return counts
+
+    @property
+    def warning(self) -> str:
+        """Said at the start of a run whose max_trials or max_epochs_total cannot take any
+        configuration to max: every result would be short, and only full-length results
+        count as best, so the run would end with none."""
+        counts = self.first_to_top()
+        rungs = self.fidelity.rungs
+        steps = [e - (rungs[i - 1] if i else 0) for i, e in enumerate(rungs)]
+        epochs = sum(n * step for n, step in zip(counts, steps))
+        short = []
+        limit = self.settings.max_trials
+        if limit is not None and limit < sum(counts):
+            short.append(f"max_trials ({limit}) is fewer than the {sum(counts)} trials")
+        if self.budget is not None and self.budget <= epochs - steps[-1]:  # proposing stops there
+            short.append(f"max_epochs_total ({self.budget:g}) is less than the {epochs} epochs")
+        if not short:
+            return ""
+        plan = ", ".join(f"{n} at {e}" for n, e in zip(counts, rungs))
+        return (f"{' and '.join(short)} {self.name} needs to take a first configuration to max "
+                f"({self.fidelity.max} epochs: {plan}): no result will be full length, and "
+                "only full-length results count as best")
+
     # ---- budget ---------------------------------------------------------------------------
     def budget_left(self) -> bool:
         return self.budget is None or self.committed < self.budget
