@@ -115,6 +115,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v}" for k, v in best.params.items() if k in free)
         print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial})"
               + (f" with {shown}" if shown else ""))
+    elif summary.counts.get("ok"):
+        from .report import short_lines
+
+        history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+        print("\n".join(short_lines(history, study.objective.mode, study.objective.metric)))
     print(f"trajectory: {os.path.join(directory, 'trajectory.csv')}")
     if summary.counts.get("failed"):
         from .failures import failure_lines

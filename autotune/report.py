@@ -32,6 +32,8 @@ def summary(history: History, running_driver: bool | None = None,
                 lines.append(f"  {k} = {v}")
         if fixed:
             lines.append("  fixed: " + ", ".join(f"{k}={best.params[k]}" for k in fixed))
+    else:
+        lines += short_lines(history, mode, identity.get("metric", "value"))
     lines += searcher_lines(history, mode, identity.get("metric", "value"))
     lines += stage_lines(history)
     trials_s = sum(r.cost_s for r in history.trials.values())
@@ -45,6 +47,19 @@ def summary(history: History, running_driver: bool | None = None,
     for w in history.brief_warnings():
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def short_lines(history: History, mode: str, metric: str) -> list[str]:
+    """Where trials succeeded but none at full length (a multi-fidelity run stopped before a
+    configuration reached max): say so, and which short result led, instead of no best."""
+    short = [r for r in history.trials.values()
+             if r.status == "ok" and r.value is not None and not history.counts_for_best(r)]
+    if not short or history.full_fidelity is None:
+        return []
+    lead = min(short, key=lambda r: r.value if mode == "min" else -r.value)
+    epochs = f"{lead.fidelity} epoch{'s' if lead.fidelity != 1 else ''}"
+    return [f"best {metric}: none yet, no trial ran the full {history.full_fidelity} epochs "
+            f"(the best of {len(short)} shorter: {lead.value:.6g} at trial {lead.trial}, {epochs})"]
 
 
 def trial_counts(history: History, running_driver: bool | None,

@@ -199,9 +199,18 @@ def test_a_small_grid_is_started_round_by_round_and_resumes_the_same(tmp_path, a
 
 
 def test_a_run_whose_limits_cannot_reach_max_warns_at_its_start(tmp_path, capsys):
+    from autotune.cli import main
+    from tests.helpers import write_study
+
     search = {"seed": 0, "fidelity": FID, "max_trials": 12}
-    study = parse_study(learning_curves.study_mapping("lc-branin", "asha", search, workers=2))
-    Driver(study, str(tmp_path), progress=False).run()
+    path = write_study(str(tmp_path / "short.yaml"), learning_curves.study_mapping(
+        "lc-branin", "asha", search, workers=2))
+    assert main(["run", path, "--dir", str(tmp_path / "d"), "--quiet"]) == 0
+    out, err = capsys.readouterr()
     assert ("warning: max_trials (12) is fewer than the 40 trials asha needs to take a first "
-            "configuration to max (27 epochs: 27 at 1, 9 at 3, 3 at 9, 1 at 27)"
-            ) in capsys.readouterr().err
+            "configuration to max (27 epochs: 27 at 1, 9 at 3, 3 at 9, 1 at 27)") in err
+    # at the end and in status: why there is no best (was: no best line and no word of why)
+    short = "best loss: none yet, no trial ran the full 27 epochs (the best of 12 shorter: "
+    assert short in out
+    assert main(["status", str(tmp_path / "d")]) == 0
+    assert short in capsys.readouterr().out
