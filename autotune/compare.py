@@ -200,9 +200,9 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
 def check_bounded(algorithm: str, study: Study) -> None:
     """A run without any limit would go on until stopped, silently (the runs print no
     progress), and the algorithms after it would never start: refused before any is run.
-    A grid ends by itself; ``max_epochs_total`` bounds a multi-fidelity search."""
-    if study.max_trials is None and study.max_compute_s is None and algorithm != "grid" \
-            and not study.search_options.get("max_epochs_total"):
+    A grid, hyperband's brackets and ``max_epochs_total`` end a search by themselves."""
+    if study.max_trials is None and study.max_compute_s is None \
+            and not study.make_searcher().bounded:
         raise StudyError(f"[{algorithm}] no budget: this run would go on until stopped and the "
                          "runs after it never start; give --budget COMPUTE_S (or "
                          "compare.budget_s, or the study's search.max_trials or max_compute_s)")

@@ -170,8 +170,8 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
             text += (f"; max_compute_s ({study.max_compute_s:g} s) already spent "
                      f"({history.spent_s:.0f} s): no new trials")
         lines = [text]
-    if study.max_trials is None and study.max_compute_s is None and study.algorithm != "grid" \
-            and not study.search_options.get("max_epochs_total"):
+    if study.max_trials is None and study.max_compute_s is None \
+            and not study.make_searcher().bounded:
         lines.append(f"warning: no budget (search.max_trials, search.max_compute_s): "
                      f"{study.algorithm} may run until stopped (Ctrl-C stops it; run again to "
                      "resume)")

@@ -239,3 +239,18 @@ def test_the_improvement_says_what_it_is_measured_from(tmp_path, capsys):
         rows = list(csv.DictReader(fh))
     assert rows[0]["reference_of"] == "all"
     assert "the median of every successful trial in this comparison" in out
+
+
+def test_hyperband_without_a_budget_ends_by_itself_and_is_not_refused(tmp_path, capsys):
+    """Without any limit hyperband runs one iteration of brackets and ends: compare ran it
+    (was refused as 'would go on until stopped'), and run does not warn that it may."""
+    path = study_file(tmp_path, search={"algorithm": "hyperband",
+                                        "fidelity": {"min": 1, "max": 9, "eta": 3}})
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "hyperband,grid", "--dir", str(out)]) == 0
+    assert "no budget" not in capsys.readouterr().err
+    assert len(history(str(out / "hyperband-s0")).trials) == 9 + 3 + 1 + 5 + 1 + 3
+    assert main(["run", path, "--dir", str(tmp_path / "one")]) == 0
+    assert "no budget" not in capsys.readouterr().err
+    assert main(["compare", path, "--algorithms", "asha", "--dir", str(out)]) == 2
+    assert "[asha] no budget: this run would go on until stopped" in capsys.readouterr().err

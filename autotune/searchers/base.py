@@ -108,6 +108,13 @@ class Searcher(ABC):
         return False
 
     @property
+    def bounded(self) -> bool:
+        """True when the search ends by itself whatever max_trials and max_compute_s say (a
+        grid, a hyperband iteration, an epoch budget): a run without those limits is then no
+        run "until stopped", and is not warned of or refused as one."""
+        return False
+
+    @property
     def notice(self) -> str:
         """A line worth saying when a run starts, about how this search will use its budget
         ("" for none)."""

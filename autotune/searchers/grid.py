@@ -46,6 +46,10 @@ class GridSearcher(Searcher):
         return self.position >= self.total
 
     @property
+    def bounded(self) -> bool:
+        return True
+
+    @property
     def end_reason(self) -> str:
         if not self.finished:
             return ""

@@ -214,6 +214,11 @@ class HyperbandSearcher(MultiFidelitySearcher):
 
     # ---- state ----------------------------------------------------------------------------
     @property
+    def bounded(self) -> bool:
+        """Its brackets are limited (by default, without any budget, to one iteration)."""
+        return self.limit is not None or super().bounded
+
+    @property
     def finished(self) -> bool:
         if not self.budget_left():
             return True

@@ -220,6 +220,10 @@ class MultiFidelitySearcher(Searcher):
         return self.budget is None or self.committed < self.budget
 
     @property
+    def bounded(self) -> bool:
+        return self.budget is not None
+
+    @property
     def finished(self) -> bool:
         """Only a spent ``max_epochs_total`` ends ASHA (else the driver's max_trials does)."""
         return not self.budget_left()
