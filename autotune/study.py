@@ -19,6 +19,7 @@ from .executors import EXECUTORS
 from .contract import Ctx, ObjectiveSpec, load_entry
 from .runner import check_command
 from .searchers import SEARCHERS, Searcher, SearchSettings
+from .searchers.mf_common import FIDELITY_KEYS
 from .space import SearchSpace, parse_space
 from .stages import parse_stages
 from .yamlfile import read_yaml
@@ -56,6 +57,10 @@ def elsewhere(here: str, algorithm: str | None = None, kind: str | None = None) 
             out.update({k: f"it belongs under {section}" for k in keys})
     if here:
         out.update({k: "it belongs at the top level" for k in ("retries", "max_failures")})
+    if here == "search" and algorithm is not None and "fidelity" in SEARCHERS[algorithm].options:
+        # eta: 3 beside the algorithm, as papers write it, instead of inside fidelity:
+        out.update({k: "it belongs under search.fidelity: {min: .., max: .., eta: ..}"
+                    for k in FIDELITY_KEYS})
     return out
 
 

@@ -331,6 +331,10 @@ def test_other_option_mistakes():
         parse_study(study("hyperband", fidelity=f, brackets=0))
     with pytest.raises(StudyError, match=r"^search.max_epochs_total: expected a positive number"):
         parse_study(study("asha", fidelity=f, max_epochs_total=-3))
+    # a fidelity key beside the algorithm, as papers write it (was: only 'unknown key')
+    with pytest.raises(StudyError, match=r"^search.eta: unknown key; it belongs under "
+                       r"search.fidelity: \{min: .., max: .., eta: ..\} \(expected one of"):
+        parse_study(study("hyperband", fidelity=f, eta=2))
     least = {"min": 1, "max": 81, "eta": 1.0044}          # the least eta the message offers
     assert len(parse_study(study("asha", fidelity=least)).make_searcher().fidelity.rungs) == 81
     s = parse_study(study("asha-bo", fidelity=f, random_fraction=0.5, candidates=16))
