@@ -61,6 +61,12 @@ def test_random_in_a_finite_space_proposes_each_setting_once_per_round():
     assert "the space holds 12 settings: random search proposes each once, then each again" \
         in rnd.notice and "until max_trials (30)" in rnd.notice
     assert SEARCHERS["random"](settings(space, max_trials=12)).notice == ""
+    # what ends it, named (was 'until the budget', also where there was none)
+    assert SEARCHERS["random"](settings(space, max_compute_s=3600.0)).notice.endswith(
+        "until max_compute_s (3600 s) is spent")
+    assert SEARCHERS["random"](settings(space)).notice.endswith("until the run is stopped")
+    assert SEARCHERS["asha"](settings(space, max_compute_s=60.0, options={"fidelity": {
+        "min": 1, "max": 9}})).notice.endswith("until max_compute_s (60 s) is spent")
     fixed = SEARCHERS["random"](settings({"lr": 0.1, "w": {"values": [4]}}, max_trials=4))
     assert [(s.params, s.info) for s in fixed.ask(3)] == [
         ({"lr": 0.1, "w": 4}, {}), ({"lr": 0.1, "w": 4}, {"repeat": 1}),

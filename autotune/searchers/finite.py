@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..space import Range, SearchSpace, grid_index
+from .base import SearchSettings
 from .grid import unravel
 
 REDRAWS = 32  # draws from the declared distribution before walking to the next unused setting
@@ -132,6 +133,18 @@ class Rounds:
         while self.ahead >= self.size:  # every setting proposed again: the next round
             self.round += 1
             self.ahead = sum(1 for n in self.runs.values() if n > self.round)
+
+    @staticmethod
+    def until(settings: SearchSettings, *limits: str) -> str:
+        """The limit that ends the proposals, in words: max_trials, the searcher's own
+        ``limits`` (already worded), max_compute_s, or nothing (the run is stopped)."""
+        if settings.max_trials is not None:
+            return f"max_trials ({settings.max_trials})"
+        if limits:
+            return limits[0]
+        if settings.max_compute_s is not None:
+            return f"max_compute_s ({settings.max_compute_s:g} s) is spent"
+        return "the run is stopped"
 
     def notice(self, who: str, proposes: str, unit: str, until: str) -> str:
         """What a run over this space says at its start when its budget may go past it:

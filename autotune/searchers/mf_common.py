@@ -167,11 +167,8 @@ class MultiFidelitySearcher(Searcher):
 
     def until(self) -> str:
         """What ends the starting of new configurations, in words for the notice."""
-        if self.settings.max_trials is not None:
-            return f"max_trials ({self.settings.max_trials})"
-        if self.budget is not None:
-            return f"max_epochs_total ({self.budget:g})"
-        return "the budget"
+        epochs = () if self.budget is None else (f"max_epochs_total ({self.budget:g})",)
+        return Rounds.until(self.settings, *epochs)
 
     @property
     def notice(self) -> str:

@@ -54,5 +54,5 @@ class RandomSearcher(Searcher):
         limit = self.settings.max_trials
         if self.rounds is None or (limit is not None and limit <= self.rounds.size):
             return ""
-        until = f"max_trials ({limit})" if limit is not None else "the budget"
+        until = Rounds.until(self.settings)
         return self.rounds.notice("random search", "proposes", "a trial", until)
