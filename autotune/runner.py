@@ -219,36 +219,54 @@ LINE_LIMIT = 16 * 2**20
 class LastLine:
     """What a command's stdout is read for: its last non-blank line (the result), kept
     whole up to ``LINE_LIMIT`` (``cut`` past it); the rest goes to the trial's stdout.log
-    only."""
+    only. A line is what a terminal shows of it: the text after its last carriage return
+    (``progress 100%\\r{"loss": 1}`` is the object), or before it where nothing follows
+    (``{"loss": 1}\\r\\n``); so a progress bar redrawn with ``\\r`` for hours is never one
+    line past the limit either."""
 
     def __init__(self) -> None:
-        self.current = bytearray()   # the line being written (since the last newline)
+        self.current = bytearray()   # the segment being written (since the last \r or \n)
         self.current_cut = False
+        self.line = b""              # the current line's last non-blank segment before it
+        self.line_cut = False
         self.last = b""              # the last complete non-blank line
         self.last_cut = False
 
     def __iadd__(self, chunk: bytes) -> "LastLine":
-        for k, piece in enumerate(chunk.split(b"\n")):
-            if k:
-                self._ended()
-            if not self.current_cut:
+        for k, piece in enumerate(_SEPARATOR.split(chunk)):
+            if k % 2:
+                self._segment_ended()
+                if piece == b"\n":
+                    self._line_ended()
+            elif not self.current_cut:
                 self.current += piece
                 if len(self.current) > LINE_LIMIT:
                     self.current_cut = True
                     self.current.clear()
         return self
 
-    def _ended(self) -> None:
+    def _segment_ended(self) -> None:
         if self.current_cut or self.current.strip():
-            self.last, self.last_cut = bytes(self.current), self.current_cut
+            self.line, self.line_cut = bytes(self.current), self.current_cut
         self.current.clear()
         self.current_cut = False
 
+    def _line_ended(self) -> None:
+        if self.line_cut or self.line.strip():
+            self.last, self.last_cut = self.line, self.line_cut
+        self.line, self.line_cut = b"", False
+
     def result(self) -> tuple[str, bool]:
         """The last non-blank line (an unfinished one counts), and whether it was cut."""
-        if self.current_cut or self.current.strip():
-            return bytes(self.current).decode(errors="replace"), self.current_cut
-        return self.last.decode(errors="replace"), self.last_cut
+        for text, cut in ((self.current, self.current_cut), (self.line, self.line_cut),
+                          (self.last, self.last_cut)):
+            if cut or text.strip():
+                return bytes(text).decode(errors="replace"), cut
+        return "", False
+
+
+#: where a segment of stdout ends: a newline ends the line, a carriage return redraws it
+_SEPARATOR = re.compile(rb"(\r|\n)")
 
 
 def pump(proc: subprocess.Popen, stdout: Any, stderr: Any) -> tuple[LastLine, bytes]:

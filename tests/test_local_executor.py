@@ -215,3 +215,33 @@ def test_a_command_that_removes_its_trial_folder_fails_saying_so(tmp_path):
     assert rec.status == "failed"
     assert rec.error == (f"exited with status 1: its trial folder {d}/trials/0 was removed while "
                          "it ran (by the objective?), so its outcome and logs could not be kept")
+
+
+def test_a_result_after_a_carriage_return_progress_bar_is_read_as_a_terminal_shows_it(tmp_path):
+    """``progress 100%\\r{"loss": 1}`` shows only the object on a terminal, but failed as
+    "not JSON" quoting both; the text after the last carriage return is the line (before it,
+    where nothing follows: a CRLF ending)."""
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "printf {x}"},
+        space={"x": {"values": ['progress 50%%\\rprogress 100%%\\r{"loss": 1}\\n',
+                                '{"loss": 2}\\r\\n', 'bar\\r{"loss": 3}',
+                                '{"loss": 4}\\rstep 9\\n']}},
+        search={"algorithm": "grid"}, executor={"kind": "local", "max_concurrent": 2}))
+    d = str(tmp_path / "cr")
+    Driver(study, d, progress=False).run()
+    recs = [history(d).trials[t] for t in range(4)]
+    assert [r.value for r in recs[:3]] == [1.0, 2.0, 3.0], [r.error for r in recs]
+    assert recs[3].status == "failed" and recs[3].error.endswith("result.json: step 9")
+
+
+def test_a_progress_bar_redrawn_past_the_line_limit_does_not_cut_the_result(monkeypatch):
+    """Hours of ``\\r``-redrawn progress on one line passed ``LINE_LIMIT``: the result that
+    followed it on that line was cut."""
+    import autotune.runner as runner
+
+    monkeypatch.setattr(runner, "LINE_LIMIT", 1000)
+    tail = runner.LastLine()
+    for _ in range(200):
+        tail += b"epoch 1: 50% |#####     |\r"
+    tail += b'{"loss": 1}\n'
+    assert tail.result() == ('{"loss": 1}', False)
