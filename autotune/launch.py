@@ -26,7 +26,7 @@ import time
 from .errors import exception_text
 from .objective import Ctx, ObjectiveSpec
 from .ranks import first_failure, free_port, local_env, rank_message, run_rank
-from .worker import show_traceback, write_json_atomic
+from .worker import outcome_unwritten, show_traceback, write_json_atomic
 
 
 def rank_outcome_path(trial_dir: str, rank: int) -> str:
@@ -86,12 +86,16 @@ def launch(job_path: str, job: dict) -> int:
         fh.close()
     outcome = {**judge_ranks(trial_dir, ranks, codes), "end_t": time.time(),
                "pid": os.getpid()}
-    write_json_atomic(job["outcome_path"], outcome)
+    try:
+        write_json_atomic(job["outcome_path"], outcome)
+        status = 0 if "result" in outcome else 1
+    except OSError as exc:
+        status = outcome_unwritten(exc, job["outcome_path"])
     if len(codes) < len(procs):  # a rank failed: end the others (and this launcher)
         sys.stdout.flush()
         sys.stderr.flush()
         os.killpg(os.getpgid(0), signal.SIGKILL)
-    return 0 if "result" in outcome else 1
+    return status
 
 
 def judge_ranks(trial_dir: str, ranks: int, codes: dict[int, int]) -> dict:

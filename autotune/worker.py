@@ -25,6 +25,13 @@ from .objective import Ctx, ObjectiveSpec, run_objective
 DISK_FULL_STATUS = 75
 
 
+#: the worker's exit status when the outcome could not be written for another reason (EX_IOERR):
+#: the objective made ``outcome.json`` a directory, or the trial folder read-only
+OUTCOME_UNWRITABLE_STATUS = 74
+#: how the worker's one line on stderr saying so begins (the driver quotes it as the error)
+UNWRITABLE_PREFIX = "autotune: the trial ended but its outcome could not be written"
+
+
 #: past ``timeout_s`` by this much, a trial ends itself (its driver normally ends it first)
 WATCHDOG_GRACE_S = 5.0
 
@@ -79,12 +86,38 @@ def show_traceback(spec: ObjectiveSpec) -> None:
 
 
 def write_json_atomic(path: str, data: dict) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a reader never sees half of it); the
+    temporary file is removed where the write fails, not left in the trial's folder."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def outcome_unwritten(exc: OSError, path: str) -> int:
+    """Say by the exit status and one line on stderr, which need no outcome file, why there
+    is none: the driver re-runs a trial short of disk space once there is room instead of
+    counting it as failed, and quotes any other cause as the trial's error (the worker's own
+    traceback, ending in ``IsADirectoryError``, said nothing of what to fix)."""
+    if is_disk_full(exc):
+        with contextlib.suppress(OSError):
+            os.write(2, f"No space left on device writing {path}\n".encode())
+        return DISK_FULL_STATUS
+    if not os.path.isdir(os.path.dirname(path)):
+        return 1  # the trial folder is gone: the driver, seeing so, says that plainly
+    reason = exc.strerror or type(exc).__name__
+    with contextlib.suppress(OSError):
+        os.write(2, f"{UNWRITABLE_PREFIX} to {path} ({reason}): a trial folder's "
+                    "outcome.json is autotune's own, which the objective must not create or "
+                    "make unwritable\n".encode())
+    return OUTCOME_UNWRITABLE_STATUS
 
 
 def main(job_path: str) -> int:
@@ -110,13 +143,7 @@ def main(job_path: str) -> int:
     try:
         outcome_file.write(outcome)
     except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        # no room for the outcome: say so by the exit status, which needs no disk, so the
-        # driver re-runs the trial once there is space instead of counting it as failed
-        with contextlib.suppress(OSError):
-            os.write(2, f"No space left on device writing {job['outcome_path']}\n".encode())
-        return DISK_FULL_STATUS
+        return outcome_unwritten(exc, job["outcome_path"])
     return status
 
 

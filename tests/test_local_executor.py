@@ -245,3 +245,26 @@ def test_a_progress_bar_redrawn_past_the_line_limit_does_not_cut_the_result(monk
         tail += b"epoch 1: 50% |#####     |\r"
     tail += b'{"loss": 1}\n'
     assert tail.result() == ('{"loss": 1}', False)
+
+
+def test_an_outcome_the_objective_made_unwritable_fails_its_trial_saying_so(tmp_path):
+    """A command that made ``{trial_dir}/outcome.json`` a directory failed with the worker's
+    own traceback (IsADirectoryError) as its error, and its retry stopped the driver, which
+    could not remove that directory; the error now says what happened, and the directory is
+    moved aside for the retry (its files kept)."""
+    study = parse_study(study_dict(
+        objective={"entry": None,
+                   "command": "mkdir {trial_dir}/outcome.json; echo '{{\"loss\": {x}}}'"},
+        space={"x": {"values": [1]}}, search={"algorithm": "grid"}, retries=1,
+        executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "dir")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    outcome = f"{d}/trials/0/outcome.json"
+    assert (rec.status, rec.attempt, rec.starts) == ("failed", 1, 2)
+    assert rec.error == (f"the trial ended but its outcome could not be written to {outcome} "
+                         "(Is a directory): a trial folder's outcome.json is autotune's own, "
+                         "which the objective must not create or make unwritable")
+    left = sorted(os.listdir(f"{d}/trials/0"))
+    assert [n for n in left if n.startswith("outcome.json.moved-")] and not [
+        n for n in left if ".tmp" in n]

@@ -22,7 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ..worker import DISK_FULL_STATUS, write_json_atomic
+from ..worker import (DISK_FULL_STATUS, OUTCOME_UNWRITABLE_STATUS, UNWRITABLE_PREFIX,
+                      write_json_atomic)
 from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, check_packing, make_pool
 from .procgroup import MARK, alive, end_group, kill_group, started_worker
@@ -89,8 +90,7 @@ class LocalExecutor(Executor):
         kill_orphan(tdir)
         job_path = os.path.join(tdir, "job.json")
         outcome_path = os.path.join(tdir, "outcome.json")
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(outcome_path)
+        clear_outcome(outcome_path)
         objective = job.objective.to_dict()
         gpus = self._gpus.acquire(job.trial)
         write_json_atomic(job_path, {"objective": objective, "params": job.params,
@@ -251,6 +251,19 @@ def read_json(path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def clear_outcome(path: str) -> None:
+    """Remove an earlier attempt's outcome, which must not be read as this one's. A directory
+    an objective made there (which failed that attempt) is moved aside, not deleted (it may
+    hold the objective's files): removing it raised IsADirectoryError in the driver, which
+    stopped on the retry, and on every resume after it."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        os.rename(path, f"{path}.moved-{time.time_ns()}")
+
+
 def died_message(returncode: int | None, trial_dir: str) -> str:
     if returncode is None:
         reason = "ended without an outcome while no driver watched"
@@ -267,17 +280,20 @@ def died_message(returncode: int | None, trial_dir: str) -> str:
     if not os.path.isdir(trial_dir):  # its stderr.log went with it: do not point there
         return (f"{reason}: its trial folder {trial_dir} was removed while it ran (by the "
                 "objective?), so its outcome and logs could not be kept")
-    tail = last_line(os.path.join(trial_dir, "stderr.log"))
+    tail = last_line(os.path.join(trial_dir, "stderr.log"), limit=1000)
+    if returncode == OUTCOME_UNWRITABLE_STATUS and tail.startswith(UNWRITABLE_PREFIX):
+        return tail[len("autotune: "):]  # the worker's own line says what and why
+    tail = tail[:200]
     return f"{reason}" + (f": {tail}" if tail else " (see stderr.log)")
 
 
-def last_line(path: str) -> str:
+def last_line(path: str, limit: int = 200) -> str:
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - 4096))
             lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
-        return lines[-1].strip()[:200] if lines else ""
+        return lines[-1].strip()[:limit] if lines else ""
     except OSError:
         return ""
 
