@@ -24,7 +24,7 @@ from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx, extras, judge, trial_seed
-from .runner import reported_cost
+from .runner import reported_cost, unused_cost
 from .progress import Progress, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
@@ -77,6 +77,7 @@ class Driver:
         self.pretrained: str | None = None  # the pretrain's checkpoint, once it is ready
         self._failure = ("", "")
         self._end_said = ""  # why the searcher ended the study, said after the last progress line
+        self._cost_said = False  # a result's cost_s that is no duration: warned of once a run
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -457,12 +458,23 @@ class Driver:
         if o.result is not None:
             metrics, _, error = judge(o.result, self.study.objective)
             extra = extras(o.result, self.study.objective)
+            self._say_unused_cost(o.trial, o.result)
         reported = reported_cost(metrics.pop("cost_s", None))  # stored once, as the event's
         cost = reported if reported is not None else o.run_s
         status = "cancelled" if o.failure == "cancelled" else ("ok" if error is None else "failed")
         job_id = o.job_id if o.job_id != self.history.trials[o.trial].job_id else None
         return ev.end(o.trial, o.attempt, status, round(o.start_s, 6), round(o.end_s, 6),
                       round(cost, 6), metrics, error, o.failure, job_id=job_id, extra=extra)
+
+    def _say_unused_cost(self, trial: int, result: dict) -> None:
+        """Warn, once a run, of a result whose ``cost_s`` gives way to the measured run time
+        (a string "5", NaN, a negative number): an objective that means it to be the cost
+        would otherwise never learn that the budget counts something else."""
+        why = unused_cost(result)
+        if why is not None and not self._cost_said:
+            self._cost_said = True
+            self.progress.warn(f"trial {trial}'s result: {why} (said for the first such trial "
+                               "only)")
 
     # ---- recording ------------------------------------------------------------------------
     def _record(self, events: list[dict]) -> None:

@@ -374,6 +374,20 @@ def reported_cost(value: Any) -> float | None:
     return cost if math.isfinite(cost) and cost >= 0 else None
 
 
+def unused_cost(result: dict) -> str | None:
+    """Why a result's ``cost_s`` is not its cost (the measured run time is), for the warning
+    that says so; None where it is used or there is none. Every kind of value that is no
+    duration is said alike (a string "5", a boolean, NaN, a negative number): one dropped
+    silently left the study's compute and budget to another figure than the objective
+    meant, with nothing to say why."""
+    if "cost_s" not in result or reported_cost(result["cost_s"]) is not None:
+        return None
+    shown = json.dumps(result["cost_s"], default=str)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return (f"cost_s {shown} is no duration in seconds (a finite number, 0 or more), so the "
+            "measured run time is the cost")
+
+
 def as_float(number: int | float) -> float:
     """A real number as the float a history records; an integer too large for one (10**400
     printed by a command) is infinite, which ``judge`` refuses as the optimised value. A

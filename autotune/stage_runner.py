@@ -25,7 +25,7 @@ from .contract import Ctx, ObjectiveSpec, StageSpec
 from .executors import Executor, Outcome, TrialJob
 from .history import History
 from .progress import Progress
-from .runner import as_float, reported_cost
+from .runner import as_float, reported_cost, unused_cost
 from .stage_cache import STAGE_ENTRY, built, checkpoint_of
 
 STAGE_TRIAL = -1   # the stage's id with the executors: never a trial's
@@ -134,6 +134,9 @@ class StageRunner:
         metrics = dict(o.result or {}) if error is None else {}
         if error is None and built(stage, self.study_dir) is None:
             error, failure = "the stage's job ended but its checkpoint is not in the cache", "result"
+        why = unused_cost(metrics)
+        if why is not None:  # as for a trial's (Driver._say_unused_cost)
+            self.progress.warn(f"{stage.name}'s result: {why}")
         reported = reported_cost(metrics.pop("cost_s", None))
         cost = reported if reported is not None else o.run_s
         status = "ok" if error is None else ("cancelled" if failure == "cancelled" else "failed")

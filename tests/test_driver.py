@@ -208,3 +208,16 @@ def test_a_reported_cost_that_is_no_duration_gives_way_to_the_measured_one(tmp_p
     assert all(0 <= c < 5 for c in costs[:5]), costs
     if kind == "simulated":
         assert costs[:5] == [1.0] * 5 and h.last_t == 12.0
+
+
+def test_a_reported_cost_that_is_not_used_is_warned_of_once(tmp_path, capsys):
+    """A string cost_s ("5"), like NaN or a negative one, gave way to the measured run time
+    without a word: the objective never learnt that its cost was not counted."""
+    lines = ['{"loss": 1, "cost_s": 2}', '{"loss": 4, "cost_s": "5"}',
+             '{"loss": 3, "cost_s": -1}']
+    run(tmp_path, objective={"entry": None, "command": "printf '%s\\n' {x}"},
+        space={"x": {"values": lines}}, search={"algorithm": "grid"})
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "cost_s" in ln]
+    assert warnings == ['warning: trial 1\'s result: cost_s "5" is no duration in seconds (a '
+                        'finite number, 0 or more), so the measured run time is the cost (said '
+                        'for the first such trial only)']
