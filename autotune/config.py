@@ -16,6 +16,8 @@ _MISSING = object()
 
 def describe(value: Any) -> str:
     """A short, type-revealing rendering of a bad value for an error line."""
+    if is_number(value) and not fits_float(value):
+        return TOO_LARGE
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -61,6 +63,27 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def fits_float(value: int | float) -> bool:
+    """Whether a number can be a float: YAML and Python read integers of any size, and
+    ``float(10**400)`` (or ``math.isfinite`` of it, or dividing by it) raises OverflowError,
+    which reached the user as a traceback instead of one line naming the key."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def is_finite(value: int | float) -> bool:
+    """``math.isfinite`` for any number, an integer too large for a float being none."""
+    return fits_float(value) and math.isfinite(value)
+
+
+#: how an error line names an integer too large for a float (its repr may be thousands of
+#: digits, and Python refuses to print one past 4,300)
+TOO_LARGE = "an integer too large for a float (more than 1.8e308)"
+
+
 def take(mapping: dict, name: str, kind: str, where: str, default: Any = _MISSING) -> Any:
     """Read ``mapping[name]`` and check it is of ``kind``.
 
@@ -91,6 +114,8 @@ def kind_text(kind: str) -> str:
 
 
 def check(value: Any, kind: str, full: str) -> None:
+    if is_number(value) and not fits_float(value):  # an integer setting too: see fits_float
+        raise StudyError(f"{full}: expected {kind_text(kind)}, got {TOO_LARGE}")
     ok = {
         "str": lambda v: isinstance(v, str) and v != "",
         "bool": lambda v: isinstance(v, bool),

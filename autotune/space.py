@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import check, describe, hint, is_number, reject_unknown, require_mapping
+from .config import check, describe, hint, is_finite, is_number, reject_unknown, require_mapping
 from .errors import StudyError
 
 Scalar = Any  # int | float | str | bool
@@ -53,7 +53,7 @@ def grid_index(values: Sequence, value: Any) -> int | None:
         if v == value and (type(v) is type(value)
                            or number and isinstance(v, (int, float)) and not isinstance(v, bool)):
             return i
-    if not number or not math.isfinite(value):
+    if not number or not is_finite(value):
         return None
     best, gap = None, math.inf
     for i, v in enumerate(values):
@@ -240,7 +240,7 @@ def parse_param(name: str, raw: Any, where: str) -> Param:
 def parse_fixed(name: str, value: Any, where: str) -> Fixed:
     if not (is_number(value) or isinstance(value, (str, bool))):
         raise StudyError(f"{where}: expected a number, string or boolean, got {describe(value)}")
-    if is_number(value) and not math.isfinite(value):
+    if is_number(value) and not is_finite(value):
         raise StudyError(f"{where}: expected a finite number, got {describe(value)}")
     return Fixed(name, value)
 
@@ -264,6 +264,12 @@ def parse_choice(name: str, raw: dict, where: str) -> Choice:
     return Choice(name, tuple(values))
 
 
+#: the largest bound of an int range: numpy draws and spaces it as 64-bit integers, and its
+#: settings are counted with ``len(range(low, high + 1))``, which must fit one too (a bound
+#: of 10**30 raised a numpy casting error or an OverflowError, a traceback)
+INT_BOUND = 2**62 - 1
+
+
 def parse_range(name: str, raw: dict, where: str) -> Range:
     reject_unknown(raw, ["low", "high", "log", "int", "steps"], where)
     for bound in ("low", "high"):
@@ -281,6 +287,10 @@ def parse_range(name: str, raw: dict, where: str) -> Range:
         raise StudyError(f"{where}: a log range must lie above 0, got low {low}")
     if integer and (low != int(low) or high != int(high)):
         raise StudyError(f"{where}: an int range needs whole-number bounds, got {low}..{high}")
+    if integer and max(abs(low), abs(high)) > INT_BOUND:
+        raise StudyError(f"{where}: an int range's bounds must lie within +-{INT_BOUND:.2e} "
+                         f"(2**62, so that its settings can be counted and drawn as 64-bit "
+                         f"integers), got {describe(low)}..{describe(high)}")
     steps = raw.get("steps")
     if steps is not None:
         check(steps, "positive-int", f"{where}.steps")

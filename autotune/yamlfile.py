@@ -28,6 +28,12 @@ class RepeatedKey(Exception):
         super().__init__(f"line {line}: key {key!r} given twice (first at line {first})")
 
 
+class TooManyDigits(Exception):
+    def __init__(self, digits: int, line: int):
+        super().__init__(f"line {line}: an integer of {digits:,} digits, too large for a "
+                         "float (more than 1.8e308)")
+
+
 class StudyLoader(yaml.SafeLoader):
     """SafeLoader with the YAML 1.2 core schema for booleans and numbers."""
 
@@ -51,12 +57,17 @@ class StudyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def construct_core_int(self, node: yaml.ScalarNode) -> int:
+        """An integer scalar; one of more digits than Python converts (4,300) raised a bare
+        ValueError out of the loader, a traceback: no setting can use one anyway."""
         text = self.construct_scalar(node)
         if text.startswith("0o"):
             return int(text[2:], 8)
         if text.startswith("0x"):
             return int(text[2:], 16)
-        return int(text, 10)
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise TooManyDigits(len(text.lstrip("+-")), node.start_mark.line + 1) from None
 
 
 StudyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
@@ -69,7 +80,7 @@ def parse_yaml(text: str, where: str) -> Any:
     """The document in ``text``; any problem is a StudyError prefixed with ``where``."""
     try:
         return yaml.load(text, Loader=StudyLoader)  # noqa: S506 - a SafeLoader subclass
-    except RepeatedKey as exc:
+    except (RepeatedKey, TooManyDigits) as exc:
         raise StudyError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

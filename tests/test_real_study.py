@@ -93,6 +93,47 @@ executor: {kind: inline}
     assert isinstance(params["x"], float) and isinstance(params["y"], int)
 
 
+HUGE = 10**400  # an integer YAML and Python hold, float() of which raises OverflowError
+
+
+@pytest.mark.parametrize("over, line", [
+    ({"search": {"algorithm": "asha", "max_trials": 3,
+                 "fidelity": {"min": 1, "max": HUGE, "eta": 3}}}, "search.fidelity.max"),
+    ({"search": {"algorithm": "hyperband", "fidelity": {"min": 1, "max": 9, "eta": HUGE}}},
+     "search.fidelity.eta"),
+    ({"search": {"algorithm": "random", "max_trials": 3, "max_compute_s": HUGE}},
+     "search.max_compute_s"),
+    ({"space": {"x": {"low": 0, "high": HUGE}}}, "space.x.high"),
+    ({"space": {"x": {"values": [1, HUGE]}}}, "space.x.values"),
+    ({"objective": {"timeout_s": HUGE}}, "objective.timeout_s"),
+    ({"space": {"x": {"low": 0, "high": 10**30, "int": True}}}, "space.x"),
+])
+def test_a_number_too_large_for_a_float_is_one_line(tmp_path, over, line):
+    """fidelity.max: 10**400 (and the like) raised OverflowError out of the checks (or, an
+    int range's bound past 64 bits, a numpy casting error at the first draw): a traceback."""
+    import autotune as at
+
+    with pytest.raises(at.StudyError, match=rf"^{line}: .*(too large for a float|2\*\*62)"):
+        at.Study(**study_dict(**over), dir=str(tmp_path / "d"))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(study_dict(**over)))
+    proc = cli("run", str(path), "--dir", str(tmp_path / "d"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"autotune: error: {line}: ")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not os.path.exists(tmp_path / "d")
+
+
+def test_an_integer_of_more_digits_than_python_converts_is_one_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    text = yaml.safe_dump(study_dict())
+    path.write_text(text + "retries: 1" + "0" * 5000 + "\n")
+    proc = cli("run", str(path), "--dir", str(tmp_path / "d"))
+    line = text.count("\n") + 1
+    assert proc.returncode == 2
+    assert proc.stderr == (f"autotune: error: {path}: line {line}: an integer of 5,001 digits, too "
+                           "large for a float (more than 1.8e308)\n")
+
+
 def test_unwritable_directory_is_one_line_and_nothing_written(tmp_path):
     path = write_study(str(tmp_path / "s.yaml"), study_dict())
     for where in ("/proc/autotune-test/d", "/sys/kernel/autotune-test"):

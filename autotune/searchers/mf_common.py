@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import check, describe, is_number, reject_unknown
+from ..config import check, describe, is_finite, is_number, reject_unknown
 from ..errors import StudyError
 from .base import Result, Searcher, SearchSettings, Suggestion
 from .finite import Rounds
@@ -76,7 +76,7 @@ def parse_fidelity(options: dict[str, Any], algorithm: str) -> Fidelity:
     if high < low:
         raise StudyError(f"{where}.max: expected at least min ({low}), got {high}")
     eta = raw.get("eta", 3)
-    if not (is_number(eta) and math.isfinite(eta) and eta > 1):
+    if not (is_number(eta) and is_finite(eta) and eta > 1):
         raise StudyError(f"{where}.eta: expected a number > 1, got {describe(eta)}")
     check_steps(low, high, float(eta), where)
     return Fidelity(low, high, float(eta), rung_epochs(low, high, float(eta)))
@@ -97,7 +97,7 @@ def check_steps(low: int, high: int, eta: float, where: str) -> None:
 
 def parse_budget(options: dict[str, Any]) -> float | None:
     budget = options.get("max_epochs_total")
-    if budget is not None and not (is_number(budget) and budget > 0):
+    if budget is not None and not (is_number(budget) and is_finite(budget) and budget > 0):
         raise StudyError(f"search.max_epochs_total: expected a positive number, got {describe(budget)}")
     return None if budget is None else float(budget)
 
