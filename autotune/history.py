@@ -98,6 +98,12 @@ class History:
     #: of a trial whose ask is still ahead is out of order (an injected or copied line).
     _asks_ahead: dict[int, int] = field(default_factory=dict, repr=False)
     stages: dict[str, StageRecord] = field(default_factory=dict)  # by stage name (pretrain)
+    #: each running trial's latest submit as (attempt, t, job_id, era): a line equal to it is
+    #: a copy (a damaged history's), not a start. ``_era`` counts the study and note records
+    #: (resume, stop, cancel): a resumed simulated run restarts a trial at the same virtual
+    #: time under the same job id, a line like the first but after a resume record
+    _submits: dict[int, tuple] = field(default_factory=dict, repr=False)
+    _era: int = field(default=0, repr=False)
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
@@ -177,6 +183,7 @@ class History:
         if self.study:
             raise Damaged("a second study record")
         self.study = e
+        self._era += 1
         identity = e["identity"]
         self.metric = identity.get("metric", "")
         fidelity = (identity.get("search_options") or {}).get("fidelity") or {}
@@ -228,6 +235,12 @@ class History:
         if attempt < rec.attempt:
             raise Damaged(f"submit of attempt {attempt} of trial {rec.trial} after attempt "
                           f"{rec.attempt}")
+        if attempt == rec.attempt and _attempt_ended(rec):  # a retry is the next attempt
+            raise Damaged(f"submit of attempt {attempt} of trial {rec.trial}, which had ended")
+        key = (attempt, t, e.get("job_id", ""), self._era)
+        if rec.status == "running" and self._submits.get(rec.trial) == key:
+            return  # a copy of the line that started it: one start, not two
+        self._submits[rec.trial] = key
         if attempt != rec.attempt or rec.start_s is None:
             rec.start_s = t
         rec.attempt = attempt
@@ -247,6 +260,8 @@ class History:
         if e["attempt"] < rec.attempt:
             raise Damaged(f"end of attempt {e['attempt']} of trial {rec.trial} after attempt "
                           f"{rec.attempt} began")
+        if _attempt_ended(rec):
+            return  # a duplicate report of an attempt to be retried: its cost counts once
         cost = e.get("cost_s", 0.0)
         rec.cost_s += cost
         self.spent_s += cost
@@ -310,6 +325,7 @@ class History:
 
     def _note(self, e: dict) -> None:
         self.notes.append(e)  # notes carry wall-clock stamps: they do not move the study clock
+        self._era += 1
 
     def identity_hint(self) -> str | None:
         """The fingerprint of the study's identity as a resume record gives it."""
@@ -368,6 +384,13 @@ class History:
             return None
         key = (lambda r: r.value) if mode == "min" else (lambda r: -r.value)
         return min(ok, key=key)
+
+
+def _attempt_ended(rec: TrialRecord) -> bool:
+    """Whether the trial's latest attempt has ended and the trial waits to run again (a
+    retry, ``--retry-failed``): pending is otherwise only a trial never started, which has
+    no end. Another end or start of that attempt can only be a copied line."""
+    return rec.status == "pending" and rec.end_s is not None
 
 
 _HANDLERS = {

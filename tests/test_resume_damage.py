@@ -342,3 +342,43 @@ def test_many_damaged_lines_are_said_in_a_few_lines_and_every_one_is_kept(tmp_pa
     err = capsys.readouterr().err
     assert err.count("warning: history line") == 3 and "... and 5 more" in err
     assert len(at.load(d).warnings) == 8
+
+
+def copy_line(d: str, index: int, after: int) -> None:
+    """Put a copy of history line ``index`` after line ``after`` (a damaged history's)."""
+    path = os.path.join(d, "history.jsonl")
+    lines = open(path, "rb").read().split(b"\n")
+    lines.insert(after + 1, lines[index])
+    open(path, "wb").write(b"\n".join(lines))
+
+
+@pytest.mark.parametrize("copied, after, cut", [
+    ("end", "end", True),        # an attempt to be retried, its end line twice
+    ("end", "end", False),
+    ("submit", "submit", False),  # a start line twice
+    ("submit", "end", True),     # the start of an attempt that has ended, after its end
+])
+def test_a_copied_line_of_an_attempt_changes_nothing(tmp_path, copied, after, cut):
+    """A copied end line of an attempt to be retried added its cost twice (to the trial and
+    to the compute spent, which max_compute_s is judged by), and a copied submit line counted
+    a second start; one after the attempt's end set it running again, so a resume would wait
+    for it instead of retrying it. Each changes nothing now."""
+    s = study_dict(objective={"entry": "tests.objectives:flaky"}, search={"max_trials": 2},
+                   retries=1)
+    d = str(tmp_path / "d")
+    Driver(parse_study(s), d, progress=False).run()
+    path = os.path.join(d, "history.jsonl")
+    lines = open(path, "rb").read().split(b"\n")
+    first = {kind: next(i for i, ln in enumerate(lines) if ln.startswith(b'{"e":"%s"' % kind))
+             for kind in (b"submit", b"end")}
+    if cut:  # the driver died before the retry started: the trial waits to run again
+        open(path, "wb").write(b"\n".join(lines[:first[b"end"] + 1] + [b""]))
+    before = history(d)
+    copy_line(d, first[copied.encode()], first[after.encode()])
+    h = history(d)
+    rec, was = h.trials[0], before.trials[0]
+    assert (rec.status, rec.attempt, rec.starts, rec.cost_s) == (
+        was.status, was.attempt, was.starts, was.cost_s)
+    assert h.spent_s == before.spent_s
+    if cut:
+        assert rec.status == "pending" and rec.next_attempt == 1
