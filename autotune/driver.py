@@ -25,7 +25,7 @@ from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx, extras, judge, trial_seed
 from .runner import reported_cost, unused_cost
-from .progress import Progress, start_lines
+from .progress import Progress, budget_reached, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .stage_runner import StageRunner
@@ -187,7 +187,7 @@ class Driver:
                 self.progress.say(line)
         self.executor.restore_clock(self.history.last_t)
         self.searcher = restore(self.study.make_searcher(), self.history)
-        if self.searcher.notice:
+        if self.searcher.notice and not budget_reached(self.study, self.history):
             self.progress.say(self.searcher.notice)
         if self.searcher.warning:
             self.progress.warn(self.searcher.warning)

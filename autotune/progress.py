@@ -134,6 +134,18 @@ def clock(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def budget_reached(study: "Study", history: History) -> str:
+    """The limit a resumed study has already reached, in words ("" for none): the resume
+    starts no new trial, so neither is anything said about how new ones would be chosen
+    (the repeat notice of a finite space described rounds that would never run)."""
+    if study.max_trials is not None and len(history.trials) >= study.max_trials:
+        return f"max_trials ({study.max_trials}) already reached"
+    if study.max_compute_s is not None and history.spent_s >= study.max_compute_s:
+        return (f"max_compute_s ({study.max_compute_s:g} s) already spent "
+                f"({history.spent_s:.0f} s)")
+    return ""
+
+
 def start_lines(study: "Study", history: History, directory: str, fresh: bool, executor: str,
                 retrying: bool = False) -> list[str]:
     """Said once at start: a new study or a resume (and how far it got), then what deserves a
@@ -164,11 +176,9 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
             text += f" ({counts['failed']} failed{', run again now' if retrying else ''})"
         if flight:
             text += f", {flight} to finish or run again"
-        if study.max_trials is not None and len(history.trials) >= study.max_trials:
-            text += f"; max_trials ({study.max_trials}) already reached: no new trials"
-        elif study.max_compute_s is not None and history.spent_s >= study.max_compute_s:
-            text += (f"; max_compute_s ({study.max_compute_s:g} s) already spent "
-                     f"({history.spent_s:.0f} s): no new trials")
+        reached = budget_reached(study, history)
+        if reached:
+            text += f"; {reached}: no new trials"
         lines = [text]
     if study.max_trials is None and study.max_compute_s is None \
             and not study.make_searcher().bounded:

@@ -336,6 +336,25 @@ def test_a_compute_budget_already_spent_on_resume_says_so(tmp_path, capsys):
     assert "max_compute_s (30 s) already spent (" in err and "no new trials" in err, err
 
 
+@pytest.mark.parametrize("search", [{"max_trials": 4},
+                                    {"max_trials": None, "max_compute_s": 20}])
+def test_a_resume_past_its_budget_does_not_say_how_new_trials_would_repeat(tmp_path, capsys,
+                                                                            search):
+    """Resuming a finished study over a two-setting space said that the settings would be
+    run again until max_trials, on the line after saying no new trial would start."""
+    from autotune.driver import Driver
+    from autotune.study import parse_study
+
+    study = study_dict(space={"x": {"values": [1.0, 2.0]}, "y": 0.0, "cost_s": 10.0},
+                       search=search, executor={"kind": "simulated"})
+    d = str(tmp_path / "d")
+    Driver(parse_study(study), d, progress=True).run()
+    assert "then each again" in capsys.readouterr().err  # said when it is to come
+    Driver(parse_study(study), d, progress=True).run()
+    err = capsys.readouterr().err
+    assert "no new trials" in err and "then each again" not in err, err
+
+
 def test_a_study_whose_trials_all_failed_names_retry_failed_on_every_run(tmp_path, capsys):
     path = write_study(str(tmp_path / "s.yaml"), study_dict(
         objective={"entry": "tests.objectives:raises"}, search={"max_trials": 2},
