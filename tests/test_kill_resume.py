@@ -165,6 +165,44 @@ def test_a_worker_started_but_not_recorded_as_started_is_watched_again_not_run_t
     assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
 
 
+@pytest.mark.parametrize("recorded", [True, False], ids=["start-recorded", "start-unrecorded"])
+def test_a_worker_whose_trial_folder_was_removed_is_watched_again_not_run_twice(tmp_path,
+                                                                                recorded):
+    """The trial's folder (job.json, worker.pid with it) removed while its worker runs and
+    no driver is left: the resume could not find the worker and ran the trial again beside
+    it, the first run then overwriting the second's outcome. It is found by its mark and
+    watched again, its folder made again for its outcome."""
+    import shutil
+
+    log = str(tmp_path / "runs.log")
+    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": 1.5, "log": log},
+                                   search={"max_trials": 1},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "d")
+    first = Driver(study, d, progress=False)
+    first.dir.check_run()
+    first.dir.acquire()
+    first._start()
+    [rec] = first.ask_trials(1)
+    if recorded:
+        first._submit([rec])
+    else:
+        first.executor.submit(first._job(rec))
+    deadline = time.time() + 60
+    while not os.path.exists(log):                  # the objective runs
+        assert time.time() < deadline
+        time.sleep(0.05)
+    shutil.rmtree(os.path.join(d, "trials", "0"))
+    first.journal.close()                           # what a SIGKILL leaves: the lock freed
+    first.dir.release()
+
+    summary = Driver(study, d, progress=False).run()
+    assert summary.counts == {"ok": 1}
+    assert len(open(log).readlines()) == 1      # the objective ran once, not twice
+    rec = history(d).trials[0]
+    assert (rec.status, rec.attempt, rec.value, rec.starts) == ("ok", 0, 0.5, 1)
+
+
 @pytest.mark.parametrize("state", ["running", "ended"])
 @pytest.mark.parametrize("pid_file", ["missing", "stale"])
 def test_a_worker_whose_pid_was_never_written_is_found_not_run_twice(tmp_path, state, pid_file):

@@ -26,9 +26,12 @@ from ..worker import (DISK_FULL_STATUS, OUTCOME_UNWRITABLE_STATUS, UNWRITABLE_PR
                       write_json_atomic)
 from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, check_packing, make_pool
-from .procgroup import MARK, alive, end_group, kill_group, started_worker
+from .procgroup import (MARK, alive, end_group, environ_of, kill_group, marked_workers,
+                        started_worker)
 from .registry import register
 
+#: how long one pass over /proc for marked workers serves the trials a resume asks about
+SCAN_TTL_S = 2.0
 #: where this autotune is imported from: a worker started in the launch directory finds it
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -79,6 +82,7 @@ class LocalExecutor(Executor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._running: dict[int, _Running] = {}
+        self._scan: tuple[float, dict[str, int]] | None = None  # _marked_workers'
         self._ranks = check_ranks(self.opts)
         # each trial its own GPUs (gpus.py); never more trials at once than the GPUs hold
         self._gpus = make_pool(self.opts, self._ranks)
@@ -122,9 +126,22 @@ class LocalExecutor(Executor):
 
     def unrecorded(self, job: TrialJob) -> str | None:
         """The worker of the trial's latest start (``latest_worker``): ``submit`` starts it
-        before the driver records the start with the others of its batch."""
-        pid = latest_worker(job.ctx.trial_dir)
+        before the driver records the start with the others of its batch. Where the trial's
+        folder was removed (job.json with it), a live worker carrying its mark."""
+        tdir = job.ctx.trial_dir
+        pid = latest_worker(tdir)
+        if pid is None and not os.path.exists(os.path.join(tdir, "job.json")):
+            pid = self._marked_workers().get(tdir)
         return None if pid is None else f"pid-{pid}"
+
+    def _marked_workers(self) -> dict[str, int]:
+        """``marked_workers``, one pass over /proc for all the trials a resume asks about
+        (a pass per trial is a second or more on a busy login node), taken again once
+        ``SCAN_TTL_S`` old."""
+        now = time.monotonic()
+        if self._scan is None or now - self._scan[0] > SCAN_TTL_S:
+            self._scan = (now, marked_workers())
+        return self._scan[1]
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         """Watch again a worker a dead driver left running, or collect what it finished
@@ -133,25 +150,45 @@ class LocalExecutor(Executor):
             return False
         pid, tdir = int(job_id[4:]), job.ctx.trial_dir
         outcome_path = os.path.join(tdir, "outcome.json")
-        try:
-            with open(os.path.join(tdir, "job.json")) as fh:
-                recorded = json.load(fh)
-        except (OSError, ValueError):
-            return False
+        recorded = read_json(os.path.join(tdir, "job.json"))
+        if recorded is None:  # its folder (or job.json) was removed while it ran
+            return self._adopt_unfiled(job, pid)
         if recorded.get("ctx", {}).get("attempt") != job.attempt:
             return False
         if not alive(pid, tdir) and not os.path.exists(outcome_path):
             return False
         if recorded.get("gpus"):
             self._gpus.claim(job.trial, recorded["gpus"])
+        self._watch(job, pid)
+        return True
+
+    def _adopt_unfiled(self, job: TrialJob, pid: int) -> bool:
+        """A worker whose trial folder was removed while it ran, job.json with it: watched
+        again when it still runs, known by the trial's mark in its environment (the pid is
+        the one recorded for this attempt, or found carrying the mark). Run again instead,
+        the trial ran twice side by side, the first run's outcome overwriting the second's.
+        The folder is made again so that the worker's outcome (a path it holds) can be
+        written; the logs it had written went with the old folder."""
+        tdir = job.ctx.trial_dir
+        os.makedirs(tdir, exist_ok=True)  # before the check: a worker ending now keeps its outcome
+        if not alive(pid, tdir):
+            return False
+        gpus = [d for d in environ_of(pid).get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
+        if gpus:
+            self._gpus.claim(job.trial, gpus)
+        self._watch(job, pid)
+        return True
+
+    def _watch(self, job: TrialJob, pid: int) -> None:
+        """Watch a worker this driver did not start, its timeout counted from its start."""
+        tdir = job.ctx.trial_dir
         start = (job.resume_start_s if job.resume_start_s is not None
                  else self._unrecorded_start(tdir))
         timeout = job.objective.timeout_s
         deadline = (time.monotonic() + max(0.0, timeout - (self.now() - start))
                     if timeout else None)
         self._running[job.trial] = _Running(job, _Adopted(pid, tdir), start, deadline,
-                                            outcome_path, ())
-        return True
+                                            os.path.join(tdir, "outcome.json"), ())
 
     def _unrecorded_start(self, trial_dir: str) -> float:
         """When a worker whose start the history lacks started, on the study clock: its

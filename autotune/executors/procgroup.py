@@ -75,22 +75,55 @@ def started_worker(trial_dir: str, job_path: str) -> int | None:
     session) carrying the trial's mark and running ``job_path``. A driver killed between
     starting a worker and writing its pid to worker.pid leaves no other trace of it while it
     runs, and a worker left unfound would run a second time beside the new one."""
-    want = job_path.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        stat = _stat(pid)
-        if stat is None or stat[1] != pid or stat[0] == "Z" or not marked(pid, trial_dir):
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if want in argv:
+    for pid in _leaders():
+        if marked(pid, trial_dir) and _runs(pid, job_path):
             return pid
     return None
+
+
+def marked_workers() -> dict[str, int]:
+    """Every live trial worker on this machine, by the trial directory its mark names, in
+    one pass over /proc: a worker whose trial folder was removed while it ran (its job.json,
+    worker.pid and outcome with it) is found by its mark alone, and a resume may look for
+    several such trials."""
+    found = {}
+    for pid in _leaders():
+        trial_dir = environ_of(pid).get(MARK)
+        if trial_dir and _runs(pid, os.path.join(trial_dir, "job.json")):
+            found[trial_dir] = pid
+    return found
+
+
+def _leaders() -> list[int]:
+    """Live session leaders (a worker starts its own session), zombies left out."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = _stat(int(name))
+            if stat is not None and stat[1] == int(name) and stat[0] != "Z":
+                out.append(int(name))
+    return out
+
+
+def _runs(pid: int, job_path: str) -> bool:
+    """Whether ``pid`` was started on ``job_path`` (a worker's or launcher's argument)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return job_path.encode() in fh.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with; {} when it cannot be read (gone, or not
+    ours to read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
 
 
 def alive(pid: int, trial_dir: str) -> bool:
