@@ -205,6 +205,20 @@ def test_orphan_submitted_but_not_recorded_is_adopted(tmp_path):
     assert len(sacct_jobs(directory, 1)) == 1
 
 
+def test_a_study_started_again_in_its_deleted_directory_runs_its_own_jobs(tmp_path):
+    """The jobs of a study once at this path bear the same names: they are not adopted."""
+    import shutil
+
+    study = study_file(tmp_path, "again", "quick", {"x": {"values": [0]}}, 1)
+    directory = str(tmp_path / "d")
+    run_driver(study, directory)
+    first = history(directory).trials[0].job_id
+    shutil.rmtree(directory)
+    out = run_driver(study, directory)
+    rec = history(directory).trials[0]
+    assert rec.status == "ok" and rec.job_id != first, out
+
+
 def test_job_cancelled_from_outside_is_recorded_cancelled_and_search_goes_on(tmp_path):
     space = {"x": {"values": [0, 1, 2]}, "steps": {"values": [4]}, "step_s": {"values": [0.5]}}
     study = study_file(tmp_path, "scancel", "stepper", space, 3, max_concurrent=2)

@@ -215,7 +215,8 @@ class SlurmExecutor(Executor):
     def submit(self, job: TrialJob) -> str:
         name = job_name(self.study_dir, job.trial, job.attempt)
         orphan = next((i for i in self._study_jobs().values()
-                       if i.name == name and i.job_id not in self._by_id), None)
+                       if i.name == name and i.job_id not in self._by_id
+                       and self._submitted_here(i.job_id)), None)
         if orphan is not None:  # a dead driver submitted it and did not get to record it
             self.stats["adopted"] += 1
             self._track(job, orphan.job_id, orphan)
@@ -241,6 +242,15 @@ class SlurmExecutor(Executor):
         self._interval = self.poll_s  # something new: look soon
         self._next_query = min(self._next_query, time.monotonic() + self.poll_s)
         return str(handle.job_id)
+
+    def _submitted_here(self, job_id: str) -> bool:
+        """Whether the job was submitted into this study directory as it is now: submitit
+        keeps the pickled call there for the job's whole life. A job of the same name from a
+        study that once lived at this path (deleted and started again) has none here, and
+        adopting it recorded its end (or its lost result) as this study's trial or pretrain."""
+        return (os.path.exists(self._job_file(job_id, "submitted.pkl"))
+                or any(os.path.exists(self._result_path(job_id, rank))
+                       for rank in range(self.world)))
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         info = self._study_jobs().get(job_id)
