@@ -205,6 +205,20 @@ def test_orphan_submitted_but_not_recorded_is_adopted(tmp_path):
     assert len(sacct_jobs(directory, 1)) == 1
 
 
+def test_mem_gb_reaches_the_job(tmp_path):
+    study = study_file(tmp_path, "mem", "quick", {"x": {"values": [0]}}, 1, mem_gb=1.5)
+    directory = str(tmp_path / "d")
+    out = run_driver(study, directory)
+    rec = history(directory).trials[0]
+    assert rec.status == "ok", out
+
+    def asked() -> str:
+        return subprocess.run(["sacct", "-X", "-n", "-P", "--units=M", "-o", "ReqMem", "-j",
+                               rec.job_id], capture_output=True, text=True).stdout.strip()
+
+    wait_for("sacct to list the job's memory", lambda: asked() == "1536M", timeout=10)
+
+
 def test_a_study_started_again_in_its_deleted_directory_runs_its_own_jobs(tmp_path):
     """The jobs of a study once at this path bear the same names: they are not adopted."""
     import shutil

@@ -27,6 +27,13 @@ def test_tasks_are_ranks_and_launch_node_is_one_task_holding_the_node():
     assert node.launch_spec() == {"mode": "node", "nproc_per_node": 4}
 
 
+@pytest.mark.parametrize("gb, mem", [(32, "32G"), (1.5, "1536M"), (0.001, "2M")])
+def test_mem_gb_is_asked_in_whole_units_sbatch_takes(gb, mem):
+    from autotune.executors.slurm import sbatch_parameters
+
+    assert sbatch_parameters({"mem_gb": gb}, [])["mem"] == mem  # --mem=32.0 is refused
+
+
 @pytest.mark.parametrize("options, message", [
     ({"gpus_per_node": 1, "gpus_per_job": 1}, "executor.gpus_per_node: give gpus_per_node or"),
     ({"cpus_per_task": 1, "cpus_per_job": 1}, "executor.cpus_per_task: give cpus_per_task or"),

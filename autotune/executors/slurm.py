@@ -21,6 +21,7 @@ and adopted by ``submit`` instead of being submitted twice.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import sys
@@ -161,37 +162,10 @@ class SlurmExecutor(Executor):
         return ex
 
     def _parameters(self) -> dict[str, Any]:
-        o = self.opts
-        shape = self.shape
-        params: dict[str, Any] = {"time": self._time_limit(), "nodes": shape.nodes,
-                                  "ntasks_per_node": shape.sbatch_tasks_per_node,
-                                  "cpus_per_task": shape.sbatch_cpus_per_task,
-                                  "signal_delay_s": int(o.get("signal_delay_s", 90)),
-                                  "setup": self._setup_lines()}
-        if shape.multi:  # a rank that dies (segfault, killed) takes the job's other ranks along
-            params["srun_args"] = ["--kill-on-bad-exit=1"]
-        for key, name in (("partition", "partition"), ("account", "account"), ("qos", "qos")):
-            if o.get(key):
-                params[name] = o[key]
-        if o.get("mem_gb"):
-            params["mem"] = float(o["mem_gb"])  # submitit writes it as GB or MB
-        if shape.sbatch_gpus_per_task > 0:
-            params["gpus_per_task"] = shape.sbatch_gpus_per_task
-        elif shape.sbatch_gpus_per_node > 0:
-            params["gres"] = f"gpu:{shape.sbatch_gpus_per_node}"
-        extra: dict[str, Any] = {}
-        for flag in o.get("sbatch_flags") or []:
-            key, sep, value = flag[2:].partition("=")
-            extra[key] = value if sep else True
-        extra.update({str(k): v for k, v in (o.get("sbatch_extra") or {}).items()})
-        if extra:
-            params["additional_parameters"] = extra
-        return params
+        return sbatch_parameters(self.opts, self._setup_lines())
 
     def _time_limit(self) -> int:
-        if self.opts.get("time_limit_min"):
-            return int(self.opts["time_limit_min"])
-        return 60
+        return time_limit(self.opts)
 
     def _setup_lines(self) -> list[str]:
         """The user's lines, then: make autotune (and the objective) importable on the node."""
@@ -482,6 +456,46 @@ class SlurmExecutor(Executor):
         if message != self._warned:
             print(f"autotune: {message}", file=sys.stderr)
             self._warned = message
+
+
+def time_limit(o: dict[str, Any]) -> int:
+    return int(o["time_limit_min"]) if o.get("time_limit_min") else 60
+
+
+def sbatch_parameters(o: dict[str, Any], setup: list[str]) -> dict[str, Any]:
+    """submitit's parameters for the executor options ``o``: what each job's sbatch asks."""
+    shape = job_shape(o)
+    params: dict[str, Any] = {"time": time_limit(o), "nodes": shape.nodes,
+                              "ntasks_per_node": shape.sbatch_tasks_per_node,
+                              "cpus_per_task": shape.sbatch_cpus_per_task,
+                              "signal_delay_s": int(o.get("signal_delay_s", 90)),
+                              "setup": setup}
+    if shape.multi:  # a rank that dies (segfault, killed) takes the job's other ranks along
+        params["srun_args"] = ["--kill-on-bad-exit=1"]
+    for key, name in (("partition", "partition"), ("account", "account"), ("qos", "qos")):
+        if o.get(key):
+            params[name] = o[key]
+    if o.get("mem_gb"):
+        params["mem"] = mem_option(float(o["mem_gb"]))
+    if shape.sbatch_gpus_per_task > 0:
+        params["gpus_per_task"] = shape.sbatch_gpus_per_task
+    elif shape.sbatch_gpus_per_node > 0:
+        params["gres"] = f"gpu:{shape.sbatch_gpus_per_node}"
+    extra: dict[str, Any] = {}
+    for flag in o.get("sbatch_flags") or []:
+        key, sep, value = flag[2:].partition("=")
+        extra[key] = value if sep else True
+    extra.update({str(k): v for k, v in (o.get("sbatch_extra") or {}).items()})
+    if extra:
+        params["additional_parameters"] = extra
+    return params
+
+
+def mem_option(gb: float) -> str:
+    """``--mem`` for ``mem_gb``: whole megabytes with a unit, since sbatch refuses a fraction
+    (``--mem=32.0``: "Invalid --mem specification", every job) and reads a bare number as MB."""
+    mb = math.ceil(gb * 1024)
+    return f"{mb // 1024}G" if mb % 1024 == 0 else f"{mb}M"
 
 
 def _since(epoch: float | None, t0: float) -> float | None:
