@@ -82,10 +82,7 @@ class Driver:
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
         if self._executor is None:
-            EXECUTORS[self.study.executor].preflight(self.study.executor_options)
-            if self.study.objective.pretrain is not None:
-                EXECUTORS[self.study.executor].preflight(
-                    {**self.study.executor_options, **self.study.objective.pretrain.executor})
+            self._preflight()
         self.dir.check_run()
         self.dir.acquire()
         old_handlers = self._trap_signals()
@@ -100,6 +97,21 @@ class Driver:
             self._restore_signals(old_handlers)
             self.journal.close()
             self.dir.release()
+
+    def _preflight(self) -> None:
+        """The executor's checks (a cluster that answers, options it accepts) for the trials
+        and for the pretrain's own resources, before anything is written."""
+        kind = EXECUTORS[self.study.executor]
+        kind.preflight(self.study.executor_options)
+        stage = self.study.objective.pretrain
+        if stage is None or not stage.executor:
+            return
+        try:
+            kind.preflight({**self.study.executor_options, **stage.executor})
+        except StudyError as exc:
+            text = str(exc)
+            raise StudyError(f"stages.pretrain.{text}" if text.startswith("executor")
+                             else text) from None
 
     def _run(self) -> RunSummary:
         self._start()

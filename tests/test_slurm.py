@@ -205,6 +205,25 @@ def test_orphan_submitted_but_not_recorded_is_adopted(tmp_path):
     assert len(sacct_jobs(directory, 1)) == 1
 
 
+@pytest.mark.parametrize("options, says", [
+    ({"partition": "nosuch"}, "invalid partition specified: nosuch"),
+    ({"sbatch_flags": ["--time=1:xx"]}, "Invalid --time specification"),
+    ({"partition": "gpu", "gpus_per_job": 4}, "--gres=gpu:4"),   # the node has gpu:2
+    ({"sbatch_extra": {"constraintt": "a100"}}, "unrecognized option '--constraintt=a100'"),
+])
+def test_options_sbatch_refuses_are_one_line_before_anything_is_written(tmp_path, options, says):
+    from .helpers import cli
+
+    study = study_file(tmp_path, "refused", "quick", {"x": {"values": [0]}}, 1, **options)
+    directory = str(tmp_path / "d")
+    proc = cli("run", study, "--dir", directory, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("autotune: error: executor: sbatch refuses")
+    assert says in lines[0]
+    assert not os.path.exists(directory) and not sacct_jobs(directory, 0)
+
+
 def test_mem_gb_reaches_the_job(tmp_path):
     study = study_file(tmp_path, "mem", "quick", {"x": {"values": [0]}}, 1, mem_gb=1.5)
     directory = str(tmp_path / "d")

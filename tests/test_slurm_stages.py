@@ -107,3 +107,22 @@ def test_a_failing_slurm_pretrain_stops_the_study(tmp_path):
     h = history(directory)
     assert not h.trials and h.stages["pretrain"].status == "failed"
     assert len(sacct_jobs(directory, 1)) == 1
+
+
+def test_pretrain_resources_sbatch_refuses_are_one_line_before_anything_is_written(tmp_path):
+    from .helpers import cli
+
+    study = staged_study(tmp_path, "stagebad", trials=2)
+    with open(study) as fh:
+        data = yaml.safe_load(fh)
+    data["stages"]["pretrain"]["executor"] = {"partition": "gpu", "gpus_per_job": 3}
+    with open(study, "w") as fh:
+        yaml.safe_dump(data, fh)
+    directory = str(tmp_path / "d")
+    proc = cli("run", study, "--dir", directory, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("autotune: error: stages.pretrain.executor: sbatch refuses")
+    assert "--gres=gpu:3" in lines[0] and "--partition=gpu" in lines[0]
+    assert not os.path.exists(directory) and not sacct_jobs(directory, 0)

@@ -24,6 +24,7 @@ import contextlib
 import math
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, sacct, sc
                           study_jobs)
 
 CLEANUP = ("keep", "done", "all")
+TEST_ONLY_S = 30.0        # sbatch --test-only before a run: longer, and the check is let be
 RESULT_CHECK_S = 0.5      # how often result pickles are looked for on disk
 RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result to be seen (NFS)
 LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
@@ -121,6 +123,7 @@ class SlurmExecutor(Executor):
             check_cluster()
         except SlurmError as exc:
             raise StudyError(f"executor.kind: slurm, but the cluster does not answer ({exc})") from None
+        check_submission(o)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -456,6 +459,54 @@ class SlurmExecutor(Executor):
         if message != self._warned:
             print(f"autotune: {message}", file=sys.stderr)
             self._warned = message
+
+
+def check_submission(o: dict[str, Any]) -> None:
+    """``sbatch --test-only`` on the #SBATCH lines every job of these options carries: a
+    partition, account or QOS the cluster does not have, a malformed time, an sbatch option
+    it does not know, more GPUs or memory than a node holds is one line before anything is
+    written. Found at the first submission instead, it came after a minute of retries, with
+    the study and its pretrain already recorded. A controller too slow to answer is let be:
+    the jobs' own sbatch says what is wrong."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    params = sbatch_parameters(o, [])
+    try:
+        script = _make_sbatch_string(command="true", folder=os.path.join("/tmp", "%j"),
+                                     job_name="autotune-check", **params)
+    except (TypeError, ValueError) as exc:
+        raise StudyError(f"executor: submitit refuses these options: {exc}") from None
+    try:
+        proc = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True,
+                              text=True, timeout=TEST_ONLY_S)
+    except FileNotFoundError:
+        raise StudyError("executor.kind: slurm, but sbatch is not found "
+                         "(is this a SLURM login node?)") from None
+    except subprocess.TimeoutExpired:
+        return
+    if proc.returncode != 0:
+        raise StudyError(f"executor: sbatch refuses the job these options ask for "
+                         f"({' '.join(asked_options(script))}): "
+                         f"{test_only_reason(proc.stderr + proc.stdout)}")
+
+
+def asked_options(script: str) -> list[str]:
+    """The resources in an sbatch script, as the user would write them on sbatch's line."""
+    skip = ("--output", "--error", "--job-name", "--open-mode", "--wckey", "--signal")
+    options = [ln[len("#SBATCH "):].strip() for ln in script.splitlines()
+               if ln.startswith("#SBATCH ")]
+    return [opt for opt in options if not opt.startswith(skip)]
+
+
+def test_only_reason(text: str) -> str:
+    """sbatch's own words, one line: its errors, without the 'sbatch --help' hint."""
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not ln.startswith("Try ")]
+    seen: list[str] = []
+    for line in lines:
+        if line not in seen:
+            seen.append(line)
+    return "; ".join(seen)[:400] or "no message"
 
 
 def time_limit(o: dict[str, Any]) -> int:
