@@ -29,6 +29,7 @@ from .progress import Progress, budget_reached, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .stage_runner import StageRunner
+from .stages import stage_options
 from .study import Study
 from .studydir import StudyDir
 from .states import job_kind, left_to_another_kind, trial_states
@@ -107,7 +108,7 @@ class Driver:
         if stage is None or not stage.executor:
             return
         try:
-            kind.preflight({**self.study.executor_options, **stage.executor})
+            kind.preflight(stage_options(self.study.executor_options, stage.executor))
         except StudyError as exc:
             text = str(exc)
             raise StudyError(f"stages.pretrain.{text}" if text.startswith("executor")
@@ -144,7 +145,7 @@ class Driver:
 
         def make(overrides: dict) -> Executor:
             ex = self._executor or EXECUTORS[self.study.executor](
-                self.dir.path, 1, self.t0, {**self.study.executor_options, **overrides})
+                self.dir.path, 1, self.t0, stage_options(self.study.executor_options, overrides))
             ex.restore_clock(self.history.last_t)
             return ex
 

@@ -27,6 +27,8 @@ from .space import parse_fixed
 STAGE_KEYS = ["entry", "params", "epochs", "seed", "cache_dir", "timeout_s", "executor"]
 #: executor keys a stage may not override: the study's executor runs it, one job at a time
 FIXED_EXECUTOR_KEYS = ("kind", "max_concurrent")
+#: executor keys that give one count (a key and its older name, or another way to ask)
+SAME_COUNT = ({"gpus_per_node", "gpus_per_job", "gpus_per_task"}, {"cpus_per_task", "cpus_per_job"})
 
 
 def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[str, str]
@@ -60,6 +62,19 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
         raise StudyError(str(exc).replace("objective.entry", "stages.pretrain.entry", 1)) from None
     return StageSpec(entry, dict(params), epochs, seed, cache_dir=cache_dir, executor=executor,
                      timeout_s=timeout)
+
+
+def stage_options(study: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The pretrain's executor options: the study's, with the stage's in place of those it
+    gives, a GPU or CPU count under any of its names included: a study's ``gpus_per_job: 1``
+    beside a pretrain's ``gpus_per_node: 4`` was refused as one count given twice."""
+    merged = dict(study)
+    for names in SAME_COUNT:
+        if names & set(overrides):
+            for name in names:
+                merged.pop(name, None)
+    merged.update(overrides)
+    return merged
 
 
 def parse_overrides(raw: Any, kinds: dict[str, str]) -> dict[str, Any]:

@@ -126,3 +126,22 @@ def test_pretrain_resources_sbatch_refuses_are_one_line_before_anything_is_writt
     assert lines[0].startswith("autotune: error: stages.pretrain.executor: sbatch refuses")
     assert "--gres=gpu:3" in lines[0] and "--partition=gpu" in lines[0]
     assert not os.path.exists(directory) and not sacct_jobs(directory, 0)
+
+
+def test_pretrain_gpus_under_another_name_replace_the_studys(tmp_path):
+    """The study asks gpus_per_job: 0 for its fine-tunes, the pretrain gpus_per_node: 1."""
+    study = staged_study(tmp_path, "stagegpu", trials=1)
+    with open(study) as fh:
+        data = yaml.safe_load(fh)
+    data["stages"]["pretrain"]["executor"] = {"partition": "gpu", "gpus_per_node": 1,
+                                              "time_limit_min": 17}
+    with open(study, "w") as fh:
+        yaml.safe_dump(data, fh)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    pre = history(directory).stages["pretrain"]
+    job = subprocess.run(["scontrol", "show", "job", pre.job_id], capture_output=True,
+                         text=True).stdout  # the controller keeps an ended job 5 minutes
+    assert "TresPerNode=gres:gpu:1" in job and "Partition=gpu" in job, job
