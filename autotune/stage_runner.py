@@ -39,6 +39,7 @@ class StageResult:
     error: str = ""                   # failed: the reason (one line)
     tail: str = ""                    # failed: the end of the stage job's stderr
     interrupted: bool = False
+    cancelled: bool = False           # failed because its job was cancelled
 
 
 class StageRunner:
@@ -69,6 +70,14 @@ class StageRunner:
             if left and ex.reattach(self._job(rec.attempt, rec.start_s), rec.job_id):
                 self._attempt = rec.attempt
                 self.progress.say(f"{stage.name}: re-attached to job {rec.job_id}")
+                result = self._wait(ex)
+                if not (result.cancelled and self._cancel_cancelled(rec.job_id)):
+                    return result
+                # ``autotune cancel`` stopped it: running the study again means going on,
+                # and nothing goes on without the pretrain
+                self.progress.say(f"{stage.name}: job {rec.job_id} was cancelled (autotune "
+                                  "cancel); running it again")
+                self._submit(ex, self.history.stages.get(stage.name), said=True)
             elif done is not None:
                 built_s = done.get("seconds")
                 path = checkpoint_of(stage, self.study_dir)
@@ -95,7 +104,12 @@ class StageRunner:
                   epochs=stage.epochs, study_dir=self.study_dir)
         return TrialJob(STAGE_TRIAL, attempt, params, ctx, spec, resume_start_s=resume_start)
 
-    def _submit(self, ex: Executor, rec) -> None:
+    def _cancel_cancelled(self, job_id: str) -> bool:
+        """Whether ``autotune cancel`` cancelled this job (its record lists the job)."""
+        return any(n.get("e") == "cancel" and job_id in (n.get("jobs") or [])
+                   for n in self.history.notes)
+
+    def _submit(self, ex: Executor, rec, said: bool = False) -> None:
         if rec is None:
             attempt, resume = 0, None
         elif rec.status == "running":  # a dead driver's job that cannot be re-attached
@@ -104,7 +118,7 @@ class StageRunner:
                               "running it again")
         else:
             attempt, resume = rec.attempt + 1, None
-            if rec.status in ("failed", "cancelled"):
+            if rec.status in ("failed", "cancelled") and not said:
                 self.progress.say(f"{self.stage.name}: failed last time ({rec.error}); "
                                   "trying again")
         self._attempt = attempt
@@ -146,7 +160,9 @@ class StageRunner:
                                   round(o.end_s, 6), round(cost, 6), o.job_id, numbers, error,
                                   failure)])
         if error is not None:
-            return StageResult(error=f"{stage.name} failed: {error}", tail=self.tail())
+            cancelled = failure == "cancelled"  # SLURM's words on cancelling are no reason
+            return StageResult(error=f"{stage.name} failed: {error}", cancelled=cancelled,
+                               tail="" if cancelled else self.tail())
         self.progress.say(f"{stage.name}: done in {o.run_s:.1f} s (job {o.job_id})")
         return StageResult(checkpoint_of(stage, self.study_dir))
 

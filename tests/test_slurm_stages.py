@@ -145,3 +145,22 @@ def test_pretrain_gpus_under_another_name_replace_the_studys(tmp_path):
     job = subprocess.run(["scontrol", "show", "job", pre.job_id], capture_output=True,
                          text=True).stdout  # the controller keeps an ended job 5 minutes
     assert "TresPerNode=gres:gpu:1" in job and "Partition=gpu" in job, job
+
+
+def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path):
+    from autotune.cancel import cancel_study
+
+    study = staged_study(tmp_path, "stagecancel", trials=2, sleep_s=6.0)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    said = cancel_study(directory)
+    assert "cancelled 1 slurm job(s)" in said, said
+    proc.wait(timeout=30)
+    proc = start_driver(study, directory)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    states = [(e["state"], e["attempt"], e.get("status")) for e in stage_events(directory)]
+    assert states == [("submit", 0, None), ("end", 0, "cancelled"), ("submit", 1, None),
+                      ("end", 1, "ok")], states
+    assert [r.status for r in history(directory).trials.values()] == ["ok", "ok"]
