@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 from autotune.executors.slurm_query import slurm_reachable
 
-from .helpers import history
+from .helpers import REPO, history
 from .test_slurm import sacct_jobs, start_driver, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -164,3 +165,41 @@ def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path
     assert states == [("submit", 0, None), ("end", 0, "cancelled"), ("submit", 1, None),
                       ("end", 1, "ok")], states
     assert [r.status for r in history(directory).trials.values()] == ["ok", "ok"]
+
+
+def failing_slurm_tools(tmp_path, failures: int) -> dict:
+    """An environment whose sacct and squeue fail their first ``failures`` calls together,
+    as while slurmdbd restarts, then answer."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    for tool in ("sacct", "squeue"):
+        real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        path = shims / tool
+        path.write_text(f"""#!/bin/sh
+n=$(cat {shims}/count 2>/dev/null || echo 0); echo $((n + 1)) > {shims}/count
+if [ "$n" -lt {failures} ]; then
+  echo "{tool}: error: Problem talking to the database: Connection refused" >&2; exit 1
+fi
+exec {real} "$@"
+""")
+        path.chmod(0o755)
+    return {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"}
+
+
+def test_a_resume_while_sacct_fails_watches_the_recorded_pretrain_job(tmp_path):
+    study = staged_study(tmp_path, "stagedb", trials=2, sleep_s=10.0)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    env = failing_slurm_tools(tmp_path, failures=8)  # every try to list the study's jobs
+    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", study, "--dir", directory],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert "cannot list the study's jobs" in out
+    assert [e["state"] for e in stage_events(directory)] == ["submit", "end"], out
+    assert pretrain_runs(tmp_path) == pretrain_runs(tmp_path)[:1]  # once
+    check_one_pretrain_then_trials(tmp_path, directory, 2)

@@ -36,13 +36,14 @@ from .base import Executor, Outcome, TrialJob
 from .registry import register
 from .slurm_job import TrialCall
 from .slurm_shape import job_shape
-from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, sacct, scancel,
-                          study_jobs)
+from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs, sacct,
+                          scancel)
 
 CLEANUP = ("keep", "done", "all")
 TEST_ONLY_S = 30.0        # sbatch --test-only before a run: longer, and the check is let be
 RESULT_CHECK_S = 0.5      # how often result pickles are looked for on disk
 RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result to be seen (NFS)
+LIST_RETRY_S = (2.0, 5.0, None)   # pauses between tries to list the study's jobs at start
 LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
 
 
@@ -139,6 +140,7 @@ class SlurmExecutor(Executor):
         self._tracked: dict[int, _Tracked] = {}
         self._by_id: dict[str, int] = {}
         self._known: dict[str, JobInfo] | None = None   # the study's jobs when we started
+        self._unlisted = False                           # ... which SLURM would not list
         self._interval = self.poll_s
         self._next_query = 0.0
         self._next_files = 0.0
@@ -179,14 +181,20 @@ class SlurmExecutor(Executor):
 
     # ---- submit / adopt / reattach ---------------------------------------------------------
     def _study_jobs(self) -> dict[str, JobInfo]:
-        """The study's jobs SLURM knows of, listed once (two calls) per driver."""
+        """The study's jobs SLURM knows of, listed once (two calls) per driver, tried again
+        a few times while sacct or squeue fails (``_unlisted`` says when all tries did)."""
         if self._known is None:
-            try:
-                self._known = study_jobs(self.study_dir, self.t0)
-            except SlurmError as exc:
-                self._warn(f"slurm: cannot list the study's jobs ({exc}); orphans not adopted")
-                self._known = {}
-            self.stats["queries"] += 1
+            for pause in LIST_RETRY_S:
+                self._known, errors = list_study_jobs(self.study_dir, self.t0)
+                self.stats["queries"] += 1
+                if not errors:
+                    break
+                if pause is None:
+                    self._warn(f"slurm: cannot list the study's jobs ({'; '.join(errors)}); "
+                               "the jobs the history records are watched as they are")
+                    self._unlisted = True
+                else:
+                    time.sleep(pause)
         return self._known
 
     def submit(self, job: TrialJob) -> str:
@@ -231,9 +239,11 @@ class SlurmExecutor(Executor):
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         info = self._study_jobs().get(job_id)
-        if info is None and not any(os.path.exists(self._result_path(job_id, rank))
-                                    for rank in range(self.world)):
+        if info is None and not self._unlisted and not any(
+                os.path.exists(self._result_path(job_id, rank)) for rank in range(self.world)):
             return False  # SLURM never heard of it: run the trial again
+        # where SLURM could not be asked, the recorded job is watched, not submitted a second
+        # time: the next sacct that answers says how it is (or that it is unknown: lost)
         self.stats["reattached"] += 1
         self._track(job, job_id, info)
         return True

@@ -138,8 +138,18 @@ def study_jobs(study_dir: str, since: float) -> dict[str, JobInfo]:
     """Every job of this study that SLURM knows of, by job id: sacct since ``since`` and squeue.
 
     Two calls, made once when a driver starts; they find the jobs a dead driver submitted but
-    did not get to record (a job name says its study, trial and attempt).
+    did not get to record (a job name says its study, trial and attempt). Raises SlurmError
+    only when both fail.
     """
+    found, errors = list_study_jobs(study_dir, since)
+    if len(errors) == 2:
+        raise SlurmError("; ".join(errors))
+    return found
+
+
+def list_study_jobs(study_dir: str, since: float) -> tuple[dict[str, JobInfo], list[str]]:
+    """``study_jobs``'s list and the errors of the calls that failed: a driver re-attaching
+    must know when the list may be short (a job missing from it is taken as unknown)."""
     prefix = name_prefix(study_dir)
     found: dict[str, JobInfo] = {}
     errors = []
@@ -157,9 +167,7 @@ def study_jobs(study_dir: str, since: float) -> dict[str, JobInfo]:
                 found[parts[0]] = JobInfo(parts[0], parts[1], parts[2], None, None, None, "", 0, [])
     except SlurmError as exc:
         errors.append(str(exc))
-    if len(errors) == 2:
-        raise SlurmError("; ".join(errors))
-    return found
+    return found, errors
 
 
 def scancel(job_ids: list[str]) -> None:
