@@ -36,12 +36,24 @@ def checkpoint_of(stage: StageSpec, study_dir: str) -> str:
 
 
 def built(stage: StageSpec, study_dir: str) -> dict | None:
-    """The ``done.json`` record of a complete build, or None."""
+    """The ``done.json`` record of a complete build whose checkpoint is still there, whole
+    (the size it was built with), or None: a checkpoint deleted or cut short after the build
+    (a scratch purge, a full disk while copying) would fail every fine-tune reading it."""
     try:
         with open(os.path.join(final_dir(stage, study_dir), DONE)) as fh:
-            return json.load(fh)
+            record = json.load(fh)
+        size = os.path.getsize(checkpoint_of(stage, study_dir))
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict) or record.get("size", size) != size:
+        return None
+    return record
+
+
+def damaged(stage: StageSpec, study_dir: str) -> bool:
+    """A build recorded done whose checkpoint is gone or not the size it was built with."""
+    return (os.path.exists(os.path.join(final_dir(stage, study_dir), DONE))
+            and built(stage, study_dir) is None)
 
 
 def ensure_pretrained(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()
@@ -63,6 +75,8 @@ def ensure(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()
         record = built(stage, study_dir)
         if record is not None:
             return False, record
+        if os.path.isdir(final):  # a build whose checkpoint was lost since: build it again
+            shutil.rmtree(final)
         for stale in glob.glob(glob.escape(final) + ".tmp-*"):  # a killed builder's leftovers
             shutil.rmtree(stale, ignore_errors=True)
         return True, build(stage, final, python_path)
@@ -83,7 +97,7 @@ def build(stage: StageSpec, final: str, python_path: tuple[str, ...]) -> dict:
         raise
     record = {"stage": stage.core(), "result": result if isinstance(result, dict) else {},
               "seconds": time.time() - began, "pid": os.getpid(), "host": os.uname().nodename,
-              "built": time.time()}
+              "built": time.time(), "size": os.path.getsize(os.path.join(work, CHECKPOINT))}
     write_json(os.path.join(work, DONE), record)
     os.replace(work, final)
     return record

@@ -26,7 +26,7 @@ from .executors import Executor, Outcome, TrialJob
 from .history import History
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
-from .stage_cache import STAGE_ENTRY, built, checkpoint_of
+from .stage_cache import STAGE_ENTRY, built, checkpoint_of, damaged
 
 STAGE_TRIAL = -1   # the stage's id with the executors: never a trial's
 POLL_S = 0.5
@@ -64,6 +64,10 @@ class StageRunner:
         done = built(stage, self.study_dir)
         if done is not None and rec is not None and rec.ready and rec.key == stage.key():
             return StageResult(checkpoint_of(stage, self.study_dir))
+        if rec is not None and rec.ready and damaged(stage, self.study_dir):
+            self.progress.warn(f"{stage.name}: its checkpoint {checkpoint_of(stage, self.study_dir)}"
+                               " is missing or not the size it was built with; building it "
+                               "again before any fine-tune")
         ex = self.make_executor(stage.executor)
         try:
             left = rec is not None and rec.status == "running" and bool(rec.job_id)
