@@ -48,3 +48,25 @@ def test_the_notebook_example_loads_a_study_and_plots_it(tmp_path):
     assert "8 ok" in out.stdout and "best single trial:" in out.stdout
     for name in ("best_so_far.png", "value_along_parameters.png"):
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_the_readme_study_file_example_runs_as_it_is(tmp_path):
+    """The study file under "Using it" names the built-in demo objective: its space must be
+    the parameters that objective reads, so that a user who copies it gets results, not every
+    trial failing with a KeyError."""
+    with open(os.path.join(REPO, "README.md")) as fh:
+        text = fh.read()
+    section = text.split("\n## Using it\n", 1)[1]
+    block = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[0]
+    assert "autotune.jobs.demo:objective" in block
+    study = tmp_path / "example.yaml"
+    # as it is, but a few trials in the driver's process (the test's time)
+    study.write_text(block.replace("max_trials: 40", "max_trials: 6")
+                     .replace("kind: local ", "kind: inline "))
+    out = subprocess.run([sys.executable, "-m", "autotune", "run", str(study), "--quiet"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.returncode == 0, out.stderr[-3000:]
+    ran = history(str(tmp_path / "runs" / "example"))
+    assert [r.status for r in ran.trials.values()] == ["ok"] * 6, [
+        r.error for r in ran.trials.values()]
