@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"autotune: stopped: the first {study.max_failures} trials to end all failed "
               "(max_failures); fix the cause, then: python -m autotune run "
               f"{args.study} --dir {directory} --retry-failed", file=sys.stderr)
-        left = summary.counts.get("running", 0) + summary.counts.get("pending", 0)
+        left = sum(summary.counts.get(k, 0) for k in ("running", "pending", "running-alone"))
         if study.executor == "slurm" and left:
             print(f"autotune: {left} trial(s) may still be queued or running on SLURM; "
                   f"python -m autotune cancel {directory} cancels them", file=sys.stderr)

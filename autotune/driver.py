@@ -132,7 +132,12 @@ class Driver:
             self._close_views()
         if self._end_said:
             self.progress.say(self._end_said)
-        return RunSummary(len(self.history.trials), self.history.by_status(),
+        # counted as `status` and trajectory.csv say them once this driver is gone: a trial
+        # it leaves in flight is interrupted (or running-alone, ...), not "running"
+        counts: dict[str, int] = {}
+        for state in trial_states(self.history, False, self.dir.path).values():
+            counts[state] = counts.get(state, 0) + 1
+        return RunSummary(len(self.history.trials), counts,
                           self.history.best(self.study.objective.mode),
                           self._stop or "finished", self.searcher.summary(), *self._failure)
 

@@ -226,6 +226,20 @@ def test_a_study_whose_trials_all_fail_says_why_and_stops_early(tmp_path):
     assert all(h2.trials[t].status == "ok" and h2.trials[t].attempt == 1 for t in failed)
 
 
+def test_the_end_of_a_stopped_run_counts_its_trials_as_status_does(tmp_path):
+    """The max_failures stop ends the trial still in flight: run's last lines count it as
+    `status` and trajectory.csv do (interrupted: it runs again on resume), not as running."""
+    path = _local_study(tmp_path, "if [ {x} = 5 ]; then sleep 60; fi; exit 3",
+                        space={"x": {"values": [5, 0, 1, 2, 3, 4]}},
+                        search={"algorithm": "grid", "max_trials": 6})
+    d = str(tmp_path / "d")
+    proc = cli("run", path, "--dir", d, "--quiet", env=ENV)
+    assert proc.returncode == 4, proc.stderr
+    assert "study t: 6 trials, 5 failed, 1 interrupted" in proc.stdout, proc.stdout
+    assert "running" not in proc.stdout
+    assert "trials: 5 failed, 1 interrupted" in cli("status", d).stdout
+
+
 def test_max_failures_zero_runs_everything_and_still_exits_non_zero(tmp_path):
     path = _local_study(tmp_path, "exit 3", search={"algorithm": "random", "max_trials": 7},
                         max_failures=0)
