@@ -83,10 +83,41 @@ def parse_yaml(text: str, where: str) -> Any:
     except (RepeatedKey, TooManyDigits) as exc:
         raise StudyError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise StudyError(f"{where}: not valid YAML{at}: {problem}") from None
+        raise StudyError(f"{where}: not valid YAML{syntax_error(exc, text)}") from None
+
+
+#: what PyYAML's words for the common slips mean, for someone who wrote a study file
+_HINTS = {
+    "could not find expected ':'": "a key without ':' after it? write key: value",
+    "found character '\\t' that cannot start any token": "a tab? indent with spaces",
+    "expected <block end>, but found '<block mapping start>'":
+        "does its indentation line up with the lines above it?",
+    "mapping values are not allowed here":
+        "a ': ' inside a value? quote the value; or the line is indented deeper than the key "
+        "above it",
+}
+
+
+def syntax_error(exc: yaml.YAMLError, text: str) -> str:
+    """' at line N ('its text'): problem; hint' for a YAML syntax error: the line where the
+    mistake is (a key without ':' is the line it began on, not the next one, where PyYAML gave
+    up; an unclosed bracket the line that opened it), as written, and PyYAML's problem with
+    what it usually means."""
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context", None) or ""
+    if context.startswith(("while scanning a simple key", "while parsing a flow")):
+        mark = getattr(exc, "context_mark", None) or mark
+    if mark is None:
+        return f": {problem}"
+    lines = re.split("\r\n|[\n\r\x85\u2028\u2029]", text)  # as PyYAML counts lines
+    shown = lines[mark.line] if mark.line < len(lines) else ""
+    shown = " ".join(re.sub(r"(^|\s)#.*$", "", shown).split())  # its comment left out
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    hint = _HINTS.get(problem)
+    return (f" at line {mark.line + 1}" + (f" ({shown!r})" if shown else "") + f": {problem}"
+            + (f"; {hint}" if hint else ""))
 
 
 def read_yaml(path: str) -> Any:

@@ -107,6 +107,22 @@ TEXT_CATALOGUE = [
     (b"space:\n  x: 1\nname: a\nspace:\n  y: 2\n", "line 4: key 'space' given twice"),
     (b"name: caf\xe9\n", "not UTF-8 text (byte 0xe9 at line 1)"),
     (b"name: x\n  bad: [\n", "not valid YAML at line 2"),
+    # a syntax slip names the line it is on, as written (its comment left out), and says what
+    # PyYAML's words usually mean
+    (b"name: x\nsearch:\n  seed: 1\n  max_trials 4   # budget\nexecutor:\n  kind: inline\n",
+     "not valid YAML at line 4 ('max_trials 4'): could not find expected ':'; a key without "
+     "':' after it? write key: value"),
+    (b"name: x\nexecutor:\n  kind: inline\n\tmax_concurrent: 2\n",
+     "at line 4 ('max_concurrent: 2'): found character '\\t' that cannot start any token; "
+     "a tab? indent with spaces"),
+    (b"name: x\nexecutor:\n   kind: inline\n  max_concurrent: 2\n",
+     "at line 4 ('max_concurrent: 2'): expected <block end>, but found '<block mapping start>'"
+     "; does its indentation line up with the lines above it?"),
+    (b"name: x\nobjective:\n  command: echo a: b\n",
+     "at line 3 ('command: echo a: b'): mapping values are not allowed here; a ': ' inside a "
+     "value? quote the value"),
+    (b"name: x\nspace:\n  x: {values: [1, 2}\n  y: 1\n",
+     "at line 3 ('x: {values: [1, 2}'): expected ',' or ']', but got '}'"),
     (b"", "the file is empty"),
     (b"- 1\n- 2\n", "study: expected a mapping"),
 ]
