@@ -74,11 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--budget", type=float, help="compute seconds per run (max_compute_s)")
     comp.add_argument("--executor", help="override the study's executor kind (e.g. simulated)")
     comp.set_defaults(func=cmd_compare)
-    cancel = sub.add_parser("cancel", help="stop the study's driver and cancel its queued and "
-                            "running SLURM jobs")
+    cancel = sub.add_parser("cancel", help="stop the study's driver, cancel its queued and "
+                            "running SLURM jobs and stop the local trials a killed driver left")
     cancel.add_argument("dir")
     cancel.set_defaults(func=cmd_cancel)
-    report = sub.add_parser("report", help="summary and PNG plots into DIR/plots")
+    report = sub.add_parser("report", help="DIR/summary.txt, DIR/trajectory.csv and PNG plots "
+                            "in DIR/plots")
     report.add_argument("dir")
     report.add_argument("--html", action="store_true",
                         help="also DIR/report.html: plots and a sortable trial table in one file")

@@ -411,3 +411,13 @@ def test_a_renamed_study_file_resumes_under_the_recorded_name_and_says_so(tmp_pa
             f"in {d}: 2 trials done") in capsys.readouterr().err
     main(["status", d])
     assert "study first" in capsys.readouterr().out
+
+
+def test_the_help_says_what_report_writes_and_cancel_stops():
+    """As the README says: report writes summary.txt, trajectory.csv and the plots; cancel
+    also stops the local trials a killed driver left running."""
+    top = cli("--help")
+    assert top.returncode == 0
+    text = " ".join(top.stdout.split())
+    assert "summary.txt" in text and "trajectory.csv" in text
+    assert "local trials a killed driver left" in text
