@@ -22,6 +22,7 @@ from .errors import StudyError
 
 Scalar = Any  # int | float | str | bool
 
+INT_AXIS_MOST = 100  # a linear int range without steps: is a grid of its integers up to this
 GRID_DIGITS = 12  # significant digits of a computed (steps:) grid value
 MATCH_REL = 1e-9  # a recorded number this close to a grid value is that value
 
@@ -181,10 +182,21 @@ class SearchSpace:
         return {name: p.sample(rng) for name, p in self.params.items()}
 
     def axes(self, who: str = "this search") -> list[tuple[str, tuple]]:
-        """The free parameters as ordered value lists; ranges need ``steps:``."""
+        """The free parameters as ordered value lists. A float range needs ``steps:``; a
+        linear int range without it is every integer in it, up to ``INT_AXIS_MOST`` of them
+        (``width: {low: 1, high: 8, int: true}`` has an obvious grid, and random already
+        treats it as finite); a log one needs ``steps:`` to say how coarse its grid is."""
         out = []
         for p in self.free:
             grid = p.grid()
+            if grid is None and isinstance(p, Range) and p.integer and not p.log:
+                count = int(p.high) - int(p.low) + 1
+                if count > INT_AXIS_MOST:
+                    raise StudyError(
+                        f"space.{p.name}: {who} needs a grid, and this int range holds "
+                        f"{count:,} integers (every one is a grid only up to {INT_AXIS_MOST}); "
+                        f"give it 'steps:' or list its values")
+                grid = tuple(range(int(p.low), int(p.high) + 1))
             if grid is None:
                 raise StudyError(f"space.{p.name}: {who} needs a grid; give the range 'steps:' "
                                  "or list its values")

@@ -105,6 +105,34 @@ def test_axes_refuse_a_continuous_range():
         space.axes("grid search")
 
 
+def test_a_linear_int_range_is_the_grid_of_its_integers_up_to_a_hundred():
+    space = parse_space({"n": {"low": 1, "high": 4, "int": True},
+                         "m": {"low": -2, "high": 97, "int": True}})
+    assert space.axes("grid search") == [("n", (1, 2, 3, 4)), ("m", tuple(range(-2, 98)))]
+    with pytest.raises(StudyError, match=r"space.n: axis search needs a grid, and this int "
+                                         r"range holds 101 integers .*give it 'steps:'"):
+        parse_space({"n": {"low": 0, "high": 100, "int": True}}).axes("axis search")
+    with pytest.raises(StudyError, match="space.b: grid search needs a grid; give the range"):
+        parse_space({"b": {"low": 16, "high": 64, "int": True, "log": True}}).axes("grid search")
+
+
+def test_grid_and_axis_run_over_an_int_range_without_steps(tmp_path):
+    from autotune.driver import Driver
+    from autotune.study import parse_study
+
+    from .helpers import history, study_dict
+    for algorithm in ("grid", "axis"):
+        study = parse_study(study_dict(space={"x": {"low": 0, "high": 3, "int": True},
+                                              "y": {"values": [0.0, 1.0]}},
+                                       search={"algorithm": algorithm, "max_trials": 8}))
+        d = str(tmp_path / algorithm)
+        Driver(study, d, progress=False).run()
+        xs = {rec.params["x"] for rec in history(d).trials.values()}
+        assert xs <= {0, 1, 2, 3} and all(type(x) is int for x in xs)
+        if algorithm == "grid":
+            assert len(history(d).trials) == 8 and xs == {0, 1, 2, 3}
+
+
 def test_fingerprint_follows_the_space():
     a = parse_space({"x": {"values": [1, 2]}})
     assert a.fingerprint() == parse_space({"x": {"values": [1, 2]}}).fingerprint()
