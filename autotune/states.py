@@ -31,7 +31,7 @@ def trial_states(history: History, running_driver: bool | None,
     states = {t: rec.status for t, rec in history.trials.items()}
     if running_driver or running_driver is None:
         return states
-    cancelled = any(n.get("e") == "cancel" for n in history.notes)
+    cancelled = cancelled_jobs(history)
     for t, rec in history.trials.items():
         if rec.done:
             continue
@@ -78,15 +78,22 @@ def unrecorded_worker(rec: Any, directory: str | None) -> str | None:
     return "ended-alone" if worker_ended(trial_dir, job_id, rec.next_attempt) else None
 
 
-def still_running(rec: Any, directory: str | None, cancelled: bool) -> bool:
+def still_running(rec: Any, directory: str | None, cancelled: set[str]) -> bool:
     """A trial a dead driver left: its local worker process is alive, or it is a SLURM job
-    not cancelled since."""
+    that no ``cancel`` record names (``cancelled_jobs``)."""
     job_id = rec.job_id or ""
     if job_id.startswith("pid-") and directory:
         from .executors.local import worker_alive
 
         return worker_alive(os.path.join(directory, "trials", str(rec.trial)), job_id)
-    return bool(job_id) and job_id.split("_")[0].isdigit() and not cancelled
+    return bool(job_id) and job_id.split("_")[0].isdigit() and job_id not in cancelled
+
+
+def cancelled_jobs(history: History) -> set[str]:
+    """The job ids ``autotune cancel`` cancelled, as its records name them (every job of the
+    study queued or running then): a job a later driver submitted is not among them and may
+    well run, so a cancel record says nothing of it."""
+    return {str(j) for n in history.notes if n.get("e") == "cancel" for j in n.get("jobs") or []}
 
 
 def job_kind(job_id: str) -> str | None:

@@ -58,3 +58,34 @@ def test_a_job_running_without_a_driver_is_running_alone_in_every_view(tmp_path,
     assert view.counts() == {"running-alone": 1, "interrupted": 1}
     with open(d / "report.html") as fh:
         assert "<tr class='running-alone'>" in fh.read()
+
+
+def slurm_history(d, *events) -> None:
+    """A SLURM study's history: its record, two trials asked, then ``events``."""
+    identity = {"space": SPACE, "algorithm": "grid", "seed": 0, "search_options": {},
+                "metric": "loss", "mode": "min", "pretrain": None}
+    journal = Journal(str(d / "history.jsonl"))
+    journal.append([ev.study("s", 0.0, identity, {"executor": {"kind": "slurm"}}),
+                    ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]),
+                    *events])
+    journal.close()
+
+
+def test_a_job_submitted_after_a_cancel_is_not_taken_for_cancelled(tmp_path):
+    """cancel stopped trial 0's job; the next driver recorded it cancelled, submitted trial 1
+    and was killed: trial 1's job runs on, the cancel record does not name it."""
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.submit(0.1, 0, 0, "4242"), ev.cancel(1.0, ["4242"]),
+                  ev.resume(2.0, "h", 1, 0.0, {}),
+                  ev.end(0, 0, "cancelled", 0.1, 2.1, 2.0, {}, "job cancelled", "cancelled"),
+                  ev.submit(2.2, 1, 0, "4250"))
+    assert at.load(str(d)).counts() == {"cancelled": 1, "running-alone": 1}
+
+
+def test_a_job_a_cancel_record_names_is_interrupted(tmp_path):
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.submit(0.1, 0, 0, "4242"), ev.submit(0.1, 1, 0, "4243"),
+                  ev.cancel(1.0, ["4242"]))
+    assert at.load(str(d)).counts() == {"running-alone": 1, "interrupted": 1}
