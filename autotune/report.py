@@ -35,7 +35,7 @@ def summary(history: History, running_driver: bool | None = None,
     else:
         lines += short_lines(history, mode, identity.get("metric", "value"))
     lines += searcher_lines(history, mode, identity.get("metric", "value"))
-    lines += stage_lines(history)
+    lines += stage_lines(history, running_driver, directory)
     trials_s = sum(r.cost_s for r in history.trials.values())
     stages_s = history.stage_cost_s()
     split = f" (trials {trials_s:.1f} s + pretrain {stages_s:.1f} s)" if history.stages else ""
@@ -76,14 +76,21 @@ def trial_counts(history: History, running_driver: bool | None,
             for k in sorted(counts, key=lambda k: order.index(k) if k in order else len(order))}
 
 
-def stage_lines(history: History) -> list[str]:
-    """The pretrain on a line of its own: whether it is ready, its job, what it cost."""
+def stage_lines(history: History, running_driver: bool | None = None,
+                directory: str | None = None) -> list[str]:
+    """The pretrain on a line of its own: whether it is ready, its job, what it cost. With no
+    driver, one recorded as running says what became of it (``states.stage_state``)."""
+    from .states import STAGE_ALONE, cancelled_jobs, stage_state
+
     out = []
     for st in history.stages.values():
+        state = stage_state(st, running_driver, directory, cancelled_jobs(history))
         if st.status == "cached":
             text = f"{st.name}: cached (built earlier or by another study; cost 0 here)"
         else:
-            text = f"{st.name}: {st.status}"
+            text = f"{st.name}: {state}"
+            if state in STAGE_ALONE:
+                text += f" ({STAGE_ALONE[state]})"
             if st.job_id:
                 text += f", job {st.job_id}"
             if st.attempt:

@@ -118,3 +118,31 @@ def left_to_another_kind(history: History, directory: str, kind: str) -> list[in
         if owner is not None and owner != kind:
             left.append(t)
     return sorted(left)
+
+
+#: a pretrain left in flight with no driver, and what the next ``run`` does with it
+STAGE_ALONE = {"running-alone": "its job runs without a driver: the next run waits for it",
+               "ended-alone": "ended without a driver: the next run records it",
+               "interrupted": "nothing runs it: the next run runs it again"}
+
+
+def stage_state(st: Any, running_driver: bool | None, directory: str | None,
+                cancelled: set[str]) -> str:
+    """The pretrain's state as ``status`` says it: as recorded, except one recorded as
+    running with no driver, which is said as a trial's would be (``trial_states``): its
+    SLURM job not cancelled or its local worker alive runs alone; a local worker that ended
+    left its outcome; anything else is interrupted."""
+    if st.status != "running" or running_driver or running_driver is None:
+        return st.status
+    job_id = st.job_id or ""
+    if job_kind(job_id) == "slurm":
+        return "interrupted" if job_id in cancelled else "running-alone"
+    if job_kind(job_id) == "local" and directory:
+        from .executors.local import worker_alive, worker_ended
+
+        stage_dir = os.path.join(directory, "stages", st.name)
+        if worker_alive(stage_dir, job_id):
+            return "running-alone"
+        if worker_ended(stage_dir, job_id, st.attempt):
+            return "ended-alone"
+    return "interrupted"

@@ -89,3 +89,32 @@ def test_a_job_a_cancel_record_names_is_interrupted(tmp_path):
     slurm_history(d, ev.submit(0.1, 0, 0, "4242"), ev.submit(0.1, 1, 0, "4243"),
                   ev.cancel(1.0, ["4242"]))
     assert at.load(str(d)).counts() == {"running-alone": 1, "interrupted": 1}
+
+
+def pretrain_line(d) -> str:
+    (line,) = [ln for ln in at.load(str(d)).summary().splitlines() if ln.startswith("pretrain:")]
+    return line
+
+
+def test_a_pretrain_job_left_without_a_driver_runs_alone_until_cancel_names_it(tmp_path):
+    """A driver killed during a SLURM pretrain: its job runs on, and status says so, as it
+    does of a trial's; once ``cancel`` cancelled it, nothing runs it."""
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.stage_submit(0.1, "pretrain", "k", 0, "717"))
+    line = pretrain_line(d)
+    assert line.startswith("pretrain: running-alone (its job runs without a driver: the next "
+                           "run waits for it), job 717"), line
+    journal = Journal(str(d / "history.jsonl"))
+    journal.append([ev.cancel(5.0, ["717"])])
+    journal.close()
+    line = pretrain_line(d)
+    assert line.startswith("pretrain: interrupted (nothing runs it: the next run runs it "
+                           "again), job 717"), line
+
+
+def test_a_local_pretrain_whose_worker_is_gone_is_interrupted(tmp_path):
+    d = tmp_path / "local"
+    d.mkdir()
+    slurm_history(d, ev.stage_submit(0.1, "pretrain", "k", 0, "pid-999999999"))
+    assert pretrain_line(d).startswith("pretrain: interrupted (nothing runs it")
