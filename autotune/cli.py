@@ -100,6 +100,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.stopped == "interrupted":
         print(f"interrupted; resume with: python -m autotune run {args.study} --dir {directory}",
               file=sys.stderr)
+        left = slurm_jobs_left(directory) if study.executor == "slurm" else ""
+        if left:
+            print(f"autotune: {left} left queued or running on SLURM (the next run re-attaches "
+                  f"to them); python -m autotune cancel {directory} cancels them",
+                  file=sys.stderr)
         return 130
     if summary.stopped == "failed":
         print(f"autotune: {summary.error}", file=sys.stderr)
@@ -142,6 +147,22 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{args.study} --dir {directory} --retry-failed", file=sys.stderr)
         return 4
     return 0
+
+
+def slurm_jobs_left(directory: str) -> str:
+    """The SLURM jobs a stopped driver left running (the pretrain's, the trials'), in words;
+    "" when none: Ctrl-C leaves them, so the user must hear where they are."""
+    from .states import cancelled_jobs, stage_state, trial_states
+
+    history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+    cancelled = cancelled_jobs(history)
+    parts = [f"the {st.name}'s job {st.job_id}" for st in history.stages.values()
+             if stage_state(st, False, directory, cancelled) == "running-alone"]
+    trials = sum(state == "running-alone"
+                 for state in trial_states(history, False, directory).values())
+    if trials:
+        parts.append(f"{trials} trial job{'s' if trials != 1 else ''}")
+    return " and ".join(parts)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

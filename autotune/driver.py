@@ -538,11 +538,20 @@ class Driver:
             self._tell_now(f"{name}: stopping once the trial running in this process ends (it "
                            "is recorded); again to stop it now (it runs again on resume)"
                            if in_process and self._phase == "loop" else
-                           f"{name}: stopping; trials in flight will run again on resume")
+                           f"{name}: stopping; {self._left_in_flight()}")
             return
         if self._phase == "loop" and in_process:
             raise KeyboardInterrupt  # the trial runs in this very process: stop it
         self._tell_now(f"{name}: already stopping; ending the running trials")
+
+    def _left_in_flight(self) -> str:
+        """What becomes of the work in flight: SLURM jobs (trials' and the pretrain's alike)
+        are left to run, since the next run re-attaches to them and a pretrain may be hours
+        of work; local processes are ended and run again."""
+        if self.study.executor == "slurm":
+            return ("its SLURM jobs in flight, the pretrain's too, are left queued or running "
+                    "(the next run re-attaches to them)")
+        return "trials in flight will run again on resume"
 
     def _executor_in_use(self) -> Executor | None:
         return getattr(self, "executor", None)

@@ -97,6 +97,34 @@ def test_a_driver_killed_during_the_pretrain_reattaches_to_its_job(tmp_path):
     check_one_pretrain_then_trials(tmp_path, directory, 2)
 
 
+def test_ctrl_c_during_the_pretrain_leaves_its_job_as_the_trials_and_says_so(tmp_path):
+    """SLURM jobs outlive a Ctrl-C (the next run re-attaches): the pretrain's as the trials'.
+    run names it and the cancel that ends it; status says it runs alone; the next run waits
+    for that very job instead of building the pretrain a second time."""
+    from .helpers import cli
+    from .test_slurm import squeue_state
+
+    study = staged_study(tmp_path, "stageint", trials=2, sleep_s=8.0)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    job = history(directory).stages["pretrain"].job_id
+    assert f"the pretrain's job {job} left queued or running on SLURM" in out, out
+    assert f"python -m autotune cancel {directory} cancels them" in out, out
+    assert squeue_state(job) in ("RUNNING", "PENDING", "COMPLETING"), out
+    status = cli("status", directory).stdout
+    assert "pretrain: running-alone (its job runs without a driver" in status, status
+    proc = start_driver(study, directory)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert [e["state"] for e in stage_events(directory)] == ["submit", "end"], out
+    assert pretrain_runs(tmp_path) == pretrain_runs(tmp_path)[:1]  # built once
+    check_one_pretrain_then_trials(tmp_path, directory, 2)
+
+
 def test_a_failing_slurm_pretrain_stops_the_study(tmp_path):
     study = staged_study(tmp_path, "stagefail", trials=2, fail=True)
     directory = str(tmp_path / "d")
