@@ -37,6 +37,8 @@ class Progress:
         self._start: tuple[int, float] | None = None  # (trials ended, compute) when we began
         self._last = 0.0
         self._dirty = False
+        #: a stage's state in words where its record says less ("pending (Resources)")
+        self.stage_notes: dict[str, str] = {}
 
     def line(self, history: History, running: int) -> str:
         counts = history.by_status()
@@ -50,7 +52,8 @@ class Progress:
         if counts.get("failed"):
             parts[0] += f" ({counts['failed']} failed)"
         # the pretrain, its own job: running, ok or cached, and what it cost (counted once)
-        parts[:0] = [f"{st.name} {st.status}" + (f" {st.cost_s:.1f}s" if st.cost_s else "")
+        parts[:0] = [f"{st.name} {self.stage_notes.get(st.name) or st.status}"
+                     + (f" {st.cost_s:.1f}s" if st.cost_s else "")
                      for st in history.stages.values()]
         parts.append(f"{running} running")
         elapsed = time.monotonic() - self._began

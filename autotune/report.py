@@ -80,17 +80,21 @@ def stage_lines(history: History, running_driver: bool | None = None,
                 directory: str | None = None) -> list[str]:
     """The pretrain on a line of its own: whether it is ready, its job, what it cost. With no
     driver, one recorded as running says what became of it (``states.stage_state``)."""
+    from .executors.slurm_query import never_starts
     from .states import STAGE_ALONE, cancelled_jobs, stage_state
 
     out = []
     for st in history.stages.values():
         state = stage_state(st, running_driver, directory, cancelled_jobs(history))
+        reason = ""
         if st.status == "cached":
             text = f"{st.name}: cached (built earlier or by another study; cost 0 here)"
         else:
-            text = f"{st.name}: {state}"
+            if state in ("running", "running-alone"):
+                reason = queued_reason(st.job_id)
+            text = f"{st.name}: {f'pending ({reason})' if reason and state == 'running' else state}"
             if state in STAGE_ALONE:
-                text += f" ({STAGE_ALONE[state]})"
+                text += f" ({STAGE_ALONE[state]}{f'; pending ({reason})' if reason else ''})"
             if st.job_id:
                 text += f", job {st.job_id}"
             if st.attempt:
@@ -101,7 +105,24 @@ def stage_lines(history: History, running_driver: bool | None = None,
         if st.error:
             text += f"; error: {st.error}"
         out.append(text)
+        if st.status != "cached" and reason and never_starts(reason):
+            out.append(f"warning: {st.name}: job {st.job_id} pending ({reason}): "
+                       f"{never_starts(reason)}, so it will not start by itself")
     return out
+
+
+def queued_reason(job_id: str) -> str:
+    """Why SLURM has not started this job yet (squeue), "" when it runs, is no SLURM job, or
+    squeue does not answer: the history records a pretrain job as running from its submission."""
+    from .executors.slurm_query import SlurmError, pending_reasons
+    from .states import job_kind
+
+    if job_kind(job_id or "") != "slurm":
+        return ""
+    try:
+        return pending_reasons([job_id]).get(job_id, "")
+    except SlurmError:
+        return ""
 
 
 def searcher_view(history: History) -> dict[str, Any]:

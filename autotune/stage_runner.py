@@ -23,7 +23,8 @@ from typing import Callable
 from . import events as ev
 from .contract import Ctx, ObjectiveSpec, StageSpec
 from .executors import Executor, Outcome, TrialJob
-from .history import History
+from .executors.slurm_query import never_starts
+from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
 from .stage_cache import STAGE_ENTRY, built, checkpoint_of, damaged
@@ -143,11 +144,33 @@ class StageRunner:
                 return self._finish(Outcome(STAGE_TRIAL, self._attempt, None,
                                             "the executor lost the stage's job", ex.now(),
                                             ex.now(), failure="lost"))
+            self._say_pending(ex)
             self.progress.update(self.history, 0)
         return StageResult(interrupted=True)
 
+    def _say_pending(self, ex: Executor) -> None:
+        """While its job pends, the progress line says why; a reason that means it will not
+        start by itself is a warning, once per reason: else a pretrain asking more than its
+        partition allows looks like a long 'running' that no one is told of."""
+        name, reason = self.stage.name, ex.pending_reason(STAGE_TRIAL)
+        was = self.progress.stage_notes.pop(name, "")
+        if not reason:
+            return
+        self.progress.stage_notes[name] = f"pending ({reason})"
+        if was == f"pending ({reason})":
+            return
+        job_id = (self.history.stages.get(name) or StageRecord(name)).job_id
+        never = never_starts(reason)
+        if never is None:
+            self.progress.say(f"{name}: job {job_id} pending ({reason})")
+        else:
+            self.progress.warn(f"{name}: job {job_id} pending ({reason}): {never}, so it will "
+                               "not start by itself; fix stages.pretrain.executor, then: "
+                               f"python -m autotune cancel {self.study_dir} and run again")
+
     def _finish(self, o: Outcome) -> StageResult:
         stage = self.stage
+        self.progress.stage_notes.pop(stage.name, None)
         error, failure = o.error, o.failure
         metrics = dict(o.result or {}) if error is None else {}
         if error is None and built(stage, self.study_dir) is None:

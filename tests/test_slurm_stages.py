@@ -125,6 +125,35 @@ def test_ctrl_c_during_the_pretrain_leaves_its_job_as_the_trials_and_says_so(tmp
     check_one_pretrain_then_trials(tmp_path, directory, 2)
 
 
+def test_a_pretrain_job_that_will_not_start_is_pending_with_its_reason_and_a_warning(tmp_path):
+    """A held pretrain job (as one asking more than its partition allows) never starts by
+    itself: run warns naming SLURM's reason, status says pending (reason), not running."""
+    from .helpers import cli
+
+    study = staged_study(tmp_path, "stagehold", trials=1)
+    with open(study) as fh:
+        data = yaml.safe_load(fh)
+    data["stages"]["pretrain"]["executor"] = {"sbatch_flags": ["--hold"]}
+    with open(study, "w") as fh:
+        yaml.safe_dump(data, fh)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    job = wait_for("the pretrain's job", lambda: history(directory).stages.get("pretrain")
+                   and history(directory).stages["pretrain"].job_id, 90)
+    try:
+        status = wait_for("status to say why it waits", lambda: (
+            out := cli("status", directory).stdout) and "pending (JobHeldUser)" in out and out, 60)
+        assert f"pretrain: pending (JobHeldUser), job {job}" in status, status
+        assert f"warning: pretrain: job {job} pending (JobHeldUser): it is held" in status, status
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        subprocess.run(["scancel", job])
+    assert proc.returncode == 130, out
+    assert f"warning: pretrain: job {job} pending (JobHeldUser): it is held until released " \
+           "(scontrol release), so it will not start by itself" in out, out
+
+
 def test_a_failing_slurm_pretrain_stops_the_study(tmp_path):
     study = staged_study(tmp_path, "stagefail", trials=2, fail=True)
     directory = str(tmp_path / "d")

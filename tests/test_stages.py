@@ -280,3 +280,55 @@ def test_cancel_stops_a_local_pretrain_its_dead_driver_left(tmp_path):
     out = cli("cancel", d)
     assert out.returncode == 0 and "stopped 1 local trial" in out.stdout, out.stdout + out.stderr
     assert not alive(pid, stage_dir)
+
+
+class _Pending:
+    """An executor whose pretrain job pends, for as long as ``reasons`` last."""
+
+    def __init__(self, *reasons: str):
+        self.reasons = list(reasons)
+
+    def pending_reason(self, trial: int) -> str:
+        return self.reasons.pop(0) if self.reasons else ""
+
+
+def test_a_pending_pretrain_says_why_on_the_progress_line_and_warns_once_when_never(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    from autotune import events as ev
+    from autotune.history import History
+    from autotune.progress import Progress
+    from autotune.stage_runner import StageRunner
+
+    h = History()
+    h._stage(ev.stage_submit(0.0, "pretrain", "k", 0, "728"))
+    out = io.StringIO()
+    progress = Progress("min", stream=out)
+    runner = StageRunner(SimpleNamespace(name="pretrain"), (), str(tmp_path), h, None, progress,
+                         None, lambda: False)
+    ex = _Pending("Priority", "PartitionConfig", "PartitionConfig", "")
+    runner._say_pending(ex)
+    assert progress.line(h, 0).startswith("pretrain pending (Priority), 0 done")
+    runner._say_pending(ex)
+    runner._say_pending(ex)
+    assert progress.line(h, 0).startswith("pretrain pending (PartitionConfig), 0 done")
+    said = out.getvalue().splitlines()
+    assert said == ["pretrain: job 728 pending (Priority)",
+                    "warning: pretrain: job 728 pending (PartitionConfig): it asks more than its "
+                    "partition allows, so it will not start by itself; fix "
+                    f"stages.pretrain.executor, then: python -m autotune cancel {tmp_path} and "
+                    "run again"], said  # once, not at every poll
+    runner._say_pending(ex)  # it started
+    assert progress.line(h, 0).startswith("pretrain running, 0 done")
+
+
+def test_which_pending_reasons_mean_a_job_never_starts():
+    from autotune.executors.slurm_query import never_starts
+
+    for reason in ("PartitionConfig", "PartitionTimeLimit", "JobHeldUser", "InvalidQOS",
+                   "QOSMaxWallDurationPerJobLimit", "AssocMaxNodesPerJobLimit"):
+        assert never_starts(reason), reason
+    for reason in ("Priority", "Resources", "QOSMaxJobsPerUserLimit", "BeginTime",
+                   "AssocGrpCpuLimit", "ReqNodeNotAvail, UnavailableNodes:n1"):
+        assert never_starts(reason) is None, reason

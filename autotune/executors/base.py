@@ -91,6 +91,11 @@ class Executor(ABC):
     def running(self) -> int:
         """Attempts submitted and not yet handed back by ``poll``."""
 
+    def pending_reason(self, trial: int) -> str:
+        """Why the scheduler has not started this trial's job yet ("" when it runs, or when
+        this kind has no queue): a pretrain that waits says why, not just 'running'."""
+        return ""
+
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         """Pick up an attempt a dead driver left running; False means: run it again."""
         return False

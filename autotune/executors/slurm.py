@@ -36,8 +36,8 @@ from .base import Executor, Outcome, TrialJob
 from .registry import register
 from .slurm_job import TrialCall
 from .slurm_shape import job_shape
-from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs, sacct,
-                          scancel)
+from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs,
+                          pending_reasons, sacct, scancel)
 
 CLEANUP = ("keep", "done", "all")
 TEST_ONLY_S = 30.0        # sbatch --test-only before a run: longer, and the check is let be
@@ -45,6 +45,7 @@ RESULT_CHECK_S = 0.5      # how often result pickles are looked for on disk
 RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result to be seen (NFS)
 LIST_RETRY_S = (2.0, 5.0, None)   # pauses between tries to list the study's jobs at start
 LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
+REASON_EVERY_S = 10.0     # how often a pending job's reason is asked again (squeue)
 
 
 @dataclass
@@ -60,6 +61,8 @@ class _Tracked:
     info_seen: bool = False
     limit_failure: str = ""             # set when we cancel it for too many requeues
     results: dict[int, tuple] = field(default_factory=dict)  # rank -> (status, payload) read
+    reason: str = ""                    # why it pends, as squeue last said
+    reason_next: float = 0.0            # monotonic time to ask squeue again
 
 
 @register
@@ -455,6 +458,18 @@ class SlurmExecutor(Executor):
     # ---- the rest -----------------------------------------------------------------------------
     def running(self) -> int:
         return len(self._tracked)
+
+    def pending_reason(self, trial: int) -> str:
+        """squeue's reason while the job pends, asked at most every REASON_EVERY_S (sacct
+        does not know it: it says 'None' of a held job); the last answer when squeue fails."""
+        t = self._tracked.get(trial)
+        if t is None or t.state != "PENDING":
+            return ""
+        if time.monotonic() >= t.reason_next:
+            t.reason_next = time.monotonic() + REASON_EVERY_S
+            with contextlib.suppress(SlurmError):
+                t.reason = pending_reasons([t.job_id]).get(t.job_id, "")
+        return t.reason
 
     def job_ids(self) -> list[str]:
         return [t.job_id for t in self._tracked.values()]

@@ -170,6 +170,48 @@ def list_study_jobs(study_dir: str, since: float) -> tuple[dict[str, JobInfo], l
     return found, errors
 
 
+#: why SLURM holds a job that will not start as asked: it waits for nobody but a person
+#: (fixing the options, releasing it); a wait for resources, priority or a per-user limit
+#: (QOSMaxJobsPerUserLimit) ends by itself and is not here
+NEVER_STARTS = {
+    "PartitionConfig": "it asks more than its partition allows",
+    "PartitionNodeLimit": "it asks more nodes than its partition allows",
+    "PartitionTimeLimit": "its time limit exceeds its partition's",
+    "BadConstraints": "no node meets its constraints",
+    "InvalidAccount": "its account is not valid",
+    "InvalidQOS": "its QOS is not valid",
+    "DependencyNeverSatisfied": "its dependency can never be met",
+    "JobHeldUser": "it is held until released (scontrol release)",
+    "JobHeldAdmin": "an administrator holds it",
+}
+
+
+def never_starts(reason: str) -> str | None:
+    """What a pending reason means when it means the job will not start by itself; None for
+    a wait that ends (Resources, Priority, a per-user limit). A per-job limit of an
+    association or QOS (``...PerJobLimit``) is never met by waiting."""
+    word = reason.split(",")[0].strip()
+    if word in NEVER_STARTS:
+        return NEVER_STARTS[word]
+    if word.endswith("PerJobLimit") or word.endswith("PerJob"):
+        return "it exceeds a per-job limit of its account or QOS"
+    return None
+
+
+def pending_reasons(job_ids: list[str], timeout: float = 10.0) -> dict[str, str]:
+    """Why each pending job of these waits, by job id (squeue's %r: sacct says 'None' of a
+    held job); jobs not pending, or pending for no reason given, are left out."""
+    if not job_ids:
+        return {}
+    out = run_command(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"], timeout)
+    reasons = {}
+    for line in out.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) == 3 and parts[1] == "PENDING" and parts[2] not in ("", "None", "(null)"):
+            reasons[parts[0]] = parts[2]
+    return reasons
+
+
 def scancel(job_ids: list[str]) -> None:
     if job_ids:
         run_command(["scancel", *job_ids])
