@@ -71,3 +71,18 @@ def test_master_ports_stay_out_of_the_ephemeral_range_and_apart_for_nearby_jobs(
     assert min(ports) >= 20000 and max(ports) < 32768
     assert len(set(ports)) == len(ports)
     assert port_for("4242_7") == port_for("42427")  # an array task's id: its digits
+
+
+def test_a_start_sacct_rounds_down_is_never_before_the_submission(tmp_path):
+    """sacct gives whole seconds: a job submitted at t0+0.9 that started at once reads as
+    started at t0+0 (status showed '-0.1-4.9 s' for a pretrain); the start is its submission."""
+    from autotune.executors.slurm import SlurmExecutor, _Tracked
+    from autotune.executors.slurm_query import JobInfo
+
+    ex = SlurmExecutor.__new__(SlurmExecutor)
+    ex.t0 = 1000.0
+    t = _Tracked(job=None, job_id="5", submitted_s=0.9)
+    ex._update(t, JobInfo("5", "n", "RUNNING", 1000.0, 1000.0, None, "", 0, []))
+    assert t.start_s == 0.9
+    ex._update(t, JobInfo("5", "n", "RUNNING", 1000.0, 1003.0, None, "", 0, []))
+    assert t.start_s == 3.0

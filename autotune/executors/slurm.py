@@ -316,7 +316,8 @@ class SlurmExecutor(Executor):
         t.requeues = info.requeues
         t.requeue_reasons = info.requeue_reasons
         if info.start is not None and info.state != "PENDING":
-            t.start_s = info.start - self.t0
+            # sacct's whole seconds may put the start before the submission it followed
+            t.start_s = max(info.start - self.t0, t.submitted_s)
 
     def _judge(self, t: _Tracked, info: JobInfo | None) -> Outcome | None:
         """The outcome sacct's word implies, or None while the job is still on its way."""
