@@ -383,9 +383,11 @@ class Driver:
         events = []
         for rec in records:
             job = self._job(rec)
+            if not self.executor.virtual_clock:
+                job.resume_start_s = None  # started again: its run and timeout count from now
             job_id = self.executor.submit(job)
-            events.append(ev.submit(round(self.executor.now(), 6), rec.trial, job.attempt,
-                                    job_id))
+            start = job.resume_start_s if job.resume_start_s is not None else self.executor.now()
+            events.append(ev.submit(round(start, 6), rec.trial, job.attempt, job_id))
         self._record(events)
 
     def _restart_in_flight(self) -> None:
@@ -402,8 +404,9 @@ class Driver:
                 job = self._job(rec)
                 job_id = self.executor.unrecorded(job)
                 if job_id is not None and self.executor.reattach(job, job_id):
-                    found.append(ev.submit(round(self.executor.now(), 6), rec.trial,
-                                           job.attempt, job_id))
+                    started = self.executor.started_s(rec.trial)  # before it was found
+                    found.append(ev.submit(round(self.executor.now() if started is None
+                                                 else started, 6), rec.trial, job.attempt, job_id))
                     continue
             rerun.append(rec)
         if found:

@@ -35,7 +35,7 @@ class TrialRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # the result's values that are no number
     error: str | None = None
     failure: str = ""
-    start_s: float | None = None     # first start of the latest attempt
+    start_s: float | None = None     # the latest start of the latest attempt
     end_s: float | None = None
     cost_s: float = 0.0              # summed over every attempt
     job_id: str = ""
@@ -241,8 +241,10 @@ class History:
         if rec.status == "running" and self._submits.get(rec.trial) == key:
             return  # a copy of the line that started it: one start, not two
         self._submits[rec.trial] = key
-        if attempt != rec.attempt or rec.start_s is None:
-            rec.start_s = t
+        # every start is its own, also one of the same attempt (run again after an interrupt
+        # or a killed driver): a later driver that re-attaches to it counts its run time and
+        # timeout from here, not from the start it replaced
+        rec.start_s = t
         rec.attempt = attempt
         rec.status = "running"
         rec.starts += 1
@@ -298,8 +300,7 @@ class History:
         t = float(e.get("t", e.get("end_s")) or 0.0)
         if state == "submit":
             attempt = e.get("attempt", 0)
-            if attempt != rec.attempt or rec.start_s is None or rec.status != "running":
-                rec.start_s = t
+            rec.start_s = t  # its own start, also when run again after a killed driver
             rec.attempt, rec.status, rec.job_id = attempt, "running", e.get("job_id", "")
             rec.error, rec.failure, rec.end_s = None, "", None
         elif state == "end":

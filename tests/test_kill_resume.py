@@ -315,3 +315,62 @@ def test_cancel_stops_a_worker_whose_start_was_never_recorded(tmp_path):
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("state", ["ended", "running"])
+def test_a_trial_started_again_on_resume_counts_from_that_start(tmp_path, state):
+    """Ctrl-C ends a trial (recorded as started, not ended); the resume starts it again under
+    the same attempt, and that driver is killed; the next resume collects it (ended
+    meanwhile, or still running). Its start was the first, interrupted one: cost and end
+    counted the gap between the two drivers, and its timeout counted from the old start, so
+    that a trial still running was timed out early."""
+    log = str(tmp_path / "runs.log")
+    sleep, gap = 1.5, 3.0
+    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
+                                   objective={"timeout_s": 4.0}, search={"max_trials": 1},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "d")
+    first = Driver(study, d, progress=False)
+    first.dir.check_run()
+    first.dir.acquire()
+    first._start()
+    [rec] = first.ask_trials(1)
+    first._submit([rec])                            # recorded as started
+    deadline = time.time() + 60
+    while not (os.path.exists(log) and open(log).read().endswith("\n")):  # the objective runs
+        assert time.time() < deadline
+        time.sleep(0.05)
+    first.executor.shutdown()                       # Ctrl-C: its trials ended, none recorded
+    first.journal.close()
+    first.dir.release()
+    first_start = history(d).trials[0].start_s
+    time.sleep(gap)                                 # the wait before the resume
+
+    second = Driver(study, d, progress=False)
+    second.dir.check_run()
+    second.dir.acquire()
+    second._start()
+    second._restart_in_flight()                     # runs it again: a new start, same attempt
+    rec = history(d).trials[0]
+    assert (rec.attempt, rec.starts) == (0, 2)
+    assert rec.start_s >= first_start + gap         # the new start, not the first
+    second_start = rec.start_s
+    if state == "ended":                            # killed; its worker ends meanwhile
+        outcome = os.path.join(d, "trials", "0", "outcome.json")
+        deadline = time.time() + 60
+        while not os.path.exists(outcome):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        second.executor._running[0].proc.wait(timeout=60)
+    second.journal.close()                          # what a SIGKILL leaves: the lock freed
+    second.dir.release()
+
+    summary = Driver(study, d, progress=False).run()
+    assert summary.counts == {"ok": 1}, history(d).trials[0].error
+    rec = history(d).trials[0]
+    assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
+    assert rec.start_s == pytest.approx(second_start, abs=0.05)
+    assert sleep <= rec.cost_s < gap               # its own run, not the wait before it
+    assert rec.end_s - rec.start_s == pytest.approx(rec.cost_s, abs=0.01)
+    assert len(open(log).readlines()) == 2          # the interrupted run and the collected one
+

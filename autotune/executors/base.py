@@ -27,7 +27,9 @@ class TrialJob:
     params: dict[str, Any]
     ctx: Ctx
     objective: ObjectiveSpec
-    resume_start_s: float | None = None  # on resume, when this attempt first started
+    #: on resume, when the attempt a dead driver left started: a re-attached one counts its
+    #: run time and timeout from there (and a virtual clock restarts a re-run there)
+    resume_start_s: float | None = None
 
 
 @dataclass
@@ -55,6 +57,9 @@ class Executor(ABC):
     options: ClassVar[dict[str, str]] = {}
     #: trials run inside the driver's own process (a second Ctrl-C interrupts them there)
     in_process: ClassVar[bool] = False
+    #: time is virtual: a trial a crash cut short starts again at the virtual time it first
+    #: started, so that a resumed run goes as the uninterrupted one would have
+    virtual_clock: ClassVar[bool] = False
 
     def __init__(self, study_dir: str, max_concurrent: int, t0: float,
                  options: dict[str, Any] | None = None):
@@ -105,6 +110,11 @@ class Executor(ABC):
         history never recorded it (the driver died between starting it and writing its
         start); ``reattach`` decides whether it is really that attempt. None: nothing to
         look for, so the attempt runs again."""
+        return None
+
+    def started_s(self, trial: int) -> float | None:
+        """When the attempt of ``trial`` this executor watches started, on the study clock,
+        where it knows better than now (one found started but not recorded as started)."""
         return None
 
     def shutdown(self) -> None:

@@ -200,6 +200,10 @@ class LocalExecutor(Executor):
             return self.now()
         return min(self.now(), max(0.0, stamp))
 
+    def started_s(self, trial: int) -> float | None:
+        r = self._running.get(trial)
+        return None if r is None else r.start_s
+
     def poll(self, timeout: float) -> list[Outcome]:
         give_up = time.monotonic() + timeout
         pause = 0.002

@@ -20,6 +20,7 @@ from .registry import register
 class SimulatedExecutor(Executor):
     kind = "simulated"
     in_process = True
+    virtual_clock = True
     options = {"default_cost_s": "positive-number"}
 
     def __init__(self, *args, **kwargs):
