@@ -5,7 +5,9 @@ gracefully; under the slurm executor it leaves its jobs alone), so that it canno
 more while the jobs are being cancelled; then every job of the study that is queued or
 running: the job ids of the unfinished trials in the history, and any job named after the
 study (one a dead driver submitted and did not record), in one ``scancel``; then a
-``cancel`` record in the history. A driver started again later re-attaches to those jobs,
+``cancel`` record in the history; local trials a dead driver left are stopped; last,
+trajectory.csv is written again from the history (a killed driver's last one says
+``running``). A driver started again later re-attaches to those jobs,
 finds them cancelled, records the trials as cancelled and goes on with the search.
 """
 from __future__ import annotations
@@ -72,7 +74,31 @@ def cancel_study(study_dir: str) -> str:
         said.append(f"stopped {stopped} local trial(s) left running by a dead driver")
     elif others and not driver:
         said.append(f"{len(others)} local trial(s) were in flight; none still runs")
+    rewrite_trajectory(sdir)
     return "; ".join(said)
+
+
+def rewrite_trajectory(sdir: StudyDir) -> None:
+    """trajectory.csv as the history now says, as ``report`` writes it: a killed driver's
+    last one still says ``running`` for the trials cancel stopped (``interrupted`` now).
+    Only while no driver holds the study (one started meanwhile writes its own); a CSV that
+    cannot be written costs the view only, the cancel is recorded."""
+    from .states import trial_states
+    from .trajectory import table, write_csv_atomic
+
+    try:
+        sdir.acquire()
+    except StudyError:  # StudyBusy: a driver runs again; or the lock cannot be taken here
+        return
+    try:
+        history = History.load(Journal(sdir.history))
+        if history.study:
+            write_csv_atomic(sdir.trajectory, *table(history, trial_states(history, False,
+                                                                             sdir.path)))
+    except OSError:
+        pass
+    finally:
+        sdir.release()
 
 
 def stop_local_trials(sdir: StudyDir, history: History) -> int:

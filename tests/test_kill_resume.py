@@ -374,3 +374,43 @@ def test_a_trial_started_again_on_resume_counts_from_that_start(tmp_path, state)
     assert rec.end_s - rec.start_s == pytest.approx(rec.cost_s, abs=0.01)
     assert len(open(log).readlines()) == 2          # the interrupted run and the collected one
 
+
+def test_cancel_leaves_trajectory_csv_saying_what_status_says(tmp_path):
+    """A killed driver's last trajectory.csv says `running`; cancel stops the trial it left
+    and records the cancel, and the CSV went on saying `running` (status: `interrupted`)
+    until a later run or report."""
+    import csv
+
+    from autotune.cancel import cancel_study
+    from autotune.trajectory import write_trajectory
+
+    log = str(tmp_path / "runs.log")
+    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": 300.0, "log": log},
+                                   search={"max_trials": 1},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "d")
+    first = Driver(study, d, progress=False)
+    first.dir.check_run()
+    first.dir.acquire()
+    first._start()
+    [rec] = first.ask_trials(1)
+    first._submit([rec])
+    worker = first.executor._running[0].proc
+    write_trajectory(first.history, study, first.dir.trajectory)   # as the live driver did
+    deadline = time.time() + 60
+    while not os.path.exists(log):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    first.journal.close()                           # what a SIGKILL leaves: the lock freed
+    first.dir.release()
+    csv_path = os.path.join(d, "trajectory.csv")
+    assert [r["status"] for r in csv.DictReader(open(csv_path))] == ["running"]
+    try:
+        assert "stopped 1 local trial(s) left running by a dead driver" in cancel_study(d)
+        worker.wait(timeout=10)
+        assert trial_states(history(d), False, d) == {0: "interrupted"}
+        assert [r["status"] for r in csv.DictReader(open(csv_path))] == ["interrupted"]
+        assert not os.path.exists(os.path.join(d, "driver.json"))  # the lock let go again
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
