@@ -136,7 +136,7 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
             pre.pop("executor", None)  # resources of the study's own executor kind
     data["name"] = f"{data.get('name', 'study')}-{algorithm}-s{seed}"
     try:
-        return parse_study(data, base_dir=base_dir)
+        return parse_study(data, base_dir=base_dir, compared=True)
     except StudyError as exc:
         raise StudyError(f"[{algorithm}] {exc}") from None
 

@@ -123,8 +123,9 @@ def substitute(template: str, fields: dict[str, Any]) -> str:
 
 
 def format_command(template: str, params: dict, ctx: Ctx) -> str:
-    """The command line for one trial: the parameters and ctx fields, each shell-quoted."""
-    fields = {**ctx.as_dict(), **params}
+    """The command line for one trial: the parameters and ctx fields, each shell-quoted; a
+    field the trial lacks (``{resume_from}`` of one that continues none) an empty string."""
+    fields = {**{k: "" if v is None else v for k, v in ctx.as_dict().items()}, **params}
     try:
         return _ShellFormatter().format(template, **fields)
     except (KeyError, IndexError) as exc:

@@ -108,10 +108,11 @@ def load_study(path: str) -> Study:
 
 
 def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = None,
-                load_code: bool = True) -> Study:
+                load_code: bool = True, compared: bool = False) -> Study:
     """The study, checked; ``load_code=False`` skips importing the objective's (and the
     pretrain's) module, for readers of a history (status, report) that never run a trial
-    and must not need the training code's dependencies (torch on a login node)."""
+    and must not need the training code's dependencies (torch on a login node).
+    ``compared``: one run of a comparison, whose command the other algorithms share."""
     raw = require_mapping(raw, "study")
     reject_unknown(raw, TOP_KEYS, "", elsewhere(""))
     name = take(raw, "name", "str", "", default_name)
@@ -136,6 +137,8 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
         stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
                              load_code)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
+    if objective.command is not None and load_code:  # a recorded study is read as it was
+        check_always_empty(objective.command, study, compared)
     if objective.command is not None:  # once the fidelity and the pretrain are known
         check_command_values(objective.command, space, sample_ctx(study))
     check_engine_names(study)
@@ -157,7 +160,24 @@ def sample_ctx(study: Study) -> Ctx:
 #: why a field a command may name holds None in a trial
 EMPTY_FIELD = {"epochs": "the search sets no epochs (no search.fidelity)",
                "pretrained": "the study has no stages.pretrain",
-               "resume_from": "a trial that continues no other's checkpoint has none"}
+               "resume_from": "a trial that continues no other's checkpoint has none (no "
+                              "search.fidelity: no trial does)"}
+
+
+def check_always_empty(template: str, study: Study, compared: bool = False) -> None:
+    """A command field no trial of this study fills (``{pretrained}`` without a pretrain,
+    ``{epochs}`` and ``{resume_from}`` without a fidelity) is refused: it would reach every
+    trial empty. One empty only for some trials (``{resume_from}`` of a trial that continues
+    none) is given as an empty string. In a comparison another algorithm's runs may fill
+    ``{resume_from}``, so it is not refused there."""
+    fidelity = study.search_options.get("fidelity")
+    empty = {"pretrained": study.objective.pretrain is None,
+             "epochs": not fidelity, "resume_from": not fidelity and not compared}
+    for _, name, _, _ in string.Formatter().parse(template):
+        base = (name or "").split(".")[0].split("[")[0]
+        if empty.get(base) and base not in study.space.names:
+            raise StudyError(f"objective.command: {{{base}}} would be empty in every trial: "
+                             f"{EMPTY_FIELD[base]}; remove it from the command")
 
 
 def check_ctx_fields(template: str, ctx: Ctx) -> None:
@@ -177,7 +197,8 @@ def check_ctx_fields(template: str, ctx: Ctx) -> None:
         except (ValueError, TypeError, AttributeError, LookupError) as exc:
             value = ctx.as_dict()[base]
             why = f": {EMPTY_FIELD[base]}" if value is None and base in EMPTY_FIELD else ""
-            raise StudyError(f"objective.command: {field}: {exc} ({base} is {value!r} in a "
+            shown = "empty" if value is None else repr(value)
+            raise StudyError(f"objective.command: {field}: {exc} ({base} is {shown} in a "
                              f"trial{why})") from None
 
 

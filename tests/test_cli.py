@@ -92,8 +92,17 @@ CATALOGUE = [
     (dict(objective={"entry": None, "command": "echo {x.nope}"}),
      "objective.command: 'float' object has no attribute 'nope' (parameter x = -3.0)"),
     (dict(objective={"entry": None, "command": "echo {epochs:d}"}),
-     "objective.command: {epochs:d}: unsupported format string passed to NoneType.__format__ "
-     "(epochs is None in a trial: the search sets no epochs (no search.fidelity))"),
+     "objective.command: {epochs} would be empty in every trial: the search sets no epochs "
+     "(no search.fidelity); remove it from the command"),
+    # a field no trial of the study fills reached the command as the text None
+    (dict(objective={"entry": None, "command": "echo {x} {epochs}"}),
+     "objective.command: {epochs} would be empty in every trial: the search sets no epochs"),
+    (dict(objective={"entry": None, "command": "train --init {pretrained} {x}"}),
+     "objective.command: {pretrained} would be empty in every trial: the study has no "
+     "stages.pretrain; remove it from the command"),
+    (dict(objective={"entry": None, "command": "train --resume {resume_from!u} {x}"}),
+     "objective.command: {resume_from} would be empty in every trial: a trial that continues "
+     "no other's checkpoint has none (no search.fidelity: no trial does)"),
     (dict(objective={"entry": None, "command": "echo {x} {trial_dir.nope}"}),
      "objective.command: {trial_dir.nope}: 'str' object has no attribute 'nope' (trial_dir is"),
     (dict(executor={"kind": "slurm", "cleanup": "bogus"}), "executor.cleanup: expected one of"),
@@ -151,6 +160,27 @@ def test_a_format_spec_on_a_field_the_search_fills_is_taken(tmp_path):
         search={"algorithm": "asha", "fidelity": {"min": 1, "max": 9}}))
     ctx = Ctx(trial=7, trial_dir=str(tmp_path), seed=0, epochs=3)
     assert format_command(study.objective.command, {"x": 1}, ctx) == "train --epochs 0003 --trial 007"
+
+
+def test_a_command_field_empty_for_some_trials_is_an_empty_string(tmp_path):
+    """{resume_from} of a trial that continues no other's checkpoint (the first rung) was
+    the text None; a comparison's run without a fidelity shares the command with runs that
+    fill it, so it is not refused there."""
+    from autotune.contract import Ctx
+    from autotune.runner import format_command
+
+    command = "train --resume {resume_from} --epochs {epochs} --x {x}"
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": command}, space={"x": {"values": [1, 2]}},
+        search={"algorithm": "asha", "fidelity": {"min": 1, "max": 9}}))
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path), seed=0, epochs=1)
+    assert format_command(study.objective.command, {"x": 1}, ctx) == \
+        "train --resume '' --epochs 1 --x 1"
+    ctx.resume_from = "/a b/checkpoint.pt"
+    assert format_command(study.objective.command, {"x": 1}, ctx) == \
+        "train --resume '/a b/checkpoint.pt' --epochs 1 --x 1"
+    parse_study(study_dict(objective={"entry": None, "command": "train {resume_from} {x}"},
+                           space={"x": {"values": [1, 2]}}), compared=True)
 
 
 def test_missing_sections(tmp_path, capsys):
