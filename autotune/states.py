@@ -32,6 +32,7 @@ def trial_states(history: History, running_driver: bool | None,
     if running_driver or running_driver is None:
         return states
     cancelled = cancelled_jobs(history)
+    marks: list = []  # marked_workers(), one /proc pass for all trials, taken when needed
     for t, rec in history.trials.items():
         if rec.done:
             continue
@@ -39,7 +40,7 @@ def trial_states(history: History, running_driver: bool | None,
             states[t] = "running-alone"
         elif rec.status == "running" and ended_alone(rec, directory):
             states[t] = "ended-alone"
-        elif rec.status == "pending" and (found := unrecorded_worker(rec, directory)):
+        elif rec.status == "pending" and (found := unrecorded_worker(rec, directory, marks)):
             states[t] = found
         else:
             states[t] = "interrupted"
@@ -58,17 +59,25 @@ def ended_alone(rec: Any, directory: str | None) -> bool:
     return worker_ended(trial_dir, job_id, rec.attempt) and not worker_alive(trial_dir, job_id)
 
 
-def unrecorded_worker(rec: Any, directory: str | None) -> str | None:
+def unrecorded_worker(rec: Any, directory: str | None, marks: list | None = None) -> str | None:
     """A trial recorded as asked whose local worker a driver started and was killed before
     recording the start (it records a batch's starts at once): ``running-alone`` or
     ``ended-alone`` as for a recorded one, since the next run finds it (``latest_worker``)
-    and watches or collects it; None when there is none."""
+    and watches or collects it; None when there is none. Where its folder was removed
+    (job.json with it), a live worker carrying its mark, as the next run finds it; ``marks``
+    holds the one pass over /proc that serves every trial."""
     if not directory:
         return None
     from .executors.local import latest_worker, read_json, worker_alive, worker_ended
+    from .executors.procgroup import marked_workers
 
-    trial_dir = os.path.join(directory, "trials", str(rec.trial))
+    trial_dir = os.path.join(os.path.abspath(directory), "trials", str(rec.trial))
     pid = latest_worker(trial_dir)
+    if pid is None and marks is not None and not os.path.exists(os.path.join(trial_dir,
+                                                                            "job.json")):
+        if not marks:
+            marks.append(marked_workers())
+        return "running-alone" if trial_dir in marks[0] else None
     job = read_json(os.path.join(trial_dir, "job.json")) or {}
     if pid is None or job.get("ctx", {}).get("attempt") != rec.next_attempt:
         return None      # none started, or an earlier attempt's worker

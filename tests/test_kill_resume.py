@@ -195,6 +195,8 @@ def test_a_worker_whose_trial_folder_was_removed_is_watched_again_not_run_twice(
     shutil.rmtree(os.path.join(d, "trials", "0"))
     first.journal.close()                           # what a SIGKILL leaves: the lock freed
     first.dir.release()
+    # status says what the resume does with it (found by its mark; it said interrupted)
+    assert trial_states(history(d), False, d) == {0: "running-alone"}
 
     summary = Driver(study, d, progress=False).run()
     assert summary.counts == {"ok": 1}
