@@ -154,7 +154,36 @@ def sample_ctx(study: Study) -> Ctx:
     epochs = fidelity.get("max") if isinstance(fidelity, dict) else None
     pretrained = "/pretrained/checkpoint.pt" if study.objective.pretrain is not None else None
     return Ctx(trial=0, trial_dir="/trial", seed=0, study_dir="/study", epochs=epochs,
-               pretrained=pretrained, launch_dir="/launch", study_file_dir="/study-file")
+               pretrained=pretrained, launch_dir="/launch", study_file_dir="/study-file",
+               extra=sample_extra(study))
+
+
+def sample_extra(study: Study) -> dict[str, Any]:
+    """What ``ctx.extra`` holds in every trial of this study, with rank 0's values: a SLURM
+    job's ``requeues`` and ``slurm_job_id``; a multi-rank trial's (``tasks_per_trial`` > 1,
+    ``nodes``/``tasks_per_node`` > 1, or ``launch: node``) ``rank``, ``local_rank``,
+    ``world_size``, ``node_rank`` and ``nnodes`` (ranks.RankEnv.extra); else nothing."""
+    from .executors.slurm_shape import job_shape
+    from .ranks import RankEnv
+
+    opts = study.executor_options
+    extra: dict[str, Any] = {}
+    env = None
+    if study.executor == "slurm":
+        extra.update(requeues=0, slurm_job_id="1")
+        shape = job_shape(opts)
+        if shape.multi:
+            per_node = shape.tasks_per_node if shape.launch == "task" else 1
+            env = RankEnv(0, 0, shape.processes, per_node, 0, shape.nodes, "", 0)
+    elif study.executor == "local":
+        ranks = int(opts.get("tasks_per_trial") or 1)
+        if opts.get("launch", "task") == "node":
+            env = RankEnv(0, 0, 1, 1, 0, 1, "", 0)
+        elif ranks > 1:
+            env = RankEnv(0, 0, ranks, ranks, 0, 1, "", 0)
+    if env is not None:
+        extra.update(env.extra())
+    return extra
 
 
 #: why a field a command may name holds None in a trial
@@ -190,6 +219,8 @@ def check_ctx_fields(template: str, ctx: Ctx) -> None:
         base = (name or "").split(".")[0].split("[")[0]
         if base not in Ctx.FIELDS:
             continue
+        if base == "extra":
+            check_extra_keys(name, ctx.extra)
         field = ("{" + name + (f"!{conversion}" if conversion else "")
                  + (f":{spec}" if spec else "") + "}")
         try:
@@ -200,6 +231,21 @@ def check_ctx_fields(template: str, ctx: Ctx) -> None:
             shown = "empty" if value is None else repr(value)
             raise StudyError(f"objective.command: {field}: {exc} ({base} is {shown} in a "
                              f"trial{why})") from None
+
+
+def check_extra_keys(name: str, extra: dict) -> None:
+    """``{extra[key]}`` must name a key every trial of this study has in ``ctx.extra``."""
+    import _string
+
+    _, rest = _string.formatter_field_name_split(name)
+    for is_attr, key in rest:
+        if is_attr or not isinstance(key, str) or key in extra:
+            return  # ``extra.x`` and ``extra[0]`` fail below, as any other field
+        held = ", ".join(sorted(extra)) or "nothing"
+        raise StudyError(
+            f"objective.command: {{{name}}}: no trial of this study has ctx.extra[{key!r}] "
+            f"(its extra holds {held}; rank and world_size come with a multi-rank trial: "
+            "tasks_per_trial above 1, nodes or tasks_per_node above 1, or launch: node)")
 
 
 def check_command_values(template: str, space: SearchSpace, ctx: Ctx) -> None:

@@ -10,7 +10,7 @@ from autotune.driver import Driver
 from autotune.errors import StudyError
 from autotune.ranks import port_for
 from autotune.study import parse_study
-from tests.helpers import history, study_dict
+from tests.helpers import cli, history, study_dict, write_study
 
 
 def two_rank_study(space, **executor):
@@ -99,3 +99,53 @@ def test_bad_options_are_one_line_and_record_nothing(tmp_path, monkeypatch):
 def test_ports_of_slurm_jobs_are_derived_alike_and_in_range():
     assert port_for("12345") == port_for("12345")
     assert all(20000 <= port_for(str(j)) < 50000 for j in range(1, 2000, 37))
+
+
+def rank_command_study(command, **executor):
+    return study_dict(
+        retries=0, objective={"entry": None, "command": command, "metric": "loss"},
+        space={"x": {"values": [1]}}, search={"algorithm": "grid"},
+        executor={"kind": "local", "max_concurrent": 1, **executor})
+
+
+def test_a_command_may_name_the_rank_and_world_size_a_multi_rank_trial_has(tmp_path):
+    # {extra[rank]} was refused at start ("unknown field 'rank'"): the check formatted the
+    # command with an empty ctx.extra, though every rank of the trial has these keys
+    path = write_study(str(tmp_path / "s.yaml"), rank_command_study(
+        "echo rank {extra[rank]} of {extra[world_size]:d} >&2; echo '{{\"loss\": '{x}'}}'",
+        tasks_per_trial=2))
+    d = str(tmp_path / "run")
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 0, out.stderr
+    assert history(d).trials[0].status == "ok"
+    logs = {name: open(os.path.join(d, "trials", "0", name)).read()
+            for name in ("stderr.log", "rank-1.stderr.log")}
+    assert logs == {"stderr.log": "rank 0 of 2\n", "rank-1.stderr.log": "rank 1 of 2\n"}
+
+
+def test_an_extra_key_no_trial_has_is_refused_in_one_line(tmp_path):
+    for name, executor, held in (
+            ("bogus", {"tasks_per_trial": 2}, "local_rank, nnodes, node_rank, rank, world_size"),
+            ("rank", {}, "nothing")):  # a one-process trial has no rank
+        path = write_study(str(tmp_path / "s.yaml"), rank_command_study(
+            f"echo {{extra[{name}]}}; echo '{{{{\"loss\": 1}}}}'", **executor))
+        d = str(tmp_path / f"run-{name}")
+        out = cli("run", path, "--dir", d)
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [
+            f"autotune: error: objective.command: {{extra[{name}]}}: no trial of this study "
+            f"has ctx.extra['{name}'] (its extra holds {held}; rank and world_size come with a "
+            "multi-rank trial: tasks_per_trial above 1, nodes or tasks_per_node above 1, or "
+            "launch: node)"]
+        assert not os.path.exists(d)
+
+
+def test_a_slurm_study_may_name_what_its_jobs_carry_in_extra():
+    # every SLURM job has requeues and slurm_job_id; a multi-task one its rank too
+    command = "echo {extra[requeues]} {extra[slurm_job_id]} {extra[rank]} {extra[nnodes]}"
+    parse_study(study_dict(objective={"entry": None, "command": command},
+                           space={"x": {"values": [1]}}, executor={"kind": "slurm", "nodes": 2}))
+    with pytest.raises(StudyError, match=r"\{extra\[rank\]\}: no trial .* holds requeues, "
+                                         "slurm_job_id;"):
+        parse_study(study_dict(objective={"entry": None, "command": command},
+                               space={"x": {"values": [1]}}, executor={"kind": "slurm"}))
