@@ -80,7 +80,8 @@ def cancel_study(study_dir: str) -> str:
 
 def rewrite_trajectory(sdir: StudyDir) -> None:
     """trajectory.csv as the history now says, as ``report`` writes it: a killed driver's
-    last one still says ``running`` for the trials cancel stopped (``interrupted`` now).
+    last one still says ``running`` for the trials cancel stopped (now ``ended-alone``, a
+    cancelled SLURM job the next run records as cancelled; ``interrupted``, a local trial).
     Only while no driver holds the study (one started meanwhile writes its own); a CSV that
     cannot be written costs the view only, the cancel is recorded."""
     from .states import trial_states

@@ -6,9 +6,10 @@ A trial that ended is ``ok``, ``failed`` or ``cancelled``. One not ended is ``ru
 is unknown (a directory one may only read). With no driver, what happens to it next decides:
 ``running-alone``: its local process or SLURM job still runs without a driver, and the next
 ``run`` collects it; ``ended-alone``: its local process ended without a driver, leaving its
-outcome, which the next ``run`` records (and does not run again); ``interrupted``: nothing runs
-it (a killed driver's trial, a cancelled job, a trial asked in one's own ask/tell loop and
-never told), and it runs again on resume.
+outcome, or ``autotune cancel`` cancelled its SLURM job, and the next ``run`` records that
+(a cancelled job as ``cancelled``) and does not run it again; ``interrupted``: nothing runs
+it (a killed driver's trial, a local trial ``cancel`` stopped, a trial asked in one's own
+ask/tell loop and never told), and it runs again on resume.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def trial_states(history: History, running_driver: bool | None,
             continue
         if rec.status == "running" and still_running(rec, directory, cancelled):
             states[t] = "running-alone"
-        elif rec.status == "running" and ended_alone(rec, directory):
+        elif rec.status == "running" and ended_alone(rec, directory, cancelled):
             states[t] = "ended-alone"
         elif rec.status == "pending" and (found := unrecorded_worker(rec, directory, marks)):
             states[t] = found
@@ -47,15 +48,18 @@ def trial_states(history: History, running_driver: bool | None,
     return states
 
 
-def ended_alone(rec: Any, directory: str | None) -> bool:
+def ended_alone(rec: Any, directory: str | None, cancelled: set[str] | None = None) -> bool:
     """A local trial a dead driver left that has ended since, leaving its outcome (a result,
-    an error, or its watchdog's timeout): the next run records it and does not run it."""
+    an error, or its watchdog's timeout), or a SLURM job ``cancel`` cancelled (``cancelled``):
+    the next run records it (the job as cancelled, as sacct says) and does not run it."""
+    job_id = rec.job_id or ""
+    if job_kind(job_id) == "slurm":
+        return job_id in (cancelled or set())
     if not directory:
         return False
     from .executors.local import worker_alive, worker_ended
 
     trial_dir = os.path.join(directory, "trials", str(rec.trial))
-    job_id = rec.job_id or ""
     return worker_ended(trial_dir, job_id, rec.attempt) and not worker_alive(trial_dir, job_id)
 
 
@@ -116,13 +120,17 @@ def job_kind(job_id: str) -> str | None:
 def left_to_another_kind(history: History, directory: str, kind: str) -> list[int]:
     """Trials a killed driver left running (or ended, not yet recorded) as jobs of another
     executor kind than ``kind``: a resume under ``kind`` cannot watch or collect them, and
-    would run each a second time beside (or after) its first run."""
+    would run each a second time beside (or after) its first run. A SLURM job ``cancel``
+    cancelled is not among them: it runs no more, and such a resume runs its trial again."""
     states = trial_states(history, False, directory)
+    cancelled = cancelled_jobs(history)
     left = []
     for t, state in states.items():
         if state not in ("running-alone", "ended-alone"):
             continue
         rec = history.trials[t]
+        if rec.status == "running" and rec.job_id in cancelled:
+            continue
         owner = job_kind(rec.job_id or "") if rec.status == "running" else "local"
         if owner is not None and owner != kind:
             left.append(t)

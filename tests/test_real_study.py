@@ -387,6 +387,13 @@ def test_cancel_stops_local_trials_a_dead_driver_left(tmp_path):
     assert "stopped 1 local trial(s) left running by a dead driver" in proc.stdout, proc.stdout
     _wait_for(lambda: not os.path.exists(f"/proc/{shell}"), "the trial's shell to end", 10)
     assert "interrupted (runs again on resume)" in cli("status", d).stdout
+    # and so it does: the next run runs the stopped local trial again, under its own id
+    data = yaml.safe_load(open(path))
+    data["objective"]["command"] = "echo '{{\"loss\": 1}}'"
+    write_study(path, data)
+    proc = cli("run", path, "--dir", d, "--quiet", "--accept-objective-change", env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert {t: r.status for t, r in history(d).trials.items()} == {0: "ok"}
 
 
 def test_background_children_end_with_their_trial(tmp_path):
@@ -584,7 +591,7 @@ def test_a_dead_workers_leftover_processes_are_ended_on_resume(tmp_path):
               "the first attempt's background child to end", 10)
 
 
-def test_status_after_cancel_of_a_slurm_study_says_interrupted():
+def test_status_after_cancel_of_a_slurm_study_says_the_next_run_records_them():
     from autotune import events as ev
     from autotune.history import History
     from autotune.report import summary
@@ -600,5 +607,7 @@ def test_status_after_cancel_of_a_slurm_study_says_interrupted():
         summary(h, running_driver=False, directory="/nonexistent")
     h.apply(ev.cancel(5.0, ["4242", "4243"]))
     text = summary(h, running_driver=False, directory="/nonexistent")
-    assert "trials: 2 interrupted (runs again on resume) (2 in all)" in text
+    # the next run finds the jobs CANCELLED and records the trials cancelled: not run again
+    assert "trials: 2 ended-alone (ended without a driver: the next run records them) " \
+        "(2 in all)" in text, text
     assert "2 running" in summary(h, running_driver=True, directory="/nonexistent")

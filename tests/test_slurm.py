@@ -320,3 +320,16 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
              lambda: all(squeue_state(j) in ("", "COMPLETING") for j in jobs), timeout=30)
     h = history(directory)
     assert h.notes[-1]["e"] == "cancel" and sorted(h.notes[-1]["jobs"]) == sorted(jobs)
+    # status says what the next run does with them: records them cancelled (it said they ran
+    # again on resume), and the next run does so, running the grid's third point only
+    status = subprocess.run([sys.executable, "-m", "autotune", "status", directory], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout
+    assert "trials: 2 ended-alone (ended without a driver: the next run records them)" \
+        in status, status
+    run_driver(study, directory, timeout=120)
+    h = history(directory)
+    assert {t: r.status for t, r in h.trials.items()} == {0: "cancelled", 1: "cancelled",
+                                                          2: "ok"}
+    assert {t: r.failure for t, r in h.trials.items() if t < 2} == {0: "cancelled",
+                                                                   1: "cancelled"}
+    assert len(submits(directory)) == 3  # the cancelled two were not submitted again

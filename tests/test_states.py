@@ -6,6 +6,7 @@ import os
 import autotune as at
 from autotune import events as ev
 from autotune.cli import main
+from autotune.history import History
 from autotune.journal import Journal
 
 SPACE = {"x": {"values": [1, 2, 3]}}
@@ -83,12 +84,14 @@ def test_a_job_submitted_after_a_cancel_is_not_taken_for_cancelled(tmp_path):
     assert at.load(str(d)).counts() == {"cancelled": 1, "running-alone": 1}
 
 
-def test_a_job_a_cancel_record_names_is_interrupted(tmp_path):
+def test_a_job_a_cancel_record_names_ended_alone(tmp_path):
+    """The next run finds the cancelled job ended (CANCELLED) and records the trial
+    cancelled, without running it again: it is not interrupted (which runs again)."""
     d = tmp_path / "slurm"
     d.mkdir()
     slurm_history(d, ev.submit(0.1, 0, 0, "4242"), ev.submit(0.1, 1, 0, "4243"),
                   ev.cancel(1.0, ["4242"]))
-    assert at.load(str(d)).counts() == {"running-alone": 1, "interrupted": 1}
+    assert at.load(str(d)).counts() == {"running-alone": 1, "ended-alone": 1}
 
 
 def pretrain_line(d) -> str:
@@ -118,3 +121,16 @@ def test_a_local_pretrain_whose_worker_is_gone_is_interrupted(tmp_path):
     d.mkdir()
     slurm_history(d, ev.stage_submit(0.1, "pretrain", "k", 0, "pid-999999999"))
     assert pretrain_line(d).startswith("pretrain: interrupted (nothing runs it")
+
+
+def test_a_resume_under_another_kind_is_not_refused_for_cancelled_jobs(tmp_path):
+    """ended-alone, a cancelled job is no job another kind must leave alone: such a resume
+    runs the trial again (it cannot see the job), the one still running is refused."""
+    from autotune.states import left_to_another_kind
+
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.submit(0.1, 0, 0, "4242"), ev.submit(0.1, 1, 0, "4243"),
+                  ev.cancel(1.0, ["4242"]))
+    history = History.load(Journal(str(d / "history.jsonl")))
+    assert left_to_another_kind(history, str(d), "local") == [1]
