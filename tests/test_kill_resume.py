@@ -46,6 +46,52 @@ def kill_when(proc, d, done_at_least):
     return {t for t, r in history(d).trials.items() if r.status == "ok"}
 
 
+# ---- a driver in this process, killed between two of its steps ------------------------------
+def one_trial(log, sleep, **over):
+    """A study of one local trial that logs a line per run of its objective and sleeps."""
+    keys = {"space": {"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
+            "search": {"max_trials": 1}, "executor": {"kind": "local", "max_concurrent": 1}}
+    return parse_study(study_dict(**{**keys, **over}))
+
+
+def holding(study, d):
+    """A driver that holds the study and has started, as run() has before its loop."""
+    driver = Driver(study, d, progress=False)
+    driver.dir.check_run()
+    driver.dir.acquire()
+    driver._start()
+    return driver
+
+
+def wait_for(ready):
+    deadline = time.time() + 60
+    while not ready():
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+def wait_ended(driver, d):
+    """Its only worker's outcome written and its process gone (the outcome comes first)."""
+    wait_for(lambda: os.path.exists(os.path.join(d, "trials", "0", "outcome.json")))
+    driver.executor._running[0].proc.wait(timeout=60)
+
+
+def killed(driver):
+    """What a SIGKILL leaves of a driver: its journal's lines, the lock let go."""
+    driver.journal.close()
+    driver.dir.release()
+
+
+def resumed_once(study, d, log):
+    """The next run finishes the trial, its objective having run once in all."""
+    summary = Driver(study, d, progress=False).run()
+    assert summary.counts == {"ok": 1}, history(d).trials[0].error
+    assert len(open(log).readlines()) == 1      # the objective ran once, not twice
+    rec = history(d).trials[0]
+    assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
+    return rec
+
+
 @pytest.mark.parametrize("kill_points", [[0], [3], [2, 6]], ids=["at-start", "after-3", "twice"])
 def test_sigkill_then_resume_loses_nothing_and_repeats_nothing(tmp_path, kill_points):
     log = str(tmp_path / "runs.log")
@@ -132,37 +178,20 @@ def test_a_worker_started_but_not_recorded_as_started_is_watched_again_not_run_t
                                                                                       state):
     # the driver records a batch's starts once all its workers are started: killed in
     # between, the history holds the trial as asked only, while its worker runs (or ended)
-    log = str(tmp_path / "runs.log")
-    sleep = 1.5 if state == "running" else 0.3
-    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
-                                   search={"max_trials": 1},
-                                   executor={"kind": "local", "max_concurrent": 1}))
-    d = str(tmp_path / "d")
-    first = Driver(study, d, progress=False)
-    first.dir.check_run()
-    first.dir.acquire()
-    first._start()
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
+    study = one_trial(log, 1.5 if state == "running" else 0.3)
+    first = holding(study, d)
     [rec] = first.ask_trials(1)
     first.executor.submit(first._job(rec))          # started; the start never recorded
-    # resumed while the objective runs, or after the worker ended
-    wait_for = log if state == "running" else os.path.join(d, "trials", "0", "outcome.json")
-    deadline = time.time() + 60
-    while not os.path.exists(wait_for):
-        assert time.time() < deadline
-        time.sleep(0.05)
-    if state == "ended":       # its outcome is written just before its process exits
-        first.executor._running[0].proc.wait(timeout=60)
-    first.journal.close()                           # what a SIGKILL leaves: the lock freed
-    first.dir.release()
+    if state == "running":
+        wait_for(lambda: os.path.exists(log))
+    else:
+        wait_ended(first, d)
+    killed(first)
     assert history(d).trials[0].status == "pending"
     # status, the CSV and the DataFrame say what the next run does with it
     assert trial_states(history(d), False, d) == {0: f"{state}-alone"}
-
-    summary = Driver(study, d, progress=False).run()
-    assert summary.counts == {"ok": 1}
-    assert len(open(log).readlines()) == 1      # the objective ran once, not twice
-    rec = history(d).trials[0]
-    assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
+    resumed_once(study, d, log)
 
 
 @pytest.mark.parametrize("recorded", [True, False], ids=["start-recorded", "start-unrecorded"])
@@ -174,35 +203,20 @@ def test_a_worker_whose_trial_folder_was_removed_is_watched_again_not_run_twice(
     watched again, its folder made again for its outcome."""
     import shutil
 
-    log = str(tmp_path / "runs.log")
-    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": 1.5, "log": log},
-                                   search={"max_trials": 1},
-                                   executor={"kind": "local", "max_concurrent": 1}))
-    d = str(tmp_path / "d")
-    first = Driver(study, d, progress=False)
-    first.dir.check_run()
-    first.dir.acquire()
-    first._start()
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
+    study = one_trial(log, 1.5)
+    first = holding(study, d)
     [rec] = first.ask_trials(1)
     if recorded:
         first._submit([rec])
     else:
         first.executor.submit(first._job(rec))
-    deadline = time.time() + 60
-    while not os.path.exists(log):                  # the objective runs
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: os.path.exists(log))           # the objective runs
     shutil.rmtree(os.path.join(d, "trials", "0"))
-    first.journal.close()                           # what a SIGKILL leaves: the lock freed
-    first.dir.release()
+    killed(first)
     # status says what the resume does with it (found by its mark; it said interrupted)
     assert trial_states(history(d), False, d) == {0: "running-alone"}
-
-    summary = Driver(study, d, progress=False).run()
-    assert summary.counts == {"ok": 1}
-    assert len(open(log).readlines()) == 1      # the objective ran once, not twice
-    rec = history(d).trials[0]
-    assert (rec.status, rec.attempt, rec.value, rec.starts) == ("ok", 0, 0.5, 1)
+    assert resumed_once(study, d, log).starts == 1
 
 
 @pytest.mark.parametrize("state", ["running", "ended"])
@@ -210,16 +224,10 @@ def test_a_worker_whose_trial_folder_was_removed_is_watched_again_not_run_twice(
 def test_a_worker_whose_pid_was_never_written_is_found_not_run_twice(tmp_path, state, pid_file):
     # a driver killed inside the worker's start (after the process began, before its pid
     # reached worker.pid) leaves no pid file, or an earlier start's: the worker is still found
-    log = str(tmp_path / "runs.log")
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
     sleep = 1.5 if state == "running" else 0.3
-    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
-                                   search={"max_trials": 1},
-                                   executor={"kind": "local", "max_concurrent": 1}))
-    d = str(tmp_path / "d")
-    first = Driver(study, d, progress=False)
-    first.dir.check_run()
-    first.dir.acquire()
-    first._start()
+    study = one_trial(log, sleep)
+    first = holding(study, d)
     [rec] = first.ask_trials(1)
     first.executor.submit(first._job(rec))
     pid_path = os.path.join(d, "trials", "0", "worker.pid")
@@ -228,22 +236,13 @@ def test_a_worker_whose_pid_was_never_written_is_found_not_run_twice(tmp_path, s
     else:  # the pid of a process that is no worker of this trial (an earlier one, long gone)
         with open(pid_path, "w") as fh:
             fh.write(str(os.getpid()))
-    wait_for = log if state == "running" else os.path.join(d, "trials", "0", "outcome.json")
-    deadline = time.time() + 60
-    while not os.path.exists(wait_for):
-        assert time.time() < deadline
-        time.sleep(0.05)
-    if state == "ended":
-        first.executor._running[0].proc.wait(timeout=60)
-    first.journal.close()
-    first.dir.release()
+    if state == "running":
+        wait_for(lambda: os.path.exists(log))
+    else:
+        wait_ended(first, d)
+    killed(first)
     assert trial_states(history(d), False, d) == {0: f"{state}-alone"}
-
-    summary = Driver(study, d, progress=False).run()
-    assert summary.counts == {"ok": 1}
-    assert len(open(log).readlines()) == 1      # the objective ran once, not twice
-    rec = history(d).trials[0]
-    assert (rec.status, rec.attempt, rec.value) == ("ok", 0, 0.5)
+    rec = resumed_once(study, d, log)
     assert rec.cost_s >= sleep - 0.05           # its own run time, not the moment it was found
 
 
@@ -254,37 +253,25 @@ def test_a_resume_under_another_executor_kind_is_refused_while_local_trials_are_
     # trial a second time, both runs writing into the same trial folder
     from autotune.errors import StudyError
 
-    log = str(tmp_path / "runs.log")
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
     sleep = 3.0 if state == "running" else 0.3
-    data = study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
-                      search={"max_trials": 1}, executor={"kind": "local", "max_concurrent": 1})
-    d = str(tmp_path / "d")
-    first = Driver(parse_study(data), d, progress=False)
-    first.dir.check_run()
-    first.dir.acquire()
-    first._start()
+    study = one_trial(log, sleep)
+    first = holding(study, d)
     [rec] = first.ask_trials(1)
     first._submit([rec])                            # started and recorded; then killed
-    wait_for = log if state == "running" else os.path.join(d, "trials", "0", "outcome.json")
-    deadline = time.time() + 60
-    while not os.path.exists(wait_for):
-        assert time.time() < deadline
-        time.sleep(0.05)
-    if state == "ended":
-        first.executor._running[0].proc.wait(timeout=60)
-    first.journal.close()
-    first.dir.release()
+    if state == "running":
+        wait_for(lambda: os.path.exists(log))
+    else:
+        wait_ended(first, d)
+    killed(first)
     before = open(os.path.join(d, "history.jsonl"), "rb").read()
 
-    inline = parse_study({**data, "executor": {"kind": "inline"}})
+    inline = one_trial(log, sleep, executor={"kind": "inline"})
     with pytest.raises(StudyError, match=r"executor.kind: .* has trial\(s\) 0 that a killed "
                                          r"driver left running .* as local jobs"):
         Driver(inline, d, progress=False).run()
     assert open(os.path.join(d, "history.jsonl"), "rb").read() == before   # nothing written
-
-    summary = Driver(parse_study(data), d, progress=False).run()         # its own kind: fine
-    assert summary.counts == {"ok": 1}
-    assert len(open(log).readlines()) == 1
+    resumed_once(study, d, log)                     # its own kind: fine
 
 
 def test_cancel_stops_a_worker_whose_start_was_never_recorded(tmp_path):
@@ -292,24 +279,13 @@ def test_cancel_stops_a_worker_whose_start_was_never_recorded(tmp_path):
     # history names no job for the trial, and cancel left its worker running
     from autotune.cancel import cancel_study
 
-    log = str(tmp_path / "runs.log")
-    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": 300.0, "log": log},
-                                   search={"max_trials": 1},
-                                   executor={"kind": "local", "max_concurrent": 1}))
-    d = str(tmp_path / "d")
-    first = Driver(study, d, progress=False)
-    first.dir.check_run()
-    first.dir.acquire()
-    first._start()
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
+    first = holding(one_trial(log, 300.0), d)
     [rec] = first.ask_trials(1)
     first.executor.submit(first._job(rec))          # started; the start never recorded
     worker = first.executor._running[0].proc
-    deadline = time.time() + 60
-    while not os.path.exists(log):
-        assert time.time() < deadline
-        time.sleep(0.05)
-    first.journal.close()
-    first.dir.release()
+    wait_for(lambda: os.path.exists(log))
+    killed(first)
     try:
         assert "stopped 1 local trial(s) left running by a dead driver" in cancel_study(d)
         worker.wait(timeout=10)
@@ -326,46 +302,27 @@ def test_a_trial_started_again_on_resume_counts_from_that_start(tmp_path, state)
     meanwhile, or still running). Its start was the first, interrupted one: cost and end
     counted the gap between the two drivers, and its timeout counted from the old start, so
     that a trial still running was timed out early."""
-    log = str(tmp_path / "runs.log")
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
     sleep, gap = 1.5, 3.0
-    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": sleep, "log": log},
-                                   objective={"timeout_s": 4.0}, search={"max_trials": 1},
-                                   executor={"kind": "local", "max_concurrent": 1}))
-    d = str(tmp_path / "d")
-    first = Driver(study, d, progress=False)
-    first.dir.check_run()
-    first.dir.acquire()
-    first._start()
+    study = one_trial(log, sleep, objective={"timeout_s": 4.0})
+    first = holding(study, d)
     [rec] = first.ask_trials(1)
     first._submit([rec])                            # recorded as started
-    deadline = time.time() + 60
-    while not (os.path.exists(log) and open(log).read().endswith("\n")):  # the objective runs
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: os.path.exists(log) and open(log).read().endswith("\n"))  # it runs
     first.executor.shutdown()                       # Ctrl-C: its trials ended, none recorded
-    first.journal.close()
-    first.dir.release()
+    killed(first)
     first_start = history(d).trials[0].start_s
     time.sleep(gap)                                 # the wait before the resume
 
-    second = Driver(study, d, progress=False)
-    second.dir.check_run()
-    second.dir.acquire()
-    second._start()
+    second = holding(study, d)
     second._restart_in_flight()                     # runs it again: a new start, same attempt
     rec = history(d).trials[0]
     assert (rec.attempt, rec.starts) == (0, 2)
     assert rec.start_s >= first_start + gap         # the new start, not the first
     second_start = rec.start_s
     if state == "ended":                            # killed; its worker ends meanwhile
-        outcome = os.path.join(d, "trials", "0", "outcome.json")
-        deadline = time.time() + 60
-        while not os.path.exists(outcome):
-            assert time.time() < deadline
-            time.sleep(0.05)
-        second.executor._running[0].proc.wait(timeout=60)
-    second.journal.close()                          # what a SIGKILL leaves: the lock freed
-    second.dir.release()
+        wait_ended(second, d)
+    killed(second)
 
     summary = Driver(study, d, progress=False).run()
     assert summary.counts == {"ok": 1}, history(d).trials[0].error
@@ -386,25 +343,15 @@ def test_cancel_leaves_trajectory_csv_saying_what_status_says(tmp_path):
     from autotune.cancel import cancel_study
     from autotune.trajectory import write_trajectory
 
-    log = str(tmp_path / "runs.log")
-    study = parse_study(study_dict(space={"x": {"values": [0.5]}, "sleep_s": 300.0, "log": log},
-                                   search={"max_trials": 1},
-                                   executor={"kind": "local", "max_concurrent": 1}))
-    d = str(tmp_path / "d")
-    first = Driver(study, d, progress=False)
-    first.dir.check_run()
-    first.dir.acquire()
-    first._start()
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
+    study = one_trial(log, 300.0)
+    first = holding(study, d)
     [rec] = first.ask_trials(1)
     first._submit([rec])
     worker = first.executor._running[0].proc
     write_trajectory(first.history, study, first.dir.trajectory)   # as the live driver did
-    deadline = time.time() + 60
-    while not os.path.exists(log):
-        assert time.time() < deadline
-        time.sleep(0.05)
-    first.journal.close()                           # what a SIGKILL leaves: the lock freed
-    first.dir.release()
+    wait_for(lambda: os.path.exists(log))
+    killed(first)
     csv_path = os.path.join(d, "trajectory.csv")
     assert [r["status"] for r in csv.DictReader(open(csv_path))] == ["running"]
     try:
