@@ -13,8 +13,9 @@ ask/tell loop and never told), and it runs again on resume.
 """
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from typing import Any, Callable
 
 from .history import History
 
@@ -32,8 +33,10 @@ def trial_states(history: History, running_driver: bool | None,
     states = {t: rec.status for t, rec in history.trials.items()}
     if running_driver or running_driver is None:
         return states
+    from .executors.procgroup import marked_workers
+
     cancelled = cancelled_jobs(history)
-    marks: list = []  # marked_workers(), one /proc pass for all trials, taken when needed
+    marked = functools.cache(marked_workers)  # one /proc pass for all trials, when needed
     for t, rec in history.trials.items():
         if rec.done:
             continue
@@ -41,7 +44,7 @@ def trial_states(history: History, running_driver: bool | None,
             states[t] = "running-alone"
         elif rec.status == "running" and ended_alone(rec, directory, cancelled):
             states[t] = "ended-alone"
-        elif rec.status == "pending" and (found := unrecorded_worker(rec, directory, marks)):
+        elif rec.status == "pending" and (found := unrecorded_worker(rec, directory, marked)):
             states[t] = found
         else:
             states[t] = "interrupted"
@@ -63,27 +66,23 @@ def ended_alone(rec: Any, directory: str | None, cancelled: set[str] | None = No
     return worker_ended(trial_dir, job_id, rec.attempt) and not worker_alive(trial_dir, job_id)
 
 
-def unrecorded_worker(rec: Any, directory: str | None, marks: list | None = None) -> str | None:
+def unrecorded_worker(rec: Any, directory: str | None,
+                      marked: Callable[[], dict[str, int]] | None = None) -> str | None:
     """A trial recorded as asked whose local worker a driver started and was killed before
     recording the start (it records a batch's starts at once): ``running-alone`` or
-    ``ended-alone`` as for a recorded one, since the next run finds it (``latest_worker``)
-    and watches or collects it; None when there is none. Where its folder was removed
-    (job.json with it), a live worker carrying its mark, as the next run finds it; ``marks``
-    holds the one pass over /proc that serves every trial."""
+    ``ended-alone`` as for a recorded one, since the next run finds it (``find_worker``, as
+    the executor's ``unrecorded`` does) and watches or collects it; None when there is none.
+    ``marked``: the one pass over /proc that serves every trial (none: not looked for)."""
     if not directory:
         return None
-    from .executors.local import latest_worker, read_json, worker_alive, worker_ended
-    from .executors.procgroup import marked_workers
+    from .executors.local import find_worker, read_json, worker_alive, worker_ended
 
     trial_dir = os.path.join(os.path.abspath(directory), "trials", str(rec.trial))
-    pid = latest_worker(trial_dir)
-    if pid is None and marks is not None and not os.path.exists(os.path.join(trial_dir,
-                                                                            "job.json")):
-        if not marks:
-            marks.append(marked_workers())
-        return "running-alone" if trial_dir in marks[0] else None
-    job = read_json(os.path.join(trial_dir, "job.json")) or {}
-    if pid is None or job.get("ctx", {}).get("attempt") != rec.next_attempt:
+    pid = find_worker(trial_dir, marked or dict)
+    job = read_json(os.path.join(trial_dir, "job.json"))
+    if pid is not None and job is None:
+        return "running-alone"   # found by its mark, its folder removed: a live worker
+    if pid is None or (job or {}).get("ctx", {}).get("attempt") != rec.next_attempt:
         return None      # none started, or an earlier attempt's worker
     job_id = f"pid-{pid}"
     if worker_alive(trial_dir, job_id):
@@ -95,11 +94,12 @@ def still_running(rec: Any, directory: str | None, cancelled: set[str]) -> bool:
     """A trial a dead driver left: its local worker process is alive, or it is a SLURM job
     that no ``cancel`` record names (``cancelled_jobs``)."""
     job_id = rec.job_id or ""
-    if job_id.startswith("pid-") and directory:
+    if job_kind(job_id) == "local":
         from .executors.local import worker_alive
 
-        return worker_alive(os.path.join(directory, "trials", str(rec.trial)), job_id)
-    return bool(job_id) and job_id.split("_")[0].isdigit() and job_id not in cancelled
+        return bool(directory) and worker_alive(os.path.join(directory, "trials",
+                                                             str(rec.trial)), job_id)
+    return job_kind(job_id) == "slurm" and job_id not in cancelled
 
 
 def cancelled_jobs(history: History) -> set[str]:

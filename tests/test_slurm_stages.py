@@ -82,11 +82,17 @@ def test_the_pretrain_is_one_slurm_job_before_the_fine_tunes(tmp_path):
     check_one_pretrain_then_trials(tmp_path, directory, 4)
 
 
+
+def driver_in_its_pretrain(study, directory, tmp_path):
+    """A driver started on the study, once its pretrain job runs (its objective logs)."""
+    proc = start_driver(study, directory)
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    return proc
+
 def test_a_driver_killed_during_the_pretrain_reattaches_to_its_job(tmp_path):
     study = staged_study(tmp_path, "stagekill", trials=2, sleep_s=8.0)
     directory = str(tmp_path / "d")
-    proc = start_driver(study, directory)
-    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    proc = driver_in_its_pretrain(study, directory, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc = start_driver(study, directory)
@@ -106,8 +112,7 @@ def test_ctrl_c_during_the_pretrain_leaves_its_job_as_the_trials_and_says_so(tmp
 
     study = staged_study(tmp_path, "stageint", trials=2, sleep_s=8.0)
     directory = str(tmp_path / "d")
-    proc = start_driver(study, directory)
-    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    proc = driver_in_its_pretrain(study, directory, tmp_path)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
@@ -210,8 +215,7 @@ def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path
 
     study = staged_study(tmp_path, "stagecancel", trials=2, sleep_s=6.0)
     directory = str(tmp_path / "d")
-    proc = start_driver(study, directory)
-    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    proc = driver_in_its_pretrain(study, directory, tmp_path)
     said = cancel_study(directory)
     assert "cancelled 1 slurm job(s)" in said, said
     proc.wait(timeout=30)
@@ -246,8 +250,7 @@ exec {real} "$@"
 def test_a_resume_while_sacct_fails_watches_the_recorded_pretrain_job(tmp_path):
     study = staged_study(tmp_path, "stagedb", trials=2, sleep_s=10.0)
     directory = str(tmp_path / "d")
-    proc = start_driver(study, directory)
-    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    proc = driver_in_its_pretrain(study, directory, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     env = failing_slurm_tools(tmp_path, failures=8)  # every try to list the study's jobs

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from ..worker import (DISK_FULL_STATUS, OUTCOME_UNWRITABLE_STATUS, UNWRITABLE_PREFIX,
                       write_json_atomic)
@@ -128,10 +129,7 @@ class LocalExecutor(Executor):
         """The worker of the trial's latest start (``latest_worker``): ``submit`` starts it
         before the driver records the start with the others of its batch. Where the trial's
         folder was removed (job.json with it), a live worker carrying its mark."""
-        tdir = job.ctx.trial_dir
-        pid = latest_worker(tdir)
-        if pid is None and not os.path.exists(os.path.join(tdir, "job.json")):
-            pid = self._marked_workers().get(tdir)
+        pid = find_worker(job.ctx.trial_dir, self._marked_workers)
         return None if pid is None else f"pid-{pid}"
 
     def _marked_workers(self) -> dict[str, int]:
@@ -361,6 +359,17 @@ def latest_worker(trial_dir: str) -> int | None:
         stamped = (read_json(os.path.join(trial_dir, "outcome.json")) or {}).get("pid")
         pid = stamped if isinstance(stamped, int) and not isinstance(stamped, bool) else None
     return pid if pid is not None else worker_pid(trial_dir)
+
+
+def find_worker(trial_dir: str, marked: Callable[[], dict[str, int]]) -> int | None:
+    """The trial's worker however it was left: ``latest_worker``, or where the trial's
+    folder was removed (job.json with it) a live worker carrying its mark, from ``marked``
+    (``marked_workers``: a pass over /proc, asked for only then, and cached by the caller
+    for all the trials it asks about)."""
+    pid = latest_worker(trial_dir)
+    if pid is None and not os.path.exists(os.path.join(trial_dir, "job.json")):
+        pid = marked().get(trial_dir)
+    return pid
 
 
 def kill_orphan(trial_dir: str) -> None:
