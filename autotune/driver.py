@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -134,9 +135,7 @@ class Driver:
             self.progress.say(self._end_said)
         # counted as `status` and trajectory.csv say them once this driver is gone: a trial
         # it leaves in flight is interrupted (or running-alone, ...), not "running"
-        counts: dict[str, int] = {}
-        for state in trial_states(self.history, False, self.dir.path).values():
-            counts[state] = counts.get(state, 0) + 1
+        counts = dict(Counter(trial_states(self.history, False, self.dir.path).values()))
         return RunSummary(len(self.history.trials), counts,
                           self.history.best(self.study.objective.mode),
                           self._stop or "finished", self.searcher.summary(), *self._failure)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .errors import StudyError
@@ -131,10 +132,8 @@ class StudyView:
         interrupted)."""
         from .states import trial_states
 
-        out: dict[str, int] = {}
-        for state in trial_states(self._history, self._driver_running(), self.path).values():
-            out[state] = out.get(state, 0) + 1
-        return out
+        return dict(Counter(trial_states(self._history, self._driver_running(),
+                                         self.path).values()))
 
     def summary(self) -> str:
         """The text ``autotune status`` prints."""
