@@ -96,6 +96,7 @@ class Study:
                         else callables.pickled(self._objective, self.settings.executor))
         self._driver: Driver | None = None
         self._held: list[TrialRecord] = []   # in-flight trials of an earlier ask/tell loop
+        self._stalled = False  # ask() found nothing to propose and no open trial to wait for
 
     @property
     def name(self) -> str:
@@ -147,10 +148,12 @@ class Study:
         """The next trial to run yourself, recorded in the history as started.
 
         Trials an earlier loop asked for and never told come back first (in id order). None
-        when the searcher has nothing to propose: the study is finished (``max_trials``, the
-        compute budget, or the search's own end), or it waits for results of trials you hold.
-        The study directory stays locked for this Study until ``close()`` (or the ``with``
-        block ends, or the process exits)."""
+        when there is nothing to run now, for one of two reasons, told apart by
+        ``finished``: True, the study has ended (``max_trials`` reached, ``max_compute_s``
+        spent, or the search's own end; ``end_reason`` says which) and no trial will come
+        again; False, the search waits for the results of the trials you hold
+        (``open_trials``): tell them, then ask again. The study directory stays locked for
+        this Study until ``close()`` (or the ``with`` block ends, or the process exits)."""
         driver = self._session()
         if not self._held:
             # a searcher that plans in whole batches (axis-radial, axis-s2018) is asked for
@@ -159,10 +162,53 @@ class Study:
             batch = getattr(driver.searcher, "waits_for_batch", False)
             self._held = driver.ask_external(self.settings.max_concurrent if batch else 1)
             if not self._held:
+                # nothing to propose and no result to wait for: nothing can change that, and
+                # a run() ends the study here too (a loop must not wait for it forever)
+                self._stalled = not self._open(driver)
                 return None
         rec = self._held.pop(0)
         return Trial(rec.trial, dict(rec.params), driver.context(rec), rec.fidelity, rec.parent,
                      dict(rec.info))
+
+    @property
+    @_speaks_python
+    def finished(self) -> bool:
+        """Whether ``ask()`` will never hand out a trial again (``end_reason`` says why).
+        Trials asked and not told yet (``open_trials``) may still be told."""
+        return bool(self.end_reason)
+
+    @property
+    @_speaks_python
+    def end_reason(self) -> str:
+        """Why the study hands out no more trials, in words ("max_trials (20) reached",
+        "max_compute_s (3600 s) spent (3601.2 s)", "the search ended: ..."); "" while
+        ``ask()`` may still give one. Read outside an ask/tell session, it takes the
+        directory's lock for the moment it reads (``StudyBusy`` while another holds it)."""
+        opened_here = self._driver is None
+        if opened_here and not StudyDir(self.dir).exists():
+            return ""  # nothing asked yet; reading must not make the directory
+        driver = self._session()
+        try:
+            if self._held:  # untold trials of an earlier loop: ask() hands them out
+                return ""
+            reason = driver.asking_ended()
+            if not reason and self._stalled and not self._open(driver):
+                reason = "the search has nothing more to propose"
+            return reason
+        finally:
+            if opened_here:
+                self.close()
+
+    @property
+    def open_trials(self) -> list[int]:
+        """The numbers of the trials ``ask()`` handed out that are not told yet (empty
+        outside an ask/tell session)."""
+        return [] if self._driver is None else self._open(self._driver)
+
+    def _open(self, driver: Driver) -> list[int]:
+        held = {r.trial for r in self._held}
+        return sorted(r.trial for r in driver.history.in_flight()
+                      if r.job_id == EXTERNAL and r.trial not in held)
 
     @_speaks_python
     def tell(self, trial: Trial | int, result: Any = None, *, error: Any = None) -> TrialRecord:
@@ -204,6 +250,7 @@ class Study:
         """End an ask/tell session: write trajectory.csv and give the directory back."""
         driver, self._driver = self._driver, None
         self._held = []
+        self._stalled = False
         if driver is not None:
             driver.close()
 

@@ -256,6 +256,19 @@ class Driver:
         """Up to ``n`` new trials, recorded as asked and as started outside the driver."""
         return self.ask_trials(n, started_by=EXTERNAL)
 
+    def asking_ended(self) -> str:
+        """Why ``ask_trials`` will never hand out a trial again, in words; "" while it may (a
+        searcher that proposes nothing now may propose more once results come in)."""
+        limit, budget = self.study.max_trials, self.study.max_compute_s
+        if limit is not None and len(self.history.trials) >= limit:
+            return f"max_trials ({limit}) reached"
+        if self._over_budget():
+            return (f"max_compute_s ({budget:g} s) spent ({self.history.spent_s:.1f} s)")
+        if self.searcher.finished:
+            reason = self.searcher.end_reason
+            return f"the search ended: {reason}" if reason else "the search ended"
+        return ""
+
     def tell_external(self, trial: int, result: dict | None, error: str | None = None
                       ) -> TrialRecord:
         """Record the end of a trial the caller ran, then tell the searcher, as for any trial."""

@@ -758,6 +758,55 @@ def test_a_batch_searcher_hands_out_whole_batches_to_a_loop_of_ones_own(tmp_path
     assert len({t.trial for t in at.load(str(tmp_path / "r")).trials}) == 12
 
 
+def _own_loop(tmp_path, **over) -> "at.Study":
+    raw = study_dict(**over)
+    raw["objective"] = {"metric": "loss"}
+    return at.Study(raw, dir=str(tmp_path / "s"))
+
+
+def test_ask_none_says_whether_the_study_ended_or_waits_for_the_trials_held(tmp_path):
+    """ask() gives None both when the study has ended and when the search waits for results:
+    ``finished``, ``end_reason`` and ``open_trials`` tell a loop which, and why."""
+    space = {"x": {"values": list(range(10))}, "y": {"values": list(range(10))}}
+    waits = at.Study(name="rounds", dir=str(tmp_path / "r"), objective={"metric": "loss"},
+                     space=space, search={"algorithm": "axis-radial", "max_trials": 30},
+                     executor={"kind": "local", "max_concurrent": 3})
+    assert not waits.finished and not os.path.exists(tmp_path / "r")  # reading made nothing
+    with waits:
+        batch = [waits.ask() for _ in range(3)]
+        assert waits.ask() is None and not waits.finished and waits.end_reason == ""
+        assert waits.open_trials == [t.number for t in batch] == [0, 1, 2]
+        waits.tell(batch[0], 1.0)
+        assert waits.open_trials == [1, 2]
+
+    with _own_loop(tmp_path / "t", search={"max_trials": 2}) as study:
+        a, b = study.ask(), study.ask()
+        assert study.ask() is None and study.finished and study.open_trials == [0, 1]
+        assert study.end_reason == "max_trials (2) reached"
+        study.tell(a, 1.0), study.tell(b, 2.0)
+    assert study.finished  # read again after close(), the directory given back after
+    at.Study(study_dict(search={"max_trials": 2}), dir=str(tmp_path / "t" / "s")).run(
+        progress=False)
+
+    with _own_loop(tmp_path / "c", search={"max_trials": 10, "max_compute_s": 50}) as study:
+        study.tell(study.ask(), {"loss": 1.0, "cost_s": 60})  # a reported cost counts
+        assert study.ask() is None and study.finished and study.open_trials == []
+        assert study.end_reason == "max_compute_s (50 s) spent (60.0 s)"
+
+    grid = {"x": {"values": [0.0, 1.0]}, "y": {"values": [0.0]}}
+    with _own_loop(tmp_path / "g", space=grid, search={"algorithm": "grid",
+                                                        "max_trials": None}) as study:
+        study.ask(), study.ask()
+        assert study.ask() is None and study.finished
+        assert study.end_reason.startswith("the search ended: the grid's 2 points")
+
+    with _own_loop(tmp_path / "n") as study:  # a searcher with nothing to propose, ever
+        study.tell(study.ask(), 1.0)
+        study._session().searcher.ask = lambda n: []
+        assert study.ask() is None and study.finished
+        assert study.end_reason == "the search has nothing more to propose"
+
+
 def test_failure_messages_never_end_in_a_bare_colon_or_come_out_empty(tmp_path):
     raw = study_dict(search={"max_trials": 3})
     raw["objective"] = {"metric": "loss"}

@@ -24,6 +24,7 @@ def test_the_readme_from_python_snippet_runs(tmp_path):
                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "best: {'lr':" in out.stdout and "study from-python: random" in out.stdout
+    assert "True max_trials (5) reached" in out.stdout
     ran = history(str(tmp_path / "runs" / "from-python"))
     assert [r.status for r in ran.trials.values()] == ["ok"] * 12
     assert all(r.job_id.startswith("pid-") for r in ran.trials.values())  # local processes
