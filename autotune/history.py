@@ -43,6 +43,12 @@ class TrialRecord:
     starts: int = 0                  # times it was started: retries and re-runs after interrupts
 
     @property
+    def number(self) -> int:
+        """The trial's number, ``trial`` by its Optuna name: what ``Study.ask()``'s
+        ``Trial.number`` calls it, so that code written for either finds it."""
+        return self.trial
+
+    @property
     def done(self) -> bool:
         return self.status in FINAL
 

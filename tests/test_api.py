@@ -446,6 +446,12 @@ def test_a_function_calling_sys_exit_fails_its_trial_under_every_executor(tmp_pa
 
 
 # ---- ask / tell --------------------------------------------------------------------------------
+def _own_loop(tmp_path, **over) -> at.Study:
+    raw = study_dict(**over)
+    raw["objective"] = {"metric": "loss"}
+    return at.Study(raw, dir=str(tmp_path / "s"))
+
+
 def test_ask_and_tell_are_journaled_like_any_trial(tmp_path):
     d = str(tmp_path / "s")
     raw = study_dict(search={"max_trials": 5})
@@ -468,6 +474,22 @@ def test_ask_and_tell_are_journaled_like_any_trial(tmp_path):
     out = cli("status", d)
     assert "4 ok, 1 failed" in out.stdout, out.stdout
     assert os.path.exists(os.path.join(d, "trajectory.csv"))
+
+
+def test_a_trials_number_is_the_same_in_every_view(tmp_path):
+    """Trial.number (Optuna's name), the records' .trial (and .number), ctx.trial, the
+    DataFrame's and trajectory.csv's trial column, trials/<number>/ and status's "trial N"."""
+    d = str(tmp_path / "s")
+    with _own_loop(tmp_path, search={"max_trials": 3}) as study:
+        for value in (3.0, 1.0, 2.0):
+            trial = study.ask()
+            rec = study.tell(trial, value)
+            assert trial.number == trial.ctx.trial == rec.trial == rec.number
+            assert os.path.basename(trial.ctx.trial_dir) == str(trial.number)
+    df = study.trials_dataframe()
+    assert list(df["trial"]) == [t.number for t in at.load(d).trials] == [0, 1, 2]
+    assert list(pd.read_csv(os.path.join(d, "trajectory.csv"))["trial"]) == [0, 1, 2]
+    assert at.load(d).best.number == 1 and "best loss: 1 at trial 1" in cli("status", d).stdout
 
 
 def test_trajectory_csv_shows_told_trials_while_the_loop_goes_on(tmp_path, monkeypatch):
@@ -756,12 +778,6 @@ def test_a_batch_searcher_hands_out_whole_batches_to_a_loop_of_ones_own(tmp_path
                 own.tell(t, (t.params["x"] - 3) ** 2 + (t.params["y"] - 6) ** 2)
     assert sizes == [4, 4, 4]
     assert len({t.trial for t in at.load(str(tmp_path / "r")).trials}) == 12
-
-
-def _own_loop(tmp_path, **over) -> "at.Study":
-    raw = study_dict(**over)
-    raw["objective"] = {"metric": "loss"}
-    return at.Study(raw, dir=str(tmp_path / "s"))
 
 
 def test_ask_none_says_whether_the_study_ended_or_waits_for_the_trials_held(tmp_path):
