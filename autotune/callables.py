@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .contract import real_number
 from .errors import StudyError
@@ -37,7 +37,14 @@ class Objective:
     def __call__(self, params: dict, ctx: Any) -> dict:
         out = self.func(params, ctx)
         number = real_number(out)  # a float, or a numpy/torch scalar; NaN is judged later
-        return out if number is None else {self.metric: float(number)}
+        if number is not None:
+            return {self.metric: float(number)}
+        if isinstance(out, Mapping):
+            return dict(out)
+        # said here, where a bare number is allowed: the runner's own message (a command's,
+        # an entry's) asks for a dict only, and would send a function's author the wrong way
+        raise TypeError(f"objective returned {type(out).__name__}, expected a dict of metrics "
+                        f"or a number (the value of {self.metric!r})")
 
 
 def describe(func: Callable) -> str:

@@ -289,6 +289,23 @@ def test_a_function_may_return_just_the_number(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["inline", "local"])
+def test_a_function_returning_no_number_nor_dict_is_told_it_may_return_either(tmp_path, kind):
+    """A function may return the metric's value alone: its failure must not say that only a
+    dict of metrics will do. A Mapping that is no dict is taken as one."""
+    from types import MappingProxyType
+
+    raw = study_dict(search={"max_trials": 2}, executor={"kind": kind}, max_failures=0)
+    raw["objective"] = {"entry": lambda params, ctx: None, "metric": "loss"}
+    with pytest.raises(at.StudyStopped):
+        at.Study(raw, dir=str(tmp_path / "none")).run(progress=False)
+    assert {t.error for t in at.load(str(tmp_path / "none")).trials} == {
+        "TypeError: objective returned NoneType, expected a dict of metrics or a number "
+        "(the value of 'loss')"}
+    raw["objective"] = {"entry": lambda p, c: MappingProxyType({"loss": 1.0}), "metric": "loss"}
+    assert at.Study(raw, dir=str(tmp_path / "proxy")).run(progress=False).best.value == 1.0
+
+
+@pytest.mark.parametrize("kind", ["inline", "local"])
 def test_a_function_may_return_numpy_scalars(tmp_path, kind):
     np = pytest.importorskip("numpy")
 
