@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
 from . import callables
+from . import events as ev
 from .config import describe
 from .contract import plain_metrics, real_number
 from .driver import EXTERNAL, Driver, RunSummary, check_compatible
@@ -134,13 +135,26 @@ class Study:
             raise stopped
         return view
 
+    @_speaks_python
     def load(self) -> StudyView:
         """The study directory, read-only (trials, DataFrame, best, setting, summary)."""
+        if not StudyDir(self.dir).exists():  # not "no such directory": the user named none
+            raise StudyError(f"study {self.name}: nothing recorded yet in {self.dir} (run() "
+                             "or ask() starts it)")
         return load(self.dir)
 
+    @_speaks_python
     def trials_dataframe(self):
-        """Shorthand for ``load().trials_dataframe()``."""
-        return self.load().trials_dataframe()
+        """Shorthand for ``load().trials_dataframe()``. A study not started yet has no trials,
+        which is no mistake: its frame is empty, with the columns and types it will have (as
+        Optuna's is), so that code filtering it runs before the first trial too."""
+        if StudyDir(self.dir).exists():
+            return self.load().trials_dataframe()
+        from .frame import trials_frame
+
+        history = History()
+        history.apply(ev.study(self.name, 0.0, self.settings.identity(), self.settings.raw))
+        return trials_frame(history, {})
 
     # ---- a loop of one's own --------------------------------------------------------------
     @_speaks_python

@@ -216,6 +216,21 @@ def test_load_reads_only_and_never_imports_the_objective(tmp_path):
     assert {p: os.stat(os.path.join(d, p)).st_mtime_ns for p in os.listdir(d)} == listing
 
 
+def test_a_study_not_started_yet_has_an_empty_frame_with_its_columns(tmp_path):
+    """Optuna's trials_dataframe() of a new study is empty, not an error; a loop that looks
+    at the frame before its first trial must not need a try. load() says why it cannot."""
+    d = tmp_path / "s"
+    with _own_loop(tmp_path, search={"max_trials": 2}) as study:
+        empty = study.trials_dataframe()
+        assert len(empty) == 0 and not d.exists()
+        with pytest.raises(StudyError, match=r"^study t: nothing recorded yet in .*/s \(run\(\) "
+                                             r"or ask\(\) starts it\)$"):
+            study.load()
+        study.tell(study.ask(), 1.0)
+        full = study.trials_dataframe()
+    assert list(empty.columns) == list(full.columns) and dict(empty.dtypes) == dict(full.dtypes)
+
+
 def test_load_of_a_missing_study_is_a_study_error(tmp_path):
     with pytest.raises(StudyError, match="no such study directory"):
         at.load(tmp_path / "nothing")
