@@ -161,7 +161,8 @@ class Study:
     def ask(self) -> Trial | None:
         """The next trial to run yourself, recorded in the history as started.
 
-        Trials an earlier loop asked for and never told come back first (in id order). None
+        Trials an earlier loop asked for and never told come back first (in id order), and
+        so do those a stopped ``run()`` left ``interrupted`` (they run again, as on resume). None
         when there is nothing to run now, for one of two reasons, told apart by
         ``finished``: True, the study has ended (``max_trials`` reached, ``max_compute_s``
         spent, or the search's own end; ``end_reason`` says which) and no trial will come
@@ -181,6 +182,8 @@ class Study:
                 self._stalled = not self._open(driver)
                 return None
         rec = self._held.pop(0)
+        if rec.job_id != EXTERNAL:  # left by a stopped run(): this loop runs it again
+            rec = driver.start_external(rec)
         return Trial(rec.trial, dict(rec.params), driver.context(rec), rec.fidelity, rec.parent,
                      dict(rec.info))
 
@@ -280,8 +283,8 @@ class Study:
             driver = Driver(self.settings, self.dir, progress=False, prepare=self._installer())
             driver.open()
             self._driver = driver
-            self._held = sorted((r for r in driver.history.in_flight() if r.job_id == EXTERNAL),
-                                key=lambda r: r.trial)
+            told_never = [r for r in driver.history.in_flight() if r.job_id == EXTERNAL]
+            self._held = sorted(told_never + driver.left_to_rerun(), key=lambda r: r.trial)
         return self._driver
 
     # ---- before anything is written -------------------------------------------------------
@@ -339,11 +342,17 @@ def _stopped(summary: RunSummary, settings: StudySettings, view: StudyView
 
 
 def _check_open(driver: Driver, number: int) -> None:
-    """Refuse a trial that this study never asked for, or that has ended already."""
+    """Refuse a trial that this study never asked for, that has ended already, or that a
+    ``run()`` started and ``ask()`` has not handed out: its result would be the caller's
+    guess (and its process or job may still be running, for the next run to collect)."""
     rec = driver.history.trials.get(number)
     if rec is None or rec.done:
         raise StudyError(f"tell: trial {number} is "
                          f"{'unknown' if rec is None else 'already finished'} in this study")
+    if rec.job_id != EXTERNAL:
+        raise StudyError(f"tell: trial {number} was started by run(), not handed out by ask(); "
+                         "ask() hands it out once nothing runs it (the next run() runs or "
+                         "collects it otherwise)")
 
 
 def _told(result: Any, error: Any, metric: str, number: int

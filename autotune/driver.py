@@ -256,6 +256,21 @@ class Driver:
         """Up to ``n`` new trials, recorded as asked and as started outside the driver."""
         return self.ask_trials(n, started_by=EXTERNAL)
 
+    def left_to_rerun(self) -> list[TrialRecord]:
+        """Trials a stopped ``run`` left that nothing runs any more (``interrupted``), in id
+        order: a resumed run runs them again, and so does a loop of the caller's own. One
+        whose process or job still runs, or ended leaving its outcome, is left to ``run``."""
+        states = trial_states(self.history, False, self.dir.path)
+        return sorted((r for r in self.history.in_flight()
+                       if r.job_id != EXTERNAL and states[r.trial] == "interrupted"),
+                      key=lambda r: r.trial)
+
+    def start_external(self, rec: TrialRecord) -> TrialRecord:
+        """Record ``rec`` as started again, now, by the caller (the attempt a run would make)."""
+        now = round(self.executor.now(), 6)
+        self._record([ev.submit(now, rec.trial, rec.next_attempt, EXTERNAL)])
+        return self.history.trials[rec.trial]
+
     def asking_ended(self) -> str:
         """Why ``ask_trials`` will never hand out a trial again, in words; "" while it may (a
         searcher that proposes nothing now may propose more once results come in)."""

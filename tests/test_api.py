@@ -555,6 +555,35 @@ def test_an_interrupted_loop_gets_its_untold_trials_back_first(tmp_path):
     assert history(d).trials[b.number].value == 2.0
 
 
+def _stops_at_trial_1(params, ctx):
+    if ctx.trial == 1:
+        raise KeyboardInterrupt  # inline: Ctrl-C while trial 1 runs
+    return {"loss": 1.0}
+
+
+def test_a_loop_of_ones_own_runs_again_what_a_stopped_run_left_interrupted(tmp_path):
+    """A study run() was stopped in, continued from Python with ask/tell: the trial it left
+    interrupted was never handed out, and stayed interrupted however long the loop went."""
+    d = str(tmp_path / "s")
+    raw = study_dict(search={"max_trials": 3})
+    raw["objective"] = {"entry": _stops_at_trial_1, "metric": "loss"}
+    with pytest.raises(KeyboardInterrupt):
+        at.Study(raw, dir=d).run(progress=False)
+    assert at.load(d).counts() == {"ok": 1, "interrupted": 1}
+    with at.Study(raw, dir=d) as study:
+        with pytest.raises(StudyError, match=r"^tell: trial 1 was started by run\(\), not "
+                                             r"handed out by ask\(\); ask\(\) hands it out"):
+            study.tell(1, 0.5)
+        again = study.ask()
+        assert again.number == 1 and again.ctx.trial == 1 and study.open_trials == [1]
+        study.tell(again, 0.5)
+        study.tell(study.ask(), 0.25)
+        assert study.ask() is None and study.finished
+    df = at.load(d).trials_dataframe()
+    assert list(df["status"]) == ["ok"] * 3 and list(df["attempts"]) == [1, 2, 1]
+    assert list(df["job_id"]) == ["inline-0", "external", "external"]
+
+
 def test_tell_mistakes_are_study_errors(tmp_path):
     raw = study_dict(search={"max_trials": 3})
     raw["objective"] = {"metric": "loss"}
