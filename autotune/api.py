@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
@@ -38,6 +39,18 @@ def _speaks_python(method: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with python_api():
             return method(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
+def _one_thread_at_a_time(method: F) -> F:
+    """A Study's session (its driver, the trials held for ``ask()``) is one per Study: threads
+    sharing a Study (a pool of workers, each asking and telling) take turns, else each would
+    open its own session and all but the first be refused as another Study holding the
+    directory, or two asks hand out the same trial number."""
+    @functools.wraps(method)
+    def wrapper(self: "Study", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
     return wrapper  # type: ignore[return-value]
 
 
@@ -98,6 +111,7 @@ class Study:
         self._driver: Driver | None = None
         self._held: list[TrialRecord] = []   # in-flight trials of an earlier ask/tell loop
         self._stalled = False  # ask() found nothing to propose and no open trial to wait for
+        self._lock = threading.RLock()  # see _one_thread_at_a_time
 
     @property
     def name(self) -> str:
@@ -105,6 +119,7 @@ class Study:
 
     # ---- running it -----------------------------------------------------------------------
     @_speaks_python
+    @_one_thread_at_a_time
     def run(self, progress: bool = True, retry_failed: bool = False,
             accept_objective_change: bool = False) -> StudyView:
         """Run (or resume) the study to its end with the study's executor; the result, read back.
@@ -158,6 +173,7 @@ class Study:
 
     # ---- a loop of one's own --------------------------------------------------------------
     @_speaks_python
+    @_one_thread_at_a_time
     def ask(self) -> Trial | None:
         """The next trial to run yourself, recorded in the history as started.
 
@@ -196,6 +212,7 @@ class Study:
 
     @property
     @_speaks_python
+    @_one_thread_at_a_time
     def end_reason(self) -> str:
         """Why the study hands out no more trials, in words ("max_trials (20) reached",
         "max_compute_s (3600 s) spent (3601.2 s)", "the search ended: ..."); "" while
@@ -217,6 +234,7 @@ class Study:
                 self.close()
 
     @property
+    @_one_thread_at_a_time
     def open_trials(self) -> list[int]:
         """The numbers of the trials ``ask()`` handed out that are not told yet (empty
         outside an ask/tell session)."""
@@ -228,6 +246,7 @@ class Study:
                       if r.job_id == EXTERNAL and r.trial not in held)
 
     @_speaks_python
+    @_one_thread_at_a_time
     def tell(self, trial: Trial | int, result: Any = None, *, error: Any = None) -> TrialRecord:
         """Record the end of a trial from ``ask()``: ``result`` is the dict of metrics (or the
         optimised metric's value as a number; numpy scalars and 0-d tensors count as numbers,
@@ -263,6 +282,7 @@ class Study:
             raise StudyError(f"tell: expected a Trial or a trial number, got {trial!r}")
         return number
 
+    @_one_thread_at_a_time
     def close(self) -> None:
         """End an ask/tell session: write trajectory.csv and give the directory back."""
         driver, self._driver = self._driver, None

@@ -584,6 +584,31 @@ def test_a_loop_of_ones_own_runs_again_what_a_stopped_run_left_interrupted(tmp_p
     assert list(df["job_id"]) == ["inline-0", "external", "external"]
 
 
+def test_threads_sharing_one_study_take_turns(tmp_path):
+    """A pool of workers asking and telling on one Study: each thread's first ask() opened a
+    session of its own, and all but one were refused as another Study holding the directory."""
+    study = _own_loop(tmp_path, search={"max_trials": 24})
+    start, numbers, errors = threading.Barrier(4), [], []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            while (trial := study.ask()) is not None:
+                numbers.append(trial.number)
+                study.tell(trial, trial.params["x"] ** 2)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    study.close()
+    assert errors == [] and sorted(numbers) == list(range(24))
+    assert at.load(str(tmp_path / "s")).counts() == {"ok": 24}
+
+
 def test_tell_mistakes_are_study_errors(tmp_path):
     raw = study_dict(search={"max_trials": 3})
     raw["objective"] = {"metric": "loss"}
