@@ -279,7 +279,9 @@ class Study:
             return trial.number
         number = real_number(trial)
         if not isinstance(number, int):  # np.int64 is made an int; 2.0 and True are refused
-            raise StudyError(f"tell: expected a Trial or a trial number, got {trial!r}")
+            hint = " (its .trial is the number)" if isinstance(trial, TrialRecord) else ""
+            raise StudyError(f"tell: expected a Trial or a trial number, got "
+                             f"{describe(trial)}{hint}")
         return number
 
     @_one_thread_at_a_time

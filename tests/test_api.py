@@ -618,6 +618,10 @@ def test_tell_mistakes_are_study_errors(tmp_path):
             study.tell(t, "good")
         with pytest.raises(StudyError, match="trial 99 is unknown"):
             study.tell(99, 1.0)
+        with pytest.raises(StudyError, match=r"^tell: expected a Trial or a trial number, got "
+                                             r"TrialRecord\(trial=0, .{30,50}\.\.\. \(its \.trial "
+                                             r"is the number\)$"):
+            study.tell(study.load().trials[0], 1.0)  # a record, as load() gives it: kept short
         study.tell(t, 0.5)
         with pytest.raises(StudyError, match="already finished"):
             study.tell(t, 0.5)
