@@ -33,6 +33,12 @@ SEARCH_KEYS = ["algorithm", "seed", "max_trials", "max_compute_s"]
 EXECUTOR_KEYS = ["kind", "max_concurrent"]
 
 
+#: Optuna's words for what a study says otherwise, as a study written from Optuna habit has them
+OPTUNA_NAMES = {"direction": "Optuna's direction is objective.mode here: 'min' or 'max'",
+                "n_trials": "Optuna's n_trials is search.max_trials here",
+                "sampler": "Optuna's sampler is search.algorithm here"}
+
+
 def elsewhere(here: str, algorithm: str | None = None, kind: str | None = None) -> dict[str, str]:
     """Where a key that is unknown in section ``here`` ("" for the top level) belongs, for
     its error line: another section, or another algorithm's or executor kind's options."""
@@ -57,6 +63,7 @@ def elsewhere(here: str, algorithm: str | None = None, kind: str | None = None) 
             out.update({k: f"it belongs under {section}" for k in keys})
     if here:
         out.update({k: "it belongs at the top level" for k in ("retries", "max_failures")})
+    out.update({k: v for k, v in OPTUNA_NAMES.items() if k not in out})
     if here == "search" and algorithm is not None and "fidelity" in SEARCHERS[algorithm].options:
         # eta: 3 beside the algorithm, as papers write it, instead of inside fidelity:
         out.update({k: "it belongs under search.fidelity: {min: .., max: .., eta: ..}"

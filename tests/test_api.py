@@ -111,6 +111,10 @@ def test_a_refused_directory_is_explained_in_python_terms(tmp_path):
     ({"search": {"algorithm": "nope"}}, "search.algorithm: unknown"),
     ({"objective": {"entry": "tests.objectives:missing"}}, "has no function 'missing'"),
     ({"colour": "red"}, "colour"),
+    ({"direction": "minimize"}, r"^direction: unknown key; Optuna's direction is "
+                                r"objective.mode here: 'min' or 'max' \(expected one of"),
+    ({"objective": {"direction": "maximize"}}, r"^objective.direction: unknown key; Optuna's"),
+    ({"n_trials": 20}, r"^n_trials: unknown key; Optuna's n_trials is search.max_trials here"),
     ({"objective": {"entry": 3}}, r"objective.entry: expected a function f\(params, ctx\) or a "
                                   r"'module:function' string, got 3$"),
 ])
