@@ -19,11 +19,13 @@ from . import callables
 from . import events as ev
 from .config import describe
 from .contract import plain_metrics, real_number
-from .driver import EXTERNAL, Driver, RunSummary, check_compatible
+from .driver import EXTERNAL, Driver, RunSummary, asking_ended, check_compatible
 from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx
+from .restore import restore
+from .states import trial_states
 from .study import Study as StudySettings
 from .study import load_study, parse_study
 from .studydir import StudyDir
@@ -216,22 +218,29 @@ class Study:
     def end_reason(self) -> str:
         """Why the study hands out no more trials, in words ("max_trials (20) reached",
         "max_compute_s (3600 s) spent (3601.2 s)", "the search ended: ..."); "" while
-        ``ask()`` may still give one. Read outside an ask/tell session, it takes the
-        directory's lock for the moment it reads (``StudyBusy`` while another holds it)."""
-        opened_here = self._driver is None
-        if opened_here and not StudyDir(self.dir).exists():
-            return ""  # nothing asked yet; reading must not make the directory
-        driver = self._session()
-        try:
-            if self._held:  # untold trials of an earlier loop: ask() hands them out
-                return ""
-            reason = driver.asking_ended()
-            if not reason and self._stalled and not self._open(driver):
-                reason = "the search has nothing more to propose"
-            return reason
-        finally:
-            if opened_here:
-                self.close()
+        ``ask()`` may still give one. Read outside an ask/tell session, it reads the
+        history only: no lock, nothing written."""
+        if self._driver is None:
+            return self._end_reason_read()
+        if self._held:  # untold trials of an earlier loop: ask() hands them out
+            return ""
+        reason = self._driver.asking_ended()
+        if not reason and self._stalled and not self._open(self._driver):
+            reason = "the search has nothing more to propose"
+        return reason
+
+    def _end_reason_read(self) -> str:
+        """``end_reason`` from the history alone: a session would record a resume in the
+        history, and hold the directory, for what is only a question."""
+        sdir = StudyDir(self.dir)
+        if not sdir.exists():
+            return ""  # nothing asked yet
+        history = History.load(Journal(sdir.history))
+        states = trial_states(history, sdir.driver_running(), sdir.path)
+        if any(states[r.trial] == "interrupted" for r in history.in_flight()):
+            return ""  # left untold, or by a stopped run(): ask() hands it out
+        return asking_ended(self.settings, history,
+                            restore(self.settings.make_searcher(), history))
 
     @property
     @_one_thread_at_a_time

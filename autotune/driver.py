@@ -272,17 +272,8 @@ class Driver:
         return self.history.trials[rec.trial]
 
     def asking_ended(self) -> str:
-        """Why ``ask_trials`` will never hand out a trial again, in words; "" while it may (a
-        searcher that proposes nothing now may propose more once results come in)."""
-        limit, budget = self.study.max_trials, self.study.max_compute_s
-        if limit is not None and len(self.history.trials) >= limit:
-            return f"max_trials ({limit}) reached"
-        if self._over_budget():
-            return (f"max_compute_s ({budget:g} s) spent ({self.history.spent_s:.1f} s)")
-        if self.searcher.finished:
-            reason = self.searcher.end_reason
-            return f"the search ended: {reason}" if reason else "the search ended"
-        return ""
+        """Why ``ask_trials`` will never hand out a trial again (see ``asking_ended``)."""
+        return asking_ended(self.study, self.history, self.searcher)
 
     def tell_external(self, trial: int, result: dict | None, error: str | None = None
                       ) -> TrialRecord:
@@ -598,6 +589,20 @@ class Driver:
 
 class SimulatedCrash(Exception):
     """Raised in tests to stop a driver as abruptly as a kill between two journal appends."""
+
+
+def asking_ended(study: Study, history: History, searcher: Any) -> str:
+    """Why no trial will be asked again, in words; "" while one may (a searcher that proposes
+    nothing now may propose more once results come in)."""
+    limit, budget = study.max_trials, study.max_compute_s
+    if limit is not None and len(history.trials) >= limit:
+        return f"max_trials ({limit}) reached"
+    if budget is not None and history.spent_s >= budget:
+        return f"max_compute_s ({budget:g} s) spent ({history.spent_s:.1f} s)"
+    if searcher.finished:
+        reason = searcher.end_reason
+        return f"the search ended: {reason}" if reason else "the search ended"
+    return ""
 
 
 def disk_full_path(error: str) -> str | None:

@@ -894,9 +894,15 @@ def test_ask_none_says_whether_the_study_ended_or_waits_for_the_trials_held(tmp_
         assert study.ask() is None and study.finished and study.open_trials == [0, 1]
         assert study.end_reason == "max_trials (2) reached"
         study.tell(a, 1.0), study.tell(b, 2.0)
-    assert study.finished  # read again after close(), the directory given back after
-    at.Study(study_dict(search={"max_trials": 2}), dir=str(tmp_path / "t" / "s")).run(
-        progress=False)
+    journal = tmp_path / "t" / "s" / "history.jsonl"
+    with _own_loop(tmp_path / "t", search={"max_trials": 2}) as holder:
+        holder.ask()  # holds the directory: reading takes no lock
+        before = journal.read_bytes()
+        assert study.finished and study.end_reason == "max_trials (2) reached"
+        assert journal.read_bytes() == before  # and writes nothing (no resume record)
+    with _own_loop(tmp_path / "u", search={"max_trials": 1}) as study:
+        study.ask()  # never told: the next session's ask() hands it out again
+    assert not study.finished and study.end_reason == ""
 
     with _own_loop(tmp_path / "c", search={"max_trials": 10, "max_compute_s": 50}) as study:
         study.tell(study.ask(), {"loss": 1.0, "cost_s": 60})  # a reported cost counts
