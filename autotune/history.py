@@ -273,10 +273,11 @@ class History:
         cost = e.get("cost_s", 0.0)
         rec.cost_s += cost
         self.spent_s += cost
+        submitted = rec.start_s if rec.status == "running" and e["attempt"] == rec.attempt else None
         start = e.get("start_s")
         if start is not None:
-            rec.start_s = start
-        rec.end_s = end = e.get("end_s") or 0.0
+            rec.start_s = start = started_at(start, submitted)
+        rec.end_s = end = max(e.get("end_s") or 0.0, start or 0.0)
         rec.error = e.get("error")
         rec.failure = e.get("failure", "")
         rec.metrics = metrics = e.get("metrics") or {}
@@ -314,7 +315,10 @@ class History:
             rec.cost_s += cost
             self.spent_s += cost
             rec.status = e["status"]
-            rec.start_s, rec.end_s = e.get("start_s", rec.start_s), e.get("end_s")
+            start = started_at(e.get("start_s", rec.start_s), rec.start_s)
+            end = e.get("end_s")
+            rec.start_s = start
+            rec.end_s = end if end is None or start is None else max(end, start)
             rec.job_id = e.get("job_id", rec.job_id)
             rec.error, rec.failure = e.get("error"), e.get("failure", "")
             rec.metrics = e.get("metrics") or {}
@@ -391,6 +395,18 @@ class History:
             return None
         key = (lambda r: r.value) if mode == "min" else (lambda r: -r.value)
         return min(ok, key=key)
+
+
+def started_at(claimed: float | None, submitted: float | None) -> float | None:
+    """The start an end line claims, never before the submission it followed nor before the
+    study began. Older SLURM code took sacct's whole seconds as they came, so a job started
+    at once after a submission at 0.9 s was recorded as started at 0 s (or -0.1 s): its
+    histories hold such starts, and every view (status, report, trajectory.csv) shows the
+    submission instead, which is when the job can at the earliest have started."""
+    if claimed is None:
+        return submitted
+    floor = max(0.0, submitted or 0.0)
+    return claimed if claimed >= floor else floor
 
 
 def _attempt_ended(rec: TrialRecord) -> bool:

@@ -55,3 +55,35 @@ def test_an_old_history_resumes_here(tmp_path, path, cut):
     new = (d / "history.jsonl").read_bytes().split(b"\n")[len(lines[:cut]):-1]
     assert new and all(b',"c":"' in ln for ln in new)
     assert json.loads(lines[0])["e"] == "study"
+
+
+def test_a_start_recorded_before_its_submission_shows_as_the_submission(tmp_path):
+    """Older SLURM code took sacct's whole seconds as they came: a pretrain submitted at 0.6 s
+    and started at once was recorded as started at -0.4 s (status showed '-0.4-5.0 s'), a
+    trial submitted at 7.5 s as started at 7 s. A job starts no earlier than its submission:
+    that is what status, report and trajectory.csv show, and no span runs backwards."""
+    from autotune.journal import Journal
+    from autotune.trajectory import rows, stage_rows
+
+    space = {"x": {"values": [0, 1]}}
+    journal = Journal(str(tmp_path / "history.jsonl"))
+    journal.append([
+        ev.study("old", 100.0, {"space": space, "metric": "loss", "mode": "min"}, {}),
+        ev.stage_submit(0.6, "pretrain", "k", 0, "51"),
+        ev.stage_end("pretrain", "k", 0, "ok", -0.4, 5.0, 4.0, "51", {}),
+        ev.ask(5.0, 1, [ev.trial_entry(0, {"x": 0}), ev.trial_entry(1, {"x": 1})]),
+        ev.submit(7.5, 0, 0, "52"),
+        ev.end(0, 0, "ok", 7.0, 9.0, 2.0, {"loss": 1.0}, None),
+        ev.submit(7.5, 1, 0, "53"),
+        ev.end(1, 0, "failed", 7.0, 7.0, 0.0, None, "boom"),
+    ])
+    h = history(str(tmp_path))
+    assert not h.warnings
+    pre = h.stages["pretrain"]
+    assert (pre.start_s, pre.end_s) == (0.6, 5.0)
+    assert (h.trials[0].start_s, h.trials[0].end_s) == (7.5, 9.0)
+    assert (h.trials[1].start_s, h.trials[1].end_s) == (7.5, 7.5)
+    assert "pretrain: ok, job 51, 0.6-5.0 s" in summary(h, running_driver=False)
+    _, table = rows(h, "old", "grid", ["x"], "min", "loss")
+    table += stage_rows(h, "grid")
+    assert len(table) == 3 and all(r["start_s"] >= 0 and r["end_s"] >= r["start_s"] for r in table)
