@@ -10,12 +10,15 @@ multi-fidelity search, each rung in its own colour.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 import os
 import statistics
 from typing import Any
 
 from .history import History, TrialRecord
+from .space import grid_index
 
 
 def param_scale(spec: dict[str, Any]) -> tuple[str, dict[str, float]]:
@@ -42,6 +45,48 @@ def _spread(points: list[float]) -> float:
     steps = [b - a for a, b in zip(points, points[1:])]
     mean = statistics.fmean(steps)
     return statistics.pstdev(steps) / mean if mean > 0 else math.inf
+
+
+@functools.lru_cache(maxsize=64)
+def _declared_grid(spec_json: str) -> tuple | None:
+    from .errors import StudyError
+    from .space import Range, parse_param
+
+    try:
+        param = parse_param("p", json.loads(spec_json), "space.p")
+    except (StudyError, ValueError, TypeError):
+        return None
+    return param.grid() if isinstance(param, Range) else None
+
+
+def declared_grid(spec: dict[str, Any]) -> tuple | None:
+    """The grid a ``steps:`` range declares, computed as the search computes it; None for
+    any other parameter (a listed grid is its own values, a range without steps has none)."""
+    if "steps" not in spec:
+        return None
+    return _declared_grid(json.dumps(spec, sort_keys=True, default=str))
+
+
+def on_grid(spec: dict[str, Any], value: Any) -> Any:
+    """The grid point a recorded value stands for. A history written before ``steps:`` grid
+    values were rounded (or by another machine's numpy) holds 9.999999999999999e-06 where
+    this version records 1e-05: the searchers take both for one point, and so must the
+    plots, or one setting run twice shows as two settings run once."""
+    grid = declared_grid(spec)
+    if grid is None:
+        return value
+    i = grid_index(grid, value)
+    return value if i is None else grid[i]
+
+
+def panel_rows(spec: dict[str, Any], recorded: list[Any]) -> tuple[list[Any], Any]:
+    """A parameter's rows in the search-path plot, its declared grid (else the values tried,
+    sorted), and the row of a recorded value (0 for one on none)."""
+    values = spec.get("values") or declared_grid(spec) or sorted(
+        {on_grid(spec, v) for v in recorded},
+        key=lambda v: (0, v, "") if isinstance(v, (int, float)) else (1, 0, repr(v)))
+    rows = {repr(v): i for i, v in enumerate(values)}
+    return list(values), lambda v: rows.get(repr(on_grid(spec, v)))
 
 
 def categorical(spec: dict[str, Any]) -> list[Any] | None:
@@ -95,7 +140,7 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
             if not recs:
                 note(ax, no_result_text(history))
             else:
-                draw_along(ax, recs, name, space[name], metric, best, setting, rungs, free)
+                draw_along(ax, recs, name, space, metric, best, setting, rungs, free)
                 ax.set_xlabel(name)
                 ax.set_ylabel(metric)
             ax.set_title(f"{title}: {metric} along {name}", fontsize=10)
@@ -103,9 +148,14 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
     return written
 
 
-def draw_along(ax: Any, recs: list[TrialRecord], name: str, spec: dict, metric: str,
-               best: TrialRecord | None, setting: dict[str, Any] | None, rungs: list[int],
-               free: list[str]) -> None:
+def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dict],
+               metric: str, best: TrialRecord | None, setting: dict[str, Any] | None,
+               rungs: list[int], free: list[str]) -> None:
+    spec = space[name]
+
+    def point(params: dict[str, Any]) -> tuple:
+        return tuple(repr(on_grid(space[n], params.get(n))) for n in free)
+
     labels = categorical(spec)
     pos = (lambda v: labels.index(v) if v in labels else -1) if labels else (lambda v: v)
     colours = {f: f"C{i % 10}" for i, f in enumerate(rungs)}
@@ -119,7 +169,7 @@ def draw_along(ax: Any, recs: list[TrialRecord], name: str, spec: dict, metric: 
     repeated: dict[tuple, list[TrialRecord]] = {}
     for r in recs:
         if full is None or r.fidelity in (None, full):
-            repeated.setdefault(tuple(repr(r.params.get(n)) for n in free), []).append(r)
+            repeated.setdefault(point(r.params), []).append(r)
     first = True
     for runs in repeated.values():
         if len(runs) > 1:
@@ -133,7 +183,7 @@ def draw_along(ax: Any, recs: list[TrialRecord], name: str, spec: dict, metric: 
         ax.plot([pos(best.params[name])], [best.metrics[metric]], "*", ms=14, color="gold",
                 markeredgecolor="black", label=f"best trial ({best.trial})")
     if setting:
-        match = [r for r in recs if all(r.params.get(n) == setting.get(n) for n in free)
+        match = [r for r in recs if point(r.params) == point(setting)
                  and (full is None or r.fidelity in (None, full))]
         if match:
             ys = [r.metrics[metric] for r in match]

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from .failures import failure_lines
-from .plots import no_result_text, note, plot_along
+from .plots import no_result_text, note, panel_rows, plot_along
 from .history import History
 from .analysis import best_curve, compute_at, concurrency, incumbents, stage_costs
 
@@ -263,10 +263,9 @@ def plot_search_path(history: History, path: str, df: Any) -> str:
     fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * (len(names) + 1) + 0.6),
                              sharex=True)
     for ax, name in zip(axes, names):
-        values = space[name].get("values") or sorted({r.params.get(name) for r in tried})
-        pos = {repr(v): i for i, v in enumerate(values)}
-        ok = [r for r in tried if repr(r.params.get(name)) in pos]
-        ax.scatter([r.start_s for r in ok], [pos[repr(r.params[name])] for r in ok], s=6,
+        values, row = panel_rows(space[name], [r.params.get(name) for r in tried])
+        ok = [r for r in tried if row(r.params.get(name)) is not None]
+        ax.scatter([r.start_s for r in ok], [row(r.params[name]) for r in ok], s=6,
                    c="lightgray", label="tried")
         end = max((r.end_s or r.start_s for r in tried), default=0.0)
         for trials, style in ((bases, dict(color="C3", lw=2, label="base")),
@@ -274,10 +273,10 @@ def plot_search_path(history: History, path: str, df: Any) -> str:
             if trials:
                 recs = [history.trials[t] for t in trials]
                 xs = [r.end_s or r.start_s for r in recs] + [end]
-                ys = [pos.get(repr(r.params.get(name)), 0) for r in recs]
+                ys = [row(r.params.get(name)) or 0 for r in recs]
                 ax.step(xs, ys + ys[-1:], where="post", **style)
         if setting and name in setting:  # where the path ends: what ``status`` reports
-            ax.plot([end], [pos.get(repr(setting[name]), 0)], "D", ms=8, mfc="none",
+            ax.plot([end], [row(setting[name]) or 0], "D", ms=8, mfc="none",
                     color="C3", mew=2, label="the search's setting (status)")
         step = max(1, len(values) // 6)
         ax.set_yticks(range(0, len(values), step), [f"{v:g}" if isinstance(v, (int, float))

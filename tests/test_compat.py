@@ -87,3 +87,30 @@ def test_a_start_recorded_before_its_submission_shows_as_the_submission(tmp_path
     _, table = rows(h, "old", "grid", ["x"], "min", "loss")
     table += stage_rows(h, "grid")
     assert len(table) == 3 and all(r["start_s"] >= 0 and r["end_s"] >= r["start_s"] for r in table)
+
+
+def test_a_grid_point_recorded_unrounded_by_an_older_version_is_one_setting_in_the_plots():
+    """Before steps: grids were rounded, 1e-05 of a log grid was recorded as numpy's
+    9.999999999999999e-06; resumed now, the same point is recorded as 1e-05. The searchers
+    take both for one point; the plots joined only equal reprs, so a setting run twice showed
+    as two settings run once, and the search path gave the old value a row of its own."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from autotune.history import TrialRecord
+    from autotune.plots import draw_along, panel_rows
+
+    space = {"lr": {"low": 1e-6, "high": 1.0, "log": True, "int": False, "steps": 13},
+             "y": {"values": [0.0, 0.5]}}
+    recs = [TrialRecord(t, {"lr": lr, "y": 0.0}, status="ok", metrics={"loss": v}, value=v)
+            for t, lr, v in ((0, 9.999999999999999e-06, 1.0), (1, 1e-05, 2.0), (2, 1e-06, 3.0))]
+    fig, ax = plt.subplots()
+    draw_along(ax, recs, "lr", space, "loss", recs[0], {"lr": 1e-05, "y": 0.0}, [], ["lr", "y"])
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert "a setting run 2x (mean -)" in labels and "the search's setting (status)" in labels
+    values, row = panel_rows(space["lr"], [r.params["lr"] for r in recs])
+    assert len(values) == 13 and values[2] == 1e-05
+    assert row(9.999999999999999e-06) == row(1e-05) == 2 and row(1e-06) == 0
