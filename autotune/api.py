@@ -90,7 +90,9 @@ class Study:
             raise StudyError(f"study: expected a mapping of study keys, got {type(config).__name__}")
         raw = _plain({**dict(config or {}), **keys})
         raw, self._objective, base_dir = _objective_of(raw)
-        self.settings: StudySettings = parse_study(raw, base_dir=base_dir)
+        # a command field no trial fills: refused by run() and ask() in a new directory,
+        # resumed with a warning in one an older autotune started so (Driver)
+        self.settings: StudySettings = parse_study(raw, base_dir=base_dir, tolerate_unfilled=True)
         self._init(dir)
 
     @classmethod
@@ -98,7 +100,7 @@ class Study:
     def from_yaml(cls, path: str | os.PathLike, dir: str | None = None) -> "Study":
         """The study in a YAML study file (what ``autotune run FILE`` reads)."""
         self = cls.__new__(cls)
-        self.settings = load_study(os.fspath(path))
+        self.settings = load_study(os.fspath(path), tolerate_unfilled=True)
         self._objective = None
         self._init(dir)
         return self

@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .driver import Driver
     from .study import load_study
 
-    study = load_study(args.study)
+    study = load_study(args.study, tolerate_unfilled=True)  # the driver knows if it was so
     directory = args.dir or os.path.join("runs", study.name)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise StudyError(f"--dir: {directory} exists and is not a directory")

@@ -31,7 +31,7 @@ from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .stage_runner import StageRunner
 from .stages import stage_options
-from .study import Study
+from .study import Study, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
 from .states import job_kind, left_to_another_kind, trial_states
 from .trajectory import write_trajectory
@@ -85,6 +85,8 @@ class Driver:
     def run(self) -> RunSummary:
         if self._executor is None:
             self._preflight()
+        if self.study.unfilled:  # before the directory is made: a refusal leaves nothing
+            check_unfilled(self.study, History.load(self.journal))
         self.dir.check_run()
         self.dir.acquire()
         old_handlers = self._trap_signals()
@@ -170,6 +172,9 @@ class Driver:
         record = self._study_record()  # checks first: a refused study writes nothing
         changed = {} if record is not None else objective_change(
             self.history, self.study, self.dir.path, self.accept_objective)
+        if self.study.unfilled:
+            check_unfilled(self.study, self.history)
+            self.progress.warn(unfilled_warning(self.study.unfilled))
         self.t0 = float((record or self.history.study)["t0"])
         # the executor before the first record: options it cannot meet (GPUs) write nothing
         self.executor = self._executor or EXECUTORS[executor_kind or self.study.executor](
@@ -233,6 +238,8 @@ class Driver:
     def open(self) -> None:
         """Hold the study directory for trials the caller runs itself (``ask_external`` and
         ``tell_external``): the same lock, history and searcher as ``run``, no executor loop."""
+        if self.study.unfilled:  # before the directory is made: a refusal leaves nothing
+            check_unfilled(self.study, History.load(self.journal))
         self.dir.check_run()
         self.dir.acquire()
         try:
@@ -617,13 +624,36 @@ def disk_full_path(error: str) -> str | None:
 DISK_FULL_MARKS = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "[Errno 122]")
 
 
-def objective_change(history: History, study: Study, path: str, accept: bool) -> dict:
-    """Refuse a changed entry or command (results would mix silently) unless accepted;
-    returns the new one when accepted, to be recorded."""
+def check_unfilled(study: Study, history: History) -> None:
+    """Command fields no trial fills (``Study.unfilled``) are refused in a new study. In one
+    an older autotune started with this very command (it accepted them) a half-done search is
+    not lost to the newer check: the driver warns once and goes on as it was started. A
+    command changed since must pass today's checks; a damaged study record, rebuilt from the
+    study file over the older trials, is taken as started so."""
+    if history.study:
+        started = started_objective(history).get("command")
+    elif history.events or history.damaged or history.lost:
+        started = study.objective.command
+    else:
+        started = None
+    if started != study.objective.command:
+        raise StudyError(unfilled_refusal(*study.unfilled[0]))
+
+
+def started_objective(history: History) -> dict:
+    """The objective (entry, command) the study runs under: the study record's, or the last
+    change a resume accepted."""
     before = dict(history.study.get("config", {}).get("objective") or {})
     for note in history.notes:
         if note.get("e") == "resume" and isinstance(note.get("objective"), dict):
             before = note["objective"]
+    return before
+
+
+def objective_change(history: History, study: Study, path: str, accept: bool) -> dict:
+    """Refuse a changed entry or command (results would mix silently) unless accepted;
+    returns the new one when accepted, to be recorded."""
+    before = started_objective(history)
     now = {"entry": study.objective.entry, "command": study.objective.command}
     was = {k: before.get(k) for k in now}
     if was == now or now["entry"] == callables.NO_ENTRY:

@@ -88,6 +88,10 @@ class Study:
     max_failures: int = MAX_FAILURES  # 0: never stop for failures
     source: str = ""                 # the file it came from
     raw: dict[str, Any] = field(default_factory=dict)
+    #: command fields no trial fills, as (field, why), where parse_study was told to let
+    #: them through: the driver refuses them in a new study and warns of them in one that an
+    #: older autotune started with this very command (``unfilled_fields``)
+    unfilled: list[tuple[str, str]] = field(default_factory=list)
 
     def settings(self) -> SearchSettings:
         return SearchSettings(self.space, self.seed, self.max_concurrent, self.max_trials,
@@ -104,22 +108,26 @@ class Study:
                 "pretrain": None if self.objective.pretrain is None else self.objective.pretrain.core()}
 
 
-def load_study(path: str) -> Study:
+def load_study(path: str, tolerate_unfilled: bool = False) -> Study:
     raw = read_yaml(path)
     if raw is None:
         raise StudyError(f"{path}: the file is empty")
     study = parse_study(raw, default_name=os.path.splitext(os.path.basename(path))[0],
-                        base_dir=os.path.dirname(os.path.abspath(path)))
+                        base_dir=os.path.dirname(os.path.abspath(path)),
+                        tolerate_unfilled=tolerate_unfilled)
     study.source = os.path.abspath(path)
     return study
 
 
 def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = None,
-                load_code: bool = True, compared: bool = False) -> Study:
+                load_code: bool = True, compared: bool = False,
+                tolerate_unfilled: bool = False) -> Study:
     """The study, checked; ``load_code=False`` skips importing the objective's (and the
     pretrain's) module, for readers of a history (status, report) that never run a trial
     and must not need the training code's dependencies (torch on a login node).
-    ``compared``: one run of a comparison, whose command the other algorithms share."""
+    ``compared``: one run of a comparison, whose command the other algorithms share.
+    ``tolerate_unfilled``: a command field no trial fills is left in ``Study.unfilled`` for
+    the driver, which knows whether an older autotune started the directory with it."""
     raw = require_mapping(raw, "study")
     reject_unknown(raw, TOP_KEYS, "", elsewhere(""))
     name = take(raw, "name", "str", "", default_name)
@@ -145,9 +153,17 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
                              load_code)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
     if objective.command is not None and load_code:  # a recorded study is read as it was
-        check_always_empty(objective.command, study, compared)
+        study.unfilled = unfilled_fields(objective.command, study, compared)
+        if study.unfilled and not tolerate_unfilled:
+            raise StudyError(unfilled_refusal(*study.unfilled[0]))
     if objective.command is not None:  # once the fidelity and the pretrain are known
-        check_command_values(objective.command, space, sample_ctx(study))
+        try:
+            check_command_values(objective.command, space, sample_ctx(study))
+        except StudyError as exc:  # ({epochs:d} with no epochs): it cannot run, whoever started it
+            for name, why in study.unfilled:
+                if f"{{{name}" in str(exc):
+                    raise StudyError(unfilled_refusal(name, why)) from None
+            raise
     check_engine_names(study)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
     return study
@@ -200,20 +216,41 @@ EMPTY_FIELD = {"epochs": "the search sets no epochs (no search.fidelity)",
                               "search.fidelity: no trial does)"}
 
 
-def check_always_empty(template: str, study: Study, compared: bool = False) -> None:
-    """A command field no trial of this study fills (``{pretrained}`` without a pretrain,
-    ``{epochs}`` and ``{resume_from}`` without a fidelity) is refused: it would reach every
-    trial empty. One empty only for some trials (``{resume_from}`` of a trial that continues
-    none) is given as an empty string. In a comparison another algorithm's runs may fill
-    ``{resume_from}``, so it is not refused there."""
+def unfilled_fields(template: str, study: Study, compared: bool = False
+                    ) -> list[tuple[str, str]]:
+    """The command fields no trial of this study fills (``{pretrained}`` without a pretrain,
+    ``{epochs}`` and ``{resume_from}`` without a fidelity), as (field, why): a new study is
+    refused them, as they would reach every trial empty. One empty only for some trials
+    (``{resume_from}`` of a trial that continues none) is given as an empty string. In a
+    comparison another algorithm's runs may fill ``{resume_from}``, so it is not one there.
+    Older versions accepted them (every trial got an empty field), so a directory one of
+    them started is resumed with a warning instead (``Driver``)."""
     fidelity = study.search_options.get("fidelity")
     empty = {"pretrained": study.objective.pretrain is None,
              "epochs": not fidelity, "resume_from": not fidelity and not compared}
+    found: dict[str, str] = {}
     for _, name, _, _ in string.Formatter().parse(template):
         base = (name or "").split(".")[0].split("[")[0]
         if empty.get(base) and base not in study.space.names:
-            raise StudyError(f"objective.command: {{{base}}} would be empty in every trial: "
-                             f"{EMPTY_FIELD[base]}; remove it from the command")
+            found.setdefault(base, EMPTY_FIELD[base])
+    return list(found.items())
+
+
+def unfilled_refusal(name: str, why: str) -> str:
+    """A new study's refusal of a command field no trial fills."""
+    return (f"objective.command: {{{name}}} would be empty in every trial: {why}; remove it "
+            "from the command")
+
+
+def unfilled_warning(fields: list[tuple[str, str]]) -> str:
+    """The one warning of a resume under a command an older autotune accepted with fields
+    no trial fills: it goes on as it was started (each trial gets them empty)."""
+    names = ", ".join(f"{{{name}}}" for name, _ in fields)
+    whys = "; ".join(why for _, why in fields)
+    return (f"objective.command: {names} {'is' if len(fields) == 1 else 'are'} empty in every "
+            f"trial ({whys}); an older autotune started this study so and is resumed as it "
+            f"was, but a new study with this command is refused: remove "
+            f"{'it' if len(fields) == 1 else 'them'} before the next one")
 
 
 def check_ctx_fields(template: str, ctx: Ctx) -> None:

@@ -114,3 +114,45 @@ def test_a_grid_point_recorded_unrounded_by_an_older_version_is_one_setting_in_t
     values, row = panel_rows(space["lr"], [r.params["lr"] for r in recs])
     assert len(values) == 13 and values[2] == 1e-05
     assert row(9.999999999999999e-06) == row(1e-05) == 2 and row(1e-06) == 0
+
+
+def test_a_study_an_older_version_started_with_an_unfilled_command_field_resumes(tmp_path):
+    """Older versions accepted a command field no trial fills ({pretrained} without a
+    pretrain: every trial got it empty); the check that came later refused such a study on
+    resume, and its half-done search was lost to it. It resumes with one warning; a new
+    study with that command is still refused, and so is a command changed to hold one."""
+    from tests.helpers import cli, study_dict, write_study
+
+    lines = [f'{{"loss": {v}}}' for v in (3, 1, 2, 4)]
+    command = "printf '%s%s\\n' {x} {pretrained}"
+    data = study_dict(objective={"entry": None, "command": "printf '%s\\n' {x}"},
+                      space={"x": {"values": lines}},
+                      search={"algorithm": "grid", "max_trials": 2})
+    d = tmp_path / "d"
+    Driver(parse_study(data), str(d), progress=False).run()
+    path = d / "history.jsonl"
+    raw = path.read_bytes().split(b"\n")
+    record = json.loads(raw[0])
+    del record["c"]
+    record["config"]["objective"]["command"] = command  # as the older version recorded it
+    path.write_bytes(ev.encode(record) + b"\n".join(raw[1:]))
+    data["objective"]["command"] = command
+    data["search"]["max_trials"] = 4
+    study = write_study(str(tmp_path / "s.yaml"), data)
+    done = cli("run", study, "--dir", str(d), "--quiet")
+    assert done.returncode == 0, done.stderr
+    warned = [ln for ln in done.stderr.splitlines() if "{pretrained}" in ln]
+    assert len(warned) == 1 and warned[0].startswith("warning: objective.command: {pretrained} "
+                                                     "is empty in every trial")
+    h = history(str(d))
+    assert [h.trials[t].value for t in range(4)] == [3, 1, 2, 4] and not h.warnings
+    new = cli("run", study, "--dir", str(tmp_path / "new"), "--quiet")
+    assert new.returncode == 2 and not (tmp_path / "new").exists()
+    assert new.stderr.strip() == ("autotune: error: objective.command: {pretrained} would be "
+                                  "empty in every trial: the study has no stages.pretrain; "
+                                  "remove it from the command")
+    data["objective"]["command"] = command + " {epochs}"
+    changed = cli("run", write_study(str(tmp_path / "c.yaml"), data), "--dir", str(d),
+                  "--accept-objective-change")
+    assert changed.returncode == 2 and "{pretrained} would be empty" in changed.stderr
+    assert len(history(str(d)).notes) == 1  # the refused run recorded nothing
