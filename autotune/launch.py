@@ -26,7 +26,8 @@ import time
 from .errors import exception_text
 from .objective import Ctx, ObjectiveSpec
 from .ranks import first_failure, free_port, local_env, rank_message, run_rank
-from .worker import outcome_unwritten, show_traceback, write_json_atomic
+from .worker import (OUTCOME_UNWRITABLE_STATUS, RANK_UNWRITABLE_PREFIX, clear_outcome,
+                     outcome_unwritten, show_traceback, write_json_atomic)
 
 
 def rank_outcome_path(trial_dir: str, rank: int) -> str:
@@ -47,7 +48,11 @@ def run_one_rank(job: dict, rank: int, port: int) -> int:
         outcome = {"error": exception_text(exc), "t": time.time()}
         status = 1
     sys.stdout.flush()
-    write_json_atomic(rank_outcome_path(ctx.trial_dir, rank), outcome)
+    path = rank_outcome_path(ctx.trial_dir, rank)
+    try:
+        write_json_atomic(path, outcome)
+    except OSError as exc:  # one line the launcher quotes, not a traceback in the rank's log
+        return outcome_unwritten(exc, path, RANK_UNWRITABLE_PREFIX)
     return status
 
 
@@ -57,10 +62,7 @@ def launch(job_path: str, job: dict) -> int:
     launch_mode = job.get("launch", "task")
     ranks = 1 if launch_mode == "node" else int(job["ranks"])
     for rank in range(ranks):
-        try:
-            os.remove(rank_outcome_path(trial_dir, rank))
-        except FileNotFoundError:
-            pass
+        clear_outcome(rank_outcome_path(trial_dir, rank))
     port = free_port()
     procs: dict[int, subprocess.Popen] = {}
     logs = []
@@ -115,7 +117,11 @@ def judge_ranks(trial_dir: str, ranks: int, codes: dict[int, int]) -> dict:
     died = sorted(r for r, code in codes.items() if code != 0 and r not in outcomes)
     if died:
         rank = died[0]
-        reason = f"{exit_reason(codes[rank])}{log_tail(trial_dir, rank)}"
+        own = log_tail(trial_dir, rank, limit=1000)
+        if codes[rank] == OUTCOME_UNWRITABLE_STATUS and own.startswith(f": {RANK_UNWRITABLE_PREFIX}"):
+            reason = own[len(": autotune: "):]  # the rank's own line says what and why
+        else:
+            reason = f"{exit_reason(codes[rank])}{log_tail(trial_dir, rank)}"
         return {"error": rank_message(rank, ranks, reason)}
     if 0 in outcomes and len(outcomes) == ranks:
         return {"result": outcomes[0]["result"]}
@@ -132,7 +138,7 @@ def exit_reason(code: int) -> str:
     return f"exited with status {code}"
 
 
-def log_tail(trial_dir: str, rank: int) -> str:
+def log_tail(trial_dir: str, rank: int, limit: int = 200) -> str:
     name = "stderr.log" if rank == 0 else f"rank-{rank}.stderr.log"
     try:
         with open(os.path.join(trial_dir, name), "rb") as fh:
@@ -141,7 +147,7 @@ def log_tail(trial_dir: str, rank: int) -> str:
             lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    return f": {lines[-1].strip()[:200]}" if lines else ""
+    return f": {lines[-1].strip()[:limit]}" if lines else ""
 
 
 def main(argv: list[str] | None = None) -> int:

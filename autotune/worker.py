@@ -30,6 +30,8 @@ DISK_FULL_STATUS = 75
 OUTCOME_UNWRITABLE_STATUS = 74
 #: how the worker's one line on stderr saying so begins (the driver quotes it as the error)
 UNWRITABLE_PREFIX = "autotune: the trial ended but its outcome could not be written"
+#: the same line of one rank of a multi-rank trial (the launcher quotes it, naming the rank)
+RANK_UNWRITABLE_PREFIX = "autotune: the rank ended but its outcome could not be written"
 
 
 #: past ``timeout_s`` by this much, a trial ends itself (its driver normally ends it first)
@@ -101,11 +103,12 @@ def write_json_atomic(path: str, data: dict) -> None:
         raise
 
 
-def outcome_unwritten(exc: OSError, path: str) -> int:
+def outcome_unwritten(exc: OSError, path: str, prefix: str = UNWRITABLE_PREFIX) -> int:
     """Say by the exit status and one line on stderr, which need no outcome file, why there
     is none: the driver re-runs a trial short of disk space once there is room instead of
     counting it as failed, and quotes any other cause as the trial's error (the worker's own
-    traceback, ending in ``IsADirectoryError``, said nothing of what to fix)."""
+    traceback, ending in ``IsADirectoryError``, said nothing of what to fix). ``prefix``: how
+    the line begins (a rank of a multi-rank trial says ``RANK_UNWRITABLE_PREFIX``)."""
     if is_disk_full(exc):
         with contextlib.suppress(OSError):
             os.write(2, f"No space left on device writing {path}\n".encode())
@@ -114,10 +117,24 @@ def outcome_unwritten(exc: OSError, path: str) -> int:
         return 1  # the trial folder is gone: the driver, seeing so, says that plainly
     reason = exc.strerror or type(exc).__name__
     with contextlib.suppress(OSError):
-        os.write(2, f"{UNWRITABLE_PREFIX} to {path} ({reason}): a trial folder's "
-                    "outcome.json is autotune's own, which the objective must not create or "
-                    "make unwritable\n".encode())
+        os.write(2, f"{prefix} to {path} ({reason}): a trial folder's "
+                    f"{os.path.basename(path)} is autotune's own, which the objective must "
+                    "not create or make unwritable\n".encode())
     return OUTCOME_UNWRITABLE_STATUS
+
+
+def clear_outcome(path: str) -> None:
+    """Remove an earlier attempt's outcome, which must not be read as this one's. A directory
+    an objective made there (which failed that attempt) is moved aside, not deleted (it may
+    hold the objective's files): removing it raised IsADirectoryError in the driver, which
+    stopped on the retry, and on every resume after it (and in a multi-rank trial's
+    launcher, whose retry then failed with a traceback)."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        os.rename(path, f"{path}.moved-{time.time_ns()}")
 
 
 def main(job_path: str) -> int:

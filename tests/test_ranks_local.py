@@ -149,3 +149,28 @@ def test_a_slurm_study_may_name_what_its_jobs_carry_in_extra():
                                          "slurm_job_id;"):
         parse_study(study_dict(objective={"entry": None, "command": command},
                                space={"x": {"values": [1]}}, executor={"kind": "slurm"}))
+
+
+def test_a_rank_that_cannot_write_its_outcome_fails_the_trial_in_one_line(tmp_path):
+    """Rank 1's objective made rank-1.outcome.json a directory: the rank died with a
+    traceback (IsADirectoryError) and the trial's error was its last line; the retry's
+    launcher then died with a traceback of its own, removing that directory. Now the rank
+    says what and why in one line, the trial fails with it, and the retry runs (the directory
+    moved aside, its files kept), each attempt once."""
+    study = parse_study(rank_command_study(
+        "[ {extra[rank]} = 1 ] && mkdir {trial_dir}/rank-1.outcome.json; "
+        "echo '{{\"loss\": '{x}'}}'", tasks_per_trial=2))
+    study.retries = 1
+    d = str(tmp_path / "run")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    tdir = os.path.join(d, "trials", "0")
+    path = os.path.join(tdir, "rank-1.outcome.json")
+    assert (rec.status, rec.attempt, rec.starts) == ("failed", 1, 2)
+    assert rec.error == (f"rank 1: the rank ended but its outcome could not be written to {path} "
+                         "(Is a directory): a trial folder's rank-1.outcome.json is autotune's "
+                         "own, which the objective must not create or make unwritable")
+    for log in ("stderr.log", "rank-1.stderr.log"):
+        with open(os.path.join(tdir, log)) as fh:
+            assert "Traceback" not in fh.read()
+    assert [n for n in os.listdir(tdir) if n.startswith("rank-1.outcome.json.moved-")]

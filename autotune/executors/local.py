@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..worker import (DISK_FULL_STATUS, OUTCOME_UNWRITABLE_STATUS, UNWRITABLE_PREFIX,
-                      write_json_atomic)
+                      clear_outcome, write_json_atomic)
 from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, check_packing, make_pool
 from .procgroup import (MARK, alive, end_group, environ_of, kill_group, marked_workers,
@@ -288,19 +288,6 @@ def read_json(path: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def clear_outcome(path: str) -> None:
-    """Remove an earlier attempt's outcome, which must not be read as this one's. A directory
-    an objective made there (which failed that attempt) is moved aside, not deleted (it may
-    hold the objective's files): removing it raised IsADirectoryError in the driver, which
-    stopped on the retry, and on every resume after it."""
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-    except IsADirectoryError:
-        os.rename(path, f"{path}.moved-{time.time_ns()}")
 
 
 def died_message(returncode: int | None, trial_dir: str) -> str:
