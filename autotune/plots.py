@@ -89,6 +89,13 @@ def panel_rows(spec: dict[str, Any], recorded: list[Any]) -> tuple[list[Any], An
     return list(values), lambda v: rows.get(repr(on_grid(spec, v)))
 
 
+def set_xlim(ax: Any, lo: float, hi: float) -> None:
+    """The x limits, where they are finite: a grid out to 1.7e308 padded by 5% is infinite,
+    which matplotlib refuses (then its own limits, from the points, are the view)."""
+    if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
+        ax.set_xlim(lo, hi)
+
+
 def categorical(spec: dict[str, Any]) -> list[Any] | None:
     """The declared values of a parameter plotted as categories (strings, booleans)."""
     values = spec.get("values")
@@ -198,13 +205,13 @@ def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dic
         if "values" in spec:  # the whole declared grid in view, tried or not
             lo, hi = min(spec["values"]), max(spec["values"])
             if scale == "log":
-                ax.set_xlim(lo / 1.5, hi * 1.5)
+                set_xlim(ax, lo / 1.5, hi * 1.5)
             elif scale == "symlog":
-                ax.set_xlim(min(lo, 0.0), hi * 1.5)
+                set_xlim(ax, min(lo, 0.0), hi * 1.5)
             elif hi > lo:
                 pad = (hi - lo) * 0.05
-                ax.set_xlim(lo - pad, hi + pad)
+                set_xlim(ax, lo - pad, hi + pad)
         elif "low" in spec:
-            ax.set_xlim(spec["low"], spec["high"])
+            set_xlim(ax, spec["low"], spec["high"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")

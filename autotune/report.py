@@ -165,7 +165,17 @@ def elapsed(history: History, running_driver: bool | None) -> float:
 
 
 def plot_all(history: History, out_dir: str) -> list[str]:
-    """Best so far against time and against compute; the metric along each parameter."""
+    """Best so far against time and against compute; the metric along each parameter.
+    matplotlib's overflow warnings (values out to 1.7e308) are not the user's to read: the
+    plot that cannot be drawn says so itself (``save``)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _plot_all(history, out_dir)
+
+
+def _plot_all(history: History, out_dir: str) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -312,11 +322,22 @@ def busy_mean(times: list[float], running: list[int]) -> float:
 
 
 def save(fig: Any, path: str) -> str:
+    """Write ``fig`` to ``path`` whole. A figure matplotlib cannot lay out (axes out to
+    1.7e308 overflow its tick arithmetic: a grid or a metric near the largest float) is
+    replaced by one that says so, under the same title: one plot lost, not the report."""
     import matplotlib.pyplot as plt
 
     tmp = path + ".tmp.png"
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=100)
+    except (OverflowError, ValueError) as exc:
+        title = fig.axes[0].get_title() if fig.axes else ""
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        note(ax, f"cannot be drawn: its values are too large for the plot's axes ({exc})")
+        ax.set_title(title, fontsize=10)
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
     return path

@@ -297,6 +297,11 @@ def parse_range(name: str, raw: dict, where: str) -> Range:
         raise StudyError(f"{where}: low ({low}) must be below high ({high})")
     if log and low <= 0:
         raise StudyError(f"{where}: a log range must lie above 0, got low {low}")
+    if not log and not integer and not math.isfinite(float(high) - float(low)):
+        # a draw (numpy's uniform, Optuna's, TPE's) took high - low and raised OverflowError
+        raise StudyError(f"{where}: the range {describe(low)}..{describe(high)} is wider than "
+                         f"the largest float (high - low overflows); narrow it, make it a log "
+                         f"range, or rescale the parameter")
     if integer and (low != int(low) or high != int(high)):
         raise StudyError(f"{where}: an int range needs whole-number bounds, got {low}..{high}")
     if integer and max(abs(low), abs(high)) > INT_BOUND:

@@ -156,3 +156,52 @@ def test_fingerprint_follows_the_space():
 def test_bad_spaces_name_the_key(raw, message):
     with pytest.raises(StudyError, match=message):
         parse_space(raw)
+
+
+FLOAT_SEARCHES = [("random", {}), ("asha", {"fidelity": {"min": 1, "max": 9}}),
+                  ("hyperband", {"fidelity": {"min": 1, "max": 9}}),
+                  ("asha-bo", {"fidelity": {"min": 1, "max": 9}}), ("optuna-tpe", {}),
+                  ("optuna-cmaes", {})]
+
+
+@pytest.mark.parametrize("algorithm, options", FLOAT_SEARCHES, ids=[a for a, _ in FLOAT_SEARCHES])
+@pytest.mark.parametrize("x", [{"low": -1e308, "high": 1e308},
+                               {"low": -1.7e308, "high": 1.7e308, "steps": 5}],
+                         ids=["range", "steps"])
+def test_a_float_range_wider_than_the_largest_float_is_refused_naming_it(x, algorithm, options):
+    """high - low overflowed: every searcher that draws floats (numpy's uniform, Optuna's,
+    the TPE of asha-bo) raised OverflowError in the driver, a traceback after the study had
+    started; a steps: grid's middle point came out as 5.8e+274, not 0, and its plots could
+    not be drawn. Refused when the file is read, naming the parameter."""
+    from autotune.study import parse_study
+    from tests.helpers import study_dict
+
+    if algorithm.startswith("optuna"):
+        pytest.importorskip("optuna")
+    data = study_dict(space={"x": x, "y": {"values": [0.0, 0.5]}},
+                      search={"algorithm": algorithm, **options})
+    with pytest.raises(StudyError) as err:
+        parse_study(data)
+    assert str(err.value).startswith(f"space.x: the range {x['low']:g}..{x['high']:g} is "
+                                     "wider than the largest float (high - low overflows)")
+
+
+def test_a_report_on_values_out_to_the_largest_float_draws_what_it_can(tmp_path):
+    """A grid out to 1.7e308 (and a log grid out to 1e300) is searched, but matplotlib cannot
+    lay out axes that wide: report died with a traceback ('Axis limits cannot be NaN or
+    Inf', 'arange: cannot compute length'); a plot that cannot be drawn says so instead."""
+    from autotune.driver import Driver
+    from autotune.report import plot_all
+    from autotune.study import parse_study
+    from tests.helpers import history, study_dict
+
+    d = str(tmp_path / "d")
+    study = parse_study(study_dict(
+        objective={"entry": "tests.objectives:noop"},
+        space={"x": {"values": [-1.7e308, 0.0, 1.7e308]}, "y": {"values": [1e-300, 1.0, 1e300]}},
+        search={"algorithm": "axis", "max_trials": 6}))
+    Driver(study, d, progress=False).run()
+    written = plot_all(history(d), str(tmp_path / "plots"))
+    assert {os.path.basename(p) for p in written} >= {"loss_along_x.png", "loss_along_y.png",
+                                                      "search_path.png"}
+    assert all(os.path.getsize(p) > 1000 for p in written)
