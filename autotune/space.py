@@ -25,6 +25,7 @@ Scalar = Any  # int | float | str | bool
 INT_AXIS_MOST = 100  # a linear int range without steps: is a grid of its integers up to this
 GRID_DIGITS = 12  # significant digits of a computed (steps:) grid value
 MATCH_REL = 1e-9  # a recorded number this close to a grid value is that value
+ZERO_REL = 1e-15  # or this close, against the grid's largest magnitude (a few of its ulps)
 
 
 def steps_grid(low: float, high: float, steps: int, log: bool) -> list[Decimal]:
@@ -32,7 +33,9 @@ def steps_grid(low: float, high: float, steps: int, log: bool) -> list[Decimal]:
     to 34 digits in decimal arithmetic: correctly rounded, so the same on every machine."""
     with localcontext() as ctx:
         ctx.prec = 34
-        lo, hi, n = Decimal(low), Decimal(high), steps - 1
+        # the bounds as written (0.1, not the binary 0.1000000000000000055...): from the
+        # binary value the 34-digit span left the middle of -0.1..0.1 at -2.1e-36, not 0
+        lo, hi, n = Decimal(repr(float(low))), Decimal(repr(float(high))), steps - 1
         if log:
             span = (hi / lo).ln()
             return [lo * (span * i / n).exp() for i in range(steps)]
@@ -47,8 +50,10 @@ def to_digits(value: Decimal, digits: int) -> float:
 def grid_index(values: Sequence, value: Any) -> int | None:
     """Where a recorded value lies among a grid's ``values``: the same value (1 and 1.0 alike,
     True not 1), else the nearest number within a relative ``MATCH_REL`` (a value a history
-    got from another machine's numpy, or from before grid values were rounded); None if
-    none is."""
+    got from another machine's numpy, or from before grid values were rounded), or within
+    ``ZERO_REL`` of the grid's largest magnitude (a point at or near 0, which older versions
+    computed from the bounds' binary values: the middle of -0.1..0.1 as -2.1e-36, of
+    -1.3..11.7 as -1.1e-16); None if none is."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     for i, v in enumerate(values):
         if v == value and (type(v) is type(value)
@@ -56,12 +61,16 @@ def grid_index(values: Sequence, value: Any) -> int | None:
             return i
     if not number or not is_finite(value):
         return None
+    numbers = [(i, v) for i, v in enumerate(values)
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not numbers:
+        return None
+    floor = ZERO_REL * max(abs(v) for _, v in numbers)
     best, gap = None, math.inf
-    for i, v in enumerate(values):
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            d = abs(v - value)
-            if d <= MATCH_REL * max(abs(v), abs(value)) and d < gap:
-                best, gap = i, d
+    for i, v in numbers:
+        d = abs(v - value)
+        if d <= max(MATCH_REL * max(abs(v), abs(value)), floor) and d < gap:
+            best, gap = i, d
     return best
 
 

@@ -205,3 +205,17 @@ def test_a_report_on_values_out_to_the_largest_float_draws_what_it_can(tmp_path)
     assert {os.path.basename(p) for p in written} >= {"loss_along_x.png", "loss_along_y.png",
                                                       "search_path.png"}
     assert all(os.path.getsize(p) > 1000 for p in written)
+
+
+def test_a_steps_grid_through_zero_holds_zero_and_takes_the_old_near_zero_values():
+    """The grid was computed from the bounds' binary values (0.1000000000000000055...): the
+    middle of -0.1..0.1 came out as -2.11815834045e-36, of -1.3..11.7 in 40 steps as
+    -1.11022302463e-16, and trials were given that instead of 0. Now 0; the values older
+    versions recorded are taken as that point, so their histories resume on the same grid."""
+    assert Range("x", -0.1, 0.1, steps=3).grid() == (-0.1, 0.0, 0.1)
+    assert Range("x", -0.3, 0.3, steps=5).grid() == (-0.3, -0.15, 0.0, 0.15, 0.3)
+    wide = Range("x", -1.3, 11.7, steps=41).grid()
+    assert wide[4] == 0.0 and wide[:3] == (-1.3, -0.975, -0.65)
+    assert grid_index(Range("x", -0.1, 0.1, steps=3).grid(), -2.11815834045e-36) == 1
+    assert grid_index(wide, -1.11022302463e-16) == 4 and grid_index(wide, 2.2e-16) == 4
+    assert grid_index(wide, 1e-3) is None and grid_index((0.0, 1e-20, 1.0), 1e-20) == 1
