@@ -110,6 +110,9 @@ class History:
     #: time under the same job id, a line like the first but after a resume record
     _submits: dict[int, tuple] = field(default_factory=dict, repr=False)
     _era: int = field(default=0, repr=False)
+    #: the parameter names of the study record's space: an ask for other parameters is
+    #: another study's line (a history copied or appended into this one), not this study's
+    _names: frozenset | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, journal: Journal) -> "History":
@@ -191,6 +194,8 @@ class History:
         self.study = e
         self._era += 1
         identity = e["identity"]
+        space = identity.get("space")
+        self._names = frozenset(space) if isinstance(space, dict) and space else None
         self.metric = identity.get("metric", "")
         fidelity = (identity.get("search_options") or {}).get("fidelity") or {}
         self.full_fidelity = fidelity.get("max") if isinstance(fidelity, dict) else None
@@ -205,10 +210,15 @@ class History:
         if ahead:
             for s in entries:
                 ahead[s["trial"]] -= 1
+        names = self._names
         for s in entries:
             trial = s["trial"]
             if trial in trials or trial in lost:
                 raise Damaged(f"ask reuses the id of trial {trial}")
+            if names is not None and s["params"].keys() != names:
+                raise Damaged(f"ask for trial {trial} with parameters "
+                              f"{', '.join(sorted(map(str, s['params'])))}, not this study's "
+                              f"({', '.join(sorted(names))}): another study's line")
         t = float(e["t"])
         ids = []
         for s in entries:  # the event's own dicts are kept: nothing mutates them

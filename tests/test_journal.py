@@ -242,3 +242,28 @@ def test_every_kind_has_a_spec_and_a_reader():
     from autotune.history import _HANDLERS
 
     assert set(ev.Kind) == set(ev.SPECS) == {ev.Kind(k) for k in _HANDLERS}
+
+
+def test_another_studys_history_appended_adds_none_of_its_trials(tmp_path):
+    """A second study's history.jsonl appended to this one (cat b >> a): its study record
+    was skipped, and so were its asks of ids this study had used, but its later trials (ids
+    8.. here) were taken as this study's, with parameters of another space, their values
+    counted for best, their number against max_trials. An ask for parameters other than
+    the study record's is another study's line: skipped, its trials never counted."""
+    def one(name, space, params, loss):
+        journal = Journal(str(tmp_path / f"{name}.jsonl"))
+        journal.append([ev.study(name, 0.0, {"space": space, "metric": "loss"}, {})])
+        for t, (p, v) in enumerate(zip(params, loss)):
+            journal.append([ev.ask(t, 1, [ev.trial_entry(t, p)]), ev.submit(t, t, 0, f"j{t}"),
+                            ev.end(t, 0, "ok", t, t + 1, 1.0, {"loss": v})])
+        return tmp_path / f"{name}.jsonl"
+
+    a = one("a", {"x": {"values": [1, 2]}, "λ": 3}, [{"x": 1, "λ": 3}, {"x": 2, "λ": 3}], [5, 6])
+    b = one("b", {"x": {"values": [7, 8, 9]}}, [{"x": 7}, {"x": 8}, {"x": 9}], [1, 2, 0.5])
+    with open(a, "ab") as fh:
+        fh.write(b.read_bytes())
+    h = History.load(Journal(str(a)))
+    assert sorted(h.trials) == [0, 1] and h.best("min").value == 5 and h.spent_s == 2.0
+    assert h.next_id == 3 and h.lost == {2}  # its trial 2's id is never handed out here
+    assert any("ask for trial 2 with parameters x, not this study's (x, λ): another study's "
+               "line, skipped" in w for w in h.warnings)
