@@ -33,8 +33,14 @@ SEARCH_KEYS = ["algorithm", "seed", "max_trials", "max_compute_s"]
 EXECUTOR_KEYS = ["kind", "max_concurrent"]
 
 
+#: objective.mode as written -> as recorded: Optuna's direction words mean the same, and are
+#: read here, the one place the mode is parsed, so the history, a resume's comparison and
+#: every reader see only 'min' or 'max' (a study file saying 'minimize' resumes a 'min' one)
+MODES = {"min": "min", "max": "max", "minimize": "min", "maximize": "max"}
+
 #: Optuna's words for what a study says otherwise, as a study written from Optuna habit has them
-OPTUNA_NAMES = {"direction": "Optuna's direction is objective.mode here: 'min' or 'max'",
+OPTUNA_NAMES = {"direction": "Optuna's direction is objective.mode here: 'min' or 'max' "
+                              "('minimize', 'maximize' too)",
                 "n_trials": "Optuna's n_trials is search.max_trials here",
                 "sampler": "Optuna's sampler is search.algorithm here"}
 
@@ -341,9 +347,10 @@ def parse_objective(raw: Any, python_path: tuple[str, ...],
     if (entry is None) == (command is None):
         raise StudyError("objective: expected exactly one of 'entry' (module:function) or 'command'")
     metric = take(raw, "metric", "str", "objective")
-    mode = take(raw, "mode", "str", "objective", "min")
-    if mode not in ("min", "max"):
-        raise StudyError(f"objective.mode: expected 'min' or 'max', got {describe(mode)}")
+    mode = MODES.get(take(raw, "mode", "str", "objective", "min"))
+    if mode is None:
+        raise StudyError(f"objective.mode: expected 'min' or 'max' (or 'minimize', "
+                         f"'maximize'), got {describe(raw['mode'])}")
     timeout = take(raw, "timeout_s", "positive-number", "objective", None)
     if entry is not None and load_code:
         load_entry(entry, python_path)

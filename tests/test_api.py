@@ -112,7 +112,8 @@ def test_a_refused_directory_is_explained_in_python_terms(tmp_path):
     ({"objective": {"entry": "tests.objectives:missing"}}, "has no function 'missing'"),
     ({"colour": "red"}, "colour"),
     ({"direction": "minimize"}, r"^direction: unknown key; Optuna's direction is "
-                                r"objective.mode here: 'min' or 'max' \(expected one of"),
+                                r"objective.mode here: 'min' or 'max' \('minimize', 'maximize' too\) "
+                                r"\(expected one of"),
     ({"objective": {"direction": "maximize"}}, r"^objective.direction: unknown key; Optuna's"),
     ({"n_trials": 20}, r"^n_trials: unknown key; Optuna's n_trials is search.max_trials here"),
     ({"objective": {"entry": 3}}, r"objective.entry: expected a function f\(params, ctx\) or a "
@@ -950,3 +951,25 @@ def test_run_switches_must_be_true_or_false(tmp_path, flag):
     with pytest.raises(StudyError, match=rf"run: {flag} must be True or False, got 'no'"):
         at.Study(study_dict(search={"max_trials": 2}), dir=str(d)).run(**{flag: "no"})
     assert not d.exists() or not any(d.iterdir())  # refused before anything was written
+
+
+# ---- Optuna's names ---------------------------------------------------------------------------
+def test_optunas_minimize_and_maximize_are_read_as_min_and_max_from_python_and_the_cli(tmp_path):
+    """objective.mode 'maximize' (Optuna's direction word) was refused as no mode."""
+    d = str(tmp_path / "s")
+    view = at.Study(study_dict(objective={"mode": "maximize"}, search={"max_trials": 3}),
+                    dir=d).run(progress=False)
+    assert view.mode == "max" and view.best.value == max(t.value for t in view.trials)
+    # recorded as 'max': a study file saying 'max' resumes it, from the CLI too
+    path = write_study(str(tmp_path / "s.yaml"),
+                       study_dict(objective={"mode": "max"}, search={"max_trials": 4}))
+    out = cli("run", path, "--dir", d, "--quiet")
+    assert out.returncode == 0, out.stderr
+    path = write_study(str(tmp_path / "m.yaml"), study_dict(objective={"mode": "minimize"},
+                                                            search={"max_trials": 2}))
+    out = cli("run", path, "--dir", str(tmp_path / "m"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert history(str(tmp_path / "m")).study["identity"]["mode"] == "min"
+    with pytest.raises(StudyError, match=r"^objective.mode: expected 'min' or 'max' \(or "
+                                         r"'minimize', 'maximize'\), got 'lowest'$"):
+        at.Study(study_dict(objective={"mode": "lowest"}))
