@@ -143,16 +143,26 @@ class Study:
                              "give one, or drive it with ask() and tell()")
         self.close()
         self._check_directory(accept_objective_change)
-        summary = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
-                         accept_objective=accept_objective_change, prepare=self._installer()).run()
+        driver = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
+                        accept_objective=accept_objective_change, prepare=self._installer())
+        try:
+            summary = driver.run()
+        except KeyboardInterrupt:
+            # raised by the objective itself under inline or simulated (a Ctrl-C that reached
+            # the trial before the driver's handler did): the trial stays interrupted, as for
+            # a Ctrl-C the driver caught, and the caller is told the same thing
+            raise self._interrupted() from None
         if summary.stopped == "interrupted":
-            raise KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
-                                    f"({self.dir})")
+            raise self._interrupted()
         view = load(self.dir)
         stopped = _stopped(summary, self.settings, view)
         if stopped is not None:
             raise stopped
         return view
+
+    def _interrupted(self) -> KeyboardInterrupt:
+        return KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
+                                 f"({self.dir})")
 
     @_speaks_python
     def load(self) -> StudyView:

@@ -572,8 +572,8 @@ def test_a_loop_of_ones_own_runs_again_what_a_stopped_run_left_interrupted(tmp_p
     d = str(tmp_path / "s")
     raw = study_dict(search={"max_trials": 3})
     raw["objective"] = {"entry": _stops_at_trial_1, "metric": "loss"}
-    with pytest.raises(KeyboardInterrupt):
-        at.Study(raw, dir=d).run(progress=False)
+    with pytest.raises(KeyboardInterrupt, match=r"^study t interrupted; run\(\) again to resume"):
+        at.Study(raw, dir=d).run(progress=False)  # said as for a Ctrl-C the driver caught
     assert at.load(d).counts() == {"ok": 1, "interrupted": 1}
     with at.Study(raw, dir=d) as study:
         with pytest.raises(StudyError, match=r"^tell: trial 1 was started by run\(\), not "
