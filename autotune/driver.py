@@ -241,7 +241,7 @@ class Driver:
         if self.study.unfilled:  # before the directory is made: a refusal leaves nothing
             check_unfilled(self.study, History.load(self.journal))
         self.dir.check_run()
-        self.dir.acquire()
+        self.dir.acquire(by="ask/tell")
         try:
             self._prepared()
             self._start(executor_kind="inline")  # only its clock is used: wall time since t0

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -83,8 +84,10 @@ class StudyDir:
         require(self.path, read=True)
         require(self.history, read=True)
 
-    def acquire(self) -> None:
-        """Take the driver lock; a directory that cannot be made or written is one line."""
+    def acquire(self, by: str = "run") -> None:
+        """Take the driver lock; a directory that cannot be made or written is one line.
+        ``by`` says what holds it (``run``, or ``ask/tell``: a loop of the caller's own),
+        for the refusal another process is given (see ``busy``)."""
         made = not os.path.isdir(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
@@ -97,7 +100,7 @@ class StudyDir:
                     os.rmdir(self.path)
             raise StudyError(f"{dir_key()}: cannot write a study into {self.path} "
                              f"({exc.strerror or exc})") from None
-        self._write_holder()
+        self._write_holder(by)
 
     def busy(self) -> StudyBusy:
         """The refusal of a directory whose lock is held, naming the holder. The holder may
@@ -108,24 +111,35 @@ class StudyDir:
             return StudyBusy(f"{self.path} is held by this same process, {holder}: another "
                              "Study object (or driver) in it has the directory open; close() "
                              "that one, or end its with block, first")
+        if self._holder_field("by") == "ask/tell":  # a Study object, not a driver's loop
+            return StudyBusy(f"{self.path} is held by an ask/tell loop in {holder} (a Study "
+                             "from its first ask() until close()); close() that Study, or end "
+                             "that process, first")
         return StudyBusy(f"{self.path} is being run by {holder}; "
                          "wait for it to finish or stop that driver first")
 
     def _held_here(self) -> bool:
         """Whether driver.json names this process (read after ``holder()`` waited for it)."""
+        return (self._holder_field("pid") == os.getpid()
+                and self._holder_field("host") == socket.gethostname())
+
+    def _holder_field(self, name: str) -> Any:
+        """One field of driver.json; None where it is missing, unreadable or not there (a
+        holder written before ``by`` was recorded is a run)."""
         try:
             with open(self._holder) as fh:
                 info = json.load(fh)
-            return info["pid"] == os.getpid() and info["host"] == socket.gethostname()
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
+            return info.get(name) if isinstance(info, dict) else None
+        except (OSError, ValueError):
+            return None
 
-    def _write_holder(self) -> None:
+    def _write_holder(self, by: str) -> None:
         """Written atomically, so a second driver never reads it half-written ("holder
         unknown" while the first driver is alive)."""
         tmp = f"{self._holder}.tmp{os.getpid()}"
         with open(tmp, "w") as fh:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}, fh)
+            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
+                       "by": by}, fh)
         os.replace(tmp, self._holder)
 
     def release(self) -> None:

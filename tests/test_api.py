@@ -973,3 +973,23 @@ def test_optunas_minimize_and_maximize_are_read_as_min_and_max_from_python_and_t
     with pytest.raises(StudyError, match=r"^objective.mode: expected 'min' or 'max' \(or "
                                          r"'minimize', 'maximize'\), got 'lowest'$"):
         at.Study(study_dict(objective={"mode": "lowest"}))
+
+
+def test_a_loop_of_ones_own_in_another_process_is_named_as_such_when_busy(tmp_path):
+    """The refusal said 'is being run by pid ...' (a driver to wait for) where the holder is an
+    ask/tell loop in another process, which only its close() frees."""
+    d = str(tmp_path / "s")
+    code = ("import sys, autotune as at; from tests.helpers import study_dict\n"
+            f"s = at.Study(study_dict(), dir={d!r}); s.ask(); print('held', flush=True)\n"
+            "sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": REPO})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StudyBusy, match=rf"^{d} is held by an ask/tell loop in pid "
+                                            rf"{holder.pid} on host .*; close\(\) that Study"):
+            at.Study(study_dict(), dir=d).run(progress=False)
+    finally:
+        holder.communicate("", timeout=60)
+    at.Study(study_dict(), dir=d).run(progress=False)  # freed by its process's end
