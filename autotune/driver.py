@@ -202,7 +202,8 @@ class Driver:
         # commands run where the study was first launched, wherever it is resumed from
         self.launch_dir = self.history.study.get("launch_dir") or os.getcwd()
         for line in start_lines(self.study, self.history, self.dir.path, fresh,
-                                self.executor.kind, self.retry_failed):
+                                self.executor.kind, self.retry_failed,
+                                until_stopped=executor_kind is None):  # not an ask/tell loop
             if line.startswith("warning: "):
                 self.progress.warn(line.removeprefix("warning: "))
             else:

@@ -150,10 +150,12 @@ def budget_reached(study: "Study", history: History) -> str:
 
 
 def start_lines(study: "Study", history: History, directory: str, fresh: bool, executor: str,
-                retrying: bool = False) -> list[str]:
+                retrying: bool = False, until_stopped: bool = True) -> list[str]:
     """Said once at start: a new study or a resume (and how far it got), then what deserves a
     warning before hours are spent: no budget at all, more local trials than cores, local
-    trials outliving a killed driver."""
+    trials outliving a killed driver. ``until_stopped``: whether the driver's loop is to run
+    as long as the study's own limits allow; False for a loop of the caller's own (ask/tell)
+    or a run with limits of its own, to which the no-budget warning does not apply."""
     where = os.path.relpath(directory) if not os.path.relpath(directory).startswith("..") \
         else directory
     if fresh:
@@ -183,7 +185,7 @@ def start_lines(study: "Study", history: History, directory: str, fresh: bool, e
         if reached:
             text += f"; {reached}: no new trials"
         lines = [text]
-    if study.max_trials is None and study.max_compute_s is None \
+    if until_stopped and study.max_trials is None and study.max_compute_s is None \
             and not study.make_searcher().bounded:
         lines.append(f"warning: no budget (search.max_trials, search.max_compute_s): "
                      f"{study.algorithm} may run until stopped (Ctrl-C stops it; run again to "

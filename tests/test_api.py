@@ -993,3 +993,13 @@ def test_a_loop_of_ones_own_in_another_process_is_named_as_such_when_busy(tmp_pa
     finally:
         holder.communicate("", timeout=60)
     at.Study(study_dict(), dir=d).run(progress=False)  # freed by its process's end
+
+
+def test_a_loop_of_ones_own_is_not_warned_that_the_search_may_run_until_stopped(tmp_path, capsys):
+    """run()'s no-budget warning ('may run until stopped (Ctrl-C stops it ...)') was printed
+    by an ask/tell session too, whose loop is the caller's and stops where the caller stops."""
+    raw = study_dict(search={"max_trials": None})  # no max_trials, no max_compute_s
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(tmp_path / "s")) as study:
+        study.tell(study.ask(), 1.0)
+    assert "until stopped" not in capsys.readouterr().err
