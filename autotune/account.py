@@ -8,7 +8,6 @@ module (torch).
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from .history import History
@@ -19,14 +18,12 @@ def searcher_account(history: History) -> dict[str, Any]:
     none (no searcher calls yet, or a study record this version cannot rebuild a search from)."""
     from .errors import StudyError
     from .restore import restore
-    from .study import parse_study
+    from .study import recorded_study
 
-    config, source = history.study.get("config"), history.study.get("source")
-    if not isinstance(config, dict) or not history.calls:
+    if not isinstance(history.study.get("config"), dict) or not history.calls:
         return {}
     try:
-        study = parse_study(config, base_dir=os.path.dirname(source) if source else None,
-                            load_code=False)
+        study = recorded_study(history, load_code=False)
         return restore(study.make_searcher(), history).summary()
     except (StudyError, KeyError, ValueError, TypeError):
         return {}

@@ -31,7 +31,7 @@ from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .stage_runner import StageRunner
 from .stages import stage_options
-from .study import Study, unfilled_refusal, unfilled_warning
+from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
 from .states import job_kind, left_to_another_kind, trial_states
 from .trajectory import write_trajectory
@@ -56,8 +56,15 @@ class Driver:
     def __init__(self, study: Study, directory: str, executor: Executor | None = None,
                  progress: bool = True, stop_after_events: int | None = None,
                  retry_failed: bool = False, accept_objective: bool = False,
-                 stages_only: bool = False, prepare: Callable[[], None] | None = None):
+                 stages_only: bool = False, prepare: Callable[[], None] | None = None,
+                 more_trials: int | None = None, timeout_s: float | None = None):
         self.study = study
+        # limits of this run only, on top of the study's own (Study.optimize's n_trials and
+        # timeout): never recorded, so the next run has the study's limits alone
+        self._more_trials = more_trials
+        self._timeout_s = timeout_s
+        self._trial_cap: int | None = None   # len(trials) this run stops asking at
+        self._deadline: float | None = None  # time.monotonic() this run stops asking at
         # run once the directory is held, before the history is read: what the trials need
         # written there (a Python function's pickle) is written by its holder only, and not
         # at all where run() refuses first (an executor's preflight, a busy directory)
@@ -119,6 +126,7 @@ class Driver:
 
     def _run(self) -> RunSummary:
         self._start()
+        self._set_run_limits()
         try:
             self._phase = "loop"
             if self._stop is None:  # a signal while starting: nothing more is started
@@ -201,9 +209,10 @@ class Driver:
                                    f"matches the {len(self.history.trials)} recorded trial(s)")
         # commands run where the study was first launched, wherever it is resumed from
         self.launch_dir = self.history.study.get("launch_dir") or os.getcwd()
+        until_stopped = (executor_kind is None  # not an ask/tell loop, nor a limited run
+                         and self._more_trials is None and self._timeout_s is None)
         for line in start_lines(self.study, self.history, self.dir.path, fresh,
-                                self.executor.kind, self.retry_failed,
-                                until_stopped=executor_kind is None):  # not an ask/tell loop
+                                self.executor.kind, self.retry_failed, until_stopped):
             if line.startswith("warning: "):
                 self.progress.warn(line.removeprefix("warning: "))
             else:
@@ -215,6 +224,22 @@ class Driver:
         if self.searcher.warning:
             self.progress.warn(self.searcher.warning)
         self._last_csv = 0.0
+
+    def _set_run_limits(self) -> None:
+        """``more_trials`` counts new trials from what the history holds now (trials left in
+        flight run again on top, as on any resume); ``timeout_s`` counts from now."""
+        if self._more_trials is not None:
+            self._trial_cap = len(self.history.trials) + self._more_trials
+        if self._timeout_s is not None:
+            self._deadline = time.monotonic() + self._timeout_s
+
+    def _within_run_limits(self, n: int) -> int:
+        """``n`` cut to what this run's own limits leave (0: ask nothing more)."""
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return 0
+        if self._trial_cap is not None:
+            n = min(n, self._trial_cap - len(self.history.trials))
+        return n
 
     def _check_left_running(self) -> None:
         """Refuse, before the resume is recorded, to resume under another executor kind a
@@ -383,6 +408,7 @@ class Driver:
         with ``started_by``, their start under that job id, in the same journal append)."""
         if self.study.max_trials is not None:
             n = min(n, self.study.max_trials - len(self.history.trials))
+        n = self._within_run_limits(n)
         if n <= 0 or self.searcher.finished or self._over_budget():
             return []
         first = self.history.next_id
@@ -632,7 +658,7 @@ def check_unfilled(study: Study, history: History) -> None:
     command changed since must pass today's checks; a damaged study record, rebuilt from the
     study file over the older trials, is taken as started so."""
     if history.study:
-        started = started_objective(history).get("command")
+        started = recorded_objective(history)["command"]
     elif history.events or history.damaged or history.lost:
         started = study.objective.command
     else:
@@ -641,22 +667,11 @@ def check_unfilled(study: Study, history: History) -> None:
         raise StudyError(unfilled_refusal(*study.unfilled[0]))
 
 
-def started_objective(history: History) -> dict:
-    """The objective (entry, command) the study runs under: the study record's, or the last
-    change a resume accepted."""
-    before = dict(history.study.get("config", {}).get("objective") or {})
-    for note in history.notes:
-        if note.get("e") == "resume" and isinstance(note.get("objective"), dict):
-            before = note["objective"]
-    return before
-
-
 def objective_change(history: History, study: Study, path: str, accept: bool) -> dict:
     """Refuse a changed entry or command (results would mix silently) unless accepted;
     returns the new one when accepted, to be recorded."""
-    before = started_objective(history)
     now = {"entry": study.objective.entry, "command": study.objective.command}
-    was = {k: before.get(k) for k in now}
+    was = recorded_objective(history)
     if was == now or now["entry"] == callables.NO_ENTRY:
         return {}       # an ask/tell loop of one's own: its objective is the user's to know
     if was["entry"] == callables.NO_ENTRY:

@@ -11,7 +11,7 @@ import os
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import check, describe, reject_unknown, require_mapping, take
 from .errors import StudyError
@@ -23,6 +23,9 @@ from .searchers.mf_common import FIDELITY_KEYS
 from .space import SearchSpace, parse_space
 from .stages import parse_stages
 from .yamlfile import read_yaml
+
+if TYPE_CHECKING:
+    from .history import History
 
 TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries",
             "max_failures", "stages", "compare"]
@@ -123,6 +126,36 @@ def load_study(path: str, tolerate_unfilled: bool = False) -> Study:
                         tolerate_unfilled=tolerate_unfilled)
     study.source = os.path.abspath(path)
     return study
+
+
+def recorded_study(history: "History", load_code: bool = True) -> Study:
+    """The study a history records, rebuilt from its study record: the study file's mapping
+    as it was started, read as the CLI read it (modules beside the study file, else beside
+    where it was launched), with the objective a resume accepted in place of the first
+    (``--accept-objective-change``). What a report needs (``load_code=False``) and what
+    continues a study from its directory alone (``autotune.load_study``)."""
+    record = history.study
+    config = record.get("config")
+    if not isinstance(config, dict):
+        raise StudyError("the history's study record holds no study definition to rebuild")
+    objective = {**(config.get("objective") or {}), **recorded_objective(history)}
+    config = {**config, "objective": {k: v for k, v in objective.items() if v is not None}}
+    source = str(record.get("source") or "")
+    study = parse_study(config, default_name=str(record.get("name") or "study"),
+                        base_dir=os.path.dirname(source) if source else record.get("launch_dir"),
+                        load_code=load_code)
+    study.source = source
+    return study
+
+
+def recorded_objective(history: "History") -> dict[str, str | None]:
+    """The entry and command the study now runs: the first ones, or the last a resume
+    recorded as accepted in their place."""
+    objective = dict(history.study.get("config", {}).get("objective") or {})
+    for note in history.notes:
+        if note.get("e") == "resume" and isinstance(note.get("objective"), dict):
+            objective = note["objective"]
+    return {key: objective.get(key) for key in ("entry", "command")}
 
 
 def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = None,
