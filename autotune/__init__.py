@@ -10,6 +10,10 @@ The public API (everything else is internal and may change)::
 
     trial = study.ask(); study.tell(trial, 0.25)    # a loop of one's own, in the history too
 
+    study = at.create_study("study.yaml")           # Optuna's names, the same engine
+    study.optimize(train, n_trials=20)              # train(params, ctx), 20 more trials
+    study.best_params; at.load_study("runs/demo")   # continue a study from its directory
+
 Names are imported on first use, so ``import autotune`` stays cheap for trial processes.
 """
 from __future__ import annotations
@@ -18,10 +22,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Study", "Trial", "StudyView", "load", "StudyError", "StudyBusy", "StudyStopped",
-           "__version__"]
+__all__ = ["Study", "Trial", "StudyView", "load", "create_study", "load_study", "StudyError",
+           "StudyBusy", "StudyStopped", "__version__"]
 
 _WHERE = {"Study": "api", "Trial": "api", "StudyView": "view", "load": "view",
+          "create_study": "api", "load_study": "api",
           "StudyError": "errors", "StudyBusy": "errors",
           "StudyStopped": "errors"}
 

@@ -7,6 +7,8 @@ their trials are in the history like any other and ``status``, ``report`` and a 
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import inspect
 import os
@@ -27,7 +29,8 @@ from .objective import Ctx
 from .restore import restore
 from .states import trial_states
 from .study import Study as StudySettings
-from .study import load_study, parse_study
+from .study import load_study as read_study_file
+from .study import parse_study, recorded_study
 from .studydir import StudyDir
 from .view import StudyView, load, path_of
 
@@ -99,10 +102,16 @@ class Study:
     @_speaks_python
     def from_yaml(cls, path: str | os.PathLike, dir: str | None = None) -> "Study":
         """The study in a YAML study file (what ``autotune run FILE`` reads)."""
+        return cls._of(read_study_file(os.fspath(path), tolerate_unfilled=True), dir)
+
+    @classmethod
+    def _of(cls, settings: StudySettings, directory: str | os.PathLike | None) -> "Study":
+        """A Study of checked settings whose objective is named (an entry, a command, or a
+        function shipped into the directory before), not given as a live function."""
         self = cls.__new__(cls)
-        self.settings = load_study(os.fspath(path), tolerate_unfilled=True)
+        self.settings = settings
         self._objective = None
-        self._init(dir)
+        self._init(directory)
         return self
 
     def _init(self, directory: str | os.PathLike | None) -> None:
@@ -136,15 +145,62 @@ class Study:
         objective (another function, entry or command) is refused, as results would mix;
         ``accept_objective_change=True`` records the change instead, as
         ``--accept-objective-change``."""
-        _flags(progress=progress, retry_failed=retry_failed,
+        _flags("run", progress=progress, retry_failed=retry_failed,
                accept_objective_change=accept_objective_change)
-        if self.settings.objective.entry == callables.NO_ENTRY:
-            raise StudyError("objective: this study has no entry, command or function to run; "
-                             "give one, or drive it with ask() and tell()")
+        return self._drive(progress, retry_failed, accept_objective_change)
+
+    @_speaks_python
+    @_one_thread_at_a_time
+    def optimize(self, func: Callable[[dict[str, Any], Ctx], Any] | None = None,
+                 n_trials: int | None = None, timeout: float | None = None, *,
+                 progress: bool = True, retry_failed: bool = False,
+                 accept_objective_change: bool = False) -> StudyView:
+        """``run()`` with ``func`` as the objective and limits of this call only (Optuna's
+        ``optimize``): the driver runs ``func(params, ctx)`` with the study's executor,
+        as ``run()`` runs a study's function, and the result is read back the same way.
+
+        ``func`` becomes the study's objective (as ``objective={'entry': func, ...}``
+        would make it; None: the study's own entry, command or function). ``n_trials``:
+        at most this many new trials in this call, counted from what the history holds
+        (trials a stopped run left in flight run again on top, as on resume); ``timeout``:
+        no new trial starts after this many seconds, and those running end as they end.
+        Both are on top of the study's own limits (``max_trials``, ``max_compute_s``),
+        never beyond them, and are not recorded: another call has its own."""
+        _flags("optimize", progress=progress, retry_failed=retry_failed,
+               accept_objective_change=accept_objective_change)
+        more, seconds = _count(n_trials, "n_trials"), _seconds(timeout, "timeout")
+        if func is not None:  # last: a refused call leaves the study's objective as it was
+            self._use_function(func)
+        return self._drive(progress, retry_failed, accept_objective_change, more, seconds)
+
+    def _use_function(self, func: Callable[..., Any]) -> None:
+        """Make ``func`` this study's objective, as the ``entry`` of its definition would;
+        a directory started with another objective is refused when it is run, as for any
+        change of objective."""
+        _check_signature(func, "optimize")
+        objective = callables.Objective(func, self.settings.objective.metric)
+        shipped = callables.pickled(objective, self.settings.executor)
+        found = _source_dir(func)
+        paths = self.settings.objective.python_path
+        spec = dataclasses.replace(
+            self.settings.objective, entry=callables.ENTRY, command=None,
+            python_path=paths + ((found,) if found and found not in paths else ()))
+        raw = dict(self.settings.raw)
+        raw["objective"] = {**{k: v for k, v in dict(raw.get("objective") or {}).items()
+                               if k != "command"}, "entry": callables.ENTRY}
+        settings = copy.copy(self.settings)
+        settings.objective, settings.raw = spec, raw
+        self.settings, self._objective, self._pickle = settings, objective, shipped
+
+    def _drive(self, progress: bool, retry_failed: bool, accept_objective_change: bool,
+               more_trials: int | None = None, timeout_s: float | None = None) -> StudyView:
+        """The driver's run, the one loop behind ``run()`` and ``optimize()``."""
+        self._check_runnable()
         self.close()
         self._check_directory(accept_objective_change)
         driver = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
-                        accept_objective=accept_objective_change, prepare=self._installer())
+                        accept_objective=accept_objective_change, prepare=self._installer(),
+                        more_trials=more_trials, timeout_s=timeout_s)
         try:
             summary = driver.run()
         except KeyboardInterrupt:
@@ -160,6 +216,20 @@ class Study:
             raise stopped
         return view
 
+    def _check_runnable(self) -> None:
+        """Refuse a run with nothing to run: a study driven by ask/tell only, or one whose
+        function (shipped into the directory when it was run before) is not there, as for
+        a function that could not be pickled and ran in the driver's process only."""
+        entry = self.settings.objective.entry
+        if entry == callables.NO_ENTRY:
+            raise StudyError("objective: this study has no entry, command or function to run; "
+                             "give one, or drive it with ask() and tell()")
+        if (entry == callables.ENTRY and self._objective is None
+                and not os.path.exists(os.path.join(self.dir, callables.FILE))):
+            raise StudyError(f"objective: this study's function was not saved in {self.dir} "
+                             "(one that cannot be pickled runs in its own session only); give "
+                             "it again: optimize(f)")
+
     def _interrupted(self) -> KeyboardInterrupt:
         return KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
                                  f"({self.dir})")
@@ -171,6 +241,38 @@ class Study:
             raise StudyError(f"study {self.name}: nothing recorded yet in {self.dir} (run() "
                              "or ask() starts it)")
         return load(self.dir)
+
+    @property
+    @_speaks_python
+    @_one_thread_at_a_time
+    def trials(self) -> list[TrialRecord]:
+        """Every trial recorded, in number order (``load().trials``; Optuna's
+        ``study.trials``); empty before the first."""
+        return self.load().trials if StudyDir(self.dir).exists() else []
+
+    @property
+    @_speaks_python
+    @_one_thread_at_a_time
+    def best_trial(self) -> TrialRecord:
+        """The best successful trial at full length, as ``load().best`` (Optuna's
+        ``best_trial``); ``StudyError`` before there is one, where None would surface later
+        as an AttributeError far from its cause."""
+        best = self.load().best if StudyDir(self.dir).exists() else None
+        if best is None:
+            raise StudyError(f"study {self.name}: no trial has finished successfully yet, so "
+                             "there is no best trial, value or parameters; run(), optimize() "
+                             "or tell() a result first")
+        return best
+
+    @property
+    def best_value(self) -> float:
+        """The best trial's value of the study's metric (Optuna's ``best_value``)."""
+        return float(self.best_trial.value)
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The best trial's parameters (Optuna's ``best_params``)."""
+        return dict(self.best_trial.params)
 
     @_speaks_python
     def trials_dataframe(self):
@@ -417,12 +519,52 @@ def _told(result: Any, error: Any, metric: str, number: int
         raise StudyError(f"tell: the result of trial {number}: {exc}") from None
 
 
-def _flags(**flags: Any) -> None:
+def _flags(caller: str, **flags: Any) -> None:
     """Refuse a switch given as anything but True or False: ``progress="no"`` is truthy,
     and would quietly mean the opposite of what was written."""
     for name, value in flags.items():
         if not isinstance(value, bool):
-            raise StudyError(f"run: {name} must be True or False, got {value!r}")
+            raise StudyError(f"{caller}: {name} must be True or False, got {value!r}")
+
+
+def _count(value: Any, name: str) -> int | None:
+    """A count of trials: a whole number of at least 1 (numpy's too), or None for no limit."""
+    if value is None:
+        return None
+    number = real_number(value)
+    if not isinstance(number, int) or number < 1:
+        raise StudyError(f"optimize: {name} must be a whole number of at least 1 (or None: "
+                         f"no limit of its own), got {describe(value)}")
+    return number
+
+
+def _seconds(value: Any, name: str) -> float | None:
+    """A duration in seconds: a positive finite number, or None for no limit."""
+    if value is None:
+        return None
+    number = real_number(value)
+    if number is None or not 0 < number < float("inf"):
+        raise StudyError(f"optimize: {name} must be a positive number of seconds (or None: "
+                         f"no limit of its own), got {describe(value)}")
+    return float(number)
+
+
+def _check_signature(func: Any, where: str) -> None:
+    """Refuse, before anything runs, what cannot be called as ``f(params, ctx)``: Optuna's
+    ``f(trial)`` would otherwise fail every trial with a TypeError about a missing ``ctx``."""
+    if not callable(func):
+        raise StudyError(f"{where}: expected a function f(params, ctx), got {describe(func)}")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin or an extension's function: cannot tell
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise StudyError(
+            f"{where}: the objective is called as f(params, ctx), and "
+            f"{getattr(func, '__name__', None) or callables.describe(func)}{signature} cannot take those two arguments (not "
+            "Optuna's f(trial): the space is the study's, and f reads params['x'])") from None
 
 
 def _error_text(error: Any) -> str:
@@ -444,6 +586,43 @@ def _check_metric(result: Mapping, metric: str, trial: int) -> None:
     if real_number(result[metric]) is None:
         raise StudyError(f"tell: the result of trial {trial}: metric {metric!r} is not a "
                          f"number: {describe(result[metric])}")
+
+
+def create_study(config_or_yaml_path: Mapping[str, Any] | str | os.PathLike,
+                 dir: str | os.PathLike | None = None, load_if_exists: bool = True) -> Study:
+    """A study from a mapping of study keys or a study file's path (Optuna's
+    ``create_study``), ``Study(config, dir=dir)`` or ``Study.from_yaml(path, dir=dir)``.
+
+    A directory that holds a study already is continued, as ``run`` continues it (the
+    same search: another one is refused when it runs); ``load_if_exists=False`` refuses
+    it instead, at once, for code that means to start afresh and would otherwise mix
+    its trials into an earlier study's."""
+    with python_api():
+        _flags("create_study", load_if_exists=load_if_exists)
+        if isinstance(config_or_yaml_path, Mapping):
+            study = Study(config_or_yaml_path, dir=dir)
+        elif isinstance(config_or_yaml_path, (str, os.PathLike)):
+            study = Study.from_yaml(config_or_yaml_path, dir=dir)
+        else:
+            raise StudyError("create_study: expected a mapping of study keys or a study file's "
+                             f"path, got {describe(config_or_yaml_path)}")
+        if not load_if_exists and StudyDir(study.dir).exists():
+            raise StudyError(f"create_study: {study.dir} holds a study already "
+                             f"({len(study.trials)} trials); load_if_exists=False refuses to "
+                             "continue it: give another dir=, or load_if_exists=True to "
+                             "continue it")
+        return study
+
+
+def load_study(dir: str | os.PathLike) -> Study:
+    """The study in ``dir`` as its history records it, to continue (Optuna's
+    ``load_study``): ``run()``, ``optimize()`` or ``ask()``/``tell()``, whether a study
+    file (the CLI), a mapping or a function started it. Its definition is the one
+    recorded there (and the objective a resume accepted since), so nothing else is
+    needed; ``load(dir)`` reads it without continuing it."""
+    with python_api():
+        view = load(dir)  # a StudyError where nothing was recorded
+        return Study._of(recorded_study(view.history), view.path)
 
 
 def _plain(value: Any) -> Any:
@@ -484,6 +663,7 @@ def _objective_of(raw: dict[str, Any]) -> tuple[dict[str, Any], callables.Object
             raise StudyError(f"objective.entry: expected a function f(params, ctx) or a "
                              f"'module:function' string, got {describe(entry)}")
         return raw, None, None
+    _check_signature(entry, "objective.entry")
     metric = objective.get("metric")
     found = callables.Objective(entry, metric if isinstance(metric, str) else "value")
     objective["entry"] = callables.ENTRY

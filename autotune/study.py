@@ -143,7 +143,7 @@ def recorded_study(history: "History", load_code: bool = True) -> Study:
     source = str(record.get("source") or "")
     study = parse_study(config, default_name=str(record.get("name") or "study"),
                         base_dir=os.path.dirname(source) if source else record.get("launch_dir"),
-                        load_code=load_code)
+                        load_code=load_code, tolerate_unfilled=True)  # the driver judges it
     study.source = source
     return study
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -1003,3 +1004,171 @@ def test_a_loop_of_ones_own_is_not_warned_that_the_search_may_run_until_stopped(
     with at.Study(raw, dir=str(tmp_path / "s")) as study:
         study.tell(study.ask(), 1.0)
     assert "until stopped" not in capsys.readouterr().err
+
+
+def _bowl(params, ctx):
+    return {"loss": (params["x"] - 1.0) ** 2 + params["y"]}
+
+
+_INTERRUPTED: set = set()
+
+
+def _interrupted_once_at_trial_1(params, ctx):
+    if ctx.trial == 1 and ctx.study_dir not in _INTERRUPTED:
+        _INTERRUPTED.add(ctx.study_dir)
+        raise KeyboardInterrupt  # inline: Ctrl-C while trial 1 runs, the first time only
+    return _bowl(params, ctx)
+
+
+def _function_study(**search):
+    raw = study_dict(search={"max_trials": 5, **search})
+    raw["objective"] = {"metric": "loss"}  # the function comes with optimize()
+    return raw
+
+
+def test_create_study_from_a_mapping_or_a_file_and_load_if_exists(tmp_path):
+    d = str(tmp_path / "s")
+    study = at.create_study(study_dict(search={"max_trials": 2}), dir=d)
+    assert isinstance(study, at.Study) and study.dir == d and study.trials == []
+    study.run(progress=False)
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 3}))
+    again = at.create_study(path, dir=d)  # load_if_exists=True: continued, as run continues
+    assert len(again.run(progress=False).trials) == 3
+    with pytest.raises(StudyError, match=rf"^create_study: {d} holds a study already \(3 "
+                                         r"trials\); load_if_exists=False refuses to continue "
+                                         r"it: give another dir=, or load_if_exists=True"):
+        at.create_study(path, dir=d, load_if_exists=False)
+    fresh = at.create_study(path, dir=str(tmp_path / "new"), load_if_exists=False)
+    assert fresh.trials == [] and not (tmp_path / "new").exists()
+    for bad, message in [(3, r"^create_study: expected a mapping of study keys or a study "
+                             r"file's path, got 3$"),
+                         ("no-such.yaml", "no-such.yaml"),
+                         ({"name": "x"}, r"^objective: missing")]:
+        with pytest.raises(StudyError, match=message) as exc:
+            at.create_study(bad, dir=str(tmp_path / "bad"))
+        assert "\n" not in str(exc.value)
+    with pytest.raises(StudyError, match=r"^create_study: load_if_exists must be True or False"):
+        at.create_study(path, dir=d, load_if_exists="no")
+
+
+def test_load_study_continues_a_cli_study_from_its_directory_alone(tmp_path):
+    """The study file is gone: what the directory recorded is the study, to continue."""
+    d = str(tmp_path / "s")
+    raw = study_dict(objective={"entry": "tests.objectives:interrupts"}, search={"max_trials": 3})
+    path = write_study(str(tmp_path / "cli.yaml"), raw)
+    assert cli("run", path, "--dir", d, "--quiet").returncode == 130  # Ctrl-C in trial 0
+    os.remove(path)
+    study = at.load_study(d)
+    assert study.name == "t" and study.dir == d and not study.finished
+    assert study.settings.objective.entry == "tests.objectives:interrupts"
+    assert [t.status for t in study.trials] == ["ok"]
+    with study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, _bowl(trial.params, trial.ctx))
+        assert study.end_reason == "max_trials (3) reached"
+    assert [t.job_id for t in study.trials] == ["inline-0", "external", "external"]
+    for bad, message in [(str(tmp_path / "none"), "no such study directory"), (None, "dir")]:
+        with pytest.raises(StudyError, match=message):
+            at.load_study(bad)
+
+
+def test_optimize_runs_n_more_trials_each_time_up_to_the_studys_own_limit(tmp_path):
+    d = str(tmp_path / "s")
+    study = at.create_study(_function_study(), dir=d)
+    view = study.optimize(_bowl, n_trials=2, progress=False)
+    assert len(view.trials) == 2 and view.trials[0].job_id == "inline-0"
+    # a study loaded from its directory runs the function shipped there, 2 more
+    assert len(at.load_study(d).optimize(n_trials=2, progress=False).trials) == 4
+    assert len(at.load_study(d).optimize(n_trials=np.int64(9), progress=False).trials) == 5
+    assert at.load_study(d).finished  # max_trials (5): n_trials never goes beyond it
+    assert [n.get("e") for n in history(d).notes] == ["resume", "resume"]
+
+
+def test_optimize_n_trials_counts_new_trials_and_a_stopped_one_runs_again_on_top(tmp_path):
+    d = str(tmp_path / "s")
+    study = at.Study(_function_study(max_trials=10), dir=d)
+    with pytest.raises(KeyboardInterrupt, match=r"^study t interrupted; run\(\) again"):
+        study.optimize(_interrupted_once_at_trial_1, n_trials=3, progress=False)
+    assert at.load(d).counts() == {"ok": 1, "interrupted": 1}
+    view = study.optimize(_interrupted_once_at_trial_1, n_trials=2, progress=False)
+    assert [t.status for t in view.trials] == ["ok"] * 4
+    assert view.trials_dataframe()["trial"].tolist() == [0, 1, 2, 3]
+
+
+def test_optimize_timeout_starts_no_trial_after_it_and_warns_of_no_endless_run(tmp_path, capsys):
+    import time
+
+    def slow(params, ctx):
+        time.sleep(0.2)
+        return 1.0
+
+    study = at.Study(_function_study(max_trials=None), dir=str(tmp_path / "s"))
+    began = time.monotonic()
+    view = study.optimize(slow, timeout=0.5)
+    assert 1 <= len(view.trials) <= 4 and time.monotonic() - began < 5
+    assert "until stopped" not in capsys.readouterr().err  # this call has its limit
+
+
+def test_optimize_mistakes_are_one_line_study_errors(tmp_path):
+    study = at.Study(_function_study(), dir=str(tmp_path / "s"))
+    for kwargs, message in [
+        (dict(func=lambda trial: trial.suggest_float("x", 0, 1)),
+         r"^optimize: the objective is called as f\(params, ctx\), and <lambda>\(trial\) "
+         r"cannot take those two arguments \(not Optuna's f\(trial\)"),
+        (dict(func="train"), r"^optimize: expected a function f\(params, ctx\), got 'train'$"),
+        (dict(func=_bowl, n_trials=0), r"^optimize: n_trials must be a whole number of at "
+                                       r"least 1 \(or None: no limit of its own\), got 0$"),
+        (dict(func=_bowl, n_trials=2.5), "n_trials must be a whole number"),
+        (dict(func=_bowl, n_trials=True), "n_trials must be a whole number"),
+        (dict(func=_bowl, timeout=-1), r"^optimize: timeout must be a positive number of "
+                                       r"seconds \(or None: no limit of its own\), got -1$"),
+        (dict(func=_bowl, timeout=float("nan")), "timeout must be a positive number"),
+        (dict(func=_bowl, progress="no"), r"^optimize: progress must be True or False"),
+    ]:
+        with pytest.raises(StudyError, match=message) as exc:
+            study.optimize(**kwargs)
+        assert "\n" not in str(exc.value)
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(StudyError, match=r"^objective: this study has no entry, command or "
+                                         r"function to run"):
+        study.optimize(n_trials=1)
+    # a directory started with a study file's entry: another objective is refused
+    d = str(tmp_path / "e")
+    at.Study(study_dict(search={"max_trials": 1}), dir=d).run(progress=False)
+    with pytest.raises(StudyError, match=r"^objective.entry: .* was started with "
+                                         r"'tests.objectives:quadratic'"):
+        at.load_study(d).optimize(_bowl, n_trials=1, progress=False)
+
+
+def test_an_unsaved_function_must_be_given_again_to_a_loaded_study(tmp_path):
+    lock = threading.Lock()  # cannot be pickled: runs inline, in its own session only
+
+    def locked(params, ctx):
+        with lock:
+            return _bowl(params, ctx)
+
+    d = str(tmp_path / "s")
+    at.Study(_function_study(), dir=d).optimize(locked, n_trials=1, progress=False)
+    with pytest.raises(StudyError, match=r"^objective: this study's function was not saved "
+                                         r".*give it again: optimize\(f\)$"):
+        at.load_study(d).run(progress=False)
+    assert len(at.load_study(d).optimize(locked, progress=False).trials) == 5
+
+
+def test_best_trial_value_params_and_trials_read_the_history(tmp_path):
+    study = at.Study(_function_study(), dir=str(tmp_path / "s"))
+    for name in ("best_trial", "best_value", "best_params"):
+        with pytest.raises(StudyError, match=r"^study t: no trial has finished successfully "
+                                             r"yet, so there is no best trial"):
+            getattr(study, name)
+    assert study.trials == []
+    with study:
+        study.tell(study.ask(), error="diverged")
+        with pytest.raises(StudyError, match="no trial has finished successfully"):
+            study.best_value
+        study.tell(study.ask(), 0.5)
+        study.tell(study.ask(), 0.25)
+        assert study.best_value == 0.25 and study.best_trial.number == 2
+        assert study.best_params == study.trials[2].params
+    assert [t.status for t in study.trials] == ["failed", "ok", "ok"]
+    assert study.best_trial.trial == at.load(study.dir).best.trial
