@@ -8,20 +8,29 @@ import sys
 from .helpers import REPO, history
 
 
-def readme_snippet() -> str:
+def readme_snippets() -> list[str]:
+    """Every python block of the README's "From Python" section (and its subsections)."""
     with open(os.path.join(REPO, "README.md")) as fh:
         text = fh.read()
     section = text.split("\n## From Python\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert blocks, "README: no python block under 'From Python'"
-    return blocks[0]
+    return blocks
+
+
+def readme_snippet() -> str:
+    return readme_snippets()[0]
+
+
+def run_snippet(code: str, tmp_path) -> subprocess.CompletedProcess:
+    script = tmp_path / "snippet.py"
+    script.write_text(code)
+    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO})
 
 
 def test_the_readme_from_python_snippet_runs(tmp_path):
-    script = tmp_path / "snippet.py"
-    script.write_text(readme_snippet())
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO})
+    out = run_snippet(readme_snippet(), tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "best: {'lr':" in out.stdout and "study from-python: random" in out.stdout
     assert "True max_trials (5) reached" in out.stdout
@@ -31,6 +40,19 @@ def test_the_readme_from_python_snippet_runs(tmp_path):
     own = history(str(tmp_path / "runs" / "own-loop"))
     assert [r.status for r in own.trials.values()] == ["ok"] * 5
     assert all(r.job_id == "external" for r in own.trials.values())
+
+
+def test_the_readme_optuna_users_snippet_runs(tmp_path):
+    """The "Coming from Optuna" example: create_study, optimize, best_*, load_study."""
+    snippets = readme_snippets()
+    assert len(snippets) == 2, "a new README python block: give it a test of its own"
+    out = run_snippet(snippets[1], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    first, second = out.stdout.strip().splitlines()[-2:]
+    assert first.startswith("{'x': ") and first.endswith(" 10")
+    assert second.endswith(" 15")
+    ran = history(str(tmp_path / "runs" / "quadratic"))
+    assert [r.status for r in ran.trials.values()] == ["ok"] * 15
 
 
 def test_the_notebook_example_loads_a_study_and_plots_it(tmp_path):
