@@ -169,7 +169,7 @@ class Study:
         _flags("optimize", progress=progress, retry_failed=retry_failed,
                accept_objective_change=accept_objective_change)
         more, seconds = _count(n_trials, "n_trials"), _seconds(timeout, "timeout")
-        if func is not None:  # last: a refused call leaves the study's objective as it was
+        if func is not None:  # after the checks: a refused argument changes nothing
             self._use_function(func)
         return self._drive(progress, retry_failed, accept_objective_change, more, seconds)
 
