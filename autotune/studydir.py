@@ -133,7 +133,7 @@ class StudyDir:
         except (OSError, ValueError):
             return None
 
-    def _write_holder(self, by: str) -> None:
+    def _write_holder(self, by: str = "run") -> None:
         """Written atomically, so a second driver never reads it half-written ("holder
         unknown" while the first driver is alive)."""
         tmp = f"{self._holder}.tmp{os.getpid()}"
