@@ -31,21 +31,7 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
     before any trial reports it, so code that reads it works from the first trial on.
     ``states``: each trial's state (``states.trial_states``); without it, as a driver holding
     the study sees them (running, pending)."""
-    fixed_cols = LEAD + ["epochs", "parent"] + TAIL
-    # a parameter named "epochs" (a fixed training length) is the epochs column itself;
-    # any other name clashing with a fixed column is prefixed
-    params = {p: (f"param_{p}" if p in fixed_cols or p in RESERVED else p)
-              for p in param_names if p != "epochs"}
-    # an info key starting with "_" is a searcher's own state (e.g. a sampler's), kept in the
-    # history for resuming but no column
-    info_names = sorted({k for r in history.trials.values() for k in r.info
-                         if not k.startswith("_")} - {"round"})
-    info = {k: (f"info_{k}" if k in fixed_cols or k in params.values()
-                or (k in RESERVED and k != "index") else k) for k in info_names}
-    taken = set(fixed_cols) | set(params.values()) | set(info.values()) | set(RESERVED)
-    reported = {m for r in history.trials.values() for m in (*r.metrics, *r.extra)}
-    metric_names = sorted((reported | ({metric} if metric else set())) - {"cost_s"})
-    label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}
+    params, info, label = labels(history, param_names, metric)
     columns = (LEAD + list(params.values()) + ["epochs", "parent"] + list(info.values())
                + list(label.values()) + TAIL)
     times, bests = best_so_far(history, mode)
@@ -66,6 +52,40 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
         row["best"] = best_at(rec, times, bests)
         out.append(row)
     return columns, out
+
+
+def labels(history: History, param_names: list[str], metric: str | None
+           ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Each parameter's, searcher's note's and metric's column name: a name clashing with
+    a fixed column (or one named before it) is prefixed ``param_``, ``info_`` or
+    ``metric_``."""
+    fixed_cols = LEAD + ["epochs", "parent"] + TAIL
+    # a parameter named "epochs" (a fixed training length) is the epochs column itself;
+    # any other name clashing with a fixed column is prefixed
+    params = {p: (f"param_{p}" if p in fixed_cols or p in RESERVED else p)
+              for p in param_names if p != "epochs"}
+    # an info key starting with "_" is a searcher's own state (e.g. a sampler's), kept in the
+    # history for resuming but no column
+    info_names = sorted({k for r in history.trials.values() for k in r.info
+                         if not k.startswith("_")} - {"round"})
+    info = {k: (f"info_{k}" if k in fixed_cols or k in params.values()
+                or (k in RESERVED and k != "index") else k) for k in info_names}
+    taken = set(fixed_cols) | set(params.values()) | set(info.values()) | set(RESERVED)
+    reported = {m for r in history.trials.values() for m in (*r.metrics, *r.extra)}
+    metric_names = sorted((reported | ({metric} if metric else set())) - {"cost_s"})
+    label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}
+    return params, info, label
+
+
+def standing(history: History, param_names: list[str], metric: str | None,
+             epochs: bool) -> set[str]:
+    """The columns trajectory.csv keeps even while no trial fills them: the parameters, the
+    optimised metric and (``epochs``: a fidelity or a fixed training length) the epochs, so
+    that its columns before the first trial (or while every trial failed) are those it has
+    after, and a reader of the file finds them from the start."""
+    params, _, label = labels(history, param_names, metric)
+    kept = set(params.values()) | ({label[metric]} if metric else set())
+    return kept | ({"epochs"} if epochs else set())
 
 
 def stage_rows(history: History, algorithm: str) -> list[dict[str, Any]]:
@@ -99,10 +119,13 @@ def cell(value: Any) -> Any:
 
 def write_trajectory(history: History, study: Study, path: str,
                      states: dict[int, str] | None = None) -> None:
-    columns, data = rows(history, study.name, study.algorithm, study.space.names,
-                         study.objective.mode, states=states)
+    names, metric = study.space.names, study.objective.metric
+    columns, data = rows(history, study.name, study.algorithm, names, study.objective.mode,
+                         metric, states=states)
     data = stage_rows(history, study.algorithm) + data  # the pretrain's row first
-    write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free]))
+    epochs = "epochs" in names or "fidelity" in study.search_options
+    write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free],
+                                     standing(history, names, metric, epochs)))
 
 
 def table(history: History, states: dict[int, str] | None = None
@@ -113,10 +136,13 @@ def table(history: History, states: dict[int, str] | None = None
     identity = history.study.get("identity", {})
     space = identity.get("space", {})
     algorithm = identity.get("algorithm", "")
+    metric = identity.get("metric")
     columns, data = rows(history, history.study.get("name", ""), algorithm, list(space),
-                         identity.get("mode", "min"), states=states)
+                         identity.get("mode", "min"), metric, states=states)
     free = [n for n, spec in space.items() if "fixed" not in spec]
-    return csv_view(columns, stage_rows(history, algorithm) + data, free)
+    epochs = "epochs" in space or "fidelity" in (identity.get("search_options") or {})
+    return csv_view(columns, stage_rows(history, algorithm) + data, free,
+                    standing(history, list(space), metric, epochs))
 
 
 #: columns every trajectory.csv has, filled or not; any other column left empty by every
@@ -125,11 +151,11 @@ ALWAYS = {"trial", "status", "algorithm", "value", "best", "start_s", "end_s", "
           "attempts", "error"}
 
 
-def csv_view(columns: list[str], data: list[dict[str, Any]], free: list[str]
-             ) -> tuple[list[str], list[dict[str, Any]]]:
+def csv_view(columns: list[str], data: list[dict[str, Any]], free: list[str],
+             keep: set[str] = frozenset()) -> tuple[list[str], list[dict[str, Any]]]:
     """The rows as the CSV shows them: the axis search's grid ``index`` (a JSON list, one
     entry per free parameter) split into ``index_<parameter>`` columns, and the columns no
-    trial fills left out."""
+    trial fills left out, but for those in ``keep`` (``standing``)."""
     if "index" in columns and free:
         split = [f"index_{p}" for p in free]
         at = columns.index("index")
@@ -140,7 +166,7 @@ def csv_view(columns: list[str], data: list[dict[str, Any]], free: list[str]
             if isinstance(values, list) and len(values) == len(free):
                 row.update(zip(split, values))
     kept = [c for c in columns
-            if c in ALWAYS or any(row.get(c) not in (None, "") for row in data)]
+            if c in ALWAYS or c in keep or any(row.get(c) not in (None, "") for row in data)]
     return kept, data
 
 

@@ -451,3 +451,34 @@ def test_the_help_says_what_report_writes_and_cancel_stops():
     text = " ".join(top.stdout.split())
     assert "summary.txt" in text and "trajectory.csv" in text
     assert "local trials a killed driver left" in text
+
+
+def test_trajectory_has_its_columns_before_the_first_trial(tmp_path):
+    """A study stopped before any trial ran (its pretrain failed) and one whose every trial
+    failed write trajectory.csv with the parameters, the optimised metric and the epochs,
+    as a successful trial's does; ``report`` (from the history alone) writes the same."""
+    from autotune.driver import Driver
+
+    def header(d: str) -> list[str]:
+        with open(os.path.join(d, "trajectory.csv")) as fh:
+            return [c for c in fh.readline().strip().split(",") if c != "round"]  # the stage's
+
+    space = {"x": {"low": -3.0, "high": 3.0}, "epochs": 5, "value": 1}  # param_value
+    heads = {}
+    for name, over in [("ok", {}), ("failed", {"entry": "tests.objectives:raises"})]:
+        d = str(tmp_path / name)
+        study = parse_study(study_dict(space=space, objective=over, max_failures=1,
+                                       search={"max_trials": 2}))
+        Driver(study, d, progress=False).run()
+        heads[name] = header(d)
+    d = str(tmp_path / "none")
+    study = parse_study(study_dict(space=space, stages={"pretrain": {
+        "entry": "tests.objectives:raises", "params": {}}}))
+    Driver(study, d, progress=False).run()
+    heads["none"] = header(d)
+    assert main(["report", d]) == 0
+    heads["report"] = header(d)
+    want = ["trial", "status", "algorithm", "x", "param_value", "epochs", "loss"]
+    for name in ("failed", "none", "report"):
+        assert heads[name][:7] == want, (name, heads[name])
+    assert heads["ok"][:7] == want
