@@ -19,7 +19,7 @@ import os
 import statistics
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .analysis import RunFigures, best_curve, compute_at, figures
@@ -136,7 +136,9 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
             pre.pop("executor", None)  # resources of the study's own executor kind
     data["name"] = f"{data.get('name', 'study')}-{algorithm}-s{seed}"
     try:
-        return parse_study(data, base_dir=base_dir, compared=True)
+        # a command field no trial fills: refused in a new run, resumed with a warning in
+        # one an older autotune started so (unfilled_runs), as ``run`` does
+        return parse_study(data, base_dir=base_dir, compared=True, tolerate_unfilled=True)
     except StudyError as exc:
         raise StudyError(f"[{algorithm}] {exc}") from None
 
@@ -175,6 +177,7 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
             for s in range(plan.seeds)]  # every run validated before any is started
     for algorithm, _, study in runs:
         check_bounded(algorithm, study)
+    runs = unfilled_runs(runs, out_dir)
     check_simulated_cost(runs[0][2])
     over = past_budget(runs, out_dir)
     if over:
@@ -195,6 +198,31 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     write_csv_atomic(os.path.join(out_dir, "comparison.csv"), COLUMNS, rows)
     plot_comparison(results, os.path.join(out_dir, "plots"))
     return rows
+
+
+def unfilled_runs(runs: list[tuple], out_dir: str) -> list[tuple]:
+    """The runs, each checked for command fields no trial fills (``Study.unfilled``) before
+    any run starts, as ``run`` checks its study: refused in a run not started yet, resumed
+    in one an older autotune started with that command. One warning for the comparison,
+    not one per run: the runs are handed on without the fields, so no driver warns again."""
+    from .driver import check_unfilled
+    from .study import unfilled_warning
+
+    fields: dict[str, str] = {}
+    out = []
+    for algorithm, seed, study in runs:
+        if study.unfilled:
+            journal = Journal(os.path.join(out_dir, f"{algorithm}-s{seed}", "history.jsonl"))
+            try:
+                check_unfilled(study, History.load(journal))
+            except StudyError as exc:
+                raise StudyError(f"[{algorithm}] {exc}") from None
+            fields.update(study.unfilled)
+            study = replace(study, unfilled=[])
+        out.append((algorithm, seed, study))
+    if fields:
+        print(f"warning: {unfilled_warning(list(fields.items()))}", file=sys.stderr, flush=True)
+    return out
 
 
 def check_bounded(algorithm: str, study: Study) -> None:

@@ -130,12 +130,7 @@ def test_a_study_an_older_version_started_with_an_unfilled_command_field_resumes
                       search={"algorithm": "grid", "max_trials": 2})
     d = tmp_path / "d"
     Driver(parse_study(data), str(d), progress=False).run()
-    path = d / "history.jsonl"
-    raw = path.read_bytes().split(b"\n")
-    record = json.loads(raw[0])
-    del record["c"]
-    record["config"]["objective"]["command"] = command  # as the older version recorded it
-    path.write_bytes(ev.encode(record) + b"\n".join(raw[1:]))
+    as_older_version_recorded(d, command)
     data["objective"]["command"] = command
     data["search"]["max_trials"] = 4
     study = write_study(str(tmp_path / "s.yaml"), data)
@@ -156,3 +151,47 @@ def test_a_study_an_older_version_started_with_an_unfilled_command_field_resumes
                   "--accept-objective-change")
     assert changed.returncode == 2 and "{pretrained} would be empty" in changed.stderr
     assert len(history(str(d)).notes) == 1  # the refused run recorded nothing
+
+
+def as_older_version_recorded(d, command: str) -> None:
+    """The study record of ``d`` rewritten to hold ``command``, as a version before the
+    unfilled-field check recorded it (no checksum: the record is rebuilt as it was)."""
+    path = d / "history.jsonl"
+    raw = path.read_bytes().split(b"\n")
+    record = json.loads(raw[0])
+    del record["c"]
+    record["config"]["objective"]["command"] = command
+    path.write_bytes(ev.encode(record) + b"\n".join(raw[1:]))
+
+
+def test_a_comparison_an_older_version_started_with_an_unfilled_field_resumes(tmp_path, capsys):
+    """compare resumes such a study as run does: one warning for the whole comparison (not one
+    per run), every run continued; a new comparison with that command is still refused, one
+    line, exit status 2, nothing written."""
+    from autotune.cli import main
+    from tests.helpers import study_dict, write_study
+
+    lines = [f'{{"loss": {v}}}' for v in (3, 1, 2, 4)]
+    command = "printf '%s%s\\n' {x} {pretrained}"
+    data = study_dict(objective={"entry": None, "command": "printf '%s\\n' {x}"},
+                      space={"x": {"values": lines}}, search={"max_trials": 2})
+    out = tmp_path / "cmp"
+    args = ["--algorithms", "random,grid", "--seeds", "1", "--dir"]
+    assert main(["compare", write_study(str(tmp_path / "old.yaml"), data), *args, str(out)]) == 0
+    for run in ("random-s0", "grid-s0"):
+        as_older_version_recorded(out / run, command)
+    data["objective"]["command"] = command
+    data["search"]["max_trials"] = 4
+    study = write_study(str(tmp_path / "s.yaml"), data)
+    capsys.readouterr()
+    assert main(["compare", study, *args, str(out)]) == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "{pretrained}" in ln]
+    assert len(warned) == 1 and warned[0].startswith("warning: objective.command: {pretrained} "
+                                                     "is empty in every trial")
+    for run in ("random-s0", "grid-s0"):
+        assert len(history(str(out / run)).trials) == 4
+    assert main(["compare", study, *args, str(tmp_path / "new")]) == 2
+    assert not (tmp_path / "new").exists()
+    assert capsys.readouterr().err.strip() == ("autotune: error: [random] objective.command: {pretrained} "
+                                  "would be empty in every trial: the study has no "
+                                  "stages.pretrain; remove it from the command")
