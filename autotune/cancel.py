@@ -84,7 +84,7 @@ def rewrite_trajectory(sdir: StudyDir) -> None:
     cancelled SLURM job the next run records as cancelled; ``interrupted``, a local trial).
     Only while no driver holds the study (one started meanwhile writes its own); a CSV that
     cannot be written costs the view only, the cancel is recorded."""
-    from .states import trial_states
+    from .states import stage_states, trial_states
     from .trajectory import table, write_csv_atomic
 
     try:
@@ -94,8 +94,9 @@ def rewrite_trajectory(sdir: StudyDir) -> None:
     try:
         history = History.load(Journal(sdir.history))
         if history.study:
-            write_csv_atomic(sdir.trajectory, *table(history, trial_states(history, False,
-                                                                             sdir.path)))
+            write_csv_atomic(sdir.trajectory, *table(history,
+                                                     trial_states(history, False, sdir.path),
+                                                     stage_states(history, False, sdir.path)))
     except OSError:
         pass
     finally:

@@ -218,12 +218,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     sdir, history = open_history(args.dir)
     check_report_writable(sdir, args.html)
-    from .states import trial_states
+    from .states import stage_states, trial_states
 
     running = sdir.driver_running()
     text = summary(history, running_driver=running, directory=sdir.path)
     states = trial_states(history, running, sdir.path)
-    write_csv_atomic(sdir.trajectory, *table(history, states))
+    stages = stage_states(history, running, sdir.path)
+    write_csv_atomic(sdir.trajectory, *table(history, states, stages))
     with open(os.path.join(sdir.path, "summary.txt"), "w") as fh:
         fh.write(text + "\n")
     written = plot_all(history, sdir.plots)
@@ -233,7 +234,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.html:
         from .htmlreport import write_html_report
 
-        print(f"wrote {write_html_report(history, text, written, sdir.path, states=states)}")
+        page = write_html_report(history, text, written, sdir.path, states=states,
+                                 stages=stages)
+        print(f"wrote {page}")
     return 0
 
 

@@ -33,7 +33,7 @@ from .stage_runner import StageRunner
 from .stages import stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
-from .states import job_kind, left_to_another_kind, trial_states
+from .states import job_kind, left_to_another_kind, stage_states, trial_states
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
@@ -362,7 +362,8 @@ class Driver:
             # the last view of this driver: what is left in flight, it leaves, and the
             # file says so as `status` will (interrupted, running-alone, ...)
             write_trajectory(self.history, self.study, self.dir.trajectory,
-                             trial_states(self.history, False, self.dir.path))
+                             trial_states(self.history, False, self.dir.path),
+                             stage_states(self.history, False, self.dir.path))
         except OSError as exc:
             if not is_disk_full(exc):
                 raise

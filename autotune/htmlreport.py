@@ -70,12 +70,14 @@ tr.failed td { color: #a33; }
 
 
 def write_html_report(history: History, summary_text: str, plots: list[str], study_dir: str,
-                      name: str = "report.html", states: dict[int, str] | None = None) -> str:
-    """Write ``<study_dir>/report.html`` (atomically); returns its path. ``states``: each
-    trial's state as ``status`` says it (``states.trial_states``)."""
+                      name: str = "report.html", states: dict[int, str] | None = None,
+                      stages: dict[str, str] | None = None) -> str:
+    """Write ``<study_dir>/report.html`` (atomically); returns its path. ``states`` and
+    ``stages``: each trial's and stage's state as ``status`` says it
+    (``states.trial_states``, ``states.stage_states``)."""
     from .trajectory import table
 
-    columns, rows = table(history, states)  # trajectory.csv's own columns and rows
+    columns, rows = table(history, states, stages)  # trajectory.csv's own columns and rows
     trials = sum(1 for row in rows if row.get("round") != "stage")
     title = f"autotune report: {history.study.get('name', '')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"

@@ -7,8 +7,9 @@ when it ended, what it cost and why it failed. Fine-tunes are submitted only onc
 checkpoint is in the cache, so no trial holds a GPU waiting for it and no trial's cost
 includes it; the study's compute counts it once.
 
-After a dead driver, a stage recorded as running is re-attached (SLURM) or run again
-(local: the executor first kills the orphan the dead driver left, so two never run at once).
+After a dead driver, a stage recorded as running is re-attached to its job, a SLURM job or a
+local process alike, and run again only where that job cannot be found (a local process that
+died), so two never run at once.
 A checkpoint already in the cache (built by an earlier run or by another study sharing
 ``cache_dir``) is recorded as ``cached`` and costs this study nothing. A failed stage stops the
 study with its reason; the next ``run`` tries it again as a new attempt.

@@ -143,6 +143,16 @@ STAGE_ALONE = {"running-alone": "its job runs without a driver: the next run wai
                "interrupted": "nothing runs it: the next run runs it again"}
 
 
+def stage_states(history: History, running_driver: bool | None,
+                 directory: str | None) -> dict[str, str]:
+    """Each stage's state by name (``stage_state``), for trajectory.csv's stage rows: the
+    pretrain's row says what ``status`` says of it (``running-alone``, not ``running``,
+    once its driver is gone)."""
+    cancelled = cancelled_jobs(history)
+    return {name: stage_state(st, running_driver, directory, cancelled)
+            for name, st in history.stages.items()}
+
+
 def stage_state(st: Any, running_driver: bool | None, directory: str | None,
                 cancelled: set[str]) -> str:
     """The pretrain's state as ``status`` says it: as recorded, except one recorded as

@@ -88,15 +88,18 @@ def standing(history: History, param_names: list[str], metric: str | None,
     return kept | ({"epochs"} if epochs else set())
 
 
-def stage_rows(history: History, algorithm: str) -> list[dict[str, Any]]:
-    """The rows that head trajectory.csv for the study's stages (not in the trials frame)."""
-    return [stage_row(st, algorithm) for st in history.stages.values()]
+def stage_rows(history: History, algorithm: str, states: dict[str, str] | None = None
+               ) -> list[dict[str, Any]]:
+    """The rows that head trajectory.csv for the study's stages (not in the trials frame);
+    ``states``: each stage's state by name (``states.stage_states``), else as recorded."""
+    return [stage_row(st, algorithm, (states or {}).get(st.name, st.status))
+            for st in history.stages.values()]
 
 
-def stage_row(st: StageRecord, algorithm: str) -> dict[str, Any]:
+def stage_row(st: StageRecord, algorithm: str, state: str) -> dict[str, Any]:
     """A stage (the pretrain) is a row of its own, named in the trial column: its cost is
     the study's, not any trial's."""
-    return {"trial": st.name, "status": st.status, "algorithm": algorithm, "round": "stage",
+    return {"trial": st.name, "status": state, "algorithm": algorithm, "round": "stage",
             "start_s": rnd(st.start_s), "end_s": rnd(st.end_s), "cost_s": rnd(st.cost_s),
             "job_id": st.job_id, "error": st.error or "",
             "attempts": 0 if st.status == "cached" else st.attempt + 1}
@@ -118,18 +121,22 @@ def cell(value: Any) -> Any:
 
 
 def write_trajectory(history: History, study: Study, path: str,
-                     states: dict[int, str] | None = None) -> None:
+                     states: dict[int, str] | None = None,
+                     stages: dict[str, str] | None = None) -> None:
+    """trajectory.csv of a study being run; ``states`` and ``stages``: the trials' and the
+    stages' states (``states.trial_states``, ``states.stage_states``), else as a driver
+    holding the study sees them."""
     names, metric = study.space.names, study.objective.metric
     columns, data = rows(history, study.name, study.algorithm, names, study.objective.mode,
                          metric, states=states)
-    data = stage_rows(history, study.algorithm) + data  # the pretrain's row first
+    data = stage_rows(history, study.algorithm, stages) + data  # the pretrain's row first
     epochs = "epochs" in names or "fidelity" in study.search_options
     write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free],
                                      standing(history, names, metric, epochs)))
 
 
-def table(history: History, states: dict[int, str] | None = None
-          ) -> tuple[list[str], list[dict[str, Any]]]:
+def table(history: History, states: dict[int, str] | None = None,
+          stages: dict[str, str] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """trajectory.csv's columns and rows (the pretrain's row first) from the history alone,
     without the study file: what ``report`` writes and ``report.html``'s table shows, so the
     two never differ."""
@@ -141,7 +148,7 @@ def table(history: History, states: dict[int, str] | None = None
                          identity.get("mode", "min"), metric, states=states)
     free = [n for n, spec in space.items() if "fixed" not in spec]
     epochs = "epochs" in space or "fidelity" in (identity.get("search_options") or {})
-    return csv_view(columns, stage_rows(history, algorithm) + data, free,
+    return csv_view(columns, stage_rows(history, algorithm, stages) + data, free,
                     standing(history, list(space), metric, epochs))
 
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from autotune.cli import main
 from autotune.contract import Ctx
 from autotune.driver import Driver
 from autotune.errors import StudyError
@@ -277,9 +278,17 @@ def test_cancel_stops_a_local_pretrain_its_dead_driver_left(tmp_path):
     stage_dir = os.path.join(d, "stages", "pretrain")
     pid = int(history(d).stages["pretrain"].job_id[4:])
     assert alive(pid, stage_dir)
+    assert main(["report", d]) == 0  # its row says what status says: not "running"
+    assert pretrain_row(d)["status"] == "running-alone"
     out = cli("cancel", d)
     assert out.returncode == 0 and "stopped 1 local trial" in out.stdout, out.stdout + out.stderr
     assert not alive(pid, stage_dir)
+    assert pretrain_row(d)["status"] == "interrupted"  # cancel rewrote trajectory.csv
+
+
+def pretrain_row(d: str) -> dict:
+    with open(os.path.join(d, "trajectory.csv")) as fh:
+        return next(row for row in csv.DictReader(fh) if row["trial"] == "pretrain")
 
 
 class _Pending:
