@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start a study, or resume it if DIR already holds one")
     run.add_argument("study", help="the study file (YAML)")
     run.add_argument("--dir", help="study directory (default runs/<name>)")
-    run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress or start lines (warnings stay)")
     run.add_argument("--retry-failed", action="store_true",
                      help="run the study's failed trials again (under their own ids)")
     run.add_argument("--accept-objective-change", action="store_true",
