@@ -17,11 +17,17 @@ def summary(history: History, running_driver: bool | None = None,
     study = history.study
     identity = study.get("identity", {})
     mode = identity.get("mode", "min")
-    counts = trial_counts(history, running_driver, directory)
+    from .slurm_waits import job_ids_in_flight, queued_reasons, trial_wait_lines
+    from .states import trial_states
+
+    states = trial_states(history, running_driver, directory)
+    counts = trial_counts(history, running_driver, directory, states)
+    waits = queued_reasons(job_ids_in_flight(history, states))  # one squeue for all
     lines = [f"study {study.get('name', '?')}: {identity.get('algorithm', '?')} "
              f"({identity.get('mode', 'min')}imise {identity.get('metric', '?')})"]
     lines.append("trials: " + ", ".join(f"{n} {k}" for k, n in counts.items())
                  + f" ({len(history.trials)} in all)" if history.trials else "trials: none yet")
+    lines += trial_wait_lines(history, states, waits)
     best = history.best(mode)
     if best is not None:
         lines.append(f"best {identity.get('metric', 'value')}: {best.value:.6g} at trial {best.trial}")
@@ -35,7 +41,7 @@ def summary(history: History, running_driver: bool | None = None,
     else:
         lines += short_lines(history, mode, identity.get("metric", "value"))
     lines += searcher_lines(history, mode, identity.get("metric", "value"))
-    lines += stage_lines(history, running_driver, directory)
+    lines += stage_lines(history, running_driver, directory, waits)
     trials_s = sum(r.cost_s for r in history.trials.values())
     stages_s = history.stage_cost_s()
     split = f" (trials {trials_s:.1f} s + pretrain {stages_s:.1f} s)" if history.stages else ""
@@ -63,13 +69,16 @@ def short_lines(history: History, mode: str, metric: str) -> list[str]:
 
 
 def trial_counts(history: History, running_driver: bool | None,
-                 directory: str | None) -> dict[str, int]:
+                 directory: str | None, states: dict[int, str] | None = None) -> dict[str, int]:
     """Trials by state (``states.trial_states``, as every view says it), a state that a
-    trial left in flight without a driver has with what the next ``run`` does with it."""
+    trial left in flight without a driver has with what the next ``run`` does with it.
+    ``states``: those already derived (deriving them looks for local processes)."""
     from .states import ALONE, trial_states
 
+    if states is None:
+        states = trial_states(history, running_driver, directory)
     counts: dict[str, int] = {}
-    for state in trial_states(history, running_driver, directory).values():
+    for state in states.values():
         counts[state] = counts.get(state, 0) + 1
     order = ["ok", "failed", "cancelled", "running", "pending", *ALONE]
     return {(f"{k} ({ALONE[k]})" if k in ALONE else k): counts[k]
@@ -77,10 +86,11 @@ def trial_counts(history: History, running_driver: bool | None,
 
 
 def stage_lines(history: History, running_driver: bool | None = None,
-                directory: str | None = None) -> list[str]:
+                directory: str | None = None, waits: dict[str, str] | None = None) -> list[str]:
     """The pretrain on a line of its own: whether it is ready, its job, what it cost. With no
-    driver, one recorded as running says what became of it (``states.stage_state``)."""
-    from .executors.slurm_query import never_starts
+    driver, one recorded as running says what became of it (``states.stage_state``).
+    ``waits``: squeue's reasons by job id where already asked (``slurm_waits``)."""
+    from .slurm_waits import queued_reasons, stuck_warning
     from .states import STAGE_ALONE, cancelled_jobs, stage_state
 
     out = []
@@ -91,7 +101,8 @@ def stage_lines(history: History, running_driver: bool | None = None,
             text = f"{st.name}: cached (built earlier or by another study; cost 0 here)"
         else:
             if state in ("running", "running-alone"):
-                reason = queued_reason(st.job_id)
+                reason = (queued_reasons([st.job_id]) if waits is None
+                          else waits).get(st.job_id, "")
             text = f"{st.name}: {f'pending ({reason})' if reason and state == 'running' else state}"
             if state in STAGE_ALONE:
                 text += f" ({STAGE_ALONE[state]}{f'; pending ({reason})' if reason else ''})"
@@ -105,24 +116,10 @@ def stage_lines(history: History, running_driver: bool | None = None,
         if st.error:
             text += f"; error: {st.error}"
         out.append(text)
-        if st.status != "cached" and reason and never_starts(reason):
-            out.append(f"warning: {st.name}: job {st.job_id} pending ({reason}): "
-                       f"{never_starts(reason)}, so it will not start by itself")
+        warning = stuck_warning(st.name, [st.job_id], reason) if reason else None
+        if st.status != "cached" and warning:
+            out.append(f"warning: {warning}")
     return out
-
-
-def queued_reason(job_id: str) -> str:
-    """Why SLURM has not started this job yet (squeue), "" when it runs, is no SLURM job, or
-    squeue does not answer: the history records a pretrain job as running from its submission."""
-    from .executors.slurm_query import SlurmError, pending_reasons
-    from .states import job_kind
-
-    if job_kind(job_id or "") != "slurm":
-        return ""
-    try:
-        return pending_reasons([job_id]).get(job_id, "")
-    except SlurmError:
-        return ""
 
 
 def searcher_view(history: History) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Callable
 from . import events as ev
 from .contract import Ctx, ObjectiveSpec, StageSpec
 from .executors import Executor, Outcome, TrialJob
-from .executors.slurm_query import never_starts
+from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
@@ -161,12 +161,11 @@ class StageRunner:
         if was == f"pending ({reason})":
             return
         job_id = (self.history.stages.get(name) or StageRecord(name)).job_id
-        never = never_starts(reason)
-        if never is None:
+        stuck = stuck_warning(name, [job_id], reason)
+        if stuck is None:
             self.progress.say(f"{name}: job {job_id} pending ({reason})")
         else:
-            self.progress.warn(f"{name}: job {job_id} pending ({reason}): {never}, so it will "
-                               "not start by itself; fix stages.pretrain.executor, then: "
+            self.progress.warn(f"{stuck}; fix stages.pretrain.executor, then: "
                                f"python -m autotune cancel {self.study_dir} and run again")
 
     def _finish(self, o: Outcome) -> StageResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -308,10 +309,19 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
     from autotune.cancel import cancel_study
 
     space = {"x": {"values": [0, 1, 2]}, "steps": {"values": [40]}, "step_s": {"values": [0.5]}}
-    study = study_file(tmp_path, "cancel", "stepper", space, 3, max_concurrent=2)
+    # both of the gpu partition's two (fake) GPUs per job: the second job waits in the queue
+    study = study_file(tmp_path, "cancel", "stepper", space, 3, max_concurrent=2,
+                       partition="gpu", gpus_per_job=2)
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)
     wait_for("2 jobs submitted", lambda: len(submits(directory)) == 2, timeout=60)
+    # status says why a trial's job waits (squeue's reason), as it does the pretrain's
+    status = wait_for("status to say a trial job waits", lambda: (
+        out := subprocess.run([sys.executable, "-m", "autotune", "status", directory], cwd=REPO,
+                              capture_output=True, text=True, timeout=60).stdout)
+        and "trial jobs pending on SLURM: " in out and out, timeout=30)
+    assert re.search(r"trial jobs pending on SLURM: [12] of 2 \((Resources|Priority): ", status), \
+        status
     message = cancel_study(directory)
     assert "stopped the driver" in message and "cancelled 2 slurm job(s)" in message, message
     proc.wait(timeout=30)
