@@ -33,7 +33,7 @@ from .stage_runner import StageRunner
 from .stages import stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
-from .states import job_kind, left_to_another_kind, stage_states, trial_states
+from .states import cancelled_jobs, job_kind, left_to_another_kind, stage_states, trial_states
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
@@ -161,6 +161,7 @@ class Driver:
             ex = self._executor or EXECUTORS[self.study.executor](
                 self.dir.path, 1, self.t0, stage_options(self.study.executor_options, overrides))
             ex.restore_clock(self.history.last_t)
+            ex.cancelled_by_autotune = cancelled_jobs(self.history)
             return ex
 
         result = StageRunner(stage, self.study.objective.python_path, self.dir.path, self.history,
@@ -188,6 +189,7 @@ class Driver:
         self.executor = self._executor or EXECUTORS[executor_kind or self.study.executor](
             self.dir.path, self.study.max_concurrent, self.t0, self.study.executor_options)
         self.study.max_concurrent = min(self.study.max_concurrent, self.executor.max_concurrent)
+        self.executor.cancelled_by_autotune = cancelled_jobs(self.history)
         if executor_kind is None and (record is None or record.get("recovered")):
             self._check_left_running()  # a run; an ask/tell loop (open) reruns nothing
         fresh = record is not None and not record.get("recovered")

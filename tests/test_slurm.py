@@ -342,4 +342,7 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
                                                           2: "ok"}
     assert {t: r.failure for t, r in h.trials.items() if t < 2} == {0: "cancelled",
                                                                    1: "cancelled"}
+    # their cancel record names the jobs: the error says who cancelled them
+    assert [h.trials[t].error for t in (0, 1)] == [
+        f"slurm job {job} cancelled by autotune cancel" for job in jobs], h.trials[0].error
     assert len(submits(directory)) == 3  # the cancelled two were not submitted again

@@ -67,6 +67,10 @@ class Executor(ABC):
         self.max_concurrent = max_concurrent
         self.t0 = t0
         self.opts = options or {}
+        #: job ids ``autotune cancel`` cancelled (its records in the history, set by the
+        #: driver): an attempt found cancelled is said to be that cancel's doing, not a
+        #: stranger's, so that the researcher who ran it is not sent looking for one
+        self.cancelled_by_autotune: set[str] = set()
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:

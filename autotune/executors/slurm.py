@@ -351,7 +351,9 @@ class SlurmExecutor(Executor):
 
     def _describe(self, t: _Tracked, info: JobInfo) -> str:
         state = info.state
-        what = {"CANCELLED": "cancelled (scancel or an administrator)",
+        cancelled = ("cancelled by autotune cancel" if t.job_id in self.cancelled_by_autotune
+                     else "cancelled (scancel or an administrator)")
+        what = {"CANCELLED": cancelled,
                 "TIMEOUT": f"ran past its time limit ({self._time_limit()} min)",
                 "DEADLINE": "reached its deadline",
                 "NODE_FAIL": "its node failed", "BOOT_FAIL": "its node failed to boot",
