@@ -18,6 +18,7 @@ import signal
 import socket
 import time
 
+from . import cancel_mark
 from . import events as ev
 from .errors import StudyError
 from .executors.slurm_query import SlurmError, scancel, study_jobs
@@ -33,6 +34,13 @@ def cancel_study(study_dir: str) -> str:
     sdir = StudyDir(study_dir)
     if not sdir.exists():
         raise StudyError(f"{study_dir}: no study here (no history.jsonl)")
+    try:
+        return _cancel(sdir, study_dir)
+    finally:
+        cancel_mark.clear(sdir.path)  # written as the driver was stopped (stop_driver)
+
+
+def _cancel(sdir: StudyDir, study_dir: str) -> str:
     said = []
     driver = stop_driver(sdir)
     if driver:
@@ -139,6 +147,7 @@ def stop_driver(sdir: StudyDir) -> str:
     if host != socket.gethostname():
         raise StudyError(f"{sdir.path}: its driver runs on host {host} (pid {pid}); "
                          "run cancel there, or stop that driver first")
+    cancel_mark.mark(sdir.path, pid)  # so that it says its jobs are cancelled, not left
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

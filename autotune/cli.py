@@ -98,6 +98,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise StudyError(f"--dir: {directory} exists and is not a directory")
     summary = Driver(study, directory, progress=not args.quiet, retry_failed=args.retry_failed,
                      accept_objective=args.accept_objective_change).run()
+    if summary.stopped == "interrupted" and summary.by_cancel:
+        # cancel cancels the jobs as soon as this driver lets go: none is left to re-attach to
+        print(f"stopped by autotune cancel; to go on with the search: python -m autotune run "
+              f"{args.study} --dir {directory}", file=sys.stderr)
+        if study.executor == "slurm":
+            print("autotune: autotune cancel cancels the study's SLURM jobs in flight; the "
+                  "next run records those trials as cancelled", file=sys.stderr)
+        return 130
     if summary.stopped == "interrupted":
         print(f"interrupted; resume with: python -m autotune run {args.study} --dir {directory}",
               file=sys.stderr)

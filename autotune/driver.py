@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from . import callables
 from . import events as ev
+from .cancel_mark import stopped_by_cancel
 from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .history import History, TrialRecord
@@ -50,6 +51,8 @@ class RunSummary:
     searcher: dict[str, Any] = field(default_factory=dict)  # the searcher's own summary()
     error: str = ""
     tail: str = ""  # a failed stage's stderr tail
+    #: interrupted by ``autotune cancel`` (its SIGTERM), which cancels the SLURM jobs left
+    by_cancel: bool = False
 
 
 class Driver:
@@ -87,6 +90,7 @@ class Driver:
         self._failure = ("", "")
         self._end_said = ""  # why the searcher ended the study, said after the last progress line
         self._cost_said = False  # a result's cost_s that is no duration: warned of once a run
+        self._by_cancel = False  # the stopping signal came from `autotune cancel`
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -148,7 +152,8 @@ class Driver:
         counts = dict(Counter(trial_states(self.history, False, self.dir.path).values()))
         return RunSummary(len(self.history.trials), counts,
                           self.history.best(self.study.objective.mode),
-                          self._stop or "finished", self.searcher.summary(), *self._failure)
+                          self._stop or "finished", self.searcher.summary(), *self._failure,
+                          by_cancel=self._by_cancel)
 
     def _run_stages(self) -> None:
         """The pretrain as its own job before any trial (stage_runner); a failure stops the
@@ -593,6 +598,7 @@ class Driver:
         in_process = getattr(self._executor_in_use(), "in_process", False)
         if self._stop is None:
             self._stop = "interrupted"
+            self._by_cancel = signum == signal.SIGTERM and stopped_by_cancel(self.dir.path)
             self._tell_now(f"{name}: stopping once the trial running in this process ends (it "
                            "is recorded); again to stop it now (it runs again on resume)"
                            if in_process and self._phase == "loop" else
@@ -605,7 +611,11 @@ class Driver:
     def _left_in_flight(self) -> str:
         """What becomes of the work in flight: SLURM jobs (trials' and the pretrain's alike)
         are left to run, since the next run re-attaches to them and a pretrain may be hours
-        of work; local processes are ended and run again."""
+        of work; local processes are ended and run again. Stopped by ``autotune cancel``,
+        the SLURM jobs are not left: that cancel cancels them once this driver is gone."""
+        if self.study.executor == "slurm" and self._by_cancel:
+            return ("autotune cancel cancels its SLURM jobs in flight, the pretrain's too (the "
+                    "next run records those trials as cancelled)")
         if self.study.executor == "slurm":
             return ("its SLURM jobs in flight, the pretrain's too, are left queued or running "
                     "(the next run re-attaches to them)")

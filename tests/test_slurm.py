@@ -324,7 +324,12 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
         status
     message = cancel_study(directory)
     assert "stopped the driver" in message and "cancelled 2 slurm job(s)" in message, message
-    proc.wait(timeout=30)
+    out, _ = proc.communicate(timeout=30)
+    # the driver knew whose SIGTERM it was: its jobs are cancelled, not left to re-attach to
+    assert proc.returncode == 130 and "stopped by autotune cancel" in out, out
+    assert "autotune cancel cancels the study's SLURM jobs in flight" in out, out
+    assert "left queued" not in out, out
+    assert not os.path.exists(os.path.join(directory, "cancelling.json"))
     jobs = [e["job_id"] for e in submits(directory)]
     wait_for("the jobs gone from the queue",
              lambda: all(squeue_state(j) in ("", "COMPLETING") for j in jobs), timeout=30)
