@@ -254,17 +254,31 @@ def test_a_study_started_again_in_its_deleted_directory_runs_its_own_jobs(tmp_pa
 
 
 def test_job_cancelled_from_outside_is_recorded_cancelled_and_search_goes_on(tmp_path):
-    space = {"x": {"values": [0, 1, 2]}, "steps": {"values": [4]}, "step_s": {"values": [0.5]}}
-    study = study_file(tmp_path, "scancel", "stepper", space, 3, max_concurrent=2)
+    """scancel of a running trial: a `command:` objective dies of SLURM's SIGTERM at once and
+    left "command killed by signal 15", which was recorded as the trial's own failure; the
+    job's state (CANCELLED) is its outcome."""
+    study = study_file(tmp_path, "scancel", "quick", {"x": {"values": [30, 1, 2]}}, 3,
+                       max_concurrent=2)
+    with open(study) as fh:
+        data = yaml.safe_load(fh)
+    data["objective"] = {"command": "touch {trial_dir}/started; sleep {x}; "
+                                    "echo '{{\"loss\": {x}}}'", "metric": "loss"}
+    with open(study, "w") as fh:
+        yaml.safe_dump(data, fh)
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)
     first = wait_for("trial 0 submitted",
                      lambda: [e for e in submits(directory) if e["trial"] == 0], timeout=60)
+    wait_for("trial 0's command running",
+             lambda: os.path.exists(os.path.join(directory, "trials", "0", "started")), timeout=60)
     subprocess.run(["scancel", first[0]["job_id"]], check=True)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, out
     h = history(directory)
+    assert h.trials[0].params["x"] == 30
     assert h.trials[0].status == "cancelled" and h.trials[0].failure == "cancelled", out
+    assert h.trials[0].error == f"slurm job {first[0]['job_id']} cancelled (scancel or an " \
+                                "administrator)", h.trials[0].error
     assert h.trials[1].status == "ok" and h.trials[2].status == "ok"
 
 

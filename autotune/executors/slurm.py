@@ -46,6 +46,8 @@ RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result t
 LIST_RETRY_S = (2.0, 5.0, None)   # pauses between tries to list the study's jobs at start
 LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
 REASON_EVERY_S = 10.0     # how often a pending job's reason is asked again (squeue)
+#: failure kinds of jobs SLURM itself ended: they outrank an error the SIGTERM caused
+SLURM_ENDS = {"cancelled", "timeout", "node", "preempted"}
 
 
 @dataclass
@@ -334,7 +336,7 @@ class SlurmExecutor(Executor):
                 with contextlib.suppress(SlurmError):
                     scancel([t.job_id])
             return None
-        outcome = self._from_results(t)
+        outcome = self._from_results(t, info.state)
         if outcome is not None:
             return outcome
         if t.ended_seen is None:
@@ -368,13 +370,19 @@ class SlurmExecutor(Executor):
             tail = f"rank {silent[0]}: {tail}"
         return f"slurm job {t.job_id} {what}" + (f": {tail}" if tail and state != "CANCELLED" else "")
 
-    def _from_results(self, t: _Tracked) -> Outcome | None:
+    def _from_results(self, t: _Tracked, ended: str | None = None) -> Outcome | None:
         """The attempt's outcome once its ranks' result pickles say it (None: not yet).
 
         Every rank that ended left ``<job id>_<rank>_result.pkl``. The first rank to fail
         (by when it failed) fails the attempt at once, and the job is cancelled so that the
         other ranks do not wait on it for ever; otherwise rank 0's result is the trial's once
         every rank has ended well.
+
+        An error left after SLURM's SIGTERM reached the job (``sigterm`` in it: a ``command:``
+        killed by scancel, the time limit, a preemption) waits for sacct's word on the job,
+        ``ended`` (its state once it ended): where SLURM ended the job (cancelled, timed
+        out, ...) that is the attempt's outcome, as for an entry objective, and this says
+        None; a requeued job runs again and leaves a new result.
         """
         from submitit.core.utils import pickle_load
 
@@ -382,11 +390,18 @@ class SlurmExecutor(Executor):
             if rank in t.results or not os.path.exists(self._result_path(t.job_id, rank)):
                 continue
             try:
-                t.results[rank] = pickle_load(self._result_path(t.job_id, rank))
+                result = pickle_load(self._result_path(t.job_id, rank))
             except Exception:  # noqa: BLE001 - half-written (NFS): look again later
                 continue
+            if ended is None and _after_sigterm(result):
+                continue  # not kept: a requeued job's next run leaves another
+            t.results[rank] = result
         failures = []
+        slurm_ended = False
         for rank, (status, payload) in t.results.items():
+            if _after_sigterm((status, payload)) and FAILURE_KIND.get(ended or "") in SLURM_ENDS:
+                slurm_ended = True  # SLURM's own reason for the job's end is the outcome's
+                continue
             if status != "success":  # submitit's own failure: timed out too often, ...
                 text = str(payload)
                 lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -404,7 +419,7 @@ class SlurmExecutor(Executor):
                     scancel([t.job_id])  # the other ranks may be stuck waiting for this one
             return self._outcome(t, None, rank_message(rank, self.world, reason), kind,
                                  _since(end, self.t0), _since(start, self.t0))
-        if len(t.results) < self.world or 0 not in t.results:
+        if slurm_ended or len(t.results) < self.world or 0 not in t.results:
             return None
         payload = t.results[0][1]
         return self._outcome(t, payload.get("result"), None, "",
@@ -575,6 +590,13 @@ def mem_option(gb: float) -> str:
     (``--mem=32.0``: "Invalid --mem specification", every job) and reads a bare number as MB."""
     mb = math.ceil(gb * 1024)
     return f"{mb // 1024}G" if mb % 1024 == 0 else f"{mb}M"
+
+
+def _after_sigterm(result: tuple) -> bool:
+    """A rank's error left after SLURM's SIGTERM reached its job (``slurm_job.noting_sigterm``)."""
+    status, payload = result
+    return status == "success" and isinstance(payload, dict) and "error" in payload \
+        and "sigterm" in payload
 
 
 def _since(epoch: float | None, t0: float) -> float | None:

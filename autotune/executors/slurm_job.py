@@ -55,6 +55,34 @@ def deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
+@contextlib.contextmanager
+def noting_sigterm() -> Iterator[list[float]]:
+    """Note when SLURM's SIGTERM reaches the job (scancel, its time limit, a preemption or a
+    node going down signal every process of the job), leaving submitit's own handler to act on
+    it (it lets the job run on to SLURM's SIGKILL). A ``command:`` objective's process has no
+    such handler and dies of it at once, and its "killed by signal 15" must not pass for the
+    trial's own failure: the driver asks sacct how the job ended instead. Yields the list the
+    signal's time is appended to; outside submitit (no handler of its own) nothing is changed."""
+    noted: list[float] = []
+    try:
+        before = signal.getsignal(signal.SIGTERM)
+    except ValueError:  # not the main thread
+        before = None
+    if not callable(before):
+        yield noted
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        noted.append(time.time())
+        before(signum, frame)
+
+    signal.signal(signal.SIGTERM, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 class TrialCall:
     """The callable submitted to SLURM (must stay importable on the compute nodes)."""
 
@@ -68,13 +96,17 @@ class TrialCall:
         self.launch = launch
 
     def __call__(self) -> dict:
-        from submitit.core.utils import UncompletedJobError
-
         spec = ObjectiveSpec.from_dict(self.objective)
         ctx = Ctx(**self.ctx)
         ctx.extra = {**(ctx.extra or {}), "requeues": self.requeues,
                      "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
         started = time.time()
+        with noting_sigterm() as sigterm:
+            return self._run(spec, ctx, started, sigterm)
+
+    def _run(self, spec: ObjectiveSpec, ctx: Ctx, started: float, sigterm: list[float]) -> dict:
+        from submitit.core.utils import UncompletedJobError
+
         rank_env = None
         try:
             if self.launch is not None:  # every task of the job runs this, as one rank
@@ -101,8 +133,11 @@ class TrialCall:
                 with open(os.path.join(ctx.trial_dir, name), "w") as fh:
                     fh.write(trace)
             failure = "timeout" if isinstance(exc, TrialTimeout) else "exception"
-            return {"error": exception_text(exc), "failure": failure,
-                    "started": started, "ended": time.time(), "rank": rank}
+            payload = {"error": exception_text(exc), "failure": failure,
+                       "started": started, "ended": time.time(), "rank": rank}
+            if sigterm:  # SLURM was ending the job: its state, not this error, says why
+                payload["sigterm"] = sigterm[0]
+            return payload
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -1,0 +1,47 @@
+"""What a SLURM job runs (``slurm_job.TrialCall``), called here in-process: no cluster needed.
+
+SLURM ends a job (scancel, its time limit, a preemption) with SIGTERM to every process of it.
+submitit's handler lets the Python side run on, but a ``command:`` objective dies of it at
+once; its "command killed by signal 15" must reach the driver marked as such, so that sacct's
+state of the job (CANCELLED, TIMEOUT, ...) is the trial's outcome, not a failure of its own.
+"""
+from __future__ import annotations
+
+import signal
+
+from autotune.executors.slurm_job import TrialCall
+from autotune.objective import Ctx
+
+
+def call(tmp_path, command: str) -> dict:
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path / "trials" / "0"), seed=0, attempt=0,
+              study_dir=str(tmp_path), launch_dir=str(tmp_path))
+    objective = {"command": command, "metric": "loss", "mode": "min"}
+    return TrialCall(objective, {}, ctx.as_dict())()
+
+
+def test_a_command_killed_after_the_jobs_sigterm_is_marked_so(tmp_path):
+    seen: list[int] = []
+
+    def submitits(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    before = signal.signal(signal.SIGTERM, submitits)
+    try:
+        # SLURM's SIGTERM reaches the job's Python process ($PPID) and the command alike
+        out = call(tmp_path, "kill -TERM $PPID; sleep 0.5; kill -TERM $$")
+        assert "killed by signal 15" in out["error"] and "sigterm" in out, out
+        assert seen == [signal.SIGTERM]  # submitit's own handler still ran
+        assert signal.getsignal(signal.SIGTERM) is submitits  # and is its handler again
+        out = call(tmp_path, "exit 3")  # a failure of its own, no SIGTERM: not marked
+        assert "error" in out and "sigterm" not in out, out
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_outside_submitit_sigterm_is_left_alone(tmp_path):
+    """No handler of submitit's (SIG_DFL): TrialCall installs none of its own."""
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    out = call(tmp_path, "echo '{{\"loss\": 1}}'")
+    assert out["result"] == {"loss": 1}, out
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
