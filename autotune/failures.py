@@ -7,11 +7,14 @@ without opening trial directories.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 
 from .history import History
 
 TAIL_LINES = 5
+NO_ERROR = "no error recorded"
+SLURM_JOB = re.compile(r"\bslurm job \d+(_\d+)?\b")
 
 
 def failure_lines(history: History, study_dir: str | None) -> list[str]:
@@ -20,13 +23,13 @@ def failure_lines(history: History, study_dir: str | None) -> list[str]:
                     key=lambda r: r.trial)
     if not failed:
         return []
-    counts = Counter(r.error or "no error recorded" for r in failed)
-    error, n = counts.most_common(1)[0]
-    example = next(r for r in failed if (r.error or "no error recorded") == error)
+    counts = Counter(same_error(r.error) for r in failed)
+    key, n = counts.most_common(1)[0]
+    example = next(r for r in failed if same_error(r.error) == key)
     lines = [f"most frequent error ({n} of {len(failed)} failed trial(s), e.g. trial "
-             f"{example.trial}): {error}"]
+             f"{example.trial}): {example.error or NO_ERROR}"]
     if study_dir:
-        path = os.path.join(study_dir, "trials", str(example.trial), "stderr.log")
+        path = stderr_log(os.path.join(study_dir, "trials", str(example.trial)), example.job_id)
         tail = tail_lines(path, TAIL_LINES)
         if tail:
             lines.append(f"  last lines of {path}:")
@@ -35,6 +38,20 @@ def failure_lines(history: History, study_dir: str | None) -> list[str]:
         lines.append(f"  ({len(counts) - 1} other error(s); see the error column of "
                      "trajectory.csv)")
     return lines
+
+
+def same_error(error: str | None) -> str:
+    """An error as counted: the job id a SLURM job's error names is its own (``slurm job
+    1852 ended FAILED ...``), so fifty jobs failing alike would count as fifty errors."""
+    return SLURM_JOB.sub("slurm job N", error) if error else NO_ERROR
+
+
+def stderr_log(trial_dir: str, job_id: str = "") -> str:
+    """The trial's stderr: the local worker's ``stderr.log``, or under SLURM rank 0's copy of
+    its last job's (``slurm-<job id>.stderr.log``, written as the attempt's end is recorded)."""
+    local = os.path.join(trial_dir, "stderr.log")
+    slurm = os.path.join(trial_dir, f"slurm-{job_id}.stderr.log")
+    return slurm if job_id and not os.path.exists(local) and os.path.exists(slurm) else local
 
 
 def tail_lines(path: str, n: int, max_bytes: int = 16384) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -613,13 +614,20 @@ def _one_line(text: str) -> str:
     return (useful[-1] if useful else text)[:300]
 
 
+#: srun's own report of a task's end, after the task's words: "srun: error: node: task 0:
+#: Exited with exit code 2" names no cause; the line before it does ("execve(): python4: No
+#: such file or directory", a traceback's last line)
+SRUN_SAYS = re.compile(r"srun: (error: \S+: tasks? [\d,\-]+: |Job step aborted|launch/slurm: "
+                       r"|forcing job termination)")
+
+
 def _last_line(path: str) -> str:
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - 4096))
             lines = [ln for ln in fh.read().decode(errors="replace").splitlines()
-                     if ln.strip() and "submitit" not in ln]
+                     if ln.strip() and "submitit" not in ln and not SRUN_SAYS.match(ln)]
         return lines[-1].strip()[:200] if lines else ""
     except OSError:
         return ""
