@@ -45,3 +45,13 @@ def test_outside_submitit_sigterm_is_left_alone(tmp_path):
     out = call(tmp_path, "echo '{{\"loss\": 1}}'")
     assert out["result"] == {"loss": 1}, out
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_failed_commands_log_ends_with_its_own_words(tmp_path, capsys):
+    """As under the local executor (worker.show_traceback): autotune's frames raising on the
+    exit status are not written after the command's stderr, which the failure summary's tail
+    shows (the job's slurm-<id>.stderr.log); an entry's traceback is."""
+    out = call(tmp_path, "echo oops >&2; exit 3")
+    assert out["error"] == "RuntimeError: command exited with status 3: oops", out
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "oops" and "Traceback" not in err, err

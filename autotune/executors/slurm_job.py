@@ -30,6 +30,7 @@ from typing import Any, Iterator
 from ..errors import exception_text
 from ..objective import Ctx, ObjectiveSpec, run_objective
 from ..ranks import run_rank, slurm_env
+from ..worker import show_traceback
 
 
 class TrialTimeout(Exception):
@@ -125,7 +126,7 @@ class TrialCall:
             raise  # submitit: preempted or timed out and not requeued any more
         except Exception as exc:  # noqa: BLE001 - a trial's exception is data
             trace = traceback.format_exc()
-            sys.stderr.write(trace)
+            show_traceback(spec)  # an entry's; a command's stderr ends with its own words
             rank = rank_env.rank if rank_env else 0
             with contextlib.suppress(OSError):
                 os.makedirs(ctx.trial_dir, exist_ok=True)
