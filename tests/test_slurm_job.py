@@ -7,6 +7,7 @@ state of the job (CANCELLED, TIMEOUT, ...) is the trial's outcome, not a failure
 """
 from __future__ import annotations
 
+import os
 import signal
 
 from autotune.executors.slurm_job import TrialCall
@@ -55,3 +56,37 @@ def test_a_failed_commands_log_ends_with_its_own_words(tmp_path, capsys):
     assert out["error"] == "RuntimeError: command exited with status 3: oops", out
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == "oops" and "Traceback" not in err, err
+
+
+def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_path):
+    """Such an error waits for sacct: a requeued job (still active) runs again and leaves a
+    new result, a cancelled one is cancelled; a job SLURM let complete keeps the error."""
+    import time
+
+    from submitit.core.utils import cloudpickle_dump
+
+    from autotune.executors.base import TrialJob
+    from autotune.executors.slurm import SlurmExecutor, _Tracked
+    from autotune.executors.slurm_query import JobInfo
+    from autotune.objective import ObjectiveSpec
+
+    ex = SlurmExecutor(str(tmp_path), 1, time.time(), {"time_limit_min": 10})
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path / "trials" / "0"), seed=0)
+    job = TrialJob(0, 0, {}, ctx, ObjectiveSpec(command="true", metric="loss"))
+    os.makedirs(ex._job_dir("77"))
+    cloudpickle_dump(("success", {"error": "RuntimeError: command killed by signal 15",
+                             "failure": "exception", "started": 1.0, "ended": 2.0,
+                             "sigterm": 1.5}), ex._result_path("77"))
+
+    def info(state: str) -> JobInfo:
+        return JobInfo("77", "n", state, None, None, None, "0:15", 0, [])
+
+    t = _Tracked(job, "77", 0.0)
+    assert ex._from_results(t) is None and not t.results       # on disk: not taken, not kept
+    assert ex._judge(t, info("PENDING")) is None               # requeued: it runs again
+    out = ex._judge(t, info("CANCELLED"))
+    assert (out.failure, out.error) == ("cancelled", "slurm job 77 cancelled (scancel or an "
+                                                     "administrator)"), out
+    t = _Tracked(job, "77", 0.0)
+    out = ex._judge(t, info("COMPLETED"))  # SLURM did not end it: the error is the trial's
+    assert (out.failure, out.error) == ("exception", "RuntimeError: command killed by signal 15")
