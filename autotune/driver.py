@@ -30,6 +30,7 @@ from .runner import reported_cost, unused_cost
 from .progress import Progress, budget_reached, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
+from .slurm_waits import QueueWatch
 from .stage_runner import StageRunner
 from .stages import stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
@@ -91,6 +92,7 @@ class Driver:
         self._end_said = ""  # why the searcher ended the study, said after the last progress line
         self._cost_said = False  # a result's cost_s that is no duration: warned of once a run
         self._by_cancel = False  # the stopping signal came from `autotune cancel`
+        self.queue = QueueWatch(self.progress, self.dir.path)  # trials' jobs that wait
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -570,6 +572,7 @@ class Driver:
             raise SimulatedCrash()
 
     def _tick(self) -> None:
+        self.queue.update(self.executor.waiting(), self.history)
         self.progress.update(self.history, self.executor.running())
         now = time.monotonic()
         if now - self._last_csv >= TRAJECTORY_EVERY_S:

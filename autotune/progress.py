@@ -39,6 +39,8 @@ class Progress:
         self._dirty = False
         #: a stage's state in words where its record says less ("pending (Resources)")
         self.stage_notes: dict[str, str] = {}
+        #: of the trials running, those whose jobs the scheduler has not started (SLURM)
+        self.queued = 0
 
     def line(self, history: History, running: int) -> str:
         counts = history.by_status()
@@ -55,7 +57,8 @@ class Progress:
         parts[:0] = [f"{st.name} {self.stage_notes.get(st.name) or st.status}"
                      + (f" {st.cost_s:.1f}s" if st.cost_s else "")
                      for st in history.stages.values()]
-        parts.append(f"{running} running")
+        queued = min(self.queued, running)  # none once the driver lets its jobs go
+        parts.append(f"{running} running" + (f" ({queued} queued)" if queued else ""))
         elapsed = time.monotonic() - self._began
         parts.append(f"{clock(elapsed)} elapsed")
         eta = self.eta(ended, history.spent_s, elapsed)

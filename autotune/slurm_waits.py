@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .executors.slurm_query import SlurmError, never_starts, pending_reasons
 from .history import History
+from .progress import Progress
 from .states import job_kind
 
 #: trial states whose SLURM job may sit in the queue
@@ -85,3 +86,30 @@ def job_ids_in_flight(history: History, states: dict[int, str]) -> list[str]:
     ids = [history.trials[t].job_id for t, s in states.items() if s in IN_FLIGHT]
     ids += [st.job_id for st in history.stages.values() if st.status == "running"]
     return [j for j in ids if job_kind(j or "") == "slurm"]
+
+
+class QueueWatch:
+    """What ``run`` says of the trials' jobs while they wait: the progress line counts them
+    (``4 running (2 queued)``), and a reason that never ends by itself is a warning, once per
+    reason and run, as the pretrain's is: else fifty held jobs read as fifty trials running."""
+
+    def __init__(self, progress: Progress, study_dir: str):
+        self.progress = progress
+        self.study_dir = study_dir
+        self.warned: set[str] = set()
+
+    def update(self, waits: dict[int, str], history: History) -> None:
+        """``waits``: the executor's reasons by trial (``Executor.waiting``)."""
+        self.progress.queued = len(waits)
+        by_reason: dict[str, list[int]] = {}
+        for trial, reason in sorted(waits.items()):
+            by_reason.setdefault(reason, []).append(trial)
+        for reason, trials in by_reason.items():
+            if reason in self.warned:
+                continue
+            who = f"trial {trials[0]}" if len(trials) == 1 else "trials"
+            stuck = stuck_warning(who, [history.trials[t].job_id for t in trials], reason)
+            if stuck is not None:
+                self.warned.add(reason)
+                self.progress.warn(f"{stuck} (python -m autotune cancel {self.study_dir} "
+                                   "cancels them)")

@@ -73,3 +73,49 @@ def test_no_line_when_squeue_fails_or_nothing_waits(tmp_path, monkeypatch, capsy
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "trials: 1 running-alone" in out and "pending on SLURM" not in out, out
+
+
+def test_run_counts_the_queued_trials_and_warns_once_of_a_wait_that_never_ends(tmp_path):
+    """The driver's side (``QueueWatch``, fed by ``Executor.waiting``): the progress line says
+    how many of the running trials wait in the queue; a hold is a warning, once per reason."""
+    import io
+
+    from autotune.history import History
+    from autotune.progress import Progress
+    from autotune.slurm_waits import QueueWatch
+
+    slurm_study(tmp_path, ["101", "102", "103"])
+    h = History.load(Journal(str(tmp_path / "history.jsonl")))
+    out = io.StringIO()
+    progress = Progress("min", stream=out, total=3)
+    watch = QueueWatch(progress, str(tmp_path))
+    watch.update({0: "Resources", 1: "JobHeldUser", 2: "JobHeldUser"}, h)
+    watch.update({0: "Resources", 1: "JobHeldUser", 2: "JobHeldUser"}, h)
+    assert progress.line(h, 3).startswith("0/3 done, 3 running (3 queued), "), progress.line(h, 3)
+    assert out.getvalue().splitlines() == [
+        "warning: trials: 2 jobs (102, 103) pending (JobHeldUser), each: it is held until "
+        f"released (scontrol release), so none will start by itself (python -m autotune cancel "
+        f"{tmp_path} cancels them)"]
+    watch.update({}, h)  # they started
+    assert progress.line(h, 3).startswith("0/3 done, 3 running, ")
+    watch.update({2: "JobHeldUser"}, h)
+    assert progress.line(h, 0).startswith("0/3 done, 0 running, ")  # the driver let them go
+    assert len(out.getvalue().splitlines()) == 1
+
+
+def test_the_slurm_executor_asks_squeue_once_for_all_its_pending_jobs(tmp_path, monkeypatch):
+    import time
+
+    from autotune.executors.base import TrialJob
+    from autotune.executors.slurm import SlurmExecutor, _Tracked
+    from autotune.objective import Ctx, ObjectiveSpec
+
+    ex = SlurmExecutor(str(tmp_path), 3, time.time(), {"time_limit_min": 10})
+    for t, job_id in enumerate(["101", "102", "103"]):
+        job = TrialJob(t, 0, {}, Ctx(trial=t, trial_dir=str(tmp_path), seed=0),
+                       ObjectiveSpec(command="true", metric="loss"))
+        ex._tracked[t] = _Tracked(job, job_id, 0.0, state="RUNNING" if t == 2 else "PENDING")
+    calls = fake_squeue(monkeypatch, ["101|PENDING|Priority", "102|PENDING|JobHeldUser"])
+    assert ex.waiting() == {0: "Priority", 1: "JobHeldUser"}
+    assert ex.waiting() == {0: "Priority", 1: "JobHeldUser"}  # asked again only later
+    assert len(calls) == 1 and calls[0][calls[0].index("-j") + 1] == "101,102"

@@ -105,6 +105,12 @@ class Executor(ABC):
         this kind has no queue): a pretrain that waits says why, not just 'running'."""
         return ""
 
+    def waiting(self) -> dict[int, str]:
+        """Why the scheduler has not started these trials' jobs yet, by trial (those that
+        wait for no reason given are left out; {} for a kind with no queue): the run's
+        progress line counts them, and a wait that never ends by itself is a warning."""
+        return {}
+
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         """Pick up an attempt a dead driver left running; False means: run it again."""
         return False

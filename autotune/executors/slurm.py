@@ -151,6 +151,7 @@ class SlurmExecutor(Executor):
         self._next_query = 0.0
         self._next_files = 0.0
         self._warned = ""
+        self._reasons_next = 0.0  # monotonic time to ask squeue why the trials' jobs wait
         self._stopped = False
         #: counters for benchmarks and the curious: sacct calls, sbatch calls, adoptions
         self.stats = {"queries": 0, "query_s": 0.0, "submits": 0, "adopted": 0, "reattached": 0}
@@ -489,6 +490,18 @@ class SlurmExecutor(Executor):
             with contextlib.suppress(SlurmError):
                 t.reason = pending_reasons([t.job_id]).get(t.job_id, "")
         return t.reason
+
+    def waiting(self) -> dict[int, str]:
+        """squeue's reasons for the trials' jobs that pend: one call for all of them, at most
+        every REASON_EVERY_S; the last answers while squeue fails."""
+        pending = [t for t in self._tracked.values() if t.state == "PENDING"]
+        if pending and time.monotonic() >= self._reasons_next:
+            self._reasons_next = time.monotonic() + REASON_EVERY_S
+            with contextlib.suppress(SlurmError):
+                reasons = pending_reasons([t.job_id for t in pending])
+                for t in pending:
+                    t.reason = reasons.get(t.job_id, "")
+        return {t.job.trial: t.reason for t in pending if t.reason}
 
     def job_ids(self) -> list[str]:
         return [t.job_id for t in self._tracked.values()]
