@@ -1,5 +1,5 @@
-"""Why SLURM has not started a study's jobs yet, as ``status`` says it: the pretrain's job and
-the trials' alike.
+"""Why SLURM has not started a study's jobs yet, as ``status`` says it (the pretrain's job and
+the trials' alike) and as ``run`` says it of its trials while it works (``QueueWatch``).
 
 The history records a job as running from its submission (the driver cannot know when SLURM
 starts it without asking), so a trial whose job sits in the queue behind a partition limit or
