@@ -54,3 +54,10 @@ def test_the_jobs_last_line_is_the_tasks_not_sruns(tmp_path):
                    "srun: error: node7: tasks 0-3: Exited with exit code 1\n"
                    "srun: Job step aborted: Waiting up to 32 seconds for job step to finish.\n")
     assert _last_line(str(log)) == "ValueError: bad lr"
+    log.write_text("epoch 37\n"
+                   "slurmstepd-localhost: error: *** STEP 1898.0 ON localhost CANCELLED AT "
+                   "2026-11-27T17:14:49 DUE TO TIME LIMIT ***\n"
+                   "submitit WARNING (2026-11-27 17:14:49,565) - Bypassing signal SIGTERM\n"
+                   "srun: got SIGCONT\nsrun: forcing job termination\n"
+                   "srun: error: localhost: task 0: Terminated\n")
+    assert _last_line(str(log)) == "epoch 37"  # the job's own last words before the limit

@@ -627,11 +627,13 @@ def _one_line(text: str) -> str:
     return (useful[-1] if useful else text)[:300]
 
 
-#: srun's own report of a task's end, after the task's words: "srun: error: node: task 0:
+#: SLURM's own report of a task's end, after the task's words: "srun: error: node: task 0:
 #: Exited with exit code 2" names no cause; the line before it does ("execve(): python4: No
-#: such file or directory", a traceback's last line)
+#: such file or directory", a traceback's last line). Its words as it ends a job (time limit,
+#: scancel) say what the job's state says already.
 SRUN_SAYS = re.compile(r"srun: (error: \S+: tasks? [\d,\-]+: |Job step aborted|launch/slurm: "
-                       r"|forcing job termination)")
+                       r"|forcing job termination|got SIGCONT)"
+                       r"|slurmstepd\S*: error: \*\*\* (JOB|STEP) .* \*\*\*")
 
 
 def _last_line(path: str) -> str:
