@@ -442,15 +442,20 @@ class Driver:
         return budget is not None and self.history.spent_s >= budget
 
     def _submit(self, records: list[TrialRecord]) -> None:
+        """Start these trials and record their starts in one append; where the executor
+        refuses one (sbatch at a submit limit), the starts made before it are recorded all
+        the same: their jobs run on, and the next run must re-attach to them."""
         events = []
-        for rec in records:
-            job = self._job(rec)
-            if not self.executor.virtual_clock:
-                job.resume_start_s = None  # started again: its run and timeout count from now
-            job_id = self.executor.submit(job)
-            start = job.resume_start_s if job.resume_start_s is not None else self.executor.now()
-            events.append(ev.submit(round(start, 6), rec.trial, job.attempt, job_id))
-        self._record(events)
+        try:
+            for rec in records:
+                job = self._job(rec)
+                if not self.executor.virtual_clock:
+                    job.resume_start_s = None  # started again: run and timeout count from now
+                job_id = self.executor.submit(job)
+                start = job.resume_start_s if job.resume_start_s is not None else self.executor.now()
+                events.append(ev.submit(round(start, 6), rec.trial, job.attempt, job_id))
+        finally:
+            self._record(events)
 
     def _restart_in_flight(self) -> None:
         """Trials a dead driver left unfinished: re-attach where possible, else run again.

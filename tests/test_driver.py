@@ -221,3 +221,26 @@ def test_a_reported_cost_that_is_not_used_is_warned_of_once(tmp_path, capsys):
     assert warnings == ['warning: trial 1\'s result: cost_s "5" is no duration in seconds (a '
                         'finite number, 0 or more), so the measured run time is the cost (said '
                         'for the first such trial only)']
+
+
+def test_a_refused_submission_keeps_the_starts_made_before_it(tmp_path):
+    """A batch's starts are recorded together, after its submissions: an executor refusing the
+    third (sbatch at a submit limit) lost the first two, whose jobs ran on: status called them
+    interrupted, 'runs again on resume'. They are recorded before the refusal goes up."""
+    from autotune.executors.inline import InlineExecutor
+
+    class RefusesTheThird(InlineExecutor):
+        def submit(self, job):
+            if job.trial == 2:
+                raise StudyError("executor: sbatch refused trial 2: job submit limit")
+            return super().submit(job)
+
+    study = parse_study(study_dict(executor={"kind": "inline", "max_concurrent": 4}))
+    d = str(tmp_path / "d")
+    ex = RefusesTheThird(d, 4, 0.0)
+    with pytest.raises(StudyError, match="refused trial 2"):
+        Driver(study, d, executor=ex, progress=False).run()
+    h = history(d)
+    assert {t: (r.status, r.job_id) for t, r in h.trials.items()} == {
+        0: ("running", "inline-0"), 1: ("running", "inline-1"), 2: ("pending", ""),
+        3: ("pending", "")}

@@ -90,3 +90,37 @@ def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_pat
     t = _Tracked(job, "77", 0.0)
     out = ex._judge(t, info("COMPLETED"))  # SLURM did not end it: the error is the trial's
     assert (out.failure, out.error) == ("exception", "RuntimeError: command killed by signal 15")
+
+
+def test_a_refused_submission_names_the_jobs_it_leaves_in_flight(tmp_path, monkeypatch):
+    """sbatch refusing a trial mid-run (a submit limit reached) stops the run: the jobs already
+    in flight run on, and the one error line says so and how to go on."""
+    import time
+
+    import pytest
+
+    from autotune.errors import StudyError
+    from autotune.executors import slurm
+    from autotune.executors.base import TrialJob
+    from autotune.executors.slurm import SlurmExecutor, _Tracked
+    from autotune.objective import ObjectiveSpec
+
+    ex = SlurmExecutor(str(tmp_path), 2, time.time(), {"time_limit_min": 10})
+    ex._known = {}
+    ctx = Ctx(trial=1, trial_dir=str(tmp_path / "trials" / "1"), seed=0)
+    job = TrialJob(1, 0, {}, ctx, ObjectiveSpec(command="true", metric="loss"))
+    ex._tracked[0] = _Tracked(job, "77", 0.0)
+
+    def refuse(call: object) -> None:
+        raise RuntimeError("sbatch: error: Batch job submission failed: Job violates "
+                           "accounting/QOS policy (job submit limit)")
+
+    monkeypatch.setattr(ex._ex, "submit", refuse)
+    monkeypatch.setattr(slurm.time, "sleep", lambda s: None)
+    with pytest.raises(StudyError) as refused:
+        ex.submit(job)
+    assert str(refused.value) == (
+        "executor: sbatch refused trial 1: sbatch: error: Batch job submission failed: Job "
+        "violates accounting/QOS policy (job submit limit); 1 trial job left queued or running "
+        f"on SLURM (the next run re-attaches to them; python -m autotune cancel {tmp_path} "
+        "cancels them)")

@@ -228,12 +228,22 @@ class SlurmExecutor(Executor):
                     time.sleep(pause)
         else:
             raise StudyError(f"executor: sbatch refused trial {job.trial}: "
-                             f"{_one_line(str(last))}")
+                             f"{_one_line(str(last))}{self._left_behind()}")
         self.stats["submits"] += 1
         self._track(job, str(handle.job_id), None)
         self._interval = self.poll_s  # something new: look soon
         self._next_query = min(self._next_query, time.monotonic() + self.poll_s)
         return str(handle.job_id)
+
+    def _left_behind(self) -> str:
+        """What a run stopped by a refused submission leaves: its jobs in flight run on (as
+        after Ctrl-C), and the researcher must hear of them and of how to go on."""
+        if not self._tracked:
+            return ""
+        n = len(self._tracked)
+        return (f"; {n} trial job{'s' if n != 1 else ''} left queued or running on SLURM (the "
+                f"next run re-attaches to them; python -m autotune cancel {self.study_dir} "
+                "cancels them)")
 
     def _submitted_here(self, job_id: str) -> bool:
         """Whether the job was submitted into this study directory as it is now: submitit
