@@ -621,13 +621,13 @@ class Driver:
         are left to run, since the next run re-attaches to them and a pretrain may be hours
         of work; local processes are ended and run again. Stopped by ``autotune cancel``,
         the SLURM jobs are not left: that cancel cancels them once this driver is gone."""
-        if self.study.executor == "slurm" and self._by_cancel:
-            return ("autotune cancel cancels its SLURM jobs in flight, the pretrain's too (the "
-                    "next run records those trials as cancelled)")
-        if self.study.executor == "slurm":
-            return ("its SLURM jobs in flight, the pretrain's too, are left queued or running "
-                    "(the next run re-attaches to them)")
-        return "trials in flight will run again on resume"
+        if self.study.executor != "slurm":
+            return "trials in flight will run again on resume"
+        jobs = "its SLURM jobs in flight" + (", the pretrain's too,"
+                                             if self.study.objective.pretrain else "")
+        if self._by_cancel:
+            return f"autotune cancel cancels {jobs} (the next run records those trials as cancelled)"
+        return f"{jobs} are left queued or running (the next run re-attaches to them)"
 
     def _executor_in_use(self) -> Executor | None:
         return getattr(self, "executor", None)

@@ -244,3 +244,22 @@ def test_a_refused_submission_keeps_the_starts_made_before_it(tmp_path):
     assert {t: (r.status, r.job_id) for t, r in h.trials.items()} == {
         0: ("running", "inline-0"), 1: ("running", "inline-1"), 2: ("pending", ""),
         3: ("pending", "")}
+
+
+def test_the_stopping_line_names_a_pretrain_only_where_the_study_has_one(tmp_path):
+    """'its SLURM jobs in flight, the pretrain's too' was said of studies without a pretrain;
+    and after `autotune cancel` the jobs are cancelled, not left."""
+    plain = parse_study(study_dict(executor={"kind": "slurm", "max_concurrent": 2}))
+    driver = Driver(plain, str(tmp_path / "d"), progress=False)
+    assert driver._left_in_flight() == ("its SLURM jobs in flight are left queued or running "
+                                        "(the next run re-attaches to them)")
+    driver._by_cancel = True
+    assert driver._left_in_flight() == ("autotune cancel cancels its SLURM jobs in flight (the "
+                                        "next run records those trials as cancelled)")
+    staged = parse_study(study_dict(
+        executor={"kind": "slurm", "max_concurrent": 2},
+        objective={"entry": "tests.objectives:finetune"},
+        stages={"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 1}}))
+    assert Driver(staged, str(tmp_path / "e"), progress=False)._left_in_flight() == (
+        "its SLURM jobs in flight, the pretrain's too, are left queued or running (the next "
+        "run re-attaches to them)")
