@@ -1,5 +1,6 @@
 """The study files we ship must stay valid as the engine changes."""
 import glob
+import json
 import os
 
 import pytest
@@ -43,3 +44,27 @@ def test_slurm_time_limit_too_short_for_the_warning_signal_is_one_line(tmp_path)
     assert str(err.value).startswith("executor.time_limit_min: 2 leaves no run time")
     assert "\n" not in str(err.value) and not (tmp_path / "d").exists()
     SlurmExecutor(str(tmp_path / "d"), 1, time.time(), {"time_limit_min": 2, "signal_delay_s": 30})
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"sbatch_flags": ["--array=0-3"]}, "executor.sbatch_flags: --array is autotune's to set: "
+                                        "each trial is one job, not an array"),
+    ({"sbatch_extra": {"job_name": "mine"}}, "executor.sbatch_extra: --job-name is autotune's "
+                                             "to set: a job's name says its study and trial"),
+    ({"sbatch_flags": ["--output=x.log"]}, "executor.sbatch_flags: --output is autotune's"),
+    ({"sbatch_extra": {"signal": "USR1@60"}}, "give signal_delay_s instead"),
+])
+def test_sbatch_options_autotune_sets_itself_are_refused_in_one_line(tmp_path, options, says):
+    """sbatch takes them (its --test-only cannot tell), and every job then failed: an --array
+    job left its results where no driver looks (four trials 'FAILED' after a minute each)."""
+    data = {"name": "s", "objective": {"command": "true", "metric": "loss"},
+            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
+            "executor": {"kind": "slurm", **options}}
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StudyError) as err:
+        load_study(str(path))
+    assert says in str(err.value) and "\n" not in str(err.value), err.value
+    data["executor"] = {"kind": "slurm", "sbatch_flags": ["--exclusive", "--constraint=a100"]}
+    path.write_text(json.dumps(data))
+    load_study(str(path))  # options of its own are the user's to add

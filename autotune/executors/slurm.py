@@ -110,6 +110,7 @@ class SlurmExecutor(Executor):
             if not flag.startswith("--"):
                 raise StudyError(f"executor.sbatch_flags: expected '--option' or "
                                  f"'--option=value', got {flag!r}")
+        check_managed(o)
         job_shape(o)  # nodes, tasks, GPUs and launch agree
         delay = int(o.get("signal_delay_s", 90))
         limit = int(o.get("time_limit_min") or 60)
@@ -526,6 +527,31 @@ class SlurmExecutor(Executor):
         if message != self._warned:
             print(f"autotune: {message}", file=sys.stderr)
             self._warned = message
+
+
+#: sbatch options autotune sets itself, and why one given in sbatch_extra or sbatch_flags
+#: breaks the study: sbatch accepts them (--test-only cannot tell), and every job then fails
+#: or is lost (an --array job leaves its results where no driver looks)
+MANAGED = {
+    "array": "each trial is one job, not an array",
+    "output": "the job's log is submitit's file, which autotune reads",
+    "error": "the job's log is submitit's file, which autotune reads",
+    "open-mode": "the job's log is submitit's file, which autotune reads",
+    "job-name": "a job's name says its study and trial (a restarted driver finds it by it)",
+    "wrap": "the job runs the trial's own script",
+    "signal": "give signal_delay_s instead",
+}
+
+
+def check_managed(o: dict[str, Any]) -> None:
+    """Refuse, in one line naming the key, an extra sbatch option autotune sets itself."""
+    given = [(key, str(k)) for key in ("sbatch_extra", "sbatch_flags")
+             for k in ((o.get(key) or {}) if key == "sbatch_extra" else
+                       [f[2:].partition("=")[0] for f in o.get(key) or [] if isinstance(f, str)])]
+    for key, option in given:
+        name = option.replace("_", "-")
+        if name in MANAGED:
+            raise StudyError(f"executor.{key}: --{name} is autotune's to set: {MANAGED[name]}")
 
 
 def check_submission(o: dict[str, Any]) -> None:
