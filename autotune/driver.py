@@ -32,7 +32,7 @@ from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .slurm_waits import QueueWatch
 from .stage_runner import StageRunner
-from .stages import stage_options
+from .stages import as_stage_error, stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
 from .states import cancelled_jobs, job_kind, left_to_another_kind, stage_states, trial_states
@@ -126,9 +126,7 @@ class Driver:
         try:
             kind.preflight(stage_options(self.study.executor_options, stage.executor))
         except StudyError as exc:
-            text = str(exc)
-            raise StudyError(f"stages.pretrain.{text}" if text.startswith("executor")
-                             else text) from None
+            raise as_stage_error(exc) from None
 
     def _run(self) -> RunSummary:
         self._start()

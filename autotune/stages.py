@@ -77,6 +77,13 @@ def stage_options(study: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
     return merged
 
 
+def as_stage_error(exc: StudyError) -> StudyError:
+    """An executor's refusal of the pretrain's options, naming the key where it was given
+    (``stages.pretrain.executor.cleanup``, not the study's ``executor.cleanup``)."""
+    text = str(exc)
+    return StudyError(f"stages.pretrain.{text}" if text.startswith("executor") else text)
+
+
 def parse_overrides(raw: Any, kinds: dict[str, str]) -> dict[str, Any]:
     """The stage's own resources: any option of the study's executor but its kind and width."""
     where = "stages.pretrain.executor"

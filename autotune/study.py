@@ -21,7 +21,7 @@ from .runner import check_command
 from .searchers import SEARCHERS, Searcher, SearchSettings
 from .searchers.mf_common import FIDELITY_KEYS
 from .space import SearchSpace, parse_space
-from .stages import parse_stages
+from .stages import as_stage_error, parse_stages, stage_options
 from .yamlfile import read_yaml
 
 if TYPE_CHECKING:
@@ -191,6 +191,8 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
         stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
                              load_code)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
+        if stage is not None and stage.executor:
+            check_stage_executor(study, stage.executor)
     if objective.command is not None and load_code:  # a recorded study is read as it was
         study.unfilled = unfilled_fields(objective.command, study, compared)
         if study.unfilled and not tolerate_unfilled:
@@ -421,6 +423,16 @@ def parse_executor(raw: dict, study: Study) -> None:
     study.executor_options = {k: take(raw, k, t, "executor") for k, t in cls.options.items()
                               if raw.get(k) is not None}
     cls.check_options(study.executor_options)
+
+
+def check_stage_executor(study: Study, overrides: dict[str, Any]) -> None:
+    """The pretrain's executor options (the study's with its own in their place) pass the
+    executor's checks while the file is read, as the study's do: found only as the stage's
+    job was made, a bad one came after the study was written, named as the study's key."""
+    try:
+        EXECUTORS[study.executor].check_options(stage_options(study.executor_options, overrides))
+    except StudyError as exc:
+        raise as_stage_error(exc) from None
 
 
 __all__ = ["Study", "load_study", "parse_study", "check"]

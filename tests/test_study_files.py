@@ -68,3 +68,24 @@ def test_sbatch_options_autotune_sets_itself_are_refused_in_one_line(tmp_path, o
     data["executor"] = {"kind": "slurm", "sbatch_flags": ["--exclusive", "--constraint=a100"]}
     path.write_text(json.dumps(data))
     load_study(str(path))  # options of its own are the user's to add
+
+
+@pytest.mark.parametrize("stage_executor, says", [
+    ({"cleanup": "never"}, "stages.pretrain.executor.cleanup: expected one of keep, done, all"),
+    ({"time_limit_min": 2}, "stages.pretrain.executor.time_limit_min: 2 leaves no run time"),
+    ({"sbatch_flags": ["--array=0-1"]}, "stages.pretrain.executor.sbatch_flags: --array is "),
+])
+def test_the_pretrains_executor_options_are_checked_as_the_file_is_read(tmp_path, stage_executor,
+                                                                        says):
+    """They were checked only as the pretrain's job was made: the study was written by then,
+    and the line named the study's own key (executor.cleanup)."""
+    data = {"name": "s", "objective": {"entry": "tests.objectives:finetune", "metric": "loss"},
+            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
+            "executor": {"kind": "slurm", "time_limit_min": 5},
+            "stages": {"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 1,
+                                    "executor": stage_executor}}}
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StudyError) as err:
+        load_study(str(path))
+    assert str(err.value).startswith(says) and "\n" not in str(err.value), err.value
