@@ -66,6 +66,8 @@ def elsewhere(here: str, algorithm: str | None = None, kind: str | None = None) 
                 owners.setdefault(option, []).append(name)
         out.update({k: f"an option of executor kind {', '.join(v)}, not of {kind}"
                     for k, v in owners.items()})
+        if kind in EXECUTORS:  # the scheduler's own word for an option: what it is here
+            out.update(EXECUTORS[kind].other_names)
     for section, keys in (("objective", OBJECTIVE_KEYS), ("search", SEARCH_KEYS),
                           ("executor", EXECUTOR_KEYS)):
         if section != here:

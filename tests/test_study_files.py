@@ -89,3 +89,22 @@ def test_the_pretrains_executor_options_are_checked_as_the_file_is_read(tmp_path
     with pytest.raises(StudyError) as err:
         load_study(str(path))
     assert str(err.value).startswith(says) and "\n" not in str(err.value), err.value
+
+
+@pytest.mark.parametrize("key, says", [
+    ("mem", "executor.mem: unknown key; sbatch's --mem is mem_gb here (in GB)"),
+    ("gpus", "executor.gpus: unknown key; GPUs are gpus_per_node here (or gpus_per_task)"),
+    ("time", "executor.time: unknown key; sbatch's --time is time_limit_min here"),
+    ("constraint", "executor.constraint: unknown key; sbatch options of no key of their own "
+                   "go in sbatch_extra or sbatch_flags"),
+])
+def test_sbatchs_own_names_for_an_option_say_what_it_is_here(tmp_path, key, says):
+    """`mem: 4` (sbatch's name) was only 'unknown key' and a list of 24 keys to read."""
+    data = {"name": "s", "objective": {"command": "true", "metric": "loss"},
+            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
+            "executor": {"kind": "slurm", key: 4}}
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StudyError) as err:
+        load_study(str(path))
+    assert str(err.value).startswith(says), err.value

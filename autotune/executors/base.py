@@ -55,6 +55,9 @@ class Executor(ABC):
     kind: ClassVar[str] = ""
     #: option key under ``executor:`` -> kind (see config.take)
     options: ClassVar[dict[str, str]] = {}
+    #: a key from the scheduler's own vocabulary (sbatch's ``mem``) -> what to write here
+    #: instead, for the line that refuses it as unknown
+    other_names: ClassVar[dict[str, str]] = {}
     #: trials run inside the driver's own process (a second Ctrl-C interrupts them there)
     in_process: ClassVar[bool] = False
     #: time is virtual: a trial a crash cut short starts again at the virtual time it first

@@ -96,6 +96,18 @@ class SlurmExecutor(Executor):
         "signal_delay_s": "nonneg-int",
     }
 
+    other_names = {
+        "mem": "sbatch's --mem is mem_gb here (in GB)",
+        "time": "sbatch's --time is time_limit_min here (in minutes)",
+        "gres": "GPUs are gpus_per_node here (or gpus_per_task)",
+        "gpus": "GPUs are gpus_per_node here (or gpus_per_task)",
+        "ntasks": "a job's tasks are nodes x tasks_per_node here",
+        "cpus": "CPUs are cpus_per_task here",
+        "constraint": "sbatch options of no key of their own go in sbatch_extra or sbatch_flags",
+        "exclusive": "sbatch options of no key of their own go in sbatch_extra or sbatch_flags",
+        "reservation": "sbatch options of no key of their own go in sbatch_extra or sbatch_flags",
+    }
+
     @classmethod
     def check_options(cls, o: dict[str, Any]) -> None:
         """Every option checked while the study file is read, before anything is written."""
