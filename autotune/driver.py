@@ -330,9 +330,9 @@ class Driver:
         return rec
 
     def _trajectory_as_it_goes(self) -> None:
-        """trajectory.csv as a loop of the caller's own goes, as often as ``run`` writes it:
-        a notebook reading it mid-loop sees the trials told so far. A full disk costs the
-        view, not the result, which is already in the history."""
+        """trajectory.csv every ``TRAJECTORY_EVERY_S`` as ``run`` or a loop of the caller's
+        own goes: a notebook reading it mid-run sees the trials told so far. A full disk
+        costs the view, not the result, which is already in the history."""
         now = time.monotonic()
         if now - self._last_csv < TRAJECTORY_EVERY_S:
             return
@@ -394,10 +394,9 @@ class Driver:
         """Why a search that its searcher ended stopped short of ``max_trials``, in a line;
         "" where the limits stopped it (or it goes without saying)."""
         reason = self.searcher.end_reason if self.searcher.finished else ""
-        limit = self.study.max_trials
-        trials = len(self.history.trials)
-        if not reason or (limit is not None and trials >= limit) or self._over_budget():
+        if not reason or budget_reached(self.study, self.history):
             return ""
+        limit, trials = self.study.max_trials, len(self.history.trials)
         short = f", before max_trials ({limit})" if limit is not None else ""
         return f"the search ended after {trials} trial{'s' if trials != 1 else ''}{short}: {reason}"
 
@@ -417,7 +416,7 @@ class Driver:
         if self.study.max_trials is not None:
             n = min(n, self.study.max_trials - len(self.history.trials))
         n = self._within_run_limits(n)
-        if n <= 0 or self.searcher.finished or self._over_budget():
+        if n <= 0 or self.asking_ended():
             return []
         first = self.history.next_id
         self.searcher.next_trial = first
@@ -433,11 +432,6 @@ class Driver:
             events += [ev.submit(now, s.trial, 0, started_by) for s in suggestions]
         self._record(events)
         return [self.history.trials[s.trial] for s in suggestions]
-
-    def _over_budget(self) -> bool:
-        """Compute spent so far (every attempt that ended) against ``max_compute_s``."""
-        budget = self.study.max_compute_s
-        return budget is not None and self.history.spent_s >= budget
 
     def _submit(self, records: list[TrialRecord]) -> None:
         """Start these trials and record their starts in one append; where the executor
@@ -577,10 +571,7 @@ class Driver:
     def _tick(self) -> None:
         self.queue.update(self.executor.waiting(), self.history)
         self.progress.update(self.history, self.executor.running())
-        now = time.monotonic()
-        if now - self._last_csv >= TRAJECTORY_EVERY_S:
-            write_trajectory(self.history, self.study, self.dir.trajectory)
-            self._last_csv = now
+        self._trajectory_as_it_goes()
 
     # ---- signals --------------------------------------------------------------------------
     def _trap_signals(self) -> dict:
@@ -647,15 +638,11 @@ class SimulatedCrash(Exception):
 def asking_ended(study: Study, history: History, searcher: Any) -> str:
     """Why no trial will be asked again, in words; "" while one may (a searcher that proposes
     nothing now may propose more once results come in)."""
-    limit, budget = study.max_trials, study.max_compute_s
-    if limit is not None and len(history.trials) >= limit:
-        return f"max_trials ({limit}) reached"
-    if budget is not None and history.spent_s >= budget:
-        return f"max_compute_s ({budget:g} s) spent ({history.spent_s:.1f} s)"
-    if searcher.finished:
-        reason = searcher.end_reason
-        return f"the search ended: {reason}" if reason else "the search ended"
-    return ""
+    reached = budget_reached(study, history)
+    if reached or not searcher.finished:
+        return reached
+    reason = searcher.end_reason
+    return f"the search ended: {reason}" if reason else "the search ended"
 
 
 def disk_full_path(error: str) -> str | None:

@@ -141,14 +141,13 @@ def clock(seconds: float) -> str:
 
 
 def budget_reached(study: "Study", history: History) -> str:
-    """The limit a resumed study has already reached, in words ("" for none): the resume
-    starts no new trial, so neither is anything said about how new ones would be chosen
-    (the repeat notice of a finite space described rounds that would never run)."""
+    """The study's limit that its history has reached, in words ("" for none): a run starts
+    no new trial past it, a resume says so in its first line, and ``Study.end_reason`` gives
+    it as why ``ask()`` hands out no more."""
     if study.max_trials is not None and len(history.trials) >= study.max_trials:
-        return f"max_trials ({study.max_trials}) already reached"
+        return f"max_trials ({study.max_trials}) reached"
     if study.max_compute_s is not None and history.spent_s >= study.max_compute_s:
-        return (f"max_compute_s ({study.max_compute_s:g} s) already spent "
-                f"({history.spent_s:.0f} s)")
+        return f"max_compute_s ({study.max_compute_s:g} s) spent ({history.spent_s:.1f} s)"
     return ""
 
 
