@@ -561,10 +561,11 @@ def _check_signature(func: Any, where: str) -> None:
     try:
         signature.bind(None, None)
     except TypeError:
+        name = getattr(func, "__name__", None) or callables.describe(func)
         raise StudyError(
-            f"{where}: the objective is called as f(params, ctx), and "
-            f"{getattr(func, '__name__', None) or callables.describe(func)}{signature} cannot take those two arguments (not "
-            "Optuna's f(trial): the space is the study's, and f reads params['x'])") from None
+            f"{where}: the objective is called as f(params, ctx), and {name}{signature} cannot "
+            "take those two arguments (not Optuna's f(trial): the space is the study's, and f "
+            "reads params['x'])") from None
 
 
 def _error_text(error: Any) -> str:
