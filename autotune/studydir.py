@@ -111,7 +111,7 @@ class StudyDir:
             return StudyBusy(f"{self.path} is held by this same process, {holder}: another "
                              "Study object (or driver) in it has the directory open; close() "
                              "that one, or end its with block, first")
-        if self._holder_field("by") == "ask/tell":  # a Study object, not a driver's loop
+        if self._holder_info().get("by") == "ask/tell":  # a Study object, not a driver's loop
             return StudyBusy(f"{self.path} is held by an ask/tell loop in {holder} (a Study "
                              "from its first ask() until close()); close() that Study, or end "
                              "that process, first")
@@ -120,18 +120,18 @@ class StudyDir:
 
     def _held_here(self) -> bool:
         """Whether driver.json names this process (read after ``holder()`` waited for it)."""
-        return (self._holder_field("pid") == os.getpid()
-                and self._holder_field("host") == socket.gethostname())
+        info = self._holder_info()
+        return info.get("pid") == os.getpid() and info.get("host") == socket.gethostname()
 
-    def _holder_field(self, name: str) -> Any:
-        """One field of driver.json; None where it is missing, unreadable or not there (a
-        holder written before ``by`` was recorded is a run)."""
+    def _holder_info(self) -> dict[str, Any]:
+        """driver.json's fields; empty where it is missing or unreadable (a holder written
+        before ``by`` was recorded is a run)."""
         try:
             with open(self._holder) as fh:
                 info = json.load(fh)
-            return info.get(name) if isinstance(info, dict) else None
         except (OSError, ValueError):
-            return None
+            return {}
+        return info if isinstance(info, dict) else {}
 
     def _write_holder(self, by: str = "run") -> None:
         """Written atomically, so a second driver never reads it half-written ("holder
