@@ -72,13 +72,14 @@ def unrecorded_worker(rec: Any, directory: str | None,
     recording the start (it records a batch's starts at once): ``running-alone`` or
     ``ended-alone`` as for a recorded one, since the next run finds it (``find_worker``, as
     the executor's ``unrecorded`` does) and watches or collects it; None when there is none.
-    ``marked``: the one pass over /proc that serves every trial (none: not looked for)."""
+    ``marked``: the one pass over /proc that serves every trial (none: a pass of its own)."""
     if not directory:
         return None
     from .executors.local import find_worker, read_json, worker_alive, worker_ended
+    from .executors.procgroup import marked_workers
 
     trial_dir = os.path.join(os.path.abspath(directory), "trials", str(rec.trial))
-    pid = find_worker(trial_dir, marked or dict)
+    pid = find_worker(trial_dir, marked or marked_workers)
     job = read_json(os.path.join(trial_dir, "job.json"))
     if pid is not None and job is None:
         return "running-alone"   # found by its mark, its folder removed: a live worker

@@ -134,3 +134,34 @@ def test_a_resume_under_another_kind_is_not_refused_for_cancelled_jobs(tmp_path)
                   ev.cancel(1.0, ["4242"]))
     history = History.load(Journal(str(d / "history.jsonl")))
     assert left_to_another_kind(history, str(d), "local") == [1]
+
+
+def test_status_looks_through_proc_once_for_all_trials_to_be_retried(tmp_path, monkeypatch):
+    """Local trials to be retried (pending, each its trial folder's job.json) are each
+    looked for as a worker started but not recorded: one pass over /proc serves them all
+    (a pass each was a second or more per trial on a busy login node)."""
+    import json
+
+    from autotune.executors import procgroup
+    from autotune.states import trial_states
+
+    d = tmp_path / "local"
+    entries, events = [], []
+    for t in range(5):
+        entries.append(ev.trial_entry(t, {"x": 1 + t % 3}))
+        events += [ev.submit(0.1, t, 0, f"pid-{999_999_000 + t}"),
+                   ev.end(t, 0, "failed", 0.1, 0.2, 0.1, {}, "boom", "exception", final=False)]
+        os.makedirs(d / "trials" / str(t))
+        (d / "trials" / str(t) / "job.json").write_text(json.dumps({"ctx": {"attempt": 0}}))
+    identity = {"space": SPACE, "algorithm": "grid", "seed": 0, "search_options": {},
+                "metric": "loss", "mode": "min", "pretrain": None}
+    journal = Journal(str(d / "history.jsonl"))
+    journal.append([ev.study("s", 0.0, identity, {"executor": {"kind": "local"}}),
+                    ev.ask(0.0, 5, entries), *events])
+    journal.close()
+    passes = []
+    leaders = procgroup._leaders
+    monkeypatch.setattr(procgroup, "_leaders", lambda: passes.append(1) or leaders())
+    history = History.load(Journal(str(d / "history.jsonl")))
+    assert trial_states(history, False, str(d)) == dict.fromkeys(range(5), "interrupted")
+    assert len(passes) == 1

@@ -27,8 +27,7 @@ from ..worker import (DISK_FULL_STATUS, OUTCOME_UNWRITABLE_STATUS, UNWRITABLE_PR
                       clear_outcome, write_json_atomic)
 from .base import Executor, Outcome, TrialJob
 from .gpus import cap_concurrency, check_packing, make_pool
-from .procgroup import (MARK, alive, end_group, environ_of, kill_group, marked_workers,
-                        started_worker)
+from .procgroup import MARK, alive, end_group, environ_of, kill_group, marked_workers
 from .registry import register
 
 #: how long one pass over /proc for marked workers serves the trials a resume asks about
@@ -92,7 +91,7 @@ class LocalExecutor(Executor):
     def submit(self, job: TrialJob) -> str:
         tdir = job.ctx.trial_dir
         os.makedirs(tdir, exist_ok=True)
-        kill_orphan(tdir)
+        kill_orphan(tdir, self._marked_workers)
         job_path = os.path.join(tdir, "job.json")
         outcome_path = os.path.join(tdir, "outcome.json")
         clear_outcome(outcome_path)
@@ -133,9 +132,9 @@ class LocalExecutor(Executor):
         return None if pid is None else f"pid-{pid}"
 
     def _marked_workers(self) -> dict[str, int]:
-        """``marked_workers``, one pass over /proc for all the trials a resume asks about
-        (a pass per trial is a second or more on a busy login node), taken again once
-        ``SCAN_TTL_S`` old."""
+        """``marked_workers``, one pass over /proc for all the trials a resume asks about or
+        runs again (a pass per trial is a second or more on a busy login node), taken again
+        once ``SCAN_TTL_S`` old."""
         now = time.monotonic()
         if self._scan is None or now - self._scan[0] > SCAN_TTL_S:
             self._scan = (now, marked_workers())
@@ -333,15 +332,15 @@ def worker_pid(trial_dir: str) -> int | None:
         return None
 
 
-def latest_worker(trial_dir: str) -> int | None:
+def latest_worker(trial_dir: str,
+                  marked: Callable[[], dict[str, int]] = marked_workers) -> int | None:
     """The pid of the worker of the trial's latest start, however far its driver got in
-    recording it: one still running (found in /proc: a driver killed just after starting
-    it never wrote worker.pid), else the one whose outcome is there, else worker.pid's.
-    None when the trial was never handed to a worker (no job.json)."""
-    job_path = os.path.join(trial_dir, "job.json")
-    if not os.path.exists(job_path):
+    recording it: one still running (found in /proc by ``marked``: a driver killed just
+    after starting it never wrote worker.pid), else the one whose outcome is there, else
+    worker.pid's. None when the trial was never handed to a worker (no job.json)."""
+    if not os.path.exists(os.path.join(trial_dir, "job.json")):
         return None
-    pid = started_worker(trial_dir, job_path)
+    pid = marked().get(trial_dir)
     if pid is None:
         stamped = (read_json(os.path.join(trial_dir, "outcome.json")) or {}).get("pid")
         pid = stamped if isinstance(stamped, int) and not isinstance(stamped, bool) else None
@@ -350,20 +349,20 @@ def latest_worker(trial_dir: str) -> int | None:
 
 def find_worker(trial_dir: str, marked: Callable[[], dict[str, int]]) -> int | None:
     """The trial's worker however it was left: ``latest_worker``, or where the trial's
-    folder was removed (job.json with it) a live worker carrying its mark, from ``marked``
-    (``marked_workers``: a pass over /proc, asked for only then, and cached by the caller
-    for all the trials it asks about)."""
-    pid = latest_worker(trial_dir)
-    if pid is None and not os.path.exists(os.path.join(trial_dir, "job.json")):
-        pid = marked().get(trial_dir)
-    return pid
+    folder was removed (job.json with it) a live worker carrying its mark. ``marked``
+    (``marked_workers``, a pass over /proc) is cached by the caller for all the trials it
+    asks about."""
+    if not os.path.exists(os.path.join(trial_dir, "job.json")):
+        return marked().get(trial_dir)
+    return latest_worker(trial_dir, marked)
 
 
-def kill_orphan(trial_dir: str) -> None:
+def kill_orphan(trial_dir: str,
+                marked: Callable[[], dict[str, int]] = marked_workers) -> None:
     """A worker a dead driver left behind, or what its processes left running, must not
     write into a re-run of its trial: its whole group is ended (the one worker.pid names,
     and one running unrecorded there, see ``latest_worker``)."""
-    for pid in {worker_pid(trial_dir), latest_worker(trial_dir)} - {None}:
+    for pid in {worker_pid(trial_dir), latest_worker(trial_dir, marked)} - {None}:
         end_group(pid, trial_dir)
 
 

@@ -70,27 +70,18 @@ def end_group(pgid: int, trial_dir: str, wait_s: float = 2.0) -> int:
     return len(mine)
 
 
-def started_worker(trial_dir: str, job_path: str) -> int | None:
-    """The live worker of this trial, found in /proc: a group leader (a worker starts its own
-    session) carrying the trial's mark and running ``job_path``. A driver killed between
-    starting a worker and writing its pid to worker.pid leaves no other trace of it while it
-    runs, and a worker left unfound would run a second time beside the new one."""
-    for pid in _leaders():
-        if marked(pid, trial_dir) and _runs(pid, job_path):
-            return pid
-    return None
-
-
 def marked_workers() -> dict[str, int]:
     """Every live trial worker on this machine, by the trial directory its mark names, in
-    one pass over /proc: a worker whose trial folder was removed while it ran (its job.json,
-    worker.pid and outcome with it) is found by its mark alone, and a resume may look for
-    several such trials."""
-    found = {}
+    one pass over /proc: a group leader (a worker starts its own session) carrying a trial's
+    mark and running that trial's job.json. A driver killed between starting a worker and
+    writing its pid to worker.pid leaves no other trace of it while it runs (and none at all
+    where the trial folder was removed while it ran), and a worker left unfound would run a
+    second time beside the new one. One pass serves every trial a caller asks about."""
+    found: dict[str, int] = {}
     for pid in _leaders():
         trial_dir = environ_of(pid).get(MARK)
         if trial_dir and _runs(pid, os.path.join(trial_dir, "job.json")):
-            found[trial_dir] = pid
+            found.setdefault(trial_dir, pid)
     return found
 
 
