@@ -15,7 +15,7 @@ import json
 import math
 import os
 import statistics
-from typing import Any
+from typing import Any, Callable
 
 from .history import History, TrialRecord
 from .space import grid_index
@@ -67,26 +67,36 @@ def declared_grid(spec: dict[str, Any]) -> tuple | None:
     return _declared_grid(json.dumps(spec, sort_keys=True, default=str))
 
 
-def on_grid(spec: dict[str, Any], value: Any) -> Any:
-    """The grid point a recorded value stands for. A history written before ``steps:`` grid
-    values were rounded (or by another machine's numpy) holds 9.999999999999999e-06 where
-    this version records 1e-05: the searchers take both for one point, and so must the
-    plots, or one setting run twice shows as two settings run once."""
+def on_grid(spec: dict[str, Any]) -> Callable[[Any], Any]:
+    """The grid point a recorded value of this parameter stands for. A history written
+    before ``steps:`` grid values were rounded (or by another machine's numpy) holds
+    9.999999999999999e-06 where this version records 1e-05: the searchers take both for one
+    point, and so must the plots, or one setting run twice shows as two settings run once.
+    The grid is looked up once and each value's point remembered: the plots ask for every
+    trial's every parameter, in every panel."""
     grid = declared_grid(spec)
     if grid is None:
-        return value
-    i = grid_index(grid, value)
-    return value if i is None else grid[i]
+        return lambda value: value
+    memo: dict[str, Any] = {}
+
+    def point(value: Any) -> Any:
+        key = repr(value)  # not the value: 1, 1.0 and True are one dict key, not one point
+        if key not in memo:
+            i = grid_index(grid, value)
+            memo[key] = value if i is None else grid[i]
+        return memo[key]
+
+    return point
 
 
 def panel_rows(spec: dict[str, Any], recorded: list[Any]) -> tuple[list[Any], Any]:
     """A parameter's rows in the search-path plot, its declared grid (else the values tried,
     sorted), and the row of a recorded value (0 for one on none)."""
     values = spec.get("values") or declared_grid(spec) or sorted(
-        {on_grid(spec, v) for v in recorded},
-        key=lambda v: (0, v, "") if isinstance(v, (int, float)) else (1, 0, repr(v)))
+        set(recorded), key=lambda v: (0, v, "") if isinstance(v, (int, float)) else (1, 0, repr(v)))
     rows = {repr(v): i for i, v in enumerate(values)}
-    return list(values), lambda v: rows.get(repr(on_grid(spec, v)))
+    snap = on_grid(spec)
+    return list(values), lambda v: rows.get(repr(snap(v)))
 
 
 def set_xlim(ax: Any, lo: float, hi: float) -> None:
@@ -159,9 +169,10 @@ def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dic
                metric: str, best: TrialRecord | None, setting: dict[str, Any] | None,
                rungs: list[int], free: list[str]) -> None:
     spec = space[name]
+    snaps = [(n, on_grid(space[n])) for n in free]
 
     def point(params: dict[str, Any]) -> tuple:
-        return tuple(repr(on_grid(space[n], params.get(n))) for n in free)
+        return tuple(repr(snap(params.get(n))) for n, snap in snaps)
 
     labels = categorical(spec)
     pos = (lambda v: labels.index(v) if v in labels else -1) if labels else (lambda v: v)
@@ -190,8 +201,9 @@ def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dic
         ax.plot([pos(best.params[name])], [best.metrics[metric]], "*", ms=14, color="gold",
                 markeredgecolor="black", label=f"best trial ({best.trial})")
     if setting:
-        match = [r for r in recs if point(r.params) == point(setting)
-                 and (full is None or r.fidelity in (None, full))]
+        where = point(setting)
+        match = [r for r in recs if (full is None or r.fidelity in (None, full))
+                 and point(r.params) == where]
         if match:
             ys = [r.metrics[metric] for r in match]
             ax.plot([pos(setting[name])], [statistics.fmean(ys)], "D", ms=8, mfc="none",
