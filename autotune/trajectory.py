@@ -25,13 +25,14 @@ RESERVED = ("index", "counts")
 
 
 def rows(history: History, study_name: str, algorithm: str, param_names: list[str], mode: str,
-         metric: str | None = None, states: dict[int, str] | None = None
+         metric: str | None = None, states: dict[int, str] | None = None,
+         named: tuple[dict[str, str], dict[str, str], dict[str, str]] | None = None
          ) -> tuple[list[str], list[dict[str, Any]]]:
     """The columns and one row per trial; ``metric`` (the optimised one) is a column even
     before any trial reports it, so code that reads it works from the first trial on.
     ``states``: each trial's state (``states.trial_states``); without it, as a driver holding
-    the study sees them (running, pending)."""
-    params, info, label = labels(history, param_names, metric)
+    the study sees them (running, pending). ``named``: ``labels``, where already taken."""
+    params, info, label = named or labels(history, param_names, metric)
     columns = (LEAD + list(params.values()) + ["epochs", "parent"] + list(info.values())
                + list(label.values()) + TAIL)
     times, bests = best_so_far(history, mode)
@@ -77,13 +78,13 @@ def labels(history: History, param_names: list[str], metric: str | None
     return params, info, label
 
 
-def standing(history: History, param_names: list[str], metric: str | None,
-             epochs: bool) -> set[str]:
+def standing(named: tuple[dict[str, str], dict[str, str], dict[str, str]],
+             metric: str | None, epochs: bool) -> set[str]:
     """The columns trajectory.csv keeps even while no trial fills them: the parameters, the
     optimised metric and (``epochs``: a fidelity or a fixed training length) the epochs, so
     that its columns before the first trial (or while every trial failed) are those it has
-    after, and a reader of the file finds them from the start."""
-    params, _, label = labels(history, param_names, metric)
+    after, and a reader of the file finds them from the start. ``named``: ``labels``."""
+    params, _, label = named
     kept = set(params.values()) | ({label[metric]} if metric else set())
     return kept | ({"epochs"} if epochs else set())
 
@@ -126,13 +127,10 @@ def write_trajectory(history: History, study: Study, path: str,
     """trajectory.csv of a study being run; ``states`` and ``stages``: the trials' and the
     stages' states (``states.trial_states``, ``states.stage_states``), else as a driver
     holding the study sees them."""
-    names, metric = study.space.names, study.objective.metric
-    columns, data = rows(history, study.name, study.algorithm, names, study.objective.mode,
-                         metric, states=states)
-    data = stage_rows(history, study.algorithm, stages) + data  # the pretrain's row first
-    epochs = "epochs" in names or "fidelity" in study.search_options
-    write_csv_atomic(path, *csv_view(columns, data, [p.name for p in study.space.free],
-                                     standing(history, names, metric, epochs)))
+    write_csv_atomic(path, *csv_table(history, study.name, study.algorithm, study.space.names,
+                                      [p.name for p in study.space.free], study.objective.mode,
+                                      study.objective.metric, study.search_options, states,
+                                      stages))
 
 
 def table(history: History, states: dict[int, str] | None = None,
@@ -142,14 +140,23 @@ def table(history: History, states: dict[int, str] | None = None,
     two never differ."""
     identity = history.study.get("identity", {})
     space = identity.get("space", {})
-    algorithm = identity.get("algorithm", "")
-    metric = identity.get("metric")
-    columns, data = rows(history, history.study.get("name", ""), algorithm, list(space),
-                         identity.get("mode", "min"), metric, states=states)
-    free = [n for n, spec in space.items() if "fixed" not in spec]
-    epochs = "epochs" in space or "fidelity" in (identity.get("search_options") or {})
+    return csv_table(history, history.study.get("name", ""), identity.get("algorithm", ""),
+                     list(space), [n for n, spec in space.items() if "fixed" not in spec],
+                     identity.get("mode", "min"), identity.get("metric"),
+                     identity.get("search_options") or {}, states, stages)
+
+
+def csv_table(history: History, name: str, algorithm: str, param_names: list[str],
+              free: list[str], mode: str, metric: str | None, search_options: dict,
+              states: dict[int, str] | None, stages: dict[str, str] | None
+              ) -> tuple[list[str], list[dict[str, Any]]]:
+    """trajectory.csv's columns and rows, the pretrain's row first (``write_trajectory``
+    from the study, ``table`` from its record)."""
+    named = labels(history, param_names, metric)
+    columns, data = rows(history, name, algorithm, param_names, mode, metric, states, named)
+    epochs = "epochs" in param_names or "fidelity" in search_options
     return csv_view(columns, stage_rows(history, algorithm, stages) + data, free,
-                    standing(history, list(space), metric, epochs))
+                    standing(named, metric, epochs))
 
 
 #: columns every trajectory.csv has, filled or not; any other column left empty by every
