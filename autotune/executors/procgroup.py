@@ -86,7 +86,8 @@ def marked_workers() -> dict[str, int]:
 
 
 def _leaders() -> list[int]:
-    """Live session leaders (a worker starts its own session), zombies left out."""
+    """Live process-group leaders (a worker starts its own session, so leads its group),
+    zombies left out."""
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():
