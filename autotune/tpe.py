@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -221,12 +221,13 @@ class TPEModel:
         return self.encoder.decode(u[best], c[best])
 
     def ranked(self, rng: np.random.Generator, candidates: int = 64, widen: float = 3.0
-               ) -> list[dict[str, Any]]:
+               ) -> Iterator[dict[str, Any]]:
         """The same candidates as ``propose`` draws, best l/g first (its pick leads), so a
-        caller that cannot use the best (a setting already run) takes the next."""
+        caller that cannot use the best (a setting already run) takes the next; each is
+        decoded only when the caller comes to it (the first usually serves)."""
         u, c, score = self._scored(rng, candidates, widen)
         order = sorted(range(len(score)), key=lambda i: (-score[i], i))  # argmax's tie rule
-        return [self.encoder.decode(u[i], c[i]) for i in order]
+        return (self.encoder.decode(u[i], c[i]) for i in order)
 
     def _scored(self, rng: np.random.Generator, candidates: int, widen: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
