@@ -230,9 +230,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .states import stage_states, trial_states
 
     running = sdir.driver_running()
-    text = summary(history, running_driver=running, directory=sdir.path)
     states = trial_states(history, running, sdir.path)
     stages = stage_states(history, running, sdir.path)
+    text = summary(history, running_driver=running, directory=sdir.path, states=states,
+                   stages=stages)
     write_csv_atomic(sdir.trajectory, *table(history, states, stages))
     with open(os.path.join(sdir.path, "summary.txt"), "w") as fh:
         fh.write(text + "\n")

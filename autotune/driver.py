@@ -144,12 +144,12 @@ class Driver:
         finally:
             self._phase = "closing"  # from here on a signal can no longer cut anything short
             self.executor.shutdown()
-            self._close_views()
+            left = self._close_views()
         if self._end_said:
             self.progress.say(self._end_said)
         # counted as `status` and trajectory.csv say them once this driver is gone: a trial
         # it leaves in flight is interrupted (or running-alone, ...), not "running"
-        counts = dict(Counter(trial_states(self.history, False, self.dir.path).values()))
+        counts = dict(Counter(left.values()))
         return RunSummary(len(self.history.trials), counts,
                           self.history.best(self.study.objective.mode),
                           self._stop or "finished", self.searcher.summary(), *self._failure,
@@ -363,18 +363,20 @@ class Driver:
         return ev.study(self.study.name, time.time(), self.study.identity(), self.study.raw,
                         self.study.source, launch_dir=os.getcwd())
 
-    def _close_views(self) -> None:
-        """The trajectory and the last progress line; a full disk costs these, not the study."""
+    def _close_views(self) -> dict[int, str]:
+        """The trajectory and the last progress line; a full disk costs these, not the study.
+        Returns the trials' states as this driver leaves them (for its summary)."""
+        # the last view of this driver: what is left in flight, it leaves, and the file
+        # says so as `status` will (interrupted, running-alone, ...)
+        left = trial_states(self.history, False, self.dir.path)
         try:
-            # the last view of this driver: what is left in flight, it leaves, and the
-            # file says so as `status` will (interrupted, running-alone, ...)
-            write_trajectory(self.history, self.study, self.dir.trajectory,
-                             trial_states(self.history, False, self.dir.path),
+            write_trajectory(self.history, self.study, self.dir.trajectory, left,
                              stage_states(self.history, False, self.dir.path))
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
         self.progress.close(self.history)
+        return left
 
     # ---- the loop -------------------------------------------------------------------------
     def _loop(self) -> None:

@@ -13,14 +13,19 @@ from .analysis import best_curve, compute_at, concurrency, incumbents, stage_cos
 
 
 def summary(history: History, running_driver: bool | None = None,
-            directory: str | None = None) -> str:
+            directory: str | None = None, states: dict[int, str] | None = None,
+            stages: dict[str, str] | None = None) -> str:
+    """What ``status`` prints. ``states`` and ``stages``: the trials' and stages' states
+    where the caller derived them already (``report`` writes them into trajectory.csv too;
+    deriving them looks for local processes in /proc)."""
     study = history.study
     identity = study.get("identity", {})
     mode = identity.get("mode", "min")
     from .slurm_waits import job_ids_in_flight, queued_reasons, trial_wait_lines
     from .states import trial_states
 
-    states = trial_states(history, running_driver, directory)
+    if states is None:
+        states = trial_states(history, running_driver, directory)
     counts = trial_counts(history, running_driver, directory, states)
     waits = queued_reasons(job_ids_in_flight(history, states))  # one squeue for all
     lines = [f"study {study.get('name', '?')}: {identity.get('algorithm', '?')} "
@@ -41,7 +46,7 @@ def summary(history: History, running_driver: bool | None = None,
     else:
         lines += short_lines(history, mode, identity.get("metric", "value"))
     lines += searcher_lines(history, mode, identity.get("metric", "value"))
-    lines += stage_lines(history, running_driver, directory, waits)
+    lines += stage_lines(history, running_driver, directory, waits, stages)
     trials_s = sum(r.cost_s for r in history.trials.values())
     stages_s = history.stage_cost_s()
     split = f" (trials {trials_s:.1f} s + pretrain {stages_s:.1f} s)" if history.stages else ""
@@ -86,16 +91,20 @@ def trial_counts(history: History, running_driver: bool | None,
 
 
 def stage_lines(history: History, running_driver: bool | None = None,
-                directory: str | None = None, waits: dict[str, str] | None = None) -> list[str]:
+                directory: str | None = None, waits: dict[str, str] | None = None,
+                stages: dict[str, str] | None = None) -> list[str]:
     """The pretrain on a line of its own: whether it is ready, its job, what it cost. With no
     driver, one recorded as running says what became of it (``states.stage_state``).
-    ``waits``: squeue's reasons by job id where already asked (``slurm_waits``)."""
+    ``waits``: squeue's reasons by job id where already asked (``slurm_waits``); ``stages``:
+    the stages' states where already derived (``states.stage_states``)."""
     from .slurm_waits import queued_reasons, stuck_warning
-    from .states import STAGE_ALONE, cancelled_jobs, stage_state
+    from .states import STAGE_ALONE, stage_states
 
+    if stages is None:
+        stages = stage_states(history, running_driver, directory)
     out = []
     for st in history.stages.values():
-        state = stage_state(st, running_driver, directory, cancelled_jobs(history))
+        state = stages[st.name]
         reason = ""
         if st.status == "cached":
             text = f"{st.name}: cached (built earlier or by another study; cost 0 here)"
