@@ -65,7 +65,6 @@ class _Tracked:
     limit_failure: str = ""             # set when we cancel it for too many requeues
     results: dict[int, tuple] = field(default_factory=dict)  # rank -> (status, payload) read
     reason: str = ""                    # why it pends, as squeue last said
-    reason_next: float = 0.0            # monotonic time to ask squeue again
 
 
 @register
@@ -503,16 +502,8 @@ class SlurmExecutor(Executor):
         return len(self._tracked)
 
     def pending_reason(self, trial: int) -> str:
-        """squeue's reason while the job pends, asked at most every REASON_EVERY_S (sacct
-        does not know it: it says 'None' of a held job); the last answer when squeue fails."""
-        t = self._tracked.get(trial)
-        if t is None or t.state != "PENDING":
-            return ""
-        if time.monotonic() >= t.reason_next:
-            t.reason_next = time.monotonic() + REASON_EVERY_S
-            with contextlib.suppress(SlurmError):
-                t.reason = pending_reasons([t.job_id]).get(t.job_id, "")
-        return t.reason
+        """squeue's reason while the trial's job pends (``waiting``'s, asked as rarely)."""
+        return self.waiting().get(trial, "")
 
     def waiting(self) -> dict[int, str]:
         """squeue's reasons for the trials' jobs that pend: one call for all of them, at most
