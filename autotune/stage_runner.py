@@ -77,7 +77,7 @@ class StageRunner:
                 self._attempt = rec.attempt
                 self.progress.say(f"{stage.name}: re-attached to job {rec.job_id}")
                 result = self._wait(ex)
-                if not (result.cancelled and self._cancel_cancelled(rec.job_id)):
+                if not (result.cancelled and rec.job_id in ex.cancelled_by_autotune):
                     return result
                 # ``autotune cancel`` stopped it: running the study again means going on,
                 # and nothing goes on without the pretrain
@@ -109,11 +109,6 @@ class StageRunner:
         ctx = Ctx(trial=STAGE_TRIAL, trial_dir=self.dir, seed=stage.seed, attempt=attempt,
                   epochs=stage.epochs, study_dir=self.study_dir)
         return TrialJob(STAGE_TRIAL, attempt, params, ctx, spec, resume_start_s=resume_start)
-
-    def _cancel_cancelled(self, job_id: str) -> bool:
-        """Whether ``autotune cancel`` cancelled this job (its record lists the job)."""
-        return any(n.get("e") == "cancel" and job_id in (n.get("jobs") or [])
-                   for n in self.history.notes)
 
     def _submit(self, ex: Executor, rec, said: bool = False) -> None:
         if rec is None:
