@@ -56,36 +56,42 @@ def trial_wait_lines(history: History, states: dict[int, str],
                      reasons: dict[str, str]) -> list[str]:
     """How many of the trials in flight wait in SLURM's queue, by reason, then a warning per
     reason that never ends by itself; nothing when none waits."""
-    by_reason: dict[str, list[tuple[int, str]]] = {}
-    in_flight = 0
-    for t, state in sorted(states.items()):
-        job_id = history.trials[t].job_id or ""
-        if state not in IN_FLIGHT or job_kind(job_id) != "slurm":
-            continue
-        in_flight += 1
-        if job_id in reasons:
-            by_reason.setdefault(reasons[job_id], []).append((t, job_id))
-    if not by_reason:
+    in_flight = [t for t, state in states.items()
+                 if state in IN_FLIGHT and job_kind(history.trials[t].job_id or "") == "slurm"]
+    waits = {t: reasons[history.trials[t].job_id] for t in in_flight
+             if history.trials[t].job_id in reasons}
+    if not waits:
         return []
-    waiting = sum(len(ids) for ids in by_reason.values())
+    by_reason = trials_by_reason(waits)
     order = sorted(by_reason, key=lambda r: (-len(by_reason[r]), r))
-    lines = [f"trial jobs pending on SLURM: {waiting} of {in_flight} ("
+    lines = [f"trial jobs pending on SLURM: {len(waits)} of {len(in_flight)} ("
              + ", ".join(f"{r}: {len(by_reason[r])}" for r in order) + ")"]
     for reason in order:
-        jobs = by_reason[reason]
-        who = f"trial {jobs[0][0]}" if len(jobs) == 1 else "trials"
-        warning = stuck_warning(who, [j for _, j in jobs], reason)
+        warning = trials_stuck(history, by_reason[reason], reason)
         if warning is not None:
             lines.append(f"warning: {warning}")
     return lines
 
 
+def trials_by_reason(waits: dict[int, str]) -> dict[str, list[int]]:
+    """The waiting trials (reason by trial) grouped by reason, each group in trial order."""
+    by_reason: dict[str, list[int]] = {}
+    for trial, reason in sorted(waits.items()):
+        by_reason.setdefault(reason, []).append(trial)
+    return by_reason
+
+
+def trials_stuck(history: History, trials: list[int], reason: str) -> str | None:
+    """``stuck_warning`` for these trials' jobs, all pending for ``reason``."""
+    who = f"trial {trials[0]}" if len(trials) == 1 else "trials"
+    return stuck_warning(who, [history.trials[t].job_id for t in trials], reason)
+
+
 def job_ids_in_flight(history: History, states: dict[int, str]) -> list[str]:
-    """The SLURM job ids worth asking squeue about: the trials' in flight and the pretrain's
-    recorded as running (one call serves both)."""
+    """The job ids worth asking squeue about (``queued_reasons`` keeps SLURM's): the trials'
+    in flight and the pretrain's recorded as running (one call serves both)."""
     ids = [history.trials[t].job_id for t, s in states.items() if s in IN_FLIGHT]
-    ids += [st.job_id for st in history.stages.values() if st.status == "running"]
-    return [j for j in ids if job_kind(j or "") == "slurm"]
+    return ids + [st.job_id for st in history.stages.values() if st.status == "running"]
 
 
 class QueueWatch:
@@ -101,14 +107,10 @@ class QueueWatch:
     def update(self, waits: dict[int, str], history: History) -> None:
         """``waits``: the executor's reasons by trial (``Executor.waiting``)."""
         self.progress.queued = len(waits)
-        by_reason: dict[str, list[int]] = {}
-        for trial, reason in sorted(waits.items()):
-            by_reason.setdefault(reason, []).append(trial)
-        for reason, trials in by_reason.items():
+        for reason, trials in trials_by_reason(waits).items():
             if reason in self.warned:
                 continue
-            who = f"trial {trials[0]}" if len(trials) == 1 else "trials"
-            stuck = stuck_warning(who, [history.trials[t].job_id for t in trials], reason)
+            stuck = trials_stuck(history, trials, reason)
             if stuck is not None:
                 self.warned.add(reason)
                 self.progress.warn(f"{stuck} (python -m autotune cancel {self.study_dir} "
