@@ -43,9 +43,9 @@ def study_file(tmp_path, name: str, entry: str, space: dict, max_trials: int,
     return path
 
 
-def start_driver(study: str, directory: str) -> subprocess.Popen:
+def start_driver(study: str, directory: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "autotune", "run", study, "--dir", directory,
-                             "--quiet"], cwd=REPO, stdout=subprocess.PIPE,
+                             "--quiet"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 import yaml
 
 from autotune.executors.slurm_query import slurm_reachable
 
-from .helpers import REPO, history
+from .helpers import history
 from .test_slurm import sacct_jobs, start_driver, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -89,17 +88,23 @@ def driver_in_its_pretrain(study, directory, tmp_path):
     wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
     return proc
 
-def test_a_driver_killed_during_the_pretrain_reattaches_to_its_job(tmp_path):
-    study = staged_study(tmp_path, "stagekill", trials=2, sleep_s=8.0)
-    directory = str(tmp_path / "d")
+
+def kill_driver_in_its_pretrain(study, directory, tmp_path) -> None:
+    """A driver killed (SIGKILL: no last words) while its pretrain job runs."""
     proc = driver_in_its_pretrain(study, directory, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def test_a_driver_killed_during_the_pretrain_reattaches_to_its_job(tmp_path):
+    study = staged_study(tmp_path, "stagekill", trials=2, sleep_s=8.0)
+    directory = str(tmp_path / "d")
+    kill_driver_in_its_pretrain(study, directory, tmp_path)
     proc = start_driver(study, directory)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
     assert [e["state"] for e in stage_events(directory)] == ["submit", "end"]
-    assert pretrain_runs(tmp_path) == pretrain_runs(tmp_path)[:1]  # once: never twice, no overlap
+    assert len(pretrain_runs(tmp_path)) == 1  # once: never twice, no overlap
     check_one_pretrain_then_trials(tmp_path, directory, 2)
 
 
@@ -126,7 +131,7 @@ def test_ctrl_c_during_the_pretrain_leaves_its_job_as_the_trials_and_says_so(tmp
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
     assert [e["state"] for e in stage_events(directory)] == ["submit", "end"], out
-    assert pretrain_runs(tmp_path) == pretrain_runs(tmp_path)[:1]  # built once
+    assert len(pretrain_runs(tmp_path)) == 1  # built once
     check_one_pretrain_then_trials(tmp_path, directory, 2)
 
 
@@ -250,18 +255,14 @@ exec {real} "$@"
 def test_a_resume_while_sacct_fails_watches_the_recorded_pretrain_job(tmp_path):
     study = staged_study(tmp_path, "stagedb", trials=2, sleep_s=10.0)
     directory = str(tmp_path / "d")
-    proc = driver_in_its_pretrain(study, directory, tmp_path)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_driver_in_its_pretrain(study, directory, tmp_path)
     env = failing_slurm_tools(tmp_path, failures=8)  # every try to list the study's jobs
-    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", study, "--dir", directory],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = start_driver(study, directory, env=env)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
     assert "cannot list the study's jobs" in out
     assert [e["state"] for e in stage_events(directory)] == ["submit", "end"], out
-    assert pretrain_runs(tmp_path) == pretrain_runs(tmp_path)[:1]  # once
+    assert len(pretrain_runs(tmp_path)) == 1  # once
     check_one_pretrain_then_trials(tmp_path, directory, 2)
 
 
