@@ -322,7 +322,8 @@ def test_preemption_signal_checkpoints_through_submitit_and_requeues(tmp_path):
 def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
     from autotune.cancel import cancel_study
 
-    space = {"x": {"values": [0, 1, 2]}, "steps": {"values": [40]}, "step_s": {"values": [0.5]}}
+    # trials 0 and 1 run 20 s (cancelled long before), trial 2 (run after the cancel) 0.5 s
+    space = {"steps": {"values": [40, 1]}, "x": {"values": [0, 1]}, "step_s": {"values": [0.5]}}
     # both of the gpu partition's two (fake) GPUs per job: the second job waits in the queue
     study = study_file(tmp_path, "cancel", "stepper", space, 3, max_concurrent=2,
                        partition="gpu", gpus_per_job=2)
@@ -365,3 +366,4 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
     assert [h.trials[t].error for t in (0, 1)] == [
         f"slurm job {job} cancelled by autotune cancel" for job in jobs], h.trials[0].error
     assert len(submits(directory)) == 3  # the cancelled two were not submitted again
+    assert [h.trials[t].params["steps"] for t in (0, 1, 2)] == [40, 40, 1]
