@@ -264,23 +264,3 @@ def test_a_resume_while_sacct_fails_watches_the_recorded_pretrain_job(tmp_path):
     assert [e["state"] for e in stage_events(directory)] == ["submit", "end"], out
     assert len(pretrain_runs(tmp_path)) == 1  # once
     check_one_pretrain_then_trials(tmp_path, directory, 2)
-
-
-def test_a_pretrain_checkpoint_cut_short_after_its_build_is_built_again(tmp_path):
-    study = staged_study(tmp_path, "stagecut", trials=1)
-    directory = str(tmp_path / "d")
-    run = start_driver(study, directory)
-    out, _ = run.communicate(timeout=120)
-    assert run.returncode == 0, out
-    (checkpoint,) = [os.path.join(root, "checkpoint.pt") for root, _, files
-                     in os.walk(os.path.join(directory, "cache")) if "checkpoint.pt" in files]
-    with open(checkpoint, "r+") as fh:  # a copy or a purge that stopped half-way
-        fh.truncate(5)
-    run = start_driver(study, directory)
-    out, _ = run.communicate(timeout=120)
-    assert run.returncode == 0, out
-    assert [(e["state"], e["attempt"]) for e in stage_events(directory)] == [
-        ("submit", 0), ("end", 0), ("submit", 1), ("end", 1)]
-    assert len(pretrain_runs(tmp_path)) == 2
-    with open(checkpoint) as fh:
-        assert json.load(fh)["epochs"] == 3  # whole again

@@ -341,3 +341,30 @@ def test_which_pending_reasons_mean_a_job_never_starts():
     for reason in ("Priority", "Resources", "QOSMaxJobsPerUserLimit", "BeginTime",
                    "AssocGrpCpuLimit", "ReqNodeNotAvail, UnavailableNodes:n1"):
         assert never_starts(reason) is None, reason
+
+
+@pytest.mark.parametrize("damage", ["cut", "deleted"])
+def test_a_pretrain_checkpoint_damaged_after_its_build_is_built_again(tmp_path, capsys, damage):
+    """A checkpoint cut short (a copy or a purge that stopped half-way) or deleted after its
+    build recorded ok is built again, as attempt 1, before any fine-tune reads it."""
+    log = str(tmp_path / "pretrain.log")
+    study = parse_study(two_stage(log, executor="inline", trials=1, sleep_s=0.0))
+    d = str(tmp_path / "d")
+    Driver(study, d, progress=False).run()
+    (checkpoint,) = [os.path.join(root, "checkpoint.pt") for root, _, files
+                     in os.walk(os.path.join(d, "cache")) if "checkpoint.pt" in files]
+    if damage == "cut":
+        with open(checkpoint, "r+") as fh:
+            fh.truncate(5)
+    else:
+        os.remove(checkpoint)
+    capsys.readouterr()
+    Driver(study, d, progress=False).run()
+    assert f"pretrain: its checkpoint {checkpoint} is missing or not the size it was built " \
+           "with; building it again" in capsys.readouterr().err
+    assert [(e["state"], e["attempt"]) for e in events(d, "stage")] == [
+        ("submit", 0), ("end", 0), ("submit", 1), ("end", 1)]
+    assert len(log_lines(log)) == 2
+    with open(checkpoint) as fh:
+        assert json.load(fh)["epochs"] == 10  # whole again
+    assert [r.status for r in history(d).trials.values()] == ["ok"]
