@@ -262,14 +262,14 @@ class SlurmExecutor(Executor):
         keeps the pickled call there for the job's whole life. A job of the same name from a
         study that once lived at this path (deleted and started again) has none here, and
         adopting it recorded its end (or its lost result) as this study's trial or pretrain."""
-        return (os.path.exists(self._job_file(job_id, "submitted.pkl"))
-                or any(os.path.exists(self._result_path(job_id, rank))
-                       for rank in range(self.world)))
+        return os.path.exists(self._job_file(job_id, "submitted.pkl")) or self._has_result(job_id)
+
+    def _has_result(self, job_id: str) -> bool:
+        return any(os.path.exists(self._result_path(job_id, rank)) for rank in range(self.world))
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         info = self._study_jobs().get(job_id)
-        if info is None and not self._unlisted and not any(
-                os.path.exists(self._result_path(job_id, rank)) for rank in range(self.world)):
+        if info is None and not self._unlisted and not self._has_result(job_id):
             return False  # SLURM never heard of it: run the trial again
         # where SLURM could not be asked, the recorded job is watched, not submitted a second
         # time: the next sacct that answers says how it is (or that it is unknown: lost)
@@ -548,9 +548,8 @@ MANAGED = {
 
 def check_managed(o: dict[str, Any]) -> None:
     """Refuse, in one line naming the key, an extra sbatch option autotune sets itself."""
-    given = [(key, str(k)) for key in ("sbatch_extra", "sbatch_flags")
-             for k in ((o.get(key) or {}) if key == "sbatch_extra" else
-                       [f[2:].partition("=")[0] for f in o.get(key) or [] if isinstance(f, str)])]
+    given = [("sbatch_extra", str(k)) for k in o.get("sbatch_extra") or {}]
+    given += [("sbatch_flags", f[2:].partition("=")[0]) for f in o.get("sbatch_flags") or []]
     for key, option in given:
         name = option.replace("_", "-")
         if name in MANAGED:
@@ -598,11 +597,7 @@ def test_only_reason(text: str) -> str:
     """sbatch's own words, one line: its errors, without the 'sbatch --help' hint."""
     lines = [ln.strip() for ln in text.splitlines()
              if ln.strip() and not ln.startswith("Try ")]
-    seen: list[str] = []
-    for line in lines:
-        if line not in seen:
-            seen.append(line)
-    return "; ".join(seen)[:400] or "no message"
+    return "; ".join(dict.fromkeys(lines))[:400] or "no message"  # each line once, in order
 
 
 def time_limit(o: dict[str, Any]) -> int:
