@@ -134,8 +134,9 @@ class SlurmExecutor(Executor):
 
     @classmethod
     def preflight(cls, o: dict[str, Any]) -> None:
-        """One quick query before anything is written: a cluster that does not answer is
-        refused in seconds instead of after a minute of sbatch retries per trial."""
+        """Before anything is written: one quick query, so that a cluster that does not answer
+        is refused in seconds instead of after a minute of sbatch retries per trial; then
+        ``check_submission`` (sbatch --test-only) on the options."""
         from .slurm_query import check_cluster
 
         try:
