@@ -12,6 +12,8 @@ finds them cancelled, records the trials as cancelled and goes on with the searc
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import signal
@@ -116,7 +118,9 @@ def stop_local_trials(sdir: StudyDir, history: History) -> int:
     those recorded as started, and those it started without living to record it (found as
     the next run would find them, ``latest_worker``)."""
     from .executors.local import latest_worker
-    from .executors.procgroup import end_group
+    from .executors.procgroup import end_group, marked_workers
+
+    marked = functools.cache(marked_workers)  # one /proc pass for every pending trial
 
     stopped = 0
     for rec in history.trials.values():
@@ -125,7 +129,7 @@ def stop_local_trials(sdir: StudyDir, history: History) -> int:
         tdir = sdir.trial_dir(rec.trial)
         if rec.job_id.startswith("pid-") and rec.job_id[4:].isdigit():
             stopped += end_group(int(rec.job_id[4:]), tdir) > 0
-        elif rec.status == "pending" and (pid := latest_worker(tdir)) is not None:
+        elif rec.status == "pending" and (pid := latest_worker(tdir, marked)) is not None:
             stopped += end_group(pid, tdir) > 0
     for st in history.stages.values():
         if st.status == "running" and st.job_id.startswith("pid-") and st.job_id[4:].isdigit():
