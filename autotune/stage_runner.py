@@ -148,7 +148,7 @@ class StageRunner:
         """While its job pends, the progress line says why; a reason that means it will not
         start by itself is a warning, once per reason: else a pretrain asking more than its
         partition allows looks like a long 'running' that no one is told of."""
-        name, reason = self.stage.name, ex.pending_reason(STAGE_TRIAL)
+        name, reason = self.stage.name, ex.waiting().get(STAGE_TRIAL, "")
         was = self.progress.stage_notes.pop(name, "")
         if not reason:
             return

@@ -16,6 +16,7 @@ from autotune.contract import Ctx
 from autotune.driver import Driver
 from autotune.errors import StudyError
 from autotune.runner import run_objective
+from autotune.stage_runner import STAGE_TRIAL
 from autotune.study import parse_study
 from tests.helpers import REPO, cli, history, study_dict, write_study
 
@@ -297,8 +298,9 @@ class _Pending:
     def __init__(self, *reasons: str):
         self.reasons = list(reasons)
 
-    def pending_reason(self, trial: int) -> str:
-        return self.reasons.pop(0) if self.reasons else ""
+    def waiting(self) -> dict[int, str]:
+        reason = self.reasons.pop(0) if self.reasons else ""
+        return {STAGE_TRIAL: reason} if reason else {}
 
 
 def test_a_pending_pretrain_says_why_on_the_progress_line_and_warns_once_when_never(tmp_path):

@@ -103,15 +103,11 @@ class Executor(ABC):
     def running(self) -> int:
         """Attempts submitted and not yet handed back by ``poll``."""
 
-    def pending_reason(self, trial: int) -> str:
-        """Why the scheduler has not started this trial's job yet ("" when it runs, or when
-        this kind has no queue): a pretrain that waits says why, not just 'running'."""
-        return ""
-
     def waiting(self) -> dict[int, str]:
         """Why the scheduler has not started these trials' jobs yet, by trial (those that
         wait for no reason given are left out; {} for a kind with no queue): the run's
-        progress line counts them, and a wait that never ends by itself is a warning."""
+        progress line counts them, a pretrain that waits says why (not just 'running'),
+        and a wait that never ends by itself is a warning."""
         return {}
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
