@@ -24,6 +24,7 @@ import sys
 import time
 
 from .errors import exception_text
+from .logtail import last_line
 from .objective import Ctx, ObjectiveSpec
 from .ranks import first_failure, free_port, local_env, rank_message, run_rank
 from .worker import (OUTCOME_UNWRITABLE_STATUS, RANK_UNWRITABLE_PREFIX, clear_outcome,
@@ -140,14 +141,8 @@ def exit_reason(code: int) -> str:
 
 def log_tail(trial_dir: str, rank: int, limit: int = 200) -> str:
     name = "stderr.log" if rank == 0 else f"rank-{rank}.stderr.log"
-    try:
-        with open(os.path.join(trial_dir, name), "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4096))
-            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return f": {lines[-1].strip()[:limit]}" if lines else ""
+    line = last_line(os.path.join(trial_dir, name), limit)
+    return f": {line}" if line else ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from autotune import events as ev
-from autotune.executors.slurm import _last_line
+from autotune.executors.slurm import _scheduler_noise
+from autotune.logtail import last_line
 from autotune.failures import failure_lines
 from autotune.history import History
 from autotune.journal import Journal
@@ -48,16 +49,16 @@ def test_the_jobs_last_line_is_the_tasks_not_sruns(tmp_path):
     log = tmp_path / "1852_0_log.err"
     log.write_text("slurmstepd-localhost: error: execve(): python4: No such file or directory\n"
                    "srun: error: localhost: task 0: Exited with exit code 2\n")
-    assert _last_line(str(log)) == \
+    assert last_line(str(log), skip=_scheduler_noise) == \
         "slurmstepd-localhost: error: execve(): python4: No such file or directory"
     log.write_text("Traceback (most recent call last):\nValueError: bad lr\n"
                    "srun: error: node7: tasks 0-3: Exited with exit code 1\n"
                    "srun: Job step aborted: Waiting up to 32 seconds for job step to finish.\n")
-    assert _last_line(str(log)) == "ValueError: bad lr"
+    assert last_line(str(log), skip=_scheduler_noise) == "ValueError: bad lr"
     log.write_text("epoch 37\n"
                    "slurmstepd-localhost: error: *** STEP 1898.0 ON localhost CANCELLED AT "
                    "2026-11-27T17:14:49 DUE TO TIME LIMIT ***\n"
                    "submitit WARNING (2026-11-27 17:14:49,565) - Bypassing signal SIGTERM\n"
                    "srun: got SIGCONT\nsrun: forcing job termination\n"
                    "srun: error: localhost: task 0: Terminated\n")
-    assert _last_line(str(log)) == "epoch 37"  # the job's own last words before the limit
+    assert last_line(str(log), skip=_scheduler_noise) == "epoch 37"  # the job's own last words before the limit

@@ -13,7 +13,6 @@ SIGTERM) ends its trials itself; they run again on resume.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..logtail import last_line
 from ..worker import (DISK_FULL_STATUS, OUTCOME_UNWRITABLE_STATUS, UNWRITABLE_PREFIX,
                       clear_outcome, write_json_atomic)
 from .base import Executor, Outcome, TrialJob
@@ -310,17 +310,6 @@ def died_message(returncode: int | None, trial_dir: str) -> str:
         return tail[len("autotune: "):]  # the worker's own line says what and why
     tail = tail[:200]
     return f"{reason}" + (f": {tail}" if tail else " (see stderr.log)")
-
-
-def last_line(path: str, limit: int = 200) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4096))
-            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
-        return lines[-1].strip()[:limit] if lines else ""
-    except OSError:
-        return ""
 
 
 def worker_pid(trial_dir: str) -> int | None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import StudyError
+from ..logtail import last_line
 from ..ranks import rank_message
 from .base import Executor, Outcome, TrialJob
 from .registry import register
@@ -390,7 +391,7 @@ class SlurmExecutor(Executor):
             what = f"ended {state} (exit code {info.exit_code})"
         # a multi-rank job: the rank that left no result is the one that died
         silent = [r for r in range(self.world) if r not in t.results] or [0]
-        tail = _last_line(self._job_file(t.job_id, f"{silent[0]}_log.err"))
+        tail = last_line(self._job_file(t.job_id, f"{silent[0]}_log.err"), skip=_scheduler_noise)
         if tail and self.world > 1:
             tail = f"rank {silent[0]}: {tail}"
         return f"slurm job {t.job_id} {what}" + (f": {tail}" if tail and state != "CANCELLED" else "")
@@ -501,10 +502,6 @@ class SlurmExecutor(Executor):
     # ---- the rest -----------------------------------------------------------------------------
     def running(self) -> int:
         return len(self._tracked)
-
-    def pending_reason(self, trial: int) -> str:
-        """squeue's reason while the trial's job pends (``waiting``'s, asked as rarely)."""
-        return self.waiting().get(trial, "")
 
     def waiting(self) -> dict[int, str]:
         """squeue's reasons for the trials' jobs that pend: one call for all of them, at most
@@ -671,13 +668,6 @@ SRUN_SAYS = re.compile(r"srun: (error: \S+: tasks? [\d,\-]+: |Job step aborted|l
                        r"|slurmstepd\S*: error: \*\*\* (JOB|STEP) .* \*\*\*")
 
 
-def _last_line(path: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4096))
-            lines = [ln for ln in fh.read().decode(errors="replace").splitlines()
-                     if ln.strip() and "submitit" not in ln and not SRUN_SAYS.match(ln)]
-        return lines[-1].strip()[:200] if lines else ""
-    except OSError:
-        return ""
+def _scheduler_noise(line: str) -> bool:
+    """submitit's and srun's own lines in a job's log, not the job's last words."""
+    return "submitit" in line or bool(SRUN_SAYS.match(line))
