@@ -81,9 +81,7 @@ class StageRunner:
                     return result
                 # ``autotune cancel`` stopped it: running the study again means going on,
                 # and nothing goes on without the pretrain
-                self.progress.say(f"{stage.name}: job {rec.job_id} was cancelled (autotune "
-                                  "cancel); running it again")
-                self._submit(ex, self.history.stages.get(stage.name), said=True)
+                self._submit(ex, self.history.stages.get(stage.name))
             elif done is not None:
                 built_s = done.get("seconds")
                 path = checkpoint_of(stage, self.study_dir)
@@ -110,7 +108,7 @@ class StageRunner:
                   epochs=stage.epochs, study_dir=self.study_dir)
         return TrialJob(STAGE_TRIAL, attempt, params, ctx, spec, resume_start_s=resume_start)
 
-    def _submit(self, ex: Executor, rec, said: bool = False) -> None:
+    def _submit(self, ex: Executor, rec) -> None:
         if rec is None:
             attempt, resume = 0, None
         elif rec.status == "running":  # a dead driver's job that cannot be re-attached
@@ -119,7 +117,10 @@ class StageRunner:
                               "running it again")
         else:
             attempt, resume = rec.attempt + 1, None
-            if rec.status in ("failed", "cancelled") and not said:
+            if rec.status == "cancelled":  # by autotune cancel, scancel, an administrator
+                self.progress.say(f"{self.stage.name}: {rec.error or 'cancelled'}; running it "
+                                  "again")
+            elif rec.status == "failed":
                 self.progress.say(f"{self.stage.name}: failed last time ({rec.error}); "
                                   "trying again")
         self._attempt = attempt
