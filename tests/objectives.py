@@ -100,7 +100,9 @@ def pretrain(params: dict, ctx) -> dict:
     if os.environ.get("PRETRAIN_FAILS") or params.get("fail"):
         print("CUDA out of memory: tried to allocate 20 GiB", file=sys.stderr)
         raise RuntimeError("out of memory in pretrain")
-    time.sleep(float(params.get("sleep_s", 0.5)))
+    # PRETRAIN_SLEEP_S: a later driver's attempt may be short where the first one had to
+    # last (the stage's key, its params, stays the same)
+    time.sleep(float(os.environ.get("PRETRAIN_SLEEP_S") or params.get("sleep_s", 0.5)))
     with open(ctx.checkpoint_path, "w") as fh:
         json.dump({"base": float(params.get("base", 1.0)), "epochs": ctx.epochs}, fh)
     guard.close()

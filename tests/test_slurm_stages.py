@@ -224,7 +224,7 @@ def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path
     said = cancel_study(directory)
     assert "cancelled 1 slurm job(s)" in said, said
     proc.wait(timeout=30)
-    proc = start_driver(study, directory)
+    proc = start_driver(study, directory, env={**os.environ, "PRETRAIN_SLEEP_S": "0.5"})
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
     states = [(e["state"], e["attempt"], e.get("status")) for e in stage_events(directory)]
