@@ -23,6 +23,7 @@ from . import events as ev
 from .cancel_mark import stopped_by_cancel
 from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
+from .executors.base import SubmitLimit
 from .history import History, TrialRecord
 from .journal import Journal
 from .objective import Ctx, extras, judge, trial_seed
@@ -39,6 +40,9 @@ from .states import cancelled_jobs, job_kind, left_to_another_kind, stage_states
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
+#: trials held back by a submit limit are offered again as soon as one of the study's jobs
+#: ends, and this often all the same (the limit may be held by jobs of the user elsewhere)
+HELD_RETRY_S = 30.0
 EXTERNAL = "external"  # the job id of a trial the caller runs itself (ask/tell from Python)
 
 
@@ -93,6 +97,11 @@ class Driver:
         self._cost_said = False  # a result's cost_s that is no duration: warned of once a run
         self._by_cancel = False  # the stopping signal came from `autotune cancel`
         self.queue = QueueWatch(self.progress, self.dir.path)  # trials' jobs that wait
+        #: trials asked (recorded) but held back by the scheduler's submit limit, in order;
+        #: submitted as slots free up (a stopped run leaves them pending: the next runs them)
+        self._held: list[TrialRecord] = []
+        self._held_next = 0.0    # time.monotonic() to offer them again
+        self._held_said = False  # the one warning of why they wait
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -383,12 +392,16 @@ class Driver:
         while self._stop is None:
             asked = self._fill_slots()
             if self.executor.running() == 0:
-                if not asked:  # nothing running and nothing more to ask: the study is done
+                if self._held:  # a limit held by jobs elsewhere: wait for it to go
+                    time.sleep(0.5)
+                    self._tick()
+                elif not asked:  # nothing running and nothing more to ask: the study is done
                     self._end_said = self._end_reason()
                     return
                 continue
             outcomes = self.executor.poll(timeout=0.5)
             if outcomes:
+                self._held_next = 0.0  # a job ended: its slot may take a held trial
                 self._collect(outcomes)
             self._tick()
 
@@ -403,6 +416,13 @@ class Driver:
         return f"the search ended after {trials} trial{'s' if trials != 1 else ''}{short}: {reason}"
 
     def _fill_slots(self) -> bool:
+        if self._held:  # trials asked before any new one
+            if time.monotonic() < self._held_next:
+                return False
+            held, self._held = self._held, []
+            self._submit(held)
+            if self._held:
+                return False
         free = self.study.max_concurrent - self.executor.running()
         if free <= 0:
             return False
@@ -439,17 +459,38 @@ class Driver:
         """Start these trials and record their starts in one append; where the executor
         refuses one (sbatch at a submit limit), the starts made before it are recorded all
         the same: their jobs run on, and the next run must re-attach to them."""
+        if self._held:  # behind the trials already waiting for a slot
+            self._held += records
+            return
         events = []
         try:
-            for rec in records:
+            for i, rec in enumerate(records):
                 job = self._job(rec)
                 if not self.executor.virtual_clock:
                     job.resume_start_s = None  # started again: run and timeout count from now
-                job_id = self.executor.submit(job)
+                try:
+                    job_id = self.executor.submit(job)
+                except SubmitLimit as exc:
+                    self._hold(records[i:], exc)
+                    return
                 start = job.resume_start_s if job.resume_start_s is not None else self.executor.now()
                 events.append(ev.submit(round(start, 6), rec.trial, job.attempt, job_id))
         finally:
             self._record(events)
+
+    def _hold(self, records: list[TrialRecord], refused: SubmitLimit) -> None:
+        """The scheduler takes no more jobs for now: these trials wait, recorded as asked,
+        and go when a job ends (or every HELD_RETRY_S); the jobs in flight run on. Said
+        once a run: the refusal recurs with every slot the search would fill."""
+        self._held = list(records)
+        self._held_next = time.monotonic() + HELD_RETRY_S
+        if self._held_said:
+            return
+        self._held_said = True
+        self.progress.warn(f"sbatch takes no more jobs for now ({refused.reason}): the next "
+                           f"trials wait and are submitted as jobs end ({self.executor.running()}"
+                           f" of this study's in flight; tried again every {HELD_RETRY_S:g} s); "
+                           "said once, and a run stopped meanwhile leaves them to the next")
 
     def _restart_in_flight(self) -> None:
         """Trials a dead driver left unfinished: re-attach where possible, else run again.
@@ -616,9 +657,12 @@ class Driver:
             return "trials in flight will run again on resume"
         jobs = "its SLURM jobs in flight" + (", the pretrain's too,"
                                              if self.study.objective.pretrain else "")
+        held = (f"; the {len(self._held)} trial(s) waiting for a submit slot are submitted by "
+                "the next run" if self._held else "")
         if self._by_cancel:
-            return f"autotune cancel cancels {jobs} (the next run records those trials as cancelled)"
-        return f"{jobs} are left queued or running (the next run re-attaches to them)"
+            return (f"autotune cancel cancels {jobs} (the next run records those trials as "
+                    f"cancelled){held}")
+        return f"{jobs} are left queued or running (the next run re-attaches to them){held}"
 
     def _executor_in_use(self) -> Executor | None:
         return getattr(self, "executor", None)

@@ -263,3 +263,56 @@ def test_the_stopping_line_names_a_pretrain_only_where_the_study_has_one(tmp_pat
     assert Driver(staged, str(tmp_path / "e"), progress=False)._left_in_flight() == (
         "its SLURM jobs in flight, the pretrain's too, are left queued or running (the next "
         "run re-attaches to them)")
+
+
+def test_a_submit_limit_holds_trials_back_until_jobs_end(tmp_path, capsys):
+    """sbatch at MaxSubmitJobs (QOSMaxSubmitJobPerUserLimit) stopped the whole run. The
+    trials it refuses wait, recorded as asked, and are submitted as jobs end; the reason is
+    said once; nothing fails and the run ends with every trial done."""
+    from autotune.executors.base import SubmitLimit
+    from autotune.executors.inline import InlineExecutor
+
+    refusals = []
+
+    class TwoAtATime(InlineExecutor):
+        def submit(self, job):
+            if self.running() >= 2:
+                refusals.append(job.trial)
+                raise SubmitLimit(f"executor: sbatch refused trial {job.trial}: limit",
+                                  "QOSMaxSubmitJobPerUserLimit")
+            return super().submit(job)
+
+    study = parse_study(study_dict(executor={"kind": "inline", "max_concurrent": 4},
+                                   search={"max_trials": 7}))
+    d = str(tmp_path / "d")
+    summary = Driver(study, d, executor=TwoAtATime(d, 4, 0.0), progress=False).run()
+    assert summary.stopped == "finished" and summary.counts == {"ok": 7}
+    assert refusals and all(r.attempt == 0 for r in history(d).trials.values())
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sbatch" in ln]
+    assert len(said) == 1 and said[0].startswith(
+        "warning: sbatch takes no more jobs for now (QOSMaxSubmitJobPerUserLimit): the next "
+        "trials wait"), said
+
+
+def test_trials_held_by_a_submit_limit_are_left_to_the_next_run(tmp_path):
+    """Stopped while trials wait for a slot: they stay asked (pending), the stopping line
+    says the next run submits them, and it does."""
+    from autotune.executors.base import SubmitLimit
+    from autotune.executors.inline import InlineExecutor
+
+    class Full(InlineExecutor):
+        def submit(self, job):
+            raise SubmitLimit("executor: sbatch refused", "QOSMaxSubmitJobPerUserLimit")
+
+    study = parse_study(study_dict(executor={"kind": "slurm", "max_concurrent": 2},
+                                   search={"max_trials": 2}))
+    d = str(tmp_path / "d")
+    driver = Driver(study, d, executor=Full(d, 2, 0.0), progress=False)
+    driver._tick = lambda: setattr(driver, "_stop", "interrupted")  # Ctrl-C while they wait
+    assert driver.run().stopped == "interrupted"
+    assert {t: r.status for t, r in history(d).trials.items()} == {0: "pending", 1: "pending"}
+    assert driver._left_in_flight().endswith("; the 2 trial(s) waiting for a submit slot are "
+                                             "submitted by the next run")
+    inline = parse_study(study_dict(executor={"kind": "inline", "max_concurrent": 2},
+                                    search={"max_trials": 2}))
+    assert Driver(inline, d, progress=False).run().counts == {"ok": 2}

@@ -92,35 +92,100 @@ def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_pat
     assert (out.failure, out.error) == ("exception", "RuntimeError: command killed by signal 15")
 
 
-def test_a_refused_submission_names_the_jobs_it_leaves_in_flight(tmp_path, monkeypatch):
-    """sbatch refusing a trial mid-run (a submit limit reached) stops the run: the jobs already
-    in flight run on, and the one error line says so and how to go on."""
+def refusing_executor(tmp_path, monkeypatch, says: str):
+    """A SlurmExecutor whose sbatch (a script first on PATH) refuses with ``says`` on
+    stderr, trial 0's job already in flight, and a job for trial 1; sleeps are counted."""
     import time
 
-    import pytest
-
-    from autotune.errors import StudyError
     from autotune.executors import slurm
     from autotune.executors.base import TrialJob
     from autotune.executors.slurm import SlurmExecutor, _Tracked
     from autotune.objective import ObjectiveSpec
 
-    ex = SlurmExecutor(str(tmp_path), 2, time.time(), {"time_limit_min": 10})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho 1 >> {tmp_path}/calls\n"
+                                    f"printf '{says}\\n' >&2\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    sleeps: list[float] = []
+    monkeypatch.setattr(slurm.time, "sleep", sleeps.append)
+    study = tmp_path / "study"
+    ex = SlurmExecutor(str(study), 2, time.time(), {"time_limit_min": 10, "partition": "debug"})
     ex._known = {}
-    ctx = Ctx(trial=1, trial_dir=str(tmp_path / "trials" / "1"), seed=0)
+    ex._ex._throttling = 0.0  # submitit's pause between two sbatch calls sleeps too
+    ctx = Ctx(trial=1, trial_dir=str(study / "trials" / "1"), seed=0)
     job = TrialJob(1, 0, {}, ctx, ObjectiveSpec(command="true", metric="loss"))
     ex._tracked[0] = _Tracked(job, "77", 0.0)
+    return ex, job, sleeps
 
-    def refuse(call: object) -> None:
-        raise RuntimeError("sbatch: error: Batch job submission failed: Job violates "
-                           "accounting/QOS policy (job submit limit)")
 
-    monkeypatch.setattr(ex._ex, "submit", refuse)
-    monkeypatch.setattr(slurm.time, "sleep", lambda s: None)
+def sbatch_calls(tmp_path) -> int:
+    return len((tmp_path / "calls").read_text().splitlines())
+
+
+LIMIT_SAYS = ("sbatch: error: QOSMaxSubmitJobPerUserLimit\\nsbatch: error: Batch job submission "
+              "failed: Job violates accounting/QOS policy (job submit limit, user\\047s size "
+              "and/or time limits)")
+
+
+def test_a_submit_limit_is_said_once_and_not_tried_again(tmp_path, monkeypatch, capsys):
+    """sbatch at MaxSubmitJobs: submitit printed its stderr on each of four tries (13 s),
+    then the error said it a fifth time. Now: one try, SubmitLimit (the driver holds the
+    trial back), sbatch's words in it once and on stderr never."""
+    import pytest
+
+    from autotune.executors.base import SubmitLimit
+
+    ex, job, sleeps = refusing_executor(tmp_path, monkeypatch, LIMIT_SAYS)
+    with pytest.raises(SubmitLimit) as refused:
+        ex.submit(job)
+    assert refused.value.reason == (
+        "sbatch: error: QOSMaxSubmitJobPerUserLimit; sbatch: error: Batch job submission "
+        "failed: Job violates accounting/QOS policy (job submit limit, user's size and/or "
+        "time limits)")
+    assert str(refused.value) == (
+        f"executor: sbatch refused trial 1: {refused.value.reason}; 1 trial job left queued "
+        f"or running on SLURM (the next run re-attaches to them; python -m autotune cancel "
+        f"{ex.study_dir} cancels them)")
+    assert sbatch_calls(tmp_path) == 1 and sleeps == []
+    assert "sbatch" not in capsys.readouterr().err
+
+
+def test_options_sbatch_refuses_mid_run_are_one_line_naming_them(tmp_path, monkeypatch, capsys):
+    """A partition sbatch refuses at a job's submission (the preflight's --test-only let be
+    on a controller too slow to answer): said once, naming the options asked, untried again."""
+    import pytest
+
+    from autotune.errors import StudyError
+    from autotune.executors.base import SubmitLimit
+
+    ex, job, sleeps = refusing_executor(
+        tmp_path, monkeypatch, "sbatch: error: invalid partition specified: debug\\n"
+        "sbatch: error: Batch job submission failed: Invalid partition name specified")
     with pytest.raises(StudyError) as refused:
         ex.submit(job)
-    assert str(refused.value) == (
-        "executor: sbatch refused trial 1: sbatch: error: Batch job submission failed: Job "
-        "violates accounting/QOS policy (job submit limit); 1 trial job left queued or running "
-        f"on SLURM (the next run re-attaches to them; python -m autotune cancel {tmp_path} "
-        "cancels them)")
+    assert not isinstance(refused.value, SubmitLimit)
+    assert str(refused.value).startswith(
+        "executor: sbatch refuses the job these options ask for (--cpus-per-task=1 --nodes=1 "
+        "--ntasks-per-node=1 --partition=debug --time=10): sbatch: error: invalid partition "
+        "specified: debug; sbatch: error: Batch job submission failed: Invalid partition name "
+        "specified; 1 trial job left"), refused.value
+    assert sbatch_calls(tmp_path) == 1 and sleeps == []
+    assert "sbatch" not in capsys.readouterr().err
+
+
+def test_a_controller_that_does_not_answer_is_tried_four_times_said_once(tmp_path, monkeypatch,
+                                                                         capsys):
+    import pytest
+
+    from autotune.errors import StudyError
+
+    ex, job, sleeps = refusing_executor(
+        tmp_path, monkeypatch, "sbatch: error: Batch job submission failed: Unable to contact "
+        "slurm controller (connect failure)")
+    with pytest.raises(StudyError, match="^executor: sbatch refused trial 1: sbatch: error: "
+                                         "Batch job submission failed: Unable to contact"):
+        ex.submit(job)
+    assert sbatch_calls(tmp_path) == 4 and sleeps == [1.0, 3.0, 9.0]
+    assert "sbatch" not in capsys.readouterr().err

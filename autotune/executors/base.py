@@ -15,7 +15,20 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..errors import StudyError
 from ..objective import Ctx, ObjectiveSpec
+
+
+class SubmitLimit(StudyError):
+    """The scheduler takes no more jobs for now (SLURM's MaxSubmitJobs of a user, account
+    or QOS): nothing is wrong with the trial, and a slot frees when one of the jobs in flight
+    ends. The driver holds the trial back and submits it then; ``reason`` is the scheduler's
+    own words. Where no one holds it back (the pretrain's single job) it is a refusal as any
+    other: the one line says why and what is left in flight."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass

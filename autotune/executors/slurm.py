@@ -21,6 +21,7 @@ and adopted by ``submit`` instead of being submitted twice.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import re
@@ -34,9 +35,10 @@ from typing import Any
 from ..errors import StudyError
 from ..logtail import last_line
 from ..ranks import rank_message
-from .base import Executor, Outcome, TrialJob
+from .base import Executor, Outcome, SubmitLimit, TrialJob
 from .registry import register
 from .slurm_job import TrialCall
+from .slurm_refusal import refusal_kind, sbatch_says
 from .slurm_shape import job_shape
 from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs,
                           pending_reasons, sacct, scancel)
@@ -45,6 +47,7 @@ CLEANUP = ("keep", "done", "all")
 TEST_ONLY_S = 30.0        # sbatch --test-only before a run: longer, and the check is let be
 RESULT_CHECK_S = 0.5      # how often result pickles are looked for on disk
 RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result to be seen (NFS)
+SUBMIT_RETRY_S = (1.0, 3.0, 9.0, None)  # pauses between tries of an sbatch that failed
 LIST_RETRY_S = (2.0, 5.0, None)   # pauses between tries to list the study's jobs at start
 LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
 REASON_EVERY_S = 10.0     # how often a pending job's reason is asked again (squeue)
@@ -231,23 +234,38 @@ class SlurmExecutor(Executor):
         call = TrialCall(_objective_dict(job), dict(job.params), job.ctx.as_dict(),
                          launch=self.shape.launch_spec())
         self._ex.update_parameters(job_name=name)
-        last: Exception | None = None
-        for pause in (1.0, 3.0, 9.0, 0.0):
-            try:
-                handle = self._ex.submit(call)
-                break
-            except Exception as exc:  # noqa: BLE001 - sbatch refused or was unreachable
-                last = exc
-                if pause:
-                    time.sleep(pause)
-        else:
-            raise StudyError(f"executor: sbatch refused trial {job.trial}: "
-                             f"{_one_line(str(last))}{self._left_behind()}")
+        handle = self._sbatch(call, job.trial)
         self.stats["submits"] += 1
         self._track(job, str(handle.job_id), None)
         self._interval = self.poll_s  # something new: look soon
         self._next_query = min(self._next_query, time.monotonic() + self.poll_s)
         return str(handle.job_id)
+
+    def _sbatch(self, call: TrialCall, trial: int) -> Any:
+        """Submit, saying a refusal once, by what it means (slurm_refusal): a submit limit is
+        ``SubmitLimit`` at once (the driver holds the trial back until a job ends), options
+        the cluster refuses are one line naming them, untried again; anything else (the
+        controller busy) is tried four times over 13 s. submitit prints sbatch's stderr on
+        each failure, which said it four times before the error line said it again: that
+        print goes nowhere, the line says it."""
+        said = ""
+        for pause in SUBMIT_RETRY_S:
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    return self._ex.submit(call)
+            except Exception as exc:  # noqa: BLE001 - sbatch refused or was unreachable
+                said = sbatch_says(str(exc))
+            kind = refusal_kind(said)
+            if kind == "limit":
+                raise SubmitLimit(f"executor: sbatch refused trial {trial}: {said}"
+                                  f"{self._left_behind()}", said)
+            if kind == "options" or pause is None:
+                break
+            time.sleep(pause)
+        if refusal_kind(said) == "options":
+            raise StudyError(f"executor: sbatch refuses the job these options ask for "
+                             f"({' '.join(asked(self.opts))}): {said}{self._left_behind()}")
+        raise StudyError(f"executor: sbatch refused trial {trial}: {said}{self._left_behind()}")
 
     def _left_behind(self) -> str:
         """What a run stopped by a refused submission leaves: its jobs in flight run on (as
@@ -561,14 +579,7 @@ def check_submission(o: dict[str, Any]) -> None:
     written. Found at the first submission instead, it came after a minute of retries, with
     the study and its pretrain already recorded. A controller too slow to answer is let be:
     the jobs' own sbatch says what is wrong."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    params = sbatch_parameters(o, [])
-    try:
-        script = _make_sbatch_string(command="true", folder=os.path.join("/tmp", "%j"),
-                                     job_name="autotune-check", **params)
-    except (TypeError, ValueError) as exc:
-        raise StudyError(f"executor: submitit refuses these options: {exc}") from None
+    script = sbatch_script(o)
     try:
         proc = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True,
                               text=True, timeout=TEST_ONLY_S)
@@ -580,7 +591,23 @@ def check_submission(o: dict[str, Any]) -> None:
     if proc.returncode != 0:
         raise StudyError(f"executor: sbatch refuses the job these options ask for "
                          f"({' '.join(asked_options(script))}): "
-                         f"{test_only_reason(proc.stderr + proc.stdout)}")
+                         f"{sbatch_says(proc.stderr + proc.stdout)}")
+
+
+def sbatch_script(o: dict[str, Any]) -> str:
+    """The batch script submitit writes for a job of the options ``o`` (running ``true``)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    try:
+        return _make_sbatch_string(command="true", folder=os.path.join("/tmp", "%j"),
+                                   job_name="autotune-check", **sbatch_parameters(o, []))
+    except (TypeError, ValueError) as exc:
+        raise StudyError(f"executor: submitit refuses these options: {exc}") from None
+
+
+def asked(o: dict[str, Any]) -> list[str]:
+    """The options a job of ``o`` asks sbatch for, as the user would write them."""
+    return asked_options(sbatch_script(o))
 
 
 def asked_options(script: str) -> list[str]:
@@ -589,13 +616,6 @@ def asked_options(script: str) -> list[str]:
     options = [ln[len("#SBATCH "):].strip() for ln in script.splitlines()
                if ln.startswith("#SBATCH ")]
     return [opt for opt in options if not opt.startswith(skip)]
-
-
-def test_only_reason(text: str) -> str:
-    """sbatch's own words, one line: its errors, without the 'sbatch --help' hint."""
-    lines = [ln.strip() for ln in text.splitlines()
-             if ln.strip() and not ln.startswith("Try ")]
-    return "; ".join(dict.fromkeys(lines))[:400] or "no message"  # each line once, in order
 
 
 def time_limit(o: dict[str, Any]) -> int:
@@ -651,12 +671,6 @@ def _since(epoch: float | None, t0: float) -> float | None:
 
 def _objective_dict(job: TrialJob) -> dict:
     return job.objective.to_dict()
-
-
-def _one_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    useful = [ln for ln in lines if "error" in ln.lower()] or lines
-    return (useful[-1] if useful else text)[:300]
 
 
 #: SLURM's own report of a task's end, after the task's words: "srun: error: node: task 0:
