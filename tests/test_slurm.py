@@ -208,7 +208,7 @@ def test_orphan_submitted_but_not_recorded_is_adopted(tmp_path):
 
 @pytest.mark.parametrize("options, says", [
     ({"partition": "nosuch"}, "invalid partition specified: nosuch"),
-    ({"sbatch_flags": ["--time=1:xx"]}, "Invalid --time specification"),
+    ({"sbatch_flags": ["--begin=1:xx"]}, "Invalid --begin specification"),
     ({"partition": "gpu", "gpus_per_job": 4}, "--gres=gpu:4"),   # the node has gpu:2
     ({"sbatch_extra": {"constraintt": "a100"}}, "unrecognized option '--constraintt=a100'"),
 ])

@@ -70,6 +70,35 @@ def test_sbatch_options_autotune_sets_itself_are_refused_in_one_line(tmp_path, o
     load_study(str(path))  # options of its own are the user's to add
 
 
+@pytest.mark.parametrize("options, says", [
+    ({"partition": "debug", "sbatch_flags": ["--partition=gpu"]},
+     "executor.sbatch_flags: --partition is also written from executor.partition: 'debug'; "
+     "give it once, as partition"),
+    ({"sbatch_flags": ["--time=120"]},
+     "executor.sbatch_flags: --time is also written from executor.time_limit_min's default, "
+     "--time=60; give it once, as time_limit_min"),
+    ({"nodes": 1, "sbatch_extra": {"nodes": 2}},
+     "executor.sbatch_extra: --nodes is also written from executor.nodes: 1; give it once"),
+    ({"gpus_per_job": 1, "sbatch_extra": {"gres": "gpu:2"}},
+     "executor.sbatch_extra: --gres is also written from executor.gpus_per_job: 1"),
+    ({"sbatch_flags": ["--constraint=a100"], "sbatch_extra": {"constraint": "h100"}},
+     "executor.sbatch_extra: --constraint is given twice (executor.sbatch_flags gives it "
+     "too); give it once"),
+])
+def test_an_sbatch_option_given_in_two_places_is_refused_naming_both(tmp_path, options, says):
+    """submitit let sbatch_flags' or sbatch_extra's value win silently over the key's own
+    (--partition=gpu beside partition: debug; --nodes=2 beside nodes: 1 ran two nodes with
+    one rank watched). One line as the file is read, before anything is written."""
+    data = {"name": "s", "objective": {"command": "true", "metric": "loss"},
+            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
+            "executor": {"kind": "slurm", **options}}
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StudyError) as err:
+        load_study(str(path))
+    assert str(err.value).startswith(says) and "\n" not in str(err.value), err.value
+
+
 @pytest.mark.parametrize("stage_executor, says", [
     ({"cleanup": "never"}, "stages.pretrain.executor.cleanup: expected one of keep, done, all"),
     ({"time_limit_min": 2}, "stages.pretrain.executor.time_limit_min: 2 leaves no run time"),

@@ -127,6 +127,7 @@ class SlurmExecutor(Executor):
                                  f"'--option=value', got {flag!r}")
         check_managed(o)
         job_shape(o)  # nodes, tasks, GPUs and launch agree
+        check_one_place(o)
         delay = int(o.get("signal_delay_s", 90))
         limit = int(o.get("time_limit_min") or 60)
         if limit * 60 <= delay + 60:
@@ -570,6 +571,42 @@ def check_managed(o: dict[str, Any]) -> None:
         name = option.replace("_", "-")
         if name in MANAGED:
             raise StudyError(f"executor.{key}: --{name} is autotune's to set: {MANAGED[name]}")
+
+
+#: sbatch options autotune writes for a job from a key of its own (or that key's default)
+#: (the key, then its older name)
+OWN_KEY = {"time": ("time_limit_min",), "nodes": ("nodes",),
+           "ntasks-per-node": ("tasks_per_node",),
+           "cpus-per-task": ("cpus_per_task", "cpus_per_job"), "partition": ("partition",), "account": ("account",), "qos": ("qos",),
+           "mem": ("mem_gb",), "gpus-per-task": ("gpus_per_task",),
+           "gres": ("gpus_per_node", "gpus_per_job")}
+
+
+def check_one_place(o: dict[str, Any]) -> None:
+    """One place per sbatch option: refuse, in one line naming both places, an option given
+    in sbatch_extra or sbatch_flags that a key of its own writes too (``partition: debug``
+    beside ``--partition=gpu``, or ``--time`` beside time_limit_min or its default), or that
+    both lists give. submitit lets the list's value win silently, so the job ran under other
+    resources than the ones the executor checks and counts its ranks by (``--nodes=2``
+    beside ``nodes: 1``: two nodes, one rank watched), and the later list's value won over
+    the earlier's likewise."""
+    written = {name.replace("_", "-"): value for name, value in sbatch_parameters(
+        {k: v for k, v in o.items() if k not in ("sbatch_extra", "sbatch_flags")}, []).items()}
+    seen: dict[str, str] = {}
+    given = [("sbatch_flags", f[2:].partition("=")[0]) for f in o.get("sbatch_flags") or []]
+    given += [("sbatch_extra", str(k)) for k in o.get("sbatch_extra") or {}]
+    for key, option in given:
+        name = option.replace("_", "-")
+        if name in seen:
+            raise StudyError(f"executor.{key}: --{name} is given twice (executor.{seen[name]} "
+                             "gives it too); give it once")
+        seen[name] = key
+        if name in OWN_KEY and name in written:
+            own = next((k for k in OWN_KEY[name] if o.get(k) not in (None, "")), None)
+            source = (f"executor.{own}: {o[own]!r}" if own is not None else
+                      f"executor.{OWN_KEY[name][0]}'s default, --{name}={written[name]}")
+            raise StudyError(f"executor.{key}: --{name} is also written from {source}; give "
+                             f"it once, as {own or OWN_KEY[name][0]}")
 
 
 def check_submission(o: dict[str, Any]) -> None:
