@@ -133,7 +133,7 @@ class Driver:
         if stage is None or not stage.executor:
             return
         try:
-            kind.preflight(stage_options(self.study.executor_options, stage.executor))
+            kind.preflight_more(stage_options(self.study.executor_options, stage.executor))
         except StudyError as exc:
             raise as_stage_error(exc) from None
 

@@ -189,3 +189,23 @@ def test_a_controller_that_does_not_answer_is_tried_four_times_said_once(tmp_pat
         ex.submit(job)
     assert sbatch_calls(tmp_path) == 4 and sleeps == [1.0, 3.0, 9.0]
     assert "sbatch" not in capsys.readouterr().err
+
+
+def test_the_preflight_pings_the_controller_once_with_a_pretrains_options(tmp_path, monkeypatch):
+    """stages.pretrain.executor options go through sbatch --test-only of their own, but the
+    controller was pinged for them a second time (scontrol ping, up to 5 s each)."""
+    from autotune.driver import Driver
+    from autotune.executors import slurm, slurm_query
+    from autotune.study import parse_study
+    from tests.helpers import study_dict
+
+    pings, checked = [], []
+    monkeypatch.setattr(slurm_query, "check_cluster", lambda: pings.append(1))
+    monkeypatch.setattr(slurm, "check_submission", lambda o: checked.append(o.get("partition")))
+    study = parse_study(study_dict(
+        executor={"kind": "slurm", "max_concurrent": 2, "partition": "debug"},
+        objective={"entry": "tests.objectives:finetune"},
+        stages={"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 1,
+                             "executor": {"partition": "gpu"}}}))
+    Driver(study, str(tmp_path / "d"), progress=False)._preflight()
+    assert len(pings) == 1 and checked == ["debug", "gpu"]

@@ -97,6 +97,13 @@ class Executor(ABC):
         """Make sure trials can run here at all before a study directory is written
         (``run`` calls it; ``status`` and ``report`` do not)."""
 
+    @classmethod
+    def preflight_more(cls, options: dict[str, Any]) -> None:
+        """``preflight`` for another set of options after the first passed (the pretrain's
+        own resources): what depends on the options only, not what was asked of the
+        cluster once already. By default the whole ``preflight`` again."""
+        cls.preflight(options)
+
     def now(self) -> float:
         """Seconds since the study started."""
         return time.time() - self.t0

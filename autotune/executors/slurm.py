@@ -150,6 +150,13 @@ class SlurmExecutor(Executor):
             raise StudyError(f"executor.kind: slurm, but the cluster does not answer ({exc})") from None
         check_submission(o)
 
+    @classmethod
+    def preflight_more(cls, o: dict[str, Any]) -> None:
+        """The pretrain's options through ``sbatch --test-only`` only: the controller has
+        just answered the first ``preflight``'s ping (a second one cost up to 5 s more on a
+        busy login node)."""
+        check_submission(o)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         o = self.opts
