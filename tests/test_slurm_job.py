@@ -58,7 +58,7 @@ def test_a_failed_commands_log_ends_with_its_own_words(tmp_path, capsys):
     assert err.strip().splitlines()[-1] == "oops" and "Traceback" not in err, err
 
 
-def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_path):
+def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_path, monkeypatch):
     """Such an error waits for sacct: a requeued job (still active) runs again and leaves a
     new result, a cancelled one is cancelled; a job SLURM let complete keeps the error."""
     import time
@@ -81,8 +81,16 @@ def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_pat
     def info(state: str) -> JobInfo:
         return JobInfo("77", "n", state, None, None, None, "0:15", 0, [])
 
+    import submitit.core.utils
+
+    loads = []
+    load = submitit.core.utils.pickle_load
+    monkeypatch.setattr(submitit.core.utils, "pickle_load",
+                        lambda path: loads.append(path) or load(path))
     t = _Tracked(job, "77", 0.0)
-    assert ex._from_results(t) is None and not t.results       # on disk: not taken, not kept
+    for _ in range(3):  # on disk: not taken, not kept, and read once while it is the same
+        assert ex._from_results(t) is None and not t.results
+    assert len(loads) == 1
     assert ex._judge(t, info("PENDING")) is None               # requeued: it runs again
     out = ex._judge(t, info("CANCELLED"))
     assert (out.failure, out.error) == ("cancelled", "slurm job 77 cancelled (scancel or an "
@@ -90,6 +98,11 @@ def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_pat
     t = _Tracked(job, "77", 0.0)
     out = ex._judge(t, info("COMPLETED"))  # SLURM did not end it: the error is the trial's
     assert (out.failure, out.error) == ("exception", "RuntimeError: command killed by signal 15")
+    t = _Tracked(job, "77", 0.0)
+    assert ex._from_results(t) is None
+    cloudpickle_dump(("success", {"result": {"loss": 1.0}, "started": 3.0, "ended": 4.0}),
+                     ex._result_path("77"))  # the requeued job's next run ended well
+    assert ex._from_results(t).result == {"loss": 1.0}
 
 
 def refusing_executor(tmp_path, monkeypatch, says: str):

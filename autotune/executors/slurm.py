@@ -69,6 +69,9 @@ class _Tracked:
     limit_failure: str = ""             # set when we cancel it for too many requeues
     results: dict[int, tuple] = field(default_factory=dict)  # rank -> (status, payload) read
     reason: str = ""                    # why it pends, as squeue last said
+    #: rank -> (mtime_ns, size) of an error file read and left (after SLURM's SIGTERM): read
+    #: again only once it changes, not every half second of a requeue
+    left: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @register
@@ -439,14 +442,23 @@ class SlurmExecutor(Executor):
         from submitit.core.utils import pickle_load
 
         for rank in range(self.world):
-            if rank in t.results or not os.path.exists(self._result_path(t.job_id, rank)):
+            path = self._result_path(t.job_id, rank)
+            if rank in t.results:
                 continue
             try:
-                result = pickle_load(self._result_path(t.job_id, rank))
+                stat = os.stat(path)
+            except OSError:
+                continue
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if ended is None and t.left.get(rank) == stamp:
+                continue  # the error left after the SIGTERM, read already: a requeue is slow
+            try:
+                result = pickle_load(path)
             except Exception:  # noqa: BLE001 - half-written (NFS): look again later
                 continue
             if ended is None and _after_sigterm(result):
-                continue  # not kept: a requeued job's next run leaves another
+                t.left[rank] = stamp  # not kept: a requeued job's next run leaves another
+                continue
             t.results[rank] = result
         failures = []
         slurm_ended = False
