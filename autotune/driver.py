@@ -246,6 +246,10 @@ class Driver:
         flight run again on top, as on any resume); ``timeout_s`` counts from now."""
         if self._more_trials is not None:
             self._trial_cap = len(self.history.trials) + self._more_trials
+            # the progress line's done/total (and its ETA) counts to where this run stops
+            limit = self.study.max_trials
+            self.progress.total = (self._trial_cap if limit is None
+                                   else min(limit, self._trial_cap))
         if self._timeout_s is not None:
             self._deadline = time.monotonic() + self._timeout_s
 

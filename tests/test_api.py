@@ -1172,3 +1172,14 @@ def test_best_trial_value_params_and_trials_read_the_history(tmp_path):
         assert study.best_params == study.trials[2].params
     assert [t.status for t in study.trials] == ["failed", "ok", "ok"]
     assert study.best_trial.trial == at.load(study.dir).best.trial
+
+
+def test_optimize_progress_line_counts_to_the_trials_this_call_runs(tmp_path, capsys):
+    """done/total is where this call stops (n_trials more), not the study's max_trials."""
+    study = at.Study(_function_study(max_trials=100), dir=str(tmp_path / "s"))
+    study.optimize(_bowl, n_trials=3)
+    assert "3/3 done" in capsys.readouterr().err
+    study.optimize(_bowl, n_trials=2)
+    assert "5/5 done" in capsys.readouterr().err
+    at.Study(_function_study(max_trials=6), dir=str(tmp_path / "s")).optimize(_bowl, n_trials=9)
+    assert "6/6 done" in capsys.readouterr().err  # never beyond the study's own limit
