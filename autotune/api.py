@@ -169,9 +169,17 @@ class Study:
         _flags("optimize", progress=progress, retry_failed=retry_failed,
                accept_objective_change=accept_objective_change)
         more, seconds = _count(n_trials, "n_trials"), _seconds(timeout, "timeout")
-        if func is not None:  # after the checks: a refused argument changes nothing
-            self._use_function(func)
-        return self._drive(progress, retry_failed, accept_objective_change, more, seconds)
+        if func is None:
+            return self._drive(progress, retry_failed, accept_objective_change, more, seconds)
+        kept = (self.settings, self._objective, self._pickle)
+        self._use_function(func)  # after the checks: a refused argument changes nothing
+        taken: list[bool] = []
+        try:
+            return self._drive(progress, retry_failed, accept_objective_change, more, seconds,
+                               taken)
+        finally:
+            if not taken:  # refused before the driver took it: the study is as it was
+                self.settings, self._objective, self._pickle = kept
 
     def _use_function(self, func: Callable[..., Any]) -> None:
         """Make ``func`` this study's objective, as the ``entry`` of its definition would;
@@ -193,13 +201,17 @@ class Study:
         self.settings, self._objective, self._pickle = settings, objective, shipped
 
     def _drive(self, progress: bool, retry_failed: bool, accept_objective_change: bool,
-               more_trials: int | None = None, timeout_s: float | None = None) -> StudyView:
-        """The driver's run, the one loop behind ``run()`` and ``optimize()``."""
+               more_trials: int | None = None, timeout_s: float | None = None,
+               taken: list[bool] | None = None) -> StudyView:
+        """The driver's run, the one loop behind ``run()`` and ``optimize()``. ``taken``
+        gets an entry once the driver has accepted the run and installed the objective:
+        from then on the function is the directory's, whatever becomes of the run."""
         self._check_runnable()
         self.close()
         self._check_directory(accept_objective_change)
         driver = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
-                        accept_objective=accept_objective_change, prepare=self._installer(),
+                        accept_objective=accept_objective_change,
+                        prepare=_noting(self._installer(), taken),
                         more_trials=more_trials, timeout_s=timeout_s)
         try:
             summary = driver.run()
@@ -466,6 +478,20 @@ class Study:
     def __repr__(self) -> str:
         s = self.settings
         return f"<autotune.Study {s.name!r}: {s.algorithm} on {s.executor}, dir {self.dir}>"
+
+
+def _noting(prepare: Callable[[], None] | None, taken: list[bool] | None
+            ) -> Callable[[], None] | None:
+    """``prepare``, noting in ``taken`` that it ran (the driver runs it once it accepts a run).
+    A closure over the installer and the list, not over the Study (see ``_installer``)."""
+    if taken is None:
+        return prepare
+
+    def run() -> None:
+        if prepare is not None:
+            prepare()
+        taken.append(True)
+    return run
 
 
 def _stopped(summary: RunSummary, settings: StudySettings, view: StudyView

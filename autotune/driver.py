@@ -73,9 +73,10 @@ class Driver:
         self._timeout_s = timeout_s
         self._trial_cap: int | None = None   # len(trials) this run stops asking at
         self._deadline: float | None = None  # time.monotonic() this run stops asking at
-        # run once the directory is held, before the history is read: what the trials need
-        # written there (a Python function's pickle) is written by its holder only, and not
-        # at all where run() refuses first (an executor's preflight, a busy directory)
+        # run once the directory is held and the start's checks passed, before the first
+        # record: what the trials need written there (a Python function's pickle) is written
+        # by its holder only, and not at all where run() refuses (an executor's preflight, a
+        # busy directory, another search or objective, trials left to another executor kind)
         self._prepare = prepare
         self.dir = StudyDir(directory)
         self.journal = Journal(self.dir.history)
@@ -113,7 +114,6 @@ class Driver:
         self.dir.acquire()
         old_handlers = self._trap_signals()
         try:
-            self._prepared()
             return self._run()
         except OSError as exc:
             if is_disk_full(exc):  # one line naming the path; the journal stays whole
@@ -206,6 +206,9 @@ class Driver:
         self.executor.cancelled_by_autotune = cancelled_jobs(self.history)
         if executor_kind is None and (record is None or record.get("recovered")):
             self._check_left_running()  # a run; an ask/tell loop (open) reruns nothing
+        # every check passed: what the trials need (a Python function's pickle) is written
+        # now, before the first record, and not at all by a run refused above
+        self._prepared()
         fresh = record is not None and not record.get("recovered")
         if record is None:
             note = ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0,
@@ -289,7 +292,6 @@ class Driver:
         self.dir.check_run()
         self.dir.acquire(by="ask/tell")
         try:
-            self._prepared()
             self._start(executor_kind="inline")  # only its clock is used: wall time since t0
         except BaseException:
             self.journal.close()

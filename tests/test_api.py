@@ -1183,3 +1183,36 @@ def test_optimize_progress_line_counts_to_the_trials_this_call_runs(tmp_path, ca
     assert "5/5 done" in capsys.readouterr().err
     at.Study(_function_study(max_trials=6), dir=str(tmp_path / "s")).optimize(_bowl, n_trials=9)
     assert "6/6 done" in capsys.readouterr().err  # never beyond the study's own limit
+
+
+def _slope(params, ctx):
+    return {"loss": params["x"]}
+
+
+def test_a_refused_optimize_leaves_the_study_as_it_was(tmp_path):
+    """A function optimize() was refused with (another function's directory, a busy one, a
+    study file's entry) is not the study's objective afterwards: a later call runs the
+    study's own, as if the refused one had never been made."""
+    d = str(tmp_path / "s")
+    study = at.Study(_function_study(), dir=d)
+    study.optimize(_bowl, n_trials=1, progress=False)
+    with pytest.raises(StudyError, match=r"^objective.entry: .* started with the function"):
+        study.optimize(_slope, n_trials=1, progress=False)
+    assert len(study.optimize(n_trials=1, progress=False).trials) == 2
+    holder, waiting = at.Study(_function_study(), dir=d), at.Study(_function_study(), dir=d)
+    with holder:
+        holder.ask()
+        with pytest.raises(StudyBusy):
+            waiting.optimize(_bowl, n_trials=1, progress=False)
+    with pytest.raises(StudyError, match=r"^objective: this study has no entry"):
+        waiting.optimize(n_trials=1, progress=False)  # as built: no function of its own
+    # refused by the driver itself (the directory ran a study file's entry): nothing kept
+    e = str(tmp_path / "e")
+    at.Study(study_dict(search={"max_trials": 3}), dir=e).optimize(n_trials=1, progress=False)
+    loaded = at.load_study(e)
+    with pytest.raises(StudyError, match=r"^objective.entry: .* 'tests.objectives:quadratic'"):
+        loaded.optimize(_slope, n_trials=1, progress=False)
+    assert not os.path.exists(os.path.join(e, "objective.pkl"))  # a refused run writes nothing
+    view = loaded.optimize(n_trials=1, progress=False)
+    assert [t.value for t in view.trials] == [t.metrics["loss"] for t in view.trials]
+    assert view.trials[1].value != view.trials[1].params["x"]  # quadratic's, not _slope's
