@@ -26,7 +26,7 @@ from .errors import StudyError
 from .executors.slurm_query import SlurmError, scancel, study_jobs
 from .history import History
 from .journal import Journal
-from .studydir import StudyDir
+from .studydir import StudyDir, no_study
 
 DRIVER_STOP_S = 60.0
 
@@ -35,7 +35,7 @@ def cancel_study(study_dir: str) -> str:
     """Cancel the study's queued and running jobs and record it; a line saying what was done."""
     sdir = StudyDir(study_dir)
     if not sdir.exists():
-        raise StudyError(f"{study_dir}: no study here (no history.jsonl)")
+        raise no_study(study_dir)
     try:
         return _cancel(sdir, study_dir)
     finally:

@@ -16,7 +16,7 @@ import sys
 from .errors import DiskFull, StudyBusy, StudyError
 from .history import History
 from .journal import Journal
-from .studydir import StudyDir, require
+from .studydir import StudyDir, no_study, require
 
 
 DISK_FULL_EXIT = 75
@@ -203,7 +203,7 @@ def open_history(directory: str) -> tuple[StudyDir, History]:
     sdir = StudyDir(directory)
     sdir.check_readable()
     if not sdir.exists():
-        raise StudyError(f"{directory}: no study here (no history.jsonl)")
+        raise no_study(directory)
     history = History.load(Journal(sdir.history))
     if not history.study:
         if not history.trials:

@@ -376,7 +376,7 @@ class Driver:
         if h.events or h.damaged or h.lost:
             return rebuild_study_record(h, self.study, self.dir.path)
         return ev.study(self.study.name, time.time(), self.study.identity(), self.study.raw,
-                        self.study.source, launch_dir=os.getcwd())
+                        self.study.source, self.study.compared, launch_dir=os.getcwd())
 
     def _close_views(self) -> dict[int, str]:
         """The trajectory and the last progress line; a full disk costs these, not the study.

@@ -139,7 +139,7 @@ class Spec:
 SPECS: dict[Kind, Spec] = {
     Kind.STUDY: Spec({"t0": _num, "identity": _identity},
                      {"name": _str, "config": _dict, "source": _str, "version": _int,
-                      "recovered": _dict, "launch_dir": _str}),
+                      "recovered": _dict, "launch_dir": _str, "compared": _bool}),
     Kind.ASK: Spec({"t": _num, "n": _id, "trials": _trials}),
     Kind.SUBMIT: Spec({"t": _num, "trial": _id, "attempt": _id},
                       {"job_id": _str}),
@@ -201,10 +201,13 @@ def validate(event: Any) -> Kind:
 
 # ---- constructors: what the writers call -----------------------------------------------------
 def study(name: str, t0: float, identity: dict, config: dict, source: str = "",
-          **extra: Any) -> dict:
-    """The study record: first line of a history, and the schema version it is written in."""
+          compared: bool = False, **extra: Any) -> dict:
+    """The study record: first line of a history, and the schema version it is written in.
+    ``compared``: one run of a comparison (``autotune compare``), whose command may name
+    fields only the other runs fill; recorded so that the run is read back as one."""
+    marks = {"compared": True} if compared else {}
     return {"e": Kind.STUDY.value, "name": name, "t0": t0, "identity": identity,
-            "source": source, "config": config, "version": SCHEMA, **extra}
+            "source": source, "config": config, "version": SCHEMA, **marks, **extra}
 
 
 def trial_entry(trial: int, params: dict, fidelity: int | None = None,

@@ -32,7 +32,7 @@ def rebuild_study_record(history: History, study: Study, path: str) -> dict:
     source = "a resume record"
     if t0 is None:  # never resumed: continue the study clock from its last recorded time
         t0, source = time.time() - history.last_t, "estimated from the last recorded time"
-    return ev.study(study.name, t0, study.identity(), study.raw, study.source,
+    return ev.study(study.name, t0, study.identity(), study.raw, study.source, study.compared,
                     launch_dir=os.getcwd(), recovered={"wall": time.time(), "t0_from": source,
                                "damaged_lines": history.damaged})
 

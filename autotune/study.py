@@ -103,6 +103,9 @@ class Study:
     #: them through: the driver refuses them in a new study and warns of them in one that an
     #: older autotune started with this very command (``unfilled_fields``)
     unfilled: list[tuple[str, str]] = field(default_factory=list)
+    #: one run of a comparison (``autotune compare``): its command may name fields, such as
+    #: ``{resume_from}``, that only the other algorithms' runs fill (``unfilled_fields``)
+    compared: bool = False
 
     def settings(self) -> SearchSettings:
         return SearchSettings(self.space, self.seed, self.max_concurrent, self.max_trials,
@@ -145,9 +148,18 @@ def recorded_study(history: "History", load_code: bool = True) -> Study:
     source = str(record.get("source") or "")
     study = parse_study(config, default_name=str(record.get("name") or "study"),
                         base_dir=os.path.dirname(source) if source else record.get("launch_dir"),
-                        load_code=load_code, tolerate_unfilled=True)  # the driver judges it
+                        load_code=load_code, compared=compared_run(record),
+                        tolerate_unfilled=True)  # the driver judges it
     study.source = source
     return study
+
+
+def compared_run(record: dict) -> bool:
+    """Whether a study record is one run of a comparison: marked so, or (written before the
+    mark) named as ``compare`` names its runs, ``<study>-<algorithm>-s<seed>``."""
+    identity = record.get("identity") or {}
+    named = f"-{identity.get('algorithm')}-s{identity.get('seed')}"
+    return bool(record.get("compared")) or str(record.get("name") or "").endswith(named)
 
 
 def recorded_objective(history: "History") -> dict[str, str | None]:
@@ -183,7 +195,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     objective = parse_objective(raw["objective"], paths, load_code)
     if objective.command is not None:
         check_command(objective.command, space.names)
-    study = Study(name=name, objective=objective, space=space, raw=raw)
+    study = Study(name=name, objective=objective, space=space, raw=raw, compared=compared)
     parse_search(require_mapping(raw.get("search") or {}, "search"), study)
     parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
     study.retries = take(raw, "retries", "nonneg-int", "", 0)

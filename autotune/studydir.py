@@ -184,6 +184,31 @@ class StudyDir:
         return False
 
 
+def no_study(path: str) -> StudyError:
+    """The one line for a directory without a history.jsonl, read as a study (status,
+    report, cancel, ``load``, ``load_study``). One whose folders are studies, as a compare
+    DIR's runs are (one per algorithm and seed), names them: that is what to give instead."""
+    inner = studies_in(path)
+    if not inner:
+        return StudyError(f"{path}: no study here (no history.jsonl)")
+    shown = ", ".join(os.path.join(path, name) for name in inner[:4])
+    more = f", ... ({len(inner)} in all)" if len(inner) > 4 else ""
+    return StudyError(f"{path}: no study here (no history.jsonl), but its folders are studies "
+                      f"(a compare DIR holds one per algorithm and seed): name one of them, "
+                      f"{shown}{more}")
+
+
+def studies_in(path: str) -> list[str]:
+    """The folders of ``path`` that hold a study (a history.jsonl), sorted; a comparison's
+    shared pretrain last, after the runs a reader most likely looks for."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    found = [n for n in names if os.path.isfile(os.path.join(path, n, "history.jsonl"))]
+    return sorted(found, key=lambda n: (n == "pretrain", n))
+
+
 def dir_key() -> str:
     """The argument that named the directory, as the caller wrote it: ``--dir`` from the
     CLI, ``dir`` from the Python API."""

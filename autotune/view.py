@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import StudyError
 from .history import History, TrialRecord
 from .journal import Journal
-from .studydir import StudyDir
+from .studydir import StudyDir, no_study
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +56,7 @@ class StudyView:
         if not os.path.isdir(self.path):
             raise StudyError(f"{self.path}: no such study directory")
         if not self._dir.exists():
-            raise StudyError(f"{self.path}: no study here (no history.jsonl)")
+            raise no_study(self.path)
         history = History.load(Journal(self._dir.history))
         if not history.study:
             raise StudyError(f"{self.path}: history.jsonl holds no study record")

@@ -254,3 +254,36 @@ def test_hyperband_without_a_budget_ends_by_itself_and_is_not_refused(tmp_path, 
     assert "no budget" not in capsys.readouterr().err
     assert main(["compare", path, "--algorithms", "asha", "--dir", str(out)]) == 2
     assert "[asha] no budget: this run would go on until stopped" in capsys.readouterr().err
+
+
+def test_a_compare_dir_names_its_runs_and_a_run_loads_as_it_was_started(tmp_path, capsys):
+    """A compare DIR is no study: ``load_study``, status, report and cancel name its runs
+    instead. A run loaded from its folder continues without the warning meant for a study an
+    older autotune started with {resume_from} (the other algorithms' runs fill it)."""
+    import sys
+
+    import autotune as at
+    from autotune.study import compared_run
+
+    script = tmp_path / "train.py"
+    script.write_text("import json, sys\nprint(json.dumps({'loss': float(sys.argv[1])}))\n")
+    path = write_study(str(tmp_path / "c.yaml"), study_dict(
+        objective={"entry": None, "command": f"{sys.executable} {script} {{x}} {{resume_from}}"},
+        search={"max_trials": 2}, executor={"kind": "local", "max_concurrent": 2}))
+    out = str(tmp_path / "cmp")
+    compare(path, out, "random", seeds=1, progress=False)
+    run = os.path.join(out, "random-s0")
+    names = f"name one of them, {run}$"
+    with pytest.raises(StudyError, match=rf"^{out}: no study here \(no history.jsonl\), but its "
+                                         rf"folders are studies .*{names}"):
+        at.load_study(out)
+    capsys.readouterr()
+    for command in ("status", "report", "cancel"):
+        assert main([command, out]) == 2
+        assert capsys.readouterr().err.strip().endswith(names[:-1])
+    study = at.load_study(run)
+    assert study.settings.compared and len(study.optimize(progress=False).trials) == 2
+    assert "older autotune" not in capsys.readouterr().err
+    # a run recorded before the mark: known by the name compare gives its runs
+    assert compared_run({"name": "t-random-s0", "identity": {"algorithm": "random", "seed": 0}})
+    assert not compared_run({"name": "t", "identity": {"algorithm": "random", "seed": 0}})
