@@ -21,6 +21,7 @@ from . import callables
 from . import events as ev
 from .config import describe
 from .contract import plain_metrics, real_number
+from .cancel_mark import CANCELLED
 from .driver import EXTERNAL, Driver, RunSummary, asking_ended, check_compatible
 from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
@@ -310,10 +311,13 @@ class Study:
         when there is nothing to run now, for one of two reasons, told apart by
         ``finished``: True, the study has ended (``max_trials`` reached, ``max_compute_s``
         spent, or the search's own end; ``end_reason`` says which) and no trial will come
-        again; False, the search waits for the results of the trials you hold
-        (``open_trials``): tell them, then ask again. The study directory stays locked for
+        again (``autotune cancel`` ends a session so: ``end_reason`` "cancelled by autotune
+        cancel"; the next session resumes); False, the search waits for the results of the
+        trials you hold (``open_trials``): tell them, then ask again. The study directory stays locked for
         this Study until ``close()`` (or the ``with`` block ends, or the process exits)."""
         driver = self._session()
+        if driver.asking_ended() == CANCELLED:  # what it holds stays open, to tell or not
+            return None
         if not self._held:
             # a searcher that plans in whole batches (axis-radial, axis-s2018) is asked for
             # one of max_concurrent, as the driver asks it; asked one at a time its rounds
@@ -348,6 +352,8 @@ class Study:
         history only: no lock, nothing written."""
         if self._driver is None:
             return self._end_reason_read()
+        if self._driver.asking_ended() == CANCELLED:
+            return CANCELLED
         if self._held:  # untold trials of an earlier loop: ask() hands them out
             return ""
         reason = self._driver.asking_ended()

@@ -2,7 +2,8 @@
 
 Order: first the driver of the study, if one runs on this host (SIGTERM: it stops
 gracefully; under the slurm executor it leaves its jobs alone), so that it cannot submit
-more while the jobs are being cancelled; then every job of the study that is queued or
+more while the jobs are being cancelled (an ask/tell loop, the user's own Python process, is
+asked to stop by a note instead: a signal would kill that process); then every job of the study that is queued or
 running: the job ids of the unfinished trials in the history, and any job named after the
 study (one a dead driver submitted and did not record), in one ``scancel``; then a
 ``cancel`` record in the history; local trials a dead driver left are stopped; last,
@@ -22,6 +23,8 @@ import time
 
 from . import cancel_mark
 from . import events as ev
+from .cancel_mark import CANCELLED
+from .driver import EXTERNAL
 from .errors import StudyError
 from .executors.slurm_query import SlurmError, scancel, study_jobs
 from .history import History
@@ -44,7 +47,9 @@ def cancel_study(study_dir: str) -> str:
 
 def _cancel(sdir: StudyDir, study_dir: str) -> str:
     said = []
-    driver = stop_driver(sdir)
+    card = sdir.card() if sdir.driver_running() else {}
+    loop = card.get("by") == "ask/tell"  # the user's own process: asked, not signalled
+    driver = stop_loop(sdir, card) if loop else stop_driver(sdir)
     if driver:
         said.append(driver)
     journal = Journal(sdir.history)
@@ -58,7 +63,7 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
     in_flight += [st.job_id for st in history.stages.values()  # the pretrain's own job
                   if st.status == "running" and st.job_id]
     recorded = sorted({j for j in in_flight if _is_slurm_id(j)})
-    others = sorted(j for j in in_flight if not _is_slurm_id(j))
+    others = sorted(j for j in in_flight if not _is_slurm_id(j) and j != EXTERNAL)
     jobs = list(recorded)
     failed = ""
     slurm_study = history.study.get("config", {}).get("executor", {})
@@ -79,7 +84,7 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
         said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")
     else:
         said.append(f"no queued or running slurm jobs{failed}")
-    stopped = 0 if driver else stop_local_trials(sdir, history)
+    stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
     if stopped:
         said.append(f"stopped {stopped} local trial(s) left running by a dead driver")
     elif others and not driver:
@@ -163,6 +168,21 @@ def stop_driver(sdir: StudyDir) -> str:
                              f"{DRIVER_STOP_S:g}s of SIGTERM; nothing cancelled")
         time.sleep(0.1)
     return f"stopped the driver (pid {pid})"
+
+
+def stop_loop(sdir: StudyDir, card: dict) -> str:
+    """Ask the ask/tell loop holding the study to stop: it runs in the user's own Python
+    process (a notebook's kernel, a script), which a SIGTERM would kill with all it holds.
+    Its next ``ask()`` returns None, ``finished`` True, and the trials it holds may still
+    be told; it keeps the directory until it closes, on whatever host it runs."""
+    try:
+        cancel_mark.stop_asking(sdir.path, card)
+    except OSError as exc:
+        raise StudyError(f"{sdir.path}: cannot leave the note that stops its ask/tell loop "
+                         f"({exc}); nothing cancelled") from None
+    return (f"asked the ask/tell loop holding the study (pid {card.get('pid')} on host "
+            f"{card.get('host')}) to stop, without a signal: its next ask() returns None "
+            f"(finished, end_reason '{CANCELLED}')")
 
 
 def _is_slurm_id(job_id: str) -> bool:

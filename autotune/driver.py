@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from . import callables
 from . import events as ev
-from .cancel_mark import stopped_by_cancel
+from .cancel_mark import CANCELLED, asking_stopped, clear_asking, stopped_by_cancel
 from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .executors.base import SubmitLimit
@@ -103,6 +103,7 @@ class Driver:
         self._held: list[TrialRecord] = []
         self._held_next = 0.0    # time.monotonic() to offer them again
         self._held_said = False  # the one warning of why they wait
+        self._card: dict[str, Any] = {}  # an ask/tell session's holder card (driver.json)
 
     # ---- set-up ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -291,6 +292,7 @@ class Driver:
             check_unfilled(self.study, History.load(self.journal))
         self.dir.check_run()
         self.dir.acquire(by="ask/tell")
+        self._card = self.dir.card()  # what `autotune cancel` names to stop this session
         try:
             self._start(executor_kind="inline")  # only its clock is used: wall time since t0
         except BaseException:
@@ -305,6 +307,7 @@ class Driver:
     def close(self) -> None:
         self._close_views()
         self.journal.close()
+        clear_asking(self.dir.path, self._card)
         self.dir.release()
 
     def ask_external(self, n: int) -> list[TrialRecord]:
@@ -327,7 +330,11 @@ class Driver:
         return self.history.trials[rec.trial]
 
     def asking_ended(self) -> str:
-        """Why ``ask_trials`` will never hand out a trial again (see ``asking_ended``)."""
+        """Why ``ask_trials`` will never hand out a trial again (see ``asking_ended``), or,
+        in an ask/tell session, why it hands out none any more: ``autotune cancel`` asked it
+        to stop (a signal would have killed the caller's own process)."""
+        if self._card and asking_stopped(self.dir.path, self._card):
+            return CANCELLED
         return asking_ended(self.study, self.history, self.searcher)
 
     def tell_external(self, trial: int, result: dict | None, error: str | None = None

@@ -111,7 +111,7 @@ class StudyDir:
             return StudyBusy(f"{self.path} is held by this same process, {holder}: another "
                              "Study object (or driver) in it has the directory open; close() "
                              "that one, or end its with block, first")
-        if self._holder_info().get("by") == "ask/tell":  # a Study object, not a driver's loop
+        if self.card().get("by") == "ask/tell":  # a Study object, not a driver's loop
             return StudyBusy(f"{self.path} is held by an ask/tell loop in {holder} (a Study "
                              "from its first ask() until close()); close() that Study, or end "
                              "that process, first")
@@ -120,12 +120,13 @@ class StudyDir:
 
     def _held_here(self) -> bool:
         """Whether driver.json names this process (read after ``holder()`` waited for it)."""
-        info = self._holder_info()
+        info = self.card()
         return info.get("pid") == os.getpid() and info.get("host") == socket.gethostname()
 
-    def _holder_info(self) -> dict[str, Any]:
-        """driver.json's fields; empty where it is missing or unreadable (a holder written
-        before ``by`` was recorded is a run)."""
+    def card(self) -> dict[str, Any]:
+        """driver.json's fields (host, pid, since, by: ``run`` or ``ask/tell``), the holder's
+        card; empty where it is missing or unreadable (a holder written before ``by`` was
+        recorded is a run)."""
         try:
             with open(self._holder) as fh:
                 info = json.load(fh)

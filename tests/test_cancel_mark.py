@@ -29,3 +29,43 @@ def test_the_note_is_believed_only_for_this_driver_while_its_writer_runs(tmp_pat
     cancel_mark.clear(d)
     cancel_mark.clear(d)  # twice: nothing to remove is no error
     assert os.listdir(d) == []
+
+
+LOOP = """
+import sys, time
+import autotune as at
+study = at.Study(name="loop", objective={"metric": "loss"}, space={"x": {"low": 0.0, "high": 1.0}},
+                 search={"algorithm": "random", "max_trials": 1000}, dir=sys.argv[1])
+with study:
+    while (trial := study.ask()) is not None:
+        print("asked", flush=True)
+        time.sleep(0.05)
+        study.tell(trial, trial.params["x"])
+    print(study.finished, study.end_reason, flush=True)
+"""
+
+
+def test_cancel_asks_an_ask_tell_loop_to_stop_and_sends_it_no_signal(tmp_path):
+    """An ask/tell loop is the user's own Python process (a notebook's kernel): cancel's
+    SIGTERM killed it. Cancel leaves it a note instead; its next ask() returns None, the
+    loop ends as it would at max_trials, and the next session resumes."""
+    import autotune as at
+    from autotune.cancel import cancel_study
+
+    d = str(tmp_path / "s")
+    loop = subprocess.Popen([sys.executable, "-c", LOOP, d], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert loop.stdout.readline() == "asked\n"
+        said = cancel_study(d)
+        out, _ = loop.communicate(timeout=20)
+    finally:
+        loop.kill()
+    assert said.startswith(f"asked the ask/tell loop holding the study (pid {loop.pid} on host")
+    assert loop.returncode == 0 and out.endswith("True cancelled by autotune cancel\n")
+    assert not os.path.exists(os.path.join(d, cancel_mark.ASKING))  # removed as it closed
+    again = at.Study(name="loop", objective={"metric": "loss"}, dir=d,
+                     space={"x": {"low": 0.0, "high": 1.0}},
+                     search={"algorithm": "random", "max_trials": 1000})
+    with again:
+        assert again.ask() is not None and again.end_reason == ""  # a new session resumes
