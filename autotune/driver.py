@@ -33,6 +33,8 @@ from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
 from .slurm_waits import QueueWatch
 from .stage_runner import StageRunner
+from . import submit_wait
+from .submit_wait import SubmitWait
 from .stages import as_stage_error, stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
@@ -40,9 +42,6 @@ from .states import cancelled_jobs, job_kind, left_to_another_kind, stage_states
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
-#: trials held back by a submit limit are offered again as soon as one of the study's jobs
-#: ends, and this often all the same (the limit may be held by jobs of the user elsewhere)
-HELD_RETRY_S = 30.0
 EXTERNAL = "external"  # the job id of a trial the caller runs itself (ask/tell from Python)
 
 
@@ -101,8 +100,8 @@ class Driver:
         #: trials asked (recorded) but held back by the scheduler's submit limit, in order;
         #: submitted as slots free up (a stopped run leaves them pending: the next runs them)
         self._held: list[TrialRecord] = []
-        self._held_next = 0.0    # time.monotonic() to offer them again
-        self._held_said = False  # the one warning of why they wait
+        self._held_wait = SubmitWait()  # when they are offered again, said once (submit_wait)
+        self._stages: StageRunner | None = None  # the pretrain's, while it runs
         self._card: dict[str, Any] = {}  # an ask/tell session's holder card (driver.json)
 
     # ---- set-up ---------------------------------------------------------------------------
@@ -179,9 +178,11 @@ class Driver:
             ex.cancelled_by_autotune = cancelled_jobs(self.history)
             return ex
 
-        result = StageRunner(stage, self.study.objective.python_path, self.dir.path, self.history,
-                             self._record, self.progress, make, lambda: self._stop is not None,
-                             owns_executor=self._executor is None).run()
+        self._stages = StageRunner(stage, self.study.objective.python_path, self.dir.path,
+                                   self.history, self._record, self.progress, make,
+                                   lambda: self._stop is not None,
+                                   owns_executor=self._executor is None)
+        result = self._stages.run()
         if result.error:
             self._stop = "failed"
             self._failure = (result.error, result.tail)
@@ -414,7 +415,7 @@ class Driver:
                 continue
             outcomes = self.executor.poll(timeout=0.5)
             if outcomes:
-                self._held_next = 0.0  # a job ended: its slot may take a held trial
+                self._held_wait.slot_freed()  # a job ended: its slot may take a held trial
                 self._collect(outcomes)
             self._tick()
 
@@ -430,7 +431,7 @@ class Driver:
 
     def _fill_slots(self) -> bool:
         if self._held:  # trials asked before any new one
-            if time.monotonic() < self._held_next:
+            if not self._held_wait.due():
                 return False
             held, self._held = self._held, []
             self._submit(held)
@@ -486,6 +487,7 @@ class Driver:
                 except SubmitLimit as exc:
                     self._hold(records[i:], exc)
                     return
+                self._held_wait.submitted()
                 start = job.resume_start_s if job.resume_start_s is not None else self.executor.now()
                 events.append(ev.submit(round(start, 6), rec.trial, job.attempt, job_id))
         finally:
@@ -493,17 +495,20 @@ class Driver:
 
     def _hold(self, records: list[TrialRecord], refused: SubmitLimit) -> None:
         """The scheduler takes no more jobs for now: these trials wait, recorded as asked,
-        and go when a job ends (or every HELD_RETRY_S); the jobs in flight run on. Said
-        once a run: the refusal recurs with every slot the search would fill."""
+        and go when a job ends (or every submit_wait.RETRY_S); the jobs in flight run on. Said
+        once a run: the refusal recurs with every slot the search would fill. SLURM's
+        generic words alone, lasting with nothing in flight, stop the run (submit_wait)."""
         self._held = list(records)
-        self._held_next = time.monotonic() + HELD_RETRY_S
-        if self._held_said:
+        running = self.executor.running()
+        kept = (f"the {len(records)} trial(s) waiting are recorded as asked and the next run "
+                "submits them")
+        if not self._held_wait.refused(refused, running, f"trial {records[0].trial}", kept):
             return
-        self._held_said = True
         self.progress.warn(f"sbatch takes no more jobs for now ({refused.reason}): the next "
-                           f"trials wait and are submitted as jobs end ({self.executor.running()}"
-                           f" of this study's in flight; tried again every {HELD_RETRY_S:g} s); "
-                           "said once, and a run stopped meanwhile leaves them to the next")
+                           f"trials wait and are submitted as jobs end ({running} of this "
+                           f"study's in flight; tried again every {submit_wait.RETRY_S:g} s); said "
+                           "once, and a run stopped meanwhile leaves them to the next"
+                           f"{self._held_wait.note(refused)}")
 
     def _restart_in_flight(self) -> None:
         """Trials a dead driver left unfinished: re-attach where possible, else run again.
@@ -668,6 +673,9 @@ class Driver:
         the SLURM jobs are not left: that cancel cancels them once this driver is gone."""
         if self.study.executor != "slurm":
             return "trials in flight will run again on resume"
+        if self._stages is not None and self._stages.held:
+            return ("the pretrain waits for a submit slot, its job not submitted: the next run "
+                    "submits it")
         jobs = "its SLURM jobs in flight" + (", the pretrain's too,"
                                              if self.study.objective.pretrain else "")
         held = (f"; the {len(self._held)} trial(s) waiting for a submit slot are submitted by "

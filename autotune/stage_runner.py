@@ -13,22 +13,30 @@ died), so two never run at once.
 A checkpoint already in the cache (built by an earlier run or by another study sharing
 ``cache_dir``) is recorded as ``cached`` and costs this study nothing. A failed stage stops the
 study with its reason; the next ``run`` tries it again as a new attempt.
+A job the scheduler refuses at a submit limit (a queue full of the user's other jobs) waits for
+a slot as the trials do (submit_wait): said once, tried again every 30 s, ended by Ctrl-C with
+nothing recorded of it, so the next run submits it.
 """
 from __future__ import annotations
 
 import glob
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 from . import events as ev
 from .contract import Ctx, ObjectiveSpec, StageSpec
+from .errors import StudyError
 from .executors import Executor, Outcome, TrialJob
+from .executors.base import SubmitLimit
 from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
 from .stage_cache import STAGE_ENTRY, built, checkpoint_of, damaged
+from . import submit_wait
+from .submit_wait import SubmitWait
 
 STAGE_TRIAL = -1   # the stage's id with the executors: never a trial's
 POLL_S = 0.5
@@ -60,6 +68,7 @@ class StageRunner:
         self.owns_executor = owns_executor
         self.dir = os.path.join(study_dir, "stages", stage.name)
         self._attempt = 0
+        self.held = False  # its job waits for a submit slot (nothing of it submitted yet)
 
     def run(self) -> StageResult:
         stage, rec = self.stage, self.history.stages.get(self.stage.name)
@@ -81,7 +90,8 @@ class StageRunner:
                     return result
                 # ``autotune cancel`` stopped it: running the study again means going on,
                 # and nothing goes on without the pretrain
-                self._submit(ex, self.history.stages.get(stage.name))
+                if not self._submit(ex, self.history.stages.get(stage.name)):
+                    return StageResult(interrupted=True)
             elif done is not None:
                 built_s = done.get("seconds")
                 path = checkpoint_of(stage, self.study_dir)
@@ -91,8 +101,8 @@ class StageRunner:
                 self.progress.say(f"{stage.name}: reused from the cache "
                                   f"({final_where(stage, self.study_dir)})")
                 return StageResult(checkpoint_of(stage, self.study_dir))
-            else:
-                self._submit(ex, rec)
+            elif not self._submit(ex, rec):
+                return StageResult(interrupted=True)
             return self._wait(ex)
         finally:
             if self.owns_executor:
@@ -108,7 +118,9 @@ class StageRunner:
                   epochs=stage.epochs, study_dir=self.study_dir)
         return TrialJob(STAGE_TRIAL, attempt, params, ctx, spec, resume_start_s=resume_start)
 
-    def _submit(self, ex: Executor, rec) -> None:
+    def _submit(self, ex: Executor, rec) -> bool:
+        """Submit the next attempt and record it; False where the run stopped while its job
+        waited for a submit slot (nothing recorded: the next run submits it)."""
         if rec is None:
             attempt, resume = 0, None
         elif rec.status == "running":  # a dead driver's job that cannot be re-attached
@@ -126,11 +138,50 @@ class StageRunner:
         self._attempt = attempt
         job = self._job(attempt, resume)
         os.makedirs(self.dir, exist_ok=True)
-        job_id = ex.submit(job)
+        job_id = self._submit_when_taken(ex, job)
+        if job_id is None:
+            return False
         self.record([ev.stage_submit(round(ex.now(), 6), self.stage.name, self.stage.key(),
                                      attempt, job_id)])
         self.progress.say(f"{self.stage.name}: job {job_id} submitted; fine-tunes start when "
                           "it ends")
+        return True
+
+    def _submit_when_taken(self, ex: Executor, job: TrialJob) -> str | None:
+        """``ex.submit``, waiting for a submit slot while the scheduler refuses at a submit
+        limit (the trials' rule: submit_wait); None where the run stopped meanwhile. A
+        refusal that never clears stops the run with submit_wait's one line."""
+        wait, name = SubmitWait(), self.stage.name
+        try:
+            while True:
+                if wait.due():
+                    try:
+                        return ex.submit(job)
+                    except SubmitLimit as exc:
+                        self._held_back(wait, exc, ex.running())
+                if self.stopped():
+                    return None
+                time.sleep(POLL_S)
+                self.progress.update(self.history, 0)
+        finally:
+            self.held = False
+            self.progress.stage_notes.pop(name, None)
+
+    def _held_back(self, wait: SubmitWait, refused: SubmitLimit, in_flight: int) -> None:
+        """Note one refusal: the progress line and a stopping run say the pretrain waits,
+        the first refusal is warned of, the one that ends a hopeless wait names the stage."""
+        self.held = True
+        self.progress.stage_notes[self.stage.name] = "waiting for a submit slot"
+        kept = "its job is not submitted, nothing of it recorded: the next run submits it"
+        try:
+            first = wait.refused(refused, in_flight, f"the {self.stage.name}'s job", kept)
+        except StudyError as exc:
+            raise StudyError(f"{self.stage.name}: {exc}") from None
+        if first:
+            self.progress.warn(f"{self.stage.name}: sbatch takes no more jobs for now "
+                               f"({refused.reason}): its job waits for a submit slot (tried "
+                               f"again every {submit_wait.RETRY_S:g} s; Ctrl-C stops the run, "
+                               f"and the next submits it){wait.note(refused)}")
 
     def _wait(self, ex: Executor) -> StageResult:
         while not self.stopped():

@@ -222,3 +222,141 @@ def test_the_preflight_pings_the_controller_once_with_a_pretrains_options(tmp_pa
                              "executor": {"partition": "gpu"}}}))
     Driver(study, str(tmp_path / "d"), progress=False)._preflight()
     assert len(pings) == 1 and checked == ["debug", "gpu"]
+
+
+GENERIC_SAYS = ("sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+                "(job submit limit, user\\047s size and/or time limits)")
+GENERIC_SAID = ("sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+                "(job submit limit, user's size and/or time limits)")
+
+
+def wait_at_most(monkeypatch, waits: int) -> None:
+    """time.sleep returns at once, and fails the test past ``waits`` calls: a run that
+    waits for ever (as it did on a refusal that never clears) ends the test instead."""
+    import time
+
+    count = []
+
+    def sleep(s: float) -> None:
+        count.append(s)
+        assert len(count) <= waits, f"still waiting after {waits} waits"
+
+    monkeypatch.setattr(time, "sleep", sleep)
+
+
+def staged_slurm_study(tmp_path, stages: bool = True):
+    from autotune.study import parse_study
+    from tests.helpers import study_dict
+
+    return parse_study(study_dict(
+        executor={"kind": "slurm", "max_concurrent": 2},
+        objective={"entry": "tests.objectives:finetune"},
+        space={"x": {"values": [0, 1]}}, search={"algorithm": "grid"},
+        stages={"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 1,
+                             "params": {"log": str(tmp_path / "pretrain.log"), "sleep_s": 0}}}
+        if stages else None))
+
+
+def test_a_pretrain_at_a_submit_limit_waits_for_a_slot_until_ctrl_c(tmp_path, monkeypatch,
+                                                                   capsys):
+    """sbatch refusing the pretrain's job at MaxSubmitJobs (a queue full of the user's other
+    jobs) stopped the whole run, where the trials wait. It waits too: said once, tried again,
+    never given up (the words name the limit), and Ctrl-C leaves nothing of it recorded, so
+    the next run submits it and runs the study."""
+    import signal
+    import time
+
+    from autotune import submit_wait
+    from autotune.driver import Driver
+    from autotune.executors.inline import InlineExecutor
+    from tests.helpers import history
+
+    ex, _, _ = refusing_executor(tmp_path, monkeypatch, LIMIT_SAYS)
+    ex._tracked.clear()
+    monkeypatch.setattr(submit_wait, "RETRY_S", 0.0)
+    monkeypatch.setattr(submit_wait, "UNSURE_LIMIT_S", 0.0)  # not for words naming the limit
+    d = str(tmp_path / "d")
+    driver = Driver(staged_slurm_study(tmp_path), d, executor=ex, progress=False)
+    left = []
+
+    def sleep(s: float) -> None:  # the third wait: Ctrl-C
+        left.append(driver._left_in_flight())
+        if len(left) == 3:
+            driver._on_signal(signal.SIGINT, None)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    assert driver.run().stopped == "interrupted"
+    assert sbatch_calls(tmp_path) == 4
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sbatch" in ln]
+    assert said == [
+        "warning: pretrain: sbatch takes no more jobs for now (sbatch: error: "
+        "QOSMaxSubmitJobPerUserLimit; sbatch: error: Batch job submission failed: Job violates "
+        "accounting/QOS policy (job submit limit, user's size and/or time limits)): its job "
+        "waits for a submit slot (tried again every 0 s; Ctrl-C stops the run, and the next "
+        "submits it)"], said
+    assert left[-1] == ("the pretrain waits for a submit slot, its job not submitted: the next "
+                        "run submits it")
+    assert history(d).stages == {} and not os.path.exists(tmp_path / "pretrain.log")
+    monkeypatch.undo()
+    summary = Driver(staged_slurm_study(tmp_path), d, executor=InlineExecutor(d, 2, 0.0),
+                     progress=False).run()
+    assert summary.counts == {"ok": 2} and history(d).stages["pretrain"].status == "ok"
+
+
+def test_sbatchs_generic_refusal_lasting_with_nothing_in_flight_stops_the_run(tmp_path,
+                                                                            monkeypatch, capsys):
+    """'Job violates accounting/QOS policy' alone is also a job the QOS never takes (too
+    long, too many GPUs, on a site that denies such jobs): the run waited for ever, warned
+    once. Refused so with none of the study's jobs in flight for UNSURE_LIMIT_S, it stops
+    with one line saying what sbatch said and what to check; the trials stay asked."""
+    import pytest
+
+    from autotune import submit_wait
+    from autotune.driver import Driver
+    from autotune.errors import StudyError
+    from tests.helpers import history
+
+    ex, _, _ = refusing_executor(tmp_path, monkeypatch, GENERIC_SAYS)
+    ex._tracked.clear()
+    monkeypatch.setattr(submit_wait, "RETRY_S", 0.0)
+    monkeypatch.setattr(submit_wait, "UNSURE_LIMIT_S", 0.0)
+    wait_at_most(monkeypatch, 50)
+    d = str(tmp_path / "d")
+    driver = Driver(staged_slurm_study(tmp_path, stages=False), d, executor=ex, progress=False)
+    with pytest.raises(StudyError) as stopped:
+        driver.run()
+    assert str(stopped.value) == (
+        f"sbatch still refuses trial 0 after 0 s with none of this study's jobs in flight "
+        f"({GENERIC_SAID}): the job may be larger or longer than the QOS or account ever "
+        "takes; check their limits (sacctmgr show qos; sacctmgr show assoc user=$USER) against "
+        "the job's nodes, GPUs, CPUs, memory and time_limit_min, and your jobs queued elsewhere "
+        "(squeue -u $USER); the 2 trial(s) waiting are recorded as asked and the next run "
+        "submits them")
+    assert sbatch_calls(tmp_path) == 2
+    assert {t: r.status for t, r in history(d).trials.items()} == {0: "pending", 1: "pending"}
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sbatch" in ln]
+    assert len(said) == 1 and said[0].endswith(
+        "sbatch's words may also mean a job the QOS never takes: refused so for 0 s with none "
+        "of this study's jobs in flight, the run stops"), said
+
+
+def test_a_pretrain_refused_in_sbatchs_generic_words_alone_stops_in_one_line(tmp_path,
+                                                                          monkeypatch):
+    import pytest
+
+    from autotune import submit_wait
+    from autotune.driver import Driver
+    from autotune.errors import StudyError
+    from tests.helpers import history
+
+    ex, _, _ = refusing_executor(tmp_path, monkeypatch, GENERIC_SAYS)
+    ex._tracked.clear()
+    monkeypatch.setattr(submit_wait, "RETRY_S", 0.0)
+    monkeypatch.setattr(submit_wait, "UNSURE_LIMIT_S", 0.0)
+    wait_at_most(monkeypatch, 50)
+    d = str(tmp_path / "d")
+    with pytest.raises(StudyError, match=r"^pretrain: sbatch still refuses the pretrain's job "
+                                         r"after 0 s .*; its job is not submitted, nothing of "
+                                         r"it recorded: the next run submits it$"):
+        Driver(staged_slurm_study(tmp_path), d, executor=ex, progress=False).run()
+    assert sbatch_calls(tmp_path) == 2 and history(d).stages == {}

@@ -23,12 +23,13 @@ class SubmitLimit(StudyError):
     """The scheduler takes no more jobs for now (SLURM's MaxSubmitJobs of a user, account
     or QOS): nothing is wrong with the trial, and a slot frees when one of the jobs in flight
     ends. The driver holds the trial back and submits it then; ``reason`` is the scheduler's
-    own words. Where no one holds it back (the pretrain's single job) it is a refusal as any
-    other: the one line says why and what is left in flight."""
+    own words; ``sure``: they name the submit limit itself, where SLURM's generic line alone
+    may also mean a job the QOS never takes (submit_wait bounds that wait)."""
 
-    def __init__(self, message: str, reason: str):
+    def __init__(self, message: str, reason: str, sure: bool = True):
         super().__init__(message)
         self.reason = reason
+        self.sure = sure
 
 
 @dataclass

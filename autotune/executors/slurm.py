@@ -38,7 +38,7 @@ from ..ranks import rank_message
 from .base import Executor, Outcome, SubmitLimit, TrialJob
 from .registry import register
 from .slurm_job import TrialCall
-from .slurm_refusal import refusal_kind, sbatch_says
+from .slurm_refusal import names_submit_limit, refusal_kind, sbatch_says
 from .slurm_shape import job_shape
 from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs,
                           pending_reasons, sacct, scancel)
@@ -254,7 +254,7 @@ class SlurmExecutor(Executor):
 
     def _sbatch(self, call: TrialCall, trial: int) -> Any:
         """Submit, saying a refusal once, by what it means (slurm_refusal): a submit limit is
-        ``SubmitLimit`` at once (the driver holds the trial back until a job ends), options
+        ``SubmitLimit`` at once (it waits for a slot: submit_wait), options
         the cluster refuses are one line naming them, untried again; anything else (the
         controller busy) is tried four times over 13 s. submitit prints sbatch's stderr on
         each failure, which said it four times before the error line said it again: that
@@ -269,7 +269,7 @@ class SlurmExecutor(Executor):
             kind = refusal_kind(said)
             if kind == "limit":
                 raise SubmitLimit(f"executor: sbatch refused trial {trial}: {said}"
-                                  f"{self._left_behind()}", said)
+                                  f"{self._left_behind()}", said, names_submit_limit(said))
             if kind == "options" or pause is None:
                 break
             time.sleep(pause)
