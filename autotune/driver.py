@@ -140,6 +140,7 @@ class Driver:
     def _run(self) -> RunSummary:
         self._start()
         self._set_run_limits()
+        self._write_trajectory()  # from the start: a pretrain may keep trials waiting for hours
         try:
             self._phase = "loop"
             if self._stop is None:  # a signal while starting: nothing more is started
@@ -179,7 +180,7 @@ class Driver:
             return ex
 
         self._stages = StageRunner(stage, self.study.objective.python_path, self.dir.path,
-                                   self.history, self._record, self.progress, make,
+                                   self.history, self._record_stage, self.progress, make,
                                    lambda: self._stop is not None,
                                    owns_executor=self._executor is None)
         result = self._stages.run()
@@ -354,17 +355,26 @@ class Driver:
 
     def _trajectory_as_it_goes(self) -> None:
         """trajectory.csv every ``TRAJECTORY_EVERY_S`` as ``run`` or a loop of the caller's
-        own goes: a notebook reading it mid-run sees the trials told so far. A full disk
-        costs the view, not the result, which is already in the history."""
-        now = time.monotonic()
-        if now - self._last_csv < TRAJECTORY_EVERY_S:
-            return
+        own goes: a notebook reading it mid-run sees the trials told so far."""
+        if time.monotonic() - self._last_csv >= TRAJECTORY_EVERY_S:
+            self._write_trajectory()
+
+    def _write_trajectory(self) -> None:
+        """trajectory.csv now, as a driver holding the study sees it. A full disk costs the
+        view, not the result, which is already in the history."""
         try:
             write_trajectory(self.history, self.study, self.dir.trajectory)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
-        self._last_csv = now
+        self._last_csv = time.monotonic()
+
+    def _record_stage(self, events: list[dict]) -> None:
+        """A stage's record (its submit, its end), then trajectory.csv at once: no trial's
+        tick rewrites it while the pretrain runs, and a user watching the file would see
+        nothing of the pretrain until its end."""
+        self._record(events)
+        self._write_trajectory()
 
     def context(self, rec: TrialRecord) -> Ctx:
         """What a trial is given besides its parameters (directory, seed, fidelity, ...)."""

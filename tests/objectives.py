@@ -109,6 +109,21 @@ def pretrain(params: dict, ctx) -> dict:
     return {"loss": 0.5}
 
 
+def pretrain_looks(params: dict, ctx) -> dict:
+    """A pretrain that copies what a user watching the study sees while it runs
+    (``params["watch"]``, say trajectory.csv) to ``params["seen"]`` ("absent" when missing)."""
+    try:
+        with open(params["watch"]) as fh:
+            seen = fh.read()
+    except FileNotFoundError:
+        seen = "absent"
+    with open(params["seen"], "w") as fh:
+        fh.write(seen)
+    with open(ctx.checkpoint_path, "w") as fh:
+        json.dump({"base": 1.0}, fh)
+    return {"loss": 0.5}
+
+
 def finetune(params: dict, ctx) -> dict:
     with open(ctx.pretrained) as fh:
         base = json.load(fh)["base"]

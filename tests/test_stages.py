@@ -155,6 +155,24 @@ def test_a_shared_cache_dir_builds_the_pretrain_once_for_two_studies(tmp_path):
     assert not os.path.exists(os.path.join(str(tmp_path / "b"), "cache"))
 
 
+def test_trajectory_csv_shows_the_pretrain_running_before_any_trial(tmp_path):
+    """A user watching DIR while the pretrain runs (hours, in the real study) finds
+    trajectory.csv there, its header and the pretrain's row saying it runs."""
+    d, seen = str(tmp_path / "d"), str(tmp_path / "seen.csv")
+    data = two_stage(str(tmp_path / "log"), executor="inline", trials=2)
+    data["stages"]["pretrain"] = {"entry": "tests.objectives:pretrain_looks", "epochs": 10,
+                                  "params": {"watch": os.path.join(d, "trajectory.csv"),
+                                             "seen": seen}}
+    Driver(parse_study(data), d, progress=False).run()
+    with open(seen) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["trial"], r["status"], r["round"]) for r in rows] == [("pretrain", "running",
+                                                                       "stage")]
+    assert {"x", "loss", "value", "start_s", "job_id"} <= set(rows[0])
+    assert [r["trial"] for r in csv.DictReader(open(os.path.join(d, "trajectory.csv")))] == \
+        ["pretrain", "0", "1"]
+
+
 def test_a_trial_run_outside_the_driver_builds_the_pretrain_itself(tmp_path):
     log = str(tmp_path / "pretrain.log")
     study = parse_study(two_stage(log, executor="inline", sleep_s=0.0))
