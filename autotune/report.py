@@ -22,10 +22,12 @@ def summary(history: History, running_driver: bool | None = None,
     identity = study.get("identity", {})
     mode = identity.get("mode", "min")
     from .slurm_waits import job_ids_in_flight, queued_reasons, trial_wait_lines
-    from .states import trial_states
+    from .states import stage_states, trial_states
 
     if states is None:
         states = trial_states(history, running_driver, directory)
+    if stages is None:
+        stages = stage_states(history, running_driver, directory)
     counts = trial_counts(history, running_driver, directory, states)
     waits = queued_reasons(job_ids_in_flight(history, states))  # one squeue for all
     lines = [f"study {study.get('name', '?')}: {identity.get('algorithm', '?')} "
@@ -51,7 +53,7 @@ def summary(history: History, running_driver: bool | None = None,
     stages_s = history.stage_cost_s()
     split = f" (trials {trials_s:.1f} s + pretrain {stages_s:.1f} s)" if history.stages else ""
     lines.append(f"compute spent: {trials_s + stages_s:.1f} s{split};"
-                 f" elapsed: {elapsed(history, running_driver):.1f} s")
+                 f" elapsed: {elapsed_text(history, running_driver, directory, states, stages)}")
     if running_driver is not None:
         lines.append("a driver is running" if running_driver else "no driver running")
     lines += failure_lines(history, directory)
@@ -168,6 +170,21 @@ def elapsed(history: History, running_driver: bool | None) -> float:
     if running_driver and t0 is not None and "simulated" not in str(history.study.get("config", {}).get("executor", "")):
         return max(history.last_t, time.time() - float(t0))
     return history.last_t
+
+
+def elapsed_text(history: History, running_driver: bool | None, directory: str | None,
+                 states: dict[int, str], stages: dict[str, str]) -> str:
+    """``elapsed`` in words. With no driver, the history ends at its last record, which for a
+    driver killed just after submitting is ~0 s while its trials ran on for minutes: the
+    trials' own latest sign of life (``lifesigns``) is taken instead, saying what it is."""
+    seconds = elapsed(history, running_driver)
+    if running_driver is False:
+        from .lifesigns import MEANING, last_sign
+
+        sign = last_sign(history, states, stages, directory)
+        if sign is not None:
+            return f"{sign[0]:.1f} s ({MEANING[sign[1]]})"
+    return f"{seconds:.1f} s"
 
 
 def plot_all(history: History, out_dir: str) -> list[str]:

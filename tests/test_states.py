@@ -2,6 +2,8 @@
 ``counts()`` and the HTML report (all through ``states.trial_states``)."""
 import csv
 import os
+import subprocess
+import time
 
 import autotune as at
 from autotune import events as ev
@@ -165,3 +167,64 @@ def test_status_looks_through_proc_once_for_all_trials_to_be_retried(tmp_path, m
     history = History.load(Journal(str(d / "history.jsonl")))
     assert trial_states(history, False, str(d)) == dict.fromkeys(range(5), "interrupted")
     assert len(passes) == 1
+
+
+def local_history(d, t0, *events) -> None:
+    """A local study's history started at ``t0`` (wall clock): two trials asked, ``events``."""
+    identity = {"space": SPACE, "algorithm": "grid", "seed": 0, "search_options": {},
+                "metric": "loss", "mode": "min", "pretrain": None}
+    journal = Journal(str(d / "history.jsonl"))
+    journal.append([ev.study("s", t0, identity, {"executor": {"kind": "local"}}),
+                    ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]),
+                    *events])
+    journal.close()
+
+
+def elapsed_of(d, capsys) -> str:
+    assert main(["status", str(d)]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "elapsed: " in ln]
+    return line.split("elapsed: ", 1)[1]
+
+
+def test_status_elapsed_of_a_killed_driver_runs_to_its_trials_ends(tmp_path, capsys):
+    """A driver killed right after its submits (~0 s) whose local trials then ended alone:
+    status's elapsed runs to the last end their workers stamped, and says so, not 0.0 s."""
+    d = tmp_path / "local"
+    d.mkdir()
+    local_history(d, 1000.0, ev.submit(0.02, 0, 0, "pid-999999998"),
+                  ev.submit(0.03, 1, 0, "pid-999999999"))
+    for trial, end_t in ((0, 1012.3), (1, 1007.0)):
+        folder = d / "trials" / str(trial)
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_text('{"ctx": {"attempt": 0}}')
+        (folder / "outcome.json").write_text(f'{{"result": {{"loss": 1}}, "end_t": {end_t}}}')
+    assert elapsed_of(d, capsys) == "12.3 s (to the last trial's end, the driver gone)"
+
+
+def test_status_elapsed_of_a_killed_driver_runs_on_with_its_live_trial(tmp_path, capsys):
+    """Its local trial still runs (its worker is in /proc): the study goes on, now."""
+    d = tmp_path / "local"
+    folder = d / "trials" / "0"
+    folder.mkdir(parents=True)
+    from autotune.executors.procgroup import MARK
+
+    worker = subprocess.Popen(["sleep", "30"], env={**os.environ, MARK: str(folder)})
+    try:
+        local_history(d, time.time() - 40.0, ev.submit(0.02, 0, 0, f"pid-{worker.pid}"))
+        text = elapsed_of(d, capsys)
+    finally:
+        worker.kill()
+        worker.wait()
+    seconds, meaning = text.split(" s ", 1)
+    assert 40.0 <= float(seconds) < 45.0 and meaning == "(to now: trials run on without a driver)"
+
+
+def test_status_elapsed_of_a_killed_driver_runs_to_its_slurm_jobs_last_write(tmp_path, capsys):
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.submit(0.1, 0, 0, "4242"))
+    folder = d / "trials" / "0"
+    folder.mkdir(parents=True)
+    (folder / "slurm-4242.stdout.log").write_text("epoch 3\n")
+    os.utime(folder / "slurm-4242.stdout.log", (20.0, 20.0))  # the study's t0 is 0.0
+    assert elapsed_of(d, capsys) == "20.0 s (to the last write in a trial's folder, the driver gone)"

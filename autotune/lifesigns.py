@@ -1,0 +1,81 @@
+"""How long a study has gone on once its driver is gone: the history stops at the driver's
+last record (a driver killed just after submitting leaves only the submits, at ~0 s), but its
+trials may run on alone. ``status`` takes the latest sign of their life that the study
+directory itself shows, and says which it is, rather than "elapsed: 0.0 s":
+
+- a local trial (or pretrain) whose worker still runs (``running-alone``, seen in /proc):
+  the study goes on now;
+- one that ended alone (``ended-alone``): the end time its worker stamped on its outcome
+  (``end_t``), which the next ``run`` records as the trial's end;
+- a SLURM job left running (not seen by ``status``): its folder's last write (its logs).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from .history import History
+from .states import job_kind
+
+#: what each sign's time means, as ``status`` says it after the figure
+MEANING = {"now": "to now: trials run on without a driver",
+           "end": "to the last trial's end, the driver gone",
+           "log": "to the last write in a trial's folder, the driver gone"}
+
+
+def last_sign(history: History, states: dict[int, str], stages: dict[str, str],
+              directory: str | None) -> tuple[float, str] | None:
+    """The latest sign of life of the trials and stages left without a driver, as study
+    seconds and its kind (a key of ``MEANING``); None where there is none, or none later than
+    the history's last record. ``states``, ``stages``: as ``states.trial_states`` and
+    ``stage_states`` derived them with no driver."""
+    t0 = history.study.get("t0")
+    if directory is None or not isinstance(t0, (int, float)):
+        return None
+    folders = [(os.path.join(directory, "trials", str(t)), state, history.trials[t].job_id)
+               for t, state in states.items() if t in history.trials]
+    folders += [(os.path.join(directory, "stages", name), state, history.stages[name].job_id)
+                for name, state in stages.items() if name in history.stages]
+    signs = [s for folder, state, job_id in folders
+             if (s := folder_sign(folder, state, job_id or "")) is not None]
+    if not signs:
+        return None
+    t, kind = max(signs)
+    return (t - float(t0), kind) if t - float(t0) > history.last_t else None
+
+
+def folder_sign(folder: str, state: str, job_id: str) -> tuple[float, str] | None:
+    """One trial's (or stage's) latest sign of life as (wall-clock time, kind), or None."""
+    slurm = job_kind(job_id) == "slurm"
+    if state == "running-alone":
+        return newest_write(folder) if slurm else (time.time(), "now")
+    if state == "ended-alone" and not slurm:
+        end = outcome_end(folder)
+        return None if end is None else (end, "end")
+    return None
+
+
+def outcome_end(folder: str) -> float | None:
+    """The wall-clock time a local worker stamped on the outcome it left (``end_t``)."""
+    from .executors.local import read_json
+
+    stamp: Any = (read_json(os.path.join(folder, "outcome.json")) or {}).get("end_t")
+    return float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) \
+        else None
+
+
+def newest_write(folder: str) -> tuple[float, str] | None:
+    """The latest modification time of a file in ``folder`` (a SLURM job's logs)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    times = []
+    for entry in entries:
+        try:
+            if entry.is_file():
+                times.append(entry.stat().st_mtime)
+        except OSError:
+            continue
+    return (max(times), "log") if times else None
