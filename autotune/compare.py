@@ -23,12 +23,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .analysis import RunFigures, best_curve, compute_at, figures
+from .compare_clock import CompareClock
 from .config import check, describe, hint, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
 from .frame import trials_frame
 from .history import History
 from .journal import Journal
+from .progress import budget_reached
 from .searchers import SEARCHERS
 from .study import COMPARE_KEYS, Study, parse_study
 from .trajectory import write_csv_atomic
@@ -182,22 +184,43 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     over = past_budget(runs, out_dir)
     if over:
         print(over, file=sys.stderr, flush=True)
+    before = {(a, s): ended_before(study, os.path.join(out_dir, f"{a}-s{s}"))
+              for a, s, study in runs}
+    said = CompareClock(len(runs), len(plan.algorithms), plan.seeds,
+                        sum(done for _, done in before.values()), enabled=progress)
+    said.begin(out_dir)
     if runs and runs[0][2].objective.pretrain is not None:
         build_pretrain(runs[0][2], out_dir, progress)
     results = []
     for algorithm, seed, study in runs:
         directory = os.path.join(out_dir, f"{algorithm}-s{seed}")
-        if progress:
-            print(f"compare: {algorithm} seed {seed} -> {directory}", flush=True)
+        ended, done = before[(algorithm, seed)]
+        said.run_starts(algorithm, seed, directory, done)
         if Driver(study, directory, progress=False).run().stopped == "interrupted":
             raise ComparisonInterrupted(f"interrupted during {algorithm} seed {seed}; run the "
                                         "same command again to resume")
         history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+        said.run_ended(ended_trials(history) > ended)
         results.append((algorithm, seed, directory, study, trials_frame(history)))
     rows = table(results)
     write_csv_atomic(os.path.join(out_dir, "comparison.csv"), COLUMNS, rows)
     plot_comparison(results, os.path.join(out_dir, "plots"))
     return rows
+
+
+def ended_before(study: Study, directory: str) -> tuple[int, bool]:
+    """A run's trials ended before this command, and whether its budget was spent then (it
+    resumes in an instant): what ``CompareClock`` leaves out of the time left."""
+    path = os.path.join(directory, "history.jsonl")
+    if not os.path.exists(path):
+        return 0, False
+    history = History.load(Journal(path))
+    return ended_trials(history), bool(budget_reached(study, history))
+
+
+def ended_trials(history: History) -> int:
+    counts = history.by_status()
+    return sum(counts.get(k, 0) for k in ("ok", "failed", "cancelled"))
 
 
 def unfilled_runs(runs: list[tuple], out_dir: str) -> list[tuple]:

@@ -287,3 +287,25 @@ def test_a_compare_dir_names_its_runs_and_a_run_loads_as_it_was_started(tmp_path
     # a run recorded before the mark: known by the name compare gives its runs
     assert compared_run({"name": "t-random-s0", "identity": {"algorithm": "random", "seed": 0}})
     assert not compared_run({"name": "t", "identity": {"algorithm": "random", "seed": 0}})
+
+
+def test_compare_says_how_many_runs_and_then_the_time_left(tmp_path, capsys, monkeypatch):
+    """One line at the start with the number of runs, one per run; from the second run on the
+    time left at the pace of the runs done (each 10 s on this clock). Runs whose budget was
+    spent before the command (a resume) are no measure of it."""
+    from autotune import compare as compare_module, compare_clock
+
+    ticks = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(compare_clock, "monotonic", lambda: float(next(ticks)))
+    monkeypatch.setattr(compare_module, "plot_comparison", lambda *args: None)  # not its subject
+    out, path = str(tmp_path / "cmp"), study_file(tmp_path)
+    compare(path, out, "random", seeds=3, budget=100.0)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("compare: ")]
+    assert lines == [f"compare: 3 runs (1 algorithm x 3 seeds) in {out}",
+                     f"compare: run 1/3: random seed 0 -> {out}/random-s0",
+                     f"compare: run 2/3: random seed 1 -> {out}/random-s1 (about 20s left)",
+                     f"compare: run 3/3: random seed 2 -> {out}/random-s2 (about 10s left)"]
+    compare(path, out, "random", seeds=4, budget=100.0)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("compare: ")]
+    assert lines[0] == f"compare: 4 runs (1 algorithm x 4 seeds) in {out}, 3 done already"
+    assert lines[-1] == f"compare: run 4/4: random seed 3 -> {out}/random-s3"
