@@ -15,13 +15,18 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from . import cancel_mark
 from .errors import StudyBusy, StudyError, in_python_api
 
 HOLDER_WAIT_S = 2.0
 #: what a directory may hold before its study record is written: the locks, the holder's
-#: card, an empty history, and the objective the Python API installs before the driver runs
+#: card, an empty history, the objective the Python API installs before the driver runs, and
+#: ``autotune cancel``'s notes to that holder (a cancel killed half-way, a loop refused at
+#: its start, leave theirs: no study's results)
 BEFORE_THE_RECORD = ("driver.lock", "driver.json", "history.lock", "history.jsonl",
-                     "objective.pkl")
+                     "objective.pkl", cancel_mark.NAME, cancel_mark.ASKING)
+#: the notes among them, each written through a temporary file beside it (``<name>.*tmp*``)
+NOTES = ("driver.json", cancel_mark.NAME, cancel_mark.ASKING)
 
 
 class StudyDir:
@@ -54,8 +59,7 @@ class StudyDir:
         trajectory.csv and trials/<id>/ files, perhaps the only copy of earlier results."""
         if not os.path.isdir(self.path) or not _blank(self.history):
             return  # a new directory, or a study (a damaged record is rebuilt, not replaced)
-        others = sorted(name for name in os.listdir(self.path)
-                        if name not in BEFORE_THE_RECORD and not name.startswith("driver.json.tmp"))
+        others = sorted(name for name in os.listdir(self.path) if not before_the_record(name))
         if not others:
             return
         shown = ", ".join(name + ("/" if os.path.isdir(os.path.join(self.path, name)) else "")
@@ -183,6 +187,13 @@ class StudyDir:
             return True
         probe.release()
         return False
+
+
+def before_the_record(name: str) -> bool:
+    """Whether a file so named may be in a study directory before its study record: one of
+    ``BEFORE_THE_RECORD``, or a note's temporary file left by a writer killed mid-write."""
+    return name in BEFORE_THE_RECORD or any(name.startswith(f"{note}.") and "tmp" in name
+                                            for note in NOTES)
 
 
 def no_study(path: str) -> StudyError:

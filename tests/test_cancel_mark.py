@@ -69,3 +69,20 @@ def test_cancel_asks_an_ask_tell_loop_to_stop_and_sends_it_no_signal(tmp_path):
                      search={"algorithm": "random", "max_trials": 1000})
     with again:
         assert again.ask() is not None and again.end_reason == ""  # a new session resumes
+
+
+def test_a_cancel_note_left_before_the_study_record_does_not_refuse_the_new_study(tmp_path):
+    """A cancel killed half-way (or a loop refused at its start) leaves its note beside an
+    empty history: the directory holds no study's results, and a new study starts there."""
+    from autotune.driver import Driver
+    from autotune.study import parse_study
+    from tests.helpers import study_dict
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "history.jsonl").write_text("")
+    for name in (cancel_mark.NAME, cancel_mark.ASKING, f"{cancel_mark.NAME}.123.tmp",
+                 f"{cancel_mark.ASKING}.123.tmp"):
+        (d / name).write_text("{}")
+    study = parse_study(study_dict(executor={"kind": "inline"}, search={"max_trials": 1}))
+    assert Driver(study, str(d), progress=False).run().trials == 1
