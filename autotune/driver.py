@@ -641,8 +641,12 @@ class Driver:
 
     def _tick(self) -> None:
         self.queue.update(self.executor.waiting(), self.history)
-        self.progress.update(self.history, self.executor.running())
+        self.progress.update(self.history, self.executor.running(), self.held())
         self._trajectory_as_it_goes()
+
+    def held(self) -> int:
+        """How many trials wait for a submit slot (``_hold``), for the progress line."""
+        return len(self._held)
 
     # ---- signals --------------------------------------------------------------------------
     def _trap_signals(self) -> dict:

@@ -42,7 +42,10 @@ class Progress:
         #: of the trials running, those whose jobs the scheduler has not started (SLURM)
         self.queued = 0
 
-    def line(self, history: History, running: int) -> str:
+    def line(self, history: History, running: int, held: int = 0) -> str:
+        """The progress line. ``held``: trials asked but held back by the scheduler's submit
+        limit (a SLURM QOS's MaxSubmitJobs), not yet in flight: said beside the running ones,
+        and while none runs the pace says nothing of what is left (no ETA)."""
         counts = history.by_status()
         ended = sum(counts.get(k, 0) for k in ("ok", "failed", "cancelled"))
         if self._start is None:
@@ -58,10 +61,11 @@ class Progress:
                      + (f" {st.cost_s:.1f}s" if st.cost_s else "")
                      for st in history.stages.values()]
         queued = min(self.queued, running)  # none once the driver lets its jobs go
-        parts.append(f"{running} running" + (f" ({queued} queued)" if queued else ""))
+        parts.append(f"{running} running" + (f" ({queued} queued)" if queued else "")
+                     + (f", {held} waiting for a submit slot" if held else ""))
         elapsed = time.monotonic() - self._began
         parts.append(f"{clock(elapsed)} elapsed")
-        eta = self.eta(ended, history.spent_s, elapsed)
+        eta = None if held and not running else self.eta(ended, history.spent_s, elapsed)
         if eta is not None:
             parts.append(f"ETA {clock(eta)}")
         text = ", ".join(parts)
@@ -86,14 +90,14 @@ class Progress:
             return max(0.0, (self.budget_s - spent) * elapsed / spent_here)
         return None
 
-    def update(self, history: History, running: int) -> None:
+    def update(self, history: History, running: int, held: int = 0) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if now - self._last < (TTY_EVERY_S if self.tty else LOG_EVERY_S):
             return
         self._last = now
-        text = self.line(history, running)
+        text = self.line(history, running, held)
         if self.tty:
             width = shutil.get_terminal_size((80, 24)).columns - 1
             self.stream.write("\r\033[K" + fit(text, width))

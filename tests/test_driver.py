@@ -294,6 +294,46 @@ def test_a_submit_limit_holds_trials_back_until_jobs_end(tmp_path, capsys):
         "trials wait"), said
 
 
+def test_the_progress_line_counts_the_trials_waiting_for_a_submit_slot(tmp_path):
+    """Two trials ran, sbatch refuses the other three: the line says they wait (it said only
+    '0 running'), and with nothing in flight gives no ETA (the pace since the start says
+    nothing of when a slot frees up: it only grew)."""
+    from autotune.executors.base import SubmitLimit
+    from autotune.executors.inline import InlineExecutor
+
+    class TwoThenFull(InlineExecutor):
+        def submit(self, job):
+            if job.trial >= 2:
+                raise SubmitLimit("executor: sbatch refused", "QOSMaxSubmitJobPerUserLimit")
+            return super().submit(job)
+
+    study = parse_study(study_dict(executor={"kind": "inline", "max_concurrent": 5},
+                                   search={"max_trials": 5}))
+    d = str(tmp_path / "d")
+    driver = Driver(study, d, executor=TwoThenFull(d, 5, 0.0), progress=False)
+    lines = []
+    driver.progress.update = lambda h, running, *held: lines.append(
+        driver.progress.line(h, running, *held))
+
+    def tick():  # the driver's own tick, until nothing runs and trials wait
+        Driver._tick(driver)
+        if driver.executor.running() == 0 and driver._held:
+            driver._stop = "interrupted"
+
+    driver._tick = tick
+    driver.run()
+    assert lines[-1].startswith("2/5 done, 0 running, 3 waiting for a submit slot, 0s elapsed"
+                                "  best "), lines
+    assert "ETA" not in lines[-1]
+    from autotune.history import History
+    from autotune.progress import Progress
+
+    watched = Progress("min", total=5)
+    watched.line(History(), 2)  # its pace counts from here: no trial had ended
+    assert "ETA" in watched.line(driver.history, 1, 2)
+    assert "ETA" not in watched.line(driver.history, 0, 3)
+
+
 def test_trials_held_by_a_submit_limit_are_left_to_the_next_run(tmp_path):
     """Stopped while trials wait for a slot: they stay asked (pending), the stopping line
     says the next run submits them, and it does."""
