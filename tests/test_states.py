@@ -227,4 +227,5 @@ def test_status_elapsed_of_a_killed_driver_runs_to_its_slurm_jobs_last_write(tmp
     folder.mkdir(parents=True)
     (folder / "slurm-4242.stdout.log").write_text("epoch 3\n")
     os.utime(folder / "slurm-4242.stdout.log", (20.0, 20.0))  # the study's t0 is 0.0
-    assert elapsed_of(d, capsys) == "20.0 s (to the last write in a trial's folder, the driver gone)"
+    assert elapsed_of(d, capsys) == ("20.0 s (to the last write in a trial's folder, the "
+                                     "driver gone)")
