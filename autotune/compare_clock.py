@@ -14,6 +14,9 @@ from .progress import clock
 
 
 class CompareClock:
+    """The comparison's lines: counts the runs begun and times those that did work here, the
+    only fair measure of the runs still to come."""
+
     def __init__(self, runs: int, algorithms: int, seeds: int, done_before: int = 0,
                  enabled: bool = True, stream: TextIO | None = None):
         self.runs = runs
