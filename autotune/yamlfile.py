@@ -84,6 +84,11 @@ def parse_yaml(text: str, where: str) -> Any:
         raise StudyError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         raise StudyError(f"{where}: not valid YAML{syntax_error(exc, text)}") from None
+    except RecursionError:
+        # PyYAML parses nested brackets and blocks by recursion: some 400 levels exhaust
+        # Python's stack, and the RecursionError reached the user as a traceback
+        raise StudyError(f"{where}: not valid YAML: nested too deeply (lists or mappings "
+                         f"hundreds of levels inside one another)") from None
 
 
 #: what PyYAML's words for the common slips mean, for someone who wrote a study file

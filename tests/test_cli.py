@@ -134,6 +134,8 @@ TEXT_CATALOGUE = [
      "at line 3 ('x: {values: [1, 2}'): expected ',' or ']', but got '}'"),
     (b"", "the file is empty"),
     (b"- 1\n- 2\n", "study: expected a mapping"),
+    # PyYAML recurses per level: a RecursionError's traceback
+    (b"name: x\nseed: " + b"[" * 5000 + b"]" * 5000 + b"\n", "not valid YAML: nested too deeply"),
 ]
 
 
