@@ -280,9 +280,21 @@ def parse_choice(name: str, raw: dict, where: str) -> Choice:
         raise StudyError(f"{where}.values: {describe(other)} in a grid of numbers (expected every "
                          f"value a number, e.g. {describe(numbers[0])}; write 1.0e-4 or 1e-4 "
                          "unquoted)")
-    if len({json.dumps(v) for v in values}) != len(values):
-        raise StudyError(f"{where}.values: repeated values in {describe(values)}")
+    seen: dict[Any, Any] = {}
+    for v in values:
+        if same_value(v) in seen:
+            same = seen[same_value(v)]
+            alike = "" if repr(v) == repr(same) else f" ({same!r} and {v!r} are one number)"
+            raise StudyError(f"{where}.values: repeated values in {describe(values)}{alike}")
+        seen[same_value(v)] = v
     return Choice(name, tuple(values))
+
+
+def same_value(value: Any) -> Any:
+    """What makes two grid values one: a number by its value (``1`` and ``1.0``, ``0.0`` and
+    ``-0.0`` are one point, as ``grid_index`` maps a recorded value to the first of them; as
+    two, a grid search ran the same setting twice), anything else by its JSON text."""
+    return ("number", float(value)) if is_number(value) else json.dumps(value)
 
 
 #: the largest bound of an int range: numpy draws and spaces it as 64-bit integers, and its

@@ -143,6 +143,10 @@ def test_fingerprint_follows_the_space():
     ({}, "space: empty"),
     ({"x": {"values": []}}, "space.x.values: empty list"),
     ({"x": {"values": [1, 1]}}, "space.x.values: repeated values"),
+    # one number twice: a grid search ran the setting twice
+    ({"x": {"values": [1, 2, 1.0]}}, r"space.x.values: repeated values in \[1, 2, 1.0\] "
+                                     r"\(1 and 1.0 are one number\)"),
+    ({"x": {"values": [0.0, -0.0]}}, r"repeated values .*\(0.0 and -0.0 are one number\)"),
     ({"x": {"low": 2, "high": 1}}, r"space.x: low \(2\) must be below high \(1\)"),
     ({"x": {"low": 0, "high": 1, "log": True}}, "space.x: a log range must lie above 0"),
     ({"x": {"low": "a", "high": 1}}, "space.x.low: expected a number"),
