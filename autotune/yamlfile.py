@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .config import describe
 from .errors import StudyError
 
 _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
@@ -131,6 +132,10 @@ def read_yaml(path: str) -> Any:
         with open(path, "rb") as fh:
             data = fh.read()
     except FileNotFoundError:
+        if "\n" in str(path):  # the study's YAML text given where its path goes
+            raise StudyError(f"no such study file: {describe(str(path))} is text of "
+                             f"several lines; give the file's path (or, from Python, the "
+                             f"study as a mapping: yaml.safe_load(text))") from None
         raise StudyError(f"{path}: no such study file") from None
     except IsADirectoryError:
         raise StudyError(f"{path}: is a directory, expected a study file (YAML)") from None

@@ -1216,3 +1216,14 @@ def test_a_refused_optimize_leaves_the_study_as_it_was(tmp_path):
     view = loaded.optimize(n_trials=1, progress=False)
     assert [t.value for t in view.trials] == [t.metrics["loss"] for t in view.trials]
     assert view.trials[1].value != view.trials[1].params["x"]  # quadratic's, not _slope's
+
+
+def test_yaml_text_given_for_the_path_is_one_line(tmp_path):
+    """create_study("name: x\\nspace: ...") said the whole text and then ': no such study file',
+    an error of as many lines as the study."""
+    text = "name: x\nobjective: {metric: loss}\nspace: {x: 1}\n"
+    with pytest.raises(at.StudyError) as info:
+        at.create_study(text, dir=str(tmp_path / "d"))
+    assert "\n" not in str(info.value)
+    assert "is text of several lines; give the file's path" in str(info.value)
+    assert not (tmp_path / "d").exists()
