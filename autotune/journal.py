@@ -16,7 +16,7 @@ from typing import Iterable
 from filelock import FileLock
 
 from . import events as ev
-from .errors import DiskFull, is_disk_full
+from .errors import DiskFull, StudyError, is_disk_full
 
 
 class Journal:
@@ -73,4 +73,9 @@ class Journal:
                 raw = fh.read()
         except FileNotFoundError:
             return ev.Decoded()
+        except IsADirectoryError:  # was a traceback from status, report and run alike
+            raise StudyError(f"{self.path}: is a directory, expected the study's history "
+                             "(a file of one event a line)") from None
+        except OSError as exc:  # an I/O error, a loop of links: one line, as the CLI promises
+            raise StudyError(f"cannot read {self.path} ({exc.strerror or exc})") from None
         return ev.decode(raw)

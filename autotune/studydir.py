@@ -79,6 +79,9 @@ class StudyDir:
             return  # acquire() makes it, and says so in one line if it cannot
         require(self.path, read=True, write=True, prefix=f"{dir_key()}: ")
         require(self.history, read=True, write=True, prefix=f"{dir_key()}: ")
+        if os.path.isdir(self.history):  # open() raised IsADirectoryError: a traceback
+            raise StudyError(f"{dir_key()}: {self.history}: is a directory, expected the "
+                             "study's history (a file of one event a line)")
         for path in (self.trials, self.cache, os.path.join(self.path, "stages"),
                      self._lock.lock_file, os.path.splitext(self.history)[0] + ".lock"):
             require(path, write=True, prefix=f"{dir_key()}: ")

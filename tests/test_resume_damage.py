@@ -382,3 +382,19 @@ def test_a_copied_line_of_an_attempt_changes_nothing(tmp_path, copied, after, cu
     assert h.spent_s == before.spent_s
     if cut:
         assert rec.status == "pending" and rec.next_attempt == 1
+
+
+def test_a_history_that_is_a_directory_is_one_line_for_every_command(tmp_path, capsys):
+    """history.jsonl made a directory (a copy gone wrong) was an IsADirectoryError traceback
+    from status, report and run alike."""
+    d = str(tmp_path / "d")
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    Driver(parse_study(study_dict(search={"max_trials": 2})), d, progress=False).run()
+    history_path = os.path.join(d, "history.jsonl")
+    os.remove(history_path)
+    os.mkdir(history_path)
+    for argv in (["status", d], ["report", d], ["run", path, "--dir", d, "--quiet"]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"{history_path}: is a directory" in err, err
+    assert os.listdir(history_path) == []
