@@ -255,11 +255,14 @@ def check_report_writable(sdir: StudyDir, html: bool) -> None:
     temporary file beside it, plots/, report.html): refuse a read-only one before writing any
     of it, rather than fail half-way with a traceback. ``status`` writes nothing."""
     hint = "; report writes summary.txt, trajectory.csv and plots/ there (status only reads)"
-    paths = [sdir.path, os.path.join(sdir.path, "summary.txt"), sdir.plots]
+    require(sdir.path, write=True, hint=hint)
+    require(sdir.plots, write=True, hint=hint, folder=True)
+    require(sdir.trajectory, hint=hint, folder=False)  # replaced, whatever its own mode
+    files = [os.path.join(sdir.path, "summary.txt")]
     if os.path.isdir(sdir.plots) and os.access(sdir.plots, os.R_OK | os.X_OK):
-        paths += [os.path.join(sdir.plots, n) for n in sorted(os.listdir(sdir.plots))
+        files += [os.path.join(sdir.plots, n) for n in sorted(os.listdir(sdir.plots))
                   if n.endswith(".png")]
     if html:
-        paths.append(os.path.join(sdir.path, "report.html"))
-    for path in paths:
-        require(path, write=True, hint=hint)
+        files.append(os.path.join(sdir.path, "report.html"))
+    for path in files:  # a directory in a file's place: os.replace and open raised, a traceback
+        require(path, write=True, hint=hint, folder=False)

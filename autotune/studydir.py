@@ -78,13 +78,13 @@ class StudyDir:
         if not os.path.isdir(self.path):
             return  # acquire() makes it, and says so in one line if it cannot
         require(self.path, read=True, write=True, prefix=f"{dir_key()}: ")
-        require(self.history, read=True, write=True, prefix=f"{dir_key()}: ")
-        if os.path.isdir(self.history):  # open() raised IsADirectoryError: a traceback
-            raise StudyError(f"{dir_key()}: {self.history}: is a directory, expected the "
-                             "study's history (a file of one event a line)")
-        for path in (self.trials, self.cache, os.path.join(self.path, "stages"),
-                     self._lock.lock_file, os.path.splitext(self.history)[0] + ".lock"):
-            require(path, write=True, prefix=f"{dir_key()}: ")
+        require(self.history, read=True, write=True, prefix=f"{dir_key()}: ", folder=False)
+        for path in (self.trials, self.cache, os.path.join(self.path, "stages")):
+            require(path, write=True, prefix=f"{dir_key()}: ", folder=True)
+        for path in (self._lock.lock_file, os.path.splitext(self.history)[0] + ".lock"):
+            require(path, write=True, prefix=f"{dir_key()}: ", folder=False)
+        # replaced through a file beside it, whatever its own mode
+        require(self.trajectory, prefix=f"{dir_key()}: ", folder=False)
 
     def check_readable(self) -> None:
         """What ``status`` and ``report`` read: the directory and the history."""
@@ -231,11 +231,18 @@ def dir_key() -> str:
 
 
 def require(path: str, read: bool = False, write: bool = False, prefix: str = "",
-            hint: str = "") -> None:
+            hint: str = "", folder: bool | None = None) -> None:
     """One line naming ``path`` when it exists but cannot be read or written as needed (a
-    directory also needs to be searchable); a path that does not exist yet is left to be made."""
+    directory also needs to be searchable), or is a directory where a file goes
+    (``folder=False``) or a file where a directory goes (``folder=True``): opening, replacing
+    or making something inside it raised IsADirectoryError or NotADirectoryError, a
+    traceback. A path that does not exist yet is left to be made."""
     if not os.path.exists(path):
         return
+    if folder is not None and os.path.isdir(path) != folder:
+        expected = "a directory" if folder else "a file"
+        found = "a file" if folder else "a directory"
+        raise StudyError(f"{prefix}{path}: is {found}, expected {expected}{hint}")
     search = os.X_OK if os.path.isdir(path) else 0
     if read and not os.access(path, os.R_OK | search):
         raise StudyError(f"{prefix}cannot read {path} (permission denied){hint}")

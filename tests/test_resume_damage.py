@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -384,17 +385,37 @@ def test_a_copied_line_of_an_attempt_changes_nothing(tmp_path, copied, after, cu
         assert rec.status == "pending" and rec.next_attempt == 1
 
 
-def test_a_history_that_is_a_directory_is_one_line_for_every_command(tmp_path, capsys):
-    """history.jsonl made a directory (a copy gone wrong) was an IsADirectoryError traceback
-    from status, report and run alike."""
+
+@pytest.mark.parametrize("name, folder, commands", [
+    ("history.jsonl", False, ("status", "report", "run")),
+    ("history.lock", False, ("run",)),
+    ("trajectory.csv", False, ("report", "run")),
+    ("summary.txt", False, ("report",)),
+    ("trials", True, ("run",)),
+])
+def test_a_directory_where_a_file_goes_is_one_line(tmp_path, capsys, name, folder, commands):
+    """A directory in a study file's place (a copy gone wrong) was an IsADirectoryError
+    traceback: history.jsonl from status, report and run, history.lock from run, trajectory.csv
+    from report and run (replacing it), summary.txt from report; and trials/ as a file from
+    run. Each command now says so in one line, exit status 2, and changes nothing."""
     d = str(tmp_path / "d")
-    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 3}))
     Driver(parse_study(study_dict(search={"max_trials": 2})), d, progress=False).run()
-    history_path = os.path.join(d, "history.jsonl")
-    os.remove(history_path)
-    os.mkdir(history_path)
-    for argv in (["status", d], ["report", d], ["run", path, "--dir", d, "--quiet"]):
-        assert cli.main(argv) == 2, argv
+    target = os.path.join(d, name)
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+    elif os.path.exists(target):
+        os.remove(target)
+    if folder:
+        open(target, "w").close()
+    else:
+        os.mkdir(target)
+    before = sorted(os.listdir(d))
+    argvs = {"status": ["status", d], "report": ["report", d],
+             "run": ["run", path, "--dir", d, "--quiet"]}
+    for command in commands:
+        assert cli.main(argvs[command]) == 2, command
         err = capsys.readouterr().err.strip()
-        assert err.count("\n") == 0 and f"{history_path}: is a directory" in err, err
-    assert os.listdir(history_path) == []
+        found = "a file, expected a directory" if folder else "a directory"
+        assert err.count("\n") == 0 and f"{target}: is {found}" in err, err
+    assert sorted(os.listdir(d)) == before
