@@ -7,6 +7,7 @@ killed with SIGKILL never blocks the resume. Who holds it is written beside it, 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import socket
@@ -16,7 +17,10 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from . import cancel_mark
+from . import events as ev
 from .errors import StudyBusy, StudyError, in_python_api
+from .history import History
+from .journal import Journal
 
 HOLDER_WAIT_S = 2.0
 #: what a directory may hold before its study record is written: the locks, the holder's
@@ -57,19 +61,55 @@ class StudyDir:
         holds nothing (emptied, or never there) but which holds other files is an old study
         that lost its record, or not a study at all: a new study would overwrite its
         trajectory.csv and trials/<id>/ files, perhaps the only copy of earlier results."""
-        if not os.path.isdir(self.path) or not _blank(self.history):
-            return  # a new directory, or a study (a damaged record is rebuilt, not replaced)
-        others = sorted(name for name in os.listdir(self.path) if not before_the_record(name))
+        if not os.path.isdir(self.path):
+            return  # a new directory
+        if not _blank(self.history):
+            self.check_recoverable()  # a study (a damaged record is rebuilt, not replaced)
+            return
+        others = self._others()
         if not others:
             return
-        shown = ", ".join(name + ("/" if os.path.isdir(os.path.join(self.path, name)) else "")
-                          for name in others[:3]) + (", ..." if len(others) > 3 else "")
+        shown = _shown(self.path, others)
         if os.path.exists(self.history):
             why = f"history.jsonl holds no study record, yet the directory holds {shown}"
         else:
             why = f"not a study directory (no history.jsonl), and not empty: it holds {shown}"
         raise StudyError(f"{dir_key()}: {self.path}: {why}; a new study would overwrite what "
                          "is there: use an empty or new directory")
+
+    def check_recoverable(self) -> None:
+        """Refuse a history that no study record can be rebuilt over. A damaged study record
+        is rebuilt from the study file when the journal's other lines say what to check it
+        against; when none say anything of a trial, the check passes vacuously, the rebuilt
+        study starts again at trial 0 and runs its recorded trials a second time, over their
+        trials/<id>/ folders and trajectory.csv. Only a crash while writing the very first
+        line (one torn line, nothing else there) is a study that never recorded anything."""
+        if _starts_with_a_record(self.history):
+            return  # the usual case, decided without reading the whole journal
+        history = History.load(Journal(self.history))
+        if history.study or history.trials or history.lost:
+            return  # whole, or damage that recovery checks against the recorded trials
+        ran = bool(_entries(self.trials)) or _lists_a_trial(self.trajectory)
+        if not ran and (history.notes or history.stages):
+            return  # a resume record or the pretrain's lines: recovery checks them, no trial ran
+        others = self._others()
+        if not ran and (not history.damaged or history.damaged == 1 and not others
+                        and _torn(self.history)):
+            return  # a crash while the first line was written: nothing was recorded
+        lines = f"{history.damaged} damaged line{'s' if history.damaged != 1 else ''}"
+        what = ("its study record and every line naming a trial are unreadable"
+                if history.notes or history.stages else "no line of it can be read"
+                if history.damaged else "it records no study and no trial")
+        there = f", yet the directory holds {_shown(self.path, others)}" if others else ""
+        raise StudyError(f"{self.history}: damaged past recovery: {what} ({lines}){there}; a "
+                         "study rebuilt from the study file would run its recorded trials "
+                         "again under their old numbers: restore history.jsonl from a backup, "
+                         f"or move {self.path} aside to start a new study")
+
+    def _others(self) -> list[str]:
+        """The directory's files that no study has before its record (trajectory.csv,
+        trials/, ...): signs that a study ran here, or that it is someone else's."""
+        return sorted(name for name in os.listdir(self.path) if not before_the_record(name))
 
     def check_writable(self) -> None:
         """Refuse, before the lock is taken or a line is written, an existing directory that
@@ -249,6 +289,51 @@ def require(path: str, read: bool = False, write: bool = False, prefix: str = ""
     if write and not os.access(path, os.W_OK | search):
         why = "read-only file system" if _read_only_fs(path) else "permission denied"
         raise StudyError(f"{prefix}cannot write {path} ({why}){hint}")
+
+
+def _shown(path: str, names: list[str]) -> str:
+    """The first three of ``names`` (folders with a slash), as a refusal lists them."""
+    return ", ".join(name + ("/" if os.path.isdir(os.path.join(path, name)) else "")
+                     for name in names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _entries(path: str) -> list[str]:
+    """What a folder holds; nothing where it is missing or no folder."""
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _lists_a_trial(path: str) -> bool:
+    """Whether trajectory.csv has a trial's row (the pretrain's is no trial's): a sign that
+    trials ran here, though no folder of theirs is left (the inline executor makes none)."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            return any(row and row[0].isdigit() for row in csv.reader(fh))
+    except (OSError, csv.Error):
+        return False
+
+
+def _torn(path: str) -> bool:
+    """Whether a history's last line is unfinished (no newline): a crash mid-write."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def _starts_with_a_record(path: str) -> bool:
+    """Whether a history's first line is a valid study record, as every history not
+    damaged there begins."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline()
+    except OSError:
+        return True  # what cannot be read is the reading's to say (Journal.read), not this
+    return any(e.get("e") == ev.Kind.STUDY.value for e in ev.decode(first).events)
 
 
 def _blank(path: str) -> bool:

@@ -419,3 +419,91 @@ def test_a_directory_where_a_file_goes_is_one_line(tmp_path, capsys, name, folde
         found = "a file, expected a directory" if folder else "a directory"
         assert err.count("\n") == 0 and f"{target}: is {found}" in err, err
     assert sorted(os.listdir(d)) == before
+
+
+# ---- a history damaged past recovery --------------------------------------------------------
+def tree(d: str) -> dict:
+    """Every file under ``d`` with its bytes, and every directory."""
+    out = {}
+    for root, _, files in os.walk(d):
+        out[os.path.relpath(root, d) + "/"] = b""
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                out[os.path.relpath(os.path.join(root, name), d)] = fh.read()
+    return out
+
+
+def damage_lines(d: str, keep: str = "") -> int:
+    """Every line of the history replaced by bytes of its length that no reader can use
+    (newlines kept), but for lines of the event kind ``keep``; how many were replaced."""
+    path = os.path.join(d, "history.jsonl")
+    lines = open(path, "rb").read().split(b"\n")
+    hit = [i for i, ln in enumerate(lines) if ln and not (keep and f'"e":"{keep}"'.encode() in ln)]
+    for i in hit:
+        junk = bytes((7 * i + 13 * j) % 256 or 1 for j in range(len(lines[i])))
+        lines[i] = junk.replace(b"\n", b"~")
+    open(path, "wb").write(b"\n".join(lines))
+    return len(hit)
+
+
+@pytest.mark.parametrize("keep, folders, says", [
+    ("", True, "no line of it can be read"),
+    ("", False, "no line of it can be read"),  # the inline executor leaves no trials/<id>/
+    # a resume record survives, every trial's line is lost: trials 0.. would run again
+    ("resume", True, "its study record and every line naming a trial are unreadable"),
+    ("resume", False, "its study record and every line naming a trial are unreadable"),
+])
+def test_a_history_damaged_past_recovery_is_refused_and_nothing_written(tmp_path, capsys, keep,
+                                                                         folders, says):
+    """A history whose every line was damaged, in a directory whose trajectory.csv and
+    trials/<id>/ show a study ran there: run rebuilt the study record from the study file
+    ('matches the 0 recorded trial(s)') and ran trials 0, 1, ... again under their old numbers,
+    over their folders and trajectory.csv. It is refused in one line, exit 2."""
+    d = str(tmp_path / "d")
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 3}))
+    Driver(parse_study(study_dict(search={"max_trials": 2})), d, progress=False).run()
+    if keep:
+        Driver(parse_study(study_dict(search={"max_trials": 3})), d, progress=False).run()
+    for trial in (0, 1) if folders else ():  # what the local executor leaves of each trial
+        os.makedirs(os.path.join(d, "trials", str(trial)))
+        open(os.path.join(d, "trials", str(trial), "stdout.log"), "w").write("trained\n")
+    n = damage_lines(d, keep)
+    before = tree(d)
+    capsys.readouterr()
+    assert cli.main(["run", path, "--dir", d, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert f"{d}/history.jsonl: damaged past recovery: {says} ({n} damaged lines)" in err
+    assert "the directory holds trajectory.csv" + (", trials/" if folders else ";") in err
+    assert "restore history.jsonl from a backup, or move" in err
+    assert tree(d) == before
+
+
+def test_a_history_torn_in_its_first_line_still_starts(tmp_path):
+    """A driver killed while writing its study record recorded nothing: that one torn line,
+    alone in the directory, is no study to protect, and the run goes on as before."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "history.jsonl").write_bytes(b'{"e":"study","name":"t","t0":17')
+    study = parse_study(study_dict(search={"max_trials": 2}))
+    summary = Driver(study, str(d), progress=False).run()
+    assert summary.trials == 2 and history(str(d)).study["recovered"]["damaged_lines"] == 1
+
+
+def test_a_damaged_record_of_a_study_with_only_its_pretrain_is_rebuilt(tmp_path):
+    """The pretrain's lines survive and no trial ran (trajectory.csv has the pretrain's row
+    alone): recovery rebuilds the record as before, and the pretrain is not run again."""
+    log = str(tmp_path / "pretrain.log")
+    study = lambda: parse_study(study_dict(  # noqa: E731
+        objective={"entry": "tests.objectives:finetune"}, space={"x": {"values": [0, 1]}},
+        search={"algorithm": "grid"},
+        stages={"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 10,
+                             "params": {"log": log, "sleep_s": 0.0}}}))
+    d = str(tmp_path / "d")
+    Driver(study(), d, progress=False, stages_only=True).run()
+    assert os.path.exists(os.path.join(d, "trajectory.csv"))
+    damage_line(d, study_record_line(d))
+    summary = Driver(study(), d, progress=False).run()
+    h = history(d)
+    assert summary.trials == 2 and h.study["recovered"]["damaged_lines"] == 1
+    assert len(open(log).read().split()) == 1
