@@ -145,6 +145,9 @@ def recorded_study(history: "History", load_code: bool = True) -> Study:
         raise StudyError("the history's study record holds no study definition to rebuild")
     objective = {**(config.get("objective") or {}), **recorded_objective(history)}
     config = {**config, "objective": {k: v for k, v in objective.items() if v is not None}}
+    # a section an older autotune took as empty (search: 0, executor: '') is read as it ran
+    config.update({key: None for key in OPTIONAL_SECTIONS
+                   if key in config and not config[key] and not isinstance(config[key], dict)})
     source = str(record.get("source") or "")
     study = parse_study(config, default_name=str(record.get("name") or "study"),
                         base_dir=os.path.dirname(source) if source else record.get("launch_dir"),
@@ -196,11 +199,11 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     if objective.command is not None:
         check_command(objective.command, space.names)
     study = Study(name=name, objective=objective, space=space, raw=raw, compared=compared)
-    parse_search(require_mapping(raw.get("search") or {}, "search"), study)
-    parse_executor(require_mapping(raw.get("executor") or {}, "executor"), study)
+    parse_search(section(raw, "search"), study)
+    parse_executor(section(raw, "executor"), study)
     study.retries = take(raw, "retries", "nonneg-int", "", 0)
     study.max_failures = take(raw, "max_failures", "nonneg-int", "", MAX_FAILURES)
-    reject_unknown(require_mapping(raw.get("compare") or {}, "compare"), COMPARE_KEYS, "compare")
+    reject_unknown(section(raw, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
         stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
                              load_code)
@@ -222,6 +225,18 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     check_engine_names(study)
     study.make_searcher()  # a searcher refuses what it cannot search (e.g. grid over a range)
     return study
+
+
+#: the sections a study file may leave out, each a mapping when given
+OPTIONAL_SECTIONS = ("search", "executor", "compare")
+
+
+def section(raw: dict, key: str) -> dict:
+    """A section of the study file that may be left out: missing or ``~`` is empty, and
+    anything else must be a mapping. ``search: 0`` (or false, '', []) was taken for an
+    empty section, which for ``search:`` is no budget: a study that ran until stopped."""
+    value = raw.get(key)
+    return {} if value is None else require_mapping(value, key)
 
 
 def sample_ctx(study: Study) -> Ctx:

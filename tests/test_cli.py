@@ -1,8 +1,10 @@
 import os
+import re
 
 import pytest
 
 from autotune.cli import main
+from autotune.errors import StudyError
 from autotune.study import parse_study
 from tests.helpers import cli, study_dict, write_study
 
@@ -107,6 +109,11 @@ CATALOGUE = [
      "objective.command: {trial_dir.nope}: 'str' object has no attribute 'nope' (trial_dir is"),
     (dict(executor={"kind": "slurm", "cleanup": "bogus"}), "executor.cleanup: expected one of"),
     (dict(executor={"kind": "slurm", "time_limit_min": 1}), "executor.time_limit_min: 1 leaves"),
+    # a section that is no mapping was taken for an empty one (search: see below)
+    (dict(executor=0), "executor: expected a mapping, got 0"),
+    (dict(executor=[]), "executor: expected a mapping, got []"),
+    (dict(compare=False), "compare: expected a mapping, got False"),
+    (dict(compare=""), "compare: expected a mapping, got ''"),
 ]
 
 TEXT_CATALOGUE = [
@@ -189,6 +196,44 @@ def test_missing_sections(tmp_path, capsys):
     data = study_dict()
     del data["objective"]
     assert "objective: missing" in bad(tmp_path, capsys, data)
+
+
+@pytest.mark.parametrize("value, got", [(0, "0"), (False, "False"), ("", "''"), ([], "[]")])
+def test_a_search_section_that_is_no_mapping_is_refused(value, got):
+    """search: 0 (or false, '', []) was taken for an empty section: no budget, a study that
+    ran until stopped. Refused as the file is read (run: one line, exit 2, as above)."""
+    with pytest.raises(StudyError, match=re.escape(f"search: expected a mapping, got {got}")):
+        parse_study(study_dict(search=value))
+
+
+@pytest.mark.parametrize("section", ["search", "executor", "compare"])
+@pytest.mark.parametrize("null", [True, False], ids=["null", "missing"])
+def test_a_section_left_out_or_null_is_empty(section, null):
+    """Only a missing key or ~ means an empty section (the defaults)."""
+    data = study_dict()
+    data.pop(section, None)
+    if null:
+        data[section] = None
+    study = parse_study(data)
+    assert (study.algorithm, study.max_trials) == (("random", None) if section == "search"
+                                                   else ("random", 10))
+    assert study.executor == ("local" if section == "executor" else "inline")
+
+
+def test_a_section_an_older_autotune_took_as_empty_is_read_back_so(tmp_path):
+    """A history recorded with search: 0 (read then as an empty section) is still read:
+    status, report and load_study rebuild its study as it ran."""
+    from autotune import events as ev
+    from autotune.journal import Journal
+    from autotune.study import recorded_study
+    from tests.helpers import history
+
+    data = study_dict(search=False, executor="", compare=0)
+    started = parse_study(study_dict(search=None, executor=None))
+    Journal(str(tmp_path / "history.jsonl")).append(
+        [ev.study("t", 0.0, started.identity(), data)])
+    study = recorded_study(history(str(tmp_path)), load_code=False)
+    assert study.identity() == started.identity() and study.max_trials is None
 
 
 def test_missing_study_file(tmp_path, capsys):
