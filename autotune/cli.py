@@ -24,7 +24,9 @@ DISK_FULL_EXIT = 75
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would blame the top-level parser; name the subcommand's instead
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except StudyBusy as exc:  # before StudyError, of which it is one: its own status
@@ -48,10 +50,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse as the rest of the CLI speaks: a mistake is one line on stderr, exit status 2.
+
+    argparse's own error prints the usage before it (three lines for ``compare``), and its
+    prefix matching took a misspelt flag for another (``--retry`` ran ``--retry-failed``,
+    ``--htm`` was ``--html``): flags are matched whole, and the line points to ``--help``.
+    """
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.commands = {}
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> _Parser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="autotune", description="Hyperparameter search on HPC")
+    parser = _Parser(prog="autotune", description="Hyperparameter search on HPC")
     parser.add_argument("--version", action="version", version=f"autotune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a study, or resume it if DIR already holds one")
@@ -85,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", action="store_true",
                         help="also DIR/report.html: plots and a sortable trial table in one file")
     report.set_defaults(func=cmd_report)
+    parser.commands = {"run": run, "status": status, "compare": comp, "cancel": cancel,
+                       "report": report}
     return parser
 
 

@@ -529,3 +529,25 @@ def test_trajectory_has_its_columns_before_the_first_trial(tmp_path):
     for name in ("failed", "none", "report"):
         assert heads[name][:7] == want, (name, heads[name])
     assert heads["ok"][:7] == want
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["run", "s.yaml", "--bogus"], "autotune run: error: unrecognized arguments: --bogus"),
+    (["run", "s.yaml", "--retry"], "autotune run: error: unrecognized arguments: --retry"),
+    (["status", "d", "--bogus"], "autotune status: error: unrecognized arguments: --bogus"),
+    (["report", "d", "--htm"], "autotune report: error: unrecognized arguments: --htm"),
+    (["cancel", "d", "--force"], "autotune cancel: error: unrecognized arguments: --force"),
+    (["compare", "s.yaml"], "autotune compare: error: the following arguments are required: --dir"),
+    (["compare", "s.yaml", "--dir", "d", "--algos", "axis"],
+     "autotune compare: error: unrecognized arguments: --algos axis"),
+])
+def test_a_wrong_flag_is_one_line_naming_the_subcommand(tmp_path, capsys, monkeypatch, argv, said):
+    # argparse printed its usage first (three lines for compare), blamed `autotune` for a
+    # subcommand's flag, and took a prefix for a flag: `--retry` ran `--retry-failed`
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.splitlines() == [f"{said} (see {' '.join(said.split()[:2])[:-1]} --help)"], err
+    assert os.listdir(tmp_path) == []
