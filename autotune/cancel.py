@@ -82,13 +82,15 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
     journal.close()
     if jobs:
         said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")
-    else:
+    elif recorded or slurm_study or failed:  # a local study has no jobs to speak of
         said.append(f"no queued or running slurm jobs{failed}")
     stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
     if stopped:
         said.append(f"stopped {stopped} local trial(s) left running by a dead driver")
     elif others and not driver:
         said.append(f"{len(others)} local trial(s) were in flight; none still runs")
+    if not said:  # a finished or stopped local study: say so rather than print nothing
+        said.append("nothing to cancel: no driver holds the study and none of its trials runs")
     rewrite_trajectory(sdir)
     return "; ".join(said)
 

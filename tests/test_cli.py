@@ -551,3 +551,15 @@ def test_a_wrong_flag_is_one_line_naming_the_subcommand(tmp_path, capsys, monkey
     assert exc.value.code == 2
     assert err.splitlines() == [f"{said} (see {' '.join(said.split()[:2])[:-1]} --help)"], err
     assert os.listdir(tmp_path) == []
+
+
+def test_cancel_of_a_local_study_does_not_speak_of_slurm(tmp_path, capsys):
+    # a finished local study was told 'no queued or running slurm jobs', as if it had any
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    d = str(tmp_path / "d")
+    assert main(["run", path, "--dir", d, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["cancel", d]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "nothing to cancel: no driver holds the study and none of its trials runs"], out
