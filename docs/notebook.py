@@ -24,6 +24,7 @@ import autotune as at  # noqa: E402
 
 STUDY = sys.argv[1] if len(sys.argv) > 1 else "runs/demo"
 OUT = sys.argv[2] if len(sys.argv) > 2 else "."
+os.makedirs(OUT, exist_ok=True)  # a new OUT_DIR is made, not a traceback at the first figure
 
 study = at.load(STUDY)
 print(study)
