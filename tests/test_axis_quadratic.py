@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 
-from autotune.searchers.axis.quadratic import LocalQuadratic
+from autotune.searchers.axis.quadratic import IDENTITY, LocalQuadratic, rank_agreement
 
 
 def rotated_bowl(p) -> float:
@@ -47,31 +47,44 @@ def test_a_repeat_replaces_the_points_mean_and_too_few_points_fit_nothing():
 def test_the_search_reaches_an_oblique_valleys_bottom_through_the_quadratic():
     """With the quadratic's picks the search measures the bottom of the rotated bowl; the
     lines alone (quadratic off) have not by then."""
+    with_it, without = first_hit(rotated_bowl), first_hit(rotated_bowl, quadratic=False)
+    assert with_it < without
+
+
+def test_the_search_reaches_a_logged_valleys_bottom_sooner_through_the_warp():
+    """The same valley seen through a log (a loss on a log scale): the warped quadratic names
+    its bottom; the plain one (quadratic_warp off) is bent by the walls (50 against 119
+    evaluations)."""
+
+    def logged(p) -> float:
+        return float(np.log1p(50.0 * rotated_bowl(p)))
+
+    assert first_hit(logged) < first_hit(logged, quadratic_warp=False)
+    assert first_hit(rotated_bowl) == first_hit(rotated_bowl, quadratic_warp=False)  # exact already
+
+
+def first_hit(value, **options) -> int:
+    """Evaluations until an 8-worker axis search (batches of 8) measures the bowl's bottom."""
     from autotune.searchers import SEARCHERS, Result, SearchSettings
     from autotune.space import parse_space
 
     space = parse_space({"a": {"values": list(range(9))}, "b": {"values": list(range(11))},
                          "c": {"values": list(range(10))}})
-
-    def first_hit(**options) -> int:
-        start = {"a": 8, "b": 0, "c": 9}
-        s = SEARCHERS["axis"](SearchSettings(space, 0, 8, 400,
-                                             options={"start": start, **options}))
-        told = 0
-        while not s.finished and told < 400:
-            batch = s.ask(8)
-            if not batch:
-                break
-            for sug in batch:
-                p = (sug.params["a"], sug.params["b"], sug.params["c"])
-                s.tell(Result(sug.trial, "ok", rotated_bowl(p)))
-                told += 1
-                if p == (3, 7, 4):
-                    return told
-        return 10 ** 6
-
-    with_it, without = first_hit(), first_hit(quadratic=False)
-    assert with_it < without
+    start = {"a": 8, "b": 0, "c": 9}
+    s = SEARCHERS["axis"](SearchSettings(space, 0, 8, 400,
+                                         options={"start": start, **options}))
+    told = 0
+    while not s.finished and told < 400:
+        batch = s.ask(8)
+        if not batch:
+            break
+        for sug in batch:
+            p = (sug.params["a"], sug.params["b"], sug.params["c"])
+            s.tell(Result(sug.trial, "ok", value(p)))
+            told += 1
+            if p == (3, 7, 4):
+                return told
+    return 10 ** 6
 
 
 def test_a_lucky_point_is_judged_with_its_neighbours_under_noise():
@@ -134,3 +147,42 @@ def test_a_point_is_judged_by_a_wider_fit_where_the_landscape_is_smooth(monkeypa
         rugged.set(p, v)
     some = list(values)[::53]
     assert all(abs(rugged.smoothed(p, values[p], 2, 0.1) - values[p]) < 0.01 for p in some)
+
+
+def _fill_box(model: LocalQuadratic, base, shape, value) -> None:
+    for p in itertools.product(*(range(max(0, b - 2), min(n, b + 3)) for b, n in zip(base, shape))):
+        model.set(p, value(p))
+
+
+def test_a_bowl_seen_through_a_log_is_fitted_under_a_warp_that_names_its_bottom_first():
+    """log(1 + 50 q) of the rotated bowl: the plain fit, bent by the walls, puts another
+    point first; the warped fit (an exponential warp undoes the log) puts the minimum first."""
+    shape = (9, 11, 10)
+    base = (5, 6, 3)
+
+    def logged(p) -> float:
+        return float(np.log1p(50.0 * rotated_bowl(p)))
+
+    model = LocalQuadratic(shape)
+    _fill_box(model, base, shape, logged)
+    every = min(itertools.product(*map(range, shape)), key=logged)
+    plain_first = model.candidates(base, model.fit(base), seed=0)[0][0]
+    coef, warp = model.fit_warped(base)
+    points, pred = model.candidates(base, coef, seed=0)
+    assert warp.strength > 0
+    assert tuple(plain_first) != every
+    assert tuple(points[0]) == every
+    assert pred[0] < float(warp(logged(base)))     # below the base in the warped units too
+
+
+def test_where_no_warp_orders_the_points_well_the_plain_fit_is_used():
+    shape = (7, 7, 7)
+    base = (3, 3, 3)
+    rng = np.random.default_rng(5)
+    rugged = {p: float(rng.normal()) for p in itertools.product(*map(range, shape))}
+    model = LocalQuadratic(shape)
+    _fill_box(model, base, shape, rugged.__getitem__)
+    coef, warp = model.fit_warped(base)
+    assert warp == IDENTITY
+    assert np.allclose(coef, model.fit(base))
+    assert rank_agreement(np.arange(5.0), np.arange(5.0) ** 3) == 1.0

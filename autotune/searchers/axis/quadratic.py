@@ -11,6 +11,19 @@ minimum, and a step of a few points towards it) are measured as proposals, a few
 On a bowl it is exact; elsewhere it is a local guess that costs one trial per pick, like the
 additive model's.
 
+Many bowls are not quadratic in their values but in a monotone map of them: a loss on a log
+scale, an ill-conditioned bowl seen through a log (log(1 + q)), a cone (|x|, the root of a
+quadratic). A quadratic fitted to such values is bent towards the steep walls and names
+the bottom late. The fit is therefore tried on the values under a few monotone warps (the
+identity, exponential ones that undo a log, logarithmic ones that undo a power) and the warp
+under which the fit orders the measured points best (Spearman's correlation of fit and
+values: the same yardstick under every warp) is kept -- but only where that fit orders them
+almost perfectly (``WARP_TRUST``): there the landscape near the base is a warped bowl, and
+its warped quadratic is exact too. Where no fit orders them that well (rings, ripples,
+several basins) the plain fit is used: a warp chosen on a rugged landscape only makes more
+of its predictions fall below the base, and the picks then take slots from the lines
+(measured: docs/benchmarks.md, "The local quadratic's warps").
+
 The points and their means are kept in arrays updated per result (means of repeated points
 are replaced in place), so a fit costs one distance computation over the measured points
 and one least-squares solve of ``1 + d + d(d+1)/2`` unknowns.
@@ -18,6 +31,8 @@ and one least-squares solve of ``1 + d + d(d+1)/2`` unknowns.
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +43,47 @@ MAX_BOX_POINTS = 2_000    # beyond that, a seeded sample of the box (d > 4)
 REACH = 4             # a step towards the model's own minimum goes at most this far
 JUDGE_WIDTHS = (3, 6, 12)   # judging a point: fits on this many times the unknowns' count
 JUDGE_POINTS = 600    # ... the wider ones only while within this many points
+
+
+#: the warps tried: 0 the identity; above 0 exponential (convex: undoes a log), below 0
+#: logarithmic (concave: undoes a power); larger means stronger over the fitted values' range
+WARPS = (0.0, 1.0, 2.0, 4.0, 8.0, -2.0, -8.0)
+#: a warp other than the identity is used only where its fit orders the points this well
+#: (Spearman): bowls seen through a log or a root reached 0.98-1.0, ringed and rugged
+#: landscapes 0.8-0.9
+WARP_TRUST = 0.95
+
+
+@dataclass(frozen=True)
+class Warp:
+    """A monotone increasing map of values: the identity at ``strength`` 0, else
+    expm1(strength x (y - low) / span) / strength, so that its shape does not depend on the
+    values' scale. Monotone, so that the lowest prediction is the lowest either way."""
+
+    low: float = 0.0
+    span: float = 1.0
+    strength: float = 0.0
+
+    def __call__(self, y: np.ndarray | float) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        if self.strength == 0.0:
+            return y
+        return np.expm1(self.strength * (y - self.low) / self.span) / self.strength
+
+
+IDENTITY = Warp()
+
+
+def rank_agreement(pred: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's correlation of a fit's predictions with the measured values: how well the
+    fit orders the points, the same yardstick under every warp (a residual is not: each
+    warp has its own units)."""
+    a = np.argsort(np.argsort(pred, kind="stable"), kind="stable").astype(float)
+    b = np.argsort(np.argsort(y, kind="stable"), kind="stable").astype(float)
+    a -= a.mean()
+    b -= b.mean()
+    den = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / den if den > 0 else 0.0
 
 
 class LocalQuadratic:
@@ -71,6 +127,32 @@ class LocalQuadratic:
         found = self._fit_near(base)
         return None if found is None else found[0]
 
+    def fit_warped(self, base: Point) -> tuple[np.ndarray, Warp] | None:
+        """As ``fit``, to the values under the warp that the fit orders best when it orders
+        them almost perfectly (``WARP_TRUST``), else to the plain values; the coefficients
+        predict warped values, so the warp comes with them (see the module)."""
+        near = self._nearest(base, 3 * self.unknowns)
+        if near is None:
+            return None
+        x = self.features(self._pts[near] - np.asarray(base))
+        y = self._vals[near]
+        low, span = float(y.min()), float(y.max() - y.min())
+        plain, *_ = np.linalg.lstsq(x, y, rcond=None)
+        if not span > 0:
+            return plain, IDENTITY
+        best = (rank_agreement(x @ plain, y), plain, IDENTITY)
+        for strength in WARPS:
+            if strength == 0.0:
+                continue
+            warp = Warp(low, span, strength)
+            coef, *_ = np.linalg.lstsq(x, warp(y), rcond=None)
+            score = rank_agreement(x @ coef, y)
+            if score > best[0] + 1e-12:
+                best = (score, coef, warp)
+        if best[0] < WARP_TRUST:
+            return plain, IDENTITY
+        return best[1], best[2]
+
     def smoothed(self, p: Point, mean: float, count: int, sigma: float) -> float:
         """``p``'s value judged by its own measurements and by its neighbours together: the
         point's mean and the quadratic fitted to the points nearest it (``p`` left out),
@@ -107,8 +189,20 @@ class LocalQuadratic:
         """Least squares over the ``need`` (default 3 x unknowns) measured points nearest
         ``centre`` (itself left out, if asked): the coefficients, in offsets from ``centre``,
         and the residual variance; None while there are too few points."""
-        n = len(self._row)
         need = need or 3 * self.unknowns
+        near = self._nearest(centre, need, leave_out)
+        if near is None:
+            return None
+        x = self.features(self._pts[near] - np.asarray(centre))
+        y = self._vals[near]
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        resid = y - x @ coef
+        return coef, float(resid @ resid) / max(1, need - self.unknowns)
+
+    def _nearest(self, centre: Point, need: int, leave_out: bool = False) -> np.ndarray | None:
+        """Rows of the ``need`` measured points nearest ``centre`` (itself left out, if
+        asked); None while there are too few."""
+        n = len(self._row)
         row = self._row.get(centre) if leave_out else None
         if n - (row is not None) < need:
             return None
@@ -117,12 +211,7 @@ class LocalQuadratic:
         if row is not None:
             dist = dist.astype(float)
             dist[row] = np.inf
-        near = np.argpartition(dist, need - 1)[:need] if n > need else np.arange(n)
-        x = self.features(offsets[near])
-        y = self._vals[near]
-        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-        resid = y - x @ coef
-        return coef, float(resid @ resid) / max(1, need - self.unknowns)
+        return np.argpartition(dist, need - 1)[:need] if n > need else np.arange(n)
 
     def minimum(self, coef: np.ndarray) -> np.ndarray | None:
         """Where the fitted quadratic is lowest (an offset), when it is a bowl."""

@@ -70,7 +70,9 @@ bowl; ``elite_in_flight`` picks, 2 at 50 workers; under noise only while the noi
 small beside how much the best points differ) -- each of these two
 keeps one pick at a time after ten of its picks in a row missed the base, until one beats
 it -- and a local quadratic around the base (quadratic.py: the direction of an oblique
-valley, which no line has; it stops for a base after ``d + 4`` picks that did not move it).
+valley, which no line has; fitted to the values under the monotone warp that makes them a
+bowl, such as an exponential undoing a log scale, where one does (``quadratic_warp``); it
+stops for a base after ``d + 4`` picks that did not move it).
 
 Once the first local search has settled (its first restart, below), a third model takes a
 share of the new points (``parzen_share``, a tenth): a global Parzen density ratio in the
@@ -113,7 +115,7 @@ from .elite import BestPointsQuadratic
 from .line import Line, interleave
 from .options import LINE_OPTIONS, latin_points, positive
 from .parzen import ParzenPicks
-from .quadratic import LocalQuadratic
+from .quadratic import IDENTITY, LocalQuadratic
 from .screen import Screening
 
 
@@ -138,7 +140,7 @@ class AxisAsync(AxisBase):
                "neighbours": "bool", "transfer": "bool", "noise_check": "bool",
                "challengers": "int", "fidelity": "mapping", "screen_predicted": "bool",
                "model": "bool", "model_in_flight": "positive-int", "sweep": "bool",
-               "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int",
+               "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int", "quadratic_warp": "bool",
                "stall": "positive-int", "parzen": "bool", "parzen_share": "number",
                "explore": "int", "elite": "bool", "elite_in_flight": "positive-int"}
     who = "axis search"
@@ -184,6 +186,7 @@ class AxisAsync(AxisBase):
         self.quadratic = LocalQuadratic(self.grid.shape)
         self.quadratic_out: set[int] = set()  # trials of the quadratic's picks in flight
         self.quadratic_misses = 0             # its picks told since the base last moved
+        self.quadratic_warp = bool(opts.get("quadratic_warp", True))   # see quadratic.py
         self._quadratic_cache: tuple[tuple, list[tuple[Point, float]]] | None = None
         self.use_elite = bool(opts.get("elite", True))
         self.elite_in_flight = positive(opts, "elite_in_flight",
@@ -528,9 +531,14 @@ class AxisAsync(AxisBase):
         key = (st.results, self.base)
         if self._quadratic_cache is None or self._quadratic_cache[0] != key:
             ranked: list[tuple[Point, float]] = []
-            coef = self.quadratic.fit(self.base)
-            if coef is not None:
-                target = st.mean(self.base)
+            if self.quadratic_warp:
+                found = self.quadratic.fit_warped(self.base)
+            else:
+                plain = self.quadratic.fit(self.base)
+                found = None if plain is None else (plain, IDENTITY)
+            if found is not None:
+                coef, warp = found      # predictions of warped values: the base's too
+                target = float(warp(st.mean(self.base)))
                 points, pred = self.quadratic.candidates(self.base, coef, self.settings.seed)
                 for q, value in zip(points, pred):
                     if value >= target:
