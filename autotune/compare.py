@@ -24,7 +24,8 @@ from typing import Any
 
 from .analysis import RunFigures, best_curve, compute_at, figures
 from .compare_clock import CompareClock
-from .config import check, describe, hint, reject_unknown, require_mapping, take
+from .config import (check, describe, hint, optional_mapping, reject_unknown,
+                     require_mapping, take)
 from .errors import StudyError
 from .executors import EXECUTORS
 from .frame import trials_frame
@@ -62,7 +63,7 @@ class Plan:
 
 def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: float | None,
                executor: str | None) -> Plan:
-    section = require_mapping(raw.get("compare") or {}, "compare")
+    section = optional_mapping(raw, "compare")
     reject_unknown(section, COMPARE_KEYS, "compare")
     names = algorithms.split(",") if algorithms else take(section, "algorithms", "list", "compare",
                                                           None)
@@ -94,7 +95,7 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
     if executor is not None and executor not in EXECUTORS:
         raise StudyError(f"--executor: unknown {executor!r} (expected one of: "
                          f"{', '.join(sorted(EXECUTORS))})")
-    options = require_mapping(section.get("options") or {}, "compare.options")
+    options = optional_mapping(section, "options", "compare")
     for name, opts in options.items():
         if name not in SEARCHERS:  # a misspelt name would leave its options silently unused
             raise StudyError(f"compare.options.{name}: unknown algorithm"
@@ -110,10 +111,13 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
 
 
 def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -> Study:
-    """The study file with this algorithm, seed, budget and executor: validated like any."""
+    """The study file with this algorithm, seed, budget and executor: validated like any.
+    Its ``search:`` and ``executor:`` are read as ``run`` reads them (a missing or ``~`` one
+    empty, any other that is no mapping refused): both are rebuilt here, so ``search: 0``
+    would have been a run with no budget and ``executor: 0`` one on ``--executor``'s kind."""
     data = copy.deepcopy(raw)
     data.pop("compare", None)
-    search = dict(data.get("search") or {})
+    search = dict(optional_mapping(data, "search"))
     accepted = set(SEARCHERS[algorithm].options)
     own = {k: v for k, v in search.items() if k in accepted}
     data["search"] = {**own, **plan.options.get(algorithm, {}), "algorithm": algorithm,
@@ -127,13 +131,14 @@ def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -
         for key in ("max_trials", "max_compute_s"):
             if key in search:
                 data["search"][key] = search[key]
-    own = data.get("executor") if isinstance(data.get("executor"), dict) else {}
+    own = optional_mapping(data, "executor")
     if plan.executor is not None and plan.executor != own.get("kind", "local"):
         # another kind: the study's options (a partition, GPUs) are its own kind's
         data["executor"] = {"kind": plan.executor, "max_concurrent": own.get("max_concurrent", 1)}
         if plan.executor == "simulated" and own.get("default_cost_s") is not None:
             data["executor"]["default_cost_s"] = own["default_cost_s"]
-        pre = (data.get("stages") or {}).get("pretrain")
+        stages = data.get("stages")  # any that is no mapping: parse_study names it
+        pre = stages.get("pretrain") if isinstance(stages, dict) else None
         if isinstance(pre, dict):
             pre.pop("executor", None)  # resources of the study's own executor kind
     data["name"] = f"{data.get('name', 'study')}-{algorithm}-s{seed}"

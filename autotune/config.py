@@ -31,6 +31,14 @@ def require_mapping(value: Any, where: str) -> dict:
     return value
 
 
+def optional_mapping(mapping: dict, name: str, where: str = "") -> dict:
+    """``mapping[name]``, a mapping that may be left out: missing or ``~`` is empty, and
+    anything else must be a mapping. Read as ``mapping.get(name) or {}``, a ``0`` (or false,
+    '', []) passed for an empty section, and ``search: 0`` is no budget at all."""
+    value = mapping.get(name)
+    return {} if value is None else require_mapping(value, key(where, name))
+
+
 def reject_unknown(mapping: dict, allowed: Iterable[str], where: str,
                    elsewhere: dict[str, str] | None = None) -> None:
     """Refuse a key not in ``allowed``, saying where it belongs when ``elsewhere`` knows it

@@ -13,7 +13,7 @@ import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import check, describe, reject_unknown, require_mapping, take
+from .config import check, describe, optional_mapping, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
 from .contract import Ctx, ObjectiveSpec, load_entry
@@ -235,8 +235,7 @@ def section(raw: dict, key: str) -> dict:
     """A section of the study file that may be left out: missing or ``~`` is empty, and
     anything else must be a mapping. ``search: 0`` (or false, '', []) was taken for an
     empty section, which for ``search:`` is no budget: a study that ran until stopped."""
-    value = raw.get(key)
-    return {} if value is None else require_mapping(value, key)
+    return optional_mapping(raw, key)
 
 
 def sample_ctx(study: Study) -> Ctx:

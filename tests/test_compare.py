@@ -309,3 +309,38 @@ def test_compare_says_how_many_runs_and_then_the_time_left(tmp_path, capsys, mon
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("compare: ")]
     assert lines[0] == f"compare: 4 runs (1 algorithm x 4 seeds) in {out}, 3 done already"
     assert lines[-1] == f"compare: run 4/4: random seed 3 -> {out}/random-s3"
+
+
+@pytest.mark.parametrize("over, args, message", [
+    (dict(compare=0), [], "compare: expected a mapping, got 0"),
+    (dict(compare={"options": 0}), [], "compare.options: expected a mapping, got 0"),
+    (dict(compare={"options": []}), [], "compare.options: expected a mapping, got []"),
+    (dict(search=0), [], "search: expected a mapping, got 0"),
+    (dict(search="ab"), [], "search: expected a mapping, got 'ab'"),
+    (dict(executor=0), ["--executor", "simulated"], "executor: expected a mapping, got 0"),
+    (dict(stages="ab"), ["--executor", "local"], "stages: expected a mapping, got 'ab'"),
+])
+def test_a_section_that_is_no_mapping_is_refused_by_compare(tmp_path, capsys, over, args,
+                                                            message):
+    """compare read these as ``x.get(key) or {}``: ``compare: 0`` and ``compare.options: 0``
+    were empty, ``search: 0`` a run with no budget, ``executor: 0`` replaced by --executor's
+    kind; ``search: 'ab'`` and ``stages: 'ab'`` were tracebacks. As ``run`` reads them now."""
+    data = study_dict(space={"x": {"values": [-1.0, 0.0, 1.0]}, "y": {"values": [0.0]},
+                             "cost_s": 100.0},
+                      executor={"kind": "simulated", "max_concurrent": 1})
+    data.update(over)
+    path = write_study(str(tmp_path / "s.yaml"), data)
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "random", "--dir", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("key", ["compare", "search", "executor"])
+def test_a_section_left_out_or_null_is_empty_to_compare(key):
+    from autotune.compare import parse_plan, run_study
+
+    raw = {**study_dict(), key: None}
+    plan = parse_plan(raw, "random", 1, 300.0, None)
+    assert run_study(raw, plan, "random", 0, ".").max_compute_s == 300.0
