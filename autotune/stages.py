@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .config import reject_unknown, require_mapping, take
+from .config import optional_mapping, reject_unknown, require_mapping, take
 from .contract import StageSpec, load_entry
 from .errors import StudyError
 from .space import parse_fixed
@@ -41,7 +41,7 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
     pre = require_mapping(raw.get("pretrain"), "stages.pretrain")
     reject_unknown(pre, STAGE_KEYS, "stages.pretrain")
     entry = take(pre, "entry", "str", "stages.pretrain")
-    params = require_mapping(pre.get("params") or {}, "stages.pretrain.params")
+    params = optional_mapping(pre, "params", "stages.pretrain")
     for name, value in params.items():
         parse_fixed(name, value, f"stages.pretrain.params.{name}")
     epochs = take(pre, "epochs", "positive-int", "stages.pretrain", None)
@@ -54,7 +54,8 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
         if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
             raise StudyError(f"stages.pretrain.cache_dir: {cache_dir} exists and is not a "
                              "directory")
-    executor = parse_overrides(pre.get("executor"), executor_options or {})
+    executor = parse_overrides(optional_mapping(pre, "executor", "stages.pretrain"),
+                               executor_options or {})
     try:
         if load_code:
             load_entry(entry, python_path)
@@ -84,10 +85,11 @@ def as_stage_error(exc: StudyError) -> StudyError:
     return StudyError(f"stages.pretrain.{text}" if text.startswith("executor") else text)
 
 
-def parse_overrides(raw: Any, kinds: dict[str, str]) -> dict[str, Any]:
-    """The stage's own resources: any option of the study's executor but its kind and width."""
+def parse_overrides(raw: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+    """The stage's own resources: any option of the study's executor but its kind and width.
+    ``raw``: the stage's ``executor:``, read by optional_mapping (``executor: 0`` was taken
+    for none, as was ``params: 0``: a pretrain on the study's resources, or with no params)."""
     where = "stages.pretrain.executor"
-    raw = require_mapping(raw or {}, where)
     for key in FIXED_EXECUTOR_KEYS:
         if key in raw:
             raise StudyError(f"{where}.{key}: the study's executor runs the stage, one job; "

@@ -148,6 +148,7 @@ def recorded_study(history: "History", load_code: bool = True) -> Study:
     # a section an older autotune took as empty (search: 0, executor: '') is read as it ran
     config.update({key: None for key in OPTIONAL_SECTIONS
                    if key in config and not config[key] and not isinstance(config[key], dict)})
+    config = loose_pretrain_sections(config)
     source = str(record.get("source") or "")
     study = parse_study(config, default_name=str(record.get("name") or "study"),
                         base_dir=os.path.dirname(source) if source else record.get("launch_dir"),
@@ -155,6 +156,18 @@ def recorded_study(history: "History", load_code: bool = True) -> Study:
                         tolerate_unfilled=True)  # the driver judges it
     study.source = source
     return study
+
+
+def loose_pretrain_sections(config: dict) -> dict:
+    """``stages.pretrain.params: 0`` (or executor: '') an older autotune took as empty, read
+    as it ran (``~``): the pretrain it recorded ran with none, and a history stays readable."""
+    stages = config.get("stages")
+    pre = stages.get("pretrain") if isinstance(stages, dict) else None
+    if not isinstance(pre, dict):
+        return config
+    loose = {key: None for key in ("params", "executor")
+             if key in pre and not pre[key] and not isinstance(pre[key], dict)}
+    return {**config, "stages": {**stages, "pretrain": {**pre, **loose}}} if loose else config
 
 
 def compared_run(record: dict) -> bool:

@@ -388,3 +388,48 @@ def test_a_pretrain_checkpoint_damaged_after_its_build_is_built_again(tmp_path, 
     with open(checkpoint) as fh:
         assert json.load(fh)["epochs"] == 10  # whole again
     assert [r.status for r in history(d).trials.values()] == ["ok"]
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("params", 0, "stages.pretrain.params: expected a mapping, got 0"),
+    ("params", "", "stages.pretrain.params: expected a mapping, got ''"),
+    ("executor", 0, "stages.pretrain.executor: expected a mapping, got 0"),
+    ("executor", [], "stages.pretrain.executor: expected a mapping, got []"),
+])
+def test_a_pretrain_section_that_is_no_mapping_is_refused(tmp_path, capsys, key, value, says):
+    """Read as ``pre.get(key) or {}``, ``params: 0`` was a pretrain with no params and
+    ``executor: 0`` one on the study's resources; only a missing key or ~ is empty."""
+    data = two_stage(str(tmp_path / "pretrain.log"), executor="inline", concurrent=1)
+    data["stages"]["pretrain"][key] = value
+    path = write_study(str(tmp_path / "s.yaml"), data)
+    d = tmp_path / "out"
+    assert main(["run", path, "--dir", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not d.exists()
+
+
+@pytest.mark.parametrize("key", ["params", "executor"])
+def test_a_pretrain_section_left_out_or_null_is_empty(key):
+    data = two_stage("unused", executor="inline", concurrent=1)
+    data["stages"]["pretrain"][key] = None
+    pre = parse_study(data, load_code=False).objective.pretrain
+    assert pre.executor == {} and (pre.params == {}) == (key == "params")
+
+
+def test_a_pretrain_section_an_older_autotune_took_as_empty_is_read_back_so(tmp_path):
+    """A history recorded with stages.pretrain.params: 0 (read then as no params) is still
+    read: status, report and load_study rebuild its study as it ran."""
+    from autotune import events as ev
+    from autotune.journal import Journal
+    from autotune.study import recorded_study
+
+    data = two_stage("unused", executor="inline", concurrent=1)
+    data["stages"]["pretrain"].update(params=0, executor="")
+    started = two_stage("unused", executor="inline", concurrent=1)
+    started["stages"]["pretrain"].update(params=None, executor=None)
+    started = parse_study(started, load_code=False)
+    Journal(str(tmp_path / "history.jsonl")).append(
+        [ev.study("t", 0.0, started.identity(), data)])
+    study = recorded_study(history(str(tmp_path)), load_code=False)
+    assert study.identity() == started.identity() and study.objective.pretrain.params == {}
