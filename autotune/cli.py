@@ -24,6 +24,11 @@ DISK_FULL_EXIT = 75
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    given = sys.argv[1:] if argv is None else argv
+    stray = [a for a in given[:1] if a.startswith("-") and a not in ("-h", "--help", "--version")]
+    if stray:  # before the subcommand: argparse would only say that one is required
+        parser.error(f"unrecognized option {stray[0]} before the command (the commands: "
+                     f"{', '.join(parser.commands)}; their options come after them)")
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would blame the top-level parser; name the subcommand's instead
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -540,6 +540,11 @@ def test_trajectory_has_its_columns_before_the_first_trial(tmp_path):
     (["compare", "s.yaml"], "autotune compare: error: the following arguments are required: --dir"),
     (["compare", "s.yaml", "--dir", "d", "--algos", "axis"],
      "autotune compare: error: unrecognized arguments: --algos axis"),
+    (["--bogus"], "autotune: error: unrecognized option --bogus before the command (the "
+     "commands: run, status, compare, cancel, report; their options come after them)"),
+    (["--dir", "d", "run", "s.yaml"], "autotune: error: unrecognized option --dir before the "
+     "command (the commands: run, status, compare, cancel, report; their options come after "
+     "them)"),
 ])
 def test_a_wrong_flag_is_one_line_naming_the_subcommand(tmp_path, capsys, monkeypatch, argv, said):
     # argparse printed its usage first (three lines for compare), blamed `autotune` for a
@@ -549,7 +554,7 @@ def test_a_wrong_flag_is_one_line_naming_the_subcommand(tmp_path, capsys, monkey
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2
-    assert err.splitlines() == [f"{said} (see {' '.join(said.split()[:2])[:-1]} --help)"], err
+    assert err.splitlines() == [f"{said} (see {said.split(': error')[0]} --help)"], err
     assert os.listdir(tmp_path) == []
 
 
