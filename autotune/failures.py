@@ -11,6 +11,7 @@ import re
 from collections import Counter
 
 from .history import History
+from .logtail import tail_lines
 
 TAIL_LINES = 5
 NO_ERROR = "no error recorded"
@@ -52,16 +53,3 @@ def stderr_log(trial_dir: str, job_id: str = "") -> str:
     local = os.path.join(trial_dir, "stderr.log")
     slurm = os.path.join(trial_dir, f"slurm-{job_id}.stderr.log")
     return slurm if job_id and not os.path.exists(local) and os.path.exists(slurm) else local
-
-
-def tail_lines(path: str, n: int, max_bytes: int = 16384) -> list[str]:
-    """The last ``n`` non-empty lines of a file (reads at most its last ``max_bytes``)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - max_bytes))
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return []
-    lines = [ln.rstrip()[:300] for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
-    return lines[-n:]

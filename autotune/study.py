@@ -212,11 +212,11 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     if objective.command is not None:
         check_command(objective.command, space.names)
     study = Study(name=name, objective=objective, space=space, raw=raw, compared=compared)
-    parse_search(section(raw, "search"), study)
-    parse_executor(section(raw, "executor"), study)
+    parse_search(optional_mapping(raw, "search"), study)
+    parse_executor(optional_mapping(raw, "executor"), study)
     study.retries = take(raw, "retries", "nonneg-int", "", 0)
     study.max_failures = take(raw, "max_failures", "nonneg-int", "", MAX_FAILURES)
-    reject_unknown(section(raw, "compare"), COMPARE_KEYS, "compare")
+    reject_unknown(optional_mapping(raw, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
         stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
                              load_code)
@@ -242,13 +242,6 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
 
 #: the sections a study file may leave out, each a mapping when given
 OPTIONAL_SECTIONS = ("search", "executor", "compare")
-
-
-def section(raw: dict, key: str) -> dict:
-    """A section of the study file that may be left out: missing or ``~`` is empty, and
-    anything else must be a mapping. ``search: 0`` (or false, '', []) was taken for an
-    empty section, which for ``search:`` is no budget: a study that ran until stopped."""
-    return optional_mapping(raw, key)
 
 
 def sample_ctx(study: Study) -> Ctx:

@@ -19,6 +19,7 @@ import time
 
 from .errors import StudyError
 from .executors.base import SubmitLimit
+from .progress import clock
 
 RETRY_S = 30.0
 #: how long a refusal in SLURM's generic words alone may last with none of the study's jobs
@@ -67,18 +68,15 @@ class SubmitWait:
         if refusal.sure:
             return ""
         return (f"; sbatch's words may also mean a job the QOS never takes: refused so for "
-                f"{duration(UNSURE_LIMIT_S)} with none of this study's jobs in flight, the run "
+                f"{clock(UNSURE_LIMIT_S)} with none of this study's jobs in flight, the run "
                 "stops")
 
 
 def never_cleared(reason: str, what: str, waited_s: float, kept: str) -> str:
     """The one line that ends a wait on SLURM's generic refusal."""
-    return (f"sbatch still refuses {what} after {duration(waited_s)} with none of this "
+    return (f"sbatch still refuses {what} after {clock(waited_s)} with none of this "
             f"study's jobs in flight ({reason}): the job may be larger or longer than the QOS "
             "or account ever takes; check their limits (sacctmgr show qos; sacctmgr show assoc "
             "user=$USER) against the job's nodes, GPUs, CPUs, memory and time_limit_min, and "
             f"your jobs queued elsewhere (squeue -u $USER); {kept}")
 
-
-def duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"

@@ -44,3 +44,19 @@ def cli(*args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProc
 
 def history(directory: str) -> History:
     return History.load(Journal(os.path.join(directory, "history.jsonl")))
+
+
+def tree(d: str) -> dict:
+    """Every file under ``d`` with its bytes (None where it cannot be read), and every
+    directory: compared before and after, what a refused command must leave as it was."""
+    out: dict[str, bytes | None] = {}
+    for root, _, files in os.walk(d):
+        out[os.path.relpath(root, d) + "/"] = b""
+        for name in files:
+            path = os.path.join(root, name)
+            if os.access(path, os.R_OK):
+                with open(path, "rb") as fh:
+                    out[os.path.relpath(path, d)] = fh.read()
+            else:
+                out[os.path.relpath(path, d)] = None
+    return out

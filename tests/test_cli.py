@@ -6,7 +6,7 @@ import pytest
 from autotune.cli import main
 from autotune.errors import StudyError
 from autotune.study import parse_study
-from tests.helpers import cli, study_dict, write_study
+from tests.helpers import cli, study_dict, tree, write_study
 
 
 def bad(tmp_path, capsys, data, text=None):
@@ -334,15 +334,6 @@ def test_any_non_negative_seed_runs(tmp_path):
         assert summary.counts == {"ok": 3}
 
 
-def tree(d) -> dict:
-    """Every file under ``d`` with its bytes, and every directory."""
-    out = {}
-    for root, dirs, files in os.walk(d):
-        out[os.path.relpath(root, d) + "/"] = b""
-        for name in files:
-            with open(os.path.join(root, name), "rb") as fh:
-                out[os.path.relpath(os.path.join(root, name), d)] = fh.read()
-    return out
 
 
 def test_an_old_study_whose_history_was_emptied_is_not_started_over(tmp_path, capsys):

@@ -15,7 +15,7 @@ import pytest
 
 from autotune.driver import Driver
 from autotune.study import parse_study
-from tests.helpers import REPO, study_dict, write_study
+from tests.helpers import REPO, study_dict, tree, write_study
 
 SETPRIV = shutil.which("setpriv")
 DROP = [SETPRIV, "--inh-caps=-all", "--bounding-set=-all", "--ambient-caps=-all"]
@@ -55,14 +55,6 @@ def done(tmp_path, modes_apply):
             os.chmod(os.path.join(root, name), 0o644)
 
 
-def snapshot(d) -> dict:
-    out = {}
-    for root, dirs, files in os.walk(d):
-        for name in files:
-            p = os.path.join(root, name)
-            out[os.path.relpath(p, d)] = open(p, "rb").read() if os.access(p, os.R_OK) else None
-        out[os.path.relpath(root, d) + "/"] = None
-    return out
 
 
 def one_line(proc: subprocess.CompletedProcess, *parts: str) -> None:
@@ -75,21 +67,21 @@ def one_line(proc: subprocess.CompletedProcess, *parts: str) -> None:
 def test_an_unreadable_history_is_one_line_for_every_command(done):
     d, path = done
     (d / "history.jsonl").chmod(0)
-    before = snapshot(d)
+    before = tree(d)
     history = str(d / "history.jsonl")
     one_line(as_user("status", str(d)), f"cannot read {history}")
     one_line(as_user("report", str(d)), f"cannot read {history}")
     one_line(as_user("run", path, "--dir", str(d), "--quiet"), f"cannot read {history}")
-    assert snapshot(d) == before
+    assert tree(d) == before
 
 
 def test_a_read_only_history_refuses_run_and_still_shows_status(done):
     d, path = done
     (d / "history.jsonl").chmod(0o444)
-    before = snapshot(d)
+    before = tree(d)
     one_line(as_user("run", path, "--dir", str(d), "--quiet"),
              f"cannot write {d / 'history.jsonl'}")
-    assert snapshot(d) == before
+    assert tree(d) == before
     status = as_user("status", str(d))
     assert status.returncode == 0 and "4 ok" in status.stdout, status.stderr
 
@@ -98,27 +90,27 @@ def test_a_read_only_directory_refuses_run_and_report_but_not_status(done):
     d, path = done
     os.remove(d / "driver.lock")  # a copied study: status must not need to make it
     d.chmod(0o555)
-    before = snapshot(d)
+    before = tree(d)
     one_line(as_user("run", path, "--dir", str(d), "--quiet"), f"cannot write {d} ")
     one_line(as_user("report", str(d)), f"cannot write {d} ", "report writes")
     status = as_user("status", str(d))
     assert status.returncode == 0 and "4 ok" in status.stdout, status.stderr
-    assert snapshot(d) == before
+    assert tree(d) == before
 
 
 def test_read_only_trials_refuse_run_before_a_trial_is_asked(done):
     d, path = done
     (d / "trials").mkdir(exist_ok=True)  # the inline executor made none
     (d / "trials").chmod(0o555)
-    before = snapshot(d)
+    before = tree(d)
     one_line(as_user("run", path, "--dir", str(d), "--quiet"), f"cannot write {d / 'trials'}")
-    assert snapshot(d) == before  # no ask line recorded for a trial that could not run
+    assert tree(d) == before  # no ask line recorded for a trial that could not run
 
 
 def test_report_into_read_only_plots_writes_nothing(done):
     d, path = done
     assert as_user("report", str(d)).returncode == 0
     (d / "plots").chmod(0o555)
-    before = snapshot(d)
+    before = tree(d)
     one_line(as_user("report", str(d)), f"cannot write {d / 'plots'}")
-    assert snapshot(d) == before
+    assert tree(d) == before

@@ -16,7 +16,7 @@ from autotune.driver import Driver
 from autotune.errors import DiskFull, StudyError
 from autotune.executors import local as local_mod
 from autotune.study import parse_study
-from tests.helpers import REPO, history, study_dict, write_study
+from tests.helpers import REPO, history, study_dict, tree, write_study
 
 
 def study_record_line(d: str) -> int:
@@ -422,15 +422,6 @@ def test_a_directory_where_a_file_goes_is_one_line(tmp_path, capsys, name, folde
 
 
 # ---- a history damaged past recovery --------------------------------------------------------
-def tree(d: str) -> dict:
-    """Every file under ``d`` with its bytes, and every directory."""
-    out = {}
-    for root, _, files in os.walk(d):
-        out[os.path.relpath(root, d) + "/"] = b""
-        for name in files:
-            with open(os.path.join(root, name), "rb") as fh:
-                out[os.path.relpath(os.path.join(root, name), d)] = fh.read()
-    return out
 
 
 def damage_lines(d: str, keep: str = "") -> int:

@@ -303,6 +303,19 @@ def test_a_pretrain_at_a_submit_limit_waits_for_a_slot_until_ctrl_c(tmp_path, mo
     assert summary.counts == {"ok": 2} and history(d).stages["pretrain"].status == "ok"
 
 
+def refusing_always_in_generic_words(tmp_path, monkeypatch):
+    """An executor whose sbatch always refuses in the generic QOS words alone, nothing of
+    the study tracked, retried at once and given up on at once (UNSURE_LIMIT_S 0)."""
+    from autotune import submit_wait
+
+    ex, _, _ = refusing_executor(tmp_path, monkeypatch, GENERIC_SAYS)
+    ex._tracked.clear()
+    monkeypatch.setattr(submit_wait, "RETRY_S", 0.0)
+    monkeypatch.setattr(submit_wait, "UNSURE_LIMIT_S", 0.0)
+    wait_at_most(monkeypatch, 50)
+    return ex
+
+
 def test_sbatchs_generic_refusal_lasting_with_nothing_in_flight_stops_the_run(tmp_path,
                                                                             monkeypatch, capsys):
     """'Job violates accounting/QOS policy' alone is also a job the QOS never takes (too
@@ -311,22 +324,17 @@ def test_sbatchs_generic_refusal_lasting_with_nothing_in_flight_stops_the_run(tm
     with one line saying what sbatch said and what to check; the trials stay asked."""
     import pytest
 
-    from autotune import submit_wait
     from autotune.driver import Driver
     from autotune.errors import StudyError
     from tests.helpers import history
 
-    ex, _, _ = refusing_executor(tmp_path, monkeypatch, GENERIC_SAYS)
-    ex._tracked.clear()
-    monkeypatch.setattr(submit_wait, "RETRY_S", 0.0)
-    monkeypatch.setattr(submit_wait, "UNSURE_LIMIT_S", 0.0)
-    wait_at_most(monkeypatch, 50)
+    ex = refusing_always_in_generic_words(tmp_path, monkeypatch)
     d = str(tmp_path / "d")
     driver = Driver(staged_slurm_study(tmp_path, stages=False), d, executor=ex, progress=False)
     with pytest.raises(StudyError) as stopped:
         driver.run()
     assert str(stopped.value) == (
-        f"sbatch still refuses trial 0 after 0 s with none of this study's jobs in flight "
+        f"sbatch still refuses trial 0 after 0s with none of this study's jobs in flight "
         f"({GENERIC_SAID}): the job may be larger or longer than the QOS or account ever "
         "takes; check their limits (sacctmgr show qos; sacctmgr show assoc user=$USER) against "
         "the job's nodes, GPUs, CPUs, memory and time_limit_min, and your jobs queued elsewhere "
@@ -336,7 +344,7 @@ def test_sbatchs_generic_refusal_lasting_with_nothing_in_flight_stops_the_run(tm
     assert {t: r.status for t, r in history(d).trials.items()} == {0: "pending", 1: "pending"}
     said = [ln for ln in capsys.readouterr().err.splitlines() if "sbatch" in ln]
     assert len(said) == 1 and said[0].endswith(
-        "sbatch's words may also mean a job the QOS never takes: refused so for 0 s with none "
+        "sbatch's words may also mean a job the QOS never takes: refused so for 0s with none "
         "of this study's jobs in flight, the run stops"), said
 
 
@@ -344,19 +352,14 @@ def test_a_pretrain_refused_in_sbatchs_generic_words_alone_stops_in_one_line(tmp
                                                                           monkeypatch):
     import pytest
 
-    from autotune import submit_wait
     from autotune.driver import Driver
     from autotune.errors import StudyError
     from tests.helpers import history
 
-    ex, _, _ = refusing_executor(tmp_path, monkeypatch, GENERIC_SAYS)
-    ex._tracked.clear()
-    monkeypatch.setattr(submit_wait, "RETRY_S", 0.0)
-    monkeypatch.setattr(submit_wait, "UNSURE_LIMIT_S", 0.0)
-    wait_at_most(monkeypatch, 50)
+    ex = refusing_always_in_generic_words(tmp_path, monkeypatch)
     d = str(tmp_path / "d")
     with pytest.raises(StudyError, match=r"^pretrain: sbatch still refuses the pretrain's job "
-                                         r"after 0 s .*; its job is not submitted, nothing of "
+                                         r"after 0s .*; its job is not submitted, nothing of "
                                          r"it recorded: the next run submits it$"):
         Driver(staged_slurm_study(tmp_path), d, executor=ex, progress=False).run()
     assert sbatch_calls(tmp_path) == 2 and history(d).stages == {}

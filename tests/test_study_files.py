@@ -46,6 +46,22 @@ def test_slurm_time_limit_too_short_for_the_warning_signal_is_one_line(tmp_path)
     SlurmExecutor(str(tmp_path / "d"), 1, time.time(), {"time_limit_min": 2, "signal_delay_s": 30})
 
 
+def _slurm_command_study(**executor) -> dict:
+    """A one-point study of a command under SLURM with these executor options."""
+    return {"name": "s", "objective": {"command": "true", "metric": "loss"},
+            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
+            "executor": {"kind": "slurm", **executor}}
+
+
+def _refusal(tmp_path, data: dict) -> str:
+    """What load_study says of this study written as a file (it must refuse it)."""
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StudyError) as err:
+        load_study(str(path))
+    return str(err.value)
+
+
 @pytest.mark.parametrize("options, says", [
     ({"sbatch_flags": ["--array=0-3"]}, "executor.sbatch_flags: --array is autotune's to set: "
                                         "each trial is one job, not an array"),
@@ -57,16 +73,11 @@ def test_slurm_time_limit_too_short_for_the_warning_signal_is_one_line(tmp_path)
 def test_sbatch_options_autotune_sets_itself_are_refused_in_one_line(tmp_path, options, says):
     """sbatch takes them (its --test-only cannot tell), and every job then failed: an --array
     job left its results where no driver looks (four trials 'FAILED' after a minute each)."""
-    data = {"name": "s", "objective": {"command": "true", "metric": "loss"},
-            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
-            "executor": {"kind": "slurm", **options}}
+    said = _refusal(tmp_path, _slurm_command_study(**options))
+    assert says in said and "\n" not in said, said
+    accepted = _slurm_command_study(sbatch_flags=["--exclusive", "--constraint=a100"])
     path = tmp_path / "s.yaml"
-    path.write_text(json.dumps(data))
-    with pytest.raises(StudyError) as err:
-        load_study(str(path))
-    assert says in str(err.value) and "\n" not in str(err.value), err.value
-    data["executor"] = {"kind": "slurm", "sbatch_flags": ["--exclusive", "--constraint=a100"]}
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(accepted))
     load_study(str(path))  # options of its own are the user's to add
 
 
@@ -89,14 +100,8 @@ def test_an_sbatch_option_given_in_two_places_is_refused_naming_both(tmp_path, o
     """submitit let sbatch_flags' or sbatch_extra's value win silently over the key's own
     (--partition=gpu beside partition: debug; --nodes=2 beside nodes: 1 ran two nodes with
     one rank watched). One line as the file is read, before anything is written."""
-    data = {"name": "s", "objective": {"command": "true", "metric": "loss"},
-            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
-            "executor": {"kind": "slurm", **options}}
-    path = tmp_path / "s.yaml"
-    path.write_text(json.dumps(data))
-    with pytest.raises(StudyError) as err:
-        load_study(str(path))
-    assert str(err.value).startswith(says) and "\n" not in str(err.value), err.value
+    said = _refusal(tmp_path, _slurm_command_study(**options))
+    assert said.startswith(says) and "\n" not in said, said
 
 
 @pytest.mark.parametrize("stage_executor, says", [
@@ -113,11 +118,8 @@ def test_the_pretrains_executor_options_are_checked_as_the_file_is_read(tmp_path
             "executor": {"kind": "slurm", "time_limit_min": 5},
             "stages": {"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 1,
                                     "executor": stage_executor}}}
-    path = tmp_path / "s.yaml"
-    path.write_text(json.dumps(data))
-    with pytest.raises(StudyError) as err:
-        load_study(str(path))
-    assert str(err.value).startswith(says) and "\n" not in str(err.value), err.value
+    said = _refusal(tmp_path, data)
+    assert said.startswith(says) and "\n" not in said, said
 
 
 @pytest.mark.parametrize("key, says", [
@@ -129,11 +131,5 @@ def test_the_pretrains_executor_options_are_checked_as_the_file_is_read(tmp_path
 ])
 def test_sbatchs_own_names_for_an_option_say_what_it_is_here(tmp_path, key, says):
     """`mem: 4` (sbatch's name) was only 'unknown key' and a list of 24 keys to read."""
-    data = {"name": "s", "objective": {"command": "true", "metric": "loss"},
-            "space": {"x": {"values": [1]}}, "search": {"algorithm": "grid"},
-            "executor": {"kind": "slurm", key: 4}}
-    path = tmp_path / "s.yaml"
-    path.write_text(json.dumps(data))
-    with pytest.raises(StudyError) as err:
-        load_study(str(path))
-    assert str(err.value).startswith(says), err.value
+    said = _refusal(tmp_path, _slurm_command_study(**{key: 4}))
+    assert said.startswith(says), said
