@@ -261,9 +261,9 @@ def test_job_cancelled_from_outside_is_recorded_cancelled_and_search_goes_on(tmp
                        max_concurrent=2)
     with open(study) as fh:
         data = yaml.safe_load(fh)
-    # `&&`: a shell that outlives its sleep's SIGTERM must not go on to print a result (with
-    # `;` it did in CI, and the trial was recorded ok: see the closing note of this change)
-    data["objective"] = {"command": "touch {trial_dir}/started && sleep {x} && "
+    # `;`: a shell that outlives its sleep's SIGTERM goes on to print a result (it did in CI
+    # runs), which must not pass for the trial's: SLURM cancelled the job
+    data["objective"] = {"command": "touch {trial_dir}/started; sleep {x}; "
                                     "echo '{{\"loss\": {x}}}'", "metric": "loss"}
     with open(study, "w") as fh:
         yaml.safe_dump(data, fh)

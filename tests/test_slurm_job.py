@@ -36,6 +36,12 @@ def test_a_command_killed_after_the_jobs_sigterm_is_marked_so(tmp_path):
         assert signal.getsignal(signal.SIGTERM) is submitits  # and is its handler again
         out = call(tmp_path, "exit 3")  # a failure of its own, no SIGTERM: not marked
         assert "error" in out and "sigterm" not in out, out
+        # a shell that outlives its child's SIGTERM and prints a result anyway: marked too,
+        # for the driver to take SLURM's word (CANCELLED) over it
+        out = call(tmp_path, "kill -TERM $PPID; sleep 0.5; echo '{{\"loss\": 30}}'")
+        assert out["result"] == {"loss": 30} and "sigterm" in out, out
+        out = call(tmp_path, "echo '{{\"loss\": 1}}'")  # no SIGTERM: a plain result
+        assert out["result"] == {"loss": 1} and "sigterm" not in out, out
     finally:
         signal.signal(signal.SIGTERM, before)
 
@@ -103,6 +109,18 @@ def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_pat
     cloudpickle_dump(("success", {"result": {"loss": 1.0}, "started": 3.0, "ended": 4.0}),
                      ex._result_path("77"))  # the requeued job's next run ended well
     assert ex._from_results(t).result == {"loss": 1.0}
+    # a command's result printed after the SIGTERM (its shell outlived the killed child):
+    # not taken before sacct's word; CANCELLED is the outcome, COMPLETED keeps the result
+    cloudpickle_dump(("success", {"result": {"loss": 30.0}, "started": 3.0, "ended": 4.0,
+                                  "sigterm": 3.5}), ex._result_path("77"))
+    t = _Tracked(job, "77", 0.0)
+    assert ex._from_results(t) is None and not t.results
+    assert ex._judge(t, info("PENDING")) is None
+    out = ex._judge(t, info("CANCELLED"))
+    assert (out.failure, out.result) == ("cancelled", None), out
+    t = _Tracked(job, "77", 0.0)
+    out = ex._judge(t, info("COMPLETED"))
+    assert (out.failure, out.result) == ("", {"loss": 30.0}), out
 
 
 def refusing_executor(tmp_path, monkeypatch, says: str):

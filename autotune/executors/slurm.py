@@ -434,10 +434,12 @@ class SlurmExecutor(Executor):
         every rank has ended well.
 
         An error left after SLURM's SIGTERM reached the job (``sigterm`` in it: a ``command:``
-        killed by scancel, the time limit, a preemption) waits for sacct's word on the job,
-        ``ended`` (its state once it ended): where SLURM ended the job (cancelled, timed
-        out, ...) that is the attempt's outcome, as for an entry objective, and this says
-        None; a requeued job runs again and leaves a new result.
+        killed by scancel, the time limit, a preemption), or a ``command:``'s result left after
+        it (a shell that outlived its killed child and printed a result anyway), waits for
+        sacct's word on the job, ``ended`` (its state once it ended): where SLURM ended the
+        job (cancelled, timed out, ...) that is the attempt's outcome, as for an entry
+        objective, and this says None; a requeued job runs again and leaves a new result; a
+        job SLURM let complete keeps what its ranks left.
         """
         from submitit.core.utils import pickle_load
 
@@ -715,10 +717,10 @@ def mem_option(gb: float) -> str:
 
 
 def _after_sigterm(result: tuple) -> bool:
-    """A rank's error left after SLURM's SIGTERM reached its job (``slurm_job.noting_sigterm``)."""
+    """A rank's error, or a ``command:``'s result, left after SLURM's SIGTERM reached its job
+    (``slurm_job.noting_sigterm``)."""
     status, payload = result
-    return status == "success" and isinstance(payload, dict) and "error" in payload \
-        and "sigterm" in payload
+    return status == "success" and isinstance(payload, dict) and "sigterm" in payload
 
 
 def _since(epoch: float | None, t0: float) -> float | None:

@@ -120,8 +120,13 @@ class TrialCall:
                 else:
                     result = run_rank(spec, self.params, ctx, rank_env, stdout=sys.stdout,
                                       stderr=sys.stderr)
-            return {"result": result, "started": started, "ended": time.time(),
-                    "rank": rank_env.rank if rank_env else 0}
+            payload = {"result": result, "started": started, "ended": time.time(),
+                       "rank": rank_env.rank if rank_env else 0}
+            if sigterm and spec.command is not None:
+                # a shell that outlived its child's SIGTERM may print a result the killed child
+                # never reached (`sleep 30; echo ...`): SLURM's word on the job decides
+                payload["sigterm"] = sigterm[0]
+            return payload
         except UncompletedJobError:
             raise  # submitit: preempted or timed out and not requeued any more
         except Exception as exc:  # noqa: BLE001 - a trial's exception is data
