@@ -35,6 +35,7 @@ from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
 from .stage_cache import STAGE_ENTRY, built, checkpoint_of, damaged
+from .stages import as_stage_error
 from . import submit_wait
 from .submit_wait import SubmitWait
 
@@ -150,7 +151,9 @@ class StageRunner:
     def _submit_when_taken(self, ex: Executor, job: TrialJob) -> str | None:
         """``ex.submit``, waiting for a submit slot while the scheduler refuses at a submit
         limit (the trials' rule: submit_wait); None where the run stopped meanwhile. A
-        refusal that never clears stops the run with submit_wait's one line."""
+        refusal that never clears stops the run with submit_wait's one line; any other refusal
+        names the stage's executor options (``stages.pretrain.executor: sbatch refuses
+        ...``), as the preflight's does."""
         wait, name = SubmitWait(), self.stage.name
         try:
             while True:
@@ -159,6 +162,8 @@ class StageRunner:
                         return ex.submit(job)
                     except SubmitLimit as exc:
                         self._held_back(wait, exc, ex.running())
+                    except StudyError as exc:  # its options refused: the stage's, as at preflight
+                        raise as_stage_error(exc) from None
                 if self.stopped():
                     return None
                 time.sleep(POLL_S)

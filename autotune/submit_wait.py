@@ -8,7 +8,9 @@ every ``RETRY_S`` all the same (the limit may be held by the user's jobs elsewhe
 words naming the submit limit (``QOSMaxSubmitJobPerUserLimit``) clear for certain once jobs
 end: that wait is as long as it takes, and Ctrl-C ends it. SLURM's generic line alone ("Job
 violates accounting/QOS policy") is also what a site that denies jobs past a per-job limit
-(``DenyOnLimit``: too many GPUs, too long a time) says, and that never clears: while none of
+(``DenyOnLimit``: too many GPUs, too long a time) says, and that never clears (where sbatch
+names the per-job limit beside it, ``QOSMaxWallDurationPerJobLimit``, the executor stops at
+once and no wait starts: slurm_refusal): while none of
 the study's jobs is in flight, such a refusal that lasts ``UNSURE_LIMIT_S`` stops the run with
 one line saying what sbatch said and what to check; what waited stays recorded, so the next
 run submits it.

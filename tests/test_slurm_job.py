@@ -381,3 +381,162 @@ def test_a_pretrain_refused_in_sbatchs_generic_words_alone_stops_in_one_line(tmp
                                          r"it recorded: the next run submits it$"):
         Driver(staged_slurm_study(tmp_path), d, executor=ex, progress=False).run()
     assert sbatch_calls(tmp_path) == 2 and history(d).stages == {}
+
+
+WALL_SAYS = ("sbatch: error: QOSMaxWallDurationPerJobLimit\\nsbatch: error: Batch job submission "
+             "failed: Job violates accounting/QOS policy (job submit limit, user\\047s size and/or "
+             "time limits)")
+WALL_SAID = ("sbatch: error: QOSMaxWallDurationPerJobLimit; sbatch: error: Batch job submission "
+             "failed: Job violates accounting/QOS policy (job submit limit, user's size and/or "
+             "time limits)")
+
+
+def test_a_per_job_limit_beside_the_generic_line_stops_at_once_naming_what_to_change(
+        tmp_path, monkeypatch, capsys):
+    """sbatch's generic QOS line with QOSMaxWallDurationPerJobLimit beside it (a site that
+    denies jobs past a per-job limit) was taken for a submit limit that might clear: the
+    trial waited, and the run stopped only after 10 minutes. The limit is on this job and
+    never clears: one line at once, as for options sbatch refuses, naming the limit and the
+    key to change, after one try."""
+    import pytest
+
+    from autotune.errors import StudyError
+    from autotune.executors.base import SubmitLimit
+
+    ex, job, sleeps = refusing_executor(tmp_path, monkeypatch, WALL_SAYS)
+    with pytest.raises(StudyError) as refused:
+        ex.submit(job)
+    assert not isinstance(refused.value, SubmitLimit)
+    assert str(refused.value) == (
+        "executor: sbatch refuses the job these options ask for (--cpus-per-task=1 --nodes=1 "
+        f"--ntasks-per-node=1 --partition=debug --time=10): {WALL_SAID}; "
+        "QOSMaxWallDurationPerJobLimit is a limit of the QOS or account on one job, which this "
+        "job breaks however long it waits: lower time_limit_min (now 10) (sacctmgr show qos; "
+        "sacctmgr show assoc user=$USER give the limit); 1 trial job left queued or running on "
+        f"SLURM (the next run re-attaches to them; python -m autotune cancel {ex.study_dir} "
+        "cancels them)")
+    assert sbatch_calls(tmp_path) == 1 and sleeps == []
+    assert "sbatch" not in capsys.readouterr().err
+
+
+def test_each_per_job_limit_names_the_key_to_change():
+    """SLURM's per-job (and per-node, and minimum) limits of a QOS or association, by their
+    reason names (job_state_reason.c); a submit limit, per-user or group limit is none."""
+    from autotune.executors.slurm_refusal import job_limit, limit_advice, refusal_kind
+
+    o = {"time_limit_min": 600, "gpus_per_node": 8, "nodes": 2, "tasks_per_node": 4,
+         "mem_gb": 32}
+    advice = {
+        "QOSMaxWallDurationPerJobLimit": "lower time_limit_min (now 600)",
+        "AssocMaxWallDurationPerJobLimit": "lower time_limit_min (now 600)",
+        "QOSMaxGRESPerJob": "lower gpus_per_node (now 8)",
+        "QOSMaxGRESPerNode": "lower gpus_per_node (now 8)",
+        "AssocMaxGRESPerJob": "lower gpus_per_node (now 8)",
+        "QOSMaxCpuPerJobLimit": "lower cpus_per_task (now 1) or tasks_per_node (now 4)",
+        "AssocMaxCpuPerNode": "lower cpus_per_task (now 1) or tasks_per_node (now 4)",
+        "QOSMaxNodePerJobLimit": "lower nodes (now 2)",
+        "AssocMaxNodePerJobLimit": "lower nodes (now 2)",
+        "QOSMaxMemoryPerJob": "lower mem_gb (now 32)",
+        "AssocMaxMemPerNode": "lower mem_gb (now 32)",
+        "QOSMaxCpuMinutesPerJobLimit": "lower time_limit_min (now 600) or cpus_per_task (now 1) "
+                                       "or tasks_per_node (now 4)",
+        "QOSMaxGRESMinutesPerJob": "lower time_limit_min (now 600) or gpus_per_node (now 8)",
+        "QOSMaxNodeMinutesPerJob": "lower time_limit_min (now 600) or nodes (now 2)",
+        "QOSMinGRES": "raise gpus_per_node (now 8)",
+        "QOSMinCpuNotSatisfied": "raise cpus_per_task (now 1) or tasks_per_node (now 4)",
+        "QOSMaxLicensePerJob": "change what the job asks for (sbatch_extra, sbatch_flags)",
+    }
+    for limit, says in advice.items():
+        said = f"sbatch: error: {limit}; sbatch: error: Batch job submission failed: {GENERIC_SAID}"
+        assert (refusal_kind(said), job_limit(said)) == ("job_limit", limit), limit
+        assert limit_advice(limit, o) == says, limit
+    for limit in ("QOSMaxSubmitJobPerUserLimit", "AssocMaxSubmitJobLimit",
+                  "AssocGrpSubmitJobsLimit", "QOSMaxJobsPerUserLimit", "QOSGrpGRES",
+                  "QOSMaxCpuPerUserLimit"):
+        said = f"sbatch: error: {limit}; {GENERIC_SAID}"
+        assert (refusal_kind(said), job_limit(said)) == ("limit", ""), limit
+    assert limit_advice("QOSMaxMemoryPerJob", {}) == (
+        "lower mem_gb (not set: the partition's default applies)")
+    assert limit_advice("QOSMaxGRESPerJob", {"gpus_per_task": 2, "tasks_per_node": 4}) == (
+        "lower gpus_per_task (now 2)")
+
+
+def test_a_run_whose_jobs_break_a_per_job_limit_stops_at_once(tmp_path, monkeypatch):
+    """The run, and a pretrain's job likewise, stop at the first refusal naming a per-job
+    limit, with nothing of the study's in flight: no 10-minute wait (UNSURE_LIMIT_S kept at
+    its own value here), no retry. The pretrain's line names its executor options, as the
+    preflight's does (it said 'executor: ...', the study's options, before)."""
+    import pytest
+
+    from autotune import submit_wait
+    from autotune.driver import Driver
+    from autotune.errors import StudyError
+    from tests.helpers import history
+
+    assert submit_wait.UNSURE_LIMIT_S == 600.0
+    for stages in (False, True):
+        root = tmp_path / str(stages)
+        root.mkdir()
+        ex, _, _ = refusing_executor(root, monkeypatch, WALL_SAYS)
+        ex._tracked.clear()
+        wait_at_most(monkeypatch, 5)
+        d = str(root / "d")
+        with pytest.raises(StudyError) as stopped:
+            Driver(staged_slurm_study(root, stages=stages), d, executor=ex,
+                   progress=False).run()
+        said = str(stopped.value)
+        assert said.startswith("stages.pretrain.executor: sbatch refuses" if stages
+                               else "executor: sbatch refuses"), said
+        assert said.endswith("QOSMaxWallDurationPerJobLimit is a limit of the QOS or account "
+                             "on one job, which this job breaks however long it waits: lower "
+                             "time_limit_min (now 10) (sacctmgr show qos; sacctmgr show assoc "
+                             "user=$USER give the limit)"), said
+        assert sbatch_calls(root) == 1
+        if stages:
+            assert history(d).stages == {}
+        monkeypatch.undo()
+
+
+def test_the_preflight_names_a_per_job_limit_and_the_key_to_change(tmp_path, monkeypatch):
+    """sbatch --test-only refusing in the same words (the QOS's limits are checked there
+    too): the preflight's one line names the limit and the key as well."""
+    import pytest
+
+    from autotune.errors import StudyError
+    from autotune.executors.slurm import check_submission
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\ncat > /dev/null\nprintf '{WALL_SAYS}\\n' >&2\n"
+                                    "exit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with pytest.raises(StudyError) as refused:
+        check_submission({"time_limit_min": 2880})
+    assert str(refused.value) == (
+        "executor: sbatch refuses the job these options ask for (--cpus-per-task=1 --nodes=1 "
+        f"--ntasks-per-node=1 --time=2880): {WALL_SAID}; QOSMaxWallDurationPerJobLimit is a "
+        "limit of the QOS or account on one job, which this job breaks however long it waits: "
+        "lower time_limit_min (now 2880) (sacctmgr show qos; sacctmgr show assoc user=$USER "
+        "give the limit)")
+
+
+def test_a_pretrains_job_sbatch_will_not_take_is_named_so(tmp_path, monkeypatch):
+    """A controller that never answers the pretrain's sbatch: the line said 'sbatch refused
+    trial -1' (the stage's id with the executors) of the study's 'executor'."""
+    import pytest
+
+    from autotune.driver import Driver
+    from autotune.errors import StudyError
+
+    ex, _, _ = refusing_executor(tmp_path, monkeypatch, "sbatch: error: Batch job submission "
+                                 "failed: Unable to contact slurm controller (connect failure)")
+    ex._tracked.clear()
+    wait_at_most(monkeypatch, 5)
+    with pytest.raises(StudyError) as stopped:
+        Driver(staged_slurm_study(tmp_path), str(tmp_path / "d"), executor=ex,
+               progress=False).run()
+    assert str(stopped.value) == (
+        "stages.pretrain.executor: sbatch refused the pretrain's job: sbatch: error: Batch job "
+        "submission failed: Unable to contact slurm controller (connect failure)")
+    assert sbatch_calls(tmp_path) == 4

@@ -38,7 +38,7 @@ from ..ranks import rank_message
 from .base import Executor, Outcome, SubmitLimit, TrialJob
 from .registry import register
 from .slurm_job import TrialCall
-from .slurm_refusal import names_submit_limit, refusal_kind, sbatch_says
+from .slurm_refusal import job_limit_line, names_submit_limit, refusal_kind, sbatch_says
 from .slurm_shape import job_shape
 from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs,
                           pending_reasons, sacct, scancel)
@@ -255,11 +255,13 @@ class SlurmExecutor(Executor):
     def _sbatch(self, call: TrialCall, trial: int) -> Any:
         """Submit, saying a refusal once, by what it means (slurm_refusal): a submit limit is
         ``SubmitLimit`` at once (it waits for a slot: submit_wait), options
-        the cluster refuses are one line naming them, untried again; anything else (the
+        the cluster refuses, or a per-job limit of its QOS or account the job breaks, are
+        one line naming them (and the limit and the key to change), untried again; anything else (the
         controller busy) is tried four times over 13 s. submitit prints sbatch's stderr on
         each failure, which said it four times before the error line said it again: that
         print goes nowhere, the line says it."""
         said = ""
+        what = f"trial {trial}" if trial >= 0 else "the pretrain's job"  # stage_runner's -1
         for pause in SUBMIT_RETRY_S:
             try:
                 with contextlib.redirect_stderr(io.StringIO()):
@@ -268,15 +270,16 @@ class SlurmExecutor(Executor):
                 said = sbatch_says(str(exc))
             kind = refusal_kind(said)
             if kind == "limit":
-                raise SubmitLimit(f"executor: sbatch refused trial {trial}: {said}"
+                raise SubmitLimit(f"executor: sbatch refused {what}: {said}"
                                   f"{self._left_behind()}", said, names_submit_limit(said))
-            if kind == "options" or pause is None:
+            if kind in ("options", "job_limit") or pause is None:
                 break
             time.sleep(pause)
-        if refusal_kind(said) == "options":
+        if refusal_kind(said) in ("options", "job_limit"):
             raise StudyError(f"executor: sbatch refuses the job these options ask for "
-                             f"({' '.join(asked(self.opts))}): {said}{self._left_behind()}")
-        raise StudyError(f"executor: sbatch refused trial {trial}: {said}{self._left_behind()}")
+                             f"({' '.join(asked(self.opts))}): {said}"
+                             f"{job_limit_line(said, self.opts)}{self._left_behind()}")
+        raise StudyError(f"executor: sbatch refused {what}: {said}{self._left_behind()}")
 
     def _left_behind(self) -> str:
         """What a run stopped by a refused submission leaves: its jobs in flight run on (as
@@ -647,9 +650,10 @@ def check_submission(o: dict[str, Any]) -> None:
     except subprocess.TimeoutExpired:
         return
     if proc.returncode != 0:
+        said = sbatch_says(proc.stderr + proc.stdout)
         raise StudyError(f"executor: sbatch refuses the job these options ask for "
-                         f"({' '.join(asked_options(script))}): "
-                         f"{sbatch_says(proc.stderr + proc.stdout)}")
+                         f"({' '.join(asked_options(script))}): {said}"
+                         f"{job_limit_line(said, o)}")
 
 
 def sbatch_script(o: dict[str, Any]) -> str:
