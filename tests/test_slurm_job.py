@@ -123,6 +123,129 @@ def test_the_executor_takes_slurms_word_over_an_error_the_sigterm_caused(tmp_pat
     assert (out.failure, out.result) == ("", {"loss": 30.0}), out
 
 
+def sacct_times(*rows: tuple[str, str, str, str]) -> str:
+    """sacct -X -D -P lines of job 77: (state, submit, start, end), the times in seconds
+    after 2026-01-01T00:00:00 local time."""
+    import time
+
+    def at(s: str) -> str:
+        base = time.mktime(time.strptime("2026-01-01T00:00:00", "%Y-%m-%dT%H:%M:%S"))
+        return s if not s.isdigit() else time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                       time.localtime(base + int(s)))
+
+    return "".join(f"77|n|{st}|{at(a)}|{at(b)}|{at(c)}|0:0\n" for st, a, b, c in rows)
+
+
+def test_sacct_says_when_a_requeued_jobs_run_before_ended():
+    """A requeued job's earlier record ends at its requeue (sacct -D: REQUEUED, then the new
+    record from the same second on): results its ranks left before it are that run's."""
+    from autotune.executors.slurm_query import parse_sacct, parse_time
+
+    base = parse_time("2026-01-01T00:00:00")
+    info = parse_sacct(sacct_times(("RUNNING", "0", "6", "Unknown")))["77"]
+    assert (info.requeues, info.requeued_at) == (0, None)
+    info = parse_sacct(sacct_times(("REQUEUED", "0", "6", "21")))["77"]
+    assert (info.state, info.requeues, info.requeued_at) == ("PENDING", 1, base + 21)
+    info = parse_sacct(sacct_times(("REQUEUED", "0", "6", "21"), ("PENDING", "21", "Unknown",
+                                                                  "Unknown")))["77"]
+    assert (info.state, info.requeues, info.requeued_at) == ("PENDING", 1, base + 21)
+    info = parse_sacct(sacct_times(("PREEMPTED", "0", "6", "21"), ("REQUEUED", "21", "30", "40"),
+                                   ("COMPLETED", "40", "50", "60")))["77"]
+    assert (info.state, info.requeues, info.requeued_at) == ("COMPLETED", 2, base + 40)
+
+
+def requeue_executor(tmp_path, monkeypatch, world: int):
+    """A SlurmExecutor of ``world`` ranks (one node), its job 77 tracked for a command:
+    trial; scancel is noted, not run; ``info(state, requeued_at)`` is sacct's word."""
+    import time
+
+    from autotune.executors import slurm
+    from autotune.executors.base import TrialJob
+    from autotune.executors.slurm import SlurmExecutor, _Tracked
+    from autotune.executors.slurm_query import JobInfo
+    from autotune.objective import ObjectiveSpec
+
+    cancelled: list[list[str]] = []
+    monkeypatch.setattr(slurm, "scancel", cancelled.append)
+    ex = SlurmExecutor(str(tmp_path), 1, time.time(), {"time_limit_min": 10,
+                                                        "tasks_per_node": world})
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path / "trials" / "0"), seed=0)
+    job = TrialJob(0, 0, {}, ctx, ObjectiveSpec(command="true", metric="loss"))
+    os.makedirs(ex._job_dir("77"))
+
+    def info(state: str, requeued_at: float | None = None) -> JobInfo:
+        return JobInfo("77", "n", state, None, None, None, "0:0", int(bool(requeued_at)),
+                       ["PREEMPTED"] if requeued_at else [], requeued_at)
+
+    return ex, _Tracked(job, "77", 0.0), info, cancelled
+
+
+def leave(ex, rank: int, payload: dict) -> None:
+    """A rank's result pickle, as submitit writes it (a later one: another mtime)."""
+    import time
+
+    from submitit.core.utils import cloudpickle_dump
+
+    path = ex._result_path("77", rank)
+    cloudpickle_dump(("success", payload), path)
+    later = time.time_ns() + rank * 1000 + 10**9 * len(os.listdir(ex._job_dir("77")))
+    os.utime(path, ns=(later, later))
+
+
+def test_a_result_the_run_before_a_requeue_left_is_never_the_trials(tmp_path, monkeypatch):
+    """A preempted job, requeued: its earlier run's command printed a result after the
+    SIGTERM. sacct saying COMPLETED before the new run's result is seen on disk (NFS)
+    took that old result as the trial's; it is not: the new one is waited for."""
+    ex, t, info, _ = requeue_executor(tmp_path, monkeypatch, 1)
+    leave(ex, 0, {"result": {"loss": 30.0}, "started": 1000.0, "ended": 1005.0,
+                  "sigterm": 1004.0, "rank": 0})
+    assert ex._from_results(t) is None and not t.results
+    assert ex._judge(t, info("PENDING", 1006.0)) is None
+    assert ex._judge(t, info("COMPLETED", 1006.0)) is None and not t.results  # grace: NFS
+    leave(ex, 0, {"result": {"loss": 2.0}, "started": 1020.0, "ended": 1030.0, "rank": 0})
+    out = ex._judge(t, info("COMPLETED", 1006.0))
+    assert (out.failure, out.result) == ("", {"loss": 2.0}), out
+
+
+def test_a_rank_that_ended_well_before_a_requeue_runs_again(tmp_path, monkeypatch):
+    """Two ranks; SLURM's SIGTERM killed rank 0's command (its error marked sigterm), rank 1
+    had ended well just before (no mark). The job, requeued, runs both ranks again: rank 1's
+    old result stayed the trial's, and its new failure went unseen (the trial ok)."""
+    ex, t, info, cancelled = requeue_executor(tmp_path, monkeypatch, 2)
+    leave(ex, 0, {"error": "RuntimeError: command killed by signal 15", "failure": "exception",
+                  "started": 1000.0, "ended": 1005.0, "sigterm": 1004.0, "rank": 0})
+    leave(ex, 1, {"result": {"loss": 9.0}, "started": 1000.0, "ended": 1003.0, "rank": 1})
+    assert ex._from_results(t) is None and set(t.results) == {1}  # rank 0 waits for sacct
+    assert ex._judge(t, info("PENDING", 1006.0)) is None and not t.results  # requeued
+    assert ex._from_results(t) is None and not t.results
+    leave(ex, 0, {"result": {"loss": 2.0}, "started": 1020.0, "ended": 1030.0, "rank": 0})
+    assert ex._from_results(t) is None and set(t.results) == {0}
+    leave(ex, 1, {"error": "RuntimeError: command exited with status 1: NCCL timeout",
+                  "failure": "exception", "started": 1020.0, "ended": 1031.0, "rank": 1})
+    out = ex._from_results(t)
+    assert (out.failure, out.error) == ("exception", "rank 1: RuntimeError: command exited "
+                                                     "with status 1: NCCL timeout"), out
+    assert cancelled == [["77"]]
+
+
+def test_a_multi_rank_job_slurm_ended_is_as_sacct_says_whatever_one_rank_left(tmp_path,
+                                                                             monkeypatch):
+    """Two ranks, scancel: rank 0's command result came after the SIGTERM (marked), rank 1
+    ended well before it: the job is CANCELLED, not ok with rank 0's result; a job SLURM let
+    complete keeps rank 0's result."""
+    ex, t, info, cancelled = requeue_executor(tmp_path, monkeypatch, 2)
+    leave(ex, 0, {"result": {"loss": 30.0}, "started": 1000.0, "ended": 1005.0,
+                  "sigterm": 1004.0, "rank": 0})
+    leave(ex, 1, {"result": {"loss": 9.0}, "started": 1000.0, "ended": 1003.0, "rank": 1})
+    assert ex._from_results(t) is None
+    out = ex._judge(t, info("CANCELLED"))
+    assert (out.failure, out.result) == ("cancelled", None), out
+    t2 = type(t)(t.job, "77", 0.0)
+    out = ex._judge(t2, info("COMPLETED"))
+    assert (out.failure, out.result) == ("", {"loss": 30.0}), out
+    assert cancelled == []
+
+
 def refusing_executor(tmp_path, monkeypatch, says: str):
     """A SlurmExecutor whose sbatch (a script first on PATH) refuses with ``says`` on
     stderr, trial 0's job already in flight, and a job for trial 1; sleeps are counted."""

@@ -72,6 +72,9 @@ class _Tracked:
     #: rank -> (mtime_ns, size) of an error file read and left (after SLURM's SIGTERM): read
     #: again only once it changes, not every half second of a requeue
     left: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: epoch when the job's latest requeue ended its run before (sacct): a result that run
+    #: left is not the attempt's
+    requeued_at: float | None = None
 
 
 @register
@@ -375,6 +378,9 @@ class SlurmExecutor(Executor):
         t.state = info.state
         t.requeues = info.requeues
         t.requeue_reasons = info.requeue_reasons
+        if info.requeued_at is not None and (t.requeued_at or 0.0) < info.requeued_at:
+            t.requeued_at = info.requeued_at  # the ranks run again: what they left is old
+            t.results = {r: res for r, res in t.results.items() if not self._earlier(t, res)}
         if info.start is not None and info.state != "PENDING":
             # sacct's whole seconds may put the start before the submission it followed
             t.start_s = max(info.start - self.t0, t.submitted_s)
@@ -443,6 +449,11 @@ class SlurmExecutor(Executor):
         job (cancelled, timed out, ...) that is the attempt's outcome, as for an entry
         objective, and this says None; a requeued job runs again and leaves a new result; a
         job SLURM let complete keeps what its ranks left.
+
+        A result a run before the job's latest requeue left (sacct's ``requeued_at``: a rank
+        that ended before the preemption, an error or result marked ``sigterm``) is never the
+        attempt's: every rank runs again, and their new results are waited for, even where
+        sacct already says the job ended (a COMPLETED job's result may be seconds late on NFS).
         """
         from submitit.core.utils import pickle_load
 
@@ -461,7 +472,7 @@ class SlurmExecutor(Executor):
                 result = pickle_load(path)
             except Exception:  # noqa: BLE001 - half-written (NFS): look again later
                 continue
-            if ended is None and _after_sigterm(result):
+            if self._earlier(t, result) or (ended is None and _after_sigterm(result)):
                 t.left[rank] = stamp  # not kept: a requeued job's next run leaves another
                 continue
             t.results[rank] = result
@@ -495,6 +506,14 @@ class SlurmExecutor(Executor):
                              _since(max(p.get("ended") or 0 for _, p in t.results.values()) or None,
                                     self.t0),
                              _since(payload.get("started"), self.t0))
+
+    @staticmethod
+    def _earlier(t: _Tracked, result: tuple) -> bool:
+        """Whether a rank's result was left by a run of the job before its latest requeue
+        (sacct's ``requeued_at``): it started before that run ended."""
+        status, payload = result
+        started = payload.get("started") if isinstance(payload, dict) else None
+        return t.requeued_at is not None and started is not None and started < t.requeued_at
 
     def _outcome(self, t: _Tracked, result: dict | None, error: str | None, failure: str,
                  end_s: float | None = None, start_s: float | None = None) -> Outcome:

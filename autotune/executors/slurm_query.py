@@ -89,6 +89,9 @@ class JobInfo:
     exit_code: str
     requeues: int       # earlier records of the same id (requeued, preempted, node failure)
     requeue_reasons: list[str]
+    #: when its latest run before this record ended (requeued): a result left by a run that
+    #: started before it is that run's, not the latest's
+    requeued_at: float | None = None
 
     @property
     def active(self) -> bool:
@@ -118,10 +121,14 @@ def parse_sacct(text: str) -> dict[str, JobInfo]:
         if state == "REQUEUED":
             state = "PENDING"  # the record of its next run is not in the database yet
         earlier = [r[2].split()[0] for r in rows[:-1] if r[2]]
+        ran = rows[:-1]
         if last[2].split()[0:1] == ["REQUEUED"]:
             earlier.append("REQUEUED")
+            ran = rows
+        ends = [t for t in (parse_time(r[5]) for r in ran) if t is not None]
         infos[job_id] = JobInfo(job_id, last[1], state, parse_time(last[3]), parse_time(last[4]),
-                                parse_time(last[5]), last[6], len(earlier), earlier)
+                                parse_time(last[5]), last[6], len(earlier), earlier,
+                                max(ends) if ends else None)
     return infos
 
 
