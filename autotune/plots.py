@@ -138,8 +138,13 @@ def no_result_text(history: History) -> str:
 
 def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
                save: Any) -> list[str]:
-    """``<metric>_along_<parameter>.png`` for every metric and every free parameter."""
+    """``<metric>_along_<parameter>.png`` for every metric and every free parameter, each
+    named by its column in trajectory.csv: a metric ``epochs`` (the D-DBPN job reports one) is
+    the column ``metric_epochs``, beside the trials' own ``epochs``, and so its plots are
+    ``metric_epochs_along_<parameter>.png``; a parameter ``value`` is ``param_value``."""
     import matplotlib.pyplot as plt
+
+    from .trajectory import labels
 
     identity = history.study.get("identity", {})
     space: dict[str, dict] = identity.get("space", {})
@@ -149,6 +154,7 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
     best = history.best(identity.get("mode", "min"))
     rungs = sorted({r.fidelity for r in ok if r.fidelity is not None})
     title = history.study.get("name", "")
+    param_cols, _, metric_cols = labels(history, list(space), main)
     written = []
     for metric in metric_names(history) or [main]:
         for name in free:
@@ -161,7 +167,9 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
                 ax.set_xlabel(name)
                 ax.set_ylabel(metric)
             ax.set_title(f"{title}: {metric} along {name}", fontsize=10)
-            written.append(save(fig, os.path.join(out_dir, f"{metric}_along_{name}.png")))
+            file = (f"{metric_cols.get(metric, metric)}_along_"
+                    f"{param_cols.get(name, name)}.png")
+            written.append(save(fig, os.path.join(out_dir, file)))
     return written
 
 

@@ -611,3 +611,37 @@ def test_status_after_cancel_of_a_slurm_study_says_the_next_run_records_them():
     assert "trials: 2 ended-alone (ended without a driver: the next run records them) " \
         "(2 in all)" in text, text
     assert "2 running" in summary(h, running_driver=True, directory="/nonexistent")
+
+
+def _reports_epochs(params, ctx):
+    """The D-DBPN job's result: its loss and the epochs it trained, a metric named like
+    trajectory.csv's own ``epochs`` column."""
+    return {"loss": (params["x"] - 1.0) ** 2 + params["value"], "epochs": 3.0}
+
+
+def test_each_plot_is_named_by_the_trajectory_columns_it_draws(tmp_path):
+    """A metric ``epochs`` is the column ``metric_epochs`` (the trials' own ``epochs`` is
+    another): its plots are ``metric_epochs_along_*.png``, not ``epochs_along_*``, which
+    would read as the training length's; a parameter ``value`` likewise."""
+    import csv
+
+    import autotune as at
+
+    d = str(tmp_path / "d")
+    study = at.Study(name="ep", objective={"entry": _reports_epochs, "metric": "loss"},
+                     space={"x": {"low": 0.0, "high": 2.0}, "value": {"values": [0.0, 1.0]}},
+                     search={"algorithm": "random", "seed": 0, "max_trials": 4},
+                     executor={"kind": "inline"}, dir=d)
+    study.run(progress=False)
+    report = cli("report", d)
+    assert report.returncode == 0, report.stderr
+    with open(os.path.join(d, "trajectory.csv")) as fh:
+        columns = next(csv.reader(fh))
+    assert "metric_epochs" in columns and "param_value" in columns
+    along = sorted(n for n in os.listdir(os.path.join(d, "plots")) if "_along_" in n)
+    assert along == ["loss_along_param_value.png", "loss_along_x.png",
+                     "metric_epochs_along_param_value.png", "metric_epochs_along_x.png"]
+    for name in along:
+        metric, param = name[:-4].split("_along_")
+        assert metric in columns and param in columns
+    assert list(study.load().trials_dataframe()["metric_epochs"]) == [3.0] * 4
