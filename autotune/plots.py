@@ -167,10 +167,29 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
                 ax.set_xlabel(name)
                 ax.set_ylabel(metric)
             ax.set_title(f"{title}: {metric} along {name}", fontsize=10)
-            file = (f"{metric_cols.get(metric, metric)}_along_"
-                    f"{param_cols.get(name, name)}.png")
+            file = plot_file(metric_cols.get(metric, metric), param_cols.get(name, name))
             written.append(save(fig, os.path.join(out_dir, file)))
     return written
+
+
+def plot_file(metric: str, param: str) -> str:
+    """``<metric>_along_<param>.png`` as a file name of its own: a metric or parameter may
+    be named ``val/acc`` (TensorBoard's style), which as it is would name a folder ``val``
+    that is not there. ``/``, ``\\``, NUL and ``%`` itself are written as ``%2F``, ``%5C``,
+    ``%00`` and ``%25`` (so ``val/acc`` and ``val_acc`` stay two files), and a name too long
+    for a file name (255 bytes, with room for ``save``'s ``.tmp.png``) is cut, with a
+    hash of the whole name, to fit."""
+    return f"{_file_part(metric)}_along_{_file_part(param)}.png"
+
+
+def _file_part(name: str, most: int = 110) -> str:
+    import hashlib
+
+    safe = "".join(f"%{ord(c):02X}" if c in "%/\\\0" else c for c in name)
+    if len(safe.encode()) <= most:
+        return safe
+    digest = hashlib.sha1(safe.encode()).hexdigest()[:12]
+    return safe.encode()[:most - len(digest) - 1].decode(errors="ignore") + "-" + digest
 
 
 def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dict],
