@@ -34,6 +34,7 @@ from .journal import Journal
 from .progress import budget_reached
 from .searchers import SEARCHERS
 from .study import COMPARE_KEYS, Study, parse_study
+from .studydir import StudyDir, dir_key, require
 from .trajectory import write_csv_atomic
 
 COLUMNS = ["algorithm", "seed", "best", "compute_to_best_s", "wall_to_best_s", "evaluations",
@@ -178,10 +179,17 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     raw = read_yaml(study_path)
     raw = require_mapping(raw, "study")
     plan = parse_plan(raw, algorithms, seeds, budget, executor)
+    check_out_dir(out_dir)
     base_dir = os.path.dirname(os.path.abspath(study_path))
     raw = share_pretrain(raw, out_dir)
     runs = [(a, s, run_study(raw, plan, a, s, base_dir)) for a in plan.algorithms
             for s in range(plan.seeds)]  # every run validated before any is started
+    for a, s, _ in runs:  # and its directory, before the first run writes anything
+        run_dir = os.path.join(out_dir, f"{a}-s{s}")
+        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+            raise StudyError(f"{dir_key()}: {run_dir} exists and is not a directory (the "
+                             f"study of {a} seed {s} goes there)")
+        StudyDir(run_dir).check_run()
     for algorithm, _, study in runs:
         check_bounded(algorithm, study)
     runs = unfilled_runs(runs, out_dir)
@@ -211,6 +219,27 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     write_csv_atomic(os.path.join(out_dir, "comparison.csv"), COLUMNS, rows)
     plot_comparison(results, os.path.join(out_dir, "plots"))
     return rows
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Refuse, before anything is written, a ``--dir`` that compare cannot make its own: a
+    file; a study's directory (its plots/ would be overwritten by the comparison's, its
+    folder filled with the runs'); one it may not write (the first run's ``Not a
+    directory`` or permission error came only after the start lines)."""
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise StudyError(f"{dir_key()}: {out_dir} exists and is not a directory")
+    study = [n for n in ("history.jsonl", "trajectory.csv", "trials")
+             if os.path.exists(os.path.join(out_dir, n))]
+    if study:
+        raise StudyError(f"{dir_key()}: {out_dir} is a study's directory (it holds "
+                         f"{', '.join(study)}): compare writes comparison.csv, plots/ and one "
+                         "study per algorithm and seed (<algorithm>-s<seed>/) into its own: "
+                         "use an empty or new directory")
+    require(out_dir, read=True, write=True, prefix=f"{dir_key()}: ")
+    require(os.path.join(out_dir, "plots"), write=True, prefix=f"{dir_key()}: ", folder=True)
+    require(os.path.join(out_dir, "comparison.csv"), prefix=f"{dir_key()}: ", folder=False)
 
 
 def ended_before(study: Study, directory: str) -> tuple[int, bool]:

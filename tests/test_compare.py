@@ -344,3 +344,34 @@ def test_a_section_left_out_or_null_is_empty_to_compare(key):
     raw = {**study_dict(), key: None}
     plan = parse_plan(raw, "random", 1, 300.0, None)
     assert run_study(raw, plan, "random", 0, ".").max_compute_s == 300.0
+
+
+def test_a_dir_compare_cannot_make_its_own_is_refused_before_anything_is_written(
+        tmp_path, capsys):
+    """A study's directory as compare's --dir was filled with the runs' folders and
+    comparison.csv and its plots/best_vs_compute.png overwritten; a file, or a file where a
+    run's folder goes, was refused only after the start lines (and earlier runs) were
+    written. Each is one line, exit status 2, and the directory is left as it was."""
+    from tests.helpers import tree
+
+    path = study_file(tmp_path, search={"max_trials": 4})
+    study = tmp_path / "study"
+    assert main(["run", path, "--dir", str(study), "--quiet"]) == 0
+    assert main(["report", str(study)]) == 0
+    capsys.readouterr()
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "random-s0").write_text("mine")
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    for out, message in ((study, f"--dir: {study} is a study's directory (it holds "
+                                 "history.jsonl, trajectory.csv"),
+                         (afile, f"--dir: {afile} exists and is not a directory"),
+                         (blocked, f"--dir: {blocked / 'random-s0'} exists and is not a "
+                                   "directory (the study of random seed 0 goes there)")):
+        before = tree(str(tmp_path))
+        code = main(["compare", path, "--algorithms", "axis,random", "--budget", "300",
+                     "--dir", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert tree(str(tmp_path)) == before
