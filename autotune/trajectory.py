@@ -74,7 +74,8 @@ def labels(history: History, param_names: list[str], metric: str | None
     taken = set(fixed_cols) | set(params.values()) | set(info.values()) | set(RESERVED)
     reported = {m for r in history.trials.values() for m in (*r.metrics, *r.extra)}
     metric_names = sorted((reported | ({metric} if metric else set())) - {"cost_s"})
-    label = {m: (f"metric_{m}" if m in taken else m) for m in metric_names}
+    # a result key "" would be a column without a name (pandas reads it back as "Unnamed: 9")
+    label = {m: (f"metric_{m}" if m in taken or not m else m) for m in metric_names}
     return params, info, label
 
 

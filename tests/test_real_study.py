@@ -652,14 +652,15 @@ LONG = "a_metric_named_at_length_" * 12  # 300 characters: longer than a file na
 
 def _slashed_metrics(params, ctx):
     return {"loss": params["x"] ** 2, "val/acc": 1 - params["x"], "val_acc": params["x"],
-            LONG: 1.0, "100%": 0.5}
+            LONG: 1.0, "100%": 0.5, "": 2.0}
 
 
 def test_a_metric_named_like_a_path_is_plotted_under_a_file_name_of_its_own(tmp_path):
     """``val/acc`` (TensorBoard's way of naming) made report crash on a folder ``val`` that
     was not there, after summary.txt and half the plots were written; a name longer than
     255 bytes could not be a file either. Each is one file in plots/, distinct from the
-    others, with the metric's own name in its title."""
+    others, with the metric's own name in its title. A result key "" was a column (and a
+    plot) without a name."""
     import autotune as at
     from autotune.plots import plot_file
 
@@ -672,9 +673,13 @@ def test_a_metric_named_like_a_path_is_plotted_under_a_file_name_of_its_own(tmp_
     assert report.returncode == 0, report.stderr
     along = sorted(n for n in os.listdir(os.path.join(d, "plots")) if "_along_" in n)
     long = plot_file(LONG, "x")
-    assert along == ["100%25_along_x.png", long, "loss_along_x.png", "val%2Facc_along_x.png",
-                     "val_acc_along_x.png"]
+    assert along == ["100%25_along_x.png", long, "loss_along_x.png", "metric__along_x.png",
+                     "val%2Facc_along_x.png", "val_acc_along_x.png"]
     assert long.startswith(LONG[:90]) and len(long.encode()) + len(".tmp.png") <= 255
     assert not os.path.exists(os.path.join(d, "plots", "val"))
     with open(os.path.join(d, "report.html"), encoding="utf-8") as fh:
         assert "title='val%2Facc_along_x'" in fh.read()
+    # a result key "" is a column named metric_, not one without a name
+    with open(os.path.join(d, "trajectory.csv")) as fh:
+        columns = fh.readline().strip().split(",")
+    assert "" not in columns and "metric_" in columns and "val/acc" in columns
