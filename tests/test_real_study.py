@@ -662,7 +662,6 @@ def test_a_metric_named_like_a_path_is_plotted_under_a_file_name_of_its_own(tmp_
     others, with the metric's own name in its title. A result key "" was a column (and a
     plot) without a name."""
     import autotune as at
-    from autotune.plots import plot_file
 
     d = str(tmp_path / "d")
     at.Study(name="sl", objective={"entry": _slashed_metrics, "metric": "loss"},
@@ -672,6 +671,8 @@ def test_a_metric_named_like_a_path_is_plotted_under_a_file_name_of_its_own(tmp_
     report = cli("report", d, "--html")
     assert report.returncode == 0, report.stderr
     along = sorted(n for n in os.listdir(os.path.join(d, "plots")) if "_along_" in n)
+    from autotune.plots import plot_file
+
     long = plot_file(LONG, "x")
     assert along == ["100%25_along_x.png", long, "loss_along_x.png", "metric__along_x.png",
                      "val%2Facc_along_x.png", "val_acc_along_x.png"]
