@@ -350,9 +350,15 @@ def save(fig: Any, path: str) -> str:
     replaced by one that says so, under the same title: one plot lost, not the report."""
     import matplotlib.pyplot as plt
 
+    import warnings
+
     tmp = path + ".tmp.png"
     try:
-        fig.tight_layout()
+        with warnings.catch_warnings():
+            # a label too long for the figure ("Tight layout not applied"): the plot is
+            # drawn all the same, and the warning is matplotlib's, not the user's to act on
+            warnings.simplefilter("ignore", UserWarning)
+            fig.tight_layout()
         fig.savefig(tmp, dpi=100)
     except (OverflowError, ValueError) as exc:
         title = fig.axes[0].get_title() if fig.axes else ""
