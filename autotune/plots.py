@@ -156,6 +156,7 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
     title = history.study.get("name", "")
     param_cols, _, metric_cols = labels(history, list(space), main)
     written = []
+    older: set[str] = set()
     for metric in metric_names(history) or [main]:
         for name in free:
             fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -169,6 +170,12 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
             ax.set_title(f"{title}: {metric} along {name}", fontsize=10)
             file = plot_file(metric_cols.get(metric, metric), param_cols.get(name, name))
             written.append(save(fig, os.path.join(out_dir, file)))
+            older.add(f"{metric}_along_{name}.png")
+    for file in older - {os.path.basename(w) for w in written}:
+        # an earlier version's name for one of these plots (epochs_along_lr.png for the
+        # metric_epochs column): gone, or plots/ would show one metric twice, one stale
+        if "/" not in file and os.path.isfile(os.path.join(out_dir, file)):
+            os.remove(os.path.join(out_dir, file))
     return written
 
 

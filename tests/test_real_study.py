@@ -622,7 +622,8 @@ def _reports_epochs(params, ctx):
 def test_each_plot_is_named_by_the_trajectory_columns_it_draws(tmp_path):
     """A metric ``epochs`` is the column ``metric_epochs`` (the trials' own ``epochs`` is
     another): its plots are ``metric_epochs_along_*.png``, not ``epochs_along_*``, which
-    would read as the training length's; a parameter ``value`` likewise."""
+    would read as the training length's; a parameter ``value`` likewise. The plots an
+    older report wrote under the old names are removed, not left beside the new."""
     import csv
 
     import autotune as at
@@ -633,6 +634,10 @@ def test_each_plot_is_named_by_the_trajectory_columns_it_draws(tmp_path):
                      search={"algorithm": "random", "seed": 0, "max_trials": 4},
                      executor={"kind": "inline"}, dir=d)
     study.run(progress=False)
+    os.makedirs(os.path.join(d, "plots"))
+    for stale in ("epochs_along_x.png", "loss_along_value.png"):  # an older report's names
+        with open(os.path.join(d, "plots", stale), "wb") as fh:
+            fh.write(b"old")
     report = cli("report", d)
     assert report.returncode == 0, report.stderr
     with open(os.path.join(d, "trajectory.csv")) as fh:
