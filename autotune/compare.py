@@ -62,21 +62,15 @@ class Plan:
     options: dict[str, dict[str, Any]]
 
 
-def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: float | None,
-               executor: str | None) -> Plan:
-    section = optional_mapping(raw, "compare")
-    reject_unknown(section, COMPARE_KEYS, "compare")
-    names = algorithms.split(",") if algorithms else take(section, "algorithms", "list", "compare",
-                                                          None)
-    if not names:
-        raise StudyError("--algorithms: give a comma-separated list (or compare.algorithms)")
-    source = "--algorithms" if algorithms else "compare.algorithms"
+def algorithm_names(names: list, source: str, given: str | None) -> list[str]:
+    """The algorithms of ``--algorithms`` (``given``, as typed) or ``compare.algorithms``,
+    checked: names of searchers, none empty, none twice."""
     for name in names:
         if not isinstance(name, str):
             raise StudyError(f"{source}: expected algorithm names, got {describe(name)}")
     names = [n.strip() for n in names]
     if "" in names:  # "axis,,random", a trailing comma, or "" in the study file's list
-        where = (f"in {algorithms!r}" if algorithms else
+        where = (f"in {given!r}" if given else
                  f"(item {names.index('') + 1} of {len(names)})")
         raise StudyError(f"{source}: the list has an empty name {where}; give the algorithm "
                          "names separated by single commas")
@@ -86,13 +80,30 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
                              f"(expected some of: {', '.join(sorted(SEARCHERS))})")
         if names.count(name) > 1:  # its one directory would be counted as two runs
             raise StudyError(f"{source}: {name!r} given twice (use --seeds for several runs)")
-    seeds = seeds if seeds is not None else take(section, "seeds", "positive-int", "compare", 1)
+    return names
+
+
+def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: float | None,
+               executor: str | None) -> Plan:
+    section = optional_mapping(raw, "compare")
+    reject_unknown(section, COMPARE_KEYS, "compare")
+    # the study file's own values are checked even where an option overrides them: a
+    # mistake in the file is refused whichever command line runs it
+    listed = take(section, "algorithms", "list", "compare", None)
+    if listed:
+        listed = algorithm_names(listed, "compare.algorithms", None)
+    listed_seeds = take(section, "seeds", "positive-int", "compare", 1)
+    listed_budget = take(section, "budget_s", "positive-number", "compare", None)
+    names = algorithm_names(algorithms.split(","), "--algorithms", algorithms) if algorithms \
+        else listed
+    if not names:
+        raise StudyError("--algorithms: give a comma-separated list (or compare.algorithms)")
+    seeds = seeds if seeds is not None else listed_seeds
     if seeds < 1:
         raise StudyError(f"--seeds: expected a positive integer, got {seeds}")
     if budget is not None and not (math.isfinite(budget) and budget > 0):
         raise StudyError(f"--budget: expected a positive number of compute seconds, got {budget:g}")
-    budget = budget if budget is not None else take(section, "budget_s", "positive-number",
-                                                    "compare", None)
+    budget = budget if budget is not None else listed_budget
     if executor is not None and executor not in EXECUTORS:
         raise StudyError(f"--executor: unknown {executor!r} (expected one of: "
                          f"{', '.join(sorted(EXECUTORS))})")

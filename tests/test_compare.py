@@ -157,6 +157,14 @@ def test_a_fidelity_run_takes_the_length_the_space_fixes(tmp_path):
      "compare.options.random.max_trials: set by compare for every run alike"),
     (["--algorithms", "random"], {"options": {"asha": {"fidelty": {"min": 1, "max": 9}}}},
      "compare.options.asha.fidelty: unknown key; did you mean 'fidelity'?"),
+    # the file's own values are checked where an option overrides them, as its options are
+    (["--algorithms", "random"], {"algorithms": ["randm"]},
+     "compare.algorithms: unknown 'randm'; did you mean 'random'?"),
+    (["--algorithms", "random", "--seeds", "1"], {"seeds": 0},
+     "compare.seeds: expected a positive integer, got 0"),
+    (["--algorithms", "random"], {"budget_s": -1}, "compare.budget_s: expected a positive number"),
+    (["--algorithms", "random"], {"budget_s": "10h"},
+     "compare.budget_s: expected a positive number, got '10h'"),
 ])
 def test_bad_compare_lists_and_options_are_one_line(tmp_path, capsys, args, compare_section,
                                                     message):
