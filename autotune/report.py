@@ -348,9 +348,9 @@ def save(fig: Any, path: str) -> str:
     """Write ``fig`` to ``path`` whole. A figure matplotlib cannot lay out (axes out to
     1.7e308 overflow its tick arithmetic: a grid or a metric near the largest float) is
     replaced by one that says so, under the same title: one plot lost, not the report."""
-    import matplotlib.pyplot as plt
-
     import warnings
+
+    import matplotlib.pyplot as plt
 
     tmp = path + ".tmp.png"
     try:
