@@ -74,6 +74,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def path_given(text: str) -> str:
+    """A path argument, refused when empty: ``--dir "$OUT"`` with ``OUT`` unset ran in
+    runs/<name> (``run``), or wrote a comparison into the current directory (``compare``)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string (an unset shell "
+                                         "variable?)")
+    return text
+
+
 def build_parser() -> _Parser:
     from . import __version__
 
@@ -81,8 +90,8 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"autotune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a study, or resume it if DIR already holds one")
-    run.add_argument("study", help="the study file (YAML)")
-    run.add_argument("--dir", help="study directory (default runs/<name>)")
+    run.add_argument("study", type=path_given, help="the study file (YAML)")
+    run.add_argument("--dir", type=path_given, help="study directory (default runs/<name>)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress or start lines (warnings stay)")
     run.add_argument("--retry-failed", action="store_true",
@@ -91,23 +100,23 @@ def build_parser() -> _Parser:
                      help="resume although the objective's entry or command changed")
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="counts, best so far, elapsed (safe while running)")
-    status.add_argument("dir")
+    status.add_argument("dir", type=path_given)
     status.set_defaults(func=cmd_status)
     comp = sub.add_parser("compare", help="several algorithms on one study, same budget")
-    comp.add_argument("study")
+    comp.add_argument("study", type=path_given)
     comp.add_argument("--algorithms", help="comma-separated, e.g. axis,asha,random")
     comp.add_argument("--seeds", type=int, help="runs per algorithm (default 1)")
-    comp.add_argument("--dir", required=True, help="one study directory per run goes here")
+    comp.add_argument("--dir", required=True, type=path_given, help="one study directory per run goes here")
     comp.add_argument("--budget", type=float, help="compute seconds per run (max_compute_s)")
     comp.add_argument("--executor", help="override the study's executor kind (e.g. simulated)")
     comp.set_defaults(func=cmd_compare)
     cancel = sub.add_parser("cancel", help="stop the study's driver, cancel its queued and "
                             "running SLURM jobs and stop the local trials a killed driver left")
-    cancel.add_argument("dir")
+    cancel.add_argument("dir", type=path_given)
     cancel.set_defaults(func=cmd_cancel)
     report = sub.add_parser("report", help="DIR/summary.txt, DIR/trajectory.csv and PNG plots "
                             "in DIR/plots")
-    report.add_argument("dir")
+    report.add_argument("dir", type=path_given)
     report.add_argument("--html", action="store_true",
                         help="also DIR/report.html: plots and a sortable trial table in one file")
     report.set_defaults(func=cmd_report)

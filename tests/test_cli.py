@@ -559,3 +559,29 @@ def test_cancel_of_a_local_study_does_not_speak_of_slurm(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines() == [
         "nothing to cancel: no driver holds the study and none of its trials runs"], out
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["run", "s.yaml", "--dir", ""], "autotune run: error: argument --dir"),
+    (["run", ""], "autotune run: error: argument study"),
+    (["compare", "s.yaml", "--algorithms", "random", "--dir", ""],
+     "autotune compare: error: argument --dir"),
+    (["compare", "", "--dir", "d"], "autotune compare: error: argument study"),
+    (["status", ""], "autotune status: error: argument dir"),
+    (["report", ""], "autotune report: error: argument dir"),
+    (["cancel", ""], "autotune cancel: error: argument dir"),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_default(tmp_path, capsys, monkeypatch,
+                                                              argv, said):
+    """``--dir "$OUT"`` with OUT unset: run took it for no --dir and ran in runs/<name>,
+    compare wrote comparison.csv, plots/ and its runs into the current directory."""
+    write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    monkeypatch.chdir(tmp_path)
+    before = tree(str(tmp_path))
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.splitlines() == [f"{said}: expected a path, got an empty string (an unset "
+                                f"shell variable?) (see {said.split(': error')[0]} --help)"], err
+    assert tree(str(tmp_path)) == before
