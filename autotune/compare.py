@@ -24,8 +24,8 @@ from typing import Any
 
 from .analysis import RunFigures, best_curve, compute_at, figures
 from .compare_clock import CompareClock
-from .config import (check, describe, hint, optional_mapping, reject_unknown,
-                     require_mapping, take)
+from .compare_section import algorithm_names, read_compare_section
+from .config import optional_mapping, require_mapping
 from .errors import StudyError
 from .executors import EXECUTORS
 from .frame import trials_frame
@@ -33,20 +33,13 @@ from .history import History
 from .journal import Journal
 from .progress import budget_reached
 from .searchers import SEARCHERS
-from .study import COMPARE_KEYS, Study, parse_study
+from .study import Study, parse_study
 from .studydir import StudyDir, dir_key, require
 from .trajectory import write_csv_atomic
 
 COLUMNS = ["algorithm", "seed", "best", "compute_to_best_s", "wall_to_best_s", "evaluations",
            "evaluations_to_best", "compute_s", "wall_s", "slot_use", "improvement",
            "improvement_per_compute_h", "reference", "reference_of", "directory"]
-
-
-#: search keys every run of a comparison gets alike: not an algorithm's own option
-SET_BY_COMPARE = {"algorithm": "the algorithm is the option's name",
-                  "seed": "--seeds or compare.seeds",
-                  "max_trials": "--budget or compare.budget_s, else the study's search keys",
-                  "max_compute_s": "--budget or compare.budget_s, else the study's search keys"}
 
 
 class ComparisonInterrupted(Exception):
@@ -62,64 +55,25 @@ class Plan:
     options: dict[str, dict[str, Any]]
 
 
-def algorithm_names(names: list, source: str, given: str | None) -> list[str]:
-    """The algorithms of ``--algorithms`` (``given``, as typed) or ``compare.algorithms``,
-    checked: names of searchers, none empty, none twice."""
-    for name in names:
-        if not isinstance(name, str):
-            raise StudyError(f"{source}: expected algorithm names, got {describe(name)}")
-    names = [n.strip() for n in names]
-    if "" in names:  # "axis,,random", a trailing comma, or "" in the study file's list
-        where = (f"in {given!r}" if given else
-                 f"(item {names.index('') + 1} of {len(names)})")
-        raise StudyError(f"{source}: the list has an empty name {where}; give the algorithm "
-                         "names separated by single commas")
-    for name in names:
-        if name not in SEARCHERS:
-            raise StudyError(f"{source}: unknown {name!r}{hint(name, sorted(SEARCHERS))} "
-                             f"(expected some of: {', '.join(sorted(SEARCHERS))})")
-        if names.count(name) > 1:  # its one directory would be counted as two runs
-            raise StudyError(f"{source}: {name!r} given twice (use --seeds for several runs)")
-    return names
-
-
 def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: float | None,
                executor: str | None) -> Plan:
-    section = optional_mapping(raw, "compare")
-    reject_unknown(section, COMPARE_KEYS, "compare")
     # the study file's own values are checked even where an option overrides them: a
     # mistake in the file is refused whichever command line runs it
-    listed = take(section, "algorithms", "list", "compare", None)
-    if listed:
-        listed = algorithm_names(listed, "compare.algorithms", None)
-    listed_seeds = take(section, "seeds", "positive-int", "compare", 1)
-    listed_budget = take(section, "budget_s", "positive-number", "compare", None)
+    section = read_compare_section(raw)
     names = algorithm_names(algorithms.split(","), "--algorithms", algorithms) if algorithms \
-        else listed
+        else section.algorithms
     if not names:
         raise StudyError("--algorithms: give a comma-separated list (or compare.algorithms)")
-    seeds = seeds if seeds is not None else listed_seeds
+    seeds = seeds if seeds is not None else section.seeds
     if seeds < 1:
         raise StudyError(f"--seeds: expected a positive integer, got {seeds}")
     if budget is not None and not (math.isfinite(budget) and budget > 0):
         raise StudyError(f"--budget: expected a positive number of compute seconds, got {budget:g}")
-    budget = budget if budget is not None else listed_budget
+    budget = budget if budget is not None else section.budget_s
     if executor is not None and executor not in EXECUTORS:
         raise StudyError(f"--executor: unknown {executor!r} (expected one of: "
                          f"{', '.join(sorted(EXECUTORS))})")
-    options = optional_mapping(section, "options", "compare")
-    for name, opts in options.items():
-        if name not in SEARCHERS:  # a misspelt name would leave its options silently unused
-            raise StudyError(f"compare.options.{name}: unknown algorithm"
-                             f"{hint(name, sorted(SEARCHERS))} (expected some of: "
-                             f"{', '.join(sorted(SEARCHERS))})")
-        check(opts, "mapping", f"compare.options.{name}")
-        for key in opts:
-            if key in SET_BY_COMPARE:  # each run's would be overwritten: the same for all
-                raise StudyError(f"compare.options.{name}.{key}: set by compare for every run "
-                                 f"alike ({SET_BY_COMPARE[key]}); remove it")
-        reject_unknown(opts, list(SEARCHERS[name].options), f"compare.options.{name}")
-    return Plan(names, seeds, budget, executor, options)
+    return Plan(names, seeds, budget, executor, section.options)
 
 
 def run_study(raw: dict, plan: Plan, algorithm: str, seed: int, base_dir: str) -> Study:

@@ -13,6 +13,7 @@ import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .compare_section import COMPARE_KEYS, read_compare_section
 from .config import check, describe, optional_mapping, reject_unknown, require_mapping, take
 from .errors import StudyError
 from .executors import EXECUTORS
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 TOP_KEYS = ["name", "description", "objective", "space", "search", "executor", "retries",
             "max_failures", "stages", "compare"]
 MAX_FAILURES = 5  # the first trials to end all failed: stop rather than burn the rest
-COMPARE_KEYS = ["algorithms", "seeds", "budget_s", "options"]  # read by ``autotune compare``
 OBJECTIVE_KEYS = ["entry", "command", "metric", "mode", "timeout_s"]
 SEARCH_KEYS = ["algorithm", "seed", "max_trials", "max_compute_s"]
 EXECUTOR_KEYS = ["kind", "max_concurrent"]
@@ -129,6 +129,7 @@ def load_study(path: str, tolerate_unfilled: bool = False) -> Study:
     study = parse_study(raw, default_name=os.path.splitext(os.path.basename(path))[0],
                         base_dir=os.path.dirname(os.path.abspath(path)),
                         tolerate_unfilled=tolerate_unfilled)
+    read_compare_section(raw)  # read by ``autotune compare`` only, but a mistake all the same
     study.source = os.path.abspath(path)
     return study
 

@@ -138,7 +138,7 @@ def test_a_fidelity_run_takes_the_length_the_space_fixes(tmp_path):
         run_study(raw, plan, "asha", 0, os.path.dirname(path))
 
 
-@pytest.mark.parametrize("args, compare_section, message", [
+BAD_COMPARE = [
     (["--algorithms", "random,random"], None,
      "--algorithms: 'random' given twice (use --seeds for several runs)"),
     (["--algorithms", "radnom"], None, "--algorithms: unknown 'radnom'; did you mean 'random'?"),
@@ -165,7 +165,10 @@ def test_a_fidelity_run_takes_the_length_the_space_fixes(tmp_path):
     (["--algorithms", "random"], {"budget_s": -1}, "compare.budget_s: expected a positive number"),
     (["--algorithms", "random"], {"budget_s": "10h"},
      "compare.budget_s: expected a positive number, got '10h'"),
-])
+]
+
+
+@pytest.mark.parametrize("args, compare_section, message", BAD_COMPARE)
 def test_bad_compare_lists_and_options_are_one_line(tmp_path, capsys, args, compare_section,
                                                     message):
     """A repeated algorithm would count its one directory as two runs; an option under a
@@ -173,6 +176,19 @@ def test_bad_compare_lists_and_options_are_one_line(tmp_path, capsys, args, comp
     path = study_file(tmp_path, **({"compare": compare_section} if compare_section else {}))
     out = tmp_path / "cmp"
     assert main(["compare", path, *args, "--dir", str(out), "--budget", "300"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("compare_section, message",
+                         [(section, message) for _, section, message in BAD_COMPARE if section])
+def test_run_refuses_a_bad_compare_section_too(tmp_path, capsys, compare_section, message):
+    """``run`` does not read the section, but a mistake in it is a mistake in the study file:
+    one line, exit 2, nothing written, not a surprise at the comparison days later."""
+    path = study_file(tmp_path, search={"max_trials": 2}, compare=compare_section)
+    out = tmp_path / "run"
+    assert main(["run", path, "--dir", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
