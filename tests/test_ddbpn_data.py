@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from autotune.jobs.ddbpn.data import (DEFAULT_TRAIN_IMAGES, DEFAULT_VAL_IMAGES, ImageSource, TrainPatches,
-                                      downscale, load_validation)
+                                      downscale, load_image_file, load_validation)
 
 
 def test_default_split_is_disjoint():
@@ -104,3 +104,13 @@ def test_the_lr_cache_gives_the_very_samples_of_the_per_patch_downscale(patch):
     for i in range(40):
         (lc, hc), (lw, hw) = cold[i], warm[i]
         assert torch.equal(lc, lw) and torch.equal(hc, hw)
+
+
+def test_a_16_bit_grey_png_keeps_its_pixels(tmp_path):
+    """PIL's convert('RGB') clips a 16-bit image at 255: it came out all white."""
+    grey = skimage.data.camera()[:128, :128]
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    a = load_image_file(tmp_path / "g16.png")
+    assert a.shape == (128, 128, 3) and a.dtype == np.uint8
+    assert np.array_equal(a[..., 0], grey) and np.array_equal(a[..., 2], grey)
+    assert np.array_equal(ImageSource(tmp_path).image(0)[..., 1], grey)

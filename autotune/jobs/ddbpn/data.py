@@ -87,6 +87,14 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
 def load_image_file(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image
     with Image.open(path) as im:
+        if im.mode.startswith("I") or im.mode == "F":  # 16-bit or 32-bit grey: PIL's
+            # convert("RGB") clips it at 255 (a 16-bit PNG came out all white)
+            a = np.asarray(im).astype(np.float64)
+            if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255):
+                a = a / 257.0  # 0-65535 -> 0-255
+            elif im.mode == "F" and a.max(initial=0) <= 1.0:
+                a = a * 255.0
+            return to_rgb_uint8(np.clip(np.round(a), 0, 255).astype(np.uint8))
         return to_rgb_uint8(np.asarray(im.convert("RGB")))
 
 
