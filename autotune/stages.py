@@ -57,12 +57,28 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
     executor = parse_overrides(optional_mapping(pre, "executor", "stages.pretrain"),
                                executor_options or {})
     try:
-        if load_code:
-            load_entry(entry, python_path)
+        func = load_entry(entry, python_path) if load_code else None
     except StudyError as exc:
         raise StudyError(str(exc).replace("objective.entry", "stages.pretrain.entry", 1)) from None
+    check_params(func, dict(params), (), "stages.pretrain.params")
     return StageSpec(entry, dict(params), epochs, seed, cache_dir=cache_dir, executor=executor,
                      timeout_s=timeout)
+
+
+def check_params(func: Any, fixed: dict[str, Any], free, where: str) -> None:
+    """An entry's own check of what a study gives it, where it has one
+    (``func.check_params(fixed, free)``, raising ValueError that starts with the key): a job
+    refuses a misspelt key or a data folder it cannot use while the study file is read, one
+    line, nothing written, rather than every run failing (or a misspelt key being ignored)
+    after its training. ``fixed``: the values every run gets; ``free``: the names a search
+    varies."""
+    check = getattr(func, "check_params", None)
+    if not callable(check):
+        return
+    try:
+        check(fixed, tuple(free))
+    except (ValueError, TypeError) as exc:
+        raise StudyError(f"{where}.{exc}") from None
 
 
 def stage_options(study: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

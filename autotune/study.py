@@ -22,7 +22,7 @@ from .runner import check_command
 from .searchers import SEARCHERS, Searcher, SearchSettings
 from .searchers.mf_common import FIDELITY_KEYS
 from .space import SearchSpace, parse_space
-from .stages import as_stage_error, parse_stages, stage_options
+from .stages import as_stage_error, check_params, parse_stages, stage_options
 from .yamlfile import read_yaml
 
 if TYPE_CHECKING:
@@ -212,6 +212,9 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     objective = parse_objective(raw["objective"], paths, load_code)
     if objective.command is not None:
         check_command(objective.command, space.names)
+    elif load_code:  # the entry's own check of the values it is given (stages.check_params)
+        check_params(load_entry(objective.entry, paths), space.fixed,
+                     [p.name for p in space.free], "space")
     study = Study(name=name, objective=objective, space=space, raw=raw, compared=compared)
     parse_search(optional_mapping(raw, "search"), study)
     parse_executor(optional_mapping(raw, "executor"), study)

@@ -31,7 +31,8 @@ from torch.utils.data import Dataset
 from .imresize import imresize
 
 __all__ = ["DEFAULT_TRAIN_IMAGES", "DEFAULT_VAL_IMAGES", "ImageSource", "TrainPatches", "EpochSampler",
-           "ValImage", "load_validation", "downscale", "to_rgb_uint8", "list_image_files"]
+           "ValImage", "load_validation", "downscale", "to_rgb_uint8", "list_image_files",
+           "check_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,31 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     return files
+
+
+def check_folder(folder, key: str, min_side: int = 1, every: bool = True, why: str = "") -> None:
+    """A study's image folder, checked before any run: it exists, holds images, each of them
+    readable (its header), and every one (``every``) or at least one at least ``min_side`` px
+    on each side. Raises ValueError starting with ``key``."""
+    from PIL import Image
+    try:
+        files = list_image_files(os.path.expanduser(str(folder)))
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        raise ValueError(f"{key}: {exc}") from None
+    large = 0
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except Exception as exc:  # noqa: BLE001 - whatever PIL cannot read
+            raise ValueError(f"{key}: {path} is not a readable image ({type(exc).__name__}: "
+                             f"{exc})") from None
+        if min(h, w) >= min_side:
+            large += 1
+        elif every:
+            raise ValueError(f"{key}: {path} is {w}x{h} px; {why} needs {min_side} px a side")
+    if not large:
+        raise ValueError(f"{key}: no image in {folder} is {min_side} px a side, as {why} needs")
 
 
 def load_image_file(path: str | os.PathLike) -> np.ndarray:

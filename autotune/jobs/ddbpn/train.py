@@ -54,7 +54,7 @@ from .step import PRECISIONS, Stepper, compile_module, make_scalers, resolve_pre
 from .vgg import DEFAULT_TAPS, load_vgg19, resolve_taps
 
 __all__ = ["pretrain", "finetune", "DEFAULTS", "PRETRAIN_DEFAULT_W1", "FINETUNE_DEFAULT_WEIGHTS",
-           "resolve_settings", "evaluate", "load_checkpoint", "run_evaluator"]
+           "resolve_settings", "check_params", "evaluate", "load_checkpoint", "run_evaluator"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,9 @@ PRETRAIN_DEFAULT_W1 = 0.01
 #: fallback loss weights of a fine-tune when params lack them (the study sets them)
 FINETUNE_DEFAULT_WEIGHTS = {"w1": 0.01, "w2": 0.1, "w3": 0.001, "w4": 0.0}
 
+#: every key a run reads: anything else (``trian_dir``) is a mistake, not a default
+KNOWN_KEYS = frozenset(DEFAULTS) | frozenset(FINETUNE_DEFAULT_WEIGHTS)
+
 _INT_KEYS = ("scale", "n0", "nR", "T", "patch", "batch", "epochs", "iters_per_epoch",
              "lr_step", "val_crop", "shave", "disc_width", "disc_fc", "workers", "threads")
 
@@ -115,6 +118,9 @@ def _opt_int(v):
 
 def resolve_settings(params: dict, stage: str) -> dict:
     """Merge ``params`` over ``DEFAULTS`` with types normalised, and the stage's loss weights."""
+    unknown = sorted(set(params or {}) - KNOWN_KEYS)
+    if unknown:
+        raise ValueError(unknown_key_text(unknown[0]))
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in dict(params or {}).items()})
     for k in _INT_KEYS:
@@ -145,6 +151,51 @@ def resolve_settings(params: dict, stage: str) -> dict:
     if not (cfg["lr"] > 0 and math.isfinite(cfg["lr"])):
         raise ValueError(f"lr must be positive, got {cfg['lr']}")
     return cfg
+
+
+def unknown_key_text(key: str) -> str:
+    """``trian_dir: not a setting of the D-DBPN job (did you mean 'train_dir'?)``"""
+    import difflib
+    near = difflib.get_close_matches(str(key), sorted(KNOWN_KEYS), n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]!r}?" if near else f"expected one of {', '.join(sorted(KNOWN_KEYS))}"
+    return f"{key}: not a setting of the D-DBPN job ({hint})"
+
+
+def check_params(fixed: dict, free=(), stage: str = "finetune") -> None:
+    """What a study gives a run, checked before anything runs (the engine calls it while it
+    reads the study file): ``fixed`` the values every run gets, ``free`` the names a search
+    varies. Raises ValueError naming the key first (``train_dir: ...``): a misspelt key, a
+    folder that is missing, empty or holds an unreadable image, no training image as large as
+    one HR patch, a validation image too small for NIQE after the shave, a missing VGG19
+    weights file. Each of them failed every run only after its training (the pretrain's
+    hours spent first), or (a misspelt ``train_dir``) trained on the built-in images."""
+    fixed = dict(fixed or {})
+    unknown = sorted((set(fixed) | set(free)) - KNOWN_KEYS)
+    if unknown:
+        raise ValueError(unknown_key_text(unknown[0]))
+    free = set(free)
+    varied = {k: 1.0 for k in FINETUNE_DEFAULT_WEIGHTS if k in free}  # any weight, not all zero
+    cfg = resolve_settings({**fixed, **varied}, stage)
+    from .data import check_folder
+    known = lambda *keys: not (free & set(keys))  # noqa: E731 - the check needs their values
+    if cfg["train_dir"] is not None:
+        hr = cfg["patch"] * cfg["scale"] if known("patch", "scale") else 1
+        check_folder(cfg["train_dir"], "train_dir", min_side=hr, every=False,
+                     why=f"one HR training patch ({cfg['patch']} x scale {cfg['scale']})")
+    if cfg["val_dir"] is not None or cfg["val_crop"] is not None:
+        from .niqe import PATCH
+        shave = cfg["shave"] or 0
+        trim = cfg["scale"] if known("scale") else 1  # sides are cut to multiples of the scale
+        need = -(-(PATCH + 2 * shave) // trim) * trim if known("shave") else 1
+        if cfg["val_crop"] is not None and known("val_crop") and cfg["val_crop"] < need:
+            raise ValueError(f"val_crop: {cfg['val_crop']} px leaves less than one {PATCH} px "
+                             f"NIQE patch after the {shave} px shave (at least {need})")
+        if cfg["val_dir"] is not None:
+            check_folder(cfg["val_dir"], "val_dir", min_side=need, every=True,
+                         why=f"a {PATCH} px NIQE patch after the {shave} px shave")
+    vgg = cfg["vgg_weights"]
+    if vgg and not os.path.isfile(os.path.expanduser(str(vgg))):
+        raise ValueError(f"vgg_weights: no such file: {vgg}")
 
 
 def _seed_everything(seed: int) -> None:
@@ -484,3 +535,8 @@ def pretrain(params: dict, ctx) -> dict:
 def finetune(params: dict, ctx) -> dict:
     """Four-loss fine-tuning from ``ctx.pretrained`` (or continuing ``ctx.resume_from``)."""
     return _run("finetune", params, ctx)
+
+
+# the engine checks a study's values with these before it writes anything (stages.check_params)
+pretrain.check_params = lambda fixed, free=(): check_params(fixed, free, "pretrain")
+finetune.check_params = lambda fixed, free=(): check_params(fixed, free, "finetune")
