@@ -182,7 +182,8 @@ class Driver:
         self._stages = StageRunner(stage, self.study.objective.python_path, self.dir.path,
                                    self.history, self._record_stage, self.progress, make,
                                    lambda: self._stop is not None,
-                                   owns_executor=self._executor is None)
+                                   owns_executor=self._executor is None,
+                                   launch_dir=self.launch_dir)
         result = self._stages.run()
         if result.error:
             self._stop = "failed"

@@ -57,7 +57,7 @@ class StageRunner:
     def __init__(self, stage: StageSpec, python_path: tuple[str, ...], study_dir: str,
                  history: History, record: Callable[[list[dict]], None], progress: Progress,
                  make_executor: Callable[[dict], Executor], stopped: Callable[[], bool],
-                 owns_executor: bool = True):
+                 owns_executor: bool = True, launch_dir: str | None = None):
         self.stage = stage
         self.python_path = python_path
         self.study_dir = study_dir
@@ -67,6 +67,7 @@ class StageRunner:
         self.make_executor = make_executor
         self.stopped = stopped
         self.owns_executor = owns_executor
+        self.launch_dir = launch_dir  # where it runs, as the trials do (relative data paths)
         self.dir = os.path.join(study_dir, "stages", stage.name)
         self._attempt = 0
         self.held = False  # its job waits for a submit slot (nothing of it submitted yet)
@@ -116,7 +117,7 @@ class StageRunner:
         spec = ObjectiveSpec(metric="built", entry=STAGE_ENTRY, timeout_s=stage.timeout_s,
                              python_path=self.python_path)
         ctx = Ctx(trial=STAGE_TRIAL, trial_dir=self.dir, seed=stage.seed, attempt=attempt,
-                  epochs=stage.epochs, study_dir=self.study_dir)
+                  epochs=stage.epochs, study_dir=self.study_dir, launch_dir=self.launch_dir)
         return TrialJob(STAGE_TRIAL, attempt, params, ctx, spec, resume_start_s=resume_start)
 
     def _submit(self, ex: Executor, rec) -> bool:

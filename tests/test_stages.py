@@ -433,3 +433,36 @@ def test_a_pretrain_section_an_older_autotune_took_as_empty_is_read_back_so(tmp_
         [ev.study("t", 0.0, started.identity(), data)])
     study = recorded_study(history(str(tmp_path)), load_code=False)
     assert study.identity() == started.identity() and study.objective.pretrain.params == {}
+
+
+def test_a_resumed_pretrain_runs_where_the_study_was_launched_as_its_trials_do(tmp_path):
+    """The pretrain's job ran in the resuming driver's directory, the fine-tunes in the one the
+    study was first run from: a relative ``train_dir`` named two folders."""
+    (tmp_path / "cwdjob.py").write_text(
+        "import os\n"
+        "def pretrain(params, ctx):\n"
+        "    open(params['log'], 'a').write(os.getcwd() + '\\n')\n"
+        "    if os.path.exists(params['flag']):\n"
+        "        raise RuntimeError('not yet')\n"
+        "    open(ctx.checkpoint_path, 'w').write('w')\n"
+        "    return {'loss': 0.0}\n"
+        "def finetune(params, ctx):\n"
+        "    open(params['log'], 'a').write(os.getcwd() + '\\n')\n"
+        "    return {'loss': float(params['x'])}\n")
+    log, flag = str(tmp_path / "cwd.log"), tmp_path / "flag"
+    flag.write_text("")
+    data = study_dict(objective={"entry": "cwdjob:finetune"},
+                      space={"x": {"values": [1, 2]}, "log": log},
+                      search={"algorithm": "grid"}, executor={"kind": "local", "max_concurrent": 1},
+                      stages={"pretrain": {"entry": "cwdjob:pretrain", "epochs": 1,
+                                           "params": {"log": log, "flag": str(flag)}}})
+    path = write_study(str(tmp_path / "s.yaml"), data)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    d = str(tmp_path / "out")
+    assert cli("run", path, "--dir", d, "--quiet", cwd=str(first)).returncode == 1
+    flag.unlink()
+    done = cli("run", path, "--dir", d, "--quiet", cwd=str(second))
+    assert done.returncode == 0, done.stderr
+    assert log_lines(log) == [str(first)] * 4  # the failed pretrain, its rerun, two trials
