@@ -32,8 +32,8 @@ SAME_COUNT = ({"gpus_per_node", "gpus_per_job", "gpus_per_task"}, {"cpus_per_tas
 
 
 def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[str, str]
-                 | None = None, base_dir: str | None = None, load_code: bool = True
-                 ) -> StageSpec:
+                 | None = None, base_dir: str | None = None, load_code: bool = True,
+                 check_data: bool = True) -> StageSpec:
     """``executor_options``: the option kinds the study's executor declares (key -> kind);
     ``load_code=False``: the entry is not imported (readers of a history)."""
     raw = require_mapping(raw, "stages")
@@ -60,7 +60,8 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
         func = load_entry(entry, python_path) if load_code else None
     except StudyError as exc:
         raise StudyError(str(exc).replace("objective.entry", "stages.pretrain.entry", 1)) from None
-    check_params(func, dict(params), (), "stages.pretrain.params")
+    if check_data:
+        check_params(func, dict(params), (), "stages.pretrain.params")
     return StageSpec(entry, dict(params), epochs, seed, cache_dir=cache_dir, executor=executor,
                      timeout_s=timeout)
 

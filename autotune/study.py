@@ -154,7 +154,8 @@ def recorded_study(history: "History", load_code: bool = True) -> Study:
     study = parse_study(config, default_name=str(record.get("name") or "study"),
                         base_dir=os.path.dirname(source) if source else record.get("launch_dir"),
                         load_code=load_code, compared=compared_run(record),
-                        tolerate_unfilled=True)  # the driver judges it
+                        tolerate_unfilled=True,  # the driver judges it
+                        check_data=False)  # its data was checked as it started
     study.source = source
     return study
 
@@ -191,13 +192,16 @@ def recorded_objective(history: "History") -> dict[str, str | None]:
 
 def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = None,
                 load_code: bool = True, compared: bool = False,
-                tolerate_unfilled: bool = False) -> Study:
+                tolerate_unfilled: bool = False, check_data: bool = True) -> Study:
     """The study, checked; ``load_code=False`` skips importing the objective's (and the
     pretrain's) module, for readers of a history (status, report) that never run a trial
     and must not need the training code's dependencies (torch on a login node).
     ``compared``: one run of a comparison, whose command the other algorithms share.
     ``tolerate_unfilled``: a command field no trial fills is left in ``Study.unfilled`` for
-    the driver, which knows whether an older autotune started the directory with it."""
+    the driver, which knows whether an older autotune started the directory with it.
+    ``check_data``: the entries' own checks of what they are given (``stages.check_params``:
+    data folders read from the current directory); False for a study rebuilt from its
+    history, whose trials run where it was first launched and whose reader may be elsewhere."""
     raw = require_mapping(raw, "study")
     reject_unknown(raw, TOP_KEYS, "", elsewhere(""))
     name = take(raw, "name", "str", "", default_name)
@@ -212,7 +216,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     objective = parse_objective(raw["objective"], paths, load_code)
     if objective.command is not None:
         check_command(objective.command, space.names)
-    elif load_code:  # the entry's own check of the values it is given (stages.check_params)
+    elif load_code and check_data:  # the entry's own check of its values (stages.check_params)
         check_params(load_entry(objective.entry, paths), space.fixed,
                      [p.name for p in space.free], "space")
     study = Study(name=name, objective=objective, space=space, raw=raw, compared=compared)
@@ -223,7 +227,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     reject_unknown(optional_mapping(raw, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
         stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
-                             load_code)
+                             load_code, check_data)
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
         if stage is not None and stage.executor:
             check_stage_executor(study, stage.executor)

@@ -135,3 +135,35 @@ def test_a_misspelt_key_is_refused_by_the_run_itself(tmp_path):
     with pytest.raises(ValueError, match="trian_dir"):
         finetune({**TINY, "trian_dir": str(tmp_path)}, Ctx())
 
+
+
+def test_a_study_with_relative_folders_reads_back_from_another_directory(tmp_path, monkeypatch,
+                                                                          good):
+    """The check reads a relative folder from the current directory, where a new study's runs
+    start; a study rebuilt from its history (``autotune.load_study(dir)``, a resume) runs
+    where it was first launched, so it is not checked again from wherever it is read."""
+    import os
+
+    import autotune as at
+
+    train, val = good
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    os.symlink(train, launch / "train")
+    os.symlink(val, launch / "val")
+    data = ddbpn_study("train", "val")
+    del data["stages"]  # the fine-tune's own check is the same; its pretrain is time only
+    path = write_study(str(launch / "s.yaml"), data)
+    d = str(tmp_path / "out")
+    monkeypatch.chdir(launch)
+    with at.create_study(path, dir=d) as own:  # the history records this launch directory
+        own.tell(own.ask(), 6.5)   # (no training: what is read back is the record)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    study = at.load_study(d)
+    assert len(study.trials) == 1 and study.trials[0].status == "ok"
+    # the study file read afresh from here names the directory it read the folder from
+    with pytest.raises(Exception, match="relative to the current directory"):
+        from autotune.study import load_study
+        load_study(path)

@@ -93,7 +93,9 @@ def check_folder(folder, key: str, min_side: int = 1, every: bool = True, why: s
     try:
         files = list_image_files(os.path.expanduser(str(folder)))
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        raise ValueError(f"{key}: {exc}") from None
+        where = "" if os.path.isabs(os.path.expanduser(str(folder))) else \
+            f" (relative to the current directory, {os.getcwd()}, where the runs start)"
+        raise ValueError(f"{key}: {exc}{where}") from None
     large = 0
     for path in files:
         try:
