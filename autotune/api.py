@@ -401,13 +401,22 @@ class Study:
         number = self._number_of(trial)
         if result is not None and error is not None:  # which one would be the truth?
             raise StudyError(f"tell: trial {number}: give a result or error=..., not both")
-        if self._driver is not None:  # a finished or unknown trial first: no result fixes it
-            _check_open(self._driver, number)
+        # a finished or unknown trial first: no result fixes it. Outside a session, from the
+        # history alone: opening one would make the directory, or record a resume, for a
+        # tell that is refused
+        _check_open(self._driver.history if self._driver is not None else self._recorded(),
+                    number)
         result, error = _told(result, error, self.settings.objective.metric, number)
         driver = self._session()  # opened only for a tell that may be recorded
-        _check_open(driver, number)
+        _check_open(driver.history, number)
         self._held = [r for r in self._held if r.trial != number]
         return driver.tell_external(number, result, error)
+
+    def _recorded(self) -> History:
+        """The study's history as recorded, read without a lock and writing nothing (empty
+        where nothing is recorded yet)."""
+        sdir = StudyDir(self.dir)
+        return History.load(Journal(sdir.history)) if sdir.exists() else History()
 
     def _number_of(self, trial: Trial | int) -> int:
         """The trial's number in this study; a ``Trial`` asked from another study (another
@@ -518,11 +527,11 @@ def _stopped(summary: RunSummary, settings: StudySettings, view: StudyView
     return None
 
 
-def _check_open(driver: Driver, number: int) -> None:
+def _check_open(history: History, number: int) -> None:
     """Refuse a trial that this study never asked for, that has ended already, or that a
     ``run()`` started and ``ask()`` has not handed out: its result would be the caller's
     guess (and its process or job may still be running, for the next run to collect)."""
-    rec = driver.history.trials.get(number)
+    rec = history.trials.get(number)
     if rec is None or rec.done:
         raise StudyError(f"tell: trial {number} is "
                          f"{'unknown' if rec is None else 'already finished'} in this study")
