@@ -93,9 +93,17 @@ class StudyView:
     # ---- what it found --------------------------------------------------------------------
     @property
     def trials(self) -> list[TrialRecord]:
-        """Every trial in id order (copies: changing them changes nothing on disk)."""
-        return [copy.deepcopy(r) for r in sorted(self._history.trials.values(),
-                                                 key=lambda r: r.trial)]
+        """Every trial in id order (copies: changing them changes nothing on disk), each
+        ``status`` its state as every other view says it: with no driver, a trial not ended
+        is ``interrupted`` (or ``running-alone``, ``ended-alone``), not ``running``."""
+        from .states import trial_states
+
+        states = trial_states(self._history, self._driver_running(), self.path)
+        trials = [copy.deepcopy(r) for r in sorted(self._history.trials.values(),
+                                                   key=lambda r: r.trial)]
+        for rec in trials:
+            rec.status = states.get(rec.trial, rec.status)
+        return trials
 
     def trials_dataframe(self) -> "pd.DataFrame":
         """One row per trial, typed columns: parameters, epochs, metrics, value, best so far,

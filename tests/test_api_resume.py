@@ -1,13 +1,16 @@
 """The Python API's promise under faults: a loop killed or refused midway loses nothing, runs
 nothing twice, and a refused call writes nothing."""
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
 import autotune as at
 from autotune.errors import StudyError
 
-from .helpers import study_dict
+from .helpers import REPO, study_dict
 
 
 def _own_loop(max_trials=3):
@@ -38,3 +41,40 @@ def test_a_refused_tell_outside_a_session_writes_nothing(tmp_path):
     assert _files(d) == before  # no session opened, no resume recorded, for a refusal
     assert loaded.tell(1, 0.25).value == 0.25  # the open trial is told as it was asked
     loaded.close()
+
+
+KILLED_LOOP = """
+import os, signal, sys
+import autotune as at
+raw = {raw!r}
+study = at.create_study(raw, dir=sys.argv[1])
+study.tell(study.ask(), 0.5)
+trial = study.ask()
+print(trial.number, repr(trial.params), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # between ask and tell
+"""
+
+
+def test_a_loop_killed_between_ask_and_tell_hands_its_trial_out_again(tmp_path):
+    d = str(tmp_path / "s")
+    code = KILLED_LOOP.format(raw=_own_loop(max_trials=4))
+    out = subprocess.run([sys.executable, "-c", code, d], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    number, params = out.stdout.split(" ", 1)
+    study = at.load_study(d)
+    # every view says the untold trial is interrupted: nothing runs it, ask() hands it out
+    assert [(t.number, t.status) for t in study.trials] == [(0, "ok"), (1, "interrupted")]
+    assert at.load(d).counts() == {"ok": 1, "interrupted": 1}
+    assert list(study.trials_dataframe()["status"]) == ["ok", "interrupted"]
+    assert not study.finished
+    told = []
+    with study:
+        while (trial := study.ask()) is not None:
+            told.append(trial.number)
+            if trial.number == int(number):
+                assert repr(trial.params) == params.strip()  # the same trial, not a new one
+            study.tell(trial, 1.0)
+        assert study.end_reason == "max_trials (4) reached"
+    assert told == [1, 2, 3]  # the killed loop's trial first, then new ones: none twice
+    assert [(t.number, t.status) for t in study.trials] == [(n, "ok") for n in range(4)]
