@@ -548,9 +548,9 @@ def _told(result: Any, error: Any, metric: str, number: int
     if error is not None:
         return None, _error_text(error)
     value = real_number(result)  # a float, or a numpy or torch scalar
-    if value is not None:
-        return {metric: float(value)}, None
-    if not isinstance(result, Mapping):
+    if value is not None:  # judged as {metric: value} is: an int too large for a float fails
+        result = {metric: value}
+    elif not isinstance(result, Mapping):
         raise StudyError(f"tell: expected a number or a dict of metrics as the result of "
                          f"trial {number}, got {type(result).__name__} (or pass error=...)")
     _check_metric(result, metric, number)

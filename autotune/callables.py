@@ -37,8 +37,8 @@ class Objective:
     def __call__(self, params: dict, ctx: Any) -> dict:
         out = self.func(params, ctx)
         number = real_number(out)  # a float, or a numpy/torch scalar; NaN is judged later
-        if number is not None:
-            return {self.metric: float(number)}
+        if number is not None:  # an int as it is: one too large for a float is judged later too
+            return {self.metric: number}
         if isinstance(out, Mapping):
             return dict(out)
         # said here, where a bare number is allowed: the runner's own message (a command's,

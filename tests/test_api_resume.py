@@ -78,3 +78,19 @@ def test_a_loop_killed_between_ask_and_tell_hands_its_trial_out_again(tmp_path):
         assert study.end_reason == "max_trials (4) reached"
     assert told == [1, 2, 3]  # the killed loop's trial first, then new ones: none twice
     assert [(t.number, t.status) for t in study.trials] == [(n, "ok") for n in range(4)]
+
+
+def test_a_bare_integer_too_large_for_a_float_is_a_failed_trial_as_in_a_dict(tmp_path):
+    huge = 2 ** 2000
+    with at.create_study(_own_loop(), dir=str(tmp_path / "s")) as study:
+        for result in ({"loss": huge}, huge):  # was an OverflowError from tell, the trial open
+            rec = study.tell(study.ask(), result)
+            assert (rec.status, rec.error) == (
+                "failed", "metric 'loss' is an integer too large for a float")
+        assert study.tell(study.ask(), 3).value == 3.0
+    raw = study_dict(search={"max_trials": 2}, max_failures=0)
+    raw["objective"] = {"entry": lambda params, ctx: huge, "metric": "loss"}
+    with pytest.raises(at.StudyStopped):
+        at.Study(raw, dir=str(tmp_path / "f")).run(progress=False)
+    assert {t.error for t in at.load(str(tmp_path / "f")).trials} == {
+        "metric 'loss' is an integer too large for a float"}  # not "OverflowError: ..."
