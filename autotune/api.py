@@ -7,15 +7,17 @@ their trials are in the history like any other and ``status``, ``report`` and a 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
 import inspect
 import os
+import signal
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from . import callables
 from . import events as ev
@@ -58,6 +60,46 @@ def _one_thread_at_a_time(method: F) -> F:
         with self._lock:
             return method(self, *args, **kwargs)
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[list[Any]]:
+    """Ctrl-C (SIGINT) held back while an ask or a tell records, and noted in the list given:
+    a KeyboardInterrupt raised between the journal's write and the session taking it in (a
+    sync on a slow file system is long) left the journal ahead of the session, so that a
+    tell run again recorded a second end (its value ignored on replay, though returned) and
+    an ask a second trial of the same number. ``_deliver`` hands the Ctrl-C on after. Only
+    the main thread gets signals; elsewhere, or where the handler cannot be set, nothing is
+    held. A second Ctrl-C is not held: a hung wait (a lock on a stuck file system) can be cut."""
+    caught: list[Any] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append((old, frame))
+
+    try:
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("signals go to the main thread only")
+        old = signal.signal(signal.SIGINT, hold)
+    except (ValueError, TypeError, OSError):  # not the main thread, or an embedding's limits
+        yield caught
+        return
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _deliver(caught: list[Any]) -> None:
+    """A Ctrl-C ``_ctrl_c_held`` held back, handed to the handler it was meant for."""
+    if not caught:
+        return
+    handler, frame = caught[0]
+    if callable(handler):
+        handler(signal.SIGINT, frame)  # Python's own raises KeyboardInterrupt
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)
 
 
 @dataclass
@@ -315,6 +357,17 @@ class Study:
         cancel"; the next session resumes); False, the search waits for the results of the
         trials you hold (``open_trials``): tell them, then ask again. The study directory stays locked for
         this Study until ``close()`` (or the ``with`` block ends, or the process exits)."""
+        with _ctrl_c_held() as caught:
+            rec = self._next_trial()
+            trial = None if rec is None else Trial(
+                rec.trial, dict(rec.params), self._driver.context(rec), rec.fidelity,
+                rec.parent, dict(rec.info))
+        if caught and rec is not None:  # interrupted: the trial is handed out by the next ask()
+            self._held.insert(0, rec)
+        _deliver(caught)
+        return trial
+
+    def _next_trial(self) -> TrialRecord | None:
         driver = self._session()
         if driver.asking_ended() == CANCELLED:  # what it holds stays open, to tell or not
             return None
@@ -332,8 +385,7 @@ class Study:
         rec = self._held.pop(0)
         if rec.job_id != EXTERNAL:  # left by a stopped run(): this loop runs it again
             rec = driver.start_external(rec)
-        return Trial(rec.trial, dict(rec.params), driver.context(rec), rec.fidelity, rec.parent,
-                     dict(rec.info))
+        return rec
 
     @property
     @_speaks_python
@@ -407,10 +459,13 @@ class Study:
         _check_open(self._driver.history if self._driver is not None else self._recorded(),
                     number)
         result, error = _told(result, error, self.settings.objective.metric, number)
-        driver = self._session()  # opened only for a tell that may be recorded
-        _check_open(driver.history, number)
-        self._held = [r for r in self._held if r.trial != number]
-        return driver.tell_external(number, result, error)
+        with _ctrl_c_held() as caught:  # recorded whole, or not at all: see _ctrl_c_held
+            driver = self._session()  # opened only for a tell that may be recorded
+            _check_open(driver.history, number)
+            self._held = [r for r in self._held if r.trial != number]
+            told = driver.tell_external(number, result, error)
+        _deliver(caught)  # after the trial is recorded: telling it again says so
+        return told
 
     def _recorded(self) -> History:
         """The study's history as recorded, read without a lock and writing nothing (empty

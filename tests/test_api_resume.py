@@ -94,3 +94,37 @@ def test_a_bare_integer_too_large_for_a_float_is_a_failed_trial_as_in_a_dict(tmp
         at.Study(raw, dir=str(tmp_path / "f")).run(progress=False)
     assert {t.error for t in at.load(str(tmp_path / "f")).trials} == {
         "metric 'loss' is an integer too large for a float"}  # not "OverflowError: ..."
+
+
+def test_ctrl_c_while_the_journal_syncs_never_records_a_tell_or_an_ask_twice(tmp_path,
+                                                                             monkeypatch):
+    import autotune.journal
+
+    sync, armed = os.fsync, []
+
+    def slow_sync(fd):  # a Ctrl-C landing in the sync (long on a network file system)
+        sync(fd)
+        if armed:
+            armed.clear()
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(autotune.journal.os, "fsync", slow_sync)
+    d = str(tmp_path / "s")
+    with at.create_study(_own_loop(max_trials=3), dir=d) as study:
+        first = study.ask()
+        armed.append(True)
+        with pytest.raises(KeyboardInterrupt):
+            study.tell(first, 0.5)  # recorded whole, then the Ctrl-C
+        with pytest.raises(StudyError, match="trial 0 is already finished"):
+            study.tell(first, 0.6)  # the cell run again: not a second end, ignored on replay
+        armed.append(True)
+        with pytest.raises(KeyboardInterrupt):
+            study.ask()
+        again = study.ask()  # the trial the interrupted ask recorded, not a second trial 1
+        assert again.number == 1 and study.open_trials == [1]
+        study.tell(again, 0.7)
+    view = at.load(d)
+    assert view.warnings == []  # was: "ask reuses the id of trial 1, skipped"
+    assert [(t.number, t.status, t.value) for t in view.trials] == [(0, "ok", 0.5),
+                                                                      (1, "ok", 0.7)]
+    assert open(os.path.join(d, "history.jsonl")).read().count('"e":"end"') == 2
