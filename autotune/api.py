@@ -423,8 +423,14 @@ class Study:
         states = trial_states(history, sdir.driver_running(), sdir.path)
         if any(states[r.trial] == "interrupted" for r in history.in_flight()):
             return ""  # left untold, or by a stopped run(): ask() hands it out
-        return asking_ended(self.settings, history,
-                            restore(self.settings.make_searcher(), history))
+        searcher = restore(self.settings.make_searcher(), history)
+        reason = asking_ended(self.settings, history, searcher)
+        if reason or history.in_flight():  # results to come may give the search more to do
+            return reason
+        # a search with nothing more to propose and no result to wait for has ended, as
+        # ask() finds (a restored copy is asked: nothing is recorded)
+        searcher.next_trial = history.next_id
+        return "" if searcher.ask(1) else "the search has nothing more to propose"
 
     @property
     @_one_thread_at_a_time

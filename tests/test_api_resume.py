@@ -128,3 +128,24 @@ def test_ctrl_c_while_the_journal_syncs_never_records_a_tell_or_an_ask_twice(tmp
     assert [(t.number, t.status, t.value) for t in view.trials] == [(0, "ok", 0.5),
                                                                       (1, "ok", 0.7)]
     assert open(os.path.join(d, "history.jsonl")).read().count('"e":"end"') == 2
+
+
+def test_a_search_with_nothing_more_to_propose_is_finished_read_outside_its_loop(tmp_path):
+    d = str(tmp_path / "s")
+    raw = study_dict(space={"x": {"low": 0.0, "high": 1.0, "steps": 5}, "y": {"values": [1, 2, 3]}},
+                     search={"algorithm": "axis", "max_trials": 20},
+                     executor={"max_concurrent": 3})
+    raw["objective"] = {"metric": "loss"}
+    study = at.create_study(raw, dir=d)
+    with study:
+        while (trial := study.ask()) is not None:
+            study.tell(trial, (trial.params["x"] - 0.3) ** 2 + trial.params["y"] / 10)
+        assert len(study.trials) < 20  # the axis search stopped short of max_trials
+        ended = study.end_reason
+        assert ended == "the search has nothing more to propose" and study.finished
+    # read from the history alone, it said "" and finished False: ask() would give None
+    assert (study.end_reason, study.finished) == (ended, True)
+    loaded = at.load_study(d)
+    assert (loaded.end_reason, loaded.finished) == (ended, True)
+    assert loaded.ask() is None
+    loaded.close()
