@@ -51,7 +51,8 @@ def placed(params: dict, ctx) -> dict:
 
 def ranked_stepper(params: dict, ctx) -> dict:
     """``steps`` steps of ``step_s`` s in every rank, in step through a gloo barrier; rank 0
-    checkpoints after each and every rank starts from the checkpoint (a requeue continues)."""
+    checkpoints after each and every rank starts from the checkpoint (a requeue continues), its
+    steps then ``resumed_step_s`` s (default ``step_s``)."""
     import torch.distributed as dist
 
     rank = int(os.environ["RANK"])
@@ -65,8 +66,11 @@ def ranked_stepper(params: dict, ctx) -> dict:
         dist.barrier()  # every rank has read it before rank 0 writes again
         resumed_from = state["step"]
         state["runs"] += 1
+        step_s = float(params.get("step_s", 0.5))
+        if state["runs"] > 1:
+            step_s = float(params.get("resumed_step_s", step_s))
         while state["step"] < int(params.get("steps", 10)):
-            time.sleep(float(params.get("step_s", 0.5)))
+            time.sleep(step_s)
             dist.barrier()
             state["step"] += 1
             if rank == 0:

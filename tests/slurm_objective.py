@@ -17,6 +17,8 @@ def quick(params: dict, ctx) -> dict:
 
 def stepper(params: dict, ctx) -> dict:
     """``steps`` steps of ``step_s`` seconds, a checkpoint after each; continues from it.
+    A run that continues (a requeued job's) steps ``resumed_step_s`` seconds (default
+    ``step_s``): a test that interrupts the first run need not wait as long for the rest.
 
     The result says at which step this run started (``resumed_from``) and how many runs it
     took (``runs``), so a test can see a requeued trial pick up where it was.
@@ -30,6 +32,8 @@ def stepper(params: dict, ctx) -> dict:
     resumed_from = state["step"]
     state["runs"] += 1
     save(ctx.checkpoint_path, state)
+    if state["runs"] > 1:
+        step_s = float(params.get("resumed_step_s", step_s))
     while state["step"] < steps:
         time.sleep(step_s)
         state["step"] += 1

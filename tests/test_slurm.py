@@ -286,8 +286,11 @@ def test_job_cancelled_from_outside_is_recorded_cancelled_and_search_goes_on(tmp
 
 def running_stepper(tmp_path, name: str, steps: int, done: int):
     """A one-trial study of the checkpointing stepper, once ``done`` steps are checkpointed:
-    (driver process, study directory, SLURM job id)."""
-    space = {"x": {"values": [1]}, "steps": {"values": [steps]}, "step_s": {"values": [0.5]}}
+    (driver process, study directory, SLURM job id). A run that continues from the
+    checkpoint (after a requeue) steps ten times faster: only the first must outlast the test's
+    interruption."""
+    space = {"x": {"values": [1]}, "steps": {"values": [steps]}, "step_s": {"values": [0.5]},
+             "resumed_step_s": {"values": [0.05]}}
     study = study_file(tmp_path, name, "stepper", space, 1, max_concurrent=1, max_requeue=6)
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)

@@ -81,7 +81,9 @@ def test_driver_killed_mid_trial_reattaches_to_the_multi_task_job(tmp_path):
 
 
 def test_a_requeued_multi_task_job_continues_from_its_checkpoint(tmp_path):
-    space = {"x": {"values": [1]}, "steps": {"values": [14]}, "step_s": {"values": [0.5]}}
+    # the requeued run steps faster: only the first must outlast the requeue
+    space = {"x": {"values": [1]}, "steps": {"values": [14]}, "step_s": {"values": [0.5]},
+             "resumed_step_s": {"values": [0.05]}}
     study = ranked_study(tmp_path, "requeue", space, 1, entry="ranked_stepper", max_requeue=6)
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)
