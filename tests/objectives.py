@@ -86,7 +86,8 @@ def by_x(params: dict, ctx) -> dict:
 
 def pretrain(params: dict, ctx) -> dict:
     """A pretend pretrain, logged one line per start. It holds an exclusive lock on
-    ``<log>.running`` while it runs: one started while another runs logs OVERLAP."""
+    ``<log>.running`` while it runs: one started while another runs logs OVERLAP. It sleeps
+    ``sleep_s``, then, given a ``gate`` path, waits until that file exists."""
     import fcntl
 
     with open(params["log"], "a") as fh:
@@ -103,6 +104,12 @@ def pretrain(params: dict, ctx) -> dict:
     # PRETRAIN_SLEEP_S: a later driver's attempt may be short where the first one had to
     # last (the stage's key, its params, stays the same)
     time.sleep(float(os.environ.get("PRETRAIN_SLEEP_S") or params.get("sleep_s", 0.5)))
+    if params.get("gate"):  # then it runs on until a test opens the gate (the file exists)
+        give_up = time.monotonic() + 120
+        while not os.path.exists(params["gate"]):
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"pretrain: its gate {params['gate']} never opened")
+            time.sleep(0.05)
     with open(ctx.checkpoint_path, "w") as fh:
         json.dump({"base": float(params.get("base", 1.0)), "epochs": ctx.epochs}, fh)
     guard.close()

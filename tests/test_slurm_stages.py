@@ -7,13 +7,15 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import threading
 
 import pytest
 import yaml
 
 from autotune.executors.slurm_query import slurm_reachable
 
-from .helpers import history
+from .helpers import REPO, history
 from .test_slurm import sacct_jobs, start_driver, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -66,13 +68,46 @@ def check_one_pretrain_then_trials(tmp_path, directory: str, trials: int) -> Non
     assert max(r.cost_s for r in h.trials.values()) < pre.cost_s  # none waited on it
 
 
+def gated_study(tmp_path, name: str, trials: int) -> str:
+    """A staged study whose pretrain runs at least 1 s (a fine-tune takes milliseconds) and
+    then until ``reattach_and_finish`` sees a later driver re-attach to its job."""
+    return staged_study(tmp_path, name, trials, sleep_s=1.0, gate=str(tmp_path / "gate"))
+
+
+def reattach_and_finish(study, directory, tmp_path) -> str:
+    """Run the study again until it ends: its pretrain's gate opens once this driver says it
+    re-attached to the pretrain's job (which runs until then). Its output."""
+    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", study, "--dir", directory],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "pretrain: re-attached to job" in line:
+                (tmp_path / "gate").touch()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(timeout=10)
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    assert (tmp_path / "gate").exists(), out  # the job it waited for ran until it re-attached
+    return out
+
+
 def pretrain_runs(tmp_path) -> list[str]:
     with open(tmp_path / "pretrain.log") as fh:
         return fh.read().split()
 
 
 def test_the_pretrain_is_one_slurm_job_before_the_fine_tunes(tmp_path):
-    study = staged_study(tmp_path, "stage", trials=4, sleep_s=4.0)
+    study = staged_study(tmp_path, "stage", trials=4, sleep_s=2.0)  # a fine-tune: milliseconds
     directory = str(tmp_path / "d")
     proc = start_driver(study, directory)
     out, _ = proc.communicate(timeout=180)
@@ -97,12 +132,10 @@ def kill_driver_in_its_pretrain(study, directory, tmp_path) -> None:
 
 
 def test_a_driver_killed_during_the_pretrain_reattaches_to_its_job(tmp_path):
-    study = staged_study(tmp_path, "stagekill", trials=2, sleep_s=8.0)
+    study = gated_study(tmp_path, "stagekill", trials=2)
     directory = str(tmp_path / "d")
     kill_driver_in_its_pretrain(study, directory, tmp_path)
-    proc = start_driver(study, directory)
-    out, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 0, out
+    reattach_and_finish(study, directory, tmp_path)
     assert [e["state"] for e in stage_events(directory)] == ["submit", "end"]
     assert len(pretrain_runs(tmp_path)) == 1  # once: never twice, no overlap
     check_one_pretrain_then_trials(tmp_path, directory, 2)
@@ -115,7 +148,7 @@ def test_ctrl_c_during_the_pretrain_leaves_its_job_as_the_trials_and_says_so(tmp
     from .helpers import cli
     from .test_slurm import squeue_state
 
-    study = staged_study(tmp_path, "stageint", trials=2, sleep_s=8.0)
+    study = gated_study(tmp_path, "stageint", trials=2)
     directory = str(tmp_path / "d")
     proc = driver_in_its_pretrain(study, directory, tmp_path)
     proc.send_signal(signal.SIGINT)
@@ -127,9 +160,7 @@ def test_ctrl_c_during_the_pretrain_leaves_its_job_as_the_trials_and_says_so(tmp
     assert squeue_state(job) in ("RUNNING", "PENDING", "COMPLETING"), out
     status = cli("status", directory).stdout
     assert "pretrain: running-alone (its job runs without a driver" in status, status
-    proc = start_driver(study, directory)
-    out, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 0, out
+    out = reattach_and_finish(study, directory, tmp_path)
     assert [e["state"] for e in stage_events(directory)] == ["submit", "end"], out
     assert len(pretrain_runs(tmp_path)) == 1  # built once
     check_one_pretrain_then_trials(tmp_path, directory, 2)
