@@ -1,0 +1,14 @@
+"""The suite runs on two processes (pytest-xdist, ``-n 2`` in setup.cfg): most of its time is
+waiting (subprocesses, SLURM, sleeps in test objectives), which a second process fills. The
+tests that use the local SLURM cluster run one after another on one of them: they share its
+one node (its CPUs and fake GPUs), and several wait for a job to be pending or running."""
+import pytest
+
+#: the modules whose tests submit jobs to the local SLURM cluster
+SLURM_MODULES = {"test_slurm", "test_slurm_ranks", "test_slurm_stages"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLURM_MODULES:
+            item.add_marker(pytest.mark.xdist_group("slurm"))
