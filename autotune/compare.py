@@ -195,8 +195,9 @@ def check_out_dir(out_dir: str) -> None:
         return
     if not os.path.isdir(out_dir):
         raise StudyError(f"{dir_key()}: {out_dir} exists and is not a directory")
-    study = [n for n in ("history.jsonl", "trajectory.csv", "trials")
-             if os.path.exists(os.path.join(out_dir, n))]
+    sdir = StudyDir(out_dir)
+    study = [os.path.basename(p) for p in (sdir.history, sdir.trajectory, sdir.trials)
+             if os.path.exists(p)]
     if study:
         raise StudyError(f"{dir_key()}: {out_dir} is a study's directory (it holds "
                          f"{', '.join(study)}): compare writes comparison.csv, plots/ and one "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import StudyError
 from .history import History, TrialRecord
 from .journal import Journal
+from .states import trial_states
 from .studydir import StudyDir, no_study
 
 if TYPE_CHECKING:
@@ -96,9 +97,7 @@ class StudyView:
         """Every trial in id order (copies: changing them changes nothing on disk), each
         ``status`` its state as every other view says it: with no driver, a trial not ended
         is ``interrupted`` (or ``running-alone``, ``ended-alone``), not ``running``."""
-        from .states import trial_states
-
-        states = trial_states(self._history, self._driver_running(), self.path)
+        states = self._states()
         trials = [copy.deepcopy(r) for r in sorted(self._history.trials.values(),
                                                    key=lambda r: r.trial)]
         for rec in trials:
@@ -114,10 +113,8 @@ class StudyView:
         counts for best, and the pretrain has no row (code reading the frame need not test
         which columns exist)."""
         from .frame import trials_frame
-        from .states import trial_states
 
-        return trials_frame(self._history, trial_states(self._history, self._driver_running(),
-                                                        self.path))
+        return trials_frame(self._history, self._states())
 
     @property
     def best(self) -> TrialRecord | None:
@@ -138,10 +135,11 @@ class StudyView:
         """Trials by state, as ``status`` and ``trials_dataframe`` say it (ok, failed,
         cancelled, running, pending; with no driver: running-alone, ended-alone,
         interrupted)."""
-        from .states import trial_states
+        return dict(Counter(self._states().values()))
 
-        return dict(Counter(trial_states(self._history, self._driver_running(),
-                                         self.path).values()))
+    def _states(self) -> dict[int, str]:
+        """Each trial's state as every view says it (states.trial_states)."""
+        return trial_states(self._history, self._driver_running(), self.path)
 
     def summary(self) -> str:
         """The text ``autotune status`` prints."""
