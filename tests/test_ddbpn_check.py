@@ -3,6 +3,8 @@ key, a data folder that is missing, empty, holds a file PIL cannot read or image
 to use, a missing VGG19 weights file: one line naming the key, exit status 2, nothing
 written (they failed every run after its training, the pretrain's first; a misspelt
 ``train_dir`` trained on the built-in images instead)."""
+import os
+
 import pytest
 import skimage.data
 from PIL import Image
@@ -170,3 +172,40 @@ def test_a_study_with_relative_folders_reads_back_from_another_directory(tmp_pat
     with pytest.raises(StudyError, match=r"space\.train_dir: .*train.* \(relative to the "
                                          r"current directory, .*elsewhere, where the runs"):
         load_study(path)
+
+
+def test_a_folder_checked_again_unchanged_reads_no_header_and_a_changed_one_is_read(
+        tmp_path, monkeypatch):
+    """``compare`` defines one study per run and each definition checks the data: a 12-run
+    comparison read every header 12 times (over NFS, minutes). An unchanged folder's headers
+    are read once; a file changed, replaced or added since is read again, never taken for
+    the one checked before."""
+    from PIL import Image as PILImage
+
+    from autotune.jobs.ddbpn.train import check_params
+
+    train = folder(tmp_path / "train", [(200, 150), (97, 133), (20, 20)])
+    opened = []
+    real_open = PILImage.open
+    monkeypatch.setattr(PILImage, "open", lambda p, *a, **k: opened.append(str(p)) or
+                        real_open(p, *a, **k))
+    settings = {"w1": 0.01, **TINY, "train_dir": train}
+    check_params(settings, (), "pretrain")
+    assert len(opened) == 3
+    for _ in range(3):
+        check_params(settings, (), "pretrain")
+    assert len(opened) == 3  # the same folder, unchanged: no header read again
+    # a file rewritten in place is read again: here it is no longer an image
+    (tmp_path / "train" / "im1.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"train_dir: .*im1\.png is not a readable image"):
+        check_params(settings, (), "pretrain")
+    # every image too small now (the same names, new contents): refused, not taken as before
+    folder(tmp_path / "train", [(20, 20), (31, 40), (20, 20)])
+    with pytest.raises(ValueError, match="train_dir: no image in"):
+        check_params(settings, (), "pretrain")
+    # a new file is read, the others not again
+    folder(tmp_path / "train2", [(200, 150)])
+    opened.clear()
+    os.replace(tmp_path / "train2" / "im0.png", tmp_path / "train" / "new.png")
+    check_params(settings, (), "pretrain")
+    assert [os.path.basename(p) for p in opened] == ["new.png"]

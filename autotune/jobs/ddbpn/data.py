@@ -88,7 +88,9 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
 def check_folder(folder, key: str, min_side: int = 1, every: bool = True, why: str = "") -> None:
     """A study's image folder, checked before any run: it exists, holds images, each of them
     readable (its header), and every one (``every``) or at least one at least ``min_side`` px
-    on each side. Raises ValueError starting with ``key``."""
+    on each side. Raises ValueError starting with ``key``. Each header is read once a process
+    while its file is unchanged (``header_size``): the folder is listed and its files stat'ed
+    on every check, their headers read again only where a file is new or changed."""
     from PIL import Image
     try:
         files = list_image_files(os.path.expanduser(str(folder)))
@@ -99,8 +101,7 @@ def check_folder(folder, key: str, min_side: int = 1, every: bool = True, why: s
     large = 0
     for path in files:
         try:
-            with Image.open(path) as im:
-                w, h = im.size
+            w, h = header_size(path, Image)
         except Exception as exc:  # noqa: BLE001 - whatever PIL cannot read
             raise ValueError(f"{key}: {path} is not a readable image ({type(exc).__name__}: "
                              f"{exc})") from None
@@ -110,6 +111,24 @@ def check_folder(folder, key: str, min_side: int = 1, every: bool = True, why: s
             raise ValueError(f"{key}: {path} is {w}x{h} px; {why} needs {min_side} px a side")
     if not large:
         raise ValueError(f"{key}: no image in {folder} is {min_side} px a side, as {why} needs")
+
+
+#: an image's (width, height) by (absolute path, inode, size, mtime, ctime), read once per
+#: process: ``compare`` defines one study per run, and each definition checks its folders
+_SIZES: dict[tuple, tuple[int, int]] = {}
+
+
+def header_size(path: Path, image_module) -> tuple[int, int]:
+    """(width, height) from the image's header, read once for as long as the file is the one
+    read: a file written, replaced or touched since (its inode, size, mtime or ctime
+    changed) is read again, so a changed folder is never taken for the one checked."""
+    st = os.stat(path)
+    stamp = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    size = _SIZES.get(stamp)
+    if size is None:
+        with image_module.open(path) as im:
+            size = _SIZES[stamp] = tuple(im.size)
+    return size
 
 
 def load_image_file(path: str | os.PathLike) -> np.ndarray:
