@@ -25,7 +25,12 @@ class StageSpec:
     """A pretrain: what to run, with which fixed parameters, for how long.
 
     Only ``core()`` (entry, params, epochs, seed) decides the checkpoint, so where it is cached
-    and which resources build it can change without invalidating a cache or a history.
+    and which resources build it can change without invalidating a cache or a history. Its
+    cache key (``key()``) reads ``core()`` as the run does: the parameters that name a file or
+    a folder (``paths``, as the entry declares them: ``entry.path_params``) as absolute paths
+    from where the runs start (``launch_dir``), and a whole number as itself (``4.0`` is 4):
+    two studies with the same relative ``train_dir`` in two directories read two folders,
+    and ``scale: 4.0`` trains what ``scale: 4`` does.
     """
 
     entry: str
@@ -36,12 +41,26 @@ class StageSpec:
     cache_dir: str | None = None      # absolute; None: the study's own ``cache/``
     executor: dict[str, Any] = field(default_factory=dict)  # overrides of the study's executor
     timeout_s: float | None = None
+    paths: tuple[str, ...] = ()       # the params naming a file or folder (entry.path_params)
+    launch_dir: str | None = None     # where the runs start (relative paths); None: here
 
     def core(self) -> dict[str, Any]:
         return {"entry": self.entry, "params": self.params, "epochs": self.epochs, "seed": self.seed}
 
+    def key_core(self) -> dict[str, Any]:
+        """``core()`` as the cache key reads it: paths absolute, whole numbers as ints. Paths
+        are made absolute by their text alone (no symlink resolved): the driver and the
+        stage's job, on other machines, compute the same key."""
+        base = self.launch_dir or os.getcwd()
+        params = {}
+        for name, value in self.params.items():
+            if name in self.paths and isinstance(value, str) and value:
+                value = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+            params[name] = plain_numbers(value)
+        return {**self.core(), "params": params}
+
     def key(self) -> str:
-        text = json.dumps(self.core(), sort_keys=True, default=str)
+        text = json.dumps(self.key_core(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def cache_root(self, study_dir: str) -> str:
@@ -49,7 +68,23 @@ class StageSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.core(), "name": self.name, "cache_dir": self.cache_dir,
-                "executor": dict(self.executor), "timeout_s": self.timeout_s}
+                "executor": dict(self.executor), "timeout_s": self.timeout_s,
+                "paths": list(self.paths), "launch_dir": self.launch_dir}
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paths", tuple(self.paths or ()))
+
+
+def plain_numbers(value: Any) -> Any:
+    """A whole float as an int (``4.0`` -> 4), inside lists and mappings too; booleans and
+    other values as they are."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_numbers(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

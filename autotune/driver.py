@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from . import callables
@@ -171,6 +171,8 @@ class Driver:
         stage = self.study.objective.pretrain
         if stage is None:
             return
+        # its relative data paths read (and its cache key made) where the runs start
+        stage = replace(stage, launch_dir=self.launch_dir)
 
         def make(overrides: dict) -> Executor:
             ex = self._executor or EXECUTORS[self.study.executor](

@@ -77,7 +77,14 @@ class StageRunner:
         done = built(stage, self.study_dir)
         if done is not None and rec is not None and rec.ready and rec.key == stage.key():
             return StageResult(checkpoint_of(stage, self.study_dir))
-        if rec is not None and rec.ready and damaged(stage, self.study_dir):
+        if done is None and rec is not None and rec.ready and rec.key and rec.key != stage.key():
+            # the same settings (the driver refuses changed ones), another key: one written
+            # before the key read paths absolute and 4.0 as 4 (stages.py)
+            self.progress.warn(f"{stage.name}: recorded under cache key {rec.key}, now "
+                               f"{stage.key()} (data paths read as absolute ones, whole numbers "
+                               f"as ints); building it once again, the entry under the old key "
+                               "is not reused")
+        elif rec is not None and rec.ready and damaged(stage, self.study_dir):
             self.progress.warn(f"{stage.name}: its checkpoint {checkpoint_of(stage, self.study_dir)}"
                                " is missing or not the size it was built with; building it "
                                "again before any fine-tune")

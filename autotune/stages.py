@@ -10,9 +10,16 @@ cache (stage_cache) under the hash of its entry, parameters, length and seed.
         epochs: 1000
         params: {w1: 0.01, ...}
         seed: 0
-        cache_dir: /shared/pretrains     # default: the study's own cache/
+        cache_dir: /shared/pretrains     # default: the study's own cache/ (see below)
         timeout_s: 86400                 # default: none
         executor: {time_limit_min: 1440, gpus_per_job: 1, cpus_per_job: 16}
+
+The key reads the params as the run does (``StageSpec.key``): those the entry names in its
+``path_params`` (D-DBPN: train_dir, val_dir, vgg_weights) as absolute paths from where the
+runs start, a whole number as an int. A key written before it read them so differs where a
+path was relative (or ``./``, ``~``, a trailing ``/``) or a number was written ``4.0``: that
+pretrain is built once again under the new key, said so on the run's output, and the entry
+under the old key is never reused (a shared cache may hold another folder's under it).
 """
 from __future__ import annotations
 
@@ -62,8 +69,9 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
         raise StudyError(str(exc).replace("objective.entry", "stages.pretrain.entry", 1)) from None
     if check_data:
         check_params(func, dict(params), (), "stages.pretrain.params")
+    paths = tuple(getattr(func, "path_params", ()) or ())  # the cache key reads them absolute
     return StageSpec(entry, dict(params), epochs, seed, cache_dir=cache_dir, executor=executor,
-                     timeout_s=timeout)
+                     timeout_s=timeout, paths=paths, launch_dir=os.getcwd())
 
 
 def check_params(func: Any, fixed: dict[str, Any], free, where: str) -> None:

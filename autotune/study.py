@@ -157,6 +157,9 @@ def recorded_study(history: "History", load_code: bool = True) -> Study:
                         tolerate_unfilled=True,  # the driver judges it
                         check_data=False)  # its data was checked as it started
     study.source = source
+    if study.objective.pretrain is not None:  # its relative paths: where it was launched
+        study.objective = dataclasses.replace(study.objective, pretrain=dataclasses.replace(
+            study.objective.pretrain, launch_dir=record.get("launch_dir") or None))
     return study
 
 

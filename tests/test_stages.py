@@ -466,3 +466,90 @@ def test_a_resumed_pretrain_runs_where_the_study_was_launched_as_its_trials_do(t
     done = cli("run", path, "--dir", d, "--quiet", cwd=str(second))
     assert done.returncode == 0, done.stderr
     assert log_lines(log) == [str(first)] * 4  # the failed pretrain, its rerun, two trials
+
+
+def test_a_shared_cache_keys_relative_paths_where_runs_start_and_reads_4_0_as_4(tmp_path,
+                                                                                 monkeypatch):
+    """Two studies sharing ``cache_dir`` with the same relative data path, defined in two
+    directories, read two folders: the second reused the first's pretrain, trained on the
+    other data. ``scale: 4.0`` and ``./data/`` are what ``scale: 4`` and ``data`` train: they
+    built it again."""
+    (tmp_path / "keyjob.py").write_text(
+        "import json\n"
+        "def pretrain(params, ctx):\n"
+        "    open(params['log'], 'a').write(open(params['data']).read() + '\\n')\n"
+        "    json.dump({'base': 1.0}, open(ctx.checkpoint_path, 'w'))\n"
+        "    return {}\n"
+        "pretrain.path_params = ('data',)\n"
+        "def finetune(params, ctx):\n"
+        "    return {'loss': json.load(open(ctx.pretrained))['base']}\n")
+    log, shared = str(tmp_path / "pretrain.log"), str(tmp_path / "shared")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "data").write_text(name.upper())
+
+    def run(where, out, **params):
+        data = study_dict(objective={"entry": "keyjob:finetune"}, space={"x": {"values": [1]}},
+                          search={"algorithm": "grid"},
+                          stages={"pretrain": {"entry": "keyjob:pretrain", "epochs": 1,
+                                               "cache_dir": shared,
+                                               "params": {"log": log, "data": "data",
+                                                          "scale": 4, **params}}})
+        monkeypatch.chdir(tmp_path / where)
+        Driver(parse_study(data, base_dir=str(tmp_path)), str(tmp_path / out),
+               progress=False).run()
+        return history(str(tmp_path / out)).stages["pretrain"].status
+
+    assert run("a", "da") == "ok"
+    assert run("b", "db") == "ok"  # its own data: its own pretrain
+    assert run("a", "da2", scale=4.0) == "cached"
+    assert run("a", "da3", data="./data/") == "cached"
+    assert log_lines(log) == ["A", "B"]
+
+
+def test_a_pretrain_recorded_under_a_key_before_paths_were_absolute_is_built_again(
+        tmp_path, monkeypatch, capsys):
+    """A study whose pretrain was recorded under the key an older autotune made (its relative
+    path as written): resumed, it says so and builds it once again under the new key; the
+    old entry, which a shared cache may hold from another folder, is not reused."""
+    import hashlib
+    import shutil
+
+    (tmp_path / "oldkeyjob.py").write_text(
+        "import json\n"
+        "def pretrain(params, ctx):\n"
+        "    open(params['log'], 'a').write('built\\n')\n"
+        "    json.dump({'base': 1.0}, open(ctx.checkpoint_path, 'w'))\n"
+        "    return {}\n"
+        "pretrain.path_params = ('data',)\n"
+        "def finetune(params, ctx):\n"
+        "    return {'loss': json.load(open(ctx.pretrained))['base']}\n")
+    log = str(tmp_path / "pretrain.log")
+    data = study_dict(objective={"entry": "oldkeyjob:finetune"},
+                      space={"x": {"values": [1, 2]}}, search={"algorithm": "grid", "max_trials": 1},
+                      stages={"pretrain": {"entry": "oldkeyjob:pretrain", "epochs": 1,
+                                           "params": {"log": log, "data": "data"}}})
+    monkeypatch.chdir(tmp_path)
+    d = str(tmp_path / "d")
+    study = parse_study(data, base_dir=str(tmp_path))
+    Driver(study, d, progress=False).run()
+    new = study.objective.pretrain.key()
+    core = study.objective.pretrain.core()
+    old = hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert old != new
+    shutil.move(os.path.join(d, "cache", new), os.path.join(d, "cache", old))
+    from autotune import events as ev
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        recorded = ev.decode(fh.read()).events
+    with open(os.path.join(d, "history.jsonl"), "wb") as fh:  # as the older autotune wrote it
+        fh.write(b"".join(ev.encode({**e, "key": old} if e["e"] == "stage" else e)
+                          for e in recorded))
+    assert history(d).stages["pretrain"].key == old
+    capsys.readouterr()
+    data["search"]["max_trials"] = 2
+    Driver(parse_study(data, base_dir=str(tmp_path)), d, progress=False).run()
+    assert f"recorded under cache key {old}, now {new}" in capsys.readouterr().err
+    assert log_lines(log) == ["built", "built"]
+    h = history(d)
+    assert h.stages["pretrain"].status == "ok" and h.stages["pretrain"].key == new
+    assert [r.status for r in h.trials.values()] == ["ok", "ok"]

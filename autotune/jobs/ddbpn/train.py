@@ -540,3 +540,6 @@ def finetune(params: dict, ctx) -> dict:
 # the engine checks a study's values with these before it writes anything (stages.check_params)
 pretrain.check_params = lambda fixed, free=(): check_params(fixed, free, "pretrain")
 finetune.check_params = lambda fixed, free=(): check_params(fixed, free, "finetune")
+# the settings naming a file or folder: a shared pretrain's cache key reads them as absolute
+# paths (StageSpec.key), so two studies' relative train_dir never share a checkpoint
+pretrain.path_params = finetune.path_params = ("train_dir", "val_dir", "vgg_weights")
