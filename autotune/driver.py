@@ -35,7 +35,7 @@ from .slurm_waits import QueueWatch
 from .stage_runner import StageRunner
 from . import submit_wait
 from .submit_wait import SubmitWait
-from .stages import as_stage_error, stage_options
+from .stages import as_stage_error, pretrain_changes, stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
 from .states import cancelled_jobs, job_kind, left_to_another_kind, stage_states, trial_states
@@ -787,8 +787,12 @@ def check_compatible(started: dict, study: Study, path: str) -> None:
         raise StudyError(f"space: differs from the one {path} was started with "
                          f"(parameters {', '.join(diff)}); use another {term('dir')} for a new "
                          "search")
-    for key in ("algorithm", "seed", "search_options", "metric", "mode", "pretrain"):
+    for key in ("algorithm", "seed", "search_options", "metric", "mode"):
         if before.get(key) != now[key]:
             raise StudyError(f"{key}: {path} was started with {before.get(key)!r}, "
                              f"{term('study')} says {now[key]!r}; use another {term('dir')} "
                              "for a new search")
+    if before.get("pretrain") != now["pretrain"]:  # the keys that differ, not both whole
+        raise StudyError(f"pretrain: {path} was started with another pretrain "
+                         f"({pretrain_changes(before.get('pretrain'), now['pretrain'])}); use "
+                         f"another {term('dir')} for a new search")

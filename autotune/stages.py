@@ -90,6 +90,31 @@ def check_params(func: Any, fixed: dict[str, Any], free, where: str) -> None:
         raise StudyError(f"{where}.{exc}") from None
 
 
+UNSET = "(unset)"
+
+
+def pretrain_changes(old: Any, new: Any) -> str:
+    """What differs between the pretrain a study was started with and the one it now gives
+    (their ``core()``s: entry, params, epochs, seed), each key with its old and new value:
+    ``params.lr 0.0001 -> 0.001, epochs 1000 -> 500``; a pretrain added or dropped whole
+    is said so."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return "stages.pretrain added" if not isinstance(old, dict) else "stages.pretrain removed"
+
+    def flat(core: dict) -> dict[str, Any]:
+        out = {k: v for k, v in core.items() if k != "params"}
+        params = core.get("params")
+        out.update({f"params.{k}": v for k, v in (params or {}).items()}
+                   if isinstance(params, dict) else {"params": params})
+        return out
+
+    was, now = flat(old), flat(new)
+    order = [k for k in ("entry", "epochs", "seed") if k in was or k in now]
+    order += sorted(k for k in set(was) | set(now) if k not in order)
+    return ", ".join(f"{k} {was.get(k, UNSET)!r} -> {now.get(k, UNSET)!r}".replace(
+        repr(UNSET), UNSET) for k in order if was.get(k, UNSET) != now.get(k, UNSET))
+
+
 def stage_options(study: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The pretrain's executor options: the study's, with the stage's in place of those it
     gives, a GPU or CPU count under any of its names included: a study's ``gpus_per_job: 1``

@@ -553,3 +553,27 @@ def test_a_pretrain_recorded_under_a_key_before_paths_were_absolute_is_built_aga
     h = history(d)
     assert h.stages["pretrain"].status == "ok" and h.stages["pretrain"].key == new
     assert [r.status for r in h.trials.values()] == ["ok", "ok"]
+
+
+def test_a_changed_pretrain_is_refused_in_one_line_naming_what_differs(tmp_path):
+    """The refusal printed both whole settings mappings (the log path, every param) for the
+    user to compare; it names the keys that differ, each with its old and new value."""
+    log = str(tmp_path / "pretrain.log")
+    d = str(tmp_path / "d")
+    path = write_study(str(tmp_path / "s.yaml"), two_stage(log, executor="inline", trials=1,
+                                                           sleep_s=0.0))
+    assert cli("run", path, "--dir", d, "--quiet").returncode == 0
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        before = fh.read()
+    changed = two_stage(log, executor="inline", trials=1, sleep_s=0.5, lr=0.1)
+    changed["stages"]["pretrain"]["epochs"] = 20
+    path = write_study(str(tmp_path / "s.yaml"), changed)
+    out = cli("run", path, "--dir", d, "--quiet")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (
+        f"autotune: error: pretrain: {d} was started with another pretrain (epochs 10 -> 20, "
+        f"params.lr (unset) -> 0.1, params.sleep_s 0.0 -> 0.5); use another --dir for a new "
+        "search"), out.stderr
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        assert fh.read() == before  # nothing written
+    assert len(log_lines(log)) == 1
