@@ -123,7 +123,10 @@ def stage_lines(history: History, running_driver: bool | None = None,
                 text += f", attempt {st.attempt + 1}"
             if st.end_s is not None and st.start_s is not None:
                 text += f", {st.start_s:.1f}-{st.end_s:.1f} s"
-            text += f", cost {st.cost_s:.1f} s"
+            if st.status == "running":  # no end recorded: its cost is not known yet
+                text += running_stage_text(st, state)
+            else:
+                text += f", cost {st.cost_s:.1f} s"
         if st.error:
             text += f"; error: {st.error}"
         out.append(text)
@@ -131,6 +134,20 @@ def stage_lines(history: History, running_driver: bool | None = None,
         if st.status != "cached" and warning:
             out.append(f"warning: {warning}")
     return out
+
+
+def running_stage_text(st: Any, state: str) -> str:
+    """What ``status`` says of a stage's cost while no end of its attempt is recorded: it
+    said ``cost 0.0 s`` of a pretrain a killed driver left, hours into its run. When it
+    started (study seconds, as an ended one's span), that its cost is not known (never, for
+    one interrupted), and what earlier attempts cost."""
+    since = "" if st.start_s is None else f" at {st.start_s:.1f} s"
+    text = f", started{since}"
+    text += ("; cost unknown (its end was never recorded)" if state == "interrupted"
+             else "; cost not known until its end is recorded")
+    if st.cost_s:
+        text += f" (earlier attempts cost {st.cost_s:.1f} s)"
+    return text
 
 
 def searcher_view(history: History) -> dict[str, Any]:

@@ -4,6 +4,7 @@ test_slurm_stages.py)."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -577,3 +578,25 @@ def test_a_changed_pretrain_is_refused_in_one_line_naming_what_differs(tmp_path)
     with open(os.path.join(d, "history.jsonl"), "rb") as fh:
         assert fh.read() == before  # nothing written
     assert len(log_lines(log)) == 1
+
+
+def test_status_says_a_pretrain_a_killed_driver_left_started_its_cost_unknown(tmp_path):
+    """``status`` said ``cost 0.0 s`` of a pretrain a killed driver left, running or
+    interrupted, as if it had cost nothing."""
+    log = str(tmp_path / "pretrain.log")
+    path = write_study(str(tmp_path / "s.yaml"), two_stage(log, trials=1, sleep_s=30))
+    d = str(tmp_path / "d")
+    kill_driver_when(path, d, lambda: os.path.exists(log))
+    try:
+        out = cli("status", d).stdout
+        line = next(x for x in out.splitlines() if x.startswith("pretrain: "))
+        assert line.startswith("pretrain: running-alone") and "cost 0.0 s" not in line, out
+        assert re.search(r"started at \d+\.\d s; cost not known until its end is recorded$",
+                         line), out
+    finally:
+        from autotune.executors.local import kill_orphan
+        kill_orphan(os.path.join(d, "stages", "pretrain"))
+    line = next(x for x in cli("status", d).stdout.splitlines() if x.startswith("pretrain: "))
+    assert line.startswith("pretrain: interrupted") and "cost 0.0 s" not in line, line
+    assert re.search(r"started at \d+\.\d s; cost unknown \(its end was never recorded\)$",
+                     line), line
