@@ -39,10 +39,15 @@ def built(stage: StageSpec, study_dir: str) -> dict | None:
     """The ``done.json`` record of a complete build whose checkpoint is still there, whole
     (the size it was built with), or None: a checkpoint deleted or cut short after the build
     (a scratch purge, a full disk while copying) would fail every fine-tune reading it."""
+    return built_in(final_dir(stage, study_dir))
+
+
+def built_in(final: str) -> dict | None:
+    """``built`` for the entry directory ``final`` (any key's)."""
     try:
-        with open(os.path.join(final_dir(stage, study_dir), DONE)) as fh:
+        with open(os.path.join(final, DONE)) as fh:
             record = json.load(fh)
-        size = os.path.getsize(checkpoint_of(stage, study_dir))
+        size = os.path.getsize(os.path.join(final, CHECKPOINT))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("size", size) != size:

@@ -34,7 +34,7 @@ from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
-from .stage_cache import STAGE_ENTRY, built, checkpoint_of, damaged
+from .stage_cache import CHECKPOINT, STAGE_ENTRY, built, built_in, checkpoint_of, damaged
 from .stages import as_stage_error
 from . import submit_wait
 from .submit_wait import SubmitWait
@@ -79,11 +79,18 @@ class StageRunner:
             return StageResult(checkpoint_of(stage, self.study_dir))
         if done is None and rec is not None and rec.ready and rec.key and rec.key != stage.key():
             # the same settings (the driver refuses changed ones), another key: one written
-            # before the key read paths absolute and 4.0 as 4 (stages.py)
+            # before the key read paths absolute and 4.0 as 4 (stages.py). This study's
+            # trials were fine-tuned from that entry: while it is whole, the rest are too
+            recorded = os.path.join(stage.cache_root(self.study_dir), rec.key)
+            if built_in(recorded) is not None:
+                self.progress.say(f"{stage.name}: kept the checkpoint this study recorded under "
+                                  f"the older cache key {rec.key} (now {stage.key()}), which "
+                                  "its earlier trials were fine-tuned from")
+                return StageResult(os.path.join(recorded, CHECKPOINT))
             self.progress.warn(f"{stage.name}: recorded under cache key {rec.key}, now "
                                f"{stage.key()} (data paths read as absolute ones, whole numbers "
-                               f"as ints); building it once again, the entry under the old key "
-                               "is not reused")
+                               f"as ints), and the entry under the old key is gone or damaged; "
+                               "building it again")
         elif rec is not None and rec.ready and damaged(stage, self.study_dir):
             self.progress.warn(f"{stage.name}: its checkpoint {checkpoint_of(stage, self.study_dir)}"
                                " is missing or not the size it was built with; building it "

@@ -17,9 +17,10 @@ cache (stage_cache) under the hash of its entry, parameters, length and seed.
 The key reads the params as the run does (``StageSpec.key``): those the entry names in its
 ``path_params`` (D-DBPN: train_dir, val_dir, vgg_weights) as absolute paths from where the
 runs start, a whole number as an int. A key written before it read them so differs where a
-path was relative (or ``./``, ``~``, a trailing ``/``) or a number was written ``4.0``: that
-pretrain is built once again under the new key, said so on the run's output, and the entry
-under the old key is never reused (a shared cache may hold another folder's under it).
+path was relative (or ``./``, ``~``, a trailing ``/``) or a number was written ``4.0``: the
+study that recorded it keeps it while it is whole (its trials were fine-tuned from it) and
+builds it under the new key only where it is gone; no other study reuses an entry under an
+old key (a shared cache may hold another folder's under it).
 """
 from __future__ import annotations
 

@@ -508,11 +508,14 @@ def test_a_shared_cache_keys_relative_paths_where_runs_start_and_reads_4_0_as_4(
     assert log_lines(log) == ["A", "B"]
 
 
-def test_a_pretrain_recorded_under_a_key_before_paths_were_absolute_is_built_again(
-        tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("old_entry", ["whole", "gone"])
+def test_a_pretrain_recorded_under_a_key_before_paths_were_absolute_is_kept_while_whole(
+        tmp_path, monkeypatch, capsys, old_entry):
     """A study whose pretrain was recorded under the key an older autotune made (its relative
-    path as written): resumed, it says so and builds it once again under the new key; the
-    old entry, which a shared cache may hold from another folder, is not reused."""
+    path as written): resumed, it keeps that checkpoint while it is whole, since its earlier
+    trials were fine-tuned from it (a day's pretrain is not run again, and the study's trials
+    do not mix two pretrains); with that entry gone it says so and builds it under the new
+    key."""
     import hashlib
     import shutil
 
@@ -539,6 +542,8 @@ def test_a_pretrain_recorded_under_a_key_before_paths_were_absolute_is_built_aga
     old = hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert old != new
     shutil.move(os.path.join(d, "cache", new), os.path.join(d, "cache", old))
+    if old_entry == "gone":
+        shutil.rmtree(os.path.join(d, "cache", old))
     from autotune import events as ev
     with open(os.path.join(d, "history.jsonl"), "rb") as fh:
         recorded = ev.decode(fh.read()).events
@@ -549,11 +554,16 @@ def test_a_pretrain_recorded_under_a_key_before_paths_were_absolute_is_built_aga
     capsys.readouterr()
     data["search"]["max_trials"] = 2
     Driver(parse_study(data, base_dir=str(tmp_path)), d, progress=False).run()
-    assert f"recorded under cache key {old}, now {new}" in capsys.readouterr().err
-    assert log_lines(log) == ["built", "built"]
     h = history(d)
-    assert h.stages["pretrain"].status == "ok" and h.stages["pretrain"].key == new
     assert [r.status for r in h.trials.values()] == ["ok", "ok"]
+    if old_entry == "whole":
+        assert log_lines(log) == ["built"]
+        assert h.stages["pretrain"].key == old
+        assert not os.path.exists(os.path.join(d, "cache", new))
+    else:
+        assert f"recorded under cache key {old}, now {new}" in capsys.readouterr().err
+        assert log_lines(log) == ["built", "built"]
+        assert h.stages["pretrain"].status == "ok" and h.stages["pretrain"].key == new
 
 
 def test_a_changed_pretrain_is_refused_in_one_line_naming_what_differs(tmp_path):
