@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except StudyBusy as exc:  # before StudyError, of which it is one: its own status
-        print(f"autotune: {exc}", file=sys.stderr)
+        print(f"autotune: error: {exc}", file=sys.stderr)
         return 3
     except StudyError as exc:
         print(f"autotune: error: {exc}", file=sys.stderr)

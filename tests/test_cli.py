@@ -464,7 +464,10 @@ def test_a_held_study_directory_is_exit_status_3_naming_the_holder(tmp_path):
     finally:
         held.release()
     assert out.returncode == 3, out.stderr
-    assert f"is being run by pid {os.getpid()} on host" in out.stderr
+    # one line, worded as every other refusal is (it lacked the "error:")
+    line, = out.stderr.strip().splitlines()
+    assert line.startswith(f"autotune: error: {held.path} is being run by pid {os.getpid()} "
+                           "on host"), line
 
 
 def test_a_renamed_study_file_resumes_under_the_recorded_name_and_says_so(tmp_path, capsys):
