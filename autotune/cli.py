@@ -105,7 +105,8 @@ def build_parser() -> _Parser:
     comp = sub.add_parser("compare", help="several algorithms on one study, same budget")
     comp.add_argument("study", type=path_given)
     comp.add_argument("--algorithms", help="comma-separated, e.g. axis,asha,random")
-    comp.add_argument("--seeds", type=int, help="runs per algorithm (default 1)")
+    comp.add_argument("--seeds", type=int, help="runs per algorithm (default 1; at most 1000 "
+                      "runs in all)")
     comp.add_argument("--dir", required=True, type=path_given, help="one study directory per run goes here")
     comp.add_argument("--budget", type=float, help="compute seconds per run (max_compute_s)")
     comp.add_argument("--executor", help="override the study's executor kind (e.g. simulated)")

@@ -24,7 +24,7 @@ from typing import Any
 
 from .analysis import RunFigures, best_curve, compute_at, figures
 from .compare_clock import CompareClock
-from .compare_section import algorithm_names, read_compare_section
+from .compare_section import MAX_RUNS, algorithm_names, read_compare_section, too_many_runs
 from .config import optional_mapping, require_mapping
 from .errors import StudyError
 from .executors import EXECUTORS
@@ -64,9 +64,12 @@ def parse_plan(raw: dict, algorithms: str | None, seeds: int | None, budget: flo
         else section.algorithms
     if not names:
         raise StudyError("--algorithms: give a comma-separated list (or compare.algorithms)")
+    source = "--seeds" if seeds is not None else "compare.seeds"
     seeds = seeds if seeds is not None else section.seeds
     if seeds < 1:
         raise StudyError(f"--seeds: expected a positive integer, got {seeds}")
+    if seeds * len(names) > MAX_RUNS:  # every run is checked before the first starts
+        raise StudyError(too_many_runs(source, seeds, len(names)))
     if budget is not None and not (math.isfinite(budget) and budget > 0):
         raise StudyError(f"--budget: expected a positive number of compute seconds, got {budget:g}")
     budget = budget if budget is not None else section.budget_s

@@ -15,6 +15,10 @@ from .searchers import SEARCHERS
 #: the section's keys (study.py refuses others as it reads the file)
 COMPARE_KEYS = ["algorithms", "seeds", "budget_s", "options"]
 
+#: the most runs one comparison holds (algorithms x seeds): they run one after another, each
+#: checked before the first starts, so 10**8 seeds looked hung rather than being refused
+MAX_RUNS = 1000
+
 #: search keys every run of a comparison gets alike: not an algorithm's own option
 SET_BY_COMPARE = {"algorithm": "the algorithm is the option's name",
                   "seed": "--seeds or compare.seeds",
@@ -51,6 +55,15 @@ def algorithm_names(names: list, source: str, given: str | None) -> list[str]:
     return names
 
 
+def too_many_runs(source: str, seeds: int, algorithms: int) -> str:
+    """The refusal of a comparison of more than ``MAX_RUNS`` runs."""
+    runs = seeds * algorithms
+    per = (f"{seeds} seeds x {algorithms} algorithms is {runs} runs" if algorithms > 1 else
+           f"{seeds} seeds is {runs} runs")
+    return (f"{source}: {per}, run one after another; a comparison holds at most {MAX_RUNS}: "
+            "give fewer seeds")
+
+
 def read_compare_section(raw: dict) -> CompareSection:
     """The study file's ``compare:`` section (``raw``: the whole file), every value checked."""
     section = optional_mapping(raw, "compare")
@@ -59,6 +72,8 @@ def read_compare_section(raw: dict) -> CompareSection:
     if listed:
         listed = algorithm_names(listed, "compare.algorithms", None)
     seeds = take(section, "seeds", "positive-int", "compare", 1)
+    if seeds > MAX_RUNS:
+        raise StudyError(too_many_runs("compare.seeds", seeds, 1))
     budget = take(section, "budget_s", "positive-number", "compare", None)
     options = optional_mapping(section, "options", "compare")
     for name, opts in options.items():

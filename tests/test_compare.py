@@ -106,6 +106,23 @@ def test_bad_compare_arguments_name_the_option(tmp_path, capsys, args, message):
     assert not out.exists()
 
 
+def test_a_comparison_of_more_runs_than_it_holds_is_refused_at_once(tmp_path, capsys):
+    """``--seeds 100000000`` checked every run before printing a word, and looked hung: more
+    than 1000 runs (algorithms x seeds) is one line, exit status 2, before any run is read.
+    (The study has no cost_s for --executor simulated: a comparison that went on to check its
+    runs would be refused for that instead.)"""
+    path = write_study(str(tmp_path / "local.yaml"), study_dict(
+        space={"x": {"low": -2.0, "high": 2.0}}, search={"max_trials": 6},
+        executor={"kind": "local", "max_concurrent": 2}))
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "random,grid", "--seeds", "501", "--dir",
+                 str(out), "--executor", "simulated"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("autotune: error: --seeds: 501 seeds x 2 algorithms is 1002 runs, run one "
+                   "after another; a comparison holds at most 1000: give fewer seeds\n"), err
+    assert not out.exists()
+
+
 def test_a_simulated_preview_without_cost_s_is_refused(tmp_path, capsys):
     path = write_study(str(tmp_path / "local.yaml"), study_dict(
         space={"x": {"low": -2.0, "high": 2.0}}, search={"max_trials": 6},
@@ -162,6 +179,9 @@ BAD_COMPARE = [
      "compare.algorithms: unknown 'randm'; did you mean 'random'?"),
     (["--algorithms", "random", "--seeds", "1"], {"seeds": 0},
      "compare.seeds: expected a positive integer, got 0"),
+    (["--algorithms", "random", "--seeds", "1"], {"seeds": 1001},
+     "compare.seeds: 1001 seeds is 1001 runs, run one after another; a comparison holds at "
+     "most 1000: give fewer seeds"),
     (["--algorithms", "random"], {"budget_s": -1}, "compare.budget_s: expected a positive number"),
     (["--algorithms", "random"], {"budget_s": "10h"},
      "compare.budget_s: expected a positive number, got '10h'"),
