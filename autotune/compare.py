@@ -160,6 +160,7 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
         StudyDir(run_dir).check_run()
     for algorithm, _, study in runs:
         check_bounded(algorithm, study)
+    check_same_study(runs, out_dir)
     runs = unfilled_runs(runs, out_dir)
     check_simulated_cost(runs[0][2])
     over = past_budget(runs, out_dir)
@@ -207,8 +208,56 @@ def check_out_dir(out_dir: str) -> None:
                          "study per algorithm and seed (<algorithm>-s<seed>/) into its own: "
                          "use an empty or new directory")
     require(out_dir, read=True, write=True, prefix=f"{dir_key()}: ")
+    foreign = sorted(n for n in os.listdir(out_dir) if not comparison_part(n))
+    if foreign and not earlier_comparison(out_dir):
+        shown = ", ".join(n + ("/" if os.path.isdir(os.path.join(out_dir, n)) else "")
+                          for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise StudyError(f"{dir_key()}: {out_dir} is not empty and holds no earlier "
+                         f"comparison (it holds {shown}): compare writes comparison.csv, plots/ "
+                         "and one study per algorithm and seed (<algorithm>-s<seed>/) into its "
+                         "own: use an empty or new directory")
     require(os.path.join(out_dir, "plots"), write=True, prefix=f"{dir_key()}: ", folder=True)
     require(os.path.join(out_dir, "comparison.csv"), prefix=f"{dir_key()}: ", folder=False)
+
+
+def comparison_part(name: str) -> bool:
+    """Whether a name in a comparison's DIR is one that compare writes: comparison.csv (and
+    its temporary file), plots/, the shared pretrain's pretrain/ and cache/, and the runs'
+    <algorithm>-s<seed>/."""
+    if name in ("comparison.csv", "plots", "pretrain", "cache") \
+            or name.startswith("comparison.csv.tmp"):
+        return True
+    algorithm, _, seed = name.rpartition("-s")
+    return algorithm in SEARCHERS and seed.isdigit()
+
+
+def earlier_comparison(out_dir: str) -> bool:
+    """Whether ``out_dir`` holds what an earlier comparison recorded (its comparison.csv, or
+    a run's or the shared pretrain's study): compare resumes it, beside whatever else its
+    owner put there."""
+    if os.path.isfile(os.path.join(out_dir, "comparison.csv")):
+        return True
+    return any(comparison_part(name) and os.path.isfile(os.path.join(out_dir, name,
+                                                                      "history.jsonl"))
+               for name in os.listdir(out_dir))
+
+
+def check_same_study(runs: list[tuple], out_dir: str) -> None:
+    """Refuse, before any run starts, a DIR whose runs were started with another study
+    (another space, search options, metric...): each run's driver refuses its own, but only
+    as it starts, after the runs before it have run."""
+    from .driver import check_compatible
+
+    for algorithm, seed, study in runs:
+        path = os.path.join(out_dir, f"{algorithm}-s{seed}", "history.jsonl")
+        if not os.path.isfile(path):
+            continue
+        started = History.load(Journal(path)).study
+        if started:
+            try:
+                check_compatible(started, study, os.path.dirname(path))
+            except StudyError as exc:
+                raise StudyError(f"[{algorithm}] {exc}") from None
 
 
 def ended_before(study: Study, directory: str) -> tuple[int, bool]:

@@ -419,3 +419,47 @@ def test_a_dir_compare_cannot_make_its_own_is_refused_before_anything_is_written
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
         assert tree(str(tmp_path)) == before
+
+
+def test_a_dir_holding_other_files_is_refused_unless_it_is_an_earlier_comparison(
+        tmp_path, capsys):
+    """A --dir with files of its own (no study, no earlier comparison) was written into,
+    comparison.csv and plots/ beside them; an earlier comparison's DIR resumes (files its owner
+    added there included), but one whose runs another study started is refused before any
+    run starts (its driver refused it only at its own start, after the runs before it ran)."""
+    from tests.helpers import tree
+
+    path = study_file(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (mine / "data").mkdir()
+    before = tree(str(tmp_path))
+    assert main(["compare", path, "--algorithms", "random", "--budget", "300",
+                 "--dir", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"autotune: error: --dir: {mine} is not empty and holds no earlier "
+                   "comparison (it holds data/, notes.txt): compare writes comparison.csv, "
+                   "plots/ and one study per algorithm and seed (<algorithm>-s<seed>/) into "
+                   "its own: use an empty or new directory\n"), err
+    assert tree(str(tmp_path)) == before
+
+    out = tmp_path / "cmp"
+    assert main(["compare", path, "--algorithms", "random", "--budget", "300",
+                 "--dir", str(out)]) == 0
+    (out / "notes.txt").write_text("what this comparison is for")
+    assert main(["compare", path, "--algorithms", "grid,random", "--budget", "300",
+                 "--dir", str(out)]) == 0
+    assert (out / "grid-s0" / "history.jsonl").exists()
+    capsys.readouterr()
+
+    other = write_study(str(tmp_path / "other.yaml"), study_dict(
+        space={"x": {"values": [0.0, 1.0]}, "cost_s": 100.0}, search={"max_trials": None},
+        executor={"kind": "simulated", "max_concurrent": 3}))
+    before = tree(str(tmp_path))
+    assert main(["compare", other, "--algorithms", "axis,random", "--budget", "300",
+                 "--dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"autotune: error: [random] space: differs from the one "
+                          f"{out / 'random-s0'} was started with (parameters x, y)"), err
+    assert len(err.strip().splitlines()) == 1 and tree(str(tmp_path)) == before
