@@ -193,8 +193,9 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
 def check_out_dir(out_dir: str) -> None:
     """Refuse, before anything is written, a ``--dir`` that compare cannot make its own: a
     file; a study's directory (its plots/ would be overwritten by the comparison's, its
-    folder filled with the runs'); one it may not write (the first run's ``Not a
-    directory`` or permission error came only after the start lines)."""
+    folder filled with the runs'); one holding other files and no earlier comparison
+    (comparison.csv and plots/ were written beside them); one it may not write (the first
+    run's ``Not a directory`` or permission error came only after the start lines)."""
     if not os.path.exists(out_dir):
         return
     if not os.path.isdir(out_dir):
