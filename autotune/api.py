@@ -15,6 +15,7 @@ import inspect
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -24,7 +25,8 @@ from . import events as ev
 from .config import describe
 from .contract import plain_metrics, real_number
 from .cancel_mark import CANCELLED
-from .driver import EXTERNAL, Driver, RunSummary, asking_ended, check_compatible
+from .driver import (EXTERNAL, Driver, RunSummary, asking_ended, check_compatible,
+                     check_unfilled)
 from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
@@ -699,7 +701,8 @@ def create_study(config_or_yaml_path: Mapping[str, Any] | str | os.PathLike,
     A directory that holds a study already is continued, as ``run`` continues it (the
     same search: another one is refused when it runs); ``load_if_exists=False`` refuses
     it instead, at once, for code that means to start afresh and would otherwise mix
-    its trials into an earlier study's."""
+    its trials into an earlier study's, and records the new study there at once (of two
+    such calls on one new directory exactly one succeeds)."""
     with python_api():
         _flags("create_study", load_if_exists=load_if_exists)
         if isinstance(config_or_yaml_path, Mapping):
@@ -709,12 +712,51 @@ def create_study(config_or_yaml_path: Mapping[str, Any] | str | os.PathLike,
         else:
             raise StudyError("create_study: expected a mapping of study keys or a study file's "
                              f"path, got {describe(config_or_yaml_path)}")
-        if not load_if_exists and StudyDir(study.dir).exists():
-            raise StudyError(f"create_study: {study.dir} holds a study already "
-                             f"({len(study.trials)} trials); load_if_exists=False refuses to "
-                             "continue it: give another dir=, or load_if_exists=True to "
-                             "continue it")
+        if not load_if_exists:
+            _record_new(study)
         return study
+
+
+#: how long ``create_study(load_if_exists=False)`` waits for another holder of the directory
+#: (a second script creating it at the same moment) before it is refused as busy
+CREATE_WAIT_S = 10.0
+
+
+def _record_new(study: Study) -> None:
+    """``create_study(load_if_exists=False)``: the new study recorded in its directory at once,
+    under the directory's lock, so that of two scripts creating one directory at the same
+    moment exactly one goes on and the other is refused as for a study there already (each
+    found no study when it checked, and both went on to write into the one directory)."""
+    sdir = StudyDir(study.dir)
+    settings = study.settings
+    _refuse_recorded(study, sdir)
+    if settings.unfilled:  # refused in a new study, as its run() or ask() would refuse it
+        check_unfilled(settings, History())
+    sdir.check_run()
+    sdir.acquire(by="create_study", wait_s=CREATE_WAIT_S)
+    try:
+        _refuse_recorded(study, sdir)  # recorded by the one this waited for
+        installer = study._installer()  # as a run writes it: before the first record
+        if installer is not None:
+            installer()
+        journal = Journal(sdir.history)
+        try:
+            journal.append([ev.study(settings.name, time.time(), settings.identity(),
+                                     settings.raw, settings.source, settings.compared,
+                                     launch_dir=os.getcwd())])
+        finally:
+            journal.close()
+    finally:
+        sdir.release()
+
+
+def _refuse_recorded(study: Study, sdir: StudyDir) -> None:
+    if sdir.recorded():
+        trials = len(study.trials)
+        raise StudyError(f"create_study: {study.dir} holds a study already ({trials} "
+                         f"trial{'' if trials == 1 else 's'}); load_if_exists=False refuses to "
+                         "continue it: give another dir=, or load_if_exists=True to "
+                         "continue it")
 
 
 def load_study(dir: str | os.PathLike) -> Study:

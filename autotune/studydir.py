@@ -131,14 +131,19 @@ class StudyDir:
         require(self.path, read=True)
         require(self.history, read=True)
 
-    def acquire(self, by: str = "run") -> None:
+    def recorded(self) -> bool:
+        """Whether the history records anything (an empty or blank one is a new study's)."""
+        return not _blank(self.history)
+
+    def acquire(self, by: str = "run", wait_s: float = 0) -> None:
         """Take the driver lock; a directory that cannot be made or written is one line.
-        ``by`` says what holds it (``run``, or ``ask/tell``: a loop of the caller's own),
-        for the refusal another process is given (see ``busy``)."""
+        ``by`` says what holds it (``run``, ``ask/tell``: a loop of the caller's own, or
+        ``create_study``), for the refusal another process is given (see ``busy``);
+        ``wait_s``: how long to wait for a holder to let go first."""
         made = not os.path.isdir(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
-            self._lock.acquire(timeout=0)
+            self._lock.acquire(timeout=wait_s)
         except Timeout:
             raise self.busy() from None
         except OSError as exc:

@@ -1039,7 +1039,8 @@ def test_create_study_from_a_mapping_or_a_file_and_load_if_exists(tmp_path):
                                          r"it: give another dir=, or load_if_exists=True"):
         at.create_study(path, dir=d, load_if_exists=False)
     fresh = at.create_study(path, dir=str(tmp_path / "new"), load_if_exists=False)
-    assert fresh.trials == [] and not (tmp_path / "new").exists()
+    # recorded at once, so that a second create_study of it is refused (see the race below)
+    assert fresh.trials == [] and history(fresh.dir).study["name"] == fresh.name
     for bad, message in [(3, r"^create_study: expected a mapping of study keys or a study "
                              r"file's path, got 3$"),
                          ("no-such.yaml", "no-such.yaml"),
@@ -1049,6 +1050,68 @@ def test_create_study_from_a_mapping_or_a_file_and_load_if_exists(tmp_path):
         assert "\n" not in str(exc.value)
     with pytest.raises(StudyError, match=r"^create_study: load_if_exists must be True or False"):
         at.create_study(path, dir=d, load_if_exists="no")
+
+
+def _create_new(cfg, d, out):
+    try:
+        at.create_study(cfg, dir=d, load_if_exists=False)
+        out.append("created")
+    except StudyError as exc:
+        out.append(str(exc))
+
+
+def test_of_two_create_studies_of_one_new_directory_at_once_exactly_one_succeeds(tmp_path):
+    """load_if_exists=False checked for a study only when called: two scripts creating one new
+    directory at the same moment both passed, and both wrote into it. The new study is
+    recorded under the directory's lock, and the other is refused as for a study there."""
+    cfg = study_dict(search={"max_trials": 2})
+    for n in range(3):
+        d = str(tmp_path / f"d{n}")
+        start, out = threading.Barrier(2), []
+
+        def racer():
+            start.wait()
+            _create_new(cfg, d, out)
+        threads = [threading.Thread(target=racer) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(out) == sorted([
+            "created", f"create_study: {d} holds a study already (0 trials); load_if_exists="
+            "False refuses to continue it: give another dir=, or load_if_exists=True to "
+            "continue it"]), out
+        with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+            assert len(fh.read().splitlines()) == 1  # one study record
+
+
+def test_create_study_waits_for_a_racer_that_holds_the_new_directory(tmp_path):
+    """Deterministically: the other script holds the directory, between its check and its
+    record; this one waits for it (not refused as busy, nor writing a second record), then
+    finds its study and is refused as for any study there."""
+    from autotune.studydir import StudyDir
+
+    cfg = study_dict(search={"max_trials": 2})
+    reference = at.create_study(cfg, dir=str(tmp_path / "ref"), load_if_exists=False)
+    d = str(tmp_path / "d")
+    held = StudyDir(d)
+    held.acquire(by="create_study")
+    out: list[str] = []
+    waiting = threading.Thread(target=_create_new, args=(cfg, d, out))
+    try:
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and out == []  # waits while the racer holds the directory
+        with open(StudyDir(reference.dir).history, "rb") as src, open(held.history, "wb") as dst:
+            dst.write(src.read())  # the racer records its study ...
+    finally:
+        held.release()  # ... and lets go
+    waiting.join(30)
+    assert out == [f"create_study: {d} holds a study already (0 trials); load_if_exists=False "
+                   "refuses to continue it: give another dir=, or load_if_exists=True to "
+                   "continue it"]
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        assert len(fh.read().splitlines()) == 1
 
 
 def test_load_study_continues_a_cli_study_from_its_directory_alone(tmp_path):
