@@ -197,6 +197,7 @@ def check_out_dir(out_dir: str) -> None:
     (comparison.csv and plots/ were written beside them); one it may not write (the first
     run's ``Not a directory`` or permission error came only after the start lines)."""
     if not os.path.exists(out_dir):
+        check_makeable(out_dir)
         return
     if not os.path.isdir(out_dir):
         raise StudyError(f"{dir_key()}: {out_dir} exists and is not a directory")
@@ -219,6 +220,18 @@ def check_out_dir(out_dir: str) -> None:
                          "own: use an empty or new directory")
     require(os.path.join(out_dir, "plots"), write=True, prefix=f"{dir_key()}: ", folder=True)
     require(os.path.join(out_dir, "comparison.csv"), prefix=f"{dir_key()}: ", folder=False)
+
+
+def check_makeable(out_dir: str) -> None:
+    """A new ``--dir`` is made by the first run: one under a file, or under a directory this
+    user may not write, failed only after the start lines were printed."""
+    above = os.path.dirname(os.path.abspath(out_dir))
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise StudyError(f"{dir_key()}: cannot make {out_dir}: {above} is a file, not a "
+                         "directory")
+    require(above, write=True, prefix=f"{dir_key()}: cannot make {out_dir}: ")
 
 
 def comparison_part(name: str) -> bool:

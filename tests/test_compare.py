@@ -463,3 +463,16 @@ def test_a_dir_holding_other_files_is_refused_unless_it_is_an_earlier_comparison
     assert err.startswith(f"autotune: error: [random] space: differs from the one "
                           f"{out / 'random-s0'} was started with (parameters x, y)"), err
     assert len(err.strip().splitlines()) == 1 and tree(str(tmp_path)) == before
+
+
+def test_a_new_dir_under_a_file_is_refused_before_the_start_lines(tmp_path, capsys):
+    """The first run made --dir: one under a file was refused only after compare had said
+    how many runs it would run and started the first."""
+    path = study_file(tmp_path)
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    assert main(["compare", path, "--algorithms", "random", "--budget", "300",
+                 "--dir", str(afile / "cmp")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"autotune: error: --dir: cannot make {afile / 'cmp'}: "
+                                 f"{afile} is a file, not a directory\n"), (out, err)
