@@ -245,9 +245,12 @@ def before_the_record(name: str) -> bool:
 
 
 def no_study(path: str) -> StudyError:
-    """The one line for a directory without a history.jsonl, read as a study (status,
-    report, cancel, ``load``, ``load_study``). One whose folders are studies, as a compare
+    """The one line for a directory without a history.jsonl (or a file), read as a study
+    (status, report, cancel, ``load``, ``load_study``). One whose folders are studies, as a compare
     DIR's runs are (one per algorithm and seed), names them: that is what to give instead."""
+    if os.path.isfile(path):  # the study file, most likely, given for its directory
+        return StudyError(f"{path}: is a file, expected a study directory (the one run wrote, "
+                          "holding history.jsonl)")
     inner = studies_in(path)
     if not inner:
         return StudyError(f"{path}: no study here (no history.jsonl)")

@@ -588,3 +588,13 @@ def test_an_empty_path_is_refused_not_taken_for_the_default(tmp_path, capsys, mo
     assert err.splitlines() == [f"{said}: expected a path, got an empty string (an unset "
                                 f"shell variable?) (see {said.split(': error')[0]} --help)"], err
     assert tree(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize("command", ["status", "report", "cancel"])
+def test_a_study_file_given_for_its_directory_is_named_as_a_file(tmp_path, capsys, command):
+    """``status demo.yaml`` said "no study here (no history.jsonl)", as for an empty folder:
+    the file is named as a file, in the words ``at.load`` of a file uses."""
+    path = write_study(str(tmp_path / "s.yaml"), study_dict())
+    assert main([command, path]) == 2
+    assert capsys.readouterr().err == (f"autotune: error: {path}: is a file, expected a study "
+                                       "directory (the one run wrote, holding history.jsonl)\n")
