@@ -766,7 +766,7 @@ def load_study(dir: str | os.PathLike) -> Study:
     recorded there (and the objective a resume accepted since), so nothing else is
     needed; ``load(dir)`` reads it without continuing it."""
     with python_api():
-        view = load(dir)  # a StudyError where nothing was recorded
+        view = load(path_of(dir, "dir"))  # a StudyError where nothing was recorded
         return Study._of(recorded_study(view.history), view.path)
 
 

@@ -132,8 +132,10 @@ class StudyDir:
         require(self.history, read=True)
 
     def recorded(self) -> bool:
-        """Whether the history records anything (an empty or blank one is a new study's)."""
-        return not _blank(self.history)
+        """Whether the history records anything (an empty or blank one is a new study's; a
+        directory in its place, or a file in the study directory's, is ``check_run``'s to
+        name)."""
+        return os.path.isfile(self.history) and not _blank(self.history)
 
     def acquire(self, by: str = "run", wait_s: float = 0) -> None:
         """Take the driver lock; a directory that cannot be made or written is one line.

@@ -1050,6 +1050,13 @@ def test_create_study_from_a_mapping_or_a_file_and_load_if_exists(tmp_path):
         assert "\n" not in str(exc.value)
     with pytest.raises(StudyError, match=r"^create_study: load_if_exists must be True or False"):
         at.create_study(path, dir=d, load_if_exists="no")
+    # a directory that cannot be made is one line, as run() says it (not a NotADirectoryError)
+    with pytest.raises(StudyError, match=r"^dir: cannot write a study into .*s\.yaml/new "
+                                         r"\(Not a directory\)$"):
+        at.create_study(path, dir=os.path.join(path, "new"), load_if_exists=False)
+    with pytest.raises(StudyError, match=r"^dir: expected a path \(a str or os.PathLike\), got "
+                                         r"int$"):
+        at.load_study(3)  # its argument is dir=, not directory=
 
 
 def _create_new(cfg, d, out):
