@@ -15,7 +15,6 @@ import inspect
 import os
 import signal
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -26,7 +25,7 @@ from .config import describe
 from .contract import plain_metrics, real_number
 from .cancel_mark import CANCELLED
 from .driver import (EXTERNAL, Driver, RunSummary, asking_ended, check_compatible,
-                     check_unfilled)
+                     check_unfilled, new_study_record)
 from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
@@ -741,9 +740,7 @@ def _record_new(study: Study) -> None:
             installer()
         journal = Journal(sdir.history)
         try:
-            journal.append([ev.study(settings.name, time.time(), settings.identity(),
-                                     settings.raw, settings.source, settings.compared,
-                                     launch_dir=os.getcwd())])
+            journal.append([new_study_record(settings)])
         finally:
             journal.close()
     finally:

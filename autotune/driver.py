@@ -215,7 +215,10 @@ class Driver:
         # every check passed: what the trials need (a Python function's pickle) is written
         # now, before the first record, and not at all by a run refused above
         self._prepared()
-        fresh = record is not None and not record.get("recovered")
+        # new: its record written now, or by create_study(load_if_exists=False) with nothing
+        # after it (that study has not run yet: no resume to speak of)
+        fresh = (record is not None and not record.get("recovered")) or \
+            (record is None and self.history.events == 1)
         if record is None:
             note = ev.resume(time.time(), socket.gethostname(), os.getpid(), self.t0,
                              self.study.identity())
@@ -396,8 +399,7 @@ class Driver:
             return None
         if h.events or h.damaged or h.lost:
             return rebuild_study_record(h, self.study, self.dir.path)
-        return ev.study(self.study.name, time.time(), self.study.identity(), self.study.raw,
-                        self.study.source, self.study.compared, launch_dir=os.getcwd())
+        return new_study_record(self.study)
 
     def _close_views(self) -> dict[int, str]:
         """The trajectory and the last progress line; a full disk costs these, not the study.
@@ -775,6 +777,13 @@ def objective_change(history: History, study: Study, path: str, accept: bool) ->
                          f"{callables.shown(now[key])!r}; results would mix: use another "
                          f"{term('dir')}{accept_it}")
     return now
+
+
+def new_study_record(study: Study) -> dict:
+    """The record that starts a study's history: what it searches, as given, and where it
+    was launched (its commands run there, wherever it is resumed from)."""
+    return ev.study(study.name, time.time(), study.identity(), study.raw, study.source,
+                    study.compared, launch_dir=os.getcwd())
 
 
 def check_compatible(started: dict, study: Study, path: str) -> None:

@@ -1,5 +1,6 @@
 """The Python API: import autotune as at; load, Study(...).run(), callables, ask/tell."""
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -1057,6 +1058,19 @@ def test_create_study_from_a_mapping_or_a_file_and_load_if_exists(tmp_path):
     with pytest.raises(StudyError, match=r"^dir: expected a path \(a str or os.PathLike\), got "
                                          r"int$"):
         at.load_study(3)  # its argument is dir=, not directory=
+
+
+def test_a_study_create_study_recorded_is_new_when_it_first_runs(tmp_path, capsys):
+    """create_study(load_if_exists=False) records the study at once; its first run is still a
+    new study's start (not 'resuming ...: 0 trials done')."""
+    d = str(tmp_path / "s")
+    study = at.create_study(study_dict(search={"max_trials": 2}), dir=d, load_if_exists=False)
+    capsys.readouterr()
+    study.run(progress=True)
+    err = capsys.readouterr().err
+    assert re.search(rf"^new study \S+ in {re.escape(d)}: ", err, re.M) and "resuming" not in err
+    study.run(progress=True)  # a second run continues it
+    assert "resuming" in capsys.readouterr().err
 
 
 def _create_new(cfg, d, out):
