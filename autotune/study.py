@@ -395,6 +395,20 @@ def check_command_values(template: str, space: SearchSpace, ctx: Ctx) -> None:
         return [p.value] if isinstance(p, Fixed) else []
 
     first = {name: values(p)[0] for name, p in space.params.items()}
+    # each parameter's fields on their own first, so that a spec one parameter's value cannot
+    # take is blamed on that parameter, not on whichever one was being varied
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        base = (name or "").split(".")[0].split("[")[0]
+        if base not in space.params:
+            continue
+        field = ("{" + name + (f"!{conversion}" if conversion else "")
+                 + (f":{spec}" if spec else "") + "}")
+        for value in values(space.params[base]):
+            try:
+                format_command(field, {**first, base: value}, ctx)
+            except (ValueError, TypeError, AttributeError, LookupError) as exc:
+                raise StudyError(f"objective.command: {exc} (parameter {base} = {value!r})"
+                                 ) from None
     for name, p in space.params.items():
         for value in values(p):
             try:

@@ -86,6 +86,10 @@ CATALOGUE = [
     (dict(objective={"entry": None, "command": "echo {o:.2e}"},
           space={"o": {"values": ["adam", "sgd"]}}),
      "objective.command: Unknown format code 'e' for object of type 'str' (parameter o = 'adam')"),
+    # the spec that fails is blamed on its own parameter, not on the one being varied
+    (dict(objective={"entry": None, "command": "echo {a:.1e} {o:.2e}"},
+          space={"a": {"values": [1.0, 2.0]}, "o": {"values": ["adam", "sgd"]}}),
+     "objective.command: Unknown format code 'e' for object of type 'str' (parameter o = 'adam')"),
     (dict(space={"": {"values": [0, 1]}}), "space: a parameter with an empty name"),
     (dict(objective={"entry": None, "command": "echo {a.b}"}, space={"a.b": {"values": [0, 1]}}),
      "objective.command: {a.b}: the parameter name 'a.b' cannot be used in a command"),
