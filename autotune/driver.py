@@ -584,6 +584,7 @@ class Driver:
                 tells.append(o.trial)
             events.append(event)
         self._record(events)
+        self.executor.release(outcomes)
         for trial in tells:
             rec = self.history.trials[trial]
             self.searcher.tell(result_of(rec, self.study.objective.mode))

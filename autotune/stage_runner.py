@@ -207,7 +207,7 @@ class StageRunner:
         while not self.stopped():
             outcomes = [o for o in ex.poll(timeout=POLL_S) if o.trial == STAGE_TRIAL]
             if outcomes:
-                return self._finish(outcomes[-1])
+                return self._finish(outcomes[-1], ex)
             if ex.running() == 0:
                 return self._finish(Outcome(STAGE_TRIAL, self._attempt, None,
                                             "the executor lost the stage's job", ex.now(),
@@ -235,7 +235,7 @@ class StageRunner:
             self.progress.warn(f"{stuck}; fix stages.pretrain.executor, then: "
                                f"python -m autotune cancel {self.study_dir} and run again")
 
-    def _finish(self, o: Outcome) -> StageResult:
+    def _finish(self, o: Outcome, ex: Executor | None = None) -> StageResult:
         stage = self.stage
         self.progress.stage_notes.pop(stage.name, None)
         error, failure = o.error, o.failure
@@ -253,6 +253,8 @@ class StageRunner:
         self.record([ev.stage_end(stage.name, stage.key(), o.attempt, status, round(o.start_s, 6),
                                   round(o.end_s, 6), round(cost, 6), o.job_id, numbers, error,
                                   failure)])
+        if ex is not None:  # recorded: the job's result may go (its logs come to self.dir)
+            ex.release([o])
         if error is not None:
             cancelled = failure == "cancelled"  # SLURM's words on cancelling are no reason
             return StageResult(error=f"{stage.name} failed: {error}", cancelled=cancelled,

@@ -663,3 +663,38 @@ def test_a_pretrains_job_sbatch_will_not_take_is_named_so(tmp_path, monkeypatch)
         "stages.pretrain.executor: sbatch refused the pretrain's job: sbatch: error: Batch job "
         "submission failed: Unable to contact slurm controller (connect failure)")
     assert sbatch_calls(tmp_path) == 4
+
+
+def test_a_finished_jobs_result_stays_until_its_outcome_is_recorded(tmp_path):
+    """``poll`` hands the outcome back; the driver then records it. The job's folder (its
+    result) was removed as ``poll`` handed it back, so a driver killed before it wrote the
+    end left a COMPLETED job with no result: the next run recorded the trial as failed
+    (lost), its training wasted. The folder goes once the outcome is ``release``d."""
+    import time
+
+    from submitit.core.utils import cloudpickle_dump
+
+    from autotune.executors.base import TrialJob
+    from autotune.executors.slurm import SlurmExecutor
+    from autotune.objective import ObjectiveSpec
+
+    ex = SlurmExecutor(str(tmp_path), 1, time.time(), {"time_limit_min": 10})
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path / "trials" / "0"), seed=0)
+    job = TrialJob(0, 0, {}, ctx, ObjectiveSpec(command="true", metric="loss"))
+    os.makedirs(ex._job_dir("77"))
+    cloudpickle_dump(("success", {"result": {"loss": 1.0}, "started": 3.0, "ended": 4.0}),
+                     ex._result_path("77"))
+    with open(ex._job_file("77", "0_log.out"), "w") as fh:
+        fh.write("trained\n")
+    ex._track(job, "77", None)
+    [out] = ex.poll(timeout=0)
+    assert out.result == {"loss": 1.0}
+    # the driver is killed here: a restarted one re-attaches and finds the result again
+    again = SlurmExecutor(str(tmp_path), 1, time.time(), {"time_limit_min": 10})
+    again._track(job, "77", None)
+    [found] = again.poll(timeout=0)
+    assert found.result == {"loss": 1.0}
+    again.release([found])  # recorded: the folder goes (cleanup: done), its log kept
+    assert not os.path.exists(ex._job_dir("77"))
+    with open(os.path.join(ctx.trial_dir, "slurm-77.stdout.log")) as fh:
+        assert fh.read() == "trained\n"

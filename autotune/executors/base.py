@@ -120,6 +120,10 @@ class Executor(ABC):
     def poll(self, timeout: float) -> list[Outcome]:
         """Finished attempts, waiting up to ``timeout`` seconds for at least one."""
 
+    def release(self, outcomes: list[Outcome]) -> None:
+        """The outcomes ``poll`` handed back are recorded in the history: what the executor
+        kept of them for a restarted driver to collect (a SLURM job's result) may go."""
+
     @abstractmethod
     def running(self) -> int:
         """Attempts submitted and not yet handed back by ``poll``."""

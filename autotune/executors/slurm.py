@@ -184,6 +184,9 @@ class SlurmExecutor(Executor):
         self._warned = ""
         self._reasons_next = 0.0  # monotonic time to ask squeue why the trials' jobs wait
         self._stopped = False
+        #: job id -> the job handed back by ``poll`` whose files stay until its outcome is
+        #: recorded (``release``): a driver killed in between finds the result again
+        self._unreleased: dict[str, tuple[_Tracked, Outcome]] = {}
         #: counters for benchmarks and the curious: sacct calls, sbatch calls, adoptions
         self.stats = {"queries": 0, "query_s": 0.0, "submits": 0, "adopted": 0, "reattached": 0}
         self._ex = self._make_executor()
@@ -527,8 +530,19 @@ class SlurmExecutor(Executor):
     def _finish(self, t: _Tracked, outcome: Outcome) -> Outcome:
         self._tracked.pop(t.job.trial, None)
         self._by_id.pop(t.job_id, None)
-        self._clean(t, outcome)
+        self._unreleased[t.job_id] = (t, outcome)
         return outcome
+
+    def release(self, outcomes: list[Outcome]) -> None:
+        """The outcomes are recorded: copy their jobs' logs to the trials and drop
+        submitit's folders (per ``cleanup``). Not before: the folder holds the job's result,
+        and removing it as ``poll`` handed the outcome back lost a finished trial to a driver
+        killed before it wrote the end (the next run found the job COMPLETED with no result,
+        and recorded the trial failed, lost)."""
+        for o in outcomes:
+            held = self._unreleased.pop(o.job_id or "", None)
+            if held is not None:
+                self._clean(*held)
 
     # ---- files ------------------------------------------------------------------------------
     def _job_dir(self, job_id: str) -> str:
