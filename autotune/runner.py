@@ -193,9 +193,9 @@ def result_of_line(line: str) -> dict:
     shown = last if len(last) <= 120 else last[:117] + "..."
     try:
         result = json.loads(last)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"command's last stdout line is not JSON ({exc}) and it wrote no "
-                         f"result.json: {shown}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"command's last stdout line is not JSON ({_why(exc)}) and it wrote "
+                         f"no result.json: {shown}") from None
     if not isinstance(result, dict):
         raise ValueError(f"command's last stdout line is JSON but not an object of metrics "
                          f"and it wrote no result.json: {shown}")
@@ -208,8 +208,17 @@ def read_result_file(path: str) -> Any:
     try:
         with open(path) as fh:
             return json.load(fh)
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({_why(exc)})") from None
+
+
+def _why(exc: Exception) -> str:
+    """The decoder's reason; Python's JSON decoder gives up on nesting deeper than its
+    recursion limit with a RecursionError, which reached the trial's error bare, naming
+    neither the line nor the file it was reading."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply for Python's JSON decoder"
+    return str(exc)
 
 
 TAIL_BYTES = 65536

@@ -268,3 +268,24 @@ def test_an_outcome_the_objective_made_unwritable_fails_its_trial_saying_so(tmp_
     left = sorted(os.listdir(f"{d}/trials/0"))
     assert [n for n in left if n.startswith("outcome.json.moved-")] and not [
         n for n in left if ".tmp" in n]
+
+
+def test_a_result_nested_too_deeply_for_the_decoder_is_named_as_the_others(tmp_path):
+    """Python's JSON decoder gives up on deep nesting with a RecursionError, not a
+    ValueError: the trial's error was that bare ("maximum recursion depth exceeded while
+    decoding a JSON array ..."), naming neither the stdout line nor the result.json read."""
+    import pytest
+
+    import autotune.runner as runner
+
+    deep = '{"loss": 1, "x": ' + "[" * 100000 + "]" * 100000 + "}"
+    with pytest.raises(ValueError) as exc:
+        runner.result_of_line(deep)
+    assert str(exc.value).startswith("command's last stdout line is not JSON (nested too deeply "
+                                      "for Python's JSON decoder) and it wrote no result.json: "
+                                      '{"loss": 1, "x": [[[')
+    path = tmp_path / "result.json"
+    path.write_text(deep)
+    with pytest.raises(ValueError) as exc:
+        runner.read_result_file(str(path))
+    assert str(exc.value) == f"{path} is not valid JSON (nested too deeply for Python's JSON decoder)"
