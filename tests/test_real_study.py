@@ -563,6 +563,29 @@ def test_a_trial_left_without_a_driver_still_stops_at_its_time_limit(tmp_path):
     assert 6.0 <= rec.cost_s < 15.0  # the trial ran until its watchdog, past the 5 s grace
 
 
+def test_a_trial_that_ran_past_its_time_limit_without_a_driver_is_timed_out(tmp_path):
+    """Its watchdog waits 5 s past ``timeout_s`` for a driver to end it first; a trial that
+    ended within that grace left a result, which the next run recorded as ok although a
+    live driver would have ended it at the limit: it is timed out, as the live one says."""
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": None, "command": "sleep 2.5; echo '{{\"loss\": 1}}'",
+                   "timeout_s": 1},
+        space={"x": 1.0}, search={"algorithm": "grid"}, executor={"kind": "local"}))
+    d = str(tmp_path / "d")
+    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
+    pid_file = os.path.join(d, "trials", "0", "worker.pid")
+    _wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(), "the trial")
+    driver.kill()
+    driver.wait()
+    worker = int(open(pid_file).read())
+    _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), "the trial's end", 20)
+    assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 4  # nothing succeeded
+    rec = history(d).trials[0]
+    assert (rec.status, rec.failure, rec.error) == ("failed", "timeout", "timed out after 1s")
+    assert (rec.attempt, rec.starts) == (0, 1)  # recorded, not run again
+
+
 def test_a_dead_workers_leftover_processes_are_ended_on_resume(tmp_path):
     """The driver and then the trial's worker are killed; the trial's shell and its
     background child live on. The next run ends that whole group before running it again."""

@@ -242,6 +242,12 @@ class LocalExecutor(Executor):
         if "error" in data:  # the trial's exception, or its watchdog's timeout
             failure = data.get("failure")
             return make(None, data["error"], failure if isinstance(failure, str) else "exception")
+        limit = r.job.objective.timeout_s
+        if isinstance(r.proc, _Adopted) and limit and end - r.start_s > limit:
+            # it ran on past its timeout_s with no driver to end it (its watchdog waits
+            # WATCHDOG_GRACE_S more, for the driver to go first): a live driver would have
+            # ended it at the limit, so it is timed out, not a result the limit allows
+            return make(None, f"timed out after {limit:g}s", "timeout")
         return make(data["result"], None, "")
 
     def _end_of(self, r: _Running, data: dict | None) -> float:
