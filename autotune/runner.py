@@ -7,12 +7,14 @@ object in ``<trial_dir>/result.json`` when it wrote one, else the one on its las
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import selectors
 import shlex
+import signal
 import string
 import subprocess
 import time
@@ -162,9 +164,15 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
     cwd = ctx.launch_dir or None
     if cwd is not None and not os.path.isdir(cwd):
         raise RuntimeError(f"the launch directory {cwd} (where commands run) is gone")
+    own_group = in_terminals_foreground()
     proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out_tail, err_tail = pump(proc, stdout, stderr)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=own_group)
+    try:
+        out_tail, err_tail = pump(proc, stdout, stderr)
+    except BaseException:  # a second Ctrl-C (inline), the trial's timeout in a SLURM job
+        stop_command(proc, own_group)
+        raise
     if proc.returncode != 0:
         why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"exited with status {proc.returncode}")
@@ -181,6 +189,37 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
                          "smaller JSON object last, or write the result to "
                          "{trial_dir}/result.json")
     return result_of_line(line)
+
+
+def in_terminals_foreground() -> bool:
+    """Whether this process is in its terminal's foreground process group, where a Ctrl-C
+    at the terminal signals every process: the driver itself, running a trial in-process
+    (``inline``, ``simulated``). There a command gets a session of its own, so that the
+    first Ctrl-C stops the driver and lets the trial end as the driver says it will (it
+    killed the command, whose trial was recorded failed: killed by signal 2); the second
+    stops it (``stop_command``). A local trial's worker and a SLURM job have no terminal,
+    and the worker's own group, ended as a whole, must hold the command."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def stop_command(proc: subprocess.Popen, own_group: bool) -> None:
+    """End a command whose run was cut short (its reading interrupted): it ran on after
+    the call that started it had given up on it."""
+    with contextlib.suppress(OSError):
+        if own_group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def result_of_line(line: str) -> dict:

@@ -586,6 +586,61 @@ def test_a_trial_that_ran_past_its_time_limit_without_a_driver_is_timed_out(tmp_
     assert (rec.attempt, rec.starts) == (0, 1)  # recorded, not run again
 
 
+def _ctrl_c_at_a_terminal(argv: list[str], when, times: int = 1, seconds: float = 60) -> bytes:
+    """Run ``argv`` on a terminal of its own (a pty: its foreground process group), type
+    Ctrl-C ``times`` once ``when()`` holds, and return what it wrote."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(REPO)
+        os.execve(argv[0], argv, ENV)
+    out, typed, give_up = b"", 0, time.monotonic() + seconds
+    try:
+        while time.monotonic() < give_up:
+            if typed < times and when():
+                os.write(fd, b"\x03")
+                typed += 1
+                time.sleep(0.3)
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:  # the child is gone
+                    pass
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return out
+        raise AssertionError(f"still running after {seconds}s: {out!r}")
+    finally:
+        os.close(fd)
+
+
+def test_ctrl_c_at_the_terminal_lets_an_inline_command_trial_end_as_the_driver_says(tmp_path):
+    """Ctrl-C at a terminal signals its whole foreground process group: the driver running
+    an inline trial and the trial's command alike. The driver said "stopping once the trial
+    running in this process ends (it is recorded)", and recorded the trial failed (command
+    killed by signal 2), to be run again only with --retry-failed. The first Ctrl-C now
+    reaches the driver alone, and the trial ends well; the second stops it at once."""
+    started = tmp_path / "started"
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": None, "command": "touch {started}; sleep 2; "
+                                             "echo '{{\"loss\": 1}}'"},
+        space={"started": str(started)}, search={"algorithm": "grid"},
+        executor={"kind": "inline"}))
+    d = str(tmp_path / "d")
+    argv = [sys.executable, "-m", "autotune", "run", path, "--dir", d]
+    out = _ctrl_c_at_a_terminal(argv, started.exists)
+    assert b"stopping once the trial running in this process ends" in out, out
+    rec = history(d).trials[0]
+    assert (rec.status, rec.error, rec.value) == ("ok", None, 1.0), out
+    started.unlink()
+    d2 = str(tmp_path / "d2")
+    argv = [sys.executable, "-m", "autotune", "run", path, "--dir", d2]
+    out = _ctrl_c_at_a_terminal(argv, started.exists, times=2)
+    rec = history(d2).trials[0]
+    assert (rec.status, rec.error) == ("running", None), out  # interrupted: runs again
+
+
 def test_a_dead_workers_leftover_processes_are_ended_on_resume(tmp_path):
     """The driver and then the trial's worker are killed; the trial's shell and its
     background child live on. The next run ends that whole group before running it again."""
