@@ -24,7 +24,7 @@ from .cancel_mark import CANCELLED, asking_stopped, clear_asking, stopped_by_can
 from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .executors.base import SubmitLimit
-from .history import History, TrialRecord
+from .history import History, TrialRecord, newer_schema
 from .journal import Journal
 from .objective import Ctx, extras, judge, trial_seed
 from .runner import reported_cost, unused_cost
@@ -196,8 +196,10 @@ class Driver:
     def _start(self, executor_kind: str | None = None) -> None:
         """Load the history, record the start or the resume, restore the searcher."""
         self.history = History.load(self.journal)
+        self._check_schema()  # refused in one line, before any warning of what it reads
         for warning in self.history.brief_warnings():
-            self.progress.warn(warning)
+            if warning != newer_schema(self.history.version):
+                self.progress.warn(warning)
         record = self._study_record()  # checks first: a refused study writes nothing
         changed = {} if record is not None else objective_change(
             self.history, self.study, self.dir.path, self.accept_objective)
@@ -386,15 +388,19 @@ class Driver:
         """What a trial is given besides its parameters (directory, seed, fidelity, ...)."""
         return self._job(rec).ctx
 
+    def _check_schema(self) -> None:
+        h = self.history
+        if h.study and h.version > ev.SCHEMA:
+            raise StudyError(f"{self.dir.history}: written by a newer autotune (history "
+                             f"schema {h.version}; this one reads up to {ev.SCHEMA}); "
+                             "upgrade autotune to resume it")
+
     def _study_record(self) -> dict | None:
         """The study record to write: a new one, or one rebuilt in place of a damaged one;
         None when the history's own record is there (and the study file matches it)."""
         h = self.history
         if h.study:
-            if h.version > ev.SCHEMA:
-                raise StudyError(f"{self.dir.history}: written by a newer autotune (history "
-                                 f"schema {h.version}; this one reads up to {ev.SCHEMA}); "
-                                 "upgrade autotune to resume it")
+            self._check_schema()
             check_compatible(h.study, self.study, self.dir.path)
             return None
         if h.events or h.damaged or h.lost:

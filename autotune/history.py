@@ -202,6 +202,8 @@ class History:
         if self.trials:  # a record rebuilt after its trials: read their values now
             for rec in self.trials.values():
                 rec.value = rec.metrics.get(self.metric) if rec.status == "ok" else None
+        if self.version > SCHEMA:  # `run` refuses it; the views read it, but not silently
+            self.warnings.append(newer_schema(self.version))
 
     def _ask(self, e: dict) -> None:
         trials, lost = self.trials, self.lost
@@ -437,3 +439,11 @@ _HANDLERS = {
     "cancel": History._note,
     "retry": History._retry,
 }
+
+
+def newer_schema(version: int) -> str:
+    """What a history a newer autotune wrote is to this one: readable as far as the lines it
+    knows go (a newer version may add fields and events this one skips), not resumable."""
+    return (f"written by a newer autotune (history schema {version}; this one reads up to "
+            f"{SCHEMA}): shown as far as this version understands it; upgrade autotune to "
+            "resume it or to read it whole")

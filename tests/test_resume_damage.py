@@ -122,6 +122,43 @@ def test_a_history_from_a_newer_schema_is_refused(tmp_path):
         Driver(parse_study(study_dict()), str(d), progress=False).run()
 
 
+def test_a_history_from_a_newer_schema_is_read_with_a_warning_and_run_refuses_in_one_line(
+        tmp_path, capsys):
+    """`status`, `report` and `at.load` read such a history as this version understands it
+    (lines it does not know skipped): they did so without a word, as if it were its own."""
+    import autotune as at
+    from autotune import events as ev
+    from autotune.journal import Journal
+
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    d = str(tmp_path / "d")
+    assert cli.main(["run", path, "--dir", d, "--quiet"]) == 0
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    del record["c"]
+    record["version"] = ev.SCHEMA + 1
+    with open(os.path.join(d, "history.jsonl"), "wb") as fh:
+        fh.writelines([ev.encode(record)] + lines[1:])
+    said = (f"written by a newer autotune (history schema {ev.SCHEMA + 1}; this one reads up "
+            f"to {ev.SCHEMA}): shown as far as this version understands it; upgrade autotune "
+            "to resume it or to read it whole")
+    capsys.readouterr()
+    assert cli.main(["status", d]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 2 ok" in out and f"warning: {said}" in out, out
+    assert at.load(d).warnings == [said]
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        before = fh.read()
+    assert cli.main(["run", path, "--dir", d, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"autotune: error: {d}/history.jsonl: written by a newer autotune (history schema "
+        f"{ev.SCHEMA + 1}; this one reads up to {ev.SCHEMA}); upgrade autotune to resume it"], err
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        assert fh.read() == before
+
+
 # ---- a full disk ----------------------------------------------------------------------------
 def test_a_full_disk_at_the_journal_is_one_line_and_the_study_resumes(tmp_path, monkeypatch, capsys):
     path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 6}))
