@@ -211,15 +211,39 @@ def in_terminals_foreground() -> bool:
 def stop_command(proc: subprocess.Popen, own_group: bool) -> None:
     """End a command whose run was cut short (its reading interrupted): it ran on after
     the call that started it had given up on it."""
-    with contextlib.suppress(OSError):
-        if own_group:
+    if own_group:
+        with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
+    else:  # in a local worker's group or a SLURM job's: the shell and what it started
+        for pid in [proc.pid, *descendants(proc.pid)]:  # all found before any is killed
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
     proc.wait()
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes ``pid`` started, and theirs, from /proc ([] where there is none)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def result_of_line(line: str) -> dict:

@@ -698,3 +698,29 @@ def test_a_finished_jobs_result_stays_until_its_outcome_is_recorded(tmp_path):
     assert not os.path.exists(ex._job_dir("77"))
     with open(os.path.join(ctx.trial_dir, "slurm-77.stdout.log")) as fh:
         assert fh.read() == "trained\n"
+
+
+def test_a_command_past_its_timeout_is_ended_with_what_it_started(tmp_path):
+    """The job's timer cuts the command's reading short: the command (its shell and the
+    training the shell started) ran on after the trial was recorded timed out, on a node
+    the next job may share."""
+    import time
+
+    child = tmp_path / "child.pid"
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path / "trials" / "0"), seed=0, attempt=0,
+              study_dir=str(tmp_path), launch_dir=str(tmp_path))
+    objective = {"command": f"sleep 30 & echo $! > {child}; wait", "metric": "loss",
+                 "mode": "min", "timeout_s": 1}
+    out = TrialCall(objective, {}, ctx.as_dict())()
+    assert out["failure"] == "timeout" and out["error"].endswith("timed out after 1s"), out
+    pid = int(child.read_text())
+    for _ in range(50):  # SIGKILLed: gone once its parent, init, reaps it
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the command's child outlived the trial's timeout")
