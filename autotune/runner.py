@@ -82,26 +82,44 @@ class _ShellFormatter(string.Formatter):
 
 
 def _quote_state(text: str, state: str) -> str:
-    """The shell's quoting state after ``text``: "" (none), "'" or '"'."""
+    """The shell's quoting state after ``text``, as a stack of the contexts open: ``'`` and
+    ``"`` (quotes), ``(`` (a ``$(...)`` command substitution or a parenthesis within one)
+    and a backtick; "" where none is. Inside ``"$(...)"`` the shell reads the words afresh,
+    unquoted: a value there quoted for the double quotes around it was split into words
+    and its ``;`` ran what followed it as a command of its own."""
     escaped = False
-    for ch in text:
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        cur = state[-1:]
         if escaped:
             escaped = False
-        elif state == "'":
-            state = "" if ch == "'" else state
+        elif cur == "'":
+            state = state[:-1] if ch == "'" else state
         elif ch == "\\":
             escaped = True
-        elif state == '"':
-            state = "" if ch == '"' else state
+        elif ch == "$" and text[i + 1:i + 2] == "(":
+            state += "("
+            i += 1
+        elif ch == "`":
+            state = state[:-1] if cur == "`" else state + "`"
+        elif cur == '"':
+            state = state[:-1] if ch == '"' else state
         elif ch in "'\"":
-            state = ch
+            state += ch
+        elif ch == "(" and cur == "(":
+            state += "("
+        elif ch == ")" and cur == "(":
+            state = state[:-1]
+        i += 1
     return state
 
 
 def _quote(text: str, state: str) -> str:
-    if state == "'":
+    cur = state[-1:]
+    if cur == "'":
         return text.replace("'", "'\\''")
-    if state == '"':
+    if cur == '"':
         return "".join("\\" + c if c in '\\"$`' else c for c in text)
     return shlex.quote(text)
 

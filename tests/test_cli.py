@@ -196,6 +196,28 @@ def test_a_command_field_empty_for_some_trials_is_an_empty_string(tmp_path):
                            space={"x": {"values": [1, 2]}}), compared=True)
 
 
+def test_a_value_inside_a_command_substitution_is_one_word_there(tmp_path):
+    """Inside ``"$(...)"`` the shell reads the words afresh, unquoted: a value quoted for the
+    double quotes around the substitution was split there ("a  b" became "ab") and its ``;``
+    ran the rest as a command of its own. The shell, not the template, says what it gave."""
+    import subprocess
+
+    from autotune.contract import Ctx
+    from autotune.runner import format_command
+
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path), seed=0)
+    values = ["a  b", "x;echo INJ", "it's", 'say "hi"', "$HOME", "`id`", "(c)", "a\\b"]
+    for template in ("printf '[%s]' \"$(printf '%s' {v})\"",
+                     "printf '[%s]' \"$(printf '%s' \"{v}\")\"",
+                     "printf '[%s]' \"$( (printf '%s' {v}) )\"",
+                     "printf '[%s]' \"{v}\" '{v}' {v}"):
+        for v in values:
+            command = format_command(template, {"v": v}, ctx)
+            out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
+            words = 3 if template.endswith("{v}") else 1
+            assert out == f"[{v}]" * words, (template, v, command, out)
+
+
 def test_missing_sections(tmp_path, capsys):
     data = study_dict()
     del data["objective"]
