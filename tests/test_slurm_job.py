@@ -712,7 +712,7 @@ def test_a_command_past_its_timeout_is_ended_with_what_it_started(tmp_path):
     objective = {"command": f"sleep 30 & echo $! > {child}; wait", "metric": "loss",
                  "mode": "min", "timeout_s": 1}
     out = TrialCall(objective, {}, ctx.as_dict())()
-    assert out["failure"] == "timeout" and out["error"].endswith("timed out after 1s"), out
+    assert (out["failure"], out["error"]) == ("timeout", "timed out after 1s"), out
     pid = int(child.read_text())
     for _ in range(50):  # SIGKILLed: gone once its parent, init, reaps it
         if not os.path.exists(f"/proc/{pid}"):

@@ -138,8 +138,11 @@ class TrialCall:
                 name = "traceback.txt" if rank == 0 else f"traceback-rank-{rank}.txt"
                 with open(os.path.join(ctx.trial_dir, name), "w") as fh:
                     fh.write(trace)
-            failure = "timeout" if isinstance(exc, TrialTimeout) else "exception"
-            payload = {"error": exception_text(exc), "failure": failure,
+            timed_out = isinstance(exc, TrialTimeout)
+            failure = "timeout" if timed_out else "exception"
+            # a timeout in the words a local trial's has (no class name of ours before them)
+            payload = {"error": str(exc) if timed_out else exception_text(exc),
+                       "failure": failure,
                        "started": started, "ended": time.time(), "rank": rank}
             if sigterm:  # SLURM was ending the job: its state, not this error, says why
                 payload["sigterm"] = sigterm[0]
