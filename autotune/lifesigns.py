@@ -6,7 +6,8 @@ directory itself shows, and says which it is, rather than "elapsed: 0.0 s":
 - a local trial (or pretrain) whose worker still runs (``running-alone``, seen in /proc):
   the study goes on now;
 - one that ended alone (``ended-alone``): the end time its worker stamped on its outcome
-  (``end_t``), which the next ``run`` records as the trial's end;
+  (``end_t``), which the next ``run`` records as the trial's end; for a SLURM job, when it
+  wrote its result;
 - a SLURM job left running (not seen by ``status``): its folder's last write (its logs).
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from typing import Any
 
 from .history import History
-from .states import job_kind
+from .states import job_kind, slurm_result_path
 
 #: what each sign's time means, as ``status`` says it after the figure
 MEANING = {"now": "to now: trials run on without a driver",
@@ -53,6 +54,12 @@ def folder_sign(folder: str, state: str, job_id: str) -> tuple[float, str] | Non
     if state == "ended-alone" and not slurm:
         end = outcome_end(folder)
         return None if end is None else (end, "end")
+    if state == "ended-alone":  # its result left in submitit's folder, written as it ended
+        study = os.path.dirname(os.path.dirname(folder))
+        try:
+            return (os.path.getmtime(slurm_result_path(study, job_id)), "end")
+        except OSError:
+            return None  # cancelled: no end of its own
     return None
 
 

@@ -5,8 +5,8 @@ A trial that ended is ``ok``, ``failed`` or ``cancelled``. One not ended is ``ru
 ``pending`` (asked, not yet started) while a driver holds the study, or when whether one does
 is unknown (a directory one may only read). With no driver, what happens to it next decides:
 ``running-alone``: its local process or SLURM job still runs without a driver, and the next
-``run`` collects it; ``ended-alone``: its local process ended without a driver, leaving its
-outcome, or ``autotune cancel`` cancelled its SLURM job, and the next ``run`` records that
+``run`` collects it; ``ended-alone``: its local process or SLURM job ended without a driver,
+leaving its outcome, or ``autotune cancel`` cancelled its SLURM job, and the next ``run`` records that
 (a cancelled job as ``cancelled``) and does not run it again; ``interrupted``: nothing runs
 it (a killed driver's trial, a local trial ``cancel`` stopped, a trial asked in one's own
 ask/tell loop and never told), and it runs again on resume.
@@ -57,7 +57,7 @@ def ended_alone(rec: Any, directory: str | None, cancelled: set[str] | None = No
     the next run records it (the job as cancelled, as sacct says) and does not run it."""
     job_id = rec.job_id or ""
     if job_kind(job_id) == "slurm":
-        return job_id in (cancelled or set())
+        return job_id in (cancelled or set()) or slurm_result_left(directory, job_id)
     if not directory:
         return False
     from .executors.local import worker_alive, worker_ended
@@ -93,14 +93,26 @@ def unrecorded_worker(rec: Any, directory: str | None,
 
 def still_running(rec: Any, directory: str | None, cancelled: set[str]) -> bool:
     """A trial a dead driver left: its local worker process is alive, or it is a SLURM job
-    that no ``cancel`` record names (``cancelled_jobs``)."""
+    that no ``cancel`` record names (``cancelled_jobs``) and that left no result yet."""
     job_id = rec.job_id or ""
     if job_kind(job_id) == "local":
         from .executors.local import worker_alive
 
         return bool(directory) and worker_alive(os.path.join(directory, "trials",
                                                              str(rec.trial)), job_id)
-    return job_kind(job_id) == "slurm" and job_id not in cancelled
+    return job_kind(job_id) == "slurm" and job_id not in cancelled \
+        and not slurm_result_left(directory, job_id)
+
+
+def slurm_result_left(directory: str | None, job_id: str) -> bool:
+    """Whether a SLURM job has ended leaving its result (submitit's ``<job id>_0_result.pkl``
+    in ``<study>/slurm/<job id>/``, a failure's included) that no driver has collected yet:
+    the job runs no more, and the next run records its end."""
+    return bool(directory) and os.path.exists(slurm_result_path(directory, job_id))
+
+
+def slurm_result_path(directory: str, job_id: str) -> str:
+    return os.path.join(directory, "slurm", job_id, f"{job_id}_0_result.pkl")
 
 
 def cancelled_jobs(history: History) -> set[str]:
@@ -158,13 +170,15 @@ def stage_state(st: Any, running_driver: bool | None, directory: str | None,
                 cancelled: set[str]) -> str:
     """The pretrain's state as ``status`` says it: as recorded, except one recorded as
     running with no driver, which is said as a trial's would be (``trial_states``): its
-    SLURM job not cancelled or its local worker alive runs alone; a local worker that ended
-    left its outcome; anything else is interrupted."""
+    SLURM job not cancelled and without a result, or its local worker alive, runs alone; a
+    SLURM job or local worker that ended left its outcome; anything else is interrupted."""
     if st.status != "running" or running_driver or running_driver is None:
         return st.status
     job_id = st.job_id or ""
     if job_kind(job_id) == "slurm":
-        return "interrupted" if job_id in cancelled else "running-alone"
+        if job_id in cancelled:
+            return "interrupted"
+        return "ended-alone" if slurm_result_left(directory, job_id) else "running-alone"
     if job_kind(job_id) == "local" and directory:
         from .executors.local import worker_alive, worker_ended
 

@@ -96,6 +96,25 @@ def test_a_job_a_cancel_record_names_ended_alone(tmp_path):
     assert at.load(str(d)).counts() == {"running-alone": 1, "ended-alone": 1}
 
 
+def test_a_slurm_job_that_ended_leaving_its_result_is_ended_alone(tmp_path, capsys):
+    """A driver killed during the fine-tunes whose jobs then completed: submitit left their
+    results in DIR/slurm/<job id>/, the next run records them. status says they ended (to
+    when they wrote it), not that they still run; the pretrain's the same."""
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.stage_submit(0.0, "pretrain", "k", 0, "700"),
+                  ev.submit(0.1, 0, 0, "4242"), ev.submit(0.1, 1, 0, "4243"))
+    for job in ("700", "4242"):
+        (d / "slurm" / job).mkdir(parents=True)
+        (d / "slurm" / job / f"{job}_0_result.pkl").write_bytes(b"x")
+        os.utime(d / "slurm" / job / f"{job}_0_result.pkl", (30.5, 30.5))  # t0 is 0.0
+    view = at.load(str(d))
+    assert view.counts() == {"ended-alone": 1, "running-alone": 1}
+    assert pretrain_line(d).startswith("pretrain: ended-alone (ended without a driver: the "
+                                       "next run records it), job 700"), pretrain_line(d)
+    assert elapsed_of(d, capsys) == "30.5 s (to the last trial's end, the driver gone)"
+
+
 def pretrain_line(d) -> str:
     (line,) = [ln for ln in at.load(str(d)).summary().splitlines() if ln.startswith("pretrain:")]
     return line
