@@ -56,9 +56,11 @@ class Progress:
             parts = [f"{ended}{f'/{self.total}' if self.total else ''} done"]
         if counts.get("failed"):
             parts[0] += f" ({counts['failed']} failed)"
-        # the pretrain, its own job: running, ok or cached, and what it cost (counted once)
+        # the pretrain, its own job: running, ok or cached, and what it cost (counted once);
+        # while an attempt runs, what its earlier ones cost is theirs, not its running time
         parts[:0] = [f"{st.name} {self.stage_notes.get(st.name) or st.status}"
-                     + (f" {st.cost_s:.1f}s" if st.cost_s else "")
+                     + ("" if not st.cost_s else f" {st.cost_s:.1f}s"
+                        if st.status != "running" else f" (earlier attempts {st.cost_s:.1f}s)")
                      for st in history.stages.values()]
         queued = min(self.queued, running)  # none once the driver lets its jobs go
         parts.append(f"{running} running" + (f" ({queued} queued)" if queued else "")

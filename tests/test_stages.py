@@ -353,6 +353,27 @@ def test_a_pending_pretrain_says_why_on_the_progress_line_and_warns_once_when_ne
     assert progress.line(h, 0).startswith("pretrain running, 0 done")
 
 
+def test_the_progress_line_of_a_pretrain_run_again_does_not_give_earlier_cost_as_its_own():
+    """A pretrain cancelled after 8 s and submitted again: 'pretrain running 8.0s' read as
+    eight seconds of the new attempt, which had just started."""
+    import io
+
+    from autotune import events as ev
+    from autotune.history import History
+    from autotune.progress import Progress
+
+    h = History()
+    h._stage(ev.stage_submit(0.0, "pretrain", "k", 0, "728"))
+    h._stage(ev.stage_end("pretrain", "k", 0, "cancelled", 0.0, 8.0, 8.0, "728", {},
+                          "cancelled", "cancelled"))
+    h._stage(ev.stage_submit(9.0, "pretrain", "k", 1, "729"))
+    progress = Progress("min", stream=io.StringIO())
+    line = progress.line(h, 0)
+    assert line.startswith("pretrain running (earlier attempts 8.0s), 0 done"), line
+    h._stage(ev.stage_end("pretrain", "k", 1, "ok", 9.0, 19.0, 10.0, "729", {}))
+    assert progress.line(h, 0).startswith("pretrain ok 18.0s, 0 done")
+
+
 def test_which_pending_reasons_mean_a_job_never_starts():
     from autotune.executors.slurm_query import never_starts
 
