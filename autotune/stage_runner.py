@@ -255,6 +255,10 @@ class StageRunner:
                                   failure)])
         if ex is not None:  # recorded: the job's result may go (its logs come to self.dir)
             ex.release([o])
+        if error is not None and failure == "timeout" and "time_limit_min" in error:
+            # its job's time limit: the stage's own key to raise (each requeue ran it anew
+            # unless it continues from ctx.checkpoint_path)
+            error += (f"; give it more time: stages.{stage.name}.executor.time_limit_min")
         if error is not None:
             cancelled = failure == "cancelled"  # SLURM's words on cancelling are no reason
             return StageResult(error=f"{stage.name} failed: {error}", cancelled=cancelled,

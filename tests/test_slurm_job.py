@@ -180,6 +180,32 @@ def requeue_executor(tmp_path, monkeypatch, world: int):
     return ex, _Tracked(job, "77", 0.0), info, cancelled
 
 
+def test_a_job_that_timed_out_too_often_names_its_time_limit_and_requeues(tmp_path):
+    """submitit's own words ('Job not requeued because: timed-out too many times.') named
+    neither the time limit nor the key to raise: a pretrain hours long was left at that."""
+    import time
+
+    from submitit.core.utils import cloudpickle_dump
+
+    from autotune.executors.base import TrialJob
+    from autotune.executors.slurm import SlurmExecutor, _Tracked
+    from autotune.objective import ObjectiveSpec
+
+    ex = SlurmExecutor(str(tmp_path), 1, time.time(), {"time_limit_min": 10, "max_requeue": 2})
+    ctx = Ctx(trial=0, trial_dir=str(tmp_path / "trials" / "0"), seed=0)
+    job = TrialJob(0, 0, {}, ctx, ObjectiveSpec(command="true", metric="loss"))
+    os.makedirs(ex._job_dir("77"))
+    cloudpickle_dump(("error", "Traceback (most recent call last):\n  ...\nsubmitit.core.utils."
+                      "UncompletedJobError: Job not requeued because: timed-out too many "
+                      "times."), ex._result_path("77"))
+    out = ex._from_results(_Tracked(job, "77", 0.0))
+    assert out.failure == "timeout", out
+    assert out.error == ("ran past its time limit (time_limit_min 10) and was requeued 2 "
+                         "times (max_requeue 2), without ending; submitit: submitit.core."
+                         "utils.UncompletedJobError: Job not requeued because: timed-out too "
+                         "many times."), out.error
+
+
 def leave(ex, rank: int, payload: dict) -> None:
     """A rank's result pickle, as submitit writes it (a later one: another mtime)."""
     import time

@@ -374,6 +374,27 @@ def test_the_progress_line_of_a_pretrain_run_again_does_not_give_earlier_cost_as
     assert progress.line(h, 0).startswith("pretrain ok 18.0s, 0 done")
 
 
+def test_a_pretrain_past_its_slurm_time_limit_names_the_key_that_gives_it_more(tmp_path):
+    from types import SimpleNamespace
+
+    from autotune.executors import Outcome
+    from autotune.history import History
+    from autotune.progress import Progress
+    from autotune.stage_runner import StageRunner
+
+    stage = SimpleNamespace(name="pretrain", key=lambda: "k", cache_root=lambda d: str(tmp_path),
+                            core=lambda: {})
+    runner = StageRunner(stage, (), str(tmp_path), History(), lambda events: None,
+                         Progress("min", stream=open(os.devnull, "w")), None, lambda: False)
+    why = "ran past its time limit (time_limit_min 2) and was requeued 1 times (max_requeue 1)"
+    out = runner._finish(Outcome(STAGE_TRIAL, 0, None, why, 1.0, 2.0, failure="timeout"))
+    assert out.error == f"pretrain failed: {why}; give it more time: " \
+                        "stages.pretrain.executor.time_limit_min", out.error
+    out = runner._finish(Outcome(STAGE_TRIAL, 0, None, "timed out after 5s", 1.0, 2.0,
+                                 failure="timeout"))  # its own timeout_s: another key
+    assert out.error == "pretrain failed: timed out after 5s", out.error
+
+
 def test_which_pending_reasons_mean_a_job_never_starts():
     from autotune.executors.slurm_query import never_starts
 

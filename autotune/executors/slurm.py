@@ -490,6 +490,10 @@ class SlurmExecutor(Executor):
                 lines = [ln for ln in text.splitlines() if ln.strip()]
                 reason = lines[-1].strip() if lines else "submitit reported an error"
                 kind = "timeout" if "timed-out" in text or "timed out" in text else "exception"
+                if kind == "timeout":  # submitit's words name neither the limit nor the key
+                    reason = (f"ran past its time limit (time_limit_min {time_limit(self.opts)})"
+                              f" and was requeued {self.max_requeue} times (max_requeue "
+                              f"{self.max_requeue}), without ending; submitit: {reason}")
                 failures.append((float("inf"), rank, reason, kind, None, None))
             elif "error" in payload:
                 failures.append((payload.get("ended") or float("inf"), rank, payload["error"],
