@@ -1,9 +1,10 @@
 """The stage cache: a pretrain's checkpoint under the hash of its configuration, built once.
 
 ``<cache root>/<hash>/`` (the study's ``cache/`` or ``stages.pretrain.cache_dir``, which several
-studies may share) holds ``checkpoint.pt`` and ``done.json``. It is built under a file lock in a
-temporary directory renamed into place only when complete, so a crash mid-pretrain leaves no
-half-written cache hit, and two builders (two drivers, a driver and a loop of one's own) never
+studies may share) holds ``checkpoint.pt`` and ``done.json``. It is built under a file lock in
+``<hash>.partial/``, renamed into place only when complete (kept when a build fails or its
+job is requeued, so the next may continue from the checkpoint saved so far), so a crash
+mid-pretrain leaves no half-written cache hit, and two builders (two drivers, a driver and a loop of one's own) never
 run at once: the second finds the first's result when the lock is free.
 
 ``run_stage`` is what the driver submits as the stage's own job; ``ensure_pretrained`` serves
@@ -11,6 +12,7 @@ a trial run outside the driver that needs the checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -82,23 +84,33 @@ def ensure(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()
             return False, record
         if os.path.isdir(final):  # a build whose checkpoint was lost since: build it again
             shutil.rmtree(final)
-        for stale in glob.glob(glob.escape(final) + ".tmp-*"):  # a killed builder's leftovers
+        for stale in glob.glob(glob.escape(final) + ".tmp-*"):  # an older version's builders'
             shutil.rmtree(stale, ignore_errors=True)
         return True, build(stage, final, python_path)
 
 
 def build(stage: StageSpec, final: str, python_path: tuple[str, ...]) -> dict:
-    work = f"{final}.tmp-{os.getpid()}"
+    """Run the entry in ``<final>.partial/``, renamed to ``final`` once it is complete. The
+    folder is the same for every builder of the key and outlives one that was stopped (a
+    SLURM job requeued at its time limit or preempted exits through here, as does one that
+    timed out too often): the next (the requeued job, the next run's attempt) finds the
+    checkpoint the entry saved at ``ctx.checkpoint_path`` and may continue from it, as a trial
+    does from its own. An entry that failed (raised) leaves nothing: the next starts afresh."""
+    work = f"{final}.partial"
     ctx = Ctx(trial=-1, trial_dir=work, seed=stage.seed, epochs=stage.epochs,
               checkpoint_path=os.path.join(work, CHECKPOINT))
     began = time.time()
+    os.makedirs(work, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(work, DONE))  # a record is written only below, once complete
     try:
         result = load_entry(stage.entry, python_path)(dict(stage.params), ctx)
         if not os.path.exists(os.path.join(work, CHECKPOINT)):
             raise RuntimeError(f"the {stage.name} wrote no checkpoint at ctx.checkpoint_path "
                                f"({CHECKPOINT})")
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+    except BaseException as exc:
+        if not stopped(exc):  # it failed: the next attempt starts afresh
+            shutil.rmtree(work, ignore_errors=True)
         raise
     record = {"stage": stage.core(), "result": result if isinstance(result, dict) else {},
               "seconds": time.time() - began, "pid": os.getpid(), "host": os.uname().nodename,
@@ -106,6 +118,13 @@ def build(stage: StageSpec, final: str, python_path: tuple[str, ...]) -> dict:
     write_json(os.path.join(work, DONE), record)
     os.replace(work, final)
     return record
+
+
+def stopped(exc: BaseException) -> bool:
+    """Whether the build was stopped from outside rather than failed: an exit (submitit
+    exits so as it requeues a job), Ctrl-C, or submitit's end of a job timed out or preempted
+    too often (``UncompletedJobError``), whose next attempt may continue."""
+    return not isinstance(exc, Exception) or type(exc).__name__ == "UncompletedJobError"
 
 
 def run_stage(params: dict, ctx: Any) -> dict:

@@ -395,6 +395,34 @@ def test_a_pretrain_past_its_slurm_time_limit_names_the_key_that_gives_it_more(t
     assert out.error == "pretrain failed: timed out after 5s", out.error
 
 
+def test_a_pretrain_stopped_mid_build_continues_from_its_checkpoint_next_time(tmp_path):
+    """A SLURM pretrain requeued at its time limit exits through submitit's SystemExit: its
+    build folder (named by the builder's pid) was removed with the checkpoint it had saved,
+    and the requeued job, in another folder, started again from nothing, every time."""
+    from autotune.contract import StageSpec
+    from autotune.stage_cache import checkpoint_of, ensure
+
+    (tmp_path / "steps.py").write_text(
+        "import os\n"
+        "def pretrain(params, ctx):\n"
+        "    done = int(open(ctx.checkpoint_path).read()) if os.path.exists(ctx.checkpoint_path)"
+        " else 0\n"
+        "    for epoch in range(done, ctx.epochs):\n"
+        "        with open(ctx.checkpoint_path, 'w') as fh:\n"
+        "            fh.write(str(epoch + 1))\n"
+        "        if epoch + 1 == params['stop_at'] and done == 0:\n"
+        "            raise SystemExit(-1)  # submitit's exit as it requeues the job\n"
+        "    return {'resumed_at': done}\n")
+    stage = StageSpec(entry="steps:pretrain", params={"stop_at": 3}, epochs=5,
+                      launch_dir=str(tmp_path))
+    with pytest.raises(SystemExit):
+        ensure(stage, str(tmp_path), (str(tmp_path),))
+    made, record = ensure(stage, str(tmp_path), (str(tmp_path),))
+    assert made and record["result"] == {"resumed_at": 3}, record
+    with open(checkpoint_of(stage, str(tmp_path))) as fh:
+        assert fh.read() == "5"
+
+
 def test_which_pending_reasons_mean_a_job_never_starts():
     from autotune.executors.slurm_query import never_starts
 
