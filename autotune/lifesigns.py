@@ -8,7 +8,8 @@ directory itself shows, and says which it is, rather than "elapsed: 0.0 s":
 - one that ended alone (``ended-alone``): the end time its worker stamped on its outcome
   (``end_t``), which the next ``run`` records as the trial's end; for a SLURM job, when it
   wrote its result;
-- a SLURM job left running (not seen by ``status``): its folder's last write (its logs).
+- a SLURM job left running (not seen by ``status``): the last write in its folder or in
+  submitit's (``DIR/slurm/<job id>/``, where its logs grow).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .states import job_kind, slurm_result_path
 #: what each sign's time means, as ``status`` says it after the figure
 MEANING = {"now": "to now: trials run on without a driver",
            "end": "to the last trial's end, the driver gone",
-           "log": "to the last write in a trial's folder, the driver gone"}
+           "log": "to the last write in a SLURM job's folder, the driver gone"}
 
 
 def last_sign(history: History, states: dict[int, str], stages: dict[str, str],
@@ -50,7 +51,14 @@ def folder_sign(folder: str, state: str, job_id: str) -> tuple[float, str] | Non
     """One trial's (or stage's) latest sign of life as (wall-clock time, kind), or None."""
     slurm = job_kind(job_id) == "slurm"
     if state == "running-alone":
-        return newest_write(folder) if slurm else (time.time(), "now")
+        if not slurm:
+            return (time.time(), "now")
+        # its logs grow in submitit's folder, DIR/slurm/<job id>/, until its end copies them
+        # here (a pretrain's stages/pretrain/ holds nothing before)
+        study = os.path.dirname(os.path.dirname(folder))
+        signs = [s for s in (newest_write(folder),
+                             newest_write(os.path.join(study, "slurm", job_id))) if s]
+        return max(signs) if signs else None
     if state == "ended-alone" and not slurm:
         end = outcome_end(folder)
         return None if end is None else (end, "end")

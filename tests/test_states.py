@@ -246,5 +246,19 @@ def test_status_elapsed_of_a_killed_driver_runs_to_its_slurm_jobs_last_write(tmp
     folder.mkdir(parents=True)
     (folder / "slurm-4242.stdout.log").write_text("epoch 3\n")
     os.utime(folder / "slurm-4242.stdout.log", (20.0, 20.0))  # the study's t0 is 0.0
-    assert elapsed_of(d, capsys) == ("20.0 s (to the last write in a trial's folder, the "
+    assert elapsed_of(d, capsys) == ("20.0 s (to the last write in a SLURM job's folder, the "
+                                     "driver gone)")
+
+
+def test_status_elapsed_of_a_killed_driver_runs_to_its_slurm_pretrains_log(tmp_path, capsys):
+    """A driver killed during a SLURM pretrain: its job's logs grow in DIR/slurm/<job id>/
+    (stages/pretrain/ is empty until its end); status said 'elapsed: 0.1 s'."""
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.stage_submit(0.1, "pretrain", "k", 0, "717"))
+    (d / "stages" / "pretrain").mkdir(parents=True)
+    (d / "slurm" / "717").mkdir(parents=True)
+    (d / "slurm" / "717" / "717_0_log.out").write_text("epoch 40\n")
+    os.utime(d / "slurm" / "717" / "717_0_log.out", (900.0, 900.0))  # the study's t0 is 0.0
+    assert elapsed_of(d, capsys) == ("900.0 s (to the last write in a SLURM job's folder, the "
                                      "driver gone)")
