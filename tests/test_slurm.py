@@ -309,6 +309,13 @@ def test_requeued_trial_continues_from_its_checkpoint(tmp_path):
     # (a USR2 from outside may reach the restarted job too: a further requeue is fine)
     assert rec.metrics["runs"] >= 2 and rec.metrics["resumed_from"] >= 3
     assert len(sacct_jobs(directory, 1)) == 1
+    # its cost counts every run (sacct -D: the first ran 3 steps of 0.5 s and more), not
+    # only the last (start_s to end_s)
+    from autotune.executors.slurm_query import sacct
+
+    earlier = sacct([job_id])[job_id].earlier_s
+    assert earlier >= 1.0, earlier
+    assert abs(rec.cost_s - (earlier + rec.end_s - rec.start_s)) < 1e-3, (earlier, rec)
 
 
 def test_preemption_signal_checkpoints_through_submitit_and_requeues(tmp_path):

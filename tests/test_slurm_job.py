@@ -154,6 +154,68 @@ def test_sacct_says_when_a_requeued_jobs_run_before_ended():
     assert (info.state, info.requeues, info.requeued_at) == ("COMPLETED", 2, base + 40)
 
 
+def test_sacct_counts_the_time_each_requeued_run_ran():
+    """sacct -D has a record per run; the runs before the latest ran too: their Start to End
+    is compute the job used (a job held pending between its runs ran nothing then)."""
+    from autotune.executors.slurm_query import parse_sacct
+
+    info = parse_sacct(sacct_times(("RUNNING", "0", "6", "Unknown")))["77"]
+    assert info.earlier_s == 0.0
+    info = parse_sacct(sacct_times(("REQUEUED", "0", "6", "21")))["77"]
+    assert info.earlier_s == 15.0
+    info = parse_sacct(sacct_times(("PREEMPTED", "0", "6", "21"), ("REQUEUED", "21", "30", "40"),
+                                   ("COMPLETED", "40", "50", "60")))["77"]
+    assert info.earlier_s == 25.0
+
+
+def test_a_requeued_jobs_cost_counts_every_run(tmp_path, monkeypatch):
+    """A job timed out at its limit and was requeued twice: its cost was its last run's alone
+    (70 s of 185). Every run counts, whether sacct said of the requeues while the job ran or
+    only its result (SLURM_RESTART_COUNT) says of them: then one sacct call asks."""
+    from autotune.executors import slurm
+    from autotune.executors.slurm_query import JobInfo
+
+    ex, t, info, _ = requeue_executor(tmp_path, monkeypatch, 1)
+    ex._tracked[0], ex._by_id["77"] = t, 0
+    seen = JobInfo("77", "n", "PENDING", None, None, None, "0:0", 2, ["TIMEOUT", "TIMEOUT"],
+                   1120.0, earlier_s=115.0)
+    assert ex._judge(t, seen) is None
+    leave(ex, 0, {"result": {"loss": 2.0}, "started": 1130.0, "ended": 1200.0, "rank": 0,
+                  "restarts": 2})
+    queries: list[list[str]] = []
+    monkeypatch.setattr(slurm, "sacct", lambda ids: queries.append(ids) or {"77": seen})
+    out, = ex._collect_results()
+    assert (out.result, round(out.run_s, 3)) == ({"loss": 2.0}, 185.0), out
+    assert queries == []  # sacct had said of both requeues: not asked again
+
+    ex, t, info, _ = requeue_executor(tmp_path / "b", monkeypatch, 1)
+    ex._tracked[0], ex._by_id["77"] = t, 0
+    leave(ex, 0, {"result": {"loss": 2.0}, "started": 1130.0, "ended": 1200.0, "rank": 0,
+                  "restarts": 2})
+    monkeypatch.setattr(slurm, "sacct", lambda ids: queries.append(ids) or {"77": seen})
+    out, = ex._collect_results()
+    assert round(out.run_s, 3) == 185.0 and queries == [["77"]], (out, queries)
+
+
+def test_a_job_past_max_requeue_costs_every_run(tmp_path, monkeypatch):
+    """Ended by SLURM with no result (cancelled past max_requeue): its runs before count."""
+    from autotune.executors.slurm_query import JobInfo
+
+    ex, t, info, _ = requeue_executor(tmp_path, monkeypatch, 1)
+    t0 = ex.t0
+    ended = JobInfo("77", "n", "TIMEOUT", t0, t0 + 100.0, t0 + 160.0, "0:0", 1, ["TIMEOUT"],
+                    t0 + 70.0, earlier_s=60.0)
+    out = ex._judge(t, ended)
+    assert out.failure == "timeout" and round(out.run_s, 3) == 120.0, out
+
+
+def test_a_trials_result_says_how_often_its_job_restarted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    assert call(tmp_path, "echo loss: 1")["restarts"] == 2
+    monkeypatch.delenv("SLURM_RESTART_COUNT")
+    assert call(tmp_path, "exit 3")["restarts"] == 0
+
+
 def requeue_executor(tmp_path, monkeypatch, world: int):
     """A SlurmExecutor of ``world`` ranks (one node), its job 77 tracked for a command:
     trial; scancel is noted, not run; ``info(state, requeued_at)`` is sacct's word."""

@@ -59,10 +59,14 @@ class Outcome:
     job_id: str = ""
     failure: str = ""  # kind of failure: exception, exit, timeout, cancelled, node, preempted
     extra: dict[str, Any] = field(default_factory=dict)
+    #: seconds earlier runs of the same job ran before ``start_s`` (a requeued SLURM job's
+    #: runs before its latest): compute the attempt used, which start_s..end_s leaves out
+    earlier_s: float = 0.0
 
     @property
     def run_s(self) -> float:
-        return max(0.0, self.end_s - self.start_s)
+        """The compute the attempt used: its (last) run, and any run of its job before."""
+        return max(0.0, self.end_s - self.start_s) + self.earlier_s
 
 
 class Executor(ABC):

@@ -75,6 +75,8 @@ class _Tracked:
     #: epoch when the job's latest requeue ended its run before (sacct): a result that run
     #: left is not the attempt's
     requeued_at: float | None = None
+    #: seconds the job's runs before its latest ran (sacct): the attempt's cost counts them
+    earlier_s: float = 0.0
 
 
 @register
@@ -342,12 +344,32 @@ class SlurmExecutor(Executor):
             time.sleep(max(0.01, min(0.25, wake - time.monotonic())))
 
     def _collect_results(self) -> list[Outcome]:
-        done = []
+        ended = []
         for t in list(self._tracked.values()):
             outcome = self._from_results(t)
             if outcome is not None:
-                done.append(self._finish(t, outcome))
-        return done
+                ended.append((t, outcome))
+        self._count_requeued_runs(ended)
+        return [self._finish(t, outcome) for t, outcome in ended]
+
+    def _count_requeued_runs(self, ended: list[tuple[_Tracked, Outcome]]) -> None:
+        """A job that ran again more often (SLURM_RESTART_COUNT, in its result) than sacct
+        had said when it was last asked (a requeue between two polls): one sacct call for all
+        such jobs, so that the outcome's cost counts the runs before its last. Jobs never
+        requeued cost no call; where sacct fails the runs it said of are counted."""
+        stale = [(t, o) for t, o in ended
+                 if max((_restarts(r) for r in t.results.values()), default=0) > t.requeues]
+        if not stale:
+            return
+        try:
+            infos = sacct([t.job_id for t, _ in stale])
+        except SlurmError:
+            return
+        self.stats["queries"] += 1
+        for t, outcome in stale:
+            info = infos.get(t.job_id)
+            if info is not None:
+                outcome.earlier_s = max(outcome.earlier_s, info.earlier_s)
 
     def _query(self) -> list[Outcome]:
         ids = [t.job_id for t in self._tracked.values()]
@@ -381,6 +403,7 @@ class SlurmExecutor(Executor):
         t.state = info.state
         t.requeues = info.requeues
         t.requeue_reasons = info.requeue_reasons
+        t.earlier_s = max(t.earlier_s, info.earlier_s)
         if info.requeued_at is not None and (t.requeued_at or 0.0) < info.requeued_at:
             t.requeued_at = info.requeued_at  # the ranks run again: what they left is old
             t.results = {r: res for r, res in t.results.items() if not self._earlier(t, res)}
@@ -529,7 +552,7 @@ class SlurmExecutor(Executor):
         extra = {"queued_s": max(0.0, start - t.submitted_s), "requeues": t.requeues,
                  "submitted_s": t.submitted_s}
         return Outcome(t.job.trial, t.job.attempt, result, error, start, max(start, end),
-                       job_id=t.job_id, failure=failure, extra=extra)
+                       job_id=t.job_id, failure=failure, extra=extra, earlier_s=t.earlier_s)
 
     def _finish(self, t: _Tracked, outcome: Outcome) -> Outcome:
         self._tracked.pop(t.job.trial, None)
@@ -762,6 +785,12 @@ def _after_sigterm(result: tuple) -> bool:
     (``slurm_job.noting_sigterm``)."""
     status, payload = result
     return status == "success" and isinstance(payload, dict) and "sigterm" in payload
+
+
+def _restarts(result: tuple) -> int:
+    """How often the job had restarted when this rank's run began (SLURM_RESTART_COUNT)."""
+    payload = result[1]
+    return int(payload.get("restarts") or 0) if isinstance(payload, dict) else 0
 
 
 def _since(epoch: float | None, t0: float) -> float | None:

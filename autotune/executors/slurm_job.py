@@ -84,6 +84,15 @@ def noting_sigterm() -> Iterator[list[float]]:
         signal.signal(signal.SIGTERM, before)
 
 
+def _restarts() -> int:
+    """How often SLURM had started this job before this run (requeues): the driver asks sacct
+    for the earlier runs' times where it had not seen them all."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    except ValueError:
+        return 0
+
+
 class TrialCall:
     """The callable submitted to SLURM (must stay importable on the compute nodes)."""
 
@@ -121,7 +130,7 @@ class TrialCall:
                     result = run_rank(spec, self.params, ctx, rank_env, stdout=sys.stdout,
                                       stderr=sys.stderr)
             payload = {"result": result, "started": started, "ended": time.time(),
-                       "rank": rank_env.rank if rank_env else 0}
+                       "rank": rank_env.rank if rank_env else 0, "restarts": _restarts()}
             if sigterm and spec.command is not None:
                 # a shell that outlived its child's SIGTERM may print a result the killed child
                 # never reached (`sleep 30; echo ...`): SLURM's word on the job decides
@@ -143,7 +152,8 @@ class TrialCall:
             # a timeout in the words a local trial's has (no class name of ours before them)
             payload = {"error": str(exc) if timed_out else exception_text(exc),
                        "failure": failure,
-                       "started": started, "ended": time.time(), "rank": rank}
+                       "started": started, "ended": time.time(), "rank": rank,
+                       "restarts": _restarts()}
             if sigterm:  # SLURM was ending the job: its state, not this error, says why
                 payload["sigterm"] = sigterm[0]
             return payload

@@ -92,6 +92,9 @@ class JobInfo:
     #: when its latest run before this record ended (requeued): a result left by a run that
     #: started before it is that run's, not the latest's
     requeued_at: float | None = None
+    #: seconds its runs before the latest record ran (each requeued run's Start to End):
+    #: compute the job used too, which the latest record's times leave out
+    earlier_s: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -128,8 +131,14 @@ def parse_sacct(text: str) -> dict[str, JobInfo]:
         ends = [t for t in (parse_time(r[5]) for r in ran) if t is not None]
         infos[job_id] = JobInfo(job_id, last[1], state, parse_time(last[3]), parse_time(last[4]),
                                 parse_time(last[5]), last[6], len(earlier), earlier,
-                                max(ends) if ends else None)
+                                max(ends) if ends else None, sum(map(_ran_s, ran)))
     return infos
+
+
+def _ran_s(row: list[str]) -> float:
+    """How long one sacct record's run ran: Start to End (none if it never started)."""
+    start, end = parse_time(row[4]), parse_time(row[5])
+    return max(0.0, end - start) if start is not None and end is not None else 0.0
 
 
 def sacct(job_ids: list[str]) -> dict[str, JobInfo]:
