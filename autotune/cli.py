@@ -264,6 +264,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .trajectory import table, write_csv_atomic
 
     sdir, history = open_history(args.dir)
+    check_schema_known(sdir, history)
     check_report_writable(sdir, args.html)
     from .states import stage_states, trial_states
 
@@ -286,6 +287,19 @@ def cmd_report(args: argparse.Namespace) -> int:
                                  stages=stages)
         print(f"wrote {page}")
     return 0
+
+
+def check_schema_known(sdir: StudyDir, history: History) -> None:
+    """``report`` rewrites trajectory.csv and summary.txt: from a history a newer autotune
+    wrote (as ``run`` does, it refuses to) they would lose the columns and lines this version
+    does not know of. ``status`` writes nothing and shows it, with a warning."""
+    from .events import SCHEMA
+
+    if history.study and history.version > SCHEMA:
+        raise StudyError(f"{sdir.history}: written by a newer autotune (history schema "
+                         f"{history.version}; this one reads up to {SCHEMA}); report would "
+                         "rewrite its files with this version's columns: upgrade autotune "
+                         "(status shows it as far as this version understands it)")
 
 
 def check_report_writable(sdir: StudyDir, html: bool) -> None:

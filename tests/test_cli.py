@@ -624,3 +624,33 @@ def test_a_study_file_given_for_its_directory_is_named_as_a_file(tmp_path, capsy
     assert main([command, path]) == 2
     assert capsys.readouterr().err == (f"autotune: error: {path}: is a file, expected a study "
                                        "directory (the one run wrote, holding history.jsonl)\n")
+
+
+def test_report_refuses_a_history_a_newer_autotune_wrote_writing_nothing(tmp_path, capsys):
+    """report rewrote trajectory.csv and summary.txt from it with this version's columns (a
+    warning in the summary): as run, it refuses in one line; status still shows it."""
+    import json
+
+    from autotune import events as ev
+
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    d = str(tmp_path / "d")
+    assert main(["run", path, "--dir", d, "--quiet"]) == 0
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    del record["c"]
+    record["version"] = ev.SCHEMA + 1
+    with open(os.path.join(d, "history.jsonl"), "wb") as fh:
+        fh.writelines([ev.encode(record)] + lines[1:])
+    before = tree(d)
+    capsys.readouterr()
+    assert main(["report", d, "--html"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"autotune: error: {d}/history.jsonl: written by a newer autotune (history schema "
+        f"{ev.SCHEMA + 1}; this one reads up to {ev.SCHEMA}); report would rewrite its files "
+        "with this version's columns: upgrade autotune (status shows it as far as this version "
+        "understands it)"], err
+    assert tree(d) == before
+    assert main(["status", d]) == 0 and "newer autotune" in capsys.readouterr().out
