@@ -608,6 +608,10 @@ def _told(result: Any, error: Any, metric: str, number: int
     """What ``tell`` records: the dict of metrics (plain JSON values) or the error's message.
     A result that is no number and no dict with the metric is the caller's mistake."""
     if error is not None:
+        if not isinstance(error, (str, BaseException)):  # 5 was recorded as the error '5'
+            raise StudyError(f"tell: error of trial {number}: expected a message (a string) "
+                             f"or an exception, got {describe(error)} "
+                             f"({type(error).__name__})")
         return None, _error_text(error)
     value = real_number(result)  # a float, or a numpy or torch scalar
     if value is not None:  # judged as {metric: value} is: an int too large for a float fails

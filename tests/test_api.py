@@ -1311,3 +1311,22 @@ def test_yaml_text_given_for_the_path_is_one_line(tmp_path):
     assert "\n" not in str(info.value)
     assert "is text of several lines; give the file's path" in str(info.value)
     assert not (tmp_path / "d").exists()
+
+
+def test_tell_refuses_an_error_that_is_no_message_nor_exception(tmp_path):
+    """error=5 was recorded as the trial's error '5': a slip in the caller's loop (a code, a
+    value meant as the result), refused in one line naming the argument, nothing recorded."""
+    raw = study_dict(search={"max_trials": 2})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=str(tmp_path / "s")) as study:
+        t = study.ask()
+        path = os.path.join(str(tmp_path / "s"), "history.jsonl")
+        before = open(path, "rb").read()
+        for wrong, shown in ((5, "5 (int)"), (ValueError, "<class 'ValueError'> (type)"),
+                             ({"why": "nan"}, "{'why': 'nan'} (dict)")):
+            with pytest.raises(StudyError) as info:
+                study.tell(t, error=wrong)
+            assert str(info.value) == (f"tell: error of trial {t.number}: expected a message (a "
+                                       f"string) or an exception, got {shown}"), info.value
+        assert open(path, "rb").read() == before
+        assert study.tell(t, error="diverged").error == "diverged"  # still open
