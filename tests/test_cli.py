@@ -654,3 +654,42 @@ def test_report_refuses_a_history_a_newer_autotune_wrote_writing_nothing(tmp_pat
         "understands it)"], err
     assert tree(d) == before
     assert main(["status", d]) == 0 and "newer autotune" in capsys.readouterr().out
+
+
+CTRL_C_AT_IMPORT = """
+import os, signal, sys
+
+class CtrlC:  # Ctrl-C reaches the process while autotune.cli is importing
+    def find_spec(self, name, path=None, target=None):
+        if name == "autotune.cli":
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10**6):
+                pass
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+"""
+
+
+@pytest.mark.parametrize("how", ["python -m autotune", "console script"])
+def test_ctrl_c_while_the_cli_imports_is_one_line_and_exit_130(tmp_path, how):
+    """The first ~0.3 s of `python -m autotune ...` import the CLI: a Ctrl-C then printed
+    Python's KeyboardInterrupt traceback; it is the line and status of a later one."""
+    import configparser
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    if how == "console script":  # what setup.cfg's entry point names, called as pip's script
+        cfg = configparser.ConfigParser()
+        cfg.read(os.path.join(REPO, "setup.cfg"))
+        target = cfg["options.entry_points"]["console_scripts"].split("=", 1)[1].strip()
+        module, func = target.split(":")
+        run = f"import {module} as m; sys.exit(m.{func}())"
+    else:
+        run = "import runpy; runpy.run_module('autotune', run_name='__main__', alter_sys=True)"
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_AT_IMPORT + run, "status",
+                           str(tmp_path / "none")], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": REPO}, timeout=60)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (130, "autotune: interrupted\n", ""), proc
