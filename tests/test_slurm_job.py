@@ -394,6 +394,54 @@ def test_a_submit_limit_is_said_once_and_not_tried_again(tmp_path, monkeypatch, 
     assert "sbatch" not in capsys.readouterr().err
 
 
+def test_a_refused_submission_leaves_no_files_of_submitit_behind(tmp_path, monkeypatch):
+    """submitit writes the call's pickle and the sbatch script in DIR/slurm/ under a uuid and
+    moves them into the job's folder once sbatch answers: a refused sbatch left both there,
+    two more files on each try (a submit limit is tried again and again)."""
+    import pytest
+
+    from autotune.executors.base import SubmitLimit
+
+    ex, job, _ = refusing_executor(tmp_path, monkeypatch, LIMIT_SAYS)
+    with pytest.raises(SubmitLimit):
+        ex.submit(job)
+    with pytest.raises(SubmitLimit):
+        ex.submit(job)
+    assert sbatch_calls(tmp_path) == 2 and os.listdir(ex.folder) == []
+
+
+def test_what_a_driver_killed_in_a_submission_left_goes_at_the_next_drivers_first(
+        tmp_path, monkeypatch):
+    """A driver SIGKILLed between submitit's writing a submission's files and sbatch's answer
+    left them in DIR/slurm/ for good. The next driver drops them before it submits; a job's
+    folder, the links to its script and anything newer than the executor stay."""
+    import time
+
+    import pytest
+
+    from autotune.executors.base import SubmitLimit
+
+    ex, job, _ = refusing_executor(tmp_path, monkeypatch, LIMIT_SAYS)
+    folder = ex.folder
+    os.makedirs(os.path.join(folder, "77"))
+    kept_script = os.path.join(folder, "77", "77_submission.sh")
+    open(kept_script, "w").close()
+    old = [f"{'a' * 32}.pkl", f".submission_file_{'b' * 32}.sh"]
+    kept = [f"{'c' * 32}.pkl", "notes.pkl", f".submission_file_{'d' * 32}.sh"]
+    for name in old + kept[:2]:
+        open(os.path.join(folder, name), "w").close()
+    os.symlink(kept_script, os.path.join(folder, kept[2]))  # submitit's link to a job's script
+    then = time.time() - 3600
+    for name in old + ["notes.pkl"]:
+        os.utime(os.path.join(folder, name), (then, then))
+    later = time.time() + 5  # written after the executor began (a submission of its own)
+    os.utime(os.path.join(folder, kept[0]), (later, later))
+    with pytest.raises(SubmitLimit):
+        ex.submit(job)
+    assert sorted(os.listdir(folder)) == sorted(kept + ["77"])
+    assert os.listdir(os.path.join(folder, "77")) == ["77_submission.sh"]
+
+
 def test_options_sbatch_refuses_mid_run_are_one_line_naming_them(tmp_path, monkeypatch, capsys):
     """A partition sbatch refuses at a job's submission (the preflight's --test-only let be
     on a controller too slow to answer): said once, naming the options asked, untried again."""

@@ -51,6 +51,10 @@ SUBMIT_RETRY_S = (1.0, 3.0, 9.0, None)  # pauses between tries of an sbatch that
 LIST_RETRY_S = (2.0, 5.0, None)   # pauses between tries to list the study's jobs at start
 LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
 REASON_EVERY_S = 10.0     # how often a pending job's reason is asked again (squeue)
+#: what submitit writes in DIR/slurm/ for one submission, under a fresh uuid, before sbatch
+#: answers: the pickled call (moved into the job's folder once sbatch gave a job id) and the
+#: sbatch script (moved there, a link left in its place); no job reads either where it lies
+SUBMISSION_LEFTOVER = re.compile(r"(?:[0-9a-f]{32}\.pkl|\.submission_file_[0-9a-f]{32}\.sh)")
 #: failure kinds of jobs SLURM itself ended: they outrank an error the SIGTERM caused
 SLURM_ENDS = {"cancelled", "timeout", "node", "preempted"}
 
@@ -186,6 +190,8 @@ class SlurmExecutor(Executor):
         self._warned = ""
         self._reasons_next = 0.0  # monotonic time to ask squeue why the trials' jobs wait
         self._stopped = False
+        self._created = time.time()
+        self._swept = False  # the submissions' leftovers of earlier drivers (_sweep)
         #: job id -> the job handed back by ``poll`` whose files stay until its outcome is
         #: recorded (``release``): a driver killed in between finds the result again
         self._unreleased: dict[str, tuple[_Tracked, Outcome]] = {}
@@ -241,6 +247,7 @@ class SlurmExecutor(Executor):
         return self._known
 
     def submit(self, job: TrialJob) -> str:
+        self._sweep()
         name = job_name(self.study_dir, job.trial, job.attempt)
         orphan = next((i for i in self._study_jobs().values()
                        if i.name == name and i.job_id not in self._by_id
@@ -271,11 +278,13 @@ class SlurmExecutor(Executor):
         said = ""
         what = f"trial {trial}" if trial >= 0 else "the pretrain's job"  # stage_runner's -1
         for pause in SUBMIT_RETRY_S:
+            before = self._leftovers()
             try:
                 with contextlib.redirect_stderr(io.StringIO()):
                     return self._ex.submit(call)
             except Exception as exc:  # noqa: BLE001 - sbatch refused or was unreachable
                 said = sbatch_says(str(exc))
+                self._drop(self._leftovers() - before)  # submitit leaves them where refused
             kind = refusal_kind(said)
             if kind == "limit":
                 raise SubmitLimit(f"executor: sbatch refused {what}: {said}"
@@ -288,6 +297,38 @@ class SlurmExecutor(Executor):
                              f"({' '.join(asked(self.opts))}): {said}"
                              f"{job_limit_line(said, self.opts)}{self._left_behind()}")
         raise StudyError(f"executor: sbatch refused {what}: {said}{self._left_behind()}")
+
+    def _leftovers(self) -> set[str]:
+        """Names of submitit's files of a submission not (yet) moved to a job's folder."""
+        try:
+            with os.scandir(self.folder) as entries:
+                return {e.name for e in entries if SUBMISSION_LEFTOVER.fullmatch(e.name)
+                        and e.is_file(follow_symlinks=False)}
+        except OSError:
+            return set()
+
+    def _drop(self, names: set[str] | list[str]) -> None:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.folder, name))
+
+    def _sweep(self) -> None:
+        """Once a driver, at its first submission or re-attachment (it holds the study's
+        lock: no other driver submits here): drop what a submission an earlier driver was
+        killed in left in DIR/slurm/ (submitit's pickle and sbatch script under a uuid, moved
+        into the job's folder only once sbatch answered). No job reads them: a job reads its
+        call from its own folder (``<job id>_submitted.pkl``), and SLURM keeps its own copy
+        of the script. Only files older than this executor: never one a submission of this
+        driver's is writing."""
+        if self._swept:
+            return
+        self._swept = True
+        old = []
+        for name in self._leftovers():
+            with contextlib.suppress(OSError):
+                if os.lstat(os.path.join(self.folder, name)).st_mtime < self._created - 1.0:
+                    old.append(name)
+        self._drop(old)
 
     def _left_behind(self) -> str:
         """What a run stopped by a refused submission leaves: its jobs in flight run on (as
@@ -310,6 +351,7 @@ class SlurmExecutor(Executor):
         return any(os.path.exists(self._result_path(job_id, rank)) for rank in range(self.world))
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
+        self._sweep()
         info = self._study_jobs().get(job_id)
         if info is None and not self._unlisted and not self._has_result(job_id):
             return False  # SLURM never heard of it: run the trial again
