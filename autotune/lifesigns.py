@@ -9,7 +9,11 @@ directory itself shows, and says which it is, rather than "elapsed: 0.0 s":
   (``end_t``), which the next ``run`` records as the trial's end; for a SLURM job, when it
   wrote its result;
 - a SLURM job left running (not seen by ``status``): the last write in its folder or in
-  submitit's (``DIR/slurm/<job id>/``, where its logs grow).
+  submitit's (``DIR/slurm/<job id>/``, where its logs grow);
+- a local trial (or pretrain) that nothing runs any more (``interrupted``: stopped by an
+  interrupted driver, Ctrl-C or SIGTERM, which records no stop, or its worker killed): the
+  last write in its folder, where its logs grew while it ran (the local executor stamps its
+  stderr.log as it stops the worker).
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from .states import job_kind, slurm_result_path
 #: what each sign's time means, as ``status`` says it after the figure
 MEANING = {"now": "to now: trials run on without a driver",
            "end": "to the last trial's end, the driver gone",
-           "log": "to the last write in a SLURM job's folder, the driver gone"}
+           "log": "to the last write in a SLURM job's folder, the driver gone",
+           "stopped": "to the last write in an interrupted trial's folder, the driver gone"}
 
 
 def last_sign(history: History, states: dict[int, str], stages: dict[str, str],
@@ -59,6 +64,9 @@ def folder_sign(folder: str, state: str, job_id: str) -> tuple[float, str] | Non
         signs = [s for s in (newest_write(folder),
                              newest_write(os.path.join(study, "slurm", job_id))) if s]
         return max(signs) if signs else None
+    if state == "interrupted" and not slurm:  # its logs, to when its worker was stopped
+        sign = newest_write(folder)
+        return None if sign is None else (sign[0], "stopped")
     if state == "ended-alone" and not slurm:
         end = outcome_end(folder)
         return None if end is None else (end, "end")

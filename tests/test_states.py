@@ -262,3 +262,58 @@ def test_status_elapsed_of_a_killed_driver_runs_to_its_slurm_pretrains_log(tmp_p
     os.utime(d / "slurm" / "717" / "717_0_log.out", (900.0, 900.0))  # the study's t0 is 0.0
     assert elapsed_of(d, capsys) == ("900.0 s (to the last write in a SLURM job's folder, the "
                                      "driver gone)")
+
+
+def test_status_elapsed_of_a_killed_drivers_interrupted_trial_runs_to_its_last_write(
+        tmp_path, capsys):
+    """Its local trial's worker is gone and left no outcome (interrupted): the last write in
+    its folder (its logs) is its last sign of life, not the history's last record (~0 s)."""
+    d = tmp_path / "local"
+    folder = d / "trials" / "0"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text('{"ctx": {"attempt": 0}}')
+    (folder / "stderr.log").write_text("epoch 3\n")
+    local_history(d, 1000.0, ev.submit(0.02, 0, 0, "pid-999999998"))
+    os.utime(folder / "job.json", (1000.0, 1000.0))
+    os.utime(folder / "stderr.log", (1007.5, 1007.5))
+    assert elapsed_of(d, capsys) == ("7.5 s (to the last write in an interrupted trial's "
+                                     "folder, the driver gone)")
+
+
+def test_status_after_ctrl_c_before_any_trial_ended_says_how_long_the_run_went(tmp_path):
+    """Ctrl-C'd while its local trials all ran: the history holds nothing after their submits
+    (no stop record), and status said 'elapsed: 0.0 s'. The executor stamps each trial's
+    stderr.log as it stops it: elapsed runs to then."""
+    import signal
+    import sys
+
+    from tests.helpers import REPO, study_dict, write_study
+
+    study = study_dict(search={"max_trials": 2}, executor={"kind": "local", "max_concurrent": 2})
+    study["objective"] = {"command": "sleep 30; echo loss: 1", "metric": "loss"}
+    path = write_study(str(tmp_path / "s.yaml"), study)
+    d = str(tmp_path / "d")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
+                             "--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        pids = [os.path.join(d, "trials", str(t), "worker.pid") for t in (0, 1)]
+        deadline = time.monotonic() + 30
+        while not all(map(os.path.exists, pids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    said = subprocess.run([sys.executable, "-m", "autotune", "status", d], env=env,
+                          capture_output=True, text=True, timeout=30).stdout
+    assert "trials: 2 interrupted" in said, said
+    (line,) = [ln for ln in said.splitlines() if "elapsed: " in ln]
+    seconds, meaning = line.split("elapsed: ", 1)[1].split(" s ", 1)
+    assert 1.5 <= float(seconds) < 20 and meaning == (
+        "(to the last write in an interrupted trial's folder, the driver gone)"), line

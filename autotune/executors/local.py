@@ -13,6 +13,7 @@ SIGTERM) ends its trials itself; they run again on resume.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -267,6 +268,10 @@ class LocalExecutor(Executor):
         for r in list(self._running.values()):
             kill_group(r.proc.pid)
             r.proc.wait()
+            # the history records no stop: its stderr.log's time says when the trial last
+            # ran (status's elapsed, lifesigns), its words left as the trial wrote them
+            with contextlib.suppress(OSError):
+                os.utime(os.path.join(r.job.ctx.trial_dir, "stderr.log"))
             for fh in r.logs:
                 fh.close()
             self._gpus.release(r.job.trial)
