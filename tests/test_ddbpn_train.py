@@ -137,3 +137,73 @@ def test_precision_is_checked_and_bf16_runs_on_the_cpu(tmp_path, pretrained):
     result = finetune(dict(TINY, **FOUR, precision="bf16", save_sr=False, lr_cache=True), ctx)
     assert math.isfinite(result["loss"]) and result["epochs"] == 1.0
     assert load_checkpoint(ctx.checkpoint_path)["scaler_g"] is None  # bf16: no GradScaler
+
+
+from autotune.jobs.ddbpn.train import _lr_at as REAL_LR_AT  # noqa: E402
+
+
+def stop_at(monkeypatch, epoch, exc):
+    """Stop a run as its epoch ``epoch`` (0-based) begins; returns the epochs begun."""
+    from autotune.jobs.ddbpn import train
+
+    begun, real = [], REAL_LR_AT
+
+    def lr_at(e, cfg, target):
+        if e == epoch:
+            raise exc
+        begun.append(e)
+        return real(e, cfg, target)
+
+    monkeypatch.setattr(train, "_lr_at", lr_at)
+    return begun
+
+
+def test_a_stopped_pretrain_continues_from_its_saved_epoch(tmp_path, monkeypatch):
+    # submitit's requeue at a time limit exits the job (SystemExit) mid-training: the pretrain
+    # saves what it has done, and its next run (the requeued job) goes on from there
+    params = dict(TINY, lr=2e-3)
+    ctx = make_ctx(tmp_path, "pre", epochs=4)
+    stop_at(monkeypatch, 2, SystemExit(-1))
+    with pytest.raises(SystemExit):
+        pretrain(params, ctx)
+    ck = load_checkpoint(ctx.checkpoint_path)
+    assert ck["epochs_done"] == 2 and ck["target_epochs"] == 4 and "rng" in ck
+    begun = stop_at(monkeypatch, None, None)
+    result = pretrain(params, ctx)
+    assert begun == [2, 3] and result["epochs"] == 4.0
+    final = load_checkpoint(ctx.checkpoint_path)
+    # the checkpoint the fine-tunes read, as an unbroken run leaves it
+    assert final["epochs_done"] == 4 and "rng" not in final
+    assert set(final) == {"format", "stage", "arch", "model", "discriminator", "opt_g", "opt_d",
+                          "scaler_g", "scaler_d", "epochs_done", "target_epochs", "last_loss",
+                          "seed", "params"}
+    # and the same weights: the optimiser's state went on with it
+    full = make_ctx(tmp_path, "full", epochs=4)
+    from autotune.jobs.ddbpn import train
+
+    def no_evaluation(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "evaluate", no_evaluation)  # its checkpoint is all we need
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(params, full)
+    whole = load_checkpoint(full.checkpoint_path)["model"]
+    assert all(torch.allclose(final["model"][k], whole[k], atol=1e-6) for k in whole)
+
+
+def test_a_pretrain_saves_every_checkpoint_every_s_and_not_for_other_settings(tmp_path,
+                                                                            monkeypatch):
+    # killed outright (no exception to save on): the last periodic save is what is left
+    ctx = make_ctx(tmp_path, "pre", epochs=3)
+    stop_at(monkeypatch, 2, RuntimeError("killed"))
+    with pytest.raises(RuntimeError):
+        pretrain(dict(TINY, checkpoint_every_s=0), ctx)
+    assert load_checkpoint(ctx.checkpoint_path)["epochs_done"] == 2
+    # another run's checkpoint (here: other epochs) is not continued from
+    begun = stop_at(monkeypatch, 1, SystemExit(-1))
+    with pytest.raises(SystemExit):
+        pretrain(dict(TINY, checkpoint_every_s=0), make_ctx(tmp_path, "pre", epochs=5))
+    assert begun == [0]
+    assert load_checkpoint(ctx.checkpoint_path)["target_epochs"] == 5
+    with pytest.raises(ValueError, match="checkpoint_every_s"):
+        pretrain(dict(TINY, checkpoint_every_s=-1), ctx)

@@ -98,6 +98,8 @@ DEFAULTS: dict[str, Any] = {
     "evaluate_command": None,  # shell command run after fine-tune evaluation
     "evaluate_timeout": 7200,  # seconds
     "save_sr": True,          # write SR validation PNGs to <trial_dir>/sr/
+    "checkpoint_every_s": 600,  # pretrain: save a checkpoint to continue from at most this
+                                # often (seconds; 0: every epoch) and when the job is stopped
 }
 PRETRAIN_DEFAULT_W1 = 0.01
 #: fallback loss weights of a fine-tune when params lack them (the study sets them)
@@ -126,6 +128,9 @@ def resolve_settings(params: dict, stage: str) -> dict:
     for k in _INT_KEYS:
         cfg[k] = _opt_int(cfg.get(k))
     cfg["lr"] = float(cfg["lr"])
+    cfg["checkpoint_every_s"] = float(cfg["checkpoint_every_s"])
+    if not cfg["checkpoint_every_s"] >= 0:
+        raise ValueError(f"checkpoint_every_s must be >= 0, got {cfg['checkpoint_every_s']}")
     cfg["vgg_taps"] = resolve_taps(
         cfg["vgg_taps"].split(",") if isinstance(cfg["vgg_taps"], str) else cfg["vgg_taps"])
     cfg["amp"] = str(cfg["amp"]).lower() not in ("0", "false", "no", "off")
@@ -231,6 +236,55 @@ def _save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(payload, tmp)
     os.replace(tmp, path)
+
+
+def _own_checkpoint(path: str, arch: dict, target: int, seed: int, params: dict) -> str | None:
+    """``path`` where it holds a pretrain of these very settings stopped part-way (or done, its
+    job stopped before it answered), to continue from; None where there is none or it is
+    another run's (other epochs, seed or params: that one starts afresh and replaces it)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        ck = load_checkpoint(path)
+    except Exception as exc:  # noqa: BLE001 - cut short by a kill mid-write: start afresh
+        log.warning("pretrain: %s is no checkpoint to continue from (%s); starting afresh",
+                    path, exc)
+        return None
+    same = (ck.get("stage") == "pretrain" and ck.get("arch") == arch
+            and ck.get("target_epochs") == target and ck.get("seed") == seed
+            and ck.get("params") == _json_safe(dict(params or {}))
+            and int(ck.get("epochs_done", target + 1)) <= target)
+    if not same:
+        log.warning("pretrain: %s was saved by a run of other settings; starting afresh", path)
+    return path if same else None
+
+
+def _stopped(exc: BaseException) -> bool:
+    """A run stopped from outside, not failed: an exit (submitit's requeue at a time limit or a
+    preemption), Ctrl-C, or submitit's end of a job timed out too often."""
+    return not isinstance(exc, Exception) or type(exc).__name__ == "UncompletedJobError"
+
+
+def _get_rng() -> dict:
+    """The random generators' states, in types a ``weights_only`` load reads."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos),
+                       int(has_gauss), float(gauss)]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng(state: dict) -> None:
+    random.setstate(tuple(x if not isinstance(x, list) else tuple(x)
+                          for x in state["python"]))
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if state.get("cuda") is not None and torch.cuda.is_available() \
+            and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _generator_state(obj: dict) -> dict:
@@ -388,6 +442,11 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
     amp = scaler_g.is_enabled()  # fp16: the scalers' state goes into the checkpoint
 
     done, last_loss = 0, float("nan")
+    rng = None
+    if stage == "pretrain" and not resume_from and checkpoint_path:
+        # the pretrain's own, saved before its job was stopped (a SLURM requeue at the time
+        # limit, a preemption, the next run's attempt): it continues from there
+        resume_from = _own_checkpoint(checkpoint_path, arch, target, seed, params)
     if resume_from:
         ck = load_checkpoint(resume_from)
         if ck.get("stage") != stage:
@@ -408,6 +467,7 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
             scaler_d.load_state_dict(ck["scaler_d"])
         done = int(ck["epochs_done"])
         last_loss = float(ck.get("last_loss", float("nan")))
+        rng = ck.get("rng")
         log.info("trial %s: resuming %s from %s at epoch %d", trial, stage, resume_from, done)
     elif pretrained:
         gen.load_state_dict(_generator_state(load_checkpoint(pretrained)))
@@ -440,14 +500,39 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
     if cuda:
         torch.backends.cudnn.benchmark = steps_planned >= 200 if bench == "auto" else bench
 
+    if rng is not None:
+        _set_rng(rng)
+
+    def payload(with_rng: bool) -> dict:
+        out = {
+            "format": CHECKPOINT_FORMAT, "stage": stage, "arch": arch,
+            "model": gen.state_dict(),
+            "discriminator": disc.state_dict() if disc is not None else None,
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict() if opt_d is not None else None,
+            "scaler_g": scaler_g.state_dict() if amp else None,
+            "scaler_d": scaler_d.state_dict() if amp and disc is not None else None,
+            "epochs_done": done, "target_epochs": target, "last_loss": last_loss,
+            "seed": seed, "params": _json_safe(dict(params or {})),
+        }
+        if with_rng:  # a checkpoint to continue from: it goes on with the same random numbers
+            out["rng"] = _get_rng()
+        return out
+
+    # the pretrain (hours) saves what it has done so far, to continue from where its job is
+    # stopped: every checkpoint_every_s, and as submitit's requeue (SystemExit) or its
+    # "timed out too many times", Ctrl-C, pass through (whole epochs only: the steps of the
+    # epoch it was stopped in are done again)
+    saving = stage == "pretrain" and bool(checkpoint_path) and ranks.main
+    saved_at = time.monotonic()
+
     t0 = time.perf_counter()
     setup_s = t0 - began
     data_wait = first_step = 0.0
     step_times: list[float] = []
-    gen.train()
-    if disc is not None:
-        disc.train()
-    for epoch in range(done, target):
+    def _epoch(epoch: int) -> float:
+        """One epoch's steps; its mean loss over the ranks."""
+        nonlocal data_wait, first_step
         lr_now = _lr_at(epoch, cfg, target)
         for group in opt_g.param_groups:
             group["lr"] = lr_now
@@ -471,12 +556,30 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
             fetched = time.perf_counter()
             if not cuda and not math.isfinite(float(total.detach())):
                 raise FloatingPointError(f"loss became NaN at epoch {epoch + 1}")
-        last_loss = float(parallel.mean_over_ranks(loss_sum, ranks)) / max(steps, 1)
-        if not math.isfinite(last_loss):
+        loss = float(parallel.mean_over_ranks(loss_sum, ranks)) / max(steps, 1)
+        if not math.isfinite(loss):
             raise FloatingPointError(f"loss became NaN at epoch {epoch + 1}")
-        done = epoch + 1
-        log.info("trial %s %s epoch %d/%d lr %.3g loss %.6g", trial, stage, done, target,
-                 lr_now, last_loss)
+        return loss
+
+    gen.train()
+    if disc is not None:
+        disc.train()
+    try:
+        for epoch in range(done, target):
+            last_loss = _epoch(epoch)
+            done = epoch + 1
+            log.info("trial %s %s epoch %d/%d lr %.3g loss %.6g", trial, stage, done, target,
+                     opt_g.param_groups[0]["lr"], last_loss)
+            if saving and done < target and \
+                    time.monotonic() - saved_at >= cfg["checkpoint_every_s"]:
+                _save_checkpoint(checkpoint_path, payload(True))
+                saved_at = time.monotonic()
+    except BaseException as exc:
+        if saving and _stopped(exc) and done > 0:
+            _save_checkpoint(checkpoint_path, payload(True))
+            log.warning("trial %s: %s stopped; saved epoch %d/%d to %s to continue from",
+                        trial, stage, done, target, checkpoint_path)
+        raise
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -486,17 +589,7 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
         return {"loss": float(last_loss), "epochs": float(done), "seconds": float(seconds),
                 "rank": float(ranks.rank)}
     if checkpoint_path:
-        _save_checkpoint(checkpoint_path, {
-            "format": CHECKPOINT_FORMAT, "stage": stage, "arch": arch,
-            "model": gen.state_dict(),
-            "discriminator": disc.state_dict() if disc is not None else None,
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict() if opt_d is not None else None,
-            "scaler_g": scaler_g.state_dict() if amp else None,
-            "scaler_d": scaler_d.state_dict() if amp and disc is not None else None,
-            "epochs_done": done, "target_epochs": target, "last_loss": last_loss,
-            "seed": seed, "params": _json_safe(dict(params or {})),
-        })
+        _save_checkpoint(checkpoint_path, payload(False))
 
     eval_began = time.perf_counter()
     if cuda:  # each validation image is a new shape: autotuning them costs more than it saves
