@@ -70,9 +70,11 @@ def ensure_pretrained(stage: StageSpec, study_dir: str, python_path: tuple[str, 
     return checkpoint_of(stage, study_dir)
 
 
-def ensure(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()
-           ) -> tuple[bool, dict]:
-    """(built by this call, the done record)."""
+def ensure(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = (),
+           job: Any = None) -> tuple[bool, dict]:
+    """(built by this call, the done record). ``job``: the ctx of the stage's job, whose
+    ``extra`` (``requeues``, ``slurm_job_id``, a rank's), attempt and directories the entry
+    gets as a trial would."""
     final = final_dir(stage, study_dir)
     record = built(stage, study_dir)
     if record is not None:
@@ -86,10 +88,11 @@ def ensure(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()
             shutil.rmtree(final)
         for stale in glob.glob(glob.escape(final) + ".tmp-*"):  # an older version's builders'
             shutil.rmtree(stale, ignore_errors=True)
-        return True, build(stage, final, python_path)
+        return True, build(stage, final, python_path, job)
 
 
-def build(stage: StageSpec, final: str, python_path: tuple[str, ...]) -> dict:
+def build(stage: StageSpec, final: str, python_path: tuple[str, ...], job: Any = None
+          ) -> dict:
     """Run the entry in ``<final>.partial/``, renamed to ``final`` once it is complete. The
     folder is the same for every builder of the key and outlives one that was stopped (a
     SLURM job requeued at its time limit or preempted exits through here, as does one that
@@ -97,8 +100,11 @@ def build(stage: StageSpec, final: str, python_path: tuple[str, ...]) -> dict:
     checkpoint the entry saved at ``ctx.checkpoint_path`` and may continue from it, as a trial
     does from its own. An entry that failed (raised) leaves nothing: the next starts afresh."""
     work = f"{final}.partial"
+    passed = {k: getattr(job, k) for k in ("attempt", "study_dir", "launch_dir",
+                                           "study_file_dir", "extra")
+              if getattr(job, k, None) is not None}
     ctx = Ctx(trial=-1, trial_dir=work, seed=stage.seed, epochs=stage.epochs,
-              checkpoint_path=os.path.join(work, CHECKPOINT))
+              checkpoint_path=os.path.join(work, CHECKPOINT), **passed)
     began = time.time()
     os.makedirs(work, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -130,7 +136,8 @@ def stopped(exc: BaseException) -> bool:
 def run_stage(params: dict, ctx: Any) -> dict:
     """The stage's job: build the checkpoint if the cache lacks it; say what it cost."""
     stage = StageSpec(**params["stage"])
-    made, record = ensure(stage, params["study_dir"], tuple(params.get("python_path") or ()))
+    made, record = ensure(stage, params["study_dir"], tuple(params.get("python_path") or ()),
+                          ctx)
     result = record.get("result") or {}
     out = {k: float(v) for k, v in result.items()
            if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -111,7 +111,8 @@ def pretrain(params: dict, ctx) -> dict:
                 raise RuntimeError(f"pretrain: its gate {params['gate']} never opened")
             time.sleep(0.05)
     with open(ctx.checkpoint_path, "w") as fh:
-        json.dump({"base": float(params.get("base", 1.0)), "epochs": ctx.epochs}, fh)
+        json.dump({"base": float(params.get("base", 1.0)), "epochs": ctx.epochs,
+                   "extra": dict(getattr(ctx, "extra", None) or {})}, fh)
     guard.close()
     return {"loss": 0.5}
 

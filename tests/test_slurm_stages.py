@@ -66,6 +66,9 @@ def check_one_pretrain_then_trials(tmp_path, directory: str, trials: int) -> Non
     assert [r.status for r in h.trials.values()] == ["ok"] * trials
     assert min(r.start_s for r in h.trials.values()) >= pre.end_s  # no fine-tune before its end
     assert max(r.cost_s for r in h.trials.values()) < pre.cost_s  # none waited on it
+    cache = os.path.join(directory, "cache")
+    with open(os.path.join(cache, pre.key, "checkpoint.pt")) as fh:  # ctx.extra: its job's
+        assert json.load(fh)["extra"] == {"requeues": 0, "slurm_job_id": pre.job_id}
 
 
 def gated_study(tmp_path, name: str, trials: int) -> str:

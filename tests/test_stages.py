@@ -183,6 +183,21 @@ def test_a_trial_run_outside_the_driver_builds_the_pretrain_itself(tmp_path):
     assert len(log_lines(log)) == 1
 
 
+def test_the_pretrain_gets_its_jobs_ctx_extra_as_a_trial_does(tmp_path):
+    # a SLURM job's ctx says its requeues and job id (slurm_job.TrialCall): the entry that
+    # continues from its checkpoint on a requeue reads them as a trial's would
+    from autotune.stage_cache import checkpoint_of, run_stage
+
+    log = str(tmp_path / "pretrain.log")
+    stage = parse_study(two_stage(log, sleep_s=0.0)).objective.pretrain
+    d = str(tmp_path / "d")
+    job = Ctx(trial=STAGE_TRIAL, trial_dir=str(tmp_path / "stage"), seed=0, attempt=2,
+              study_dir=d, extra={"requeues": 1, "slurm_job_id": "77"})
+    assert run_stage({"stage": stage.to_dict(), "study_dir": d}, job)["built"] == 1.0
+    with open(checkpoint_of(stage, d)) as fh:
+        assert json.load(fh)["extra"] == {"requeues": 1, "slurm_job_id": "77"}
+
+
 @pytest.mark.parametrize("stages, message", [
     ({"pretrain": {"entry": "nope:f"}}, "stages.pretrain.entry: cannot import module 'nope'"),
     ({"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 0}},
