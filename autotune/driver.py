@@ -702,14 +702,19 @@ class Driver:
         if self._stages is not None and self._stages.held:
             return ("the pretrain waits for a submit slot, its job not submitted: the next run "
                     "submits it")
-        jobs = "its SLURM jobs in flight" + (", the pretrain's too,"
-                                             if self.study.objective.pretrain else "")
+        if self._stages is not None and self._stages.in_flight:  # no trial runs before its end
+            if self._by_cancel:
+                return ("autotune cancel cancels the pretrain's SLURM job (the next run records "
+                        "it as cancelled and runs it again)")
+            return ("the pretrain's SLURM job is left queued or running (the next run "
+                    "re-attaches to it)")
         held = (f"; the {len(self._held)} trial(s) waiting for a submit slot are submitted by "
                 "the next run" if self._held else "")
         if self._by_cancel:
-            return (f"autotune cancel cancels {jobs} (the next run records those trials as "
-                    f"cancelled){held}")
-        return f"{jobs} are left queued or running (the next run re-attaches to them){held}"
+            return (f"autotune cancel cancels its SLURM jobs in flight (the next run records "
+                    f"those trials as cancelled){held}")
+        return (f"its SLURM jobs in flight are left queued or running (the next run re-attaches "
+                f"to them){held}")
 
     def _executor_in_use(self) -> Executor | None:
         return getattr(self, "executor", None)

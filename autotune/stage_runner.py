@@ -71,6 +71,7 @@ class StageRunner:
         self.dir = os.path.join(study_dir, "stages", stage.name)
         self._attempt = 0
         self.held = False  # its job waits for a submit slot (nothing of it submitted yet)
+        self.in_flight = False  # its job is submitted (or re-attached to) and has not ended
 
     def run(self) -> StageResult:
         stage, rec = self.stage, self.history.stages.get(self.stage.name)
@@ -100,7 +101,9 @@ class StageRunner:
             left = rec is not None and rec.status == "running" and bool(rec.job_id)
             if left and ex.reattach(self._job(rec.attempt, rec.start_s), rec.job_id):
                 self._attempt = rec.attempt
-                self.progress.say(f"{stage.name}: re-attached to job {rec.job_id}")
+                self.in_flight = True
+                if rec.job_id not in ex.cancelled_by_autotune:  # else: said cancelled below
+                    self.progress.say(f"{stage.name}: re-attached to job {rec.job_id}")
                 result = self._wait(ex)
                 if not (result.cancelled and rec.job_id in ex.cancelled_by_autotune):
                     return result
@@ -159,6 +162,7 @@ class StageRunner:
             return False
         self.record([ev.stage_submit(round(ex.now(), 6), self.stage.name, self.stage.key(),
                                      attempt, job_id)])
+        self.in_flight = True
         self.progress.say(f"{self.stage.name}: job {job_id} submitted; fine-tunes start when "
                           "it ends")
         return True
@@ -237,6 +241,7 @@ class StageRunner:
 
     def _finish(self, o: Outcome, ex: Executor | None = None) -> StageResult:
         stage = self.stage
+        self.in_flight = False
         self.progress.stage_notes.pop(stage.name, None)
         error, failure = o.error, o.failure
         metrics = dict(o.result or {}) if error is None else {}

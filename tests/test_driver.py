@@ -1,4 +1,5 @@
 import os
+import types
 
 import pytest
 
@@ -260,9 +261,16 @@ def test_the_stopping_line_names_a_pretrain_only_where_the_study_has_one(tmp_pat
         executor={"kind": "slurm", "max_concurrent": 2},
         objective={"entry": "tests.objectives:finetune"},
         stages={"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 1}}))
-    assert Driver(staged, str(tmp_path / "e"), progress=False)._left_in_flight() == (
-        "its SLURM jobs in flight, the pretrain's too, are left queued or running (the next "
-        "run re-attaches to them)")
+    driver = Driver(staged, str(tmp_path / "e"), progress=False)
+    assert driver._left_in_flight() == ("its SLURM jobs in flight are left queued or running "
+                                        "(the next run re-attaches to them)")
+    # while the pretrain's job runs (no trial runs before it ends) it is named, alone
+    driver._stages = types.SimpleNamespace(held=False, in_flight=True)
+    assert driver._left_in_flight() == ("the pretrain's SLURM job is left queued or running "
+                                        "(the next run re-attaches to it)")
+    driver._by_cancel = True
+    assert driver._left_in_flight() == ("autotune cancel cancels the pretrain's SLURM job (the "
+                                        "next run records it as cancelled and runs it again)")
 
 
 def test_a_submit_limit_holds_trials_back_until_jobs_end(tmp_path, capsys):

@@ -249,18 +249,32 @@ def test_pretrain_gpus_under_another_name_replace_the_studys(tmp_path):
     assert "TresPerNode=gres:gpu:1" in job and "Partition=gpu" in job, job
 
 
+def start_loud_driver(study: str, directory: str, env: dict | None = None) -> subprocess.Popen:
+    """start_driver, saying what it does (no --quiet)."""
+    return subprocess.Popen([sys.executable, "-m", "autotune", "run", study, "--dir", directory],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
 def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path):
     from autotune.cancel import cancel_study
 
     study = staged_study(tmp_path, "stagecancel", trials=2, sleep_s=6.0)
     directory = str(tmp_path / "d")
-    proc = driver_in_its_pretrain(study, directory, tmp_path)
+    proc = start_loud_driver(study, directory)
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
     said = cancel_study(directory)
     assert "cancelled 1 slurm job(s)" in said, said
-    proc.wait(timeout=30)
-    proc = start_driver(study, directory, env={**os.environ, "PRETRAIN_SLEEP_S": "0.5"})
+    out, _ = proc.communicate(timeout=30)
+    # only the pretrain's job was in flight: it is named, not trials
+    assert "SIGTERM: stopping; autotune cancel cancels the pretrain's SLURM job (the next run " \
+        "records it as cancelled and runs it again)" in out, out
+    proc = start_loud_driver(study, directory, env={**os.environ, "PRETRAIN_SLEEP_S": "0.5"})
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
+    job = stage_events(directory)[0]["job_id"]
+    assert "cancelled by autotune cancel; running it again" in out, out
+    assert f"re-attached to job {job}" not in out, out  # it is not going on
     states = [(e["state"], e["attempt"], e.get("status")) for e in stage_events(directory)]
     assert states == [("submit", 0, None), ("end", 0, "cancelled"), ("submit", 1, None),
                       ("end", 1, "ok")], states
