@@ -38,7 +38,8 @@ from .submit_wait import SubmitWait
 from .stages import as_stage_error, pretrain_changes, stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
-from .states import cancelled_jobs, job_kind, left_to_another_kind, stage_states, trial_states
+from .states import (cancelled_jobs, job_kind, left_to_another_kind, stage_state, stage_states,
+                     trial_states)
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
@@ -226,6 +227,13 @@ class Driver:
                              self.study.identity())
             if changed:
                 note["objective"] = changed  # the accepted new entry/command
+            was = (self.history.study.get("identity") or {}).get("pretrain")
+            now = self.study.identity()["pretrain"]
+            if was != now:  # one check_compatible let pass: none built, no trial ran
+                note["pretrain"], note["stages"] = now, self.study.raw.get("stages")
+                self.progress.say(f"pretrain: changed since it was last tried "
+                                  f"({pretrain_changes(was, now)}); no attempt of it succeeded "
+                                  "and no trial ran, so it runs with the new settings")
             self._record([note])
             failed = sorted(r.trial for r in self.history.trials.values() if r.status == "failed")
             if self.retry_failed and failed:
@@ -401,7 +409,7 @@ class Driver:
         h = self.history
         if h.study:
             self._check_schema()
-            check_compatible(h.study, self.study, self.dir.path)
+            check_compatible(h.study, self.study, self.dir.path, h)
             return None
         if h.events or h.damaged or h.lost:
             return rebuild_study_record(h, self.study, self.dir.path)
@@ -798,8 +806,10 @@ def new_study_record(study: Study) -> dict:
                     study.compared, launch_dir=os.getcwd())
 
 
-def check_compatible(started: dict, study: Study, path: str) -> None:
-    """Refuse a study file that would mix a different search into this directory's history."""
+def check_compatible(started: dict, study: Study, path: str,
+                     history: History | None = None) -> None:
+    """Refuse a study file that would mix a different search into this directory's history.
+    ``history``: the directory's, read (from ``path``) where only the pretrain differs."""
     before = started.get("identity", {})
     now = study.identity()
     if before.get("space") != now["space"]:
@@ -814,6 +824,31 @@ def check_compatible(started: dict, study: Study, path: str) -> None:
                              f"{term('study')} says {now[key]!r}; use another {term('dir')} "
                              "for a new search")
     if before.get("pretrain") != now["pretrain"]:  # the keys that differ, not both whole
-        raise StudyError(f"pretrain: {path} was started with another pretrain "
-                         f"({pretrain_changes(before.get('pretrain'), now['pretrain'])}); use "
-                         f"another {term('dir')} for a new search")
+        if history is None and isinstance(before.get("pretrain"), dict):
+            history = History.load(Journal(StudyDir(path).history))
+        why = pretrain_refusal(history, before.get("pretrain"), now["pretrain"], path)
+        if why is not None:
+            raise StudyError(f"pretrain: {path} was started with another pretrain "
+                             f"({pretrain_changes(before.get('pretrain'), now['pretrain'])})"
+                             f"{why}; use another {term('dir')} for a new search")
+
+
+def pretrain_refusal(history: History | None, old: Any, new: Any, path: str) -> str | None:
+    """None where a changed pretrain may take the place of the one a study was started with:
+    no attempt of it succeeded (none ok or cached, none in flight) and no trial started, so no
+    checkpoint of the old settings exists and nothing was fine-tuned from one (a pretrain
+    that failed of its params is fixed in place, as its failure says). Else why not, as the
+    words that follow the settings that differ ('' for a pretrain added or dropped)."""
+    if not isinstance(old, dict) or not isinstance(new, dict) or history is None:
+        return ""
+    if history.trials:
+        return ", and trials have run"
+    rec = history.stages.get("pretrain")
+    if rec is not None and rec.ready:
+        return f", and its checkpoint was built ({rec.status})"
+    if rec is not None and stage_state(rec, False, path, cancelled_jobs(history)) in (
+            "running-alone", "ended-alone"):  # it may yet build the old settings' checkpoint
+        return (f", and its job {rec.job_id} may still run or has ended unrecorded (python -m "
+                f"autotune run with the study file it was started with records it, python -m "
+                f"autotune cancel {path} ends it)")
+    return None

@@ -350,6 +350,20 @@ class History:
         self.notes.append(e)  # notes carry wall-clock stamps: they do not move the study clock
         self._era += 1
 
+    def _resume(self, e: dict) -> None:
+        """A driver's start. One that took a changed pretrain in place of one that never
+        succeeded, before any trial (``driver.pretrain_changeable``), records it, its
+        ``core()`` and the study file's ``stages`` section: the study record reads so from
+        here on, for every reader (the next run's check, ``status``, ``load_study``)."""
+        self._note(e)
+        pretrain = e.get("pretrain")
+        if isinstance(pretrain, dict) and self.study:
+            config = dict(self.study.get("config") or {})
+            if isinstance(e.get("stages"), dict):
+                config["stages"] = e["stages"]
+            self.study = {**self.study, "config": config,
+                          "identity": {**self.study.get("identity", {}), "pretrain": pretrain}}
+
     def identity_hint(self) -> str | None:
         """The fingerprint of the study's identity as a resume record gives it."""
         for note in reversed(self.notes):
@@ -434,7 +448,7 @@ _HANDLERS = {
     "submit": History._submit,
     "end": History._end,
     "stage": History._stage,
-    "resume": History._note,
+    "resume": History._resume,
     "stop": History._note,
     "cancel": History._note,
     "retry": History._retry,

@@ -668,8 +668,8 @@ def test_a_changed_pretrain_is_refused_in_one_line_naming_what_differs(tmp_path)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == (
         f"autotune: error: pretrain: {d} was started with another pretrain (epochs 10 -> 20, "
-        f"params.lr (unset) -> 0.1, params.sleep_s 0.0 -> 0.5); use another --dir for a new "
-        "search"), out.stderr
+        f"params.lr (unset) -> 0.1, params.sleep_s 0.0 -> 0.5), and trials have run; use "
+        "another --dir for a new search"), out.stderr
     with open(os.path.join(d, "history.jsonl"), "rb") as fh:
         assert fh.read() == before  # nothing written
     assert len(log_lines(log)) == 1
@@ -695,3 +695,72 @@ def test_status_says_a_pretrain_a_killed_driver_left_started_its_cost_unknown(tm
     assert line.startswith("pretrain: interrupted") and "cost 0.0 s" not in line, line
     assert re.search(r"started at \d+\.\d s; cost unknown \(its end was never recorded\)$",
                      line), line
+
+
+def test_a_pretrain_that_failed_of_its_params_is_fixed_in_place(tmp_path):
+    """A pretrain that failed (no checkpoint of it, no trial run) was refused as a changed
+    pretrain once its params were fixed, although the failure said to fix it and run again
+    with the same --dir. The change is taken and recorded; once its checkpoint is built and
+    trials ran, a change is refused again."""
+    log = str(tmp_path / "pretrain.log")
+    d = str(tmp_path / "d")
+    path = str(tmp_path / "s.yaml")
+    write_study(path, two_stage(log, executor="inline", trials=2, sleep_s=0.0, fail=1))
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 1 and "out of memory in pretrain" in out.stderr, out.stderr
+    write_study(path, two_stage(log, executor="inline", trials=2, sleep_s=0.0, fail=0))
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 0, out.stderr
+    assert "pretrain: changed since it was last tried (params.fail 1 -> 0)" in out.stderr
+    h = history(d)
+    assert h.stages["pretrain"].status == "ok" and h.stages["pretrain"].attempt == 1
+    assert [r.status for r in h.trials.values()] == ["ok", "ok"]
+    # recorded: the study record reads the new pretrain from here on, for every reader
+    assert h.study["identity"]["pretrain"]["params"]["fail"] == 0
+    assert h.study["config"]["stages"]["pretrain"]["params"]["fail"] == 0
+    assert [n["pretrain"]["params"]["fail"] for n in events(d, "resume") if "pretrain" in n] \
+        == [0]
+    out = cli("run", path, "--dir", d)  # the same again: nothing to say of it
+    assert out.returncode == 0 and "changed since" not in out.stderr, out.stderr
+    write_study(path, two_stage(log, executor="inline", trials=2, sleep_s=0.0, fail=2))
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        before = fh.read()
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 2 and out.stderr.strip().endswith(
+        "(params.fail 0 -> 2), and trials have run; use another --dir for a new search"), \
+        out.stderr
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        assert fh.read() == before  # nothing written
+
+
+def test_a_changed_pretrain_is_refused_once_its_checkpoint_is_built(tmp_path):
+    log = str(tmp_path / "pretrain.log")
+    d = str(tmp_path / "d")
+    study = parse_study(two_stage(log, executor="inline", sleep_s=0.0))
+    assert Driver(study, d, progress=False, stages_only=True).run()
+    assert history(d).stages["pretrain"].status == "ok" and not history(d).trials
+    with pytest.raises(StudyError, match=r"\(params.sleep_s 0.0 -> 0.1\), and its checkpoint "
+                                         r"was built \(ok\); use another"):
+        Driver(parse_study(two_stage(log, executor="inline", sleep_s=0.1)), d,
+               progress=False).run()
+
+
+def test_a_changed_pretrain_waits_for_the_job_a_dead_driver_left_to_be_cancelled(tmp_path):
+    # its job may still build the old settings' checkpoint: refused until `cancel` ends it
+    log = str(tmp_path / "pretrain.log")
+    path = write_study(str(tmp_path / "s.yaml"), two_stage(log, trials=1, sleep_s=60.0))
+    d = str(tmp_path / "d")
+    kill_driver_when(path, d, lambda: os.path.exists(log))
+    job = history(d).stages["pretrain"].job_id
+    try:
+        write_study(path, two_stage(log, trials=1, sleep_s=0.0))
+        out = cli("run", path, "--dir", d)
+        assert out.returncode == 2 and out.stderr.strip().endswith(
+            f"(params.sleep_s 60.0 -> 0.0), and its job {job} may still run or has ended unrecorded (python -m "
+            f"autotune run with the study file it was started with records it, python -m "
+            f"autotune cancel {d} ends it); use another --dir for a new search"), out.stderr
+    finally:
+        assert cli("cancel", d).returncode == 0
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 0 and "changed since it was last tried" in out.stderr, out.stderr
+    assert history(d).stages["pretrain"].status == "ok"
