@@ -62,6 +62,9 @@ class Progress:
                      + ("" if not st.cost_s else f" {st.cost_s:.1f}s"
                         if st.status != "running" else f" (earlier attempts {st.cost_s:.1f}s)")
                      for st in history.stages.values()]
+        # a stage with nothing recorded yet (waiting for another study's build of it)
+        parts[:0] = [f"{name} {note}" for name, note in self.stage_notes.items()
+                     if name not in history.stages]
         queued = min(self.queued, running)  # none once the driver lets its jobs go
         parts.append(f"{running} running" + (f" ({queued} queued)" if queued else "")
                      + (f", {held} waiting for a submit slot" if held else ""))

@@ -20,7 +20,7 @@ import shutil
 import time
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .contract import Ctx, StageSpec, load_entry
 
@@ -61,6 +61,22 @@ def damaged(stage: StageSpec, study_dir: str) -> bool:
     """A build recorded done whose checkpoint is gone or not the size it was built with."""
     return (os.path.exists(os.path.join(final_dir(stage, study_dir), DONE))
             and built(stage, study_dir) is None)
+
+
+def building(stage: StageSpec, study_dir: str) -> bool:
+    """Whether a builder holds the key's lock now (another study sharing ``cache_dir``, or a
+    loop of one's own): a driver that waits for it costs nothing, where a job of its own would
+    hold its resources (a GPU) waiting on the lock."""
+    lock = final_dir(stage, study_dir) + ".lock"
+    if not os.path.exists(lock):
+        return False
+    try:
+        with FileLock(lock, timeout=0):
+            return False
+    except Timeout:
+        return True
+    except OSError:  # a cache this user may not lock: its job finds out
+        return False
 
 
 def ensure_pretrained(stage: StageSpec, study_dir: str, python_path: tuple[str, ...] = ()

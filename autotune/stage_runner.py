@@ -11,7 +11,9 @@ After a dead driver, a stage recorded as running is re-attached to its job, a SL
 local process alike, and run again only where that job cannot be found (a local process that
 died), so two never run at once.
 A checkpoint already in the cache (built by an earlier run or by another study sharing
-``cache_dir``) is recorded as ``cached`` and costs this study nothing. A failed stage stops the
+``cache_dir``) is recorded as ``cached`` and costs this study nothing. One another study is
+building (the key's lock held) is waited for in the driver, no job submitted, and then recorded
+``cached`` (a job that waited on the lock all the same is recorded so too, at no cost). A failed stage stops the
 study with its reason; the next ``run`` tries it again as a new attempt.
 A job the scheduler refuses at a submit limit (a queue full of the user's other jobs) waits for
 a slot as the trials do (submit_wait): said once, tried again every 30 s, ended by Ctrl-C with
@@ -34,13 +36,15 @@ from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
-from .stage_cache import CHECKPOINT, STAGE_ENTRY, built, built_in, checkpoint_of, damaged
+from .stage_cache import (CHECKPOINT, STAGE_ENTRY, built, built_in, building, checkpoint_of,
+                          damaged)
 from .stages import as_stage_error
 from . import submit_wait
 from .submit_wait import SubmitWait
 
 STAGE_TRIAL = -1   # the stage's id with the executors: never a trial's
 POLL_S = 0.5
+OTHER_BUILD_POLL_S = 2.0  # how often a driver looks whether another study's build ended
 TAIL_LINES = 15
 
 
@@ -112,20 +116,55 @@ class StageRunner:
                 if not self._submit(ex, self.history.stages.get(stage.name)):
                     return StageResult(interrupted=True)
             elif done is not None:
-                built_s = done.get("seconds")
-                path = checkpoint_of(stage, self.study_dir)
-                self.record([ev.stage_cached(round(ex.now(), 6), stage.name, stage.key(), path,
-                                             built_s if isinstance(built_s, (int, float))
-                                             else None)])
-                self.progress.say(f"{stage.name}: reused from the cache "
-                                  f"({final_where(stage, self.study_dir)})")
-                return StageResult(checkpoint_of(stage, self.study_dir))
-            elif not self._submit(ex, rec):
-                return StageResult(interrupted=True)
+                return self._cached(ex, done)
+            else:
+                if building(stage, self.study_dir):  # another study builds it: wait here
+                    if not self._wait_for_other_build():
+                        return StageResult(interrupted=True)
+                    done = built(stage, self.study_dir)
+                    if done is not None:
+                        return self._cached(ex, done)
+                    self.progress.say(f"{stage.name}: the other build ended without a "
+                                      "checkpoint; building it here")
+                if not self._submit(ex, rec):
+                    return StageResult(interrupted=True)
             return self._wait(ex)
         finally:
             if self.owns_executor:
                 ex.shutdown()
+
+    def _cached(self, ex: Executor, done: dict) -> StageResult:
+        """Found built (an earlier run, another study sharing ``cache_dir``): recorded as
+        ``cached``, at no cost to this study."""
+        stage = self.stage
+        path = checkpoint_of(stage, self.study_dir)
+        self.record([ev.stage_cached(round(ex.now(), 6), stage.name, stage.key(), path,
+                                     seconds_of(done))])
+        self.progress.say(f"{stage.name}: reused from the cache "
+                          f"({final_where(stage, self.study_dir)})")
+        return StageResult(path)
+
+    def _wait_for_other_build(self) -> bool:
+        """Wait, in the driver, while another builder holds the key's lock (another study
+        sharing ``cache_dir`` builds it): nothing of this study's is submitted meanwhile, so no
+        job holds a GPU waiting on the lock. False where the run stopped meanwhile (nothing
+        recorded: the next run looks again)."""
+        name, where = self.stage.name, final_where(self.stage, self.study_dir)
+        self.progress.say(f"{name}: another study is building it ({where}.partial); waiting "
+                          "for that build, no job of this study's submitted meanwhile")
+        self.progress.stage_notes[name] = "waiting for another study's build"
+        try:
+            checked = time.monotonic()
+            while not self.stopped():
+                if time.monotonic() - checked >= OTHER_BUILD_POLL_S:
+                    if not building(self.stage, self.study_dir):
+                        return True
+                    checked = time.monotonic()
+                time.sleep(POLL_S)
+                self.progress.update(self.history, 0)
+            return False
+        finally:
+            self.progress.stage_notes.pop(name, None)
 
     def _job(self, attempt: int, resume_start: float | None = None) -> TrialJob:
         stage = self.stage
@@ -253,11 +292,22 @@ class StageRunner:
         reported = reported_cost(metrics.pop("cost_s", None))
         cost = reported if reported is not None else o.run_s
         status = "ok" if error is None else ("cancelled" if failure == "cancelled" else "failed")
+        cached = error is None and metrics.get("built") == 0.0
+        if cached:
+            # its job found it built by another (it waited on the lock while that one built
+            # it): no build of this study's; the time its job held waiting is said, not spent
+            cost = 0.0
+            metrics["waited_s"] = round(o.run_s, 6)
         numbers = {k: as_float(v) for k, v in metrics.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        done = built(stage, self.study_dir) if cached else None
         self.record([ev.stage_end(stage.name, stage.key(), o.attempt, status, round(o.start_s, 6),
                                   round(o.end_s, 6), round(cost, 6), o.job_id, numbers, error,
-                                  failure)])
+                                  failure)]
+                    + ([{**ev.stage_cached(round(o.end_s, 6), stage.name, stage.key(),
+                                           checkpoint_of(stage, self.study_dir),
+                                           seconds_of(done)),
+                         "metrics": numbers}] if cached else []))
         if ex is not None:  # recorded: the job's result may go (its logs come to self.dir)
             ex.release([o])
         if error is not None and failure == "timeout" and "time_limit_min" in error:
@@ -268,7 +318,11 @@ class StageRunner:
             cancelled = failure == "cancelled"  # SLURM's words on cancelling are no reason
             return StageResult(error=f"{stage.name} failed: {error}", cancelled=cancelled,
                                tail="" if cancelled else self.tail())
-        self.progress.say(f"{stage.name}: done in {o.run_s:.1f} s (job {o.job_id})")
+        if cached:
+            self.progress.say(f"{stage.name}: built meanwhile by another study; its job "
+                              f"{o.job_id} waited {o.run_s:.1f} s for it")
+        else:
+            self.progress.say(f"{stage.name}: done in {o.run_s:.1f} s (job {o.job_id})")
         return StageResult(checkpoint_of(stage, self.study_dir))
 
     def tail(self) -> str:
@@ -297,6 +351,13 @@ def without_tracebacks(lines: list[str]) -> list[str]:
             continue
         keep.append(line)
     return keep
+
+
+def seconds_of(done: dict | None) -> float | None:
+    """What a build took, as its done record says it (None where it says nothing usable)."""
+    seconds = (done or {}).get("seconds")
+    return seconds if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) \
+        else None
 
 
 def final_where(stage: StageSpec, study_dir: str) -> str:

@@ -764,3 +764,78 @@ def test_a_changed_pretrain_waits_for_the_job_a_dead_driver_left_to_be_cancelled
     out = cli("run", path, "--dir", d)
     assert out.returncode == 0 and "changed since it was last tried" in out.stderr, out.stderr
     assert history(d).stages["pretrain"].status == "ok"
+
+
+def test_a_study_sharing_cache_dir_waits_in_the_driver_for_another_studys_build(tmp_path,
+                                                                                  capsys):
+    """The second of two studies sharing cache_dir submitted its own pretrain job, which held
+    its slot (a GPU) waiting on the cache lock and was then recorded ok, with a cost. It
+    waits in the driver, nothing submitted, says so, and records the checkpoint cached."""
+    import threading
+
+    from filelock import FileLock
+
+    from autotune import stage_cache, stage_runner
+
+    log = str(tmp_path / "pretrain.log")
+    data = two_stage(log, executor="local", trials=2, sleep_s=0.0)
+    data["stages"]["pretrain"]["cache_dir"] = str(tmp_path / "shared")
+    study = parse_study(data)
+    final = stage_cache.final_dir(study.objective.pretrain, str(tmp_path / "b"))
+    os.makedirs(os.path.dirname(final))
+    stage_runner.OTHER_BUILD_POLL_S, poll = 0.1, stage_runner.OTHER_BUILD_POLL_S
+    other = FileLock(final + ".lock")
+    other.acquire()  # another study's builder
+    try:
+        d = str(tmp_path / "b")
+        driver = threading.Thread(target=Driver(study, d, progress=True).run)
+        driver.start()
+        deadline = time.time() + 30
+        while "waiting for that build" not in capsys.readouterr().err:
+            assert time.time() < deadline and driver.is_alive()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert not events(d, "stage") and not os.path.exists(log)  # no job of its own
+        stage_cache.build(study.objective.pretrain, final, ())  # the other study's build
+    finally:
+        other.release()
+        stage_runner.OTHER_BUILD_POLL_S = poll
+    driver.join(60)
+    h = history(d)
+    assert h.stages["pretrain"].status == "cached" and h.stages["pretrain"].cost_s == 0.0
+    assert [e["state"] for e in events(d, "stage")] == ["cached"]
+    assert [r.status for r in h.trials.values()] == ["ok", "ok"]
+    assert len(log_lines(log)) == 1
+
+
+def test_a_pretrain_job_that_found_it_built_by_another_is_recorded_cached_at_no_cost(tmp_path):
+    # two studies that looked at the same moment: the one whose job waited on the lock while
+    # the other built it spent no build; its waiting is said (waited_s), not charged
+    from autotune import events as ev
+    from autotune.executors import Outcome
+    from autotune.history import History
+    from autotune.progress import Progress
+    from autotune.stage_cache import build, final_dir
+    from autotune.stage_runner import StageRunner
+
+    log = str(tmp_path / "pretrain.log")
+    stage = parse_study(two_stage(log, sleep_s=0.0)).objective.pretrain
+    d = str(tmp_path / "d")
+    os.makedirs(os.path.join(d, "cache"))
+    build(stage, final_dir(stage, d), ())
+    h, recorded = History(), []
+
+    def record(evs):
+        recorded.extend(evs)
+        for e in evs:
+            h.apply(e)
+
+    runner = StageRunner(stage, (), d, h, record, Progress("x", enabled=False), None,
+                         lambda: False)
+    record([ev.stage_submit(0.0, "pretrain", stage.key(), 0, "7")])
+    result = runner._finish(Outcome(STAGE_TRIAL, 0, {"built": 0.0, "build_s": 0.1}, None, 1.0,
+                                    31.0, job_id="7"))
+    assert result.checkpoint and not result.error
+    rec = h.stages["pretrain"]
+    assert rec.status == "cached" and rec.cost_s == 0.0 and h.spent_s == 0.0
+    assert rec.metrics["waited_s"] == 30.0
