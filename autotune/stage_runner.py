@@ -13,8 +13,8 @@ died), so two never run at once.
 A checkpoint already in the cache (built by an earlier run or by another study sharing
 ``cache_dir``) is recorded as ``cached`` and costs this study nothing. One another study is
 building (the key's lock held) is waited for in the driver, no job submitted, and then recorded
-``cached`` (a job that waited on the lock all the same is recorded so too, at no cost). A failed stage stops the
-study with its reason; the next ``run`` tries it again as a new attempt.
+``cached`` (a job that waited on the lock all the same is recorded so too, at no cost). A
+failed stage stops the study with its reason; the next ``run`` tries it again as a new attempt.
 A job the scheduler refuses at a submit limit (a queue full of the user's other jobs) waits for
 a slot as the trials do (submit_wait): said once, tried again every 30 s, ended by Ctrl-C with
 nothing recorded of it, so the next run submits it.
