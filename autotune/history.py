@@ -352,7 +352,7 @@ class History:
 
     def _resume(self, e: dict) -> None:
         """A driver's start. One that took a changed pretrain in place of one that never
-        succeeded, before any trial (``driver.pretrain_changeable``), records it, its
+        succeeded, before any trial (see ``driver.pretrain_refusal``), records it, its
         ``core()`` and the study file's ``stages`` section: the study record reads so from
         here on, for every reader (the next run's check, ``status``, ``load_study``)."""
         self._note(e)
