@@ -24,11 +24,17 @@ from typing import Any
 from .history import History
 from .states import job_kind, slurm_result_path
 
-#: what each sign's time means, as ``status`` says it after the figure
+#: what each sign's time means, as ``status`` says it after the figure; ``<kind>-stage``
+#: where the latest sign is the pretrain's own (a driver killed during it leaves no trial)
 MEANING = {"now": "to now: trials run on without a driver",
            "end": "to the last trial's end, the driver gone",
            "log": "to the last write in a SLURM job's folder, the driver gone",
-           "stopped": "to the last write in an interrupted trial's folder, the driver gone"}
+           "stopped": "to the last write in an interrupted trial's folder, the driver gone",
+           "now-stage": "to now: the pretrain runs on without a driver",
+           "end-stage": "to the pretrain's end, the driver gone",
+           "log-stage": "to the last write in a SLURM job's folder, the driver gone",
+           "stopped-stage": "to the last write in the interrupted pretrain's folder, the "
+                            "driver gone"}
 
 
 def last_sign(history: History, states: dict[int, str], stages: dict[str, str],
@@ -40,15 +46,17 @@ def last_sign(history: History, states: dict[int, str], stages: dict[str, str],
     t0 = history.study.get("t0")
     if directory is None or not isinstance(t0, (int, float)):
         return None
-    folders = [(os.path.join(directory, "trials", str(t)), state, history.trials[t].job_id)
-               for t, state in states.items() if t in history.trials]
-    folders += [(os.path.join(directory, "stages", name), state, history.stages[name].job_id)
-                for name, state in stages.items() if name in history.stages]
-    signs = [s for folder, state, job_id in folders
+    folders = [(os.path.join(directory, "trials", str(t)), state, history.trials[t].job_id,
+                "") for t, state in states.items() if t in history.trials]
+    folders += [(os.path.join(directory, "stages", name), state, history.stages[name].job_id,
+                 "-stage") for name, state in stages.items() if name in history.stages]
+    signs = [(s[0], s[1] + own) for folder, state, job_id, own in folders
              if (s := folder_sign(folder, state, job_id or "")) is not None]
     if not signs:
         return None
-    t, kind = max(signs)
+    t, kind = max(signs, key=lambda s: (s[0], not s[1].endswith("-stage")))  # a trial's first
+    if kind == "now-stage" and any(k == "now" for _, k in signs):
+        kind = "now"  # trials run on too: they say it
     return (t - float(t0), kind) if t - float(t0) > history.last_t else None
 
 

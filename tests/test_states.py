@@ -317,3 +317,33 @@ def test_status_after_ctrl_c_before_any_trial_ended_says_how_long_the_run_went(t
     seconds, meaning = line.split("elapsed: ", 1)[1].split(" s ", 1)
     assert 1.5 <= float(seconds) < 20 and meaning == (
         "(to the last write in an interrupted trial's folder, the driver gone)"), line
+
+
+def test_status_elapsed_of_a_killed_drivers_local_pretrain_names_the_pretrain(tmp_path, capsys):
+    """A driver killed during its local pretrain, before any trial: elapsed runs to now while
+    the pretrain's worker runs on, and to its stamped end once it ended alone; said of the
+    pretrain, not of trials (it said 'trials run on without a driver' with none started)."""
+    from autotune.executors.procgroup import MARK
+
+    d = tmp_path / "local"
+    folder = d / "stages" / "pretrain"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text('{"ctx": {"attempt": 0}}')
+    worker = subprocess.Popen(["sleep", "30"], env={**os.environ, MARK: str(folder)})
+    try:
+        local_history(d, time.time() - 40.0,
+                      ev.stage_submit(0.02, "pretrain", "k", 0, f"pid-{worker.pid}"))
+        text = elapsed_of(d, capsys)
+    finally:
+        worker.kill()
+        worker.wait()
+    seconds, meaning = text.split(" s ", 1)
+    assert 40.0 <= float(seconds) < 45.0, text
+    assert meaning == "(to now: the pretrain runs on without a driver)", text
+    ended = tmp_path / "ended"
+    folder = ended / "stages" / "pretrain"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text('{"ctx": {"attempt": 0}}')
+    (folder / "outcome.json").write_text('{"result": {"loss": 1}, "end_t": 1012.3}')
+    local_history(ended, 1000.0, ev.stage_submit(0.02, "pretrain", "k", 0, "pid-999999998"))
+    assert elapsed_of(ended, capsys) == "12.3 s (to the pretrain's end, the driver gone)"
