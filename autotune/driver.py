@@ -231,9 +231,13 @@ class Driver:
             now = self.study.identity()["pretrain"]
             if was != now:  # one check_compatible let pass: none built, no trial ran
                 note["pretrain"], note["stages"] = now, self.study.raw.get("stages")
-                self.progress.say(f"pretrain: changed since it was last tried "
-                                  f"({pretrain_changes(was, now)}); no attempt of it succeeded "
-                                  "and no trial ran, so it runs with the new settings")
+                tried = "pretrain" in self.history.stages  # or recorded, never run
+                self.progress.say(
+                    f"pretrain: changed since it was "
+                    f"{'last tried' if tried else 'recorded (never run)'} "
+                    f"({pretrain_changes(was, now)}); "
+                    f"{'no attempt of it succeeded and ' if tried else ''}no trial ran, so it "
+                    "runs with the new settings")
             self._record([note])
             failed = sorted(r.trial for r in self.history.trials.values() if r.status == "failed")
             if self.retry_failed and failed:

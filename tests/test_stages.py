@@ -839,3 +839,22 @@ def test_a_pretrain_job_that_found_it_built_by_another_is_recorded_cached_at_no_
     rec = h.stages["pretrain"]
     assert rec.status == "cached" and rec.cost_s == 0.0 and h.spent_s == 0.0
     assert rec.metrics["waited_s"] == 30.0
+
+
+def test_a_pretrain_changed_before_its_first_run_is_not_said_tried(tmp_path):
+    """create_study(load_if_exists=False) records the study at once; a pretrain changed
+    before anything ran is taken, but it was never tried: the line said 'changed since it
+    was last tried ...; no attempt of it succeeded'."""
+    import autotune as at
+
+    log = str(tmp_path / "pretrain.log")
+    d = str(tmp_path / "d")
+    path = str(tmp_path / "s.yaml")
+    write_study(path, two_stage(log, executor="inline", trials=1, sleep_s=0.0, fail=1))
+    at.create_study(path, dir=d, load_if_exists=False)
+    write_study(path, two_stage(log, executor="inline", trials=1, sleep_s=0.0, fail=0))
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 0, out.stderr
+    assert "pretrain: changed since it was recorded (never run) (params.fail 1 -> 0); no " \
+           "trial ran, so it runs with the new settings" in out.stderr, out.stderr
+    assert "last tried" not in out.stderr and "no attempt" not in out.stderr
