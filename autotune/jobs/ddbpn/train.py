@@ -521,8 +521,9 @@ def _run_rank(stage: str, params: dict, ctx, ranks: parallel.Ranks,
 
     # the pretrain (hours) saves what it has done so far, to continue from where its job is
     # stopped: every checkpoint_every_s, and as submitit's requeue (SystemExit) or its
-    # "timed out too many times", Ctrl-C, pass through (whole epochs only: the steps of the
-    # epoch it was stopped in are done again)
+    # "timed out too many times", or a Ctrl-C that reaches it, pass through (whole epochs only:
+    # the steps of the epoch it was stopped in are done again). The local executor kills a
+    # stopped driver's pretrain outright: there only the periodic saves are kept
     saving = stage == "pretrain" and bool(checkpoint_path) and ranks.main
     saved_at = time.monotonic()
 
