@@ -147,7 +147,7 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     raw = read_yaml(study_path)
     raw = require_mapping(raw, "study")
     plan = parse_plan(raw, algorithms, seeds, budget, executor)
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, study_path)
     base_dir = os.path.dirname(os.path.abspath(study_path))
     raw = share_pretrain(raw, out_dir)
     runs = [(a, s, run_study(raw, plan, a, s, base_dir)) for a in plan.algorithms
@@ -190,12 +190,14 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
     return rows
 
 
-def check_out_dir(out_dir: str) -> None:
+def check_out_dir(out_dir: str, study_path: str | None = None) -> None:
     """Refuse, before anything is written, a ``--dir`` that compare cannot make its own: a
     file; a study's directory (its plots/ would be overwritten by the comparison's, its
     folder filled with the runs'); one holding other files and no earlier comparison
-    (comparison.csv and plots/ were written beside them); one it may not write (the first
-    run's ``Not a directory`` or permission error came only after the start lines)."""
+    (comparison.csv and plots/ were written beside them), the study file compared aside
+    (``exp/study.yaml --dir exp`` keeps an experiment in one folder); one it may not write
+    (the first run's ``Not a directory`` or permission error came only after the start
+    lines)."""
     if not os.path.exists(out_dir):
         check_makeable(out_dir)
         return
@@ -210,7 +212,9 @@ def check_out_dir(out_dir: str) -> None:
                          "study per algorithm and seed (<algorithm>-s<seed>/) into its own: "
                          "use an empty or new directory")
     require(out_dir, read=True, write=True, prefix=f"{dir_key()}: ")
-    foreign = sorted(n for n in os.listdir(out_dir) if not comparison_part(n))
+    own = (os.path.basename(study_path) if study_path is not None and os.path.samefile(
+        os.path.dirname(os.path.abspath(study_path)), out_dir) else None)
+    foreign = sorted(n for n in os.listdir(out_dir) if not comparison_part(n) and n != own)
     if foreign and not earlier_comparison(out_dir):
         shown = ", ".join(n + ("/" if os.path.isdir(os.path.join(out_dir, n)) else "")
                           for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")

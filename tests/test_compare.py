@@ -465,6 +465,25 @@ def test_a_dir_holding_other_files_is_refused_unless_it_is_an_earlier_comparison
     assert len(err.strip().splitlines()) == 1 and tree(str(tmp_path)) == before
 
 
+def test_the_study_file_compared_may_sit_in_its_dir(tmp_path, capsys):
+    """``exp/study.yaml --dir exp`` keeps an experiment in one folder (the real-training bench
+    does so): the study file is no file of someone else's there; another file still is."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    path = study_file(exp)
+    assert main(["compare", path, "--algorithms", "random", "--budget", "300",
+                 "--dir", str(exp)]) == 0
+    assert (exp / "comparison.csv").exists() and (exp / "random-s0" / "history.jsonl").exists()
+    second = tmp_path / "second"
+    second.mkdir()
+    path = study_file(second)
+    (second / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["compare", path, "--algorithms", "random", "--budget", "300",
+                 "--dir", str(second)]) == 2
+    assert "(it holds notes.txt)" in capsys.readouterr().err
+
+
 def test_a_new_dir_under_a_file_is_refused_before_the_start_lines(tmp_path, capsys):
     """The first run made --dir: one under a file was refused only after compare had said
     how many runs it would run and started the first."""
