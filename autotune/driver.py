@@ -96,6 +96,7 @@ class Driver:
         self._failure = ("", "")
         self._end_said = ""  # why the searcher ended the study, said after the last progress line
         self._cost_said = False  # a result's cost_s that is no duration: warned of once a run
+        self._no_checkpoint_said = False  # a promotion whose parent saved none: warned of once
         self._by_cancel = False  # the stopping signal came from `autotune cancel`
         self.queue = QueueWatch(self.progress, self.dir.path)  # trials' jobs that wait
         #: trials asked (recorded) but held back by the scheduler's submit limit, in order;
@@ -586,7 +587,17 @@ class Driver:
         if rec.parent is None:
             return None
         path = os.path.join(self.dir.trial_dir(rec.parent), "checkpoint.pt")
-        return path if os.path.exists(path) else None
+        if os.path.exists(path):
+            return path
+        if not self._no_checkpoint_said:  # else every promotion silently trains from scratch
+            self._no_checkpoint_said = True
+            self.progress.warn(
+                f"trial {rec.trial} continues trial {rec.parent}, which saved no checkpoint at "
+                f"{path}: it trains from scratch (its resume_from is empty), paying all "
+                f"{rec.fidelity} epochs; save ctx.checkpoint_path ({{checkpoint_path}} in a "
+                f"command) so a promotion costs only the extra epochs (said for the first such "
+                f"trial only)")
+        return None
 
     def _collect(self, outcomes: list[Outcome]) -> None:
         events, tells, retry = [], [], []

@@ -84,6 +84,18 @@ def by_x(params: dict, ctx) -> dict:
     return {"loss": float(x)}
 
 
+def by_epochs(params: dict, ctx) -> dict:
+    """Better the longer it trains; saves no checkpoint."""
+    return {"loss": float(params["x"]) + 1.0 / ctx.epochs}
+
+
+def saves_checkpoint(params: dict, ctx) -> dict:
+    """``by_epochs`` that saves ``ctx.checkpoint_path``."""
+    with open(ctx.checkpoint_path, "w") as fh:
+        fh.write(str(ctx.epochs))
+    return by_epochs(params, ctx)
+
+
 def pretrain(params: dict, ctx) -> dict:
     """A pretend pretrain, logged one line per start. It holds an exclusive lock on
     ``<log>.running`` while it runs: one started while another runs logs OVERLAP. It sleeps

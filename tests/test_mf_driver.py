@@ -214,3 +214,32 @@ def test_a_run_whose_limits_cannot_reach_max_warns_at_its_start(tmp_path, capsys
     assert short in out
     assert main(["status", str(tmp_path / "d")]) == 0
     assert short in capsys.readouterr().out
+
+
+def _promotions_study(tmp_path, entry):
+    from tests.helpers import write_study
+    return write_study(str(tmp_path / "p.yaml"), {
+        "name": "promote", "objective": {"entry": entry, "metric": "loss"},
+        "space": {"x": {"values": [0, 1, 2, 3, 4, 5]}},
+        "search": {"algorithm": "asha", "seed": 0, "max_trials": 9,
+                   "fidelity": {"min": 1, "max": 3, "eta": 3}},
+        "executor": {"kind": "inline"}})
+
+
+@pytest.mark.parametrize("entry, warned", [("tests.objectives:by_epochs", True),
+                                           ("tests.objectives:saves_checkpoint", False)])
+def test_a_promotion_whose_parent_saved_no_checkpoint_is_warned_of_once(tmp_path, capsys,
+                                                                         entry, warned):
+    # was: resume_from silently empty, every promotion trained from scratch at full cost
+    from autotune.cli import main
+    d = tmp_path / "d"
+    assert main(["run", _promotions_study(tmp_path, entry), "--dir", str(d), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    promoted = [r for r in load(d).trials.values() if r.parent is not None]
+    assert len(promoted) >= 2
+    first = min(promoted, key=lambda r: r.trial)
+    said = (f"warning: trial {first.trial} continues trial {first.parent}, which saved no "
+            f"checkpoint at {d / 'trials' / str(first.parent) / 'checkpoint.pt'}: it trains "
+            "from scratch")
+    assert (said in err) == warned, err
+    assert err.count("saved no checkpoint") == int(warned), err
