@@ -207,6 +207,40 @@ def test_hyperband_max_trials_lets_started_brackets_finish():
     assert [s.fidelity for s in seen].count(27) == 1
 
 
+def _reaches_max(algorithm, fidelity, trials, workers, seed):
+    """A run driven as the driver drives it, results told in a random order of the ones in
+    flight: whether any trial ran the full length."""
+    import random
+
+    s = SEARCHERS[algorithm](SearchSettings(parse_space(SPACE), seed=seed, workers=workers,
+                                            max_trials=trials, options={"fidelity": fidelity}))
+    order, seen, running = random.Random(seed), [], []
+    while True:
+        got = s.ask(min(workers - len(running), trials - s.next_trial))
+        seen += got
+        running += got
+        if not running:
+            return any(x.fidelity == fidelity["max"] for x in seen)
+        done = running.pop(order.randrange(len(running)))
+        s.tell(Result(done.trial, "ok", loss_of(done)))
+
+
+def test_asha_with_workers_needs_more_trials_than_one_at_a_time_and_is_warned_of_it():
+    """ASHA starts a new configuration on every free worker while a promotion waits for its
+    results: at exactly the trials one at a time needs (13 for 9 at 1, 3 at 3, 1 at 9), 4
+    workers rarely take a configuration to max, and the start said nothing. The warning's
+    allowance (workers - 1 per rung) makes it the rule; Hyperband serves its first bracket
+    first and needs none."""
+    f = {"min": 1, "max": 9, "eta": 3}
+    runs = range(20)
+    assert sum(_reaches_max("asha", f, 13, 4, seed) for seed in runs) <= 5
+    assert sum(_reaches_max("asha", f, 13 + 3 * 2, 4, seed) for seed in runs) >= 14
+    assert sum(_reaches_max("hyperband", f, 13, 4, seed) for seed in runs) == 20
+    assert make("asha", fidelity=f, max_trials=18).warning.startswith(
+        "max_trials (18) leaves asha little room")
+    assert make("asha", fidelity=f, max_trials=19).warning == ""
+
+
 def test_limits_that_cannot_take_a_configuration_to_max_are_warned_of():
     """max_trials or max_epochs_total below what a first configuration needs to reach max:
     the run could only end without a full-length result (so without a best); said at start."""
@@ -216,7 +250,17 @@ def test_limits_that_cannot_take_a_configuration_to_max_are_warned_of():
             f"max_trials (39) is fewer than the 40 trials {algorithm} needs to take a first "
             "configuration to max (27 epochs: 27 at 1, 9 at 3, 3 at 9, 1 at 27): no result "
             "will be full length, and only full-length results count as best")
-        assert make(algorithm, fidelity=f, max_trials=40).warning == ""
+        crowded = make(algorithm, fidelity=f, max_trials=40).warning  # 4 workers
+        if algorithm == "hyperband":  # its first bracket is served first
+            assert crowded == ""
+        else:
+            assert crowded == (
+                f"max_trials (40) leaves {algorithm} little room to take a configuration to "
+                "max (27 epochs): one trial at a time needs 40 (27 at 1, 9 at 3, 3 at 9, 1 at "
+                "27), but with 4 at once it starts new configurations while a promotion waits "
+                "for results, about 3 more per rung (49 in all): the run may end with no "
+                "full-length result, and only full-length results count as best")
+        assert make(algorithm, fidelity=f, max_trials=49).warning == ""
         # 27 + 9*2 + 3*6 + 1*18 = 81 epochs; proposing goes on while fewer than the budget
         # are committed, so a budget above 63 starts the last one
         assert make(algorithm, fidelity=f, max_epochs_total=64).warning == ""

@@ -26,6 +26,7 @@ from .registry import register
 class ASHASearcher(MultiFidelitySearcher):
     name = "asha"
     options = {"fidelity": "mapping", "max_epochs_total": "positive-number"}
+    starts_while_promoting = True
 
     def __init__(self, settings: SearchSettings):
         super().__init__(settings)
