@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 from .history import History
-from .states import job_kind, slurm_result_path
+from .states import job_kind
+from .studydir import StudyDir
 
 #: what each sign's time means, as ``status`` says it after the figure; ``<kind>-stage``
 #: where the latest sign is the pretrain's own (a driver killed during it leaves no trial)
@@ -68,9 +69,9 @@ def folder_sign(folder: str, state: str, job_id: str) -> tuple[float, str] | Non
             return (time.time(), "now")
         # its logs grow in submitit's folder, DIR/slurm/<job id>/, until its end copies them
         # here (a pretrain's stages/pretrain/ holds nothing before)
-        study = os.path.dirname(os.path.dirname(folder))
-        signs = [s for s in (newest_write(folder),
-                             newest_write(os.path.join(study, "slurm", job_id))) if s]
+        study = StudyDir(os.path.dirname(os.path.dirname(folder)))
+        signs = [s for s in (newest_write(folder), newest_write(study.slurm_job_dir(job_id)))
+                 if s]
         return max(signs) if signs else None
     if state == "interrupted" and not slurm:  # its logs, to when its worker was stopped
         sign = newest_write(folder)
@@ -79,9 +80,9 @@ def folder_sign(folder: str, state: str, job_id: str) -> tuple[float, str] | Non
         end = outcome_end(folder)
         return None if end is None else (end, "end")
     if state == "ended-alone":  # its result left in submitit's folder, written as it ended
-        study = os.path.dirname(os.path.dirname(folder))
+        study = StudyDir(os.path.dirname(os.path.dirname(folder)))
         try:
-            return (os.path.getmtime(slurm_result_path(study, job_id)), "end")
+            return (os.path.getmtime(study.slurm_result(job_id)), "end")
         except OSError:
             return None  # cancelled: no end of its own
     return None

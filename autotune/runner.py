@@ -22,6 +22,7 @@ from typing import Any
 
 from .contract import Ctx, ObjectiveSpec, load_entry, plain_metrics, real_number
 from .errors import StudyError
+from .proctable import descendants
 from .stage_cache import ensure_pretrained
 
 
@@ -240,28 +241,6 @@ def stop_command(proc: subprocess.Popen, own_group: bool) -> None:
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
-
-
-def descendants(pid: int) -> list[int]:
-    """The live processes ``pid`` started, and theirs, from /proc ([] where there is none)."""
-    children: dict[int, list[int]] = {}
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def result_of_line(line: str) -> dict:

@@ -18,6 +18,7 @@ import os
 from typing import Any, Callable
 
 from .history import History
+from .studydir import StudyDir
 
 #: the states of a trial not ended, with no driver, and what the next ``run`` does with it
 ALONE = {"running-alone": "still running without a driver: the next run collects them",
@@ -108,11 +109,7 @@ def slurm_result_left(directory: str | None, job_id: str) -> bool:
     """Whether a SLURM job has ended leaving its result (submitit's ``<job id>_0_result.pkl``
     in ``<study>/slurm/<job id>/``, a failure's included) that no driver has collected yet:
     the job runs no more, and the next run records its end."""
-    return bool(directory) and os.path.exists(slurm_result_path(directory, job_id))
-
-
-def slurm_result_path(directory: str, job_id: str) -> str:
-    return os.path.join(directory, "slurm", job_id, f"{job_id}_0_result.pkl")
+    return bool(directory) and os.path.exists(StudyDir(directory).slurm_result(job_id))
 
 
 def cancelled_jobs(history: History) -> set[str]:

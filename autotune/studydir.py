@@ -41,11 +41,20 @@ class StudyDir:
         self.trials = os.path.join(self.path, "trials")
         self.cache = os.path.join(self.path, "cache")
         self.plots = os.path.join(self.path, "plots")
+        self.slurm = os.path.join(self.path, "slurm")   # submitit's folder of the SLURM jobs
         self._lock = FileLock(os.path.join(self.path, "driver.lock"))
         self._holder = os.path.join(self.path, "driver.json")
 
     def exists(self) -> bool:
         return os.path.exists(self.history)
+
+    def slurm_job_dir(self, job_id: str) -> str:
+        """Submitit's folder of one SLURM job: its call, its logs while it runs, its result."""
+        return os.path.join(self.slurm, job_id)
+
+    def slurm_result(self, job_id: str, rank: int = 0) -> str:
+        """The result submitit writes for one rank of a SLURM job as it ends."""
+        return os.path.join(self.slurm_job_dir(job_id), f"{job_id}_{rank}_result.pkl")
 
     def trial_dir(self, trial: int) -> str:
         return os.path.join(self.trials, str(trial))

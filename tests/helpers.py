@@ -60,3 +60,21 @@ def tree(d: str) -> dict:
             else:
                 out[os.path.relpath(path, d)] = None
     return out
+
+
+def mark_written_by_newer(directory: str) -> int:
+    """Rewrite the study record of ``directory``'s history as a newer autotune would have
+    written it (the next schema version, its checksum recomputed); returns that version."""
+    import json
+
+    from autotune import events as ev
+
+    path = os.path.join(directory, "history.jsonl")
+    with open(path, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    del record["c"]
+    record["version"] = ev.SCHEMA + 1
+    with open(path, "wb") as fh:
+        fh.writelines([ev.encode(record)] + lines[1:])
+    return record["version"]

@@ -6,7 +6,7 @@ import pytest
 from autotune.cli import main
 from autotune.errors import StudyError
 from autotune.study import parse_study
-from tests.helpers import cli, study_dict, tree, write_study
+from tests.helpers import cli, mark_written_by_newer, study_dict, tree, write_study
 
 
 def bad(tmp_path, capsys, data, text=None):
@@ -629,20 +629,12 @@ def test_a_study_file_given_for_its_directory_is_named_as_a_file(tmp_path, capsy
 def test_report_refuses_a_history_a_newer_autotune_wrote_writing_nothing(tmp_path, capsys):
     """report rewrote trajectory.csv and summary.txt from it with this version's columns (a
     warning in the summary): as run, it refuses in one line; status still shows it."""
-    import json
-
     from autotune import events as ev
 
     path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
     d = str(tmp_path / "d")
     assert main(["run", path, "--dir", d, "--quiet"]) == 0
-    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
-        lines = fh.read().splitlines(keepends=True)
-    record = json.loads(lines[0])
-    del record["c"]
-    record["version"] = ev.SCHEMA + 1
-    with open(os.path.join(d, "history.jsonl"), "wb") as fh:
-        fh.writelines([ev.encode(record)] + lines[1:])
+    mark_written_by_newer(d)
     before = tree(d)
     capsys.readouterr()
     assert main(["report", d, "--html"]) == 2

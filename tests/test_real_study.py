@@ -536,18 +536,24 @@ def test_an_entrys_prints_reach_its_log_while_it_runs(tmp_path):
             driver.wait()
 
 
-def test_a_trial_left_without_a_driver_still_stops_at_its_time_limit(tmp_path):
-    path = write_study(str(tmp_path / "s.yaml"), study_dict(
-        objective={"entry": "tests.objectives:hangs", "timeout_s": 1},
-        space={"x": 1.0}, search={"algorithm": "grid"}, executor={"kind": "local"}))
-    d = str(tmp_path / "d")
+def _kill_the_driver_once_its_trial_runs(path: str, d: str) -> int:
+    """``run`` of a one-trial local study, SIGKILLed once its trial's worker started; the
+    worker's pid (it runs on without a driver)."""
     driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
                                "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
     pid_file = os.path.join(d, "trials", "0", "worker.pid")
     _wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(), "the trial")
     driver.kill()
     driver.wait()
-    worker = int(open(pid_file).read())
+    return int(open(pid_file).read())
+
+
+def test_a_trial_left_without_a_driver_still_stops_at_its_time_limit(tmp_path):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": "tests.objectives:hangs", "timeout_s": 1},
+        space={"x": 1.0}, search={"algorithm": "grid"}, executor={"kind": "local"}))
+    d = str(tmp_path / "d")
+    worker = _kill_the_driver_once_its_trial_runs(path, d)
     assert os.path.exists(f"/proc/{worker}")
     _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), "the watchdog", 20)
     with open(os.path.join(d, "trials", "0", "stderr.log")) as fh:
@@ -572,13 +578,7 @@ def test_a_trial_that_ran_past_its_time_limit_without_a_driver_is_timed_out(tmp_
                    "timeout_s": 1},
         space={"x": 1.0}, search={"algorithm": "grid"}, executor={"kind": "local"}))
     d = str(tmp_path / "d")
-    driver = subprocess.Popen([sys.executable, "-m", "autotune", "run", path, "--dir", d,
-                               "--quiet"], cwd=REPO, env=ENV, stderr=subprocess.DEVNULL)
-    pid_file = os.path.join(d, "trials", "0", "worker.pid")
-    _wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(), "the trial")
-    driver.kill()
-    driver.wait()
-    worker = int(open(pid_file).read())
+    worker = _kill_the_driver_once_its_trial_runs(path, d)
     _wait_for(lambda: not os.path.exists(f"/proc/{worker}"), "the trial's end", 20)
     assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 4  # nothing succeeded
     rec = history(d).trials[0]

@@ -16,7 +16,7 @@ from autotune.driver import Driver
 from autotune.errors import DiskFull, StudyError
 from autotune.executors import local as local_mod
 from autotune.study import parse_study
-from tests.helpers import REPO, history, study_dict, tree, write_study
+from tests.helpers import REPO, history, mark_written_by_newer, study_dict, tree, write_study
 
 
 def study_record_line(d: str) -> int:
@@ -128,18 +128,11 @@ def test_a_history_from_a_newer_schema_is_read_with_a_warning_and_run_refuses_in
     (lines it does not know skipped): they did so without a word, as if it were its own."""
     import autotune as at
     from autotune import events as ev
-    from autotune.journal import Journal
 
     path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
     d = str(tmp_path / "d")
     assert cli.main(["run", path, "--dir", d, "--quiet"]) == 0
-    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
-        lines = fh.read().splitlines(keepends=True)
-    record = json.loads(lines[0])
-    del record["c"]
-    record["version"] = ev.SCHEMA + 1
-    with open(os.path.join(d, "history.jsonl"), "wb") as fh:
-        fh.writelines([ev.encode(record)] + lines[1:])
+    mark_written_by_newer(d)
     said = (f"written by a newer autotune (history schema {ev.SCHEMA + 1}; this one reads up "
             f"to {ev.SCHEMA}): shown as far as this version understands it; upgrade autotune "
             "to resume it or to read it whole")

@@ -13,6 +13,8 @@ import os
 import signal
 import time
 
+from ..proctable import pids, stat
+
 MARK = "AUTOTUNE_TRIAL_GROUP"
 
 
@@ -25,27 +27,11 @@ def kill_group(pgid: int) -> None:
 def members(pgid: int) -> list[int]:
     """Live processes whose process group is ``pgid`` (zombies left out)."""
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        stat = _stat(int(name))
-        if stat is not None and stat[1] == pgid and stat[0] != "Z":
-            found.append(int(name))
+    for pid in pids():
+        s = stat(pid)
+        if s is not None and s.pgid == pgid and s.state != "Z":
+            found.append(pid)
     return found
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of ``pid`` from /proc, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    try:
-        return fields[0], int(fields[2])
-    except (IndexError, ValueError):
-        return None
 
 
 def marked(pid: int, trial_dir: str) -> bool:
@@ -89,11 +75,10 @@ def _leaders() -> list[int]:
     """Live process-group leaders (a worker starts its own session, so leads its group),
     zombies left out."""
     out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            stat = _stat(int(name))
-            if stat is not None and stat[1] == int(name) and stat[0] != "Z":
-                out.append(int(name))
+    for pid in pids():
+        s = stat(pid)
+        if s is not None and s.pgid == pid and s.state != "Z":
+            out.append(pid)
     return out
 
 
@@ -120,5 +105,5 @@ def environ_of(pid: int) -> dict[str, str]:
 
 def alive(pid: int, trial_dir: str) -> bool:
     """The trial's worker ``pid`` still runs (not a zombie, and it is that trial's)."""
-    stat = _stat(pid)
-    return stat is not None and stat[0] != "Z" and marked(pid, trial_dir)
+    s = stat(pid)
+    return s is not None and s.state != "Z" and marked(pid, trial_dir)

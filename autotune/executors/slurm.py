@@ -35,6 +35,7 @@ from typing import Any
 from ..errors import StudyError
 from ..logtail import last_line
 from ..ranks import rank_message
+from ..studydir import StudyDir
 from .base import Executor, Outcome, SubmitLimit, TrialJob
 from .registry import register
 from .slurm_job import TrialCall
@@ -179,7 +180,7 @@ class SlurmExecutor(Executor):
         self.world = self.shape.processes
         self.poll_s = float(o.get("poll_s", 2.0))
         self.max_poll_s = max(self.poll_s, float(o.get("max_poll_s", 30.0)))
-        self.folder = os.path.join(os.path.abspath(self.study_dir), "slurm")
+        self.folder = StudyDir(self.study_dir).slurm
         self._tracked: dict[int, _Tracked] = {}
         self._by_id: dict[str, int] = {}
         self._known: dict[str, JobInfo] | None = None   # the study's jobs when we started
