@@ -29,12 +29,14 @@ DONE = "done.json"
 STAGE_ENTRY = "autotune.stage_cache:run_stage"
 
 
-def final_dir(stage: StageSpec, study_dir: str) -> str:
-    return os.path.join(stage.cache_root(study_dir), stage.key())
+def final_dir(stage: StageSpec, study_dir: str, key: str | None = None) -> str:
+    """The stage's entry in its cache: under its key now, or under ``key`` (one a history
+    recorded)."""
+    return os.path.join(stage.cache_root(study_dir), key or stage.key())
 
 
-def checkpoint_of(stage: StageSpec, study_dir: str) -> str:
-    return os.path.join(final_dir(stage, study_dir), CHECKPOINT)
+def checkpoint_of(stage: StageSpec, study_dir: str, key: str | None = None) -> str:
+    return os.path.join(final_dir(stage, study_dir, key), CHECKPOINT)
 
 
 def built(stage: StageSpec, study_dir: str) -> dict | None:

@@ -36,8 +36,8 @@ from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
-from .stage_cache import (CHECKPOINT, STAGE_ENTRY, built, built_in, building, checkpoint_of,
-                          damaged)
+from .stage_cache import (STAGE_ENTRY, built, built_in, building, checkpoint_of, damaged,
+                          final_dir)
 from .stages import as_stage_error
 from . import submit_wait
 from .submit_wait import SubmitWait
@@ -86,12 +86,11 @@ class StageRunner:
             # the same settings (the driver refuses changed ones), another key: one written
             # before the key read paths absolute and 4.0 as 4 (stages.py). This study's
             # trials were fine-tuned from that entry: while it is whole, the rest are too
-            recorded = os.path.join(stage.cache_root(self.study_dir), rec.key)
-            if built_in(recorded) is not None:
+            if built_in(final_dir(stage, self.study_dir, rec.key)) is not None:
                 self.progress.say(f"{stage.name}: kept the checkpoint this study recorded under "
                                   f"the older cache key {rec.key} (now {stage.key()}), which "
                                   "its earlier trials were fine-tuned from")
-                return StageResult(os.path.join(recorded, CHECKPOINT))
+                return StageResult(checkpoint_of(stage, self.study_dir, rec.key))
             self.progress.warn(f"{stage.name}: recorded under cache key {rec.key}, now "
                                f"{stage.key()} (data paths read as absolute ones, whole numbers "
                                f"as ints), and the entry under the old key is gone or damaged; "
@@ -141,7 +140,7 @@ class StageRunner:
         self.record([ev.stage_cached(round(ex.now(), 6), stage.name, stage.key(), path,
                                      seconds_of(done))])
         self.progress.say(f"{stage.name}: reused from the cache "
-                          f"({final_where(stage, self.study_dir)})")
+                          f"({final_dir(stage, self.study_dir)})")
         return StageResult(path)
 
     def _wait_for_other_build(self) -> bool:
@@ -149,7 +148,7 @@ class StageRunner:
         sharing ``cache_dir`` builds it): nothing of this study's is submitted meanwhile, so no
         job holds a GPU waiting on the lock. False where the run stopped meanwhile (nothing
         recorded: the next run looks again)."""
-        name, where = self.stage.name, final_where(self.stage, self.study_dir)
+        name, where = self.stage.name, final_dir(self.stage, self.study_dir)
         self.progress.say(f"{name}: another study is building it ({where}.partial); waiting "
                           "for that build, no job of this study's submitted meanwhile")
         self.progress.stage_notes[name] = "waiting for another study's build"
@@ -360,5 +359,3 @@ def seconds_of(done: dict | None) -> float | None:
         else None
 
 
-def final_where(stage: StageSpec, study_dir: str) -> str:
-    return os.path.join(stage.cache_root(study_dir), stage.key())
