@@ -285,6 +285,44 @@ def test_empty_ask_changes_nothing():
     assert (s.next_trial, dict(s.store.pending)) == before
 
 
+def drive_failing(s, bad, workers=1, limit=400):
+    """One worker at a time (inline, or local with max_concurrent 1); points in ``bad`` fail."""
+    seen = []
+    while not s.finished and len(seen) < limit:
+        got = s.ask(workers)
+        if not got:
+            break
+        for sug in got:
+            idx = bf.index_of(sug.params)
+            seen.append(idx)
+            s.tell(Result(sug.trial, "failed", None) if idx in bad
+                   else evaluate("convex", 0, sug))
+    return seen
+
+
+def test_a_failed_start_does_not_end_the_search_and_is_not_run_again():
+    # one worker: the start (the centre) fails and nothing else is in flight; the search
+    # goes on from its neighbours and lines, and a failed point is not asked for again
+    # (ending on failures is the driver's call: max_failures)
+    s = make("axis", "convex")
+    centre = tuple(s.ask(1)[0].info["index"])
+    s = make("axis", "convex")
+    seen = drive_failing(s, {centre})
+    assert seen[0] == centre and seen.count(centre) == 1
+    assert len(seen) > 10 and s.store.best() is not None
+    assert bf.true_value("convex", 0, s.store.best()) == bf.grid_minimum("convex", 0)[0]
+
+
+def test_a_latin_first_sample_that_all_failed_searches_on_from_its_first_point():
+    s = make("axis", "convex", initial="latin", seed=4)
+    first = [tuple(x.info["index"]) for x in s.ask(50)]
+    s = make("axis", "convex", initial="latin", seed=4)
+    seen = drive_failing(s, set(first), workers=50)
+    assert seen[:len(first)] == first
+    assert len(seen) > len(first) and all(seen.count(p) == 1 for p in first)   # none again
+    assert s.store.best() is not None and s.store.best() not in first
+
+
 def test_start_latin_and_noise_aware_repeats():
     s = make("axis", "convex", start={"lr": 1e-4, "w2": 5.0, "w3": 1e-3, "w4": 1.0})
     assert s.ask(1)[0].info["index"] == [4, 6, 5, 5]

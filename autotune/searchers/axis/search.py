@@ -51,6 +51,11 @@ as a race (the best three in its second half, the best two in its last quarter),
 exploring: the reported setting comes with its spread from several
 measurements, not two.
 
+A point that failed is not asked for again, and a failed start (or a first sample that all
+failed) is searched around all the same, its neighbours and lines first: with one worker
+the start is all there is in flight, and whether failures end a study is the driver's
+call (``max_failures``), not the searcher's.
+
 Every point is measured at most once, except the repeats asked for with ``repeats`` and,
 with ``noise_check`` (default; ``noise_check: false`` turns it off), the probe and -- only
 when the objective proved noisy -- the second measurements above. The reported setting is
@@ -689,6 +694,8 @@ class AxisAsync(AxisBase):
                 chosen.add(p)
 
         def repeat(p: Point, upto: int) -> None:
+            if p in st.failed and p not in st.values:   # failed, never measured: not again
+                return
             have = st.count(p) + st.pending.get(p, 0) + extra.get(p, 0) + (p in chosen)
             while not full() and have < upto:
                 out.append((p, {**info0, "kind": "repeat"}))
@@ -920,19 +927,12 @@ class AxisAsync(AxisBase):
         if self.state == "initial":
             if any(not st.measured(p) for p in self._initial):
                 return
-            best = st.best()
-            if best is None:
-                self.stop("every initial point failed", trial)
-                return
-            self._move(best)
+            # all of them failed: search from the first (its neighbours and lines) all the
+            # same; whether failures end the study is the driver's call (max_failures)
+            self._move(st.best() or self._initial[0])
         target = self._move_target()
         if target is not None:
             self._move(target)
-        best = st.best()
-        if self.base in st.failed and self.base not in st.values and best is None \
-                and not st.pending:
-            self.stop("every point failed", trial)
-            return
         stalled = self.restarts_left != 0 and st.results - self.moved_at >= self.stall \
             and not self._gate()
         if stalled or (self._settled() and not self._gate()
