@@ -300,23 +300,25 @@ def drive_failing(s, bad, workers=1, limit=400):
     return seen
 
 
-def test_a_failed_start_does_not_end_the_search_and_is_not_run_again():
+@pytest.mark.parametrize("method", METHODS)
+def test_a_failed_start_does_not_end_the_search_and_is_not_run_again(method):
     # one worker: the start (the centre) fails and nothing else is in flight; the search
     # goes on from its neighbours and lines, and a failed point is not asked for again
     # (ending on failures is the driver's call: max_failures)
-    s = make("axis", "convex")
+    s = make(method, "convex")
     centre = tuple(s.ask(1)[0].info["index"])
-    s = make("axis", "convex")
+    s = make(method, "convex")
     seen = drive_failing(s, {centre})
     assert seen[0] == centre and seen.count(centre) == 1
     assert len(seen) > 10 and s.store.best() is not None
     assert bf.true_value("convex", 0, s.store.best()) == bf.grid_minimum("convex", 0)[0]
 
 
-def test_a_latin_first_sample_that_all_failed_searches_on_from_its_first_point():
-    s = make("axis", "convex", initial="latin", seed=4)
+@pytest.mark.parametrize("method", METHODS)
+def test_a_latin_first_sample_that_all_failed_searches_on_from_its_first_point(method):
+    s = make(method, "convex", initial="latin", seed=4)
     first = [tuple(x.info["index"]) for x in s.ask(50)]
-    s = make("axis", "convex", initial="latin", seed=4)
+    s = make(method, "convex", initial="latin", seed=4)
     seen = drive_failing(s, set(first), workers=50)
     assert seen[:len(first)] == first
     assert len(seen) > len(first) and all(seen.count(p) == 1 for p in first)   # none again

@@ -116,11 +116,9 @@ class AxisRadial(RoundMixin, AxisBase):
         st = self.store
         while not self.done and not st.pending and not self._candidates():
             if self.state == "initial":
-                best = st.best()
-                if best is None:
-                    self.stop("every initial point failed", trial)
-                    return
-                self._new_round(best, None)
+                # all of it failed: a round through the first point all the same (whether
+                # failures end a study is the driver's max_failures)
+                self._new_round(st.best() or self._initial[0], None)
                 continue
             # every line of the round is done
             self.lines_searched += len(self.lines)

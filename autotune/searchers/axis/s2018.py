@@ -76,11 +76,9 @@ class AxisS2018(AxisBase):
         st = self.store
         while not self.done and not st.pending and not self.work():
             if self.state == "initial":
-                best = st.best()
-                if best is None:
-                    self.stop("every initial point failed", trial)
-                    return
-                self._set_base(best)
+                # all of it failed: the neighbours of the first point are measured all the
+                # same (whether failures end a study is the driver's max_failures)
+                self._set_base(st.best() or self._initial[0])
                 self.state = "neighbours"
             elif self.state == "neighbours":
                 v = self._pick_direction()
