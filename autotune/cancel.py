@@ -6,10 +6,19 @@ more while the jobs are being cancelled (an ask/tell loop, the user's own Python
 asked to stop by a note instead: a signal would kill that process); then every job of the study that is queued or
 running: the job ids of the unfinished trials in the history, and any job named after the
 study (one a dead driver submitted and did not record), in one ``scancel``; then a
-``cancel`` record in the history; local trials a dead driver left are stopped; last,
+``cancel`` record in the history; then it waits (up to ``ENDING_S``) for those jobs to
+leave SLURM's queue; local trials a dead driver left are stopped; last,
 trajectory.csv is written again from the history (a killed driver's last one says
 ``running``). A driver started again later re-attaches to those jobs,
 finds them cancelled, records the trials as cancelled and goes on with the search.
+
+A cancelled job is not over at once: SLURM sends SIGTERM, then SIGKILL after its KillWait
+(30 s by default), and submitit ignores the SIGTERM, so an ``entry`` runs on meanwhile and
+may end, its result whole (a pretrain's checkpoint in the cache). That result is the job's
+outcome: the next run records it (a pretrain ``ok``, its checkpoint kept, not built again), as
+``status`` says (``ended-alone``, not ``interrupted``). The wait is what makes ``status``
+right as soon as ``cancel`` returns (before, a job still ending was said ``interrupted`` and
+then recorded ``ok``), and ``cancel`` names the jobs that so ended.
 """
 from __future__ import annotations
 
@@ -26,12 +35,17 @@ from . import events as ev
 from .cancel_mark import CANCELLED
 from .driver import EXTERNAL
 from .errors import StudyError
-from .executors.slurm_query import SlurmError, scancel, study_jobs
+from .executors.slurm_query import ACTIVE, SlurmError, run_command, scancel, study_jobs
 from .history import History
 from .journal import Journal
+from .states import result_stands
 from .studydir import StudyDir, no_study
 
 DRIVER_STOP_S = 60.0
+#: how long cancel waits for the jobs it cancelled to end: their steps may run on until
+#: SLURM's KillWait (30 s by default) and end meanwhile, leaving a result that stands
+ENDING_S = 90.0
+ENDING_POLL_S = 0.5
 
 
 def cancel_study(study_dir: str) -> str:
@@ -82,6 +96,7 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
     journal.close()
     if jobs:
         said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")
+        said += settled(sdir, history, jobs)
     elif recorded or slurm_study or failed:  # a local study has no jobs to speak of
         said.append(f"no queued or running slurm jobs{failed}")
     stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
@@ -93,6 +108,53 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
         said.append("nothing to cancel: no driver holds the study and none of its trials runs")
     rewrite_trajectory(sdir)
     return "; ".join(said)
+
+
+def settled(sdir: StudyDir, history: History, jobs: list[str]) -> list[str]:
+    """Wait for the cancelled ``jobs`` to end; what is to be said of those that ran to
+    their end meanwhile (their results stand: the next run records them, not a cancel) and
+    of any still ending when the wait gave up."""
+    said = []
+    still = ending(jobs)
+    late = ("; one that runs to its end before SLURM stops it leaves its result, which the "
+            "next run records")
+    if still is None:
+        said.append(f"could not see whether the cancelled jobs ended (squeue failed){late}")
+    elif still:
+        said.append(f"{len(still)} job(s) still ending after {ENDING_S:g} s: "
+                    f"{' '.join(still)}{late}")
+    for st in history.stages.values():
+        if st.status == "running" and st.job_id in jobs and result_stands(sdir.path, st.job_id):
+            said.append(f"the {st.name}'s job {st.job_id} ran to its end before SLURM stopped "
+                        "it: the next run records its result, not a cancel (a checkpoint it "
+                        "built is kept, not built again)")
+    ran = [rec.trial for rec in history.trials.values()
+           if not rec.done and rec.job_id in jobs and result_stands(sdir.path, rec.job_id)]
+    if ran:
+        said.append(f"{len(ran)} trial(s) ({', '.join(map(str, sorted(ran)))}) ran to their "
+                    "end before SLURM stopped their jobs: the next run records their "
+                    "results, not a cancel")
+    return said
+
+
+def ending(jobs: list[str], give_up_s: float = ENDING_S) -> list[str] | None:
+    """Wait until none of ``jobs`` is in SLURM's queue any more (a cancelled job that ran
+    shows COMPLETING while its step runs on, up to KillWait); those still there when
+    ``give_up_s`` passed ([] once all ended), None where squeue could not say."""
+    give_up = time.monotonic() + give_up_s
+    while True:
+        try:
+            out = run_command(["squeue", "-h", "-j", ",".join(jobs), "-o", "%i|%T"], 30.0)
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc):  # one job alone, and SLURM has forgotten it
+                return []
+            return None
+        still = sorted({line.split("|")[0] for line in out.split()
+                        if line.split("|")[-1] in ACTIVE and line.split("|")[0] in jobs},
+                       key=_id_key)
+        if not still or time.monotonic() >= give_up:
+            return still
+        time.sleep(ENDING_POLL_S)
 
 
 def rewrite_trajectory(sdir: StudyDir) -> None:

@@ -142,7 +142,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{args.study} --dir {directory}", file=sys.stderr)
         if study.executor == "slurm":
             print("autotune: autotune cancel cancels the study's SLURM jobs in flight; the "
-                  "next run records those trials as cancelled", file=sys.stderr)
+                  "next run records those trials as cancelled (by their results those whose "
+                  "jobs run to their end before SLURM stops them: cancel names them)",
+                  file=sys.stderr)
         return 130
     if summary.stopped == "interrupted":
         print(f"interrupted; resume with: python -m autotune run {args.study} --dir {directory}",

@@ -728,14 +728,16 @@ class Driver:
         if self._stages is not None and self._stages.in_flight:  # no trial runs before its end
             if self._by_cancel:
                 return ("autotune cancel cancels the pretrain's SLURM job (the next run records "
-                        "it as cancelled and runs it again)")
+                        "it as cancelled and runs it again, unless it runs to its end before "
+                        "SLURM stops it: cancel says so)")
             return ("the pretrain's SLURM job is left queued or running (the next run "
                     "re-attaches to it)")
         held = (f"; the {len(self._held)} trial(s) waiting for a submit slot are submitted by "
                 "the next run" if self._held else "")
         if self._by_cancel:
             return (f"autotune cancel cancels its SLURM jobs in flight (the next run records "
-                    f"those trials as cancelled){held}")
+                    f"those trials as cancelled, but by their results those whose jobs run to "
+                    f"their end before SLURM stops them: cancel names them){held}")
         return (f"its SLURM jobs in flight are left queued or running (the next run re-attaches "
                 f"to them){held}")
 

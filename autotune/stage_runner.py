@@ -9,7 +9,9 @@ includes it; the study's compute counts it once.
 
 After a dead driver, a stage recorded as running is re-attached to its job, a SLURM job or a
 local process alike, and run again only where that job cannot be found (a local process that
-died), so two never run at once.
+died), so two never run at once. A job ``autotune cancel`` cancelled is recorded cancelled and
+run again, unless it ran to its end before SLURM stopped it (submitit ignores the SIGTERM
+until KillWait): its result is recorded, its checkpoint kept, as ``status`` said.
 A checkpoint already in the cache (built by an earlier run or by another study sharing
 ``cache_dir``) is recorded as ``cached`` and costs this study nothing. One another study is
 building (the key's lock held) is waited for in the driver, no job submitted, and then recorded
@@ -108,6 +110,12 @@ class StageRunner:
                 if rec.job_id not in ex.cancelled_by_autotune:  # else: said cancelled below
                     self.progress.say(f"{stage.name}: re-attached to job {rec.job_id}")
                 result = self._wait(ex)
+                if rec.job_id in ex.cancelled_by_autotune and result.checkpoint is not None:
+                    # submitit ignores SLURM's SIGTERM: its step ran on and ended before
+                    # KillWait, the checkpoint whole (status said ended-alone, cancel said so)
+                    self.progress.say(f"{stage.name}: its job {rec.job_id}, cancelled by "
+                                      "autotune cancel, ran to its end before SLURM stopped "
+                                      "it: recorded ok, its checkpoint kept")
                 if not (result.cancelled and rec.job_id in ex.cancelled_by_autotune):
                     return result
                 # ``autotune cancel`` stopped it: running the study again means going on,

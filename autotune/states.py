@@ -7,7 +7,8 @@ is unknown (a directory one may only read). With no driver, what happens to it n
 ``running-alone``: its local process or SLURM job still runs without a driver, and the next
 ``run`` collects it; ``ended-alone``: its local process or SLURM job ended without a driver,
 leaving its outcome, or ``autotune cancel`` cancelled its SLURM job, and the next ``run`` records that
-(a cancelled job as ``cancelled``) and does not run it again; ``interrupted``: nothing runs
+(a cancelled job as ``cancelled``; one whose step ran to its end before SLURM stopped it, an
+``entry`` outliving SLURM's SIGTERM up to its KillWait, by its result) and does not run it again; ``interrupted``: nothing runs
 it (a killed driver's trial, a local trial ``cancel`` stopped, a trial asked in one's own
 ask/tell loop and never told), and it runs again on resume.
 """
@@ -55,7 +56,8 @@ def trial_states(history: History, running_driver: bool | None,
 def ended_alone(rec: Any, directory: str | None, cancelled: set[str] | None = None) -> bool:
     """A local trial a dead driver left that has ended since, leaving its outcome (a result,
     an error, or its watchdog's timeout), or a SLURM job ``cancel`` cancelled (``cancelled``):
-    the next run records it (the job as cancelled, as sacct says) and does not run it."""
+    the next run records it (the job as cancelled, as sacct says, or by the result it left
+    where it ran to its end before SLURM stopped it) and does not run it."""
     job_id = rec.job_id or ""
     if job_kind(job_id) == "slurm":
         return job_id in (cancelled or set()) or slurm_result_left(directory, job_id)
@@ -112,6 +114,25 @@ def slurm_result_left(directory: str | None, job_id: str) -> bool:
     return bool(directory) and os.path.exists(StudyDir(directory).slurm_result(job_id))
 
 
+def result_stands(directory: str | None, job_id: str) -> bool:
+    """Whether a job ``cancel`` cancelled left a result the next run takes as its outcome:
+    submitit ignores SLURM's SIGTERM, so an ``entry`` runs on until SLURM's KillWait and
+    may end meanwhile, its result whole. An error, or a ``command:``'s result, marked as left
+    after the SIGTERM (``slurm_job.noting_sigterm``) is not: the next run records the job
+    cancelled, as sacct says. A result that cannot be read here is taken to stand (the
+    executor reads it again)."""
+    if not slurm_result_left(directory, job_id):
+        return False
+    import pickle
+
+    try:
+        with open(StudyDir(directory or "").slurm_result(job_id), "rb") as fh:
+            status, payload = pickle.load(fh)
+    except Exception:  # noqa: BLE001 - half-written, or not ours to read: the run decides
+        return True
+    return not (status == "success" and isinstance(payload, dict) and "sigterm" in payload)
+
+
 def cancelled_jobs(history: History) -> set[str]:
     """The job ids ``autotune cancel`` cancelled, as its records name them (every job of the
     study queued or running then): a job a later driver submitted is not among them and may
@@ -131,7 +152,8 @@ def left_to_another_kind(history: History, directory: str, kind: str) -> list[in
     """Trials a killed driver left running (or ended, not yet recorded) as jobs of another
     executor kind than ``kind``: a resume under ``kind`` cannot watch or collect them, and
     would run each a second time beside (or after) its first run. A SLURM job ``cancel``
-    cancelled is not among them: it runs no more, and such a resume runs its trial again."""
+    cancelled is not among them (it runs no more, and such a resume runs its trial again)
+    unless it ran to its end before SLURM stopped it, leaving a result that stands."""
     states = trial_states(history, False, directory)
     cancelled = cancelled_jobs(history)
     left = []
@@ -139,7 +161,8 @@ def left_to_another_kind(history: History, directory: str, kind: str) -> list[in
         if state not in ("running-alone", "ended-alone"):
             continue
         rec = history.trials[t]
-        if rec.status == "running" and rec.job_id in cancelled:
+        if rec.status == "running" and rec.job_id in cancelled \
+                and not result_stands(directory, rec.job_id):
             continue
         owner = job_kind(rec.job_id or "") if rec.status == "running" else "local"
         if owner is not None and owner != kind:
@@ -168,13 +191,16 @@ def stage_state(st: Any, running_driver: bool | None, directory: str | None,
     """The pretrain's state as ``status`` says it: as recorded, except one recorded as
     running with no driver, which is said as a trial's would be (``trial_states``): its
     SLURM job not cancelled and without a result, or its local worker alive, runs alone; a
-    SLURM job or local worker that ended left its outcome; anything else is interrupted."""
+    SLURM job or local worker that ended left its outcome; anything else is interrupted. A
+    job ``cancel`` cancelled is interrupted (the next run records it cancelled and runs it
+    again) unless its step ran to its end before SLURM stopped it (``result_stands``): the
+    next run records that result, the checkpoint it built is kept."""
     if st.status != "running" or running_driver or running_driver is None:
         return st.status
     job_id = st.job_id or ""
     if job_kind(job_id) == "slurm":
-        if job_id in cancelled:
-            return "interrupted"
+        if job_id in cancelled:  # its outcome is its result where its step ran to the end
+            return "ended-alone" if result_stands(directory, job_id) else "interrupted"
         return "ended-alone" if slurm_result_left(directory, job_id) else "running-alone"
     if job_kind(job_id) == "local" and directory:
         from .executors.local import worker_alive, worker_ended

@@ -256,7 +256,9 @@ def test_the_stopping_line_names_a_pretrain_only_where_the_study_has_one(tmp_pat
                                         "(the next run re-attaches to them)")
     driver._by_cancel = True
     assert driver._left_in_flight() == ("autotune cancel cancels its SLURM jobs in flight (the "
-                                        "next run records those trials as cancelled)")
+                                        "next run records those trials as cancelled, but by "
+                                        "their results those whose jobs run to their end "
+                                        "before SLURM stops them: cancel names them)")
     staged = parse_study(study_dict(
         executor={"kind": "slurm", "max_concurrent": 2},
         objective={"entry": "tests.objectives:finetune"},
@@ -270,7 +272,9 @@ def test_the_stopping_line_names_a_pretrain_only_where_the_study_has_one(tmp_pat
                                         "(the next run re-attaches to it)")
     driver._by_cancel = True
     assert driver._left_in_flight() == ("autotune cancel cancels the pretrain's SLURM job (the "
-                                        "next run records it as cancelled and runs it again)")
+                                        "next run records it as cancelled and runs it again, "
+                                        "unless it runs to its end before SLURM stops it: "
+                                        "cancel says so)")
 
 
 def test_a_submit_limit_holds_trials_back_until_jobs_end(tmp_path, capsys):

@@ -253,6 +253,38 @@ def test_a_study_started_again_in_its_deleted_directory_runs_its_own_jobs(tmp_pa
     assert rec.status == "ok" and rec.job_id != first, out
 
 
+def test_a_cancelled_trial_job_that_ran_to_its_end_keeps_its_result(tmp_path):
+    """submitit ignores SLURM's SIGTERM until KillWait: a trial whose job was cancelled 2 s
+    before its end ran on and returned. cancel waits for it and names it, status says it
+    ended alone, and the next run records its result (ok), as the README says, without
+    running it again: not 'recorded as cancelled', as the driver and the README said."""
+    from autotune.cancel import cancel_study
+    from .test_slurm_stages import kill_wait_s
+
+    if kill_wait_s() < 4:
+        pytest.skip("SLURM's KillWait is under 4 s: a cancelled job cannot run on to its end")
+    space = {"steps": {"values": [8]}, "x": {"values": [0]}, "step_s": {"values": [0.5]}}
+    study = study_file(tmp_path, "latecancel", "stepper", space, 1, max_concurrent=1)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("the trial to start", lambda: os.path.exists(
+        os.path.join(directory, "trials", "0", "checkpoint.pt")), timeout=90)
+    time.sleep(1.0)  # 1 s into its 4 s
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    said = cancel_study(directory)
+    assert "1 trial(s) (0) ran to their end before SLURM stopped their jobs: the next run " \
+        "records their results, not a cancel" in said, said
+    status = subprocess.run([sys.executable, "-m", "autotune", "status", directory], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout
+    assert "trials: 1 ended-alone (ended without a driver: the next run records them)" \
+        in status, status
+    run_driver(study, directory, timeout=120)
+    rec = history(directory).trials[0]
+    assert (rec.status, rec.metrics["runs"], rec.metrics["resumed_from"]) == ("ok", 1, 0)
+    assert len(submits(directory)) == 1  # not run again
+
+
 def test_job_cancelled_from_outside_is_recorded_cancelled_and_search_goes_on(tmp_path):
     """scancel of a running trial: a `command:` objective dies of SLURM's SIGTERM at once and
     left "command killed by signal 15", which was recorded as the trial's own failure; the

@@ -3,12 +3,14 @@ of its own before the fine-tunes, re-attached after a dead driver, its failure s
 Skipped where ``sinfo`` does not answer."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import yaml
@@ -268,7 +270,8 @@ def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path
     out, _ = proc.communicate(timeout=30)
     # only the pretrain's job was in flight: it is named, not trials
     assert "SIGTERM: stopping; autotune cancel cancels the pretrain's SLURM job (the next run " \
-        "records it as cancelled and runs it again)" in out, out
+        "records it as cancelled and runs it again, unless it runs to its end before SLURM " \
+        "stops it: cancel says so)" in out, out
     proc = start_loud_driver(study, directory, env={**os.environ, "PRETRAIN_SLEEP_S": "0.5"})
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
@@ -279,6 +282,54 @@ def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path
     assert states == [("submit", 0, None), ("end", 0, "cancelled"), ("submit", 1, None),
                       ("end", 1, "ok")], states
     assert [r.status for r in history(directory).trials.values()] == ["ok", "ok"]
+
+
+def kill_wait_s() -> float:
+    """SLURM's KillWait: how long a cancelled job's step may run on after the SIGTERM."""
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.split("=")[0].strip() == "KillWait":
+            return float(line.split("=")[1].split()[0])
+    return 0.0
+
+
+def test_a_cancelled_pretrain_that_ran_to_its_end_is_kept_as_status_says(tmp_path):
+    """submitit ignores SLURM's SIGTERM until KillWait: a pretrain cancelled 1.5 s before its
+    end ran on and built its checkpoint. status said it interrupted ('the next run runs it
+    again') and the next run recorded it ok. Now cancel waits for the job to end and says
+    so, status says ended-alone, and the next run records it ok from its job (not built
+    again, not recorded cancelled)."""
+    from autotune.cancel import cancel_study
+
+    if kill_wait_s() < 4:
+        pytest.skip("SLURM's KillWait is under 4 s: a cancelled job cannot run on to its end")
+    study = staged_study(tmp_path, "stagelate", trials=2, sleep_s=4.0)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    time.sleep(1.0)  # its job is 1 s into its 4 s
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    said = cancel_study(directory)
+    job = stage_events(directory)[0]["job_id"]
+    status = subprocess.run([sys.executable, "-m", "autotune", "status", directory], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout
+    assert f"pretrain: ended-alone (ended without a driver: the next run records it), " \
+        f"job {job}" in status, (status, said)
+    assert f"the pretrain's job {job} ran to its end before SLURM stopped it: the next run " \
+        "records its result, not a cancel" in said, said
+    with open(os.path.join(directory, "trajectory.csv")) as fh:  # as status says it
+        assert "ended-alone" in [row["status"] for row in csv.DictReader(fh)
+                                 if row["trial"] == "pretrain"]
+    proc = start_loud_driver(study, directory)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert f"its job {job}, cancelled by autotune cancel, ran to its end before SLURM " \
+        "stopped it: recorded ok, its checkpoint kept" in out, out
+    states = [(e["state"], e["attempt"], e.get("status")) for e in stage_events(directory)]
+    assert states == [("submit", 0, None), ("end", 0, "ok")], states
+    assert len(pretrain_runs(tmp_path)) == 1  # built once
+    check_one_pretrain_then_trials(tmp_path, directory, 2)
 
 
 def failing_slurm_tools(tmp_path, failures: int) -> dict:

@@ -137,6 +137,43 @@ def test_a_pretrain_job_left_without_a_driver_runs_alone_until_cancel_names_it(t
                            "again), job 717"), line
 
 
+def leave_result(d, job: str, payload: dict) -> None:
+    """The result submitit leaves as a job's step ends (rank 0's)."""
+    import pickle
+
+    (d / "slurm" / job).mkdir(parents=True, exist_ok=True)
+    with open(d / "slurm" / job / f"{job}_0_result.pkl", "wb") as fh:
+        pickle.dump(("success", payload), fh)
+
+
+def test_a_cancelled_pretrain_job_that_ran_to_its_end_is_ended_alone(tmp_path):
+    """submitit ignores SLURM's SIGTERM until KillWait: a pretrain cancelled near its end
+    finished its step, its checkpoint built, and the next run records it ok from its result.
+    status said it interrupted ('the next run runs it again'); it says what the run does.
+    Where no result stands (none left, or an error left after the SIGTERM) it stays
+    interrupted: the next run records it cancelled and builds it again."""
+    from autotune.states import left_to_another_kind
+
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.stage_submit(0.1, "pretrain", "k", 0, "717"),
+                  ev.submit(0.1, 0, 0, "4242"), ev.cancel(5.0, ["717", "4242"]))
+    assert pretrain_line(d).startswith("pretrain: interrupted (nothing runs it")
+    leave_result(d, "717", {"error": "stopped", "failure": "exception", "sigterm": 3.0})
+    assert pretrain_line(d).startswith("pretrain: interrupted (nothing runs it")
+    leave_result(d, "717", {"result": {"built": 1.0}, "started": 1.0, "ended": 4.0})
+    line = pretrain_line(d)
+    assert line.startswith("pretrain: ended-alone (ended without a driver: the next run "
+                           "records it), job 717"), line
+    # a cancelled trial's job that ran to its end: its result is the next run's to record,
+    # which a resume under another kind cannot do: refused, not run a second time
+    history = History.load(Journal(str(d / "history.jsonl")))
+    assert left_to_another_kind(history, str(d), "local") == []
+    leave_result(d, "4242", {"result": {"loss": 1.0}, "started": 1.0, "ended": 4.0})
+    assert at.load(str(d)).counts() == {"ended-alone": 1, "interrupted": 1}  # 1: never run
+    assert left_to_another_kind(history, str(d), "local") == [0]
+
+
 def test_a_local_pretrain_whose_worker_is_gone_is_interrupted(tmp_path):
     d = tmp_path / "local"
     d.mkdir()
