@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from typing import Any, Callable
 
 from .history import History
@@ -123,8 +124,6 @@ def result_stands(directory: str | None, job_id: str) -> bool:
     executor reads it again)."""
     if not slurm_result_left(directory, job_id):
         return False
-    import pickle
-
     try:
         with open(StudyDir(directory or "").slurm_result(job_id), "rb") as fh:
             status, payload = pickle.load(fh)
