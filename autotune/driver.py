@@ -38,7 +38,7 @@ from .submit_wait import SubmitWait
 from .stages import as_stage_error, pretrain_changes, stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
-from .states import (cancelled_jobs, job_kind, left_to_another_kind, stage_state, stage_states,
+from .states import (cancelled_jobs, left_to_another_kind, stage_state, stage_states,
                      trial_states)
 from .trajectory import write_trajectory
 
@@ -297,9 +297,8 @@ class Driver:
         left = left_to_another_kind(self.history, self.dir.path, kind)
         if not left:
             return
-        shown = ", ".join(map(str, left[:10])) + (" ..." if len(left) > 10 else "")
-        owner = {job_kind(self.history.trials[t].job_id or "") or "local" for t in left}
-        kinds = " and ".join(sorted(owner))
+        shown = ", ".join(map(str, list(left)[:10])) + (" ..." if len(left) > 10 else "")
+        kinds = " and ".join(sorted(set(left.values())))
         raise StudyError(
             f"executor.kind: {self.dir.path} has trial(s) {shown} that a killed driver left "
             f"running (or ended, not yet recorded) as {kinds} jobs, which executor kind {kind} "

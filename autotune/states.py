@@ -10,7 +10,10 @@ leaving its outcome, or ``autotune cancel`` cancelled its SLURM job, and the nex
 (a cancelled job as ``cancelled``; one whose step ran to its end before SLURM stopped it, an
 ``entry`` outliving SLURM's SIGTERM up to its KillWait, by its result) and does not run it again; ``interrupted``: nothing runs
 it (a killed driver's trial, a local trial ``cancel`` stopped, a trial asked in one's own
-ask/tell loop and never told), and it runs again on resume.
+ask/tell loop and never told), and it runs again on resume. A trial recorded as asked whose
+local worker or SLURM job a killed driver started without recording it is said as a recorded
+one would be: the next ``run`` finds it (the worker by its mark, the job by its name, as the
+executor does) and watches or records it, running it no second time.
 """
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ from typing import Any, Callable
 
 from .history import History
 from .studydir import StudyDir
+
+#: seconds each SLURM call ``status`` makes to find jobs submitted but never recorded is
+#: given (sacct, squeue): a controller that does not answer costs no more than twice this
+SLURM_QUERY_S = 5.0
 
 #: the states of a trial not ended, with no driver, and what the next ``run`` does with it
 ALONE = {"running-alone": "still running without a driver: the next run collects them",
@@ -33,13 +40,21 @@ def trial_states(history: History, running_driver: bool | None,
     """Each trial's state by id (see the module's docstring). ``running_driver``: whether a
     driver holds the study (None: unknown, as for a driver holding it); ``directory``: the
     study directory, where a local trial's process and outcome are looked for."""
+    return trial_states_found(history, running_driver, directory)[0]
+
+
+def trial_states_found(history: History, running_driver: bool | None, directory: str | None
+                       ) -> tuple[dict[int, str], dict[int, str]]:
+    """``trial_states``, and the SLURM job ids of the trials recorded as asked that were
+    found submitted by their job's name (``unrecorded_jobs``), by trial."""
     states = {t: rec.status for t, rec in history.trials.items()}
     if running_driver or running_driver is None:
-        return states
+        return states, {}
     from .executors.procgroup import marked_workers
 
     cancelled = cancelled_jobs(history)
     marked = functools.cache(marked_workers)  # one /proc pass for all trials, when needed
+    found_jobs = unrecorded_jobs(history, directory)
     for t, rec in history.trials.items():
         if rec.done:
             continue
@@ -47,11 +62,51 @@ def trial_states(history: History, running_driver: bool | None,
             states[t] = "running-alone"
         elif rec.status == "running" and ended_alone(rec, directory, cancelled):
             states[t] = "ended-alone"
+        elif rec.status == "pending" and t in found_jobs:
+            states[t] = "running-alone" if found_jobs[t][1] else "ended-alone"
         elif rec.status == "pending" and (found := unrecorded_worker(rec, directory, marked)):
             states[t] = found
         else:
             states[t] = "interrupted"
-    return states
+    return states, {t: job_id for t, (job_id, _) in found_jobs.items()}
+
+
+def study_executor(history: History) -> str:
+    """The executor kind the study was recorded with (``executor.kind``, local by default)."""
+    config = history.study.get("config")
+    executor = config.get("executor") if isinstance(config, dict) else None
+    if isinstance(executor, str):
+        return executor
+    kind = executor.get("kind") if isinstance(executor, dict) else None
+    return kind if isinstance(kind, str) and kind else "local"
+
+
+def unrecorded_jobs(history: History, directory: str | None) -> dict[int, tuple[str, bool]]:
+    """The SLURM jobs a killed driver submitted for trials it recorded as asked and died
+    before recording as submitted, by trial: (job id, whether SLURM still runs or queues
+    it). Found as the executor finds them to adopt them (``slurm_query.unrecorded_job``: by
+    the job's name, in the study's list of jobs), so what ``status`` says of them is what
+    the next ``run`` does: watch the job, or record how it ended, and not submit it again.
+    Only for a SLURM study with such trials; {} where SLURM does not answer within
+    ``SLURM_QUERY_S`` (the trials are then said interrupted, as the history alone says)."""
+    pending = [rec for rec in history.trials.values() if rec.status == "pending"]
+    t0 = history.study.get("t0")
+    if (not pending or not directory or study_executor(history) != "slurm"
+            or not isinstance(t0, (int, float))):
+        return {}
+    from .executors.slurm_query import list_study_jobs, unrecorded_job
+
+    jobs, errors = list_study_jobs(directory, float(t0), SLURM_QUERY_S)
+    if len(errors) == 2:
+        return {}
+    taken = {rec.job_id for rec in history.trials.values() if rec.job_id}
+    found = {}
+    for rec in pending:
+        info = unrecorded_job(jobs, directory, rec.trial, rec.next_attempt, taken)
+        if info is not None:
+            taken.add(info.job_id)
+            found[rec.trial] = (info.job_id, info.active)
+    return found
 
 
 def ended_alone(rec: Any, directory: str | None, cancelled: set[str] | None = None) -> bool:
@@ -147,26 +202,30 @@ def job_kind(job_id: str) -> str | None:
     return "slurm" if job_id and job_id.split("_")[0].isdigit() else None
 
 
-def left_to_another_kind(history: History, directory: str, kind: str) -> list[int]:
+def left_to_another_kind(history: History, directory: str, kind: str) -> dict[int, str]:
     """Trials a killed driver left running (or ended, not yet recorded) as jobs of another
-    executor kind than ``kind``: a resume under ``kind`` cannot watch or collect them, and
-    would run each a second time beside (or after) its first run. A SLURM job ``cancel``
-    cancelled is not among them (it runs no more, and such a resume runs its trial again)
-    unless it ran to its end before SLURM stopped it, leaving a result that stands."""
-    states = trial_states(history, False, directory)
+    executor kind than ``kind``, with the kind of each (``job_kind``), in trial order: a
+    resume under ``kind`` cannot watch or collect them, and would run each a second time
+    beside (or after) its first run. A SLURM job ``cancel`` cancelled is not among them (it
+    runs no more, and such a resume runs its trial again) unless it ran to its end before
+    SLURM stopped it, leaving a result that stands. A trial recorded as asked whose
+    job was submitted unrecorded (found by its name) is a SLURM job's; one whose worker was
+    started unrecorded, a local one's."""
+    states, found = trial_states_found(history, False, directory)
     cancelled = cancelled_jobs(history)
-    left = []
-    for t, state in states.items():
+    left = {}
+    for t, state in sorted(states.items()):
         if state not in ("running-alone", "ended-alone"):
             continue
         rec = history.trials[t]
-        if rec.status == "running" and rec.job_id in cancelled \
-                and not result_stands(directory, rec.job_id):
+        job_id = rec.job_id if rec.status == "running" else found.get(t)
+        if job_id is not None and job_id in cancelled \
+                and not result_stands(directory, job_id):
             continue
-        owner = job_kind(rec.job_id or "") if rec.status == "running" else "local"
+        owner = job_kind(job_id or "") if job_id is not None else "local"
         if owner is not None and owner != kind:
-            left.append(t)
-    return sorted(left)
+            left[t] = owner
+    return left
 
 
 #: a pretrain left in flight with no driver, and what the next ``run`` does with it

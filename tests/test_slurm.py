@@ -414,3 +414,44 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
         f"slurm job {job} cancelled by autotune cancel" for job in jobs], h.trials[0].error
     assert len(submits(directory)) == 3  # the cancelled two were not submitted again
     assert [h.trials[t].params["steps"] for t in (0, 1, 2)] == [40, 40, 1]
+
+
+def test_status_says_jobs_submitted_but_not_recorded_run_alone(tmp_path):
+    """A driver killed after sbatch and before recording the submits: its trials' jobs run on,
+    and the next run re-attaches to them by name, so status says so (it said 'interrupted
+    (runs again on resume)'); a job of them that ended is said to have ended alone."""
+    space = {"x": {"values": [0, 1, 2]}, "sleep_s": {"values": [60]}}
+    study = study_file(tmp_path, "unrec", "quick", space, 3, max_concurrent=3)
+    directory = str(tmp_path / "d")
+    proc = start_driver(study, directory)
+    try:
+        wait_for("3 jobs submitted", lambda: len(submits(directory)) == 3, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    jobs = {e["trial"]: e["job_id"] for e in submits(directory)}
+    try:
+        path = os.path.join(directory, "history.jsonl")
+        with open(path) as fh:
+            lines = fh.readlines()
+        kept = [line for line in lines if not line.strip() or not (
+            (e := json.loads(line)).get("e") == "submit" and e["trial"] in (0, 1))]
+        assert len(kept) == len(lines) - 2
+        with open(path, "w") as fh:  # as if killed before the submits of trials 0, 1
+            fh.writelines(kept)
+
+        def status() -> str:
+            out = subprocess.run([sys.executable, "-m", "autotune", "status", directory],
+                                 cwd=REPO, capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        text = status()
+        assert "3 running-alone" in text and "interrupted" not in text, text
+        subprocess.run(["scancel", jobs[0]], check=True)
+        wait_for("trial 0's job to end", lambda: squeue_state(jobs[0]) in ("", "CANCELLED"))
+        text = status()
+        assert "2 running-alone" in text and "1 ended-alone" in text, text
+        assert "interrupted" not in text, text
+    finally:
+        subprocess.run(["scancel", *jobs.values()])

@@ -191,7 +191,7 @@ def test_a_resume_under_another_kind_is_not_refused_for_cancelled_jobs(tmp_path)
     slurm_history(d, ev.submit(0.1, 0, 0, "4242"), ev.submit(0.1, 1, 0, "4243"),
                   ev.cancel(1.0, ["4242"]))
     history = History.load(Journal(str(d / "history.jsonl")))
-    assert left_to_another_kind(history, str(d), "local") == [1]
+    assert left_to_another_kind(history, str(d), "local") == {1: "slurm"}
 
 
 def test_status_looks_through_proc_once_for_all_trials_to_be_retried(tmp_path, monkeypatch):
@@ -384,3 +384,66 @@ def test_status_elapsed_of_a_killed_drivers_local_pretrain_names_the_pretrain(tm
     (folder / "outcome.json").write_text('{"result": {"loss": 1}, "end_t": 1012.3}')
     local_history(ended, 1000.0, ev.stage_submit(0.02, "pretrain", "k", 0, "pid-999999998"))
     assert elapsed_of(ended, capsys) == "12.3 s (to the pretrain's end, the driver gone)"
+
+
+def fake_slurm(tmp_path, monkeypatch, sacct: str, squeue: str = "") -> None:
+    """``sacct`` and ``squeue`` on PATH that run these shell lines instead of SLURM's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sacct", sacct), ("squeue", squeue)):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def asked_only_history(d) -> None:
+    """A SLURM study whose driver was killed after submitting trial 0's job (1 attempt 0)
+    and before recording the submit: the history says only that both were asked."""
+    slurm_history(d)
+    os.makedirs(d / "slurm" / "777")
+    (d / "slurm" / "777" / "777_submitted.pkl").write_bytes(b"")
+
+
+def test_a_job_submitted_but_never_recorded_is_said_as_the_next_run_finds_it(tmp_path,
+                                                                              monkeypatch,
+                                                                              capsys):
+    """The next run adopts trial 0's job by its name (nothing runs twice): status says it runs
+    alone, not 'interrupted (runs again on resume)'; trial 1, whose job SLURM does not know,
+    is interrupted. A job of that name not submitted into this directory is not its own."""
+    from autotune.executors.slurm_query import job_name
+
+    d = tmp_path / "s"
+    d.mkdir()
+    asked_only_history(d)
+    name0, name1 = job_name(str(d), 0, 0), job_name(str(d), 1, 0)
+    fake_slurm(tmp_path, monkeypatch,
+               f"echo '777|{name0}|RUNNING|2026-01-01T00:00:00|2026-01-01T00:00:01|Unknown|0:0'",
+               f"echo '778|{name1}|PENDING'")  # 778: not submitted here (no folder)
+    assert main(["status", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "1 running-alone (still running without a driver" in out, out
+    assert "1 interrupted (runs again on resume)" in out, out
+    history = History.load(Journal(str(d / "history.jsonl")))
+    from autotune.states import left_to_another_kind, trial_states_found
+
+    assert trial_states_found(history, False, str(d)) == (
+        {0: "running-alone", 1: "interrupted"}, {0: "777"})
+    assert left_to_another_kind(history, str(d), "local") == {0: "slurm"}
+    assert left_to_another_kind(history, str(d), "slurm") == {}
+
+
+def test_a_slurm_that_does_not_answer_leaves_status_as_the_history_says(tmp_path,
+                                                                        monkeypatch, capsys):
+    """sacct and squeue that hang: status waits a bounded time, then says what the history
+    alone says (interrupted), and fails not."""
+    import autotune.states as states
+
+    d = tmp_path / "s"
+    d.mkdir()
+    asked_only_history(d)
+    fake_slurm(tmp_path, monkeypatch, "exec sleep 30", "exec sleep 30")
+    monkeypatch.setattr(states, "SLURM_QUERY_S", 0.5)
+    began = time.monotonic()
+    assert main(["status", str(d)]) == 0
+    assert time.monotonic() - began < 5.0
+    assert "2 interrupted (runs again on resume)" in capsys.readouterr().out

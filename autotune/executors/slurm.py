@@ -42,7 +42,7 @@ from .slurm_job import TrialCall
 from .slurm_refusal import job_limit_line, names_submit_limit, refusal_kind, sbatch_says
 from .slurm_shape import job_shape
 from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs,
-                          pending_reasons, sacct, scancel)
+                          pending_reasons, sacct, scancel, unrecorded_job)
 
 CLEANUP = ("keep", "done", "all")
 TEST_ONLY_S = 30.0        # sbatch --test-only before a run: longer, and the check is let be
@@ -250,9 +250,8 @@ class SlurmExecutor(Executor):
     def submit(self, job: TrialJob) -> str:
         self._sweep()
         name = job_name(self.study_dir, job.trial, job.attempt)
-        orphan = next((i for i in self._study_jobs().values()
-                       if i.name == name and i.job_id not in self._by_id
-                       and self._submitted_here(i.job_id)), None)
+        orphan = unrecorded_job(self._study_jobs(), self.study_dir, job.trial, job.attempt,
+                                self._by_id, self.world)
         if orphan is not None:  # a dead driver submitted it and did not get to record it
             self.stats["adopted"] += 1
             self._track(job, orphan.job_id, orphan)
@@ -340,13 +339,6 @@ class SlurmExecutor(Executor):
         return (f"; {n} trial job{'s' if n != 1 else ''} left queued or running on SLURM (the "
                 f"next run re-attaches to them; python -m autotune cancel {self.study_dir} "
                 "cancels them)")
-
-    def _submitted_here(self, job_id: str) -> bool:
-        """Whether the job was submitted into this study directory as it is now: submitit
-        keeps the pickled call there for the job's whole life. A job of the same name from a
-        study that once lived at this path (deleted and started again) has none here, and
-        adopting it recorded its end (or its lost result) as this study's trial or pretrain."""
-        return os.path.exists(self._job_file(job_id, "submitted.pkl")) or self._has_result(job_id)
 
     def _has_result(self, job_id: str) -> bool:
         return any(os.path.exists(self._result_path(job_id, rank)) for rank in range(self.world))

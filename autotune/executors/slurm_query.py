@@ -163,20 +163,23 @@ def study_jobs(study_dir: str, since: float) -> dict[str, JobInfo]:
     return found
 
 
-def list_study_jobs(study_dir: str, since: float) -> tuple[dict[str, JobInfo], list[str]]:
+def list_study_jobs(study_dir: str, since: float,
+                    timeout: float = 60.0) -> tuple[dict[str, JobInfo], list[str]]:
     """``study_jobs``'s list and the errors of the calls that failed: a driver re-attaching
-    must know when the list may be short (a job missing from it is taken as unknown)."""
+    must know when the list may be short (a job missing from it is taken as unknown).
+    ``timeout``: seconds each of the two calls is given."""
     prefix = name_prefix(study_dir)
     found: dict[str, JobInfo] = {}
     errors = []
     try:
         out = run_command(["sacct", "-X", "-D", "-n", "-P", "-o", SACCT_FIELDS,
-                           "-S", format_time(since - 120), "-E", "now"])
+                           "-S", format_time(since - 120), "-E", "now"], timeout)
         found.update({k: v for k, v in parse_sacct(out).items() if v.name.startswith(prefix)})
     except SlurmError as exc:
         errors.append(str(exc))
     try:  # squeue: jobs not yet started are not in sacct's time window; recent ones may lag
-        out = run_command(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T", "-u", _user()])
+        out = run_command(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T", "-u", _user()],
+                          timeout)
         for line in out.splitlines():
             parts = line.strip().split("|")
             if len(parts) == 3 and parts[1].startswith(prefix) and parts[0] not in found:
@@ -184,6 +187,32 @@ def list_study_jobs(study_dir: str, since: float) -> tuple[dict[str, JobInfo], l
     except SlurmError as exc:
         errors.append(str(exc))
     return found, errors
+
+
+def unrecorded_job(jobs: dict[str, JobInfo], study_dir: str, trial: int, attempt: int,
+                   taken: set[str] | dict[str, int] = frozenset(), world: int = 1
+                   ) -> JobInfo | None:
+    """The job of this attempt of ``trial`` among the study's ``jobs`` (``list_study_jobs``)
+    that a driver submitted and died before recording: found by its name, submitted into
+    this study directory as it is now (``submitted_into``), and none of the job ids already
+    ``taken`` (recorded or watched). The executor adopts it instead of submitting the
+    attempt again, and ``status`` says of its trial what becomes of it (``states``)."""
+    name = job_name(study_dir, trial, attempt)
+    return next((i for i in jobs.values() if i.name == name and i.job_id not in taken
+                 and submitted_into(study_dir, i.job_id, world)), None)
+
+
+def submitted_into(study_dir: str, job_id: str, world: int = 1) -> bool:
+    """Whether the job was submitted into this study directory as it is now: submitit
+    keeps the pickled call there (``DIR/slurm/<job id>/``) for the job's whole life, and a
+    job that ended leaves its result beside it. A job of the same name from a study that
+    once lived at this path (deleted and started again) has neither here, and adopting it
+    recorded its end (or its lost result) as this study's trial or pretrain. ``world``: the
+    job's processes, any of whose results counts."""
+    folder = os.path.join(os.path.abspath(study_dir), "slurm", job_id)
+    return os.path.exists(os.path.join(folder, f"{job_id}_submitted.pkl")) or any(
+        os.path.exists(os.path.join(folder, f"{job_id}_{rank}_result.pkl"))
+        for rank in range(world))
 
 
 #: why SLURM holds a job that will not start as asked: it waits for nobody but a person
