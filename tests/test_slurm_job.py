@@ -336,10 +336,13 @@ def test_a_multi_rank_job_slurm_ended_is_as_sacct_says_whatever_one_rank_left(tm
 
 def refusing_executor(tmp_path, monkeypatch, says: str):
     """A SlurmExecutor whose sbatch (a script first on PATH) refuses with ``says`` on
-    stderr, trial 0's job already in flight, and a job for trial 1; sleeps are counted."""
+    stderr, trial 0's job already in flight, and a job for trial 1; sleeps are counted.
+    SLURM knows none of the study's jobs, for the executor and for the states a driver
+    leaves its asked trials in (``states.unrecorded_jobs``): the real sacct and squeue are
+    never run, their subprocess waits calling the time.sleep the tests count."""
     import time
 
-    from autotune.executors import slurm
+    from autotune.executors import slurm, slurm_query
     from autotune.executors.base import TrialJob
     from autotune.executors.slurm import SlurmExecutor, _Tracked
     from autotune.objective import ObjectiveSpec
@@ -355,6 +358,7 @@ def refusing_executor(tmp_path, monkeypatch, says: str):
     study = tmp_path / "study"
     ex = SlurmExecutor(str(study), 2, time.time(), {"time_limit_min": 10, "partition": "debug"})
     ex._known = {}
+    monkeypatch.setattr(slurm_query, "list_study_jobs", lambda *args: ({}, []))
     ex._ex._throttling = 0.0  # submitit's pause between two sbatch calls sleeps too
     ctx = Ctx(trial=1, trial_dir=str(study / "trials" / "1"), seed=0)
     job = TrialJob(1, 0, {}, ctx, ObjectiveSpec(command="true", metric="loss"))
