@@ -168,10 +168,10 @@ def test_a_cancelled_pretrain_job_that_ran_to_its_end_is_ended_alone(tmp_path):
     # a cancelled trial's job that ran to its end: its result is the next run's to record,
     # which a resume under another kind cannot do: refused, not run a second time
     history = History.load(Journal(str(d / "history.jsonl")))
-    assert left_to_another_kind(history, str(d), "local") == []
+    assert left_to_another_kind(history, str(d), "local") == {}
     leave_result(d, "4242", {"result": {"loss": 1.0}, "started": 1.0, "ended": 4.0})
     assert at.load(str(d)).counts() == {"ended-alone": 1, "interrupted": 1}  # 1: never run
-    assert left_to_another_kind(history, str(d), "local") == [0]
+    assert left_to_another_kind(history, str(d), "local") == {0: "slurm"}
 
 
 def test_a_local_pretrain_whose_worker_is_gone_is_interrupted(tmp_path):
