@@ -167,6 +167,7 @@ class Study:
                         else callables.pickled(self._objective, self.settings.executor))
         self._driver: Driver | None = None
         self._held: list[TrialRecord] = []   # in-flight trials of an earlier ask/tell loop
+        self._again: set[int] = set()        # of those, the ones an earlier loop asked
         self._stalled = False  # ask() found nothing to propose and no open trial to wait for
         self._lock = threading.RLock()  # see _one_thread_at_a_time
 
@@ -384,7 +385,11 @@ class Study:
                 self._stalled = not self._open(driver)
                 return None
         rec = self._held.pop(0)
-        if rec.job_id != EXTERNAL:  # left by a stopped run(): this loop runs it again
+        if rec.job_id != EXTERNAL or rec.trial in self._again:
+            # left by a stopped run(), or asked by an earlier loop and never told: this loop
+            # runs it again, a new start as a resumed run() records (its cost from now, not
+            # from the dead session's ask, which max_compute_s would count)
+            self._again.discard(rec.trial)
             rec = driver.start_external(rec)
         return rec
 
@@ -501,6 +506,7 @@ class Study:
         """End an ask/tell session: write trajectory.csv and give the directory back."""
         driver, self._driver = self._driver, None
         self._held = []
+        self._again = set()
         self._stalled = False
         if driver is not None:
             driver.close()
@@ -519,6 +525,7 @@ class Study:
             self._driver = driver
             told_never = [r for r in driver.history.in_flight() if r.job_id == EXTERNAL]
             self._held = sorted(told_never + driver.left_to_rerun(), key=lambda r: r.trial)
+            self._again = {r.trial for r in told_never}
         return self._driver
 
     # ---- before anything is written -------------------------------------------------------

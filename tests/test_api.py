@@ -562,6 +562,25 @@ def test_an_interrupted_loop_gets_its_untold_trials_back_first(tmp_path):
     assert history(d).trials[b.number].value == 2.0
 
 
+def test_an_untold_trial_handed_out_again_is_a_new_start_not_the_gap(tmp_path):
+    """A trial an earlier loop left untold runs again when the next session's ask() hands it
+    out: a new start (attempts 2, as a run() resuming it records), its cost from there, not
+    the hours the notebook lay dead (which max_compute_s would have spent)."""
+    import time
+
+    d = str(tmp_path / "s")
+    raw = study_dict(search={"max_trials": 4})
+    raw["objective"] = {"metric": "loss"}
+    study = at.Study(raw, dir=d)
+    study.ask()
+    study.close()  # the kernel died: trial 0 asked, never told
+    time.sleep(1.0)
+    with at.Study(raw, dir=d) as again:
+        told = again.tell(again.ask(), 1.0)
+    assert told.number == 0 and told.starts == 2 and told.cost_s < 0.5, told
+    assert at.load(d).trials_dataframe()["attempts"].tolist() == [2]
+
+
 def _stops_at_trial_1(params, ctx):
     if ctx.trial == 1:
         raise KeyboardInterrupt  # inline: Ctrl-C while trial 1 runs
