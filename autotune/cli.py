@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except DiskFull as exc:
         print(f"autotune: error: {exc}", file=sys.stderr)
         return DISK_FULL_EXIT
-    except PermissionError as exc:  # what the checks up front could not foresee: still one line
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        # what the checks up front could not foresee (a lock file made a directory, which
+        # status, report and cancel open without them): still one line
         print(f"autotune: error: cannot access {exc.filename or ''} ({exc.strerror or exc})",
               file=sys.stderr)
         return 2

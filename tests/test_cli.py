@@ -685,3 +685,26 @@ def test_ctrl_c_while_the_cli_imports_is_one_line_and_exit_130(tmp_path, how):
                            str(tmp_path / "none")], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": REPO}, timeout=60)
     assert (proc.returncode, proc.stderr, proc.stdout) == (130, "autotune: interrupted\n", ""), proc
+
+
+@pytest.mark.parametrize("lock", ["driver.lock", "history.lock"])
+@pytest.mark.parametrize("command", ["status", "report", "cancel"])
+def test_a_lock_file_that_is_a_directory_is_one_line(tmp_path, capsys, lock, command):
+    """A lock file made a directory (a copy gone wrong, a mkdir by hand) was a filelock
+    traceback from ``status``, ``report`` and ``cancel`` (``run`` names it up front): the
+    same one line and exit status 2, the study left as it was."""
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 2}))
+    d = str(tmp_path / "d")
+    assert main(["run", path, "--dir", d, "--quiet"]) == 0
+    os.remove(os.path.join(d, lock))
+    os.mkdir(os.path.join(d, lock))
+    before = tree(d)
+    capsys.readouterr()
+    code = main([command, d])
+    err = capsys.readouterr().err
+    if lock == "history.lock" and command != "cancel":  # they read the history unlocked
+        assert code == 0 and err == "", err
+        return
+    assert code == 2 and err.splitlines() == [
+        f"autotune: error: cannot access {os.path.join(d, lock)} (Is a directory)"], err
+    assert tree(d) == before
