@@ -104,6 +104,32 @@ def test_bad_data_is_one_line_naming_the_key_exit_2_nothing_written(tmp_path, ca
         assert "im1.png is 96x96 px; a 96 px NIQE patch after the 4 px shave needs 104" in err
 
 
+@pytest.mark.parametrize("where", ["space", "pretrain"])
+@pytest.mark.parametrize("extra, says", [
+    ({"vgg_taps": "relu2_2,relu9_9"}, "vgg_taps: unknown VGG19 layer 'relu9_9'"),
+    ({"vgg_taps": "99"}, "vgg_taps: VGG19 feature index out of range: 99"),
+    ({"precision": "bf8"}, "precision: must be one of auto, fp32, fp16, bf16, got 'bf8'"),
+    ({"scale": 3}, "scale: must be 2, 4 or 8, got 3"),
+    ({"patch": 0}, "patch: must be >= 1, got 0"),
+    ({"n0": "wide"}, "n0: expected a whole number, got 'wide'"),
+    ({"lr": "fast"}, "lr: expected a number, got 'fast'"),
+    ({"checkpoint_every_s": -1}, "checkpoint_every_s: must be >= 0, got -1.0"),
+    ({"w1": 0}, "w1: "),
+])
+def test_a_bad_setting_is_one_line_starting_with_its_key(tmp_path, capsys, good, where, extra,
+                                                         says):
+    """The job's own settings checks raised messages that did not start with the key, which
+    the engine's ``space.`` prefix glued into ``space.unknown VGG19 layer 'relu9_9'``."""
+    train, val = good
+    if where == "space":
+        data, key = ddbpn_study(train, val, space_extra=extra), "space."
+    else:
+        data, key = ddbpn_study(train, val, pre_extra=extra), "stages.pretrain.params."
+    if extra.get("w1") == 0 and where == "space":
+        data["space"]["w2"] = 0  # every fine-tune weight zero
+    assert f"error: {key}{says}" in refused(tmp_path, capsys, data)
+
+
 def test_good_folders_of_mixed_sizes_and_grey_images_pass_the_check(good):
     from autotune.jobs.ddbpn.train import check_params
     train, val = good

@@ -131,7 +131,7 @@ def test_nan_loss_raises(tmp_path):
 
 
 def test_precision_is_checked_and_bf16_runs_on_the_cpu(tmp_path, pretrained):
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="precision: must be one of"):
         finetune(dict(TINY, **FOUR, precision="fp8"), make_ctx(tmp_path, "bad", epochs=1))
     ctx = make_ctx(tmp_path, "bf16", epochs=1, pretrained=pretrained[0])
     result = finetune(dict(TINY, **FOUR, precision="bf16", save_sr=False, lr_cache=True), ctx)

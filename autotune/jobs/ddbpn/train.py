@@ -39,7 +39,7 @@ import subprocess
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -119,43 +119,63 @@ def _opt_int(v):
 
 
 def resolve_settings(params: dict, stage: str) -> dict:
-    """Merge ``params`` over ``DEFAULTS`` with types normalised, and the stage's loss weights."""
+    """Merge ``params`` over ``DEFAULTS`` with types normalised, and the stage's loss weights.
+
+    Every ValueError starts with the key (``scale: must be 2, 4 or 8, got 3``): the engine
+    puts ``space.`` or ``stages.pretrain.params.`` before it (``check_params``), which glued
+    a message that did not into ``space.unknown VGG19 layer 'relu9_9'``."""
     unknown = sorted(set(params or {}) - KNOWN_KEYS)
     if unknown:
         raise ValueError(unknown_key_text(unknown[0]))
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in dict(params or {}).items()})
     for k in _INT_KEYS:
-        cfg[k] = _opt_int(cfg.get(k))
-    cfg["lr"] = float(cfg["lr"])
-    cfg["checkpoint_every_s"] = float(cfg["checkpoint_every_s"])
+        cfg[k] = _keyed(k, "a whole number", _opt_int, cfg.get(k))
+    cfg["lr"] = _keyed("lr", "a number", float, cfg["lr"])
+    cfg["checkpoint_every_s"] = _keyed("checkpoint_every_s", "a number", float,
+                                       cfg["checkpoint_every_s"])
     if not cfg["checkpoint_every_s"] >= 0:
-        raise ValueError(f"checkpoint_every_s must be >= 0, got {cfg['checkpoint_every_s']}")
-    cfg["vgg_taps"] = resolve_taps(
-        cfg["vgg_taps"].split(",") if isinstance(cfg["vgg_taps"], str) else cfg["vgg_taps"])
+        raise ValueError(f"checkpoint_every_s: must be >= 0, got {cfg['checkpoint_every_s']}")
+    try:
+        cfg["vgg_taps"] = resolve_taps(
+            cfg["vgg_taps"].split(",") if isinstance(cfg["vgg_taps"], str) else cfg["vgg_taps"])
+    except ValueError as exc:
+        raise ValueError(f"vgg_taps: {exc}") from None
     cfg["amp"] = str(cfg["amp"]).lower() not in ("0", "false", "no", "off")
     cfg["save_sr"] = str(cfg["save_sr"]).lower() not in ("0", "false", "no", "off")
     cfg["precision"] = str(cfg["precision"]).lower() if cfg["amp"] else "fp32"
     if cfg["precision"] not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+        raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)}, "
+                         f"got {cfg['precision']!r}")
     for key in ("cudnn_benchmark", "lr_cache", "channels_last"):
         text = str(cfg[key]).lower()
         cfg[key] = "auto" if text == "auto" else text in ("1", "true", "yes", "on")
     if stage == "pretrain":
-        cfg.update(w1=float(cfg.get("w1", PRETRAIN_DEFAULT_W1)), w2=0.0, w3=0.0, w4=0.0)
+        cfg.update(w1=_keyed("w1", "a number", float, cfg.get("w1", PRETRAIN_DEFAULT_W1)),
+                   w2=0.0, w3=0.0, w4=0.0)
     else:
         for k, v in FINETUNE_DEFAULT_WEIGHTS.items():
-            cfg[k] = float(cfg.get(k, v))
+            cfg[k] = _keyed(k, "a number", float, cfg.get(k, v))
     if not any(cfg[k] > 0 for k in ("w1", "w2", "w3", "w4")):
-        raise ValueError("all loss weights are zero")
+        raise ValueError("w1: the pretrain's loss weight is zero" if stage == "pretrain" else
+                         "w1: all loss weights (w1, w2, w3, w4) are zero")
     if cfg["scale"] not in (2, 4, 8):
-        raise ValueError(f"scale must be 2, 4 or 8, got {cfg['scale']}")
+        raise ValueError(f"scale: must be 2, 4 or 8, got {cfg['scale']}")
     for k in ("n0", "nR", "T", "patch", "batch"):
         if cfg[k] < 1:
-            raise ValueError(f"{k} must be >= 1")
+            raise ValueError(f"{k}: must be >= 1, got {cfg[k]}")
     if not (cfg["lr"] > 0 and math.isfinite(cfg["lr"])):
-        raise ValueError(f"lr must be positive, got {cfg['lr']}")
+        raise ValueError(f"lr: must be positive, got {cfg['lr']}")
     return cfg
+
+
+def _keyed(key: str, expected: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    """``convert(value)``, a failure said as ``key: expected ..., got ...`` (float's own
+    ``could not convert string to float`` names no key)."""
+    try:
+        return convert(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: expected {expected}, got {value!r}") from None
 
 
 def unknown_key_text(key: str) -> str:
