@@ -368,3 +368,16 @@ def test_trials_held_by_a_submit_limit_are_left_to_the_next_run(tmp_path):
     inline = parse_study(study_dict(executor={"kind": "inline", "max_concurrent": 2},
                                     search={"max_trials": 2}))
     assert Driver(inline, d, progress=False).run().counts == {"ok": 2}
+
+
+def test_an_inline_trial_past_its_timeout_is_recorded_failed(tmp_path):
+    """inline ignored ``timeout_s``: a trial that ran past it was recorded ok, where local
+    ends it and simulated judges its cost. It cannot be cut short in the driver's own
+    process, so it is judged as it ends: failed, timed out, its run time as its cost."""
+    summary, d = run(tmp_path, search={"max_trials": 1},
+                     objective={"timeout_s": 0.2},
+                     space={"x": 0.5, "y": {"values": [0.0, 1.0]}, "sleep_s": 0.5})
+    rec = history(d).trials[0]
+    assert summary.counts == {"failed": 1}
+    assert rec.failure == "timeout" and rec.error.startswith("timed out after 0.2s"), rec
+    assert rec.cost_s >= 0.5

@@ -27,6 +27,18 @@ def call_in_process(job: TrialJob) -> tuple[dict | None, str | None, str, float]
         return None, exception_text(exc), "exception", time.perf_counter() - began
 
 
+def past_timeout(job: TrialJob, measured: float, result: dict | None, error: str | None,
+                 failure: str) -> tuple[dict | None, str | None, str]:
+    """A trial that ran past ``timeout_s`` failed, timed out, as under ``local`` (which ends
+    it there): in the driver's own process it cannot be cut short, so it is judged as it
+    ends (it was recorded ok), its run time its cost."""
+    timeout = job.objective.timeout_s
+    if timeout is None or measured <= timeout:
+        return result, error, failure
+    return None, (f"timed out after {timeout:g}s (it ran {measured:.1f}s: the inline executor "
+                  f"runs it in the driver's process, which cannot end it sooner)"), "timeout"
+
+
 @register
 class InlineExecutor(Executor):
     """``submit`` only queues the trial; ``poll`` runs what is queued to completion, in
@@ -50,7 +62,8 @@ class InlineExecutor(Executor):
         while self._queued:
             job = self._queued.pop(0)
             start = self.now()
-            result, error, failure, _ = call_in_process(job)
+            result, error, failure, measured = call_in_process(job)
+            result, error, failure = past_timeout(job, measured, result, error, failure)
             done.append(Outcome(job.trial, job.attempt, result, error, start, self.now(),
                                 job_id=f"inline-{job.trial}", failure=failure))
         return done
