@@ -9,7 +9,8 @@ study (one a dead driver submitted and did not record), in one ``scancel``; then
 ``cancel`` record in the history; then it waits (up to ``ENDING_S``) for those jobs to
 leave SLURM's queue; local trials a dead driver left are stopped; last,
 trajectory.csv is written again from the history (a killed driver's last one says
-``running``). A driver started again later re-attaches to those jobs,
+``running``). A ``compare`` DIR, no study itself, is cancelled whole: each of its studies
+(the runs, the shared pretrain), the one a driver holds first (``cancel_comparison``). A driver started again later re-attaches to those jobs,
 finds them cancelled, records the trials as cancelled and goes on with the search.
 
 A cancelled job is not over at once: SLURM sends SIGTERM, then SIGKILL after its KillWait
@@ -52,11 +53,52 @@ def cancel_study(study_dir: str) -> str:
     """Cancel the study's queued and running jobs and record it; a line saying what was done."""
     sdir = StudyDir(study_dir)
     if not sdir.exists():
+        runs = comparison_studies(study_dir)
+        if runs:
+            return cancel_comparison(study_dir, runs)
         raise no_study(study_dir)
     try:
         return _cancel(sdir, study_dir)
     finally:
         cancel_mark.clear(sdir.path)  # written as the driver was stopped (stop_driver)
+
+
+def comparison_studies(path: str) -> list[str]:
+    """The studies of a ``compare`` DIR (its runs, ``<algorithm>-s<seed>/``, and the shared
+    pretrain's ``pretrain/``); [] for any other directory (a folder of unrelated studies is
+    not cancelled whole)."""
+    from .compare import comparison_part
+    from .studydir import studies_in
+
+    names = studies_in(path)
+    return names if names and all(comparison_part(n) for n in names) else []
+
+
+def cancel_comparison(out_dir: str, names: list[str]) -> str:
+    """``cancel DIR`` for a comparison: every study in it, as ``cancel`` one study. The one a
+    driver holds first (the ``compare`` process runs its runs one at a time, the pretrain
+    first): stopped, it stops the comparison, so no later run starts; then the others, whose
+    jobs a killed ``compare`` may have left. One line per study, named by its folder."""
+    said, failed = [], []
+
+    def held(names: list[str]) -> list[str]:
+        return [n for n in names if StudyDir(os.path.join(out_dir, n)).driver_running()]
+
+    def cancel(names: list[str]) -> None:
+        for name in names:
+            path = os.path.join(out_dir, name)
+            try:
+                said.append(f"{path}: {cancel_study(path)}")
+            except StudyError as exc:
+                failed.append(f"{path}: {exc}")
+
+    first = held(names)
+    cancel(first + [n for n in names if n not in first])
+    if not first:  # compare was between two runs as this looked: the next may be held now
+        cancel(held(comparison_studies(out_dir)))
+    if failed:
+        raise StudyError("\n".join(failed + said))
+    return "\n".join(said)
 
 
 def _cancel(sdir: StudyDir, study_dir: str) -> str:

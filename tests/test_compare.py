@@ -301,8 +301,8 @@ def test_hyperband_without_a_budget_ends_by_itself_and_is_not_refused(tmp_path, 
 
 
 def test_a_compare_dir_names_its_runs_and_a_run_loads_as_it_was_started(tmp_path, capsys):
-    """A compare DIR is no study: ``load_study``, status, report and cancel name its runs
-    instead. A run loaded from its folder continues without the warning meant for a study an
+    """A compare DIR is no study: ``load_study``, status and report name its runs instead
+    (cancel cancels each: here, with none in flight, it says so of each). A run loaded from its folder continues without the warning meant for a study an
     older autotune started with {resume_from} (the other algorithms' runs fill it)."""
     import sys
 
@@ -322,9 +322,17 @@ def test_a_compare_dir_names_its_runs_and_a_run_loads_as_it_was_started(tmp_path
                                          rf"folders are studies .*{names}"):
         at.load_study(out)
     capsys.readouterr()
-    for command in ("status", "report", "cancel"):
+    for command in ("status", "report"):
         assert main([command, out]) == 2
         assert capsys.readouterr().err.strip().endswith(names[:-1])
+    assert main(["cancel", out]) == 0
+    assert capsys.readouterr().out.strip() == (f"{run}: nothing to cancel: no driver holds the "
+                                               "study and none of its trials runs")
+    import shutil
+
+    shutil.copytree(run, tmp_path / "studies" / "mine")  # a folder of studies, no comparison
+    assert main(["cancel", str(tmp_path / "studies")]) == 2
+    assert "folders are studies" in capsys.readouterr().err
     study = at.load_study(run)
     assert study.settings.compared and len(study.optimize(progress=False).trials) == 2
     assert "older autotune" not in capsys.readouterr().err

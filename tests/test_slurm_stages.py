@@ -363,3 +363,40 @@ def test_a_resume_while_sacct_fails_watches_the_recorded_pretrain_job(tmp_path):
     assert [e["state"] for e in stage_events(directory)] == ["submit", "end"], out
     assert len(pretrain_runs(tmp_path)) == 1  # once
     check_one_pretrain_then_trials(tmp_path, directory, 2)
+
+
+def test_cancel_of_a_compare_dir_stops_the_comparison_and_cancels_its_pretrain(tmp_path):
+    """``cancel DIR`` on a comparison's DIR (no study itself: one per run and the shared
+    pretrain's DIR/pretrain) was refused, 'name one of them': the compare process ran on.
+    Now it stops the comparison and cancels the shared pretrain's job; the same compare
+    then records that attempt cancelled, builds it again and runs every run."""
+    from autotune.cancel import cancel_study
+
+    study = staged_study(tmp_path, "cmpcancel", trials=2, sleep_s=30.0)
+    out = str(tmp_path / "cmp")
+    args = [sys.executable, "-m", "autotune", "compare", study, "--algorithms", "grid,random",
+            "--dir", out]
+    with open(study) as fh:
+        data = yaml.safe_load(fh)
+    data["search"]["max_trials"] = 2  # random's limit
+    with open(study, "w") as fh:
+        yaml.safe_dump(data, fh)
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    pre = os.path.join(out, "pretrain")
+    wait_for("the pretrain to start", lambda: os.path.exists(tmp_path / "pretrain.log"), 90)
+    said = cancel_study(out)
+    job = stage_events(pre)[0]["job_id"]
+    assert said.startswith(f"{pre}: stopped the driver (pid {proc.pid}); cancelled 1 slurm "
+                           f"job(s): {job}"), said
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, output
+    assert "interrupted during the pretrain" in output, output
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PRETRAIN_SLEEP_S": "0.5"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    states = [(e["state"], e["attempt"], e.get("status")) for e in stage_events(pre)]
+    assert states == [("submit", 0, None), ("end", 0, "cancelled"), ("submit", 1, None),
+                      ("end", 1, "ok")], states
+    for run in ("grid-s0", "random-s0"):
+        assert [r.status for r in history(os.path.join(out, run)).trials.values()] == ["ok"] * 2
