@@ -142,7 +142,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         # cancel cancels the jobs as soon as this driver lets go: none is left to re-attach to
         print(f"stopped by autotune cancel; to go on with the search: python -m autotune run "
               f"{args.study} --dir {directory}", file=sys.stderr)
-        if study.executor == "slurm":
+        if study.executor == "slurm" and pretrain_in_flight(directory):
+            print("autotune: autotune cancel cancels the pretrain's SLURM job; the next run "
+                  "records it as cancelled and builds it again (by its result, its checkpoint "
+                  "kept, where its job runs to its end before SLURM stops it: cancel says so)",
+                  file=sys.stderr)
+        elif study.executor == "slurm":
             print("autotune: autotune cancel cancels the study's SLURM jobs in flight; the "
                   "next run records those trials as cancelled (by their results those whose "
                   "jobs run to their end before SLURM stops them: cancel names them)",
@@ -198,6 +203,13 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{args.study} --dir {directory} --retry-failed", file=sys.stderr)
         return 4
     return 0
+
+
+def pretrain_in_flight(directory: str) -> bool:
+    """Whether the stopped driver left the pretrain's job in flight (no trial runs before
+    its end): what cancel cancels is that job, not trials."""
+    history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+    return any(st.status == "running" and st.job_id for st in history.stages.values())
 
 
 def slurm_jobs_left(directory: str) -> str:

@@ -272,6 +272,10 @@ def test_run_after_cancel_during_the_pretrain_runs_it_again_and_goes_on(tmp_path
     assert "SIGTERM: stopping; autotune cancel cancels the pretrain's SLURM job (the next run " \
         "records it as cancelled and runs it again, unless it runs to its end before SLURM " \
         "stops it: cancel says so)" in out, out
+    # and so is the CLI's line after it
+    assert "autotune: autotune cancel cancels the pretrain's SLURM job; the next run records " \
+        "it as cancelled and builds it again" in out, out
+    assert "those trials" not in out, out
     proc = start_loud_driver(study, directory, env={**os.environ, "PRETRAIN_SLEEP_S": "0.5"})
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
