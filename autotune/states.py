@@ -176,15 +176,37 @@ def result_stands(directory: str | None, job_id: str) -> bool:
     may end meanwhile, its result whole. An error, or a ``command:``'s result, marked as left
     after the SIGTERM (``slurm_job.noting_sigterm``) is not: the next run records the job
     cancelled, as sacct says. A result that cannot be read here is taken to stand (the
-    executor reads it again)."""
+    executor reads it again). A multi-rank job is judged as the executor judges it
+    (``SlurmExecutor._from_results``): a rank's error not so marked stands (the run records
+    it failed); else it stands only where every rank (each that left a log or a result)
+    left a result, none so marked: one whose other ranks SLURM stopped is recorded
+    cancelled."""
     if not slurm_result_left(directory, job_id):
         return False
+    import re
+
+    job_dir = StudyDir(directory or "").slurm_job_dir(job_id)
+    seen = re.compile(rf"{re.escape(job_id)}_(\d+)_(?:log\.out|log\.err|result\.pkl)")
     try:
-        with open(StudyDir(directory or "").slurm_result(job_id), "rb") as fh:
-            status, payload = pickle.load(fh)
-    except Exception:  # noqa: BLE001 - half-written, or not ours to read: the run decides
-        return True
-    return not (status == "success" and isinstance(payload, dict) and "sigterm" in payload)
+        ranks = {int(m.group(1)) for name in os.listdir(job_dir) if (m := seen.fullmatch(name))}
+    except OSError:
+        ranks = set()
+    whole = True
+    for rank in range(max(ranks | {0}) + 1):
+        try:
+            with open(StudyDir(directory or "").slurm_result(job_id, rank), "rb") as fh:
+                status, payload = pickle.load(fh)
+        except FileNotFoundError:
+            whole = False  # this rank has not ended, or SLURM stopped it
+            continue
+        except Exception:  # noqa: BLE001 - half-written, or not ours to read: the run decides
+            continue
+        after_sigterm = status == "success" and isinstance(payload, dict) and "sigterm" in payload
+        if after_sigterm:
+            whole = False
+        elif status != "success" or (isinstance(payload, dict) and "error" in payload):
+            return True  # a rank's own failure: the attempt's outcome
+    return whole
 
 
 def cancelled_jobs(history: History) -> set[str]:

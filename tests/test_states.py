@@ -174,6 +174,38 @@ def test_a_cancelled_pretrain_job_that_ran_to_its_end_is_ended_alone(tmp_path):
     assert left_to_another_kind(history, str(d), "local") == {0: "slurm"}
 
 
+def test_a_cancelled_multi_rank_job_stands_only_as_the_executor_takes_it(tmp_path):
+    """rank 0 ran to its end, rank 1 did not (SLURM stopped it, or it ended after the
+    SIGTERM): the executor waits for every rank and records the job cancelled, as sacct
+    says; status said ended-alone (rank 0's result alone was read). A rank's own error
+    stands (recorded failed); every rank's result, none after the SIGTERM, stands."""
+    import pickle
+
+    from autotune.states import result_stands
+
+    d = tmp_path / "slurm"
+    d.mkdir()
+    slurm_history(d, ev.stage_submit(0.1, "pretrain", "k", 0, "717"), ev.cancel(5.0, ["717"]))
+    job = d / "slurm" / "717"
+    leave_result(d, "717", {"result": {"built": 1.0}, "started": 1.0, "ended": 4.0})
+    for rank in (0, 1):
+        (job / f"717_{rank}_log.out").write_text("")
+    assert not result_stands(str(d), "717")
+    assert pretrain_line(d).startswith("pretrain: interrupted (nothing runs it")
+
+    def rank_1(payload: dict, status: str = "success") -> None:
+        with open(job / "717_1_result.pkl", "wb") as fh:
+            pickle.dump((status, payload), fh)
+
+    rank_1({"error": "stopped", "failure": "exception", "sigterm": 3.0})
+    assert not result_stands(str(d), "717")
+    rank_1({"error": "rank 1 diverged", "failure": "exception", "started": 1.0, "ended": 2.0})
+    assert result_stands(str(d), "717")  # recorded failed, by its error
+    rank_1({"result": None, "started": 1.0, "ended": 4.0})
+    assert result_stands(str(d), "717")
+    assert pretrain_line(d).startswith("pretrain: ended-alone")
+
+
 def test_a_local_pretrain_whose_worker_is_gone_is_interrupted(tmp_path):
     d = tmp_path / "local"
     d.mkdir()
