@@ -5,13 +5,16 @@ held by another driver is exit status 3; a study whose trials all failed (or tha
 ``max_failures``) exits 4; an interrupted run exits 130 and resumes on re-run; a full disk (or
 quota) is one line naming the path and exit status 75 (EX_TEMPFAIL: free space and run the
 same command again); a failed stage (the pretrain) stops the study with exit status 1 and is
-tried again on re-run.
+tried again on re-run. A reader that leaves (``| head``) changes none of these.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from .errors import DiskFull, StudyBusy, StudyError
 from .history import History
@@ -32,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would blame the top-level parser; name the subcommand's instead
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    with readers_may_leave():
+        return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The subcommand, its errors made one line and an exit status each."""
     try:
         return args.func(args)
     except StudyBusy as exc:  # before StudyError, of which it is one: its own status
@@ -52,9 +61,57 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C before the driver took over its signals, or after
         print("autotune: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `autotune status DIR | head`: the reader left; not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+
+
+class ReaderMayLeave:
+    """A standard stream whose reader may leave (``autotune status DIR | head -1``, ``run
+    STUDY | head``): the first write that finds the pipe closed points the stream's
+    descriptor at /dev/null, and what follows is dropped there. The command goes on (a
+    study runs to its end, its trials and records unharmed), the other stream's lines still
+    come and the exit status stays the outcome's (4 for a failed study): catching the
+    BrokenPipeError in ``main`` returned 0 in its place, a success to ``set -o pipefail``, and
+    an unflushed buffer failing at exit made it 120."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+        self._stream.flush()  # what its buffer still held: into /dev/null, not at exit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def readers_may_leave() -> Iterator[None]:
+    """stdout and stderr as ``ReaderMayLeave`` while a command runs, flushed before they are
+    put back (else the interpreter's own flush at exit meets the closed pipe)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderMayLeave(saved[0]), ReaderMayLeave(saved[1])
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = saved
 
 
 class _Parser(argparse.ArgumentParser):

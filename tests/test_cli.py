@@ -708,3 +708,51 @@ def test_a_lock_file_that_is_a_directory_is_one_line(tmp_path, capsys, lock, com
     assert code == 2 and err.splitlines() == [
         f"autotune: error: cannot access {os.path.join(d, lock)} (Is a directory)"], err
     assert tree(d) == before
+
+
+PRINTER = '''def objective(params, ctx):
+    print("epoch 1 " * 2000)  # past a pipe's buffer: it reaches the closed pipe at once
+    return {"loss": params["x"]}
+'''
+
+
+def run_into_a_closed_pipe(path: str, d: str, unbuffered: bool, *more: str):
+    """``python -m autotune run PATH --dir D | true``: stdout a pipe whose reader has gone
+    before the first line, buffered or not (PYTHONUNBUFFERED); stderr captured."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update({"PYTHONPATH": REPO, **({"PYTHONUNBUFFERED": "1"} if unbuffered else {})})
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "autotune", "run", path, "--dir", d, *more],
+                              stdout=write, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+                              timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_reader_that_leaves_does_not_hide_the_outcome(tmp_path, unbuffered):
+    """`run STUDY | head -1` under `set -o pipefail`: the BrokenPipeError was caught as exit
+    status 0 (a failed study read as a success, its last stderr lines lost) or, buffered,
+    failed at exit as 120 with Python's "Exception ignored"; an inline trial that printed
+    failed of it. Now the study runs as it would, and exits with its own status."""
+    from tests.helpers import history
+
+    failing = write_study(str(tmp_path / "f.yaml"), study_dict(
+        objective={"entry": "tests.objectives:raises"}, search={"max_trials": 2}))
+    proc = run_into_a_closed_pipe(failing, str(tmp_path / "f"), unbuffered)
+    assert proc.returncode == 4, proc.stderr
+    assert "autotune: every trial failed" in proc.stderr
+    assert "BrokenPipe" not in proc.stderr and "Exception ignored" not in proc.stderr
+    (tmp_path / "printer.py").write_text(PRINTER)
+    printing = write_study(str(tmp_path / "p.yaml"), study_dict(
+        objective={"entry": "printer:objective"}, search={"max_trials": 2}))
+    proc = run_into_a_closed_pipe(printing, str(tmp_path / "p"), unbuffered, "--quiet")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert [t.status for t in history(str(tmp_path / "p")).trials.values()] == ["ok", "ok"]
