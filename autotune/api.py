@@ -276,16 +276,19 @@ class Study:
     def _check_runnable(self) -> None:
         """Refuse a run with nothing to run: a study driven by ask/tell only, or one whose
         function (shipped into the directory when it was run before) is not there, as for
-        a function that could not be pickled and ran in the driver's process only."""
+        a function that could not be pickled and ran in the driver's process only, or
+        cannot be read back (a damaged file: every trial would fail of it)."""
         entry = self.settings.objective.entry
         if entry == callables.NO_ENTRY:
             raise StudyError("objective: this study has no entry, command or function to run; "
                              "give one, or drive it with ask() and tell()")
-        if (entry == callables.ENTRY and self._objective is None
-                and not os.path.exists(os.path.join(self.dir, callables.FILE))):
+        if entry != callables.ENTRY or self._objective is not None:
+            return
+        if not os.path.exists(os.path.join(self.dir, callables.FILE)):
             raise StudyError(f"objective: this study's function was not saved in {self.dir} "
                              "(one that cannot be pickled runs in its own session only); give "
                              "it again: optimize(f)")
+        callables.check_saved(self.dir)
 
     def _interrupted(self) -> KeyboardInterrupt:
         return KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "

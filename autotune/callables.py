@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from .contract import real_number
-from .errors import StudyError
+from .errors import StudyError, exception_text
 
 ENTRY = "autotune.callables:call"
 NO_ENTRY = "autotune.callables:no_objective"  # a study driven by ask()/tell() only
@@ -67,6 +67,27 @@ def shipped_name(study_dir: str) -> str | None:
             return name_of(cloudpickle.load(fh).func)
     except Exception:  # noqa: BLE001 - missing, damaged or unimportable: unknown, not a change
         return None
+
+
+def check_saved(study_dir: str) -> None:
+    """Refuse a run whose saved function cannot be read back, as each trial would read it:
+    a damaged ``objective.pkl`` (cut short, overwritten) made every trial fail of it
+    (UnpicklingError, or a stray ValueError) until ``max_failures``, the cause named only
+    in their logs. The function given again (``optimize(f)``) writes the file anew."""
+    import cloudpickle
+
+    path = os.path.join(study_dir, FILE)
+    try:
+        with open(path, "rb") as fh:
+            loaded = cloudpickle.load(fh)
+    except Exception as exc:  # noqa: BLE001 - unpickling fails in many ways, all the same here
+        problem = exception_text(exc)
+    else:
+        if isinstance(loaded, Objective):
+            return
+        problem = f"it holds a {type(loaded).__name__}, not an objective function"
+    raise StudyError(f"objective: {path}, this study's saved function, cannot be read back "
+                     f"({problem}); give the function again: optimize(f)")
 
 
 def shown(entry: str | None) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 import autotune as at
 from autotune.errors import StudyBusy, StudyError
 
-from .helpers import REPO, cli, history, study_dict, write_study
+from .helpers import REPO, cli, history, study_dict, tree, write_study
 
 
 def test_public_names_are_listed_and_import_lazily():
@@ -1256,6 +1256,30 @@ def test_an_unsaved_function_must_be_given_again_to_a_loaded_study(tmp_path):
                                          r".*give it again: optimize\(f\)$"):
         at.load_study(d).run(progress=False)
     assert len(at.load_study(d).optimize(locked, progress=False).trials) == 5
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[:len(b) // 2], lambda b: b"garbage" + b[7:],
+                                    lambda b: b"", lambda b: b"\x80\x04K\x01."])
+def test_a_damaged_saved_function_is_refused_up_front(tmp_path, damage):
+    """A damaged objective.pkl (cut short, overwritten, empty, another object) was read by
+    each trial in turn: every one failed (UnpicklingError, or a ValueError of the stray
+    bytes) until max_failures. Refused before anything is written, naming the file; the
+    function given again writes it anew."""
+    d = tmp_path / "s"
+    at.Study(_function_study(), dir=str(d), executor={"kind": "local"}).optimize(
+        _bowl, n_trials=1, progress=False)
+    saved = d / "objective.pkl"
+    saved.write_bytes(damage(saved.read_bytes()))
+    before = tree(str(d))
+    for call in ("run", "optimize"):
+        with pytest.raises(StudyError) as exc:
+            getattr(at.load_study(str(d)), call)(progress=False)
+        assert re.fullmatch(rf"objective: {re.escape(str(saved))}, this study's saved "
+                            r"function, cannot be read back \(.+\); give the function again: "
+                            r"optimize\(f\)", str(exc.value)), exc.value
+    assert tree(str(d)) == before
+    assert len(at.load_study(str(d)).optimize(_bowl, n_trials=1, progress=False).trials) == 2
+    assert len(at.load_study(str(d)).optimize(n_trials=1, progress=False).trials) == 3
 
 
 def test_best_trial_value_params_and_trials_read_the_history(tmp_path):
