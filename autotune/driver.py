@@ -834,19 +834,47 @@ def check_compatible(started: dict, study: Study, path: str,
         raise StudyError(f"space: differs from the one {path} was started with "
                          f"(parameters {', '.join(diff)}); use another {term('dir')} for a new "
                          "search")
-    for key in ("algorithm", "seed", "search_options", "metric", "mode"):
-        if before.get(key) != now[key]:
-            raise StudyError(f"{key}: {path} was started with {before.get(key)!r}, "
-                             f"{term('study')} says {now[key]!r}; use another {term('dir')} "
-                             "for a new search")
+    changes = search_changes(before, now)
+    if changes:  # the first: one line, as for any other key
+        key, old, new = changes[0]
+        raise StudyError(f"{key}: {path} was started with {old!r}, {term('study')} says "
+                         f"{new!r}; use another {term('dir')} for a new search")
     if before.get("pretrain") != now["pretrain"]:  # the keys that differ, not both whole
         if history is None and isinstance(before.get("pretrain"), dict):
             history = History.load(Journal(StudyDir(path).history))
         why = pretrain_refusal(history, before.get("pretrain"), now["pretrain"], path)
         if why is not None:
-            raise StudyError(f"pretrain: {path} was started with another pretrain "
+            raise StudyError(f"stages.pretrain: {path} was started with another pretrain "
                              f"({pretrain_changes(before.get('pretrain'), now['pretrain'])})"
                              f"{why}; use another {term('dir')} for a new search")
+
+
+#: the study file's key of each entry of a study's identity (``Study.identity``)
+IDENTITY_KEYS = {"algorithm": "search.algorithm", "seed": "search.seed",
+                 "metric": "objective.metric", "mode": "objective.mode"}
+
+
+def search_changes(before: dict, now: dict) -> list[tuple[str, Any, Any]]:
+    """(key, recorded, given) of each search setting that differs, the key the study file's
+    own (``search.seed``, ``search.eta``), as every other refusal names its key: ``seed:``
+    and ``metric:`` named no key of the file, ``search_options:`` a name of the code's."""
+    changes = []
+    for key in ("algorithm", "seed", "search_options", "metric", "mode"):
+        old, new = before.get(key), now[key]
+        if old == new:
+            continue
+        found = option_changes(old, new) if key == "search_options" else []
+        changes += found or [(IDENTITY_KEYS.get(key, "search"), old, new)]
+    return changes
+
+
+def option_changes(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """The search options that differ, each under its own key; [] where either is no
+    mapping (then the search section is named as a whole)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return []
+    return [(f"search.{k}", old.get(k), new.get(k)) for k in sorted({*old, *new})
+            if old.get(k) != new.get(k)]
 
 
 def pretrain_refusal(history: History | None, old: Any, new: Any, path: str) -> str | None:

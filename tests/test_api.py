@@ -85,8 +85,8 @@ def test_a_refused_directory_is_explained_in_python_terms(tmp_path):
     at.Study(study_dict(search={"max_trials": 2}), dir=d).run(progress=False)
     with pytest.raises(StudyError) as exc:
         at.Study(study_dict(search={"seed": 4}), dir=d).run(progress=False)
-    assert ("seed: %s was started with 0, the study definition says 4; use another dir= for a "
-            "new search" % d) == str(exc.value)
+    assert ("search.seed: %s was started with 0, the study definition says 4; use another "
+            "dir= for a new search" % d) == str(exc.value)
     with pytest.raises(StudyError, match="the study definition says 4; use another dir=") as exc:
         at.Study(study_dict(search={"seed": 4}), dir=d).ask()
     with pytest.raises(StudyError, match=r"objective.entry: .* the study definition says "

@@ -95,9 +95,29 @@ def test_a_changed_space_is_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(StudyError, match=r"space: differs .* \(parameters x\)"):
         Driver(study, d, progress=False).run()
     study = parse_study(study_dict(search={"seed": 1}))
-    with pytest.raises(StudyError, match="seed: .* was started with 0"):
+    with pytest.raises(StudyError, match="^search.seed: .* was started with 0"):
         Driver(study, d, progress=False).run()
     assert os.path.getsize(os.path.join(d, "history.jsonl")) == size
+
+
+@pytest.mark.parametrize("over, said", [
+    (dict(search={"seed": 1}), "search.seed: {d} was started with 0, the study file says 1"),
+    (dict(search={"algorithm": "optuna-tpe"}), "search.algorithm: {d} was started with "
+                                               "'random', the study file says 'optuna-tpe'"),
+    (dict(objective={"metric": "score"}), "objective.metric: {d} was started with 'loss', "
+                                          "the study file says 'score'"),
+    (dict(objective={"mode": "max"}), "objective.mode: {d} was started with 'min', the study "
+                                      "file says 'max'"),
+    (dict(search={"fidelity": {"min": 1, "max": 4}}),
+     "search.fidelity: {d} was started with None, the study file says {{'min': 1, 'max': 4}}"),
+])
+def test_a_changed_search_is_refused_naming_the_study_files_key(tmp_path, over, said):
+    """A resume whose study file changed its search named ``seed:``, ``metric:`` or
+    ``search_options:``, no key of the file: the full dotted key, as every other refusal."""
+    _, d = run(tmp_path)
+    with pytest.raises(StudyError) as exc:
+        Driver(parse_study(study_dict(**over)), d, progress=False).run()
+    assert str(exc.value) == said.format(d=d) + "; use another --dir for a new search"
 
 
 def test_resume_with_a_larger_budget_extends_the_study(tmp_path):

@@ -251,7 +251,7 @@ def test_a_changed_pretrain_is_refused_on_resume_but_not_its_cache_or_resources(
     log = str(tmp_path / "pretrain.log")
     d = str(tmp_path / "d")
     Driver(parse_study(two_stage(log, executor="inline", sleep_s=0.0)), d, progress=False).run()
-    with pytest.raises(StudyError, match="pretrain: .* was started with"):
+    with pytest.raises(StudyError, match="^stages.pretrain: .* was started with"):
         Driver(parse_study(two_stage(log, executor="inline", sleep_s=0.1)), d, progress=False).run()
     moved = two_stage(log, executor="inline", sleep_s=0.0)
     moved["stages"]["pretrain"]["cache_dir"] = str(tmp_path / "elsewhere")
@@ -667,8 +667,8 @@ def test_a_changed_pretrain_is_refused_in_one_line_naming_what_differs(tmp_path)
     out = cli("run", path, "--dir", d, "--quiet")
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == (
-        f"autotune: error: pretrain: {d} was started with another pretrain (epochs 10 -> 20, "
-        f"params.lr (unset) -> 0.1, params.sleep_s 0.0 -> 0.5), and trials have run; use "
+        f"autotune: error: stages.pretrain: {d} was started with another pretrain (epochs 10 "
+        f"-> 20, params.lr (unset) -> 0.1, params.sleep_s 0.0 -> 0.5), and trials have run; use "
         "another --dir for a new search"), out.stderr
     with open(os.path.join(d, "history.jsonl"), "rb") as fh:
         assert fh.read() == before  # nothing written
