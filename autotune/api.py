@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from . import callables
 from . import events as ev
-from .config import describe
+from .config import describe, hint
 from .contract import plain_metrics, real_number
 from .cancel_mark import CANCELLED
 from .driver import (EXTERNAL, Driver, RunSummary, asking_ended, check_compatible,
@@ -34,7 +34,7 @@ from .restore import restore
 from .states import trial_states
 from .study import Study as StudySettings
 from .study import load_study as read_study_file
-from .study import parse_study, recorded_study
+from .study import TOP_KEYS, elsewhere, parse_study, recorded_study
 from .studydir import StudyDir
 from .view import StudyView, load, path_of
 
@@ -115,6 +115,22 @@ class Trial:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_keywords(keys: Mapping[str, Any]) -> None:
+    """Refuse a keyword of ``Study(...)`` that is neither ``dir`` nor a study key, the
+    keyword ``dir=`` among the keys it may resemble: ``dirr=`` was refused as an unknown
+    study key with no word of ``dir=``, where the study file's own key errors suggest
+    theirs."""
+    for key in keys:
+        if key not in TOP_KEYS:
+            said = hint(key, ["dir", *TOP_KEYS], {**elsewhere(""), **_KEYWORD_NAMES})
+            raise StudyError(f"{key}: unknown keyword{said} (expected dir= or one of the "
+                             f"study's keys: {', '.join(TOP_KEYS)})")
+
+
+#: keywords another library (or a guess) uses for what Study(...) calls otherwise
+_KEYWORD_NAMES = {"directory": "the study directory is dir="}
+
+
 class Study:
     """A study built from a mapping with the study file's keys, or from a study file.
 
@@ -135,6 +151,7 @@ class Study:
                  **keys: Any):
         if config is not None and not isinstance(config, Mapping):
             raise StudyError(f"study: expected a mapping of study keys, got {type(config).__name__}")
+        _check_keywords(keys)
         raw = _plain({**dict(config or {}), **keys})
         raw, self._objective, base_dir = _objective_of(raw)
         # a command field no trial fills: refused by run() and ask() in a new directory,

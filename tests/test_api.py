@@ -128,6 +128,21 @@ def test_bad_keys_are_one_line_study_errors_and_write_nothing(tmp_path, bad, mes
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("keyword, said", [
+    ("dirr", "; did you mean 'dir'?"), ("Dir", "; did you mean 'dir'?"),
+    ("directory", "; the study directory is dir="), ("serach", "; did you mean 'search'?"),
+    ("n_trials", "; Optuna's n_trials is search.max_trials here"), ("colour", ""),
+])
+def test_an_unknown_keyword_names_dir_among_what_it_resembles(tmp_path, keyword, said):
+    """``Study(..., dirr=...)`` was refused as an unknown study key, naming no ``dir=``: a
+    misspelt keyword is suggested ``dir=`` as the study file's key errors suggest theirs."""
+    with pytest.raises(StudyError) as exc:
+        at.Study(**study_dict(), **{keyword: str(tmp_path / "s")})
+    assert str(exc.value).startswith(f"{keyword}: unknown keyword{said} (expected dir= or one "
+                                     "of the study's keys: name, "), exc.value
+    assert "\n" not in str(exc.value) and not (tmp_path / "s").exists()
+
+
 def test_a_space_from_numpy_values_and_tuples_is_stored_plain(tmp_path):
     np = pytest.importorskip("numpy")
     d = str(tmp_path / "s")
