@@ -41,9 +41,10 @@ SAME_COUNT = ({"gpus_per_node", "gpus_per_job", "gpus_per_task"}, {"cpus_per_tas
 
 def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[str, str]
                  | None = None, base_dir: str | None = None, load_code: bool = True,
-                 check_data: bool = True) -> StageSpec:
+                 check_data: bool = True, hints: dict[str, str] | None = None) -> StageSpec:
     """``executor_options``: the option kinds the study's executor declares (key -> kind);
-    ``load_code=False``: the entry is not imported (readers of a history)."""
+    ``load_code=False``: the entry is not imported (readers of a history); ``hints``: where
+    an executor option the study's executor lacks belongs (``study.executor_elsewhere``)."""
     raw = require_mapping(raw, "stages")
     reject_unknown(raw, ["pretrain"], "stages")
     pre = require_mapping(raw.get("pretrain"), "stages.pretrain")
@@ -63,7 +64,7 @@ def parse_stages(raw: Any, python_path: tuple[str, ...], executor_options: dict[
             raise StudyError(f"stages.pretrain.cache_dir: {cache_dir} exists and is not a "
                              "directory")
     executor = parse_overrides(optional_mapping(pre, "executor", "stages.pretrain"),
-                               executor_options or {})
+                               executor_options or {}, hints)
     try:
         func = load_entry(entry, python_path) if load_code else None
     except StudyError as exc:
@@ -136,17 +137,21 @@ def as_stage_error(exc: StudyError) -> StudyError:
     return StudyError(f"stages.pretrain.{text}" if text.startswith("executor") else text)
 
 
-def parse_overrides(raw: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+def parse_overrides(raw: dict[str, Any], kinds: dict[str, str],
+                    hints: dict[str, str] | None = None) -> dict[str, Any]:
     """The stage's own resources: any option of the study's executor but its kind and width.
     ``raw``: the stage's ``executor:``, read by optional_mapping (``executor: 0`` was taken
-    for none, as was ``params: 0``: a pretrain on the study's resources, or with no params)."""
+    for none, as was ``params: 0``: a pretrain on the study's resources, or with no params).
+    ``hints``: where an option the study's executor lacks belongs, said as for ``executor:``
+    (``partition``: an option of executor kind slurm, not of local)."""
     where = "stages.pretrain.executor"
     for key in FIXED_EXECUTOR_KEYS:
         if key in raw:
             raise StudyError(f"{where}.{key}: the study's executor runs the stage, one job; "
                              f"give only its resources ({', '.join(kinds) or 'none for this kind'})")
     if raw and not kinds:
+        known = [f"; {k}: {hints[k]}" for k in raw if k in (hints or {})]
         raise StudyError(f"{where}: the study's executor takes no options to override "
-                         f"(got {', '.join(raw)})")
-    reject_unknown(raw, list(kinds), where)
+                         f"(got {', '.join(raw)}){known[0] if known else ''}")
+    reject_unknown(raw, list(kinds), where, hints)
     return {k: take(raw, k, kind, where) for k, kind in kinds.items() if raw.get(k) is not None}

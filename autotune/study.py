@@ -60,14 +60,7 @@ def elsewhere(here: str, algorithm: str | None = None, kind: str | None = None) 
         out.update({k: f"an option of {', '.join(v)}, not of {algorithm}"
                     for k, v in owners.items()})
     if kind is not None:
-        owners = {}
-        for name, cls in sorted(EXECUTORS.items()):
-            for option in cls.options:
-                owners.setdefault(option, []).append(name)
-        out.update({k: f"an option of executor kind {', '.join(v)}, not of {kind}"
-                    for k, v in owners.items()})
-        if kind in EXECUTORS:  # the scheduler's own word for an option: what it is here
-            out.update(EXECUTORS[kind].other_names)
+        out.update(executor_elsewhere(kind))
     for section, keys in (("objective", OBJECTIVE_KEYS), ("search", SEARCH_KEYS),
                           ("executor", EXECUTOR_KEYS)):
         if section != here:
@@ -79,6 +72,20 @@ def elsewhere(here: str, algorithm: str | None = None, kind: str | None = None) 
         # eta: 3 beside the algorithm, as papers write it, instead of inside fidelity:
         out.update({k: "it belongs under search.fidelity: {min: .., max: .., eta: ..}"
                     for k in FIDELITY_KEYS})
+    return out
+
+
+def executor_elsewhere(kind: str) -> dict[str, str]:
+    """Where an executor option that kind ``kind`` lacks belongs (``partition``: an option of
+    slurm), for ``executor:`` and the pretrain's ``stages.pretrain.executor:`` alike."""
+    owners: dict[str, list[str]] = {}
+    for name, cls in sorted(EXECUTORS.items()):
+        for option in cls.options:
+            owners.setdefault(option, []).append(name)
+    out = {k: f"an option of executor kind {', '.join(v)}, not of {kind}"
+           for k, v in owners.items()}
+    if kind in EXECUTORS:  # the scheduler's own word for an option: what it is here
+        out.update(EXECUTORS[kind].other_names)
     return out
 
 
@@ -230,7 +237,7 @@ def parse_study(raw: Any, default_name: str = "study", base_dir: str | None = No
     reject_unknown(optional_mapping(raw, "compare"), COMPARE_KEYS, "compare")
     if raw.get("stages") is not None:
         stage = parse_stages(raw["stages"], paths, EXECUTORS[study.executor].options, base_dir,
-                             load_code, check_data)
+                             load_code, check_data, executor_elsewhere(study.executor))
         study.objective = dataclasses.replace(study.objective, pretrain=stage)
         if stage is not None and stage.executor:
             check_stage_executor(study, stage.executor)

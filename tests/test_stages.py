@@ -237,6 +237,26 @@ def test_bad_stage_resources_are_refused(kind, override, message):
         parse_study(data)
 
 
+@pytest.mark.parametrize("kind, said", [
+    ("local", "stages.pretrain.executor.partition: unknown key; an option of executor kind "
+              "slurm, not of local (expected one of: gpus_per_trial, "),
+    ("inline", "stages.pretrain.executor: the study's executor takes no options to override "
+               "(got partition); partition: an option of executor kind slurm, not of inline"),
+])
+def test_a_slurm_option_for_a_stage_off_slurm_says_it_is_slurms(tmp_path, capsys, kind, said):
+    """``stages.pretrain.executor.partition`` under a local study was an unknown key, no more,
+    where the study's own ``executor.partition`` says it is an option of slurm: said alike,
+    one line, exit status 2, nothing written."""
+    data = study_dict(executor={"kind": kind},
+                      stages={"pretrain": {"entry": "tests.objectives:pretrain",
+                                           "executor": {"partition": "gpu"}}})
+    path = write_study(str(tmp_path / "s.yaml"), data)
+    assert main(["run", path, "--dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"autotune: error: {said}") and err.count("\n") == 1, err
+    assert not (tmp_path / "d").exists()
+
+
 def test_stage_resources_are_read(tmp_path):
     data = study_dict(executor={"kind": "slurm", "max_concurrent": 2, "time_limit_min": 30},
                       stages={"pretrain": {"entry": "tests.objectives:pretrain",
