@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 
 from . import cancel_mark
 from . import events as ev
-from .errors import StudyBusy, StudyError, in_python_api
+from .errors import StudyBusy, StudyError, in_python_api, is_disk_full
 from .history import History
 from .journal import Journal
 
@@ -163,7 +163,16 @@ class StudyDir:
                     os.rmdir(self.path)
             raise StudyError(f"{dir_key()}: cannot write a study into {self.path} "
                              f"({exc.strerror or exc})") from None
-        self._write_holder(by)
+        try:
+            self._write_holder(by)
+        except OSError as exc:
+            self._lock.release()
+            if is_disk_full(exc):
+                raise
+            # a directory whose lock may be taken but no file made in it (read-only, its
+            # files the owner's): named as such, not by driver.json's temporary file
+            raise StudyError(f"{dir_key()}: cannot write a study into {self.path} "
+                             f"({exc.strerror or exc})") from None
 
     def busy(self) -> StudyBusy:
         """The refusal of a directory whose lock is held, naming the holder. The holder may
@@ -201,10 +210,15 @@ class StudyDir:
         """Written atomically, so a second driver never reads it half-written ("holder
         unknown" while the first driver is alive)."""
         tmp = f"{self._holder}.tmp{os.getpid()}"
-        with open(tmp, "w") as fh:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
-                       "by": by}, fh)
-        os.replace(tmp, self._holder)
+        try:
+            with open(tmp, "w") as fh:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(),
+                           "since": time.time(), "by": by}, fh)
+            os.replace(tmp, self._holder)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)  # a half-written one (a full disk), left for no reader
+            raise
 
     def release(self) -> None:
         try:

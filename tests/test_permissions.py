@@ -114,3 +114,22 @@ def test_report_into_read_only_plots_writes_nothing(done):
     before = tree(d)
     one_line(as_user("report", str(d)), f"cannot write {d / 'plots'}")
     assert tree(d) == before
+
+
+def test_cancel_in_a_read_only_directory_records_the_cancel_and_names_no_temp_file(done):
+    """A directory the user may not add files to, its files theirs (a study made read-only
+    with ``chmod a-w DIR``): ``cancel`` recorded the cancel, then failed as it took the lock
+    to rewrite trajectory.csv, on driver.json's temporary file (``cannot access
+    DIR/driver.json.tmpNNNN``, exit 2). The lock is refused as the directory's, and the
+    view left as it was, as for any CSV that cannot be written: the cancel stands."""
+    d, _ = done
+    d.chmod(0o555)
+    before = tree(d)
+    out = as_user("cancel", str(d))
+    assert (out.returncode, out.stderr) == (0, ""), out.stderr
+    assert out.stdout.startswith("nothing to cancel"), out.stdout
+    after = tree(d)
+    assert sorted(after) == sorted(before)  # no temporary file left, nothing made
+    assert after["trajectory.csv"] == before["trajectory.csv"]
+    assert after["history.jsonl"].startswith(before["history.jsonl"])
+    assert b'"e":"cancel"' in after["history.jsonl"][len(before["history.jsonl"]):]
