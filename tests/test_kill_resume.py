@@ -129,8 +129,10 @@ def test_sigkill_then_resume_loses_nothing_and_repeats_nothing(tmp_path, kill_po
 def test_a_second_run_is_refused_while_the_first_holds_the_study(tmp_path):
     log = str(tmp_path / "runs.log")
     data = make_study(tmp_path, log)
-    data["space"]["sleep_s"] = 2.0  # outlasts two CLI starts on a loaded machine
-    data["search"]["max_trials"] = 4  # the last run runs them all again: 2 s each, 2 at once
+    # outlasts two CLI starts and a status on a loaded machine (2 s did not: two benchmarks
+    # and two test runs on these two cores, and the first run had ended before status)
+    data["space"]["sleep_s"] = 6.0
+    data["search"]["max_trials"] = 4  # the last run runs them all again: 6 s each, 2 at once
     path = write_study(str(tmp_path / "s.yaml"), data)
     d = str(tmp_path / "d")
     first = start(path, d)
