@@ -371,6 +371,30 @@ def test_a_trial_that_ended_without_a_driver_is_charged_its_own_run_time(tmp_pat
     assert rec.cost_s == pytest.approx(rec.end_s - rec.start_s, abs=1e-5)
 
 
+def test_a_trial_whose_outcome_was_damaged_without_a_driver_runs_again_as_status_says(tmp_path):
+    """kill -9 of the driver; the trial ends meanwhile, and its outcome.json is cut short
+    (its worker writes it whole, so something else damaged it). ``status`` said interrupted
+    (runs again on resume) but the next run recorded it failed, "ended without an outcome":
+    its result is lost, not its failure, so it runs again, as status says."""
+    gate, path, d, driver = _gated_trial_driver(tmp_path)
+    _wait_for(lambda: os.path.exists(os.path.join(d, "history.jsonl"))
+              and history(d).trials.get(0) is not None
+              and history(d).trials[0].status == "running", "the trial")
+    driver.kill()
+    driver.wait()
+    gate.touch()
+    outcome = os.path.join(d, "trials", "0", "outcome.json")
+    _wait_for(lambda: os.path.exists(outcome), "its end")
+    _wait_for(lambda: not os.path.exists(f"/proc/{history(d).trials[0].job_id[4:]}"), "its exit")
+    with open(outcome, "r+") as fh:
+        fh.truncate(7)
+    status = cli("status", d).stdout
+    assert "1 interrupted" in status and "ended-alone" not in status, status
+    assert cli("run", path, "--dir", d, "--quiet", env=ENV).returncode == 0
+    rec = history(d).trials[0]
+    assert (rec.status, rec.value, rec.error, rec.starts) == ("ok", 1.0, None, 2)
+
+
 def test_cancel_stops_local_trials_a_dead_driver_left(tmp_path):
     path = _local_study(tmp_path, "echo $$ > {trial_dir}/sh.pid; sleep 300",
                         space={"x": 1}, search={"algorithm": "grid"})

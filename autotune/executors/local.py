@@ -143,7 +143,9 @@ class LocalExecutor(Executor):
 
     def reattach(self, job: TrialJob, job_id: str) -> bool:
         """Watch again a worker a dead driver left running, or collect what it finished
-        meanwhile; False (run it again) when it died without an outcome."""
+        meanwhile; False (run it again) when it died without an outcome, or left one that
+        cannot be read (its worker writes it whole, so something else damaged it: its result
+        is lost, not its failure), as ``status`` says (``worker_ended``: interrupted)."""
         if not job_id.startswith("pid-") or not job_id[4:].isdigit():
             return False
         pid, tdir = int(job_id[4:]), job.ctx.trial_dir
@@ -153,7 +155,7 @@ class LocalExecutor(Executor):
             return self._adopt_unfiled(job, pid)
         if recorded.get("ctx", {}).get("attempt") != job.attempt:
             return False
-        if not alive(pid, tdir) and not os.path.exists(outcome_path):
+        if not alive(pid, tdir) and read_json(outcome_path) is None:
             return False
         if recorded.get("gpus"):
             self._gpus.claim(job.trial, recorded["gpus"])
