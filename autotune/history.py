@@ -6,8 +6,9 @@ made durable. It also keeps the order of asks and tells, which is what a fresh s
 restored from.
 
 Every event is checked before it is applied (``events.validate`` for its shape, the handler
-for its sense: an ask may not reuse a trial id, a finished trial is not submitted again), and
-one that fails is skipped whole: a damaged line costs what it held, never more.
+for its sense: an ask may not reuse a trial id, a finished trial is not submitted again nor
+ended again with another result), and one that fails is skipped whole: a damaged line costs
+what it held, never more.
 """
 from __future__ import annotations
 
@@ -110,6 +111,9 @@ class History:
     #: time under the same job id, a line like the first but after a resume record
     _submits: dict[int, tuple] = field(default_factory=dict, repr=False)
     _era: int = field(default=0, repr=False)
+    #: each trial's latest end line: another end of an attempt that ended is a copy when
+    #: equal to it (said nothing), else another study's line (a warning)
+    _ends: dict[int, tuple] = field(default_factory=dict, repr=False)
     #: the parameter names of the study record's space: an ask for other parameters is
     #: another study's line (a history copied or appended into this one), not this study's
     _names: frozenset | None = field(default=None, repr=False)
@@ -275,13 +279,16 @@ class History:
         if rec is None:
             self._unknown(e["trial"])
             return
-        if rec.status in FINAL:
-            return  # a duplicate report of a finished trial changes nothing
+        if rec.status in FINAL or _attempt_ended(rec):
+            if tuple(e.values()) == self._ends.get(rec.trial):
+                return  # a copy of the line that ended it changes nothing (its cost counts once)
+            raise Damaged(f"end of trial {rec.trial}, which had "
+                          f"{'finished' if rec.done else 'ended'}, with another result than "
+                          "its own (another study's line?)")
         if e["attempt"] < rec.attempt:
             raise Damaged(f"end of attempt {e['attempt']} of trial {rec.trial} after attempt "
                           f"{rec.attempt} began")
-        if _attempt_ended(rec):
-            return  # a duplicate report of an attempt to be retried: its cost counts once
+        self._ends[rec.trial] = tuple(e.values())
         cost = e.get("cost_s", 0.0)
         rec.cost_s += cost
         self.spent_s += cost

@@ -267,3 +267,32 @@ def test_another_studys_history_appended_adds_none_of_its_trials(tmp_path):
     assert h.next_id == 3 and h.lost == {2}  # its trial 2's id is never handed out here
     assert any("ask for trial 2 with parameters x, not this study's (x, λ): another study's "
                "line, skipped" in w for w in h.warnings)
+
+
+def test_an_end_of_a_finished_trial_with_another_result_is_warned_of_a_copy_is_not(tmp_path):
+    """A second study of the same space appended (cat b >> a): its asks reuse this study's
+    ids and are refused, but its ends of trials 0 and 1, which had finished here, were
+    dropped without a word, while the README says an inconsistent line is skipped with a
+    warning. A copy of a trial's own end line (a replay) still changes nothing, silently."""
+    def one(name, loss):
+        journal = Journal(str(tmp_path / f"{name}.jsonl"))
+        journal.append([ev.study(name, 0.0, {"space": {"x": [1, 2]}, "metric": "loss"}, {})])
+        for t, v in enumerate(loss):
+            journal.append([ev.ask(t, 1, [ev.trial_entry(t, {"x": t + 1})]),
+                            ev.submit(t, t, 0, f"j{t}"),
+                            ev.end(t, 0, "ok", t, t + 1, 1.0, {"loss": v})])
+        return tmp_path / f"{name}.jsonl"
+
+    a, b = one("a", [5, 6]), one("b", [1, 2])
+    lines = a.read_bytes().splitlines(keepends=True)
+    with open(a, "ab") as fh:
+        fh.write(lines[-1])  # trial 1's own end again: a replay
+    assert not History.load(Journal(str(a))).warnings
+    with open(a, "ab") as fh:
+        fh.write(b.read_bytes())
+    h = History.load(Journal(str(a)))
+    assert [(r.value, r.cost_s) for r in h.trials.values()] == [(5, 1.0), (6, 1.0)]
+    ends = [w for w in h.warnings if ": end of trial" in w]
+    assert ends == [f"history line {n}: end of trial {t}, which had finished, with another "
+                    "result than its own (another study's line?), skipped"
+                    for n, t in ((12, 0), (15, 1))], h.warnings
