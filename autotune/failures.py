@@ -16,6 +16,7 @@ from .logtail import tail_lines
 TAIL_LINES = 5
 NO_ERROR = "no error recorded"
 SLURM_JOB = re.compile(r"\bslurm job \d+(_\d+)?\b")
+TRIAL_DIR = re.compile(r"\btrials/\d+\b")
 
 
 def failure_lines(history: History, study_dir: str | None) -> list[str]:
@@ -43,8 +44,10 @@ def failure_lines(history: History, study_dir: str | None) -> list[str]:
 
 def same_error(error: str | None) -> str:
     """An error as counted: the job id a SLURM job's error names is its own (``slurm job
-    1852 ended FAILED ...``), so fifty jobs failing alike would count as fifty errors."""
-    return SLURM_JOB.sub("slurm job N", error) if error else NO_ERROR
+    1852 ended FAILED ...``), and so is the trial folder a path in it names (``No such file
+    or directory: '/d/trials/3/ckpt.pt'``), so fifty trials failing alike would count as
+    fifty errors."""
+    return TRIAL_DIR.sub("trials/N", SLURM_JOB.sub("slurm job N", error)) if error else NO_ERROR
 
 
 def stderr_log(trial_dir: str, job_id: str = "") -> str:

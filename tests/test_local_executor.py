@@ -93,6 +93,26 @@ def test_a_failed_commands_own_traceback_ends_its_log_and_the_failure_summary(tm
         assert "runner.py" not in fh.read()
 
 
+def test_errors_that_differ_only_by_the_trials_own_folder_are_one(tmp_path):
+    """Three trials failing alike, each naming a file in its own folder: one error, "3 of 3",
+    not "1 of 3" and two others, as errors that differ only in their SLURM job id are one."""
+    from autotune.failures import failure_lines
+
+    study = parse_study(study_dict(
+        objective={"entry": None, "command": "test {x} && cat {trial_dir}/missing.txt"},
+        space={"x": {"values": [1, 2, 3]}}, search={"algorithm": "grid"},
+        executor={"kind": "local", "max_concurrent": 3}, max_failures=0))
+    d = str(tmp_path / "cmd4")
+    Driver(study, d, progress=False).run()
+    h = history(d)
+    assert [r.status for r in h.trials.values()] == ["failed"] * 3
+    lines = failure_lines(h, d)
+    assert lines[0].startswith("most frequent error (3 of 3 failed trial(s), e.g. trial 0): "
+                               "RuntimeError: command exited with status 1: cat: "
+                               f"{os.path.join(d, 'trials', '0', 'missing.txt')}"), lines
+    assert not any("other error" in ln for ln in lines), lines
+
+
 def test_result_json_wins_over_the_stdout_line_and_a_broken_one_is_named(tmp_path):
     study = parse_study(study_dict(
         objective={"entry": None, "command": "echo {x} > {trial_dir}/result.json; "
