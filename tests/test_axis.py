@@ -468,7 +468,12 @@ def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
     for t in trials:
         first.setdefault(bf.index_of(t.params), t.trial)
     assert all(first[bf.index_of(t.params)] < 360 for t in last)   # measured again, not new
-    assert s.store.count(s.reported()) >= 5
+    # the setting took part in the race (measured in it, so three times at least): it is
+    # judged once the last wave has landed, among the raced and the bases, and a finalist
+    # the race dropped may win then (choosing only among its last two was measured and not
+    # kept: docs/benchmarks.md)
+    raced = {bf.index_of(t.params) for t in last}
+    assert tuple(s.reported()) in raced and s.store.count(s.reported()) >= 3
     # a race: five candidates in the phase's first half, three in the next quarter, two at
     # the end (the trials that decide go to those still in contention)
     assert s.race == sorted(s.race, reverse=True) and {5, 3, 2} <= set(s.race)

@@ -186,3 +186,36 @@ def test_where_no_warp_orders_the_points_well_the_plain_fit_is_used():
     assert warp == IDENTITY
     assert np.allclose(coef, model.fit(base))
     assert rank_agreement(np.arange(5.0), np.arange(5.0) ** 3) == 1.0
+
+
+def test_the_bases_neighbours_go_lowest_predicted_first_where_the_quadratic_is_trusted():
+    # once the base is a step from the bottom the optimum is one of its 80 neighbours (four
+    # axes), which at 50 workers take one and a half waves: a trusted fit names it first
+    from autotune.searchers.axis.quadratic import WARP_TRUST
+    from .test_axis import drive, make
+
+    s = make("axis", "convex")
+    drive(s, "convex", limit=60)
+    fit = s._quadratic_fit()
+    assert fit is not None and fit[2] >= WARP_TRUST      # a rotated bowl: trusted
+    coef, warp, _ = fit
+    got = [tuple(x[0]) for x in s.work(400) if x[1]["kind"] == "neighbour"]
+    pred = s.quadratic.features(np.asarray(got) - np.asarray(s.base)) @ coef
+    below = pred < float(warp(s.store.mean(s.base)))
+    k = int(below.sum())
+    assert k >= 1 and below[:k].all()                     # those below the base first ...
+    assert np.all(np.diff(pred[:k]) >= 0)                 # ... lowest first
+    s.neighbour_order = False                             # the same state, level order
+    level_order = [tuple(x[0]) for x in s.work(400) if x[1]["kind"] == "neighbour"]
+    assert sorted(level_order) == sorted(got) and level_order != got
+
+
+def test_an_untrusted_fit_leaves_the_neighbours_in_level_order(monkeypatch):
+    from .test_axis import drive, make
+
+    s = make("axis", "convex")
+    drive(s, "convex", limit=60)
+    coef, warp, _ = s._quadratic_fit()
+    points = [tuple(x[0]) for x in s.work(400) if x[1]["kind"] == "neighbour"]
+    monkeypatch.setattr(s, "_quadratic_fit", lambda: (coef, warp, 0.5))   # a ringed landscape's
+    assert s._by_quadratic(points[::-1]) == points[::-1]

@@ -90,6 +90,7 @@ class LocalQuadratic:
     """Measured points and means as arrays, and the quadratic fitted near a point."""
 
     def __init__(self, shape: tuple[int, ...]):
+        self.trust = 0.0     # how well the last fit_warped ordered its points (Spearman)
         self.shape = np.asarray(shape)
         self.d = len(shape)
         self.unknowns = 1 + self.d + self.d * (self.d + 1) // 2
@@ -138,6 +139,7 @@ class LocalQuadratic:
         y = self._vals[near]
         low, span = float(y.min()), float(y.max() - y.min())
         plain, *_ = np.linalg.lstsq(x, y, rcond=None)
+        self.trust = 0.0
         if not span > 0:
             return plain, IDENTITY
         best = (rank_agreement(x @ plain, y), plain, IDENTITY)
@@ -149,6 +151,7 @@ class LocalQuadratic:
             score = rank_agreement(x @ coef, y)
             if score > best[0] + 1e-12:
                 best = (score, coef, warp)
+        self.trust = best[0]
         if best[0] < WARP_TRUST:
             return plain, IDENTITY
         return best[1], best[2]
