@@ -38,8 +38,8 @@ from .submit_wait import SubmitWait
 from .stages import as_stage_error, pretrain_changes, stage_options
 from .study import Study, recorded_objective, unfilled_refusal, unfilled_warning
 from .studydir import StudyDir
-from .states import (cancelled_jobs, left_to_another_kind, stage_state, stage_states,
-                     trial_states)
+from .states import (cancelled_jobs, left_to_another_kind, stage_left_to_another_kind,
+                     stage_state, stage_states, trial_states)
 from .trajectory import write_trajectory
 
 TRAJECTORY_EVERY_S = 2.0
@@ -292,8 +292,19 @@ class Driver:
         """Refuse, before the resume is recorded, to resume under another executor kind a
         study whose killed driver left trials running as jobs of its own kind (local
         processes, SLURM jobs): this executor can neither watch nor collect them, and ran
-        them a second time, both writing into the same trial folders."""
+        them a second time, both writing into the same trial folders. So for the pretrain's
+        job (``stage_left_to_another_kind``): this executor would find its checkpoint in the
+        cache and record it ``cached`` at no cost, or build it again beside the job."""
         kind = self.executor.kind
+        stages = stage_left_to_another_kind(self.history, self.dir.path, kind)
+        for name, (job_id, owner) in stages.items():  # one line, the first (the pretrain)
+            raise StudyError(
+                f"executor.kind: {self.dir.path} has the {name}'s {owner} job {job_id}, left "
+                f"running (or ended, not yet recorded) with no driver, which executor kind "
+                f"{kind} can neither watch nor record: it would build the {name} again or take "
+                f"its checkpoint at no cost. Resume with executor kind {owner} (it collects "
+                f"it), or, while it still runs, stop it with: python -m autotune cancel "
+                f"{self.dir.path} (the {name} then runs again)")
         left = left_to_another_kind(self.history, self.dir.path, kind)
         if not left:
             return

@@ -291,3 +291,24 @@ def stage_state(st: Any, running_driver: bool | None, directory: str | None,
         if worker_ended(stage_dir, job_id, st.attempt):
             return "ended-alone"
     return "interrupted"
+
+
+def stage_left_to_another_kind(history: History, directory: str, kind: str
+                               ) -> dict[str, tuple[str, str]]:
+    """The stages (the pretrain) a killed driver left ``running-alone`` or ``ended-alone``
+    (``stage_state``) as a job of another executor kind than ``kind``: name -> (its job id,
+    the job's kind, ``job_kind``). A resume under ``kind`` cannot re-attach to that job: it
+    would find the checkpoint the job built in the cache and record it ``cached`` at no cost
+    (the job's compute lost from the study's totals), or build it a second time beside the
+    job still running. As for the trials (``left_to_another_kind``), a job ``cancel``
+    cancelled is not among them unless its result stands; a pretrain recorded cancelled, or
+    interrupted (nothing left to collect), is not."""
+    cancelled = cancelled_jobs(history)
+    left = {}
+    for name, st in sorted(history.stages.items()):
+        if stage_state(st, False, directory, cancelled) not in ("running-alone", "ended-alone"):
+            continue
+        owner = job_kind(st.job_id or "")
+        if owner is not None and owner != kind:
+            left[name] = (st.job_id, owner)
+    return left

@@ -878,3 +878,58 @@ def test_a_pretrain_changed_before_its_first_run_is_not_said_tried(tmp_path):
     assert "pretrain: changed since it was recorded (never run) (params.fail 1 -> 0); no " \
            "trial ran, so it runs with the new settings" in out.stderr, out.stderr
     assert "last tried" not in out.stderr and "no attempt" not in out.stderr
+
+
+def leave_stage_result(d: str, job: str) -> None:
+    """The result submitit leaves as the pretrain's SLURM job ends (rank 0's)."""
+    import pickle
+
+    os.makedirs(os.path.join(d, "slurm", job), exist_ok=True)
+    with open(os.path.join(d, "slurm", job, f"{job}_0_result.pkl"), "wb") as fh:
+        pickle.dump(("success", {"result": {"built": 1.0}, "started": 1.0, "ended": 4.0}), fh)
+
+
+@pytest.mark.parametrize("left", ["running", "ended", "cancelled, ran to its end", "cancelled"])
+def test_a_resume_under_another_kind_is_refused_while_the_pretrains_job_is_left(tmp_path, left):
+    """A pretrain's SLURM job a killed driver left (or that autotune cancel cancelled and that
+    ran to its end all the same), resumed with executor kind local: the local executor cannot
+    re-attach to it, so it found the checkpoint in the cache and recorded it ``cached`` at no
+    cost (the job's compute lost from the study's totals), or built it a second time beside
+    the job still running. Refused as trials left so are, nothing written; a job cancel
+    stopped (nothing left to collect) is not refused: the pretrain runs again."""
+    from autotune import events as ev
+    from autotune.driver import new_study_record
+    from autotune.journal import Journal
+
+    log = str(tmp_path / "pretrain.log")
+    d = str(tmp_path / "d")
+    os.makedirs(d)
+    slurm = parse_study(two_stage(log, executor="slurm", trials=1, sleep_s=0.0))
+    records = [new_study_record(slurm), ev.stage_submit(0.1, "pretrain", "k", 0, "717")]
+    if left.startswith("cancelled"):
+        records.append(ev.cancel(5.0, ["717"]))
+    journal = Journal(os.path.join(d, "history.jsonl"))
+    journal.append(records)
+    journal.close()
+    if left in ("ended", "cancelled, ran to its end"):
+        leave_stage_result(d, "717")
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        before = fh.read()
+    path = write_study(str(tmp_path / "s.yaml"),
+                       two_stage(log, executor="local", trials=1, sleep_s=0.0))
+    out = cli("run", path, "--dir", d)
+    if left == "cancelled":
+        assert out.returncode == 0, out.stderr
+        assert history(d).stages["pretrain"].status == "ok" and len(log_lines(log)) == 1
+        return
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (
+        f"autotune: error: executor.kind: {d} has the pretrain's slurm job 717, left running "
+        "(or ended, not yet recorded) with no driver, which executor kind local can neither "
+        "watch nor record: it would build the pretrain again or take its checkpoint at no "
+        "cost. Resume with executor kind slurm (it collects it), or, while it still runs, "
+        f"stop it with: python -m autotune cancel {d} (the pretrain then runs again)"), \
+        out.stderr
+    with open(os.path.join(d, "history.jsonl"), "rb") as fh:
+        assert fh.read() == before  # nothing written
+    assert not os.path.exists(log)  # nothing built

@@ -479,3 +479,30 @@ def test_a_slurm_that_does_not_answer_leaves_status_as_the_history_says(tmp_path
     assert main(["status", str(d)]) == 0
     assert time.monotonic() - began < 5.0
     assert "2 interrupted (runs again on resume)" in capsys.readouterr().out
+
+
+def test_a_pretrain_left_to_another_kind_is_its_job_running_or_ended_alone(tmp_path):
+    """The pretrain's SLURM job left running-alone or ended-alone (a result standing, a
+    cancelled one's included) is one another kind cannot collect; a cancelled one with no
+    result standing, or a pretrain recorded cancelled, leaves nothing to collect."""
+    from autotune.states import stage_left_to_another_kind
+
+    def left(*events):
+        """A study directory whose pretrain's job 717 was submitted, then ``events``."""
+        d = tmp_path / str(len(list(tmp_path.iterdir())))
+        d.mkdir()
+        slurm_history(d, ev.stage_submit(0.1, "pretrain", "k", 0, "717"), *events)
+        return d, History.load(Journal(str(d / "history.jsonl")))
+
+    d, history = left()
+    assert stage_left_to_another_kind(history, str(d), "local") == {"pretrain": ("717", "slurm")}
+    assert stage_left_to_another_kind(history, str(d), "slurm") == {}
+    leave_result(d, "717", {"result": {"built": 1.0}, "started": 1.0, "ended": 4.0})
+    assert stage_left_to_another_kind(history, str(d), "local") == {"pretrain": ("717", "slurm")}
+    d, history = left(ev.cancel(5.0, ["717"]))
+    assert stage_left_to_another_kind(history, str(d), "local") == {}  # interrupted
+    leave_result(d, "717", {"result": {"built": 1.0}, "started": 1.0, "ended": 4.0})
+    assert stage_left_to_another_kind(history, str(d), "local") == {"pretrain": ("717", "slurm")}
+    d, history = left(ev.stage_end("pretrain", "k", 0, "cancelled", 0.1, 5.0, 4.9, "717", {},
+                                   "cancelled by autotune cancel", "cancelled"))
+    assert stage_left_to_another_kind(history, str(d), "local") == {}
