@@ -297,7 +297,8 @@ class Driver:
         cache and record it ``cached`` at no cost, or build it again beside the job."""
         kind = self.executor.kind
         stages = stage_left_to_another_kind(self.history, self.dir.path, kind)
-        for name, (job_id, owner) in stages.items():  # one line, the first (the pretrain)
+        if stages:  # one line, for the first (the pretrain)
+            name, (job_id, owner) = next(iter(stages.items()))
             raise StudyError(
                 f"executor.kind: {self.dir.path} has the {name}'s {owner} job {job_id}, left "
                 f"running (or ended, not yet recorded) with no driver, which executor kind "
