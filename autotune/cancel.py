@@ -36,7 +36,7 @@ from . import events as ev
 from .cancel_mark import CANCELLED
 from .driver import EXTERNAL
 from .errors import StudyError
-from .executors.slurm_query import ACTIVE, SlurmError, run_command, scancel, study_jobs
+from .executors.slurm_query import ACTIVE, SlurmError, queue_states, scancel, study_jobs
 from .history import History
 from .journal import Journal
 from .states import result_stands
@@ -186,14 +186,10 @@ def ending(jobs: list[str], give_up_s: float = ENDING_S) -> list[str] | None:
     give_up = time.monotonic() + give_up_s
     while True:
         try:
-            out = run_command(["squeue", "-h", "-j", ",".join(jobs), "-o", "%i|%T"], 30.0)
-        except SlurmError as exc:
-            if "Invalid job id" in str(exc):  # one job alone, and SLURM has forgotten it
-                return []
+            states = queue_states(jobs)
+        except SlurmError:
             return None
-        still = sorted({line.split("|")[0] for line in out.split()
-                        if line.split("|")[-1] in ACTIVE and line.split("|")[0] in jobs},
-                       key=_id_key)
+        still = sorted((j for j, state in states.items() if state in ACTIVE), key=_id_key)
         if not still or time.monotonic() >= give_up:
             return still
         time.sleep(ENDING_POLL_S)

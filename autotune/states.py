@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import re
 from typing import Any, Callable
 
 from .history import History
@@ -181,10 +182,10 @@ def result_stands(directory: str | None, job_id: str) -> bool:
     it failed); else it stands only where every rank (each that left a log or a result)
     left a result, none so marked: one whose other ranks SLURM stopped is recorded
     cancelled."""
+    from .executors.slurm_job import left_after_sigterm
+
     if not slurm_result_left(directory, job_id):
         return False
-    import re
-
     job_dir = StudyDir(directory or "").slurm_job_dir(job_id)
     seen = re.compile(rf"{re.escape(job_id)}_(\d+)_(?:log\.out|log\.err|result\.pkl)")
     try:
@@ -201,8 +202,7 @@ def result_stands(directory: str | None, job_id: str) -> bool:
             continue
         except Exception:  # noqa: BLE001 - half-written, or not ours to read: the run decides
             continue
-        after_sigterm = status == "success" and isinstance(payload, dict) and "sigterm" in payload
-        if after_sigterm:
+        if left_after_sigterm((status, payload)):
             whole = False
         elif status != "success" or (isinstance(payload, dict) and "error" in payload):
             return True  # a rank's own failure: the attempt's outcome

@@ -351,9 +351,9 @@ def _gated_trial_driver(tmp_path):
     return gate, path, d, driver
 
 
-def test_a_trial_that_ended_without_a_driver_is_charged_its_own_run_time(tmp_path):
-    """kill -9 of the driver; the trial ends meanwhile and the next run collects it seconds
-    later: its end time and cost are those of the trial, not of its collection."""
+def _trial_left_to_end(tmp_path):
+    """``_gated_trial_driver``, its driver killed (-9) once the trial runs, then the gate
+    opened: the trial ends with no driver to record it. (study file, study dir)."""
     gate, path, d, driver = _gated_trial_driver(tmp_path)
     _wait_for(lambda: os.path.exists(os.path.join(d, "history.jsonl"))
               and history(d).trials.get(0) is not None
@@ -361,6 +361,13 @@ def test_a_trial_that_ended_without_a_driver_is_charged_its_own_run_time(tmp_pat
     driver.kill()
     driver.wait()
     gate.touch()
+    return path, d
+
+
+def test_a_trial_that_ended_without_a_driver_is_charged_its_own_run_time(tmp_path):
+    """kill -9 of the driver; the trial ends meanwhile and the next run collects it seconds
+    later: its end time and cost are those of the trial, not of its collection."""
+    path, d = _trial_left_to_end(tmp_path)
     opened = time.time() - history(d).study["t0"]
     _wait_for(lambda: os.path.exists(os.path.join(d, "trials", "0", "outcome.json")), "its end")
     time.sleep(3)  # no driver collects it meanwhile
@@ -376,13 +383,7 @@ def test_a_trial_whose_outcome_was_damaged_without_a_driver_runs_again_as_status
     (its worker writes it whole, so something else damaged it). ``status`` said interrupted
     (runs again on resume) but the next run recorded it failed, "ended without an outcome":
     its result is lost, not its failure, so it runs again, as status says."""
-    gate, path, d, driver = _gated_trial_driver(tmp_path)
-    _wait_for(lambda: os.path.exists(os.path.join(d, "history.jsonl"))
-              and history(d).trials.get(0) is not None
-              and history(d).trials[0].status == "running", "the trial")
-    driver.kill()
-    driver.wait()
-    gate.touch()
+    path, d = _trial_left_to_end(tmp_path)
     outcome = os.path.join(d, "trials", "0", "outcome.json")
     _wait_for(lambda: os.path.exists(outcome), "its end")
     _wait_for(lambda: not os.path.exists(f"/proc/{history(d).trials[0].job_id[4:]}"), "its exit")

@@ -38,7 +38,7 @@ from ..ranks import rank_message
 from ..studydir import StudyDir
 from .base import Executor, Outcome, SubmitLimit, TrialJob
 from .registry import register
-from .slurm_job import TrialCall
+from .slurm_job import TrialCall, left_after_sigterm
 from .slurm_refusal import job_limit_line, names_submit_limit, refusal_kind, sbatch_says
 from .slurm_shape import job_shape
 from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_study_jobs,
@@ -533,14 +533,15 @@ class SlurmExecutor(Executor):
                 result = pickle_load(path)
             except Exception:  # noqa: BLE001 - half-written (NFS): look again later
                 continue
-            if self._earlier(t, result) or (ended is None and _after_sigterm(result)):
+            if self._earlier(t, result) or (ended is None and left_after_sigterm(result)):
                 t.left[rank] = stamp  # not kept: a requeued job's next run leaves another
                 continue
             t.results[rank] = result
         failures = []
         slurm_ended = False
         for rank, (status, payload) in t.results.items():
-            if _after_sigterm((status, payload)) and FAILURE_KIND.get(ended or "") in SLURM_ENDS:
+            if left_after_sigterm((status, payload)) \
+                    and FAILURE_KIND.get(ended or "") in SLURM_ENDS:
                 slurm_ended = True  # SLURM's own reason for the job's end is the outcome's
                 continue
             if status != "success":  # submitit's own failure: timed out too often, ...
@@ -813,13 +814,6 @@ def mem_option(gb: float) -> str:
     (``--mem=32.0``: "Invalid --mem specification", every job) and reads a bare number as MB."""
     mb = math.ceil(gb * 1024)
     return f"{mb // 1024}G" if mb % 1024 == 0 else f"{mb}M"
-
-
-def _after_sigterm(result: tuple) -> bool:
-    """A rank's error, or a ``command:``'s result, left after SLURM's SIGTERM reached its job
-    (``slurm_job.noting_sigterm``)."""
-    status, payload = result
-    return status == "success" and isinstance(payload, dict) and "sigterm" in payload
 
 
 def _restarts(result: tuple) -> int:

@@ -56,6 +56,14 @@ def deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
+def left_after_sigterm(result: tuple) -> bool:
+    """A rank's result (submitit's ``(status, payload)``) that is an error, or a
+    ``command:``'s result, left after SLURM's SIGTERM reached its job (``noting_sigterm``
+    marks it ``sigterm``): SLURM's word on how the job ended decides, not this."""
+    status, payload = result
+    return status == "success" and isinstance(payload, dict) and "sigterm" in payload
+
+
 @contextlib.contextmanager
 def noting_sigterm() -> Iterator[list[float]]:
     """Note when SLURM's SIGTERM reaches the job (scancel, its time limit, a preemption or a

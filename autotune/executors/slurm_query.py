@@ -243,6 +243,26 @@ def never_starts(reason: str) -> str | None:
     return None
 
 
+def queue_states(job_ids: list[str], timeout: float = 30.0) -> dict[str, str]:
+    """The state of each of these jobs that SLURM's queue still holds, by job id (squeue's
+    %T: a cancelled job whose step runs on until KillWait shows COMPLETING); a job SLURM has
+    forgotten is left out, as squeue does when it names several."""
+    if not job_ids:
+        return {}
+    try:
+        out = run_command(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T"], timeout)
+    except SlurmError as exc:
+        if "Invalid job id" in str(exc):  # one job alone, and SLURM has forgotten it
+            return {}
+        raise
+    states = {}
+    for line in out.split():
+        job_id, _, state = line.partition("|")
+        if job_id in job_ids:
+            states[job_id] = state
+    return states
+
+
 def pending_reasons(job_ids: list[str], timeout: float = 10.0) -> dict[str, str]:
     """Why each pending job of these waits, by job id (squeue's %r: sacct says 'None' of a
     held job); jobs not pending, or pending for no reason given, are left out."""
