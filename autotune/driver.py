@@ -24,6 +24,7 @@ from .cancel_mark import CANCELLED, asking_stopped, clear_asking, stopped_by_can
 from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .executors.base import SubmitLimit
+from .executors.local import UNREADABLE
 from .history import History, TrialRecord, newer_schema
 from .journal import Journal
 from .objective import Ctx, extras, judge, trial_seed
@@ -97,6 +98,9 @@ class Driver:
         self._end_said = ""  # why the searcher ended the study, said after the last progress line
         self._cost_said = False  # a result's cost_s that is no duration: warned of once a run
         self._no_checkpoint_said = False  # a promotion whose parent saved none: warned of once
+        #: trials this run ran again because their outcome file could not be read (damaged
+        #: by something else): once each, a second such end is recorded as its failure
+        self._unreadable: set[int] = set()
         self._by_cancel = False  # the stopping signal came from `autotune cancel`
         self.queue = QueueWatch(self.progress, self.dir.path)  # trials' jobs that wait
         #: trials asked (recorded) but held back by the scheduler's submit limit, in order;
@@ -613,7 +617,17 @@ class Driver:
     def _collect(self, outcomes: list[Outcome]) -> None:
         events, tells, retry = [], [], []
         full = [o for o in outcomes if o.error and disk_full_path(o.error) is not None]
-        outcomes = [o for o in outcomes if o not in full]
+        # an outcome something else damaged: the result is lost, not the trial's failure; it
+        # runs again at once, as a resume would (README, "Trial states": interrupted)
+        lost = [o for o in outcomes if o.failure == UNREADABLE and o.trial not in self._unreadable
+                and o not in full]
+        outcomes = [o for o in outcomes if o not in full and o not in lost]
+        for o in lost:
+            self._unreadable.add(o.trial)
+            retry.append(self.history.trials[o.trial])
+            self.progress.warn(f"trial {o.trial}: {o.error}; its result is lost, not its "
+                               "failure: it runs again (once a run; a second time it is "
+                               "recorded as failed)")
         for o in outcomes:
             rec = self.history.trials[o.trial]
             event = self._end_event(o)

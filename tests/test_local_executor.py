@@ -309,3 +309,49 @@ def test_a_result_nested_too_deeply_for_the_decoder_is_named_as_the_others(tmp_p
     with pytest.raises(ValueError) as exc:
         runner.read_result_file(str(path))
     assert str(exc.value) == f"{path} is not valid JSON (nested too deeply for Python's JSON decoder)"
+
+
+def _damaging(monkeypatch, times):
+    """Each trial's outcome.json written over with junk the first ``times`` times its
+    worker ends, before the live driver reads it (as something other than autotune would)."""
+    from autotune.executors.local import LocalExecutor
+
+    ended, seen = LocalExecutor._ended, {}
+
+    def damaged(self, r):
+        done = ended(self, r)
+        if done and seen.get(r.job.trial, 0) < times:
+            seen[r.job.trial] = seen.get(r.job.trial, 0) + 1
+            with open(r.outcome_path, "w") as fh:
+                fh.write('{"resu')
+        return done
+    monkeypatch.setattr(LocalExecutor, "_ended", damaged)
+
+
+def test_an_outcome_damaged_under_a_live_driver_runs_its_trial_again(tmp_path, monkeypatch):
+    """A worker that exited 0 leaving an outcome.json something else cut short was recorded
+    failed, "exited with status 0 (see stderr.log)": its result is lost, not its failure
+    (as without a driver, README "Trial states"), so it runs again, saying why."""
+    _damaging(monkeypatch, 1)
+    study = parse_study(study_dict(space={"x": {"values": [1.0, 2.0]}},
+                                   search={"algorithm": "grid"},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "dir")
+    Driver(study, d, progress=False).run()
+    recs = history(d).trials
+    assert [(r.status, r.error, r.starts) for r in recs.values()] == [("ok", None, 2)] * 2
+
+
+def test_an_outcome_damaged_again_fails_its_trial_saying_it_could_not_be_read(
+        tmp_path, monkeypatch):
+    _damaging(monkeypatch, 2)
+    study = parse_study(study_dict(space={"x": {"values": [1.0]}}, search={"algorithm": "grid"},
+                                   executor={"kind": "local", "max_concurrent": 1}))
+    d = str(tmp_path / "dir")
+    Driver(study, d, progress=False).run()
+    rec = history(d).trials[0]
+    assert (rec.status, rec.starts) == ("failed", 2)
+    assert rec.error == (f"the trial ended but its outcome {d}/trials/0/outcome.json could not "
+                         "be read (not valid JSON): its worker writes it whole, so something "
+                         "else damaged it")
+    assert "exited with status" not in rec.error

@@ -233,6 +233,8 @@ class LocalExecutor(Executor):
         for fh in r.logs:
             fh.close()
         data = read_json(r.outcome_path)
+        if data is not None and "result" not in data and "error" not in data:
+            data = None  # written over by something else with another object (unreadable)
         end = self._end_of(r, data)
         job_id = f"pid-{r.proc.pid}"
         make = lambda result, error, failure: Outcome(  # noqa: E731
@@ -241,6 +243,9 @@ class LocalExecutor(Executor):
         if timed_out:
             return make(None, f"timed out after {r.job.objective.timeout_s:g}s", "timeout")
         if data is None:
+            damage = unreadable(r.outcome_path)
+            if damage is not None:  # not the trial's failure: its result is lost (see driver)
+                return make(None, damage, UNREADABLE)
             return make(None, died_message(r.proc.returncode, r.job.ctx.trial_dir), "exit")
         if "error" in data:  # the trial's exception, or its watchdog's timeout
             failure = data.get("failure")
@@ -300,6 +305,34 @@ def read_json(path: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+#: an Outcome's failure kind for a trial whose worker ended leaving an outcome.json that
+#: cannot be read: it writes it whole (atomically), so something else damaged it, and the
+#: trial's result is lost, not a failure of its own (the driver runs it again)
+UNREADABLE = "unreadable"
+
+
+def unreadable(path: str) -> str | None:
+    """Why the outcome file at ``path`` cannot be read, where it is a file that holds no JSON
+    object (cut short, written over); None where it is one, or there is none (a worker that
+    died first), or it is no file (a directory the objective made: the worker said so)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        why = "empty" if not raw.strip() else "not valid JSON"
+    else:
+        if isinstance(data, dict) and ("result" in data or "error" in data):
+            return None
+        why = ("a JSON object with neither a result nor an error" if isinstance(data, dict)
+               else f"a JSON {type(data).__name__}, not an object")
+    return (f"the trial ended but its outcome {path} could not be read ({why}): its worker "
+            "writes it whole, so something else damaged it")
 
 
 def died_message(returncode: int | None, trial_dir: str) -> str:
