@@ -252,6 +252,12 @@ class History:
             self._unknown(e["trial"])
             return
         attempt, t = e["attempt"], e["t"]
+        key = (attempt, t, e.get("job_id", ""), self._era)
+        if (rec.done or _attempt_ended(rec)) and key[:3] == self._submits.get(rec.trial, ())[:3]:
+            # a copy of the line that started the attempt, appended after its end (a tool or
+            # a hand that appended the tail again): it changes nothing, as a copy of the end
+            # line does (README), rather than a warning on every read
+            return
         if rec.done:
             raise Damaged(f"submit of trial {rec.trial}, which had finished")
         if attempt < rec.attempt:
@@ -259,7 +265,6 @@ class History:
                           f"{rec.attempt}")
         if attempt == rec.attempt and _attempt_ended(rec):  # a retry is the next attempt
             raise Damaged(f"submit of attempt {attempt} of trial {rec.trial}, which had ended")
-        key = (attempt, t, e.get("job_id", ""), self._era)
         if rec.status == "running" and self._submits.get(rec.trial) == key:
             return  # a copy of the line that started it: one start, not two
         self._submits[rec.trial] = key

@@ -141,6 +141,27 @@ def test_a_finished_trial_is_not_submitted_again(tmp_path):
     assert h.damaged == 1 and h.trials[1].status == "ok" and not h.in_flight()
 
 
+def test_a_copy_of_a_finished_trials_submit_line_changes_nothing_silently(tmp_path):
+    """The tail of a history appended again (by hand, by a sync tool): a copy of a finished
+    trial's end line changed nothing silently, but a copy of its submit line was skipped with
+    a warning, one per copied trial on every read (status, report, each run), while the
+    README says a copy of a line that starts an attempt changes nothing."""
+    path = tmp_path / "history.jsonl"
+    journal = Journal(str(path))
+    journal.append(events(3))
+    lines = path.read_bytes().splitlines(keepends=True)
+    with open(path, "ab") as fh:
+        fh.writelines(lines[-6:])  # trials 1 and 2: ask, submit, end each
+        fh.writelines(ln for ln in lines if ln.startswith(b'{"e":"submit"'))
+    h = History.load(journal)
+    assert [w for w in h.warnings if "submit" in w] == []
+    assert [(r.status, r.starts, r.cost_s) for r in h.trials.values()] == [("ok", 1, 0.5)] * 3
+    assert h.spent_s == 1.5
+    journal.append([ev.submit(9, 1, 0, "another job")])  # not a copy: still refused, said
+    assert History.load(journal).warnings[-1].endswith("submit of trial 1, which had finished, "
+                                                       "skipped")
+
+
 def test_a_trial_whose_ask_is_lost_is_marked_lost_and_its_id_kept(tmp_path):
     path = tmp_path / "history.jsonl"
     Journal(str(path)).append(events(4))
