@@ -125,9 +125,12 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
     slurm_study = history.study.get("config", {}).get("executor", {})
     slurm_study = isinstance(slurm_study, dict) and slurm_study.get("kind") == "slurm"
     if recorded or slurm_study:
-        try:  # jobs of this study SLURM still runs, recorded or not (orphans)
-            active = {i.job_id for i in study_jobs(sdir.path, t0).values() if i.active}
-            jobs = sorted(set(recorded) | active, key=_id_key)
+        try:  # jobs of this study SLURM still runs, recorded or not (orphans); a recorded
+            # one SLURM lists as ended (a cancel before this one) is not cancelled again
+            listed = study_jobs(sdir.path, t0).values()
+            active = {i.job_id for i in listed if i.active}
+            ended = {i.job_id for i in listed if not i.active}
+            jobs = sorted((set(recorded) - ended) | active, key=_id_key)
         except SlurmError as exc:
             failed = f" (could not list the study's jobs: {exc})"
         try:
@@ -144,8 +147,9 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
     stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
     if stopped:
         said.append(f"stopped {stopped} local trial(s) left running by a dead driver")
-    elif others and not driver:
-        said.append(f"{len(others)} local trial(s) were in flight; none still runs")
+    elif others and not driver and not jobs:
+        said.append(f"nothing to cancel: no driver holds the study and none of the "
+                    f"{len(others)} local trial(s) it left in flight still runs")
     if not said:  # a finished or stopped local study: say so rather than print nothing
         said.append("nothing to cancel: no driver holds the study and none of its trials runs")
     rewrite_trajectory(sdir)
