@@ -40,7 +40,7 @@ from .executors.slurm_query import ACTIVE, SlurmError, queue_states, scancel, st
 from .history import History
 from .journal import Journal
 from .states import result_stands
-from .studydir import StudyDir, no_study
+from .studydir import StudyDir, no_study, require
 
 DRIVER_STOP_S = 60.0
 #: how long cancel waits for the jobs it cancelled to end: their steps may run on until
@@ -57,10 +57,25 @@ def cancel_study(study_dir: str) -> str:
         if runs:
             return cancel_comparison(study_dir, runs)
         raise no_study(study_dir)
+    check_cancel_writable(sdir)
     try:
         return _cancel(sdir, study_dir)
     finally:
         cancel_mark.clear(sdir.path)  # written as the driver was stopped (stop_driver)
+
+
+def check_cancel_writable(sdir: StudyDir) -> None:
+    """Refuse, before the driver is stopped or a job cancelled, a study whose history the
+    cancel could not be recorded in: the history itself read-only, or its lock file neither
+    there nor makeable (a read-only copy of a study). Otherwise the refusal came after the
+    driver was stopped, naming the lock file's ``cannot access``."""
+    hint = "; cancel records the cancel in the study's history"
+    require(sdir.history, read=True, write=True, hint=hint)
+    lock = os.path.splitext(sdir.history)[0] + ".lock"
+    if os.path.exists(lock):
+        require(lock, write=True, hint=hint)
+    else:   # made by the first append
+        require(sdir.path, write=True, hint=hint)
 
 
 def comparison_studies(path: str) -> list[str]:
