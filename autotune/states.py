@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import os
 import pickle
-import re
 from typing import Any, Callable, Collection
 
 from .history import History
@@ -195,12 +194,7 @@ def result_stands(directory: str | None, job_id: str) -> bool:
 
     if not slurm_result_left(directory, job_id):
         return False
-    job_dir = StudyDir(directory or "").slurm_job_dir(job_id)
-    seen = re.compile(rf"{re.escape(job_id)}_(\d+)_(?:log\.out|log\.err|result\.pkl)")
-    try:
-        ranks = {int(m.group(1)) for name in os.listdir(job_dir) if (m := seen.fullmatch(name))}
-    except OSError:
-        ranks = set()
+    ranks = StudyDir(directory or "").slurm_ranks(job_id)
     whole = True
     for rank in range(max(ranks | {0}) + 1):
         try:
