@@ -101,9 +101,6 @@ class Driver:
         #: trials this run ran again because their outcome file could not be read (damaged
         #: by something else): once each, a second such end is recorded as its failure
         self._unreadable: set[int] = set()
-        #: trials this driver asked: one still pending when it leaves was never submitted
-        #: (its submits are recorded as they are made), so SLURM need not be asked of it
-        self._asked_here: set[int] = set()
         self._by_cancel = False  # the stopping signal came from `autotune cancel`
         self.queue = QueueWatch(self.progress, self.dir.path)  # trials' jobs that wait
         #: trials asked (recorded) but held back by the scheduler's submit limit, in order;
@@ -443,7 +440,7 @@ class Driver:
         Returns the trials' states as this driver leaves them (for its summary)."""
         # the last view of this driver: what is left in flight, it leaves, and the file
         # says so as `status` will (interrupted, running-alone, ...)
-        left = trial_states(self.history, False, self.dir.path, unsubmitted=self._asked_here)
+        left = trial_states(self.history, False, self.dir.path)
         try:
             write_trajectory(self.history, self.study, self.dir.trajectory, left,
                              stage_states(self.history, False, self.dir.path))
@@ -519,7 +516,6 @@ class Driver:
         if started_by is not None:
             events += [ev.submit(now, s.trial, 0, started_by) for s in suggestions]
         self._record(events)
-        self._asked_here.update(s.trial for s in suggestions)
         return [self.history.trials[s.trial] for s in suggestions]
 
     def _submit(self, records: list[TrialRecord]) -> None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import functools
 import os
 import pickle
-from typing import Any, Callable, Collection
+import re
+from typing import Any, Callable
 
 from .history import History
 from .studydir import StudyDir
@@ -36,18 +37,14 @@ ALONE = {"running-alone": "still running without a driver: the next run collects
 
 
 def trial_states(history: History, running_driver: bool | None,
-                 directory: str | None, unsubmitted: Collection[int] = ()) -> dict[int, str]:
+                 directory: str | None) -> dict[int, str]:
     """Each trial's state by id (see the module's docstring). ``running_driver``: whether a
     driver holds the study (None: unknown, as for a driver holding it); ``directory``: the
-    study directory, where a local trial's process and outcome are looked for;
-    ``unsubmitted``: trials recorded as asked that the caller knows no job was submitted for
-    (a driver leaving the trials it asked and had not submitted): SLURM is not asked of
-    them."""
-    return trial_states_found(history, running_driver, directory, unsubmitted)[0]
+    study directory, where a local trial's process and outcome are looked for."""
+    return trial_states_found(history, running_driver, directory)[0]
 
 
-def trial_states_found(history: History, running_driver: bool | None, directory: str | None,
-                       unsubmitted: Collection[int] = ()
+def trial_states_found(history: History, running_driver: bool | None, directory: str | None
                        ) -> tuple[dict[int, str], dict[int, str]]:
     """``trial_states``, and the SLURM job ids of the trials recorded as asked that were
     found submitted by their job's name (``unrecorded_jobs``), by trial."""
@@ -58,7 +55,7 @@ def trial_states_found(history: History, running_driver: bool | None, directory:
 
     cancelled = cancelled_jobs(history)
     marked = functools.cache(marked_workers)  # one /proc pass for all trials, when needed
-    found_jobs = unrecorded_jobs(history, directory, unsubmitted)
+    found_jobs = unrecorded_jobs(history, directory)
     for t, rec in history.trials.items():
         if rec.done:
             continue
@@ -85,20 +82,15 @@ def study_executor(history: History) -> str:
     return kind if isinstance(kind, str) and kind else "local"
 
 
-def unrecorded_jobs(history: History, directory: str | None,
-                    unsubmitted: Collection[int] = ()) -> dict[int, tuple[str, bool]]:
+def unrecorded_jobs(history: History, directory: str | None) -> dict[int, tuple[str, bool]]:
     """The SLURM jobs a killed driver submitted for trials it recorded as asked and died
     before recording as submitted, by trial: (job id, whether SLURM still runs or queues
     it). Found as the executor finds them to adopt them (``slurm_query.unrecorded_job``: by
     the job's name, in the study's list of jobs), so what ``status`` says of them is what
     the next ``run`` does: watch the job, or record how it ended, and not submit it again.
-    Only for a SLURM study with such trials, ``unsubmitted`` left out (known to have no
-    job: a stopping driver's asked trials, held back or not reached, needed no sacct and
-    squeue, up to ``SLURM_QUERY_S`` each, before it could exit); {} where SLURM does not
-    answer within ``SLURM_QUERY_S`` (the trials are then said interrupted, as the history
-    alone says)."""
-    pending = [rec for rec in history.trials.values()
-               if rec.status == "pending" and rec.trial not in unsubmitted]
+    Only for a SLURM study with such trials; {} where SLURM does not answer within
+    ``SLURM_QUERY_S`` (the trials are then said interrupted, as the history alone says)."""
+    pending = [rec for rec in history.trials.values() if rec.status == "pending"]
     t0 = history.study.get("t0")
     if (not pending or not directory or study_executor(history) != "slurm"
             or not isinstance(t0, (int, float))):
@@ -194,7 +186,12 @@ def result_stands(directory: str | None, job_id: str) -> bool:
 
     if not slurm_result_left(directory, job_id):
         return False
-    ranks = StudyDir(directory or "").slurm_ranks(job_id)
+    job_dir = StudyDir(directory or "").slurm_job_dir(job_id)
+    seen = re.compile(rf"{re.escape(job_id)}_(\d+)_(?:log\.out|log\.err|result\.pkl)")
+    try:
+        ranks = {int(m.group(1)) for name in os.listdir(job_dir) if (m := seen.fullmatch(name))}
+    except OSError:
+        ranks = set()
     whole = True
     for rank in range(max(ranks | {0}) + 1):
         try:

@@ -10,7 +10,6 @@ import contextlib
 import csv
 import json
 import os
-import re
 import socket
 import time
 from typing import Any
@@ -56,17 +55,6 @@ class StudyDir:
     def slurm_result(self, job_id: str, rank: int = 0) -> str:
         """The result submitit writes for one rank of a SLURM job as it ends."""
         return os.path.join(self.slurm_job_dir(job_id), f"{job_id}_{rank}_result.pkl")
-
-    def slurm_ranks(self, job_id: str) -> set[int]:
-        """The ranks of a SLURM job that left a file in its folder (a log or a result,
-        ``<job id>_<rank>_log.out|log.err|result.pkl``, as submitit names them); none where
-        the folder cannot be read."""
-        seen = re.compile(rf"{re.escape(job_id)}_(\d+)_(?:log\.out|log\.err|result\.pkl)")
-        try:
-            names = os.listdir(self.slurm_job_dir(job_id))
-        except OSError:
-            return set()
-        return {int(m.group(1)) for name in names if (m := seen.fullmatch(name))}
 
     def trial_dir(self, trial: int) -> str:
         return os.path.join(self.trials, str(trial))

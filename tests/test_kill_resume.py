@@ -293,9 +293,6 @@ def test_cancel_stops_a_worker_whose_start_was_never_recorded(tmp_path):
         assert "stopped 1 local trial(s) left running by a dead driver" in cancel_study(d)
         worker.wait(timeout=10)
         assert trial_states(history(d), False, d) == {0: "interrupted"}
-        # a second cancel stops nothing and says so
-        assert cancel_study(d) == ("nothing to cancel: no driver holds the study and none of "
-                                   "its trials runs")
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
@@ -366,9 +363,6 @@ def test_cancel_leaves_trajectory_csv_saying_what_status_says(tmp_path):
         assert trial_states(history(d), False, d) == {0: "interrupted"}
         assert [r["status"] for r in csv.DictReader(open(csv_path))] == ["interrupted"]
         assert not os.path.exists(os.path.join(d, "driver.json"))  # the lock let go again
-        # a second cancel stops nothing and says so (it said the trial "was in flight")
-        assert cancel_study(d) == ("nothing to cancel: no driver holds the study and none of "
-                                   "the 1 local trial(s) it left in flight still runs")
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)

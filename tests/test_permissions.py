@@ -133,23 +133,3 @@ def test_cancel_in_a_read_only_directory_records_the_cancel_and_names_no_temp_fi
     assert after["trajectory.csv"] == before["trajectory.csv"]
     assert after["history.jsonl"].startswith(before["history.jsonl"])
     assert b'"e":"cancel"' in after["history.jsonl"][len(before["history.jsonl"]):]
-
-
-def test_cancel_that_cannot_record_itself_is_one_line_naming_what_is_read_only(done):
-    """A read-only copy of a study without its history.lock, or a read-only history: cancel
-    said ``cannot access DIR/history.lock`` (or history.jsonl), the lock file's name and no
-    reason the user would recognise, after stopping whatever it could. It is refused first,
-    naming what cannot be written and why cancel needs it; nothing is written."""
-    d, _ = done
-    os.remove(d / "history.lock")
-    d.chmod(0o555)
-    before = tree(d)
-    one_line(as_user("cancel", str(d)), f"cannot write {d} (permission denied)",
-             "cancel records the cancel in the study's history")
-    assert tree(d) == before
-    d.chmod(0o755)
-    (d / "history.jsonl").chmod(0o444)
-    before = tree(d)
-    one_line(as_user("cancel", str(d)), f"cannot write {d / 'history.jsonl'} (permission "
-             "denied)", "cancel records the cancel")
-    assert tree(d) == before

@@ -397,9 +397,6 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
              lambda: all(squeue_state(j) in ("", "COMPLETING") for j in jobs), timeout=30)
     h = history(directory)
     assert h.notes[-1]["e"] == "cancel" and sorted(h.notes[-1]["jobs"]) == sorted(jobs)
-    # a second cancel finds nothing left: it does not claim the ended jobs again
-    again = cancel_study(directory)
-    assert again == "no queued or running slurm jobs", again
     # status says what the next run does with them: records them cancelled (it said they ran
     # again on resume), and the next run does so, running the grid's third point only
     status = subprocess.run([sys.executable, "-m", "autotune", "status", directory], cwd=REPO,

@@ -481,49 +481,6 @@ def test_a_slurm_that_does_not_answer_leaves_status_as_the_history_says(tmp_path
     assert "2 interrupted (runs again on resume)" in capsys.readouterr().out
 
 
-def test_trials_known_unsubmitted_are_not_asked_of_slurm(tmp_path, monkeypatch):
-    """A driver stopping with trials it asked and had not submitted (held back by a submit
-    limit, or not reached) looked for their jobs in sacct and squeue before it could exit
-    (up to ``SLURM_QUERY_S`` each): it knows no job was submitted for them, and says so."""
-    import autotune.states as states
-    from autotune.states import trial_states
-
-    d = tmp_path / "s"
-    d.mkdir()
-    asked_only_history(d)
-    fake_slurm(tmp_path, monkeypatch, f"touch {tmp_path}/asked; exec sleep 30",
-               f"touch {tmp_path}/asked; exec sleep 30")
-    monkeypatch.setattr(states, "SLURM_QUERY_S", 3.0)
-    history = History.load(Journal(str(d / "history.jsonl")))
-    began = time.monotonic()
-    assert trial_states(history, False, str(d), unsubmitted={0, 1}) == {0: "interrupted",
-                                                                        1: "interrupted"}
-    assert time.monotonic() - began < 2.0 and not (tmp_path / "asked").exists()
-    # one of them not known so: SLURM is asked (of it alone)
-    assert trial_states(history, False, str(d), unsubmitted={1}) == {0: "interrupted",
-                                                                     1: "interrupted"}
-    assert (tmp_path / "asked").exists()
-
-
-def test_a_stopping_driver_passes_the_trials_it_asked_as_unsubmitted(tmp_path, monkeypatch):
-    """The driver's last view hands ``trial_states`` the trials it asked this run."""
-    import autotune.driver as driver_module
-    from autotune.driver import Driver
-    from autotune.study import parse_study
-    from tests.helpers import study_dict
-
-    seen = []
-
-    def spy(history, running, directory, unsubmitted=()):
-        seen.append(set(unsubmitted))
-        return {t: rec.status for t, rec in history.trials.items()}
-
-    monkeypatch.setattr(driver_module, "trial_states", spy)
-    Driver(parse_study(study_dict(search={"max_trials": 3})), str(tmp_path / "d"),
-           progress=False).run()
-    assert seen and seen[-1] == {0, 1, 2}, seen
-
-
 def test_a_pretrain_left_to_another_kind_is_its_job_running_or_ended_alone(tmp_path):
     """The pretrain's SLURM job left running-alone or ended-alone (a result standing, a
     cancelled one's included) is one another kind cannot collect; a cancelled one with no
