@@ -5,7 +5,9 @@ gracefully; under the slurm executor it leaves its jobs alone), so that it canno
 more while the jobs are being cancelled (an ask/tell loop, the user's own Python process, is
 asked to stop by a note instead: a signal would kill that process); then every job of the study that is queued or
 running: the job ids of the unfinished trials in the history, and any job named after the
-study (one a dead driver submitted and did not record), in one ``scancel``; then a
+study (one a dead driver submitted and did not record), in one ``scancel`` (a recorded job
+SLURM lists as ended, one a cancel before cancelled, is not: a second cancel says nothing
+was left); then a
 ``cancel`` record in the history; then it waits (up to ``ENDING_S``) for those jobs to
 leave SLURM's queue; local trials a dead driver left are stopped; last,
 trajectory.csv is written again from the history (a killed driver's last one says
@@ -36,10 +38,10 @@ from . import events as ev
 from .cancel_mark import CANCELLED
 from .driver import EXTERNAL
 from .errors import StudyError
-from .executors.slurm_query import ACTIVE, SlurmError, queue_states, scancel, study_jobs
+from .executors.slurm_query import ACTIVE, SlurmError, list_study_jobs, queue_states, scancel
 from .history import History
 from .journal import Journal
-from .states import result_stands
+from .states import cancelled_jobs, result_stands
 from .studydir import StudyDir, no_study
 
 DRIVER_STOP_S = 60.0
@@ -125,9 +127,8 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
     slurm_study = history.study.get("config", {}).get("executor", {})
     slurm_study = isinstance(slurm_study, dict) and slurm_study.get("kind") == "slurm"
     if recorded or slurm_study:
-        try:  # jobs of this study SLURM still runs, recorded or not (orphans)
-            active = {i.job_id for i in study_jobs(sdir.path, t0).values() if i.active}
-            jobs = sorted(set(recorded) | active, key=_id_key)
+        try:
+            jobs = still_queued(sdir, t0, recorded)
         except SlurmError as exc:
             failed = f" (could not list the study's jobs: {exc})"
         try:
@@ -136,20 +137,41 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
             raise StudyError(f"cancel: scancel failed: {exc}") from None
     journal.append([ev.cancel(time.time() - t0, jobs)])
     journal.close()
+    stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
+    local = []
+    if stopped:
+        local.append(f"stopped {stopped} local trial(s) left running by a dead driver")
+    elif others and not driver:
+        local.append(f"{len(others)} local trial(s) were in flight; none still runs")
     if jobs:
         said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")
         said += settled(sdir, history, jobs)
-    elif recorded or slurm_study or failed:  # a local study has no jobs to speak of
-        said.append(f"no queued or running slurm jobs{failed}")
-    stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
-    if stopped:
-        said.append(f"stopped {stopped} local trial(s) left running by a dead driver")
-    elif others and not driver:
-        said.append(f"{len(others)} local trial(s) were in flight; none still runs")
-    if not said:  # a finished or stopped local study: say so rather than print nothing
-        said.append("nothing to cancel: no driver holds the study and none of its trials runs")
+    elif failed or (recorded or slurm_study) and (driver or local):
+        said.append(f"no queued or running slurm jobs{failed}")  # a local study has none
+    said += local
+    if not said:  # nothing ran: say so rather than print nothing (a second cancel included)
+        runs = "none of its SLURM jobs is queued or running" if recorded or slurm_study \
+            else "none of its trials runs"
+        before = [j for j in recorded if j in cancelled_jobs(history)]
+        before_said = (f" (cancelled before: {' '.join(before)}; the next run records them)"
+                       if before else "")
+        said.append(f"nothing to cancel: no driver holds the study and {runs}{before_said}")
     rewrite_trajectory(sdir)
     return "; ".join(said)
+
+
+def still_queued(sdir: StudyDir, t0: float, recorded: list[str]) -> list[str]:
+    """The study's jobs SLURM still queues or runs, recorded or not (orphans a dead driver
+    submitted), to be cancelled. A recorded job SLURM lists as ended (a cancel before this
+    one cancelled it, or it ran to its end) is none: cancelled again, it was said cancelled
+    again. One SLURM's list may lack because sacct or squeue failed is cancelled all the
+    same; raises SlurmError where both failed."""
+    found, errors = list_study_jobs(sdir.path, t0)
+    if len(errors) == 2:
+        raise SlurmError("; ".join(errors))
+    active = {job_id for job_id, info in found.items() if info.active}
+    unknown = {job_id for job_id in recorded if job_id not in found} if errors else set()
+    return sorted(active | unknown, key=_id_key)
 
 
 def settled(sdir: StudyDir, history: History, jobs: list[str]) -> list[str]:

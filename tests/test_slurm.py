@@ -397,6 +397,13 @@ def test_cancel_stops_the_driver_and_cancels_the_jobs(tmp_path):
              lambda: all(squeue_state(j) in ("", "COMPLETING") for j in jobs), timeout=30)
     h = history(directory)
     assert h.notes[-1]["e"] == "cancel" and sorted(h.notes[-1]["jobs"]) == sorted(jobs)
+    # run again, cancel finds nothing left (it said it cancelled the same jobs again)
+    again = subprocess.run([sys.executable, "-m", "autotune", "cancel", directory], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    assert (again.returncode, again.stdout.strip()) == (0, (
+        "nothing to cancel: no driver holds the study and none of its SLURM jobs is queued or "
+        f"running (cancelled before: {' '.join(sorted(jobs, key=int))}; the next run records "
+        "them)")), again
     # status says what the next run does with them: records them cancelled (it said they ran
     # again on resume), and the next run does so, running the grid's third point only
     status = subprocess.run([sys.executable, "-m", "autotune", "status", directory], cwd=REPO,
