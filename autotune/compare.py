@@ -46,6 +46,16 @@ class ComparisonInterrupted(Exception):
     """Ctrl-C or SIGTERM reached the run in progress: stop the whole comparison."""
 
 
+def stopped_during(summary: Any, what: str) -> str:
+    """The comparison's last line once the run of ``what`` stopped, as ``run`` words it:
+    stopped by ``autotune cancel`` (which cancels the comparison whole) or interrupted
+    (Ctrl-C, a SIGTERM of anyone else's); the same command resumes either."""
+    if summary.by_cancel:
+        return (f"stopped by autotune cancel during {what}; to go on with the comparison: run "
+                "the same command again")
+    return f"interrupted during {what}; run the same command again to resume"
+
+
 @dataclass
 class Plan:
     algorithms: list[str]
@@ -178,9 +188,9 @@ def compare(study_path: str, out_dir: str, algorithms: str | None = None,
         directory = os.path.join(out_dir, f"{algorithm}-s{seed}")
         ended, done = before[(algorithm, seed)]
         said.run_starts(algorithm, seed, directory, done)
-        if Driver(study, directory, progress=False).run().stopped == "interrupted":
-            raise ComparisonInterrupted(f"interrupted during {algorithm} seed {seed}; run the "
-                                        "same command again to resume")
+        summary = Driver(study, directory, progress=False).run()
+        if summary.stopped == "interrupted":
+            raise ComparisonInterrupted(stopped_during(summary, f"{algorithm} seed {seed}"))
         history = History.load(Journal(os.path.join(directory, "history.jsonl")))
         said.run_ended(ended_trials(history) > ended)
         results.append((algorithm, seed, directory, study, trials_frame(history)))
@@ -412,8 +422,7 @@ def build_pretrain(study: Study, out_dir: str, progress: bool) -> None:
     stage_study = dataclasses.replace(study, name=study.name.rsplit("-", 2)[0] + "-pretrain")
     summary = Driver(stage_study, directory, progress=progress, stages_only=True).run()
     if summary.stopped == "interrupted":
-        raise ComparisonInterrupted("interrupted during the pretrain; run the same command "
-                                    "again to resume")
+        raise ComparisonInterrupted(stopped_during(summary, "the pretrain"))
     if summary.stopped == "failed":
         raise PretrainFailed(summary.error + (f"\n  {summary.tail}" if summary.tail else ""))
     if progress:

@@ -84,6 +84,35 @@ def test_an_interrupt_stops_the_whole_comparison(tmp_path, capsys):
     assert (out / "random-s0").exists() and not (out / "grid-s0").exists()
 
 
+def test_a_comparison_cancel_stopped_says_so_not_interrupted(tmp_path):
+    """``cancel DIR`` on a running comparison: its last line said 'interrupted during ...',
+    as after Ctrl-C; it says the cancel stopped it, as ``run`` does (exit status 130 still)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import REPO
+
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(
+        objective={"entry": "tests.objectives:hangs"}, search={"max_trials": 2},
+        space={"x": {"values": [1, 2]}}, executor={"kind": "local", "max_concurrent": 1}))
+    out = str(tmp_path / "cmp")
+    proc = subprocess.Popen([sys.executable, "-m", "autotune", "compare", path, "--algorithms",
+                             "random", "--dir", out], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    run = os.path.join(out, "random-s0")
+    give_up = time.monotonic() + 60
+    while not (os.path.exists(os.path.join(run, "history.jsonl"))
+               and history(run).trials and history(run).trials[0].status == "running"):
+        assert proc.poll() is None and time.monotonic() < give_up, proc.communicate()
+        time.sleep(0.1)
+    assert main(["cancel", out]) == 0
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == ("autotune: stopped by autotune cancel during random seed 0; "
+                                    "to go on with the comparison: run the same command again"), err
+
+
 def test_with_a_budget_the_trial_count_no_longer_limits(tmp_path):
     path = study_file(tmp_path, search={"max_trials": 3})
     rows = compare(path, str(tmp_path / "cmp"), "random", seeds=1, budget=1000.0, progress=False)
