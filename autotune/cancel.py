@@ -42,7 +42,7 @@ from .executors.slurm_query import ACTIVE, SlurmError, list_study_jobs, queue_st
 from .history import History
 from .journal import Journal
 from .states import cancelled_jobs, result_stands
-from .studydir import StudyDir, no_study
+from .studydir import StudyDir, no_study, require
 
 DRIVER_STOP_S = 60.0
 #: how long cancel waits for the jobs it cancelled to end: their steps may run on until
@@ -104,6 +104,7 @@ def cancel_comparison(out_dir: str, names: list[str]) -> str:
 
 
 def _cancel(sdir: StudyDir, study_dir: str) -> str:
+    check_recordable(sdir)
     said = []
     card = sdir.card() if sdir.driver_running() else {}
     loop = card.get("by") == "ask/tell"  # the user's own process: asked, not signalled
@@ -158,6 +159,28 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
         said.append(f"nothing to cancel: no driver holds the study and {runs}{before_said}")
     rewrite_trajectory(sdir)
     return "; ".join(said)
+
+
+def check_recordable(sdir: StudyDir) -> None:
+    """Refuse, before the driver is stopped or a job cancelled, a study whose history this
+    user cannot append the cancel to (a read-only copy, another user's study): it failed
+    after all that, naming the history's lock file. A directory that may not be added to
+    but whose files may be written (``chmod a-w DIR``) is taken: the lock and history are
+    there, and only trajectory.csv is left as it was (``rewrite_trajectory``)."""
+    lock = Journal(sdir.history).lock.lock_file
+    if not (_blocked(sdir.path, lock) or _blocked(sdir.path, sdir.history)):
+        return
+    hint = "; cancel records the cancel in its history.jsonl: nothing was cancelled"
+    require(sdir.path, write=True, hint=f": the study directory is read-only{hint}")
+    require(sdir.history, write=True, folder=False, hint=hint)
+    raise StudyError(f"cannot write {sdir.path}: its files are read-only{hint}")
+
+
+def _blocked(directory: str, path: str) -> bool:
+    """Whether ``path`` (in ``directory``) can be neither written nor made."""
+    if os.path.exists(path):
+        return not os.access(path, os.W_OK)
+    return not os.access(directory, os.W_OK | os.X_OK)
 
 
 def still_queued(sdir: StudyDir, t0: float, recorded: list[str]) -> list[str]:

@@ -133,3 +133,23 @@ def test_cancel_in_a_read_only_directory_records_the_cancel_and_names_no_temp_fi
     assert after["trajectory.csv"] == before["trajectory.csv"]
     assert after["history.jsonl"].startswith(before["history.jsonl"])
     assert b'"e":"cancel"' in after["history.jsonl"][len(before["history.jsonl"]):]
+
+
+def test_cancel_of_a_read_only_study_is_one_line_naming_the_directory(done):
+    """``chmod -R a-w DIR``: cancel named its internal lock file (``cannot access
+    DIR/history.lock (Permission denied)``). It says the directory is read-only, before it
+    stops a driver or cancels a job, exit status 2, nothing written; a history alone that
+    may not be written is named as such."""
+    d, _ = done
+    for path in [*d.rglob("*"), d]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    before = tree(d)
+    said = as_user("cancel", str(d))
+    one_line(said, f"cannot write {d} (permission denied): the study directory is read-only",
+             "nothing was cancelled")
+    assert "history.lock" not in said.stderr
+    assert tree(d) == before
+    d.chmod(0o755)
+    (d / "history.lock").chmod(0o644)
+    one_line(as_user("cancel", str(d)), f"cannot write {d / 'history.jsonl'} (permission denied)")
+    assert tree(d) == before
