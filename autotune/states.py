@@ -88,13 +88,22 @@ def unrecorded_jobs(history: History, directory: str | None) -> dict[int, tuple[
     it). Found as the executor finds them to adopt them (``slurm_query.unrecorded_job``: by
     the job's name, in the study's list of jobs), so what ``status`` says of them is what
     the next ``run`` does: watch the job, or record how it ended, and not submit it again.
-    Only for a SLURM study with such trials; {} where SLURM does not answer within
-    ``SLURM_QUERY_S`` (the trials are then said interrupted, as the history alone says)."""
+    Only for a SLURM study with such trials, and only where a job was submitted into the
+    study directory that no record names (its folder, ``DIR/slurm/<job id>/``, which the
+    executor's adoption requires: ``submitted_into``): trials asked and never submitted
+    (held back by a submit limit when a driver stopped) have no job to ask SLURM about, and
+    stopping a driver waited on sacct and squeue for them. {} where SLURM does not answer
+    within ``SLURM_QUERY_S`` (the trials are then said interrupted, as the history alone
+    says)."""
     pending = [rec for rec in history.trials.values() if rec.status == "pending"]
     t0 = history.study.get("t0")
     if (not pending or not directory or study_executor(history) != "slurm"
             or not isinstance(t0, (int, float))):
         return {}
+    recorded = {rec.job_id for rec in history.trials.values() if rec.job_id}
+    recorded |= {st.job_id for st in history.stages.values() if st.job_id}
+    if not StudyDir(directory).slurm_job_ids() - recorded:
+        return {}  # no job submitted here unrecorded: none to find
     from .executors.slurm_query import list_study_jobs, unrecorded_job
 
     jobs, errors = list_study_jobs(directory, float(t0), SLURM_QUERY_S)

@@ -56,6 +56,17 @@ class StudyDir:
         """The result submitit writes for one rank of a SLURM job as it ends."""
         return os.path.join(self.slurm_job_dir(job_id), f"{job_id}_{rank}_result.pkl")
 
+    def slurm_job_ids(self) -> set[str]:
+        """The SLURM jobs submitted into this study directory whose folder is still there
+        (submitit makes it as sbatch answers; the executor drops it once the job's end is
+        recorded, per ``cleanup``)."""
+        try:
+            with os.scandir(self.slurm) as entries:
+                return {e.name for e in entries if e.is_dir(follow_symlinks=False)
+                        and e.name.split("_")[0].isdigit()}
+        except OSError:
+            return set()
+
     def trial_dir(self, trial: int) -> str:
         return os.path.join(self.trials, str(trial))
 

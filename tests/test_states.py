@@ -506,3 +506,41 @@ def test_a_pretrain_left_to_another_kind_is_its_job_running_or_ended_alone(tmp_p
     d, history = left(ev.stage_end("pretrain", "k", 0, "cancelled", 0.1, 5.0, 4.9, "717", {},
                                    "cancelled by autotune cancel", "cancelled"))
     assert stage_left_to_another_kind(history, str(d), "local") == {}
+
+
+def test_stopping_with_trials_never_submitted_asks_slurm_nothing_of_them(tmp_path, monkeypatch,
+                                                                        capsys):
+    """A SLURM driver stopped while its trials wait for a submit slot (asked, never
+    submitted): its last views and ``run``'s last lines asked sacct and squeue (5 s each)
+    for jobs a killed driver might have submitted unrecorded, twice. No job was submitted
+    into the directory unrecorded: there is none to ask about, and nothing is asked."""
+    from autotune.cli import slurm_jobs_left
+    from autotune.driver import Driver
+    from autotune.executors import slurm_query
+    from autotune.executors.base import SubmitLimit
+    from autotune.executors.inline import InlineExecutor
+    from autotune.study import parse_study
+    from tests.helpers import study_dict
+
+    class Full(InlineExecutor):
+        def submit(self, job):
+            raise SubmitLimit("executor: sbatch refused", "QOSMaxSubmitJobPerUserLimit")
+
+    asked = []
+    monkeypatch.setattr(slurm_query, "run_command",
+                        lambda args, timeout=60.0: asked.append(args[0]) or "")
+    study = parse_study(study_dict(executor={"kind": "slurm", "max_concurrent": 2},
+                                   search={"max_trials": 2}))
+    d = str(tmp_path / "d")
+    driver = Driver(study, d, executor=Full(d, 2, 0.0), progress=False)
+    driver._tick = lambda: setattr(driver, "_stop", "interrupted")  # Ctrl-C while they wait
+    assert driver.run().stopped == "interrupted"
+    assert slurm_jobs_left(d) == ""
+    assert main(["status", d]) == 0
+    assert "2 interrupted (runs again on resume)" in capsys.readouterr().out
+    assert asked == []
+    # a job submitted here that no record names (a driver killed before recording it) is
+    # still looked for, as the next run's executor would adopt it
+    os.makedirs(os.path.join(d, "slurm", "777"))
+    assert main(["status", d]) == 0
+    assert asked == ["sacct", "squeue"]
