@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import os
 import pickle
-import re
 from typing import Any, Callable
 
 from .history import History
@@ -195,16 +194,11 @@ def result_stands(directory: str | None, job_id: str) -> bool:
 
     if not slurm_result_left(directory, job_id):
         return False
-    job_dir = StudyDir(directory or "").slurm_job_dir(job_id)
-    seen = re.compile(rf"{re.escape(job_id)}_(\d+)_(?:log\.out|log\.err|result\.pkl)")
-    try:
-        ranks = {int(m.group(1)) for name in os.listdir(job_dir) if (m := seen.fullmatch(name))}
-    except OSError:
-        ranks = set()
+    study = StudyDir(directory or "")
     whole = True
-    for rank in range(max(ranks | {0}) + 1):
+    for rank in range(max(study.slurm_ranks(job_id) | {0}) + 1):
         try:
-            with open(StudyDir(directory or "").slurm_result(job_id, rank), "rb") as fh:
+            with open(study.slurm_result(job_id, rank), "rb") as fh:
                 status, payload = pickle.load(fh)
         except FileNotFoundError:
             whole = False  # this rank has not ended, or SLURM stopped it

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import socket
 import time
 from typing import Any
@@ -52,9 +53,34 @@ class StudyDir:
         """Submitit's folder of one SLURM job: its call, its logs while it runs, its result."""
         return os.path.join(self.slurm, job_id)
 
+    def slurm_job_file(self, job_id: str, suffix: str) -> str:
+        """One of submitit's files of a SLURM job, in its folder: ``<job id>_<suffix>``
+        (``submitted.pkl``, and per rank ``<rank>_result.pkl``, ``<rank>_log.out``,
+        ``<rank>_log.err``). Every name below is made here."""
+        return os.path.join(self.slurm_job_dir(job_id), f"{job_id}_{suffix}")
+
+    def slurm_submitted(self, job_id: str) -> str:
+        """The pickled call submitit keeps for the job's whole life (moved here once sbatch
+        gave the job id)."""
+        return self.slurm_job_file(job_id, "submitted.pkl")
+
     def slurm_result(self, job_id: str, rank: int = 0) -> str:
         """The result submitit writes for one rank of a SLURM job as it ends."""
-        return os.path.join(self.slurm_job_dir(job_id), f"{job_id}_{rank}_result.pkl")
+        return self.slurm_job_file(job_id, f"{rank}_result.pkl")
+
+    def slurm_log(self, job_id: str, rank: int = 0, stream: str = "err") -> str:
+        """A rank's stdout (``stream`` ``out``) or stderr (``err``) as submitit writes it."""
+        return self.slurm_job_file(job_id, f"{rank}_log.{stream}")
+
+    def slurm_ranks(self, job_id: str) -> set[int]:
+        """The ranks of a SLURM job that left a file of their own in its folder (a log or a
+        result, ``slurm_log``, ``slurm_result``); none where the folder cannot be read."""
+        own = re.compile(rf"{re.escape(job_id)}_(\d+)_(?:log\.out|log\.err|result\.pkl)")
+        try:
+            names = os.listdir(self.slurm_job_dir(job_id))
+        except OSError:
+            return set()
+        return {int(m.group(1)) for name in names if (m := own.fullmatch(name))}
 
     def slurm_job_ids(self) -> set[str]:
         """The SLURM jobs submitted into this study directory whose folder is still there

@@ -544,3 +544,29 @@ def test_stopping_with_trials_never_submitted_asks_slurm_nothing_of_them(tmp_pat
     os.makedirs(os.path.join(d, "slurm", "777"))
     assert main(["status", d]) == 0
     assert asked == ["sacct", "squeue"]
+
+
+def test_the_study_directory_names_submitits_files_of_a_job_as_submitit_does(tmp_path):
+    """Every name of submitit's files of a job is made in one place (``StudyDir``), which
+    ``status``'s judgement of a cancelled job's ranks (``result_stands``), the adoption of a job
+    submitted unrecorded (``submitted_into``) and the executor read through, and it is the
+    one submitit writes."""
+    from submitit.core.utils import JobPaths
+
+    from autotune.studydir import StudyDir
+
+    study = StudyDir(str(tmp_path))
+    for rank in (0, 2):
+        paths = JobPaths(os.path.join(study.slurm, "%j"), job_id="77", task_id=rank)
+        assert study.slurm_job_dir("77") == str(paths.folder)
+        assert study.slurm_submitted("77") == str(paths.submitted_pickle)
+        assert study.slurm_result("77", rank) == str(paths.result_pickle)
+        assert (study.slurm_log("77", rank, "out"), study.slurm_log("77", rank)) == (
+            str(paths.stdout), str(paths.stderr))
+    assert study.slurm_ranks("77") == set()
+    os.makedirs(study.slurm_job_dir("77"))
+    for path in (study.slurm_log("77", 1), study.slurm_result("77", 3), study.slurm_submitted("77"),
+                 os.path.join(study.slurm_job_dir("77"), "770_5_log.err")):
+        open(path, "w").close()
+    assert study.slurm_ranks("77") == {1, 3}
+    assert study.slurm_job_ids() == {"77"}

@@ -180,7 +180,8 @@ class SlurmExecutor(Executor):
         self.world = self.shape.processes
         self.poll_s = float(o.get("poll_s", 2.0))
         self.max_poll_s = max(self.poll_s, float(o.get("max_poll_s", 30.0)))
-        self.folder = StudyDir(self.study_dir).slurm
+        self._files = StudyDir(self.study_dir)  # where submitit's files of each job are
+        self.folder = self._files.slurm
         self._tracked: dict[int, _Tracked] = {}
         self._by_id: dict[str, int] = {}
         self._known: dict[str, JobInfo] | None = None   # the study's jobs when we started
@@ -490,7 +491,8 @@ class SlurmExecutor(Executor):
             what = f"ended {state} (exit code {info.exit_code})"
         # a multi-rank job: the rank that left no result is the one that died
         silent = [r for r in range(self.world) if r not in t.results] or [0]
-        tail = last_line(self._job_file(t.job_id, f"{silent[0]}_log.err"), skip=_scheduler_noise)
+        tail = last_line(self._files.slurm_log(t.job_id, silent[0]),
+                         skip=_scheduler_noise)
         if tail and self.world > 1:
             tail = f"rank {silent[0]}: {tail}"
         return f"slurm job {t.job_id} {what}" + (f": {tail}" if tail and state != "CANCELLED" else "")
@@ -609,13 +611,13 @@ class SlurmExecutor(Executor):
 
     # ---- files ------------------------------------------------------------------------------
     def _job_dir(self, job_id: str) -> str:
-        return os.path.join(self.folder, job_id)
+        return self._files.slurm_job_dir(job_id)
 
     def _job_file(self, job_id: str, suffix: str) -> str:
-        return os.path.join(self._job_dir(job_id), f"{job_id}_{suffix}")
+        return self._files.slurm_job_file(job_id, suffix)
 
     def _result_path(self, job_id: str, rank: int = 0) -> str:
-        return self._job_file(job_id, f"{rank}_result.pkl")
+        return self._files.slurm_result(job_id, rank)
 
     def _clean(self, t: _Tracked, outcome: Outcome) -> None:
         """Copy the job's logs into the trial directory; drop submitit's folder per ``cleanup``."""
@@ -623,8 +625,8 @@ class SlurmExecutor(Executor):
         with contextlib.suppress(OSError):
             for rank in range(self.world):
                 tag = t.job_id if rank == 0 else f"{t.job_id}.rank-{rank}"
-                for suffix, name in (("log.out", "stdout"), ("log.err", "stderr")):
-                    src = self._job_file(t.job_id, f"{rank}_{suffix}")
+                for stream, name in (("out", "stdout"), ("err", "stderr")):
+                    src = self._files.slurm_log(t.job_id, rank, stream)
                     if os.path.exists(src):
                         shutil.copyfile(src, os.path.join(t.job.ctx.trial_dir,
                                                           f"slurm-{tag}.{name}.log"))

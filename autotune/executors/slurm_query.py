@@ -209,10 +209,11 @@ def submitted_into(study_dir: str, job_id: str, world: int = 1) -> bool:
     once lived at this path (deleted and started again) has neither here, and adopting it
     recorded its end (or its lost result) as this study's trial or pretrain. ``world``: the
     job's processes, any of whose results counts."""
-    folder = os.path.join(os.path.abspath(study_dir), "slurm", job_id)
-    return os.path.exists(os.path.join(folder, f"{job_id}_submitted.pkl")) or any(
-        os.path.exists(os.path.join(folder, f"{job_id}_{rank}_result.pkl"))
-        for rank in range(world))
+    from ..studydir import StudyDir
+
+    study = StudyDir(study_dir)
+    return os.path.exists(study.slurm_submitted(job_id)) or any(
+        os.path.exists(study.slurm_result(job_id, rank)) for rank in range(world))
 
 
 #: why SLURM holds a job that will not start as asked: it waits for nobody but a person
