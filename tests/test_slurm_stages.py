@@ -395,7 +395,7 @@ def test_cancel_of_a_compare_dir_stops_the_comparison_and_cancels_its_pretrain(t
                            f"job(s): {job}"), said
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, output
-    assert "interrupted during the pretrain" in output, output
+    assert "stopped by autotune cancel during the pretrain" in output, output
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=180,
                           env={**os.environ, "PRETRAIN_SLEEP_S": "0.5"})
     assert done.returncode == 0, done.stdout + done.stderr
