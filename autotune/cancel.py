@@ -142,8 +142,6 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
     local = []
     if stopped:
         local.append(f"stopped {stopped} local trial(s) left running by a dead driver")
-    elif others and not driver:
-        local.append(f"{len(others)} local trial(s) were in flight; none still runs")
     if jobs:
         said.append(f"cancelled {len(jobs)} slurm job(s): {' '.join(jobs)}{failed}")
         said += settled(sdir, history, jobs)
@@ -151,8 +149,9 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
         said.append(f"no queued or running slurm jobs{failed}")  # a local study has none
     said += local
     if not said:  # nothing ran: say so rather than print nothing (a second cancel included)
-        runs = "none of its SLURM jobs is queued or running" if recorded or slurm_study \
-            else "none of its trials runs"
+        runs = ("none of its SLURM jobs is queued or running" if recorded or slurm_study
+                else f"none of the {len(others)} local trial(s) it left in flight still runs"
+                if others else "none of its trials runs")
         before = [j for j in recorded if j in cancelled_jobs(history)]
         before_said = (f" (cancelled before: {' '.join(before)}; the next run records them)"
                        if before else "")

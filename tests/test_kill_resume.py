@@ -363,6 +363,9 @@ def test_cancel_leaves_trajectory_csv_saying_what_status_says(tmp_path):
         assert trial_states(history(d), False, d) == {0: "interrupted"}
         assert [r["status"] for r in csv.DictReader(open(csv_path))] == ["interrupted"]
         assert not os.path.exists(os.path.join(d, "driver.json"))  # the lock let go again
+        # a second cancel stops nothing and says so (it said the trial "was in flight")
+        assert cancel_study(d) == ("nothing to cancel: no driver holds the study and none of "
+                                   "the 1 local trial(s) it left in flight still runs")
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
