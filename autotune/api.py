@@ -51,41 +51,6 @@ def _speaks_python(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-#: keywords an Optuna user (or a guess) gives the calls named like Optuna's, and what they are
-#: here: a plain TypeError named the keyword and not where the thing it meant lives
-_OPTUNA_KEYWORDS = {
-    "direction": "the direction is the study's objective.mode (min or max)",
-    "directions": "one metric is optimised: objective.metric, its direction objective.mode",
-    "study_name": "the study's name is its name key, and its directory is dir=",
-    "storage": "a study is kept in its directory: dir=",
-    "sampler": "the searcher is the study's search.algorithm",
-    "pruner": "early stopping is search.fidelity (the asha family, and axis's screening)",
-    "n_jobs": "trials at once are the study's executor.max_concurrent",
-    "show_progress_bar": "the progress line is progress=",
-    "directory": "the study directory is dir=",
-}
-
-
-def _known_keywords(func: F) -> F:
-    """Refuse, as one ``StudyError``, a keyword ``func`` does not take, with the accepted
-    one it resembles or where Optuna's keyword of that name lives here (``dirr=``,
-    ``storage=``): Python's TypeError named the keyword only."""
-    accepted = [name for name, p in inspect.signature(func).parameters.items()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "cls")]
-    caller = func.__name__
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for key in kwargs:
-            if key not in accepted:
-                with python_api():
-                    raise StudyError(f"{caller}: {key}: unknown keyword"
-                                     f"{hint(key, accepted, _OPTUNA_KEYWORDS)} (expected one "
-                                     f"of: {', '.join(accepted)})")
-        return func(*args, **kwargs)
-    return wrapper  # type: ignore[return-value]
-
-
 def _one_thread_at_a_time(method: F) -> F:
     """A Study's session (its driver, the trials held for ``ask()``) is one per Study: threads
     sharing a Study (a pool of workers, each asking and telling) take turns, else each would
@@ -196,7 +161,6 @@ class Study:
 
     @classmethod
     @_speaks_python
-    @_known_keywords
     def from_yaml(cls, path: str | os.PathLike, dir: str | None = None) -> "Study":
         """The study in a YAML study file (what ``autotune run FILE`` reads)."""
         return cls._of(read_study_file(os.fspath(path), tolerate_unfilled=True), dir)
@@ -231,7 +195,6 @@ class Study:
     # ---- running it -----------------------------------------------------------------------
     @_speaks_python
     @_one_thread_at_a_time
-    @_known_keywords
     def run(self, progress: bool = True, retry_failed: bool = False,
             accept_objective_change: bool = False) -> StudyView:
         """Run (or resume) the study to its end with the study's executor; the result, read back.
@@ -250,7 +213,6 @@ class Study:
 
     @_speaks_python
     @_one_thread_at_a_time
-    @_known_keywords
     def optimize(self, func: Callable[[dict[str, Any], Ctx], Any] | None = None,
                  n_trials: int | None = None, timeout: float | None = None, *,
                  progress: bool = True, retry_failed: bool = False,
@@ -761,7 +723,6 @@ def _check_metric(result: Mapping, metric: str, trial: int) -> None:
                          f"number: {describe(result[metric])}")
 
 
-@_known_keywords
 def create_study(config_or_yaml_path: Mapping[str, Any] | str | os.PathLike,
                  dir: str | os.PathLike | None = None, load_if_exists: bool = True) -> Study:
     """A study from a mapping of study keys or a study file's path (Optuna's
@@ -826,7 +787,6 @@ def _refuse_recorded(study: Study, sdir: StudyDir) -> None:
                          "continue it")
 
 
-@_known_keywords
 def load_study(dir: str | os.PathLike) -> Study:
     """The study in ``dir`` as its history records it, to continue (Optuna's
     ``load_study``): ``run()``, ``optimize()`` or ``ask()``/``tell()``, whether a study

@@ -143,37 +143,6 @@ def test_an_unknown_keyword_names_dir_among_what_it_resembles(tmp_path, keyword,
     assert "\n" not in str(exc.value) and not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("call, said", [
-    (lambda d: at.load_study(dirr=d), "load_study: dirr: unknown keyword; did you mean 'dir'? "
-                                      "(expected one of: dir)"),
-    (lambda d: at.load_study(study_name="s", storage=d),
-     "load_study: study_name: unknown keyword; the study's name is its name key, and its "
-     "directory is dir= (expected one of: dir)"),
-    (lambda d: at.create_study(study_dict(), direction="minimize", dir=d),
-     "create_study: direction: unknown keyword; the direction is the study's objective.mode "
-     "(min or max) (expected one of: config_or_yaml_path, dir, load_if_exists)"),
-    (lambda d: at.Study.from_yaml("s.yaml", dirr=d), "from_yaml: dirr: unknown keyword; did "
-                                                     "you mean 'dir'? (expected one of: path, "
-                                                     "dir)"),
-    (lambda d: at.Study(study_dict(), dir=d).optimize(n_trials=2, n_jobs=4),
-     "optimize: n_jobs: unknown keyword; trials at once are the study's "
-     "executor.max_concurrent (expected one of: func, n_trials, timeout, progress, "
-     "retry_failed, accept_objective_change)"),
-    (lambda d: at.Study(study_dict(), dir=d).run(progres=False),
-     "run: progres: unknown keyword; did you mean 'progress'? (expected one of: progress, "
-     "retry_failed, accept_objective_change)"),
-])
-def test_an_unknown_keyword_of_the_optuna_named_calls_is_one_line(tmp_path, call, said):
-    """``load_study(dirr=...)``, ``create_study(direction=...)``: Python's TypeError named the
-    keyword, not the accepted one it resembles nor where Optuna's keyword of that name lives
-    here. Nothing is written."""
-    d = str(tmp_path / "s")
-    with pytest.raises(StudyError) as exc:
-        call(d)
-    assert str(exc.value) == said
-    assert not os.path.exists(d)
-
-
 def test_a_space_from_numpy_values_and_tuples_is_stored_plain(tmp_path):
     np = pytest.importorskip("numpy")
     d = str(tmp_path / "s")
