@@ -29,6 +29,7 @@ from .driver import (EXTERNAL, Driver, RunSummary, asking_ended, check_compatibl
 from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
+from .keywords import checked_keywords
 from .objective import Ctx
 from .restore import restore
 from .states import trial_states
@@ -130,6 +131,26 @@ def _check_keywords(keys: Mapping[str, Any]) -> None:
 #: keywords another library (or a guess) uses for what Study(...) calls otherwise
 _KEYWORD_NAMES = {"directory": "the study directory is dir="}
 
+#: Optuna's keywords of the functions autotune names alike, and where autotune has them
+_OPTUNA = {
+    "study_name": "the study's name is its key name, and the study is its directory: dir=",
+    "storage": "the study is stored in its directory: dir=",
+    "direction": "the direction is the study's objective.mode ('min' or 'max')",
+    "directions": "one metric is optimised, the study's objective.metric and objective.mode",
+    "sampler": "the searcher is the study's search.algorithm",
+    "pruner": "no pruner: a multi-fidelity search.algorithm stops trials early",
+    "n_jobs": "trials at once are the study's executor.max_concurrent",
+    "show_progress_bar": "did you mean 'progress'?",
+    "callbacks": "no callbacks: read study.trials or trials_dataframe() between calls",
+    "catch": "a trial that raises is recorded as failed, and the run goes on",
+    "gc_after_trial": "no such option",
+    "values": "the result is tell(trial, result): a number or a dict of metrics",
+    "state": "a failed trial is tell(trial, error=...)",
+    "attrs": "select the columns from the DataFrame it returns",
+    "multi_index": "the DataFrame's columns are flat",
+    "fixed_distributions": "the space is the study's: every trial draws from it",
+}
+
 
 class Study:
     """A study built from a mapping with the study file's keys, or from a study file.
@@ -160,6 +181,7 @@ class Study:
         self._init(dir)
 
     @classmethod
+    @checked_keywords("Study.from_yaml")
     @_speaks_python
     def from_yaml(cls, path: str | os.PathLike, dir: str | None = None) -> "Study":
         """The study in a YAML study file (what ``autotune run FILE`` reads)."""
@@ -193,6 +215,7 @@ class Study:
         return self.settings.name
 
     # ---- running it -----------------------------------------------------------------------
+    @checked_keywords("Study.run", _OPTUNA)
     @_speaks_python
     @_one_thread_at_a_time
     def run(self, progress: bool = True, retry_failed: bool = False,
@@ -211,6 +234,7 @@ class Study:
                accept_objective_change=accept_objective_change)
         return self._drive(progress, retry_failed, accept_objective_change)
 
+    @checked_keywords("Study.optimize", _OPTUNA)
     @_speaks_python
     @_one_thread_at_a_time
     def optimize(self, func: Callable[[dict[str, Any], Ctx], Any] | None = None,
@@ -351,6 +375,7 @@ class Study:
         """The best trial's parameters (Optuna's ``best_params``)."""
         return dict(self.best_trial.params)
 
+    @checked_keywords("Study.trials_dataframe", _OPTUNA)
     @_speaks_python
     def trials_dataframe(self):
         """Shorthand for ``load().trials_dataframe()``. A study not started yet has no trials,
@@ -365,6 +390,7 @@ class Study:
         return trials_frame(history, {})
 
     # ---- a loop of one's own --------------------------------------------------------------
+    @checked_keywords("Study.ask", _OPTUNA)
     @_speaks_python
     @_one_thread_at_a_time
     def ask(self) -> Trial | None:
@@ -470,6 +496,7 @@ class Study:
         return sorted(r.trial for r in driver.history.in_flight()
                       if r.job_id == EXTERNAL and r.trial not in held)
 
+    @checked_keywords("Study.tell", _OPTUNA)
     @_speaks_python
     @_one_thread_at_a_time
     def tell(self, trial: Trial | int, result: Any = None, *, error: Any = None) -> TrialRecord:
@@ -723,6 +750,8 @@ def _check_metric(result: Mapping, metric: str, trial: int) -> None:
                          f"number: {describe(result[metric])}")
 
 
+@checked_keywords("create_study", {
+    **_OPTUNA, "config": "did you mean 'config_or_yaml_path'? (or give it first, unnamed)"})
 def create_study(config_or_yaml_path: Mapping[str, Any] | str | os.PathLike,
                  dir: str | os.PathLike | None = None, load_if_exists: bool = True) -> Study:
     """A study from a mapping of study keys or a study file's path (Optuna's
@@ -787,6 +816,7 @@ def _refuse_recorded(study: Study, sdir: StudyDir) -> None:
                          "continue it")
 
 
+@checked_keywords("load_study", _OPTUNA)
 def load_study(dir: str | os.PathLike) -> Study:
     """The study in ``dir`` as its history records it, to continue (Optuna's
     ``load_study``): ``run()``, ``optimize()`` or ``ask()``/``tell()``, whether a study

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import StudyError
 from .history import History, TrialRecord
 from .journal import Journal
+from .keywords import checked_keywords
 from .states import trial_states
 from .studydir import StudyDir, no_study
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+@checked_keywords("load", {"dir": "did you mean 'directory'?"})
 def load(directory: str | os.PathLike) -> "StudyView":
     """Open the study in ``directory`` (the one ``run`` wrote) for reading."""
     return StudyView(path_of(directory, "directory"))
@@ -44,6 +46,7 @@ def path_of(value: Any, name: str) -> str:
 class StudyView:
     """A study directory as the history records it: trials, best, the search's setting."""
 
+    @checked_keywords("StudyView", {"dir": "did you mean 'directory'?"})
     def __init__(self, directory: str | os.PathLike):
         self.path = os.path.abspath(os.fspath(directory))
         self._dir = StudyDir(self.path)

@@ -143,6 +143,57 @@ def test_an_unknown_keyword_names_dir_among_what_it_resembles(tmp_path, keyword,
     assert "\n" not in str(exc.value) and not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("call, keywords, message", [
+    ("load_study", {"dirr": "d"}, "load_study: dirr: unknown keyword; did you mean 'dir'? "
+                                  "(it takes dir=)"),
+    ("load_study", {"study_name": "s", "storage": "sqlite://"},
+     "load_study: study_name: unknown keyword; the study's name is its key name, and the study "
+     "is its directory: dir= (it takes dir=)"),
+    ("create_study", {"config_or_yaml_path": {}, "dirr": "d"},
+     "create_study: dirr: unknown keyword; did you mean 'dir'? (it takes config_or_yaml_path=, "
+     "dir=, load_if_exists=)"),
+    ("create_study", {"config_or_yaml_path": {}, "direction": "minimize"},
+     "create_study: direction: unknown keyword; the direction is the study's objective.mode "
+     "('min' or 'max') (it takes config_or_yaml_path=, dir=, load_if_exists=)"),
+    ("load", {"dir": "d"}, "load: dir: unknown keyword; did you mean 'directory'? (it takes "
+                           "directory=)"),
+    ("load", {"dirr": "d"}, "load: dirr: unknown keyword; did you mean 'directory'? (it takes "
+                            "directory=)"),
+    ("from_yaml", {"path": "s.yaml", "dirr": "d"}, "Study.from_yaml: dirr: unknown keyword; did "
+                                                  "you mean 'dir'? (it takes path=, dir=)"),
+    ("optimize", {"n_trial": 3}, "Study.optimize: n_trial: unknown keyword; did you mean "
+                                 "'n_trials'? (it takes func=, n_trials=, timeout=, progress=, "
+                                 "retry_failed=, accept_objective_change=)"),
+    ("optimize", {"n_jobs": 4}, "Study.optimize: n_jobs: unknown keyword; trials at once are "
+                                "the study's executor.max_concurrent (it takes func="),
+    ("run", {"retry": True}, "Study.run: retry: unknown keyword; did you mean 'retry_failed'? "
+                             "(it takes progress=, retry_failed=, accept_objective_change=)"),
+    ("tell", {"trial": 0, "eror": "x"}, "Study.tell: eror: unknown keyword; did you mean "
+                                        "'error'? (it takes trial=, result=, error=)"),
+    ("ask", {"fixed_distributions": {}}, "Study.ask: fixed_distributions: unknown keyword; the "
+                                         "space is the study's: every trial draws from it (it "
+                                         "takes no keywords)"),
+    ("trials_dataframe", {"attrs": ("number",)},
+     "Study.trials_dataframe: attrs: unknown keyword; select the columns from the DataFrame it "
+     "returns (it takes no keywords)"),
+])
+def test_a_misspelt_keyword_of_the_api_names_the_one_it_resembles(tmp_path, call, keywords,
+                                                                  message):
+    """``load_study(dirr=...)`` raised Python's TypeError, naming the keyword alone (and
+    ``create_study`` a keyword given correctly before it): each public call names the bad
+    keyword, the one it resembles (or where Optuna's is here) and those it takes, in one
+    line, before anything is done."""
+    d = str(tmp_path / "s")
+    study = at.Study(study_dict(), dir=d)
+    calls = {"load_study": at.load_study, "create_study": at.create_study, "load": at.load,
+             "from_yaml": at.Study.from_yaml, "optimize": study.optimize, "run": study.run,
+             "tell": study.tell, "ask": study.ask, "trials_dataframe": study.trials_dataframe}
+    with pytest.raises(StudyError) as exc:
+        calls[call](**keywords)
+    assert str(exc.value).startswith(message), exc.value
+    assert "\n" not in str(exc.value) and not os.path.exists(d)
+
+
 def test_a_space_from_numpy_values_and_tuples_is_stored_plain(tmp_path):
     np = pytest.importorskip("numpy")
     d = str(tmp_path / "s")
