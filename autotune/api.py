@@ -32,7 +32,7 @@ from .journal import Journal
 from .keywords import checked_keywords
 from .objective import Ctx
 from .restore import restore
-from .states import trial_states
+from .states import left_to_another_kind, stage_left_to_another_kind, trial_states
 from .study import Study as StudySettings
 from .study import load_study as read_study_file
 from .study import TOP_KEYS, elsewhere, parse_study, recorded_study
@@ -519,7 +519,7 @@ class Study:
                     number)
         result, error = _told(result, error, self.settings.objective.metric, number)
         with _ctrl_c_held() as caught:  # recorded whole, or not at all: see _ctrl_c_held
-            driver = self._session()  # opened only for a tell that may be recorded
+            driver = self._session("tell")  # opened only for a tell that may be recorded
             _check_open(driver.history, number)
             self._held = [r for r in self._held if r.trial != number]
             told = driver.tell_external(number, result, error)
@@ -564,9 +564,10 @@ class Study:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _session(self) -> Driver:
+    def _session(self, caller: str = "ask") -> Driver:
         if self._driver is None:
             self._check_directory()
+            _check_left_alone(StudyDir(self.dir), caller)
             driver = Driver(self.settings, self.dir, progress=False, prepare=self._installer())
             driver.open()
             self._driver = driver
@@ -609,6 +610,45 @@ class Study:
     def __repr__(self) -> str:
         s = self.settings
         return f"<autotune.Study {s.name!r}: {s.algorithm} on {s.executor}, dir {self.dir}>"
+
+
+def _check_left_alone(sdir: StudyDir, caller: str) -> None:
+    """Refuse to open an ask/tell loop, before its resume is recorded, on a study whose
+    killed driver left trials (or the pretrain) running as local processes or SLURM jobs, or
+    ended without a driver to record them, as ``run`` refuses them under another executor
+    kind, in the same words: a loop of the caller's own can neither watch nor record them.
+    It went on past them, asking new trials while they ran on (their results unrecorded, the
+    study said finished at ``max_trials`` with them still open)."""
+    if not sdir.exists():
+        return
+    history = History.load(Journal(sdir.history))
+    stages = stage_left_to_another_kind(history, sdir.path, ASK_TELL)
+    if stages:  # one line, for the first (the pretrain)
+        name, (job_id, owner) = next(iter(stages.items()))
+        raise StudyError(
+            f"{caller}: {sdir.path} has the {name}'s {owner} job {job_id}, left running (or ended, "
+            f"not yet recorded) with no driver, which an ask/tell loop can neither watch nor "
+            f"record. Resume with run() under executor kind {owner} (it collects it), or, while "
+            f"it still runs, stop it with: python -m autotune cancel {sdir.path} (the {name} "
+            "then runs again)")
+    left = left_to_another_kind(history, sdir.path, ASK_TELL)
+    if not left:
+        return
+    shown = ", ".join(map(str, list(left)[:10])) + (" ..." if len(left) > 10 else "")
+    kinds = " and ".join(sorted(set(left.values())))
+    # a stopped local worker leaves its trial interrupted, for ask() to hand out; a cancelled
+    # SLURM job is recorded by the next run (cancelled), which runs its trial again
+    again = ("ask() then hands them out again" if kinds == "local"
+             else "the next run() then records them")
+    raise StudyError(
+        f"{caller}: {sdir.path} has trial(s) {shown} that a killed driver left running (or ended, "
+        f"not yet recorded) as {kinds} jobs, which an ask/tell loop can neither watch nor "
+        f"record. Resume with run() under executor kind {kinds} (it collects them), or stop "
+        f"those still running with: python -m autotune cancel {sdir.path} ({again})")
+
+
+#: the executor kind an ask/tell loop is to ``left_to_another_kind``: none that owns a job
+ASK_TELL = "ask/tell"
 
 
 def _noting(prepare: Callable[[], None] | None, taken: list[bool] | None

@@ -149,3 +149,40 @@ def test_a_search_with_nothing_more_to_propose_is_finished_read_outside_its_loop
     assert (loaded.end_reason, loaded.finished) == (ended, True)
     assert loaded.ask() is None
     loaded.close()
+
+
+@pytest.mark.parametrize("state", ["running", "ended"])
+def test_a_loop_is_refused_where_a_killed_run_left_local_trials_as_run_is(tmp_path, state):
+    """``run`` under another executor kind refuses a study whose killed driver left trials
+    running (or ended, unrecorded) as local workers; an ask/tell loop skipped the check and
+    asked new trials past them, their results unrecorded (``finished`` at ``max_trials``
+    while they ran on). Refused the same way, nothing written; stopped by ``cancel``, they
+    are handed out again."""
+    from autotune.cancel import cancel_study
+
+    from .test_kill_resume import holding, killed, one_trial, wait_ended, wait_for
+
+    log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
+    first = holding(one_trial(log, 10.0 if state == "running" else 0.1), d)
+    [rec] = first.ask_trials(1)
+    first._submit([rec])                            # started and recorded; then killed
+    if state == "running":
+        wait_for(lambda: os.path.exists(log))
+    else:
+        wait_ended(first, d)
+    killed(first)
+    before = _files(d)
+    study = at.load_study(d)
+    with pytest.raises(StudyError) as exc:
+        study.ask()
+    assert str(exc.value) == (
+        f"ask: {d} has trial(s) 0 that a killed driver left running (or ended, not yet "
+        "recorded) as local jobs, which an ask/tell loop can neither watch nor record. Resume "
+        f"with run() under executor kind local (it collects them), or stop those still "
+        f"running with: python -m autotune cancel {d} (ask() then hands them out again)")
+    assert _files(d) == before                      # no session opened, no resume recorded
+    if state == "running":
+        cancel_study(d)
+        first.executor._running[0].proc.wait(timeout=10)
+        with study:
+            assert study.ask().number == 0          # as the refusal says
