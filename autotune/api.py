@@ -566,6 +566,13 @@ class Study:
 
     def _session(self, caller: str = "ask") -> Driver:
         if self._driver is None:
+            if self.settings.objective.pretrain is not None:
+                # the driver's run builds the pretrain before any trial; a loop's trials
+                # were handed out with ctx.pretrained None, fine-tuning from nothing
+                raise StudyError(f"{caller}: stages.pretrain: an ask/tell loop does not run "
+                                 "the pretrain, and its trials would start without it "
+                                 "(ctx.pretrained None); run() or optimize() this study, or "
+                                 "drop stages.pretrain for a loop of your own")
             self._check_directory()
             _check_left_alone(StudyDir(self.dir), caller)
             driver = Driver(self.settings, self.dir, progress=False, prepare=self._installer())

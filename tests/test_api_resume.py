@@ -186,3 +186,17 @@ def test_a_loop_is_refused_where_a_killed_run_left_local_trials_as_run_is(tmp_pa
         first.executor._running[0].proc.wait(timeout=10)
         with study:
             assert study.ask().number == 0          # as the refusal says
+
+
+def test_a_loop_is_refused_a_study_with_a_pretrain_it_would_not_run(tmp_path):
+    """``ask()`` handed out the trials of a study with ``stages.pretrain`` with
+    ``ctx.pretrained`` None: the pretrain ``run()`` builds first never ran, and each trial
+    fine-tuned from nothing. Refused in one line, nothing written."""
+    d = str(tmp_path / "s")
+    raw = _own_loop()
+    raw["stages"] = {"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 2}}
+    study = at.Study(raw, dir=d)
+    with pytest.raises(StudyError, match=r"^ask: stages.pretrain: an ask/tell loop does not "
+                                         r"run the pretrain, .*ctx.pretrained None"):
+        study.ask()
+    assert not os.path.exists(d)
