@@ -25,14 +25,14 @@ from .config import describe, hint
 from .contract import plain_metrics, real_number
 from .cancel_mark import CANCELLED
 from .driver import (EXTERNAL, Driver, RunSummary, asking_ended, check_compatible,
-                     check_unfilled, new_study_record)
+                     check_left_running, check_unfilled, new_study_record)
 from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
 from .keywords import checked_keywords
 from .objective import Ctx
 from .restore import restore
-from .states import left_to_another_kind, stage_left_to_another_kind, trial_states
+from .states import left_to_another_kind, trial_states
 from .study import Study as StudySettings
 from .study import load_study as read_study_file
 from .study import TOP_KEYS, elsewhere, parse_study, recorded_study
@@ -629,29 +629,13 @@ def _check_left_alone(sdir: StudyDir, caller: str) -> None:
     if not sdir.exists():
         return
     history = History.load(Journal(sdir.history))
-    stages = stage_left_to_another_kind(history, sdir.path, ASK_TELL)
-    if stages:  # one line, for the first (the pretrain)
-        name, (job_id, owner) = next(iter(stages.items()))
-        raise StudyError(
-            f"{caller}: {sdir.path} has the {name}'s {owner} job {job_id}, left running (or ended, "
-            f"not yet recorded) with no driver, which an ask/tell loop can neither watch nor "
-            f"record. Resume with run() under executor kind {owner} (it collects it), or, while "
-            f"it still runs, stop it with: python -m autotune cancel {sdir.path} (the {name} "
-            "then runs again)")
-    left = left_to_another_kind(history, sdir.path, ASK_TELL)
-    if not left:
-        return
-    shown = ", ".join(map(str, list(left)[:10])) + (" ..." if len(left) > 10 else "")
-    kinds = " and ".join(sorted(set(left.values())))
     # a stopped local worker leaves its trial interrupted, for ask() to hand out; a cancelled
     # SLURM job is recorded by the next run (cancelled), which runs its trial again
-    again = ("ask() then hands them out again" if kinds == "local"
+    kinds = set(left_to_another_kind(history, sdir.path, ASK_TELL).values())
+    again = ("ask() then hands them out again" if kinds == {"local"}
              else "the next run() then records them")
-    raise StudyError(
-        f"{caller}: {sdir.path} has trial(s) {shown} that a killed driver left running (or ended, "
-        f"not yet recorded) as {kinds} jobs, which an ask/tell loop can neither watch nor "
-        f"record. Resume with run() under executor kind {kinds} (it collects them), or stop "
-        f"those still running with: python -m autotune cancel {sdir.path} ({again})")
+    check_left_running(history, sdir.path, ASK_TELL, caller, "an ask/tell loop",
+                       "Resume with run() under executor kind", again=again)
 
 
 #: the executor kind an ask/tell loop is to ``left_to_another_kind``: none that owns a job

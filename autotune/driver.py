@@ -300,27 +300,10 @@ class Driver:
         job (``stage_left_to_another_kind``): this executor would find its checkpoint in the
         cache and record it ``cached`` at no cost, or build it again beside the job."""
         kind = self.executor.kind
-        stages = stage_left_to_another_kind(self.history, self.dir.path, kind)
-        if stages:  # one line, for the first (the pretrain)
-            name, (job_id, owner) = next(iter(stages.items()))
-            raise StudyError(
-                f"executor.kind: {self.dir.path} has the {name}'s {owner} job {job_id}, left "
-                f"running (or ended, not yet recorded) with no driver, which executor kind "
-                f"{kind} can neither watch nor record: it would build the {name} again or take "
-                f"its checkpoint at no cost. Resume with executor kind {owner} (it collects "
-                f"it), or, while it still runs, stop it with: python -m autotune cancel "
-                f"{self.dir.path} (the {name} then runs again)")
-        left = left_to_another_kind(self.history, self.dir.path, kind)
-        if not left:
-            return
-        shown = ", ".join(map(str, list(left)[:10])) + (" ..." if len(left) > 10 else "")
-        kinds = " and ".join(sorted(set(left.values())))
-        raise StudyError(
-            f"executor.kind: {self.dir.path} has trial(s) {shown} that a killed driver left "
-            f"running (or ended, not yet recorded) as {kinds} jobs, which executor kind {kind} "
-            f"can neither watch nor record: it would run them again. Resume with executor "
-            f"kind {kinds} (it collects them), or stop those still running with: "
-            f"python -m autotune cancel {self.dir.path} (they then run again)")
+        check_left_running(self.history, self.dir.path, kind, "executor.kind",
+                           f"executor kind {kind}", "Resume with executor kind",
+                           builds_again=True)
+
 
     # ---- a loop of the caller's own (ask/tell from Python) --------------------------------
     def open(self) -> None:
@@ -922,3 +905,36 @@ def pretrain_refusal(history: History | None, old: Any, new: Any, path: str) -> 
                 f"autotune run with the study file it was started with records it, python -m "
                 f"autotune cancel {path} ends it)")
     return None
+
+
+
+def check_left_running(history: History, path: str, kind: str, prefix: str, who: str,
+                       resume: str, builds_again: bool = False,
+                       again: str = "they then run again") -> None:
+    """One refusal, in one wording wherever a study is resumed (``run`` under another
+    executor kind, an ask/tell loop of the caller's own), of a study whose killed driver
+    left the pretrain's job, or trials, running (or ended, not yet recorded) as jobs that
+    ``kind`` can neither watch nor record. ``who`` names what resumes it, ``resume`` how to
+    resume it instead; ``builds_again``: say what resuming would do (it would run them, or
+    the pretrain, again); ``again``: what becomes of the trials a cancel stops."""
+    stages = stage_left_to_another_kind(history, path, kind)
+    if stages:  # one line, for the first (the pretrain)
+        name, (job_id, owner) = next(iter(stages.items()))
+        would = (f": it would build the {name} again or take its checkpoint at no cost"
+                 if builds_again else "")
+        raise StudyError(
+            f"{prefix}: {path} has the {name}'s {owner} job {job_id}, left running (or ended, "
+            f"not yet recorded) with no driver, which {who} can neither watch nor record"
+            f"{would}. {resume} {owner} (it collects it), or, while it still runs, stop it "
+            f"with: python -m autotune cancel {path} (the {name} then runs again)")
+    left = left_to_another_kind(history, path, kind)
+    if not left:
+        return
+    shown = ", ".join(map(str, list(left)[:10])) + (" ..." if len(left) > 10 else "")
+    kinds = " and ".join(sorted(set(left.values())))
+    would = ": it would run them again" if builds_again else ""
+    raise StudyError(
+        f"{prefix}: {path} has trial(s) {shown} that a killed driver left running (or ended, "
+        f"not yet recorded) as {kinds} jobs, which {who} can neither watch nor record{would}. "
+        f"{resume} {kinds} (it collects them), or stop those still running with: "
+        f"python -m autotune cancel {path} ({again})")
