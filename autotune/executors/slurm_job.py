@@ -64,6 +64,21 @@ def left_after_sigterm(result: tuple) -> bool:
     return status == "success" and isinstance(payload, dict) and "sigterm" in payload
 
 
+#: how long a command's result waits for a SIGTERM that SLURM sent the job as the command
+#: ended: slurmstepd signals the job's processes one by one, and under load the shell that
+#: outlived its killed child printed its result before this process was signalled
+SIGTERM_GRACE_S = 0.5
+
+
+def late_sigterm(noted: list[float], grace_s: float = SIGTERM_GRACE_S) -> None:
+    """Give a SIGTERM on its way to this process ``grace_s`` to be noted (``noting_sigterm``)
+    before a command's result is written: a trial's command takes minutes to hours, this
+    half a second."""
+    end = time.monotonic() + grace_s
+    while not noted and time.monotonic() < end:
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def noting_sigterm() -> Iterator[list[float]]:
     """Note when SLURM's SIGTERM reaches the job (scancel, its time limit, a preemption or a
@@ -139,6 +154,8 @@ class TrialCall:
                                       stderr=sys.stderr)
             payload = {"result": result, "started": started, "ended": time.time(),
                        "rank": rank_env.rank if rank_env else 0, "restarts": _restarts()}
+            if spec.command is not None:
+                late_sigterm(sigterm)
             if sigterm and spec.command is not None:
                 # a shell that outlived its child's SIGTERM may print a result the killed child
                 # never reached (`sleep 30; echo ...`): SLURM's word on the job decides
