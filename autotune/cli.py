@@ -333,12 +333,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import plot_all, summary
-    from .trajectory import table, write_csv_atomic
+    from .errors import is_disk_full
 
     sdir, history = open_history(args.dir)
     check_schema_known(sdir, history)
     check_report_writable(sdir, args.html)
+    try:
+        return write_report(args, sdir, history)
+    except OSError as exc:
+        # a full disk or quota: one line naming the file, as for ``run``; each file is
+        # written whole or left as it was (``trajectory.write_whole``), no temporary left
+        if is_disk_full(exc):
+            raise DiskFull(exc.filename or sdir.path, then="run report again") from None
+        raise
+
+
+def write_report(args: argparse.Namespace, sdir: StudyDir, history: History) -> int:
+    """``report``'s files, each written whole: summary.txt, trajectory.csv, plots/*.png and
+    (``--html``) report.html."""
+    from .report import plot_all, summary
+    from .trajectory import table, write_csv_atomic, write_whole
     from .states import stage_states, trial_states
 
     running = sdir.driver_running()
@@ -347,8 +361,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = summary(history, running_driver=running, directory=sdir.path, states=states,
                    stages=stages)
     write_csv_atomic(sdir.trajectory, *table(history, states, stages))
-    with open(os.path.join(sdir.path, "summary.txt"), "w") as fh:
-        fh.write(text + "\n")
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            fh.write(text + "\n")
+
+    write_whole(os.path.join(sdir.path, "summary.txt"), fill)
     written = plot_all(history, sdir.plots)
     print(text)
     print(f"wrote {os.path.join(sdir.path, 'summary.txt')}, {sdir.trajectory} and "

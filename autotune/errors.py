@@ -47,9 +47,8 @@ class StudyStopped(Exception):
 class DiskFull(Exception):
     """The disk (or the quota) ran out: the study stops, resumable once there is space."""
 
-    def __init__(self, path: str):
-        super().__init__(f"no space left on device writing {path}; free some space, then run "
-                         "the same command again to resume")
+    def __init__(self, path: str, then: str = "run the same command again to resume"):
+        super().__init__(f"no space left on device writing {path}; free some space, then {then}")
         self.path = path
 
 

@@ -75,7 +75,7 @@ def write_html_report(history: History, summary_text: str, plots: list[str], stu
     """Write ``<study_dir>/report.html`` (atomically); returns its path. ``states`` and
     ``stages``: each trial's and stage's state as ``status`` says it
     (``states.trial_states``, ``states.stage_states``)."""
-    from .trajectory import table
+    from .trajectory import table, write_whole
 
     columns, rows = table(history, states, stages)  # trajectory.csv's own columns and rows
     trials = sum(1 for row in rows if row.get("round") != "stage")
@@ -94,10 +94,12 @@ def write_html_report(history: History, summary_text: str, plots: list[str], stu
     parts.append(table_html(columns, rows))
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     path = os.path.join(study_dir, name)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(parts))
-    os.replace(tmp, path)
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(parts))
+
+    write_whole(path, fill)
     return path
 
 

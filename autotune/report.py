@@ -369,21 +369,29 @@ def save(fig: Any, path: str) -> str:
 
     import matplotlib.pyplot as plt
 
-    tmp = path + ".tmp.png"
+    from .trajectory import write_whole
+
+    figures = [fig]
+
+    def fill(tmp: str) -> None:
+        try:
+            with warnings.catch_warnings():
+                # a label too long for the figure ("Tight layout not applied"): the plot is
+                # drawn all the same, and the warning is matplotlib's, not the user's to act on
+                warnings.simplefilter("ignore", UserWarning)
+                fig.tight_layout()
+            fig.savefig(tmp, dpi=100, format="png")
+        except (OverflowError, ValueError) as exc:
+            title = fig.axes[0].get_title() if fig.axes else ""
+            figures.append(plt.figure(figsize=(6, 4)))
+            ax = figures[-1].add_subplot()
+            note(ax, f"cannot be drawn: its values are too large for the plot's axes ({exc})")
+            ax.set_title(title, fontsize=10)
+            figures[-1].savefig(tmp, dpi=100, format="png")
+
     try:
-        with warnings.catch_warnings():
-            # a label too long for the figure ("Tight layout not applied"): the plot is
-            # drawn all the same, and the warning is matplotlib's, not the user's to act on
-            warnings.simplefilter("ignore", UserWarning)
-            fig.tight_layout()
-        fig.savefig(tmp, dpi=100)
-    except (OverflowError, ValueError) as exc:
-        title = fig.axes[0].get_title() if fig.axes else ""
-        plt.close(fig)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        note(ax, f"cannot be drawn: its values are too large for the plot's axes ({exc})")
-        ax.set_title(title, fontsize=10)
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+        write_whole(path, fill)  # a full disk part-way leaves no half-written PNG
+    finally:
+        for each in figures:
+            plt.close(each)
     return path

@@ -6,10 +6,11 @@ A study with a pretrain stage starts with one row for it (``trial`` = ``pretrain
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 from .analysis import best_so_far
 from .history import History, StageRecord, TrialRecord
@@ -186,9 +187,27 @@ def csv_view(columns: list[str], data: list[dict[str, Any]], free: list[str],
 
 
 def write_csv_atomic(path: str, columns: list[str], data: list[dict[str, Any]]) -> None:
+    def fill(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(data)
+
+    write_whole(path, fill)
+
+
+def write_whole(path: str, fill: Callable[[str], None]) -> None:
+    """Write ``path`` whole or not at all: ``fill`` writes a temporary file beside it, which
+    then replaces it. A failure part-way (a full disk, Ctrl-C) removes the temporary file and
+    leaves ``path`` as it was; an OSError that names no file (a write's ENOSPC) or the
+    temporary one is made to name ``path``, the file the user knows."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(data)
-    os.replace(tmp, path)
+    try:
+        fill(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            exc.filename = path
+        raise

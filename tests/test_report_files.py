@@ -1,0 +1,78 @@
+"""``autotune report DIR``'s files as a demanding user meets them: written whole or not at
+all (a full disk part-way is one line, exit status 75, and leaves no temporary file), the
+concurrency plot of a study still running, the HTML table's order on infinite values."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from autotune.cli import DISK_FULL_EXIT, main
+from autotune.driver import Driver
+from autotune.study import parse_study
+from tests.helpers import study_dict
+
+
+@pytest.fixture
+def done(tmp_path):
+    """A finished 4-trial study (inline), reported once."""
+    d = str(tmp_path / "d")
+    Driver(parse_study(study_dict(search={"max_trials": 4})), d, progress=False).run()
+    assert main(["report", d, "--html"]) == 0
+    return d
+
+
+def leftovers(d: str) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(root, n), d) for root, _, files in os.walk(d)
+                  for n in files if ".tmp" in n)
+
+
+def no_space(path: str) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device")  # a write's: it names no file
+
+
+def test_a_full_disk_writing_a_plot_is_one_line_and_leaves_no_half_written_file(
+        done, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
+    before = open(os.path.join(done, "plots", "concurrency.png"), "rb").read()
+    real = Figure.savefig
+
+    def savefig(self, fname, *args, **kw):
+        if "concurrency" in str(fname):  # part of the file written, then the disk is full
+            with open(fname, "wb") as fh:
+                fh.write(b"\x89PNG\r\n")
+            raise no_space(fname)
+        return real(self, fname, *args, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    capsys.readouterr()
+    assert main(["report", done]) == DISK_FULL_EXIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left on device" in err[0], err
+    assert os.path.join(done, "plots", "concurrency.png") in err[0] and "report" in err[0]
+    assert leftovers(done) == []
+    assert open(os.path.join(done, "plots", "concurrency.png"), "rb").read() == before
+
+
+@pytest.mark.parametrize("name", ["report.html", "summary.txt", "trajectory.csv"])
+def test_a_full_disk_writing_a_file_of_the_report_names_it_and_leaves_it_whole(
+        done, capsys, monkeypatch, name):
+    path = os.path.join(done, name)
+    before = open(path, "rb").read()
+    real = os.replace
+
+    def replace(src, dst, *args, **kw):
+        if os.fspath(dst) == path:  # the temporary file written, then no room for its entry
+            raise OSError(errno.EDQUOT, "Disk quota exceeded", os.fspath(src))
+        return real(src, dst, *args, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    capsys.readouterr()
+    assert main(["report", done, "--html"]) == DISK_FULL_EXIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"autotune: error: no space left on device writing {path}; free some "
+                   "space, then run report again"]
+    assert leftovers(done) == []
+    assert open(path, "rb").read() == before
