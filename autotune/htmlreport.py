@@ -36,8 +36,9 @@ SCRIPT = r"""
     rows.sort(function (a, b) {
       var x = key(a.cells[index]), y = key(b.cells[index]);
       if (x === null || y === null) return x === y ? 0 : (x === null ? 1 : -1); // blanks last
-      if (typeof x !== typeof y) { x = String(x); y = String(y); }
-      var c = x < y ? -1 : (x > y ? 1 : 0);
+      // numbers before words in a column holding both: a total order, which sort needs
+      var c = typeof x !== typeof y ? (typeof x === "number" ? -1 : 1)
+                                    : (x < y ? -1 : (x > y ? 1 : 0));
       return desc ? -c : c;
     });
     rows.forEach(function (r) { body.appendChild(r); });
@@ -117,13 +118,20 @@ def table_html(columns: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 def cell_html(value: Any) -> str:
+    """A cell: shown rounded, sorted by ``data-v``, the value the CSV holds. A float NaN (a
+    failed trial's metric) shows as the CSV's ``nan`` and sorts with the blanks, last; an
+    infinity sorts by the name JavaScript reads as one (``Infinity``; ``inf`` it reads as a
+    word, which sorted ``-inf`` among the numbers)."""
+    if isinstance(value, float) and math.isnan(value):
+        return "<td data-v=''>nan</td>"
     if value is None or (not isinstance(value, str) and _is_na(value)):
         return "<td data-v=''></td>"
     if isinstance(value, float):
         shown = f"{value:.6g}"
+        key = ("Infinity" if value > 0 else "-Infinity") if math.isinf(value) else str(value)
     else:
-        shown = str(value)
-    return f"<td data-v='{html.escape(str(value))}'>{html.escape(shown)}</td>"
+        shown = key = str(value)
+    return f"<td data-v='{html.escape(key)}'>{html.escape(shown)}</td>"
 
 
 def _is_na(value: Any) -> bool:

@@ -76,3 +76,30 @@ def test_a_full_disk_writing_a_file_of_the_report_names_it_and_leaves_it_whole(
                    "space, then run report again"]
     assert leftovers(done) == []
     assert open(path, "rb").read() == before
+
+
+def signed(params: dict, ctx) -> dict:
+    """A finite loss, and a second metric out to the infinities (only the optimised metric
+    must be finite) or not a number."""
+    other = {"a": float("-inf"), "b": -1e300, "c": -1.0, "d": 0.0, "e": float("inf"),
+             "f": float("nan")}[params["k"]]
+    return {"loss": params["x"], "other": other}
+
+
+def test_the_html_table_sorts_infinities_at_the_ends_and_shows_nan(tmp_path):
+    from tests.test_html_report import dump_dom
+
+    import autotune as at
+
+    d = str(tmp_path / "d")
+    at.Study(name="inf", objective={"entry": signed, "metric": "loss"}, dir=d,
+             space={"k": {"values": ["e", "c", "a", "f", "d", "b"]}, "x": 1.0},
+             search={"algorithm": "grid"}, executor={"kind": "inline"}).run(progress=False)
+    assert main(["report", d, "--html"]) == 0
+    page = os.path.join(d, "report.html")
+    assert "<td data-v=''>nan</td>" in open(page, encoding="utf-8").read()  # as the CSV
+    for desc in (False, True):
+        table = dump_dom(f"file://{page}?sort=other{'&desc=1' if desc else ''}")
+        ks = [r[table.heads.index("k")] for r in table.rows]
+        assert ks == (["a", "b", "c", "d", "e", "f"] if not desc
+                      else ["e", "d", "c", "b", "a", "f"])  # NaN, as blanks, last
