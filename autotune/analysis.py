@@ -61,15 +61,30 @@ def compute_at(df: pd.DataFrame, times, stages: Sequence[tuple[float, float]] = 
     return spent[np.searchsorted(ends, np.asarray(times, float), side="right")]
 
 
-def concurrency(df: pd.DataFrame) -> tuple[list[float], list[int]]:
-    """Trials running over time, as a step function (times, running from that time on)."""
+#: the states of a trial started and not ended that still runs (``states.trial_states``)
+RUNNING = ("running", "running-alone")
+
+
+def concurrency(df: pd.DataFrame, now: float | None = None) -> tuple[list[float], list[int]]:
+    """Trials running over time, as a step function (times, running from that time on).
+    ``now`` (study seconds): the trials that still run (``status`` ``running`` or
+    ``running-alone``, as ``trials_frame(history, states)`` says it) count from their start
+    on, the curve held to ``now``; without it only the ended ones count, as in a finished
+    study."""
     ran = df[df["start_s"].notna() & df["end_s"].notna()]
+    still = (df[df["start_s"].notna() & df["end_s"].isna() & df["status"].isin(RUNNING)]
+             if now is not None else df.iloc[:0])
     steps = pd.concat([pd.DataFrame({"t": ran["start_s"], "d": 1}),
-                       pd.DataFrame({"t": ran["end_s"], "d": -1})]).sort_values(["t", "d"])
+                       pd.DataFrame({"t": ran["end_s"], "d": -1}),
+                       pd.DataFrame({"t": still["start_s"], "d": 1})]).sort_values(["t", "d"])
     if steps.empty:
         return [], []
     running = steps.groupby("t", sort=True)["d"].sum().cumsum()
-    return running.index.tolist(), [int(v) for v in running.to_numpy()]
+    times, counts = running.index.tolist(), [int(v) for v in running.to_numpy()]
+    if len(still) and now is not None and now > times[-1]:
+        times.append(float(now))  # those running now, up to now
+        counts.append(counts[-1])
+    return times, counts
 
 
 @dataclass

@@ -367,7 +367,10 @@ def write_report(args: argparse.Namespace, sdir: StudyDir, history: History) -> 
             fh.write(text + "\n")
 
     write_whole(os.path.join(sdir.path, "summary.txt"), fill)
-    written = plot_all(history, sdir.plots)
+    from .report import elapsed_to
+
+    now = elapsed_to(history, running, sdir.path, states, stages)[0]
+    written = plot_all(history, sdir.plots, states, now)
     print(text)
     print(f"wrote {os.path.join(sdir.path, 'summary.txt')}, {sdir.trajectory} and "
           f"{len(written)} plots in {sdir.plots}")

@@ -194,28 +194,39 @@ def elapsed_text(history: History, running_driver: bool | None, directory: str |
     """``elapsed`` in words. With no driver, the history ends at its last record, which for a
     driver killed just after submitting is ~0 s while its trials ran on for minutes: the
     trials' own latest sign of life (``lifesigns``) is taken instead, saying what it is."""
-    seconds = elapsed(history, running_driver)
+    seconds, meaning = elapsed_to(history, running_driver, directory, states, stages)
+    return f"{seconds:.1f} s" + (f" ({meaning})" if meaning else "")
+
+
+def elapsed_to(history: History, running_driver: bool | None, directory: str | None,
+               states: dict[int, str], stages: dict[str, str]) -> tuple[float, str]:
+    """``elapsed`` in study seconds, with what the figure runs to where no driver runs
+    (``lifesigns.MEANING``; "" where it is the history's or a running driver's)."""
     if running_driver is False:
         from .lifesigns import MEANING, last_sign
 
         sign = last_sign(history, states, stages, directory)
         if sign is not None:
-            return f"{sign[0]:.1f} s ({MEANING[sign[1]]})"
-    return f"{seconds:.1f} s"
+            return sign[0], MEANING[sign[1]]
+    return elapsed(history, running_driver), ""
 
 
-def plot_all(history: History, out_dir: str) -> list[str]:
+def plot_all(history: History, out_dir: str, states: dict[int, str] | None = None,
+             now: float | None = None) -> list[str]:
     """Best so far against time and against compute; the metric along each parameter.
     matplotlib's overflow warnings (values out to 1.7e308) are not the user's to read: the
-    plot that cannot be drawn says so itself (``save``)."""
+    plot that cannot be drawn says so itself (``save``). ``states`` (``states.trial_states``)
+    and ``now`` (study seconds, ``elapsed_to``): the concurrency plot counts the trials that
+    still run up to now, not only those ended (a report of a running study showed none)."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _plot_all(history, out_dir)
+        return _plot_all(history, out_dir, states, now)
 
 
-def _plot_all(history: History, out_dir: str) -> list[str]:
+def _plot_all(history: History, out_dir: str, states: dict[int, str] | None = None,
+              now: float | None = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,19 +258,22 @@ def _plot_all(history: History, out_dir: str) -> list[str]:
         ax.set_title(f"{name_of_study}: best {metric} against {label.split(' (')[0]}",
                      fontsize=10)
         written.append(save(fig, os.path.join(out_dir, name)))
-    written.append(plot_concurrency(df, os.path.join(out_dir, "concurrency.png"), history))
+    written.append(plot_concurrency(trials_frame(history, states) if states else df,
+                                    os.path.join(out_dir, "concurrency.png"), history,
+                                    now if states else None))
     if any("base" in r.info or "level" in r.info for r in history.trials.values()):
         written.append(plot_search_path(history, os.path.join(out_dir, "search_path.png"), df))
     written += plot_along(history, out_dir, searcher_view(history).get("base"), save)
     return written
 
 
-def plot_concurrency(df: Any, path: str, history: History | None = None) -> str:
+def plot_concurrency(df: Any, path: str, history: History | None = None,
+                     now: float | None = None) -> str:
     """Trials running over time: idle slots show as the gap below the ceiling; the pretrain's
-    own job shaded before them."""
+    own job shaded before them. ``now``: the trials that still run count up to it."""
     import matplotlib.pyplot as plt
 
-    times, running = concurrency(df)
+    times, running = concurrency(df, now)
     fig, ax = plt.subplots(figsize=(6, 3))
     if times:
         ax.step(times, running, where="post")
@@ -270,6 +284,8 @@ def plot_concurrency(df: Any, path: str, history: History | None = None) -> str:
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("trials running")
     ax.grid(alpha=0.3)
+    if history is not None:
+        ax.set_title(f"{history.study.get('name', '')}: trials running over time", fontsize=10)
     return save(fig, path)
 
 

@@ -103,3 +103,29 @@ def test_the_html_table_sorts_infinities_at_the_ends_and_shows_nan(tmp_path):
         ks = [r[table.heads.index("k")] for r in table.rows]
         assert ks == (["a", "b", "c", "d", "e", "f"] if not desc
                       else ["e", "d", "c", "b", "a", "f"])  # NaN, as blanks, last
+
+
+def test_the_concurrency_plot_of_a_running_study_counts_the_trials_still_running(
+        tmp_path, monkeypatch):
+    """A report while trials run (here an ask/tell loop's, held open) drew the ended trials
+    only: its plot fell to 0 trials running while two ran."""
+    import autotune as at
+    import autotune.report as report
+
+    seen = []
+    real = report.concurrency
+
+    def spy(df, *args):
+        seen.append(real(df, *args))
+        return seen[-1]
+
+    monkeypatch.setattr(report, "concurrency", spy)
+    d = str(tmp_path / "d")
+    study = at.Study(name="live", objective={"metric": "loss"}, dir=d,
+                     space={"x": {"low": 0.0, "high": 1.0}}, search={"max_trials": 5})
+    with study:
+        first, second, third = study.ask(), study.ask(), study.ask()
+        study.tell(first, {"loss": 1.0})
+        assert main(["report", d]) == 0
+    (times, running), = seen
+    assert running[-1] == 2 and max(running) == 3
