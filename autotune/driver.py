@@ -304,7 +304,6 @@ class Driver:
                            f"executor kind {kind}", "Resume with executor kind",
                            builds_again=True)
 
-
     # ---- a loop of the caller's own (ask/tell from Python) --------------------------------
     def open(self) -> None:
         """Hold the study directory for trials the caller runs itself (``ask_external`` and
@@ -905,7 +904,6 @@ def pretrain_refusal(history: History | None, old: Any, new: Any, path: str) -> 
                 f"autotune run with the study file it was started with records it, python -m "
                 f"autotune cancel {path} ends it)")
     return None
-
 
 
 def check_left_running(history: History, path: str, kind: str, prefix: str, who: str,

@@ -78,3 +78,48 @@ def mark_written_by_newer(directory: str) -> int:
     with open(path, "wb") as fh:
         fh.writelines([ev.encode(record)] + lines[1:])
     return record["version"]
+
+
+#: the space of ``slurm_history``'s study
+SLURM_SPACE = {"x": {"values": [1, 2, 3]}}
+
+
+def slurm_history(d, *events) -> None:
+    """A SLURM study's history in ``d`` (a Path): its record, two trials asked, then
+    ``events``."""
+    from autotune import events as ev
+
+    identity = {"space": SLURM_SPACE, "algorithm": "grid", "seed": 0, "search_options": {},
+                "metric": "loss", "mode": "min", "pretrain": None}
+    journal = Journal(str(d / "history.jsonl"))
+    journal.append([ev.study("s", 0.0, identity, {"executor": {"kind": "slurm"}}),
+                    ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]),
+                    *events])
+    journal.close()
+
+
+def fake_slurm(tmp_path, monkeypatch, sacct: str, squeue: str = "") -> str:
+    """``sacct`` and ``squeue`` on PATH that run these shell lines instead of SLURM's, and a
+    ``scancel`` that only logs its arguments, one call a line, into the file returned."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "scancel.log"
+    for name, body in (("sacct", sacct), ("squeue", squeue),
+                       ("scancel", f'echo "$@" >> {log}')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return str(log)
+
+
+def full_executor(directory: str, max_concurrent: int):
+    """An inline executor whose every submit is refused as sbatch at its submit limit
+    refuses it: the driver holds the trials back, asked and never submitted."""
+    from autotune.executors.base import SubmitLimit
+    from autotune.executors.inline import InlineExecutor
+
+    class Full(InlineExecutor):
+        def submit(self, job):
+            raise SubmitLimit("executor: sbatch refused", "QOSMaxSubmitJobPerUserLimit")
+
+    return Full(directory, max_concurrent, 0.0)

@@ -845,7 +845,6 @@ def test_run_after_ask_finishes_the_study_with_the_executor(tmp_path):
     assert isinstance(df, pd.DataFrame)
 
 
-
 FIXED = {"now": False}
 
 

@@ -160,17 +160,11 @@ def test_a_loop_is_refused_where_a_killed_run_left_local_trials_as_run_is(tmp_pa
     are handed out again."""
     from autotune.cancel import cancel_study
 
-    from .test_kill_resume import holding, killed, one_trial, wait_ended, wait_for
+    from .test_kill_resume import left_by_a_killed_driver, one_trial
 
     log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
-    first = holding(one_trial(log, 10.0 if state == "running" else 0.1), d)
-    [rec] = first.ask_trials(1)
-    first._submit([rec])                            # started and recorded; then killed
-    if state == "running":
-        wait_for(lambda: os.path.exists(log))
-    else:
-        wait_ended(first, d)
-    killed(first)
+    first = left_by_a_killed_driver(one_trial(log, 10.0 if state == "running" else 0.1), d, log,
+                                    state)
     before = _files(d)
     study = at.load_study(d)
     with pytest.raises(StudyError) as exc:

@@ -7,35 +7,7 @@ import os
 from autotune import events as ev
 from autotune.cli import main
 from autotune.executors.slurm_query import job_name
-from autotune.journal import Journal
-
-SPACE = {"x": {"values": [1, 2, 3]}}
-
-
-def slurm_history(d, *events) -> None:
-    """A SLURM study's history: its record, two trials asked, then ``events``."""
-    identity = {"space": SPACE, "algorithm": "grid", "seed": 0, "search_options": {},
-                "metric": "loss", "mode": "min", "pretrain": None}
-    journal = Journal(str(d / "history.jsonl"))
-    journal.append([ev.study("s", 0.0, identity, {"executor": {"kind": "slurm"}}),
-                    ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]),
-                    *events])
-    journal.close()
-
-
-def fake_slurm(tmp_path, monkeypatch, sacct: str, squeue: str = "") -> str:
-    """``sacct`` and ``squeue`` on PATH that run these shell lines instead of SLURM's, and a
-    ``scancel`` that only logs its arguments, one call a line, into the file returned."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = tmp_path / "scancel.log"
-    for name, body in (("sacct", sacct), ("squeue", squeue),
-                       ("scancel", f'echo "$@" >> {log}')):
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return str(log)
-
+from tests.helpers import fake_slurm, slurm_history
 
 def test_a_second_cancel_says_nothing_was_left_to_cancel(tmp_path, monkeypatch, capsys):
     """cancel run twice: the second re-reported the jobs the first had cancelled as cancelled

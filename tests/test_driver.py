@@ -369,17 +369,12 @@ def test_the_progress_line_counts_the_trials_waiting_for_a_submit_slot(tmp_path)
 def test_trials_held_by_a_submit_limit_are_left_to_the_next_run(tmp_path):
     """Stopped while trials wait for a slot: they stay asked (pending), the stopping line
     says the next run submits them, and it does."""
-    from autotune.executors.base import SubmitLimit
-    from autotune.executors.inline import InlineExecutor
-
-    class Full(InlineExecutor):
-        def submit(self, job):
-            raise SubmitLimit("executor: sbatch refused", "QOSMaxSubmitJobPerUserLimit")
+    from tests.helpers import full_executor
 
     study = parse_study(study_dict(executor={"kind": "slurm", "max_concurrent": 2},
                                    search={"max_trials": 2}))
     d = str(tmp_path / "d")
-    driver = Driver(study, d, executor=Full(d, 2, 0.0), progress=False)
+    driver = Driver(study, d, executor=full_executor(d, 2), progress=False)
     driver._tick = lambda: setattr(driver, "_stop", "interrupted")  # Ctrl-C while they wait
     assert driver.run().stopped == "interrupted"
     assert {t: r.status for t, r in history(d).trials.items()} == {0: "pending", 1: "pending"}

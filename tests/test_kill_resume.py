@@ -76,6 +76,25 @@ def wait_ended(driver, d):
     driver.executor._running[0].proc.wait(timeout=60)
 
 
+def left_by_a_killed_driver(study, d: str, log: str, state: str, recorded: bool = True):
+    """The driver of ``study`` in ``d`` that started its one trial (and recorded the start,
+    unless not ``recorded``: killed in between) and was killed while the trial ran on
+    (``state`` "running": it has begun writing ``log``) or once it had ended alone
+    ("ended"); returned, killed."""
+    first = holding(study, d)
+    [rec] = first.ask_trials(1)
+    if recorded:
+        first._submit([rec])
+    else:
+        first.executor.submit(first._job(rec))
+    if state == "running":
+        wait_for(lambda: os.path.exists(log))
+    else:
+        wait_ended(first, d)
+    killed(first)
+    return first
+
+
 def killed(driver):
     """What a SIGKILL leaves of a driver: its journal's lines, the lock let go."""
     driver.journal.close()
@@ -183,14 +202,7 @@ def test_a_worker_started_but_not_recorded_as_started_is_watched_again_not_run_t
     # between, the history holds the trial as asked only, while its worker runs (or ended)
     log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
     study = one_trial(log, 1.5 if state == "running" else 0.3)
-    first = holding(study, d)
-    [rec] = first.ask_trials(1)
-    first.executor.submit(first._job(rec))          # started; the start never recorded
-    if state == "running":
-        wait_for(lambda: os.path.exists(log))
-    else:
-        wait_ended(first, d)
-    killed(first)
+    left_by_a_killed_driver(study, d, log, state, recorded=False)
     assert history(d).trials[0].status == "pending"
     # status, the CSV and the DataFrame say what the next run does with it
     assert trial_states(history(d), False, d) == {0: f"{state}-alone"}
@@ -259,14 +271,7 @@ def test_a_resume_under_another_executor_kind_is_refused_while_local_trials_are_
     log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
     sleep = 3.0 if state == "running" else 0.3
     study = one_trial(log, sleep)
-    first = holding(study, d)
-    [rec] = first.ask_trials(1)
-    first._submit([rec])                            # started and recorded; then killed
-    if state == "running":
-        wait_for(lambda: os.path.exists(log))
-    else:
-        wait_ended(first, d)
-    killed(first)
+    left_by_a_killed_driver(study, d, log, state)
     before = open(os.path.join(d, "history.jsonl"), "rb").read()
 
     inline = one_trial(log, sleep, executor={"kind": "inline"})

@@ -55,8 +55,6 @@ def done(tmp_path, modes_apply):
             os.chmod(os.path.join(root, name), 0o644)
 
 
-
-
 def one_line(proc: subprocess.CompletedProcess, *parts: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -121,7 +121,6 @@ def test_the_pretrain_is_one_slurm_job_before_the_fine_tunes(tmp_path):
     check_one_pretrain_then_trials(tmp_path, directory, 4)
 
 
-
 def driver_in_its_pretrain(study, directory, tmp_path):
     """A driver started on the study, once its pretrain job runs (its objective logs)."""
     proc = start_driver(study, directory)

@@ -10,6 +10,7 @@ from autotune import events as ev
 from autotune.cli import main
 from autotune.history import History
 from autotune.journal import Journal
+from tests.helpers import fake_slurm, slurm_history
 
 SPACE = {"x": {"values": [1, 2, 3]}}
 
@@ -61,17 +62,6 @@ def test_a_job_running_without_a_driver_is_running_alone_in_every_view(tmp_path,
     assert view.counts() == {"running-alone": 1, "interrupted": 1}
     with open(d / "report.html") as fh:
         assert "<tr class='running-alone'>" in fh.read()
-
-
-def slurm_history(d, *events) -> None:
-    """A SLURM study's history: its record, two trials asked, then ``events``."""
-    identity = {"space": SPACE, "algorithm": "grid", "seed": 0, "search_options": {},
-                "metric": "loss", "mode": "min", "pretrain": None}
-    journal = Journal(str(d / "history.jsonl"))
-    journal.append([ev.study("s", 0.0, identity, {"executor": {"kind": "slurm"}}),
-                    ev.ask(0.0, 2, [ev.trial_entry(0, {"x": 1}), ev.trial_entry(1, {"x": 2})]),
-                    *events])
-    journal.close()
 
 
 def test_a_job_submitted_after_a_cancel_is_not_taken_for_cancelled(tmp_path):
@@ -418,16 +408,6 @@ def test_status_elapsed_of_a_killed_drivers_local_pretrain_names_the_pretrain(tm
     assert elapsed_of(ended, capsys) == "12.3 s (to the pretrain's end, the driver gone)"
 
 
-def fake_slurm(tmp_path, monkeypatch, sacct: str, squeue: str = "") -> None:
-    """``sacct`` and ``squeue`` on PATH that run these shell lines instead of SLURM's."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, body in (("sacct", sacct), ("squeue", squeue)):
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-
-
 def asked_only_history(d) -> None:
     """A SLURM study whose driver was killed after submitting trial 0's job (1 attempt 0)
     and before recording the submit: the history says only that both were asked."""
@@ -517,14 +497,8 @@ def test_stopping_with_trials_never_submitted_asks_slurm_nothing_of_them(tmp_pat
     from autotune.cli import slurm_jobs_left
     from autotune.driver import Driver
     from autotune.executors import slurm_query
-    from autotune.executors.base import SubmitLimit
-    from autotune.executors.inline import InlineExecutor
     from autotune.study import parse_study
-    from tests.helpers import study_dict
-
-    class Full(InlineExecutor):
-        def submit(self, job):
-            raise SubmitLimit("executor: sbatch refused", "QOSMaxSubmitJobPerUserLimit")
+    from tests.helpers import full_executor, study_dict
 
     asked = []
     monkeypatch.setattr(slurm_query, "run_command",
@@ -532,7 +506,7 @@ def test_stopping_with_trials_never_submitted_asks_slurm_nothing_of_them(tmp_pat
     study = parse_study(study_dict(executor={"kind": "slurm", "max_concurrent": 2},
                                    search={"max_trials": 2}))
     d = str(tmp_path / "d")
-    driver = Driver(study, d, executor=Full(d, 2, 0.0), progress=False)
+    driver = Driver(study, d, executor=full_executor(d, 2), progress=False)
     driver._tick = lambda: setattr(driver, "_stop", "interrupted")  # Ctrl-C while they wait
     assert driver.run().stopped == "interrupted"
     assert slurm_jobs_left(d) == ""

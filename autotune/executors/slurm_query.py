@@ -297,7 +297,6 @@ def slurm_reachable() -> bool:
         return False
 
 
-
 def check_cluster(timeout: float = 5.0) -> None:
     """One ``scontrol ping``: raises SlurmError unless a controller answers (a refused
     connection answers at once; an unreachable host is given ``timeout`` seconds)."""
