@@ -232,7 +232,7 @@ class Study:
         ``--accept-objective-change``."""
         _flags("run", progress=progress, retry_failed=retry_failed,
                accept_objective_change=accept_objective_change)
-        return self._drive(progress, retry_failed, accept_objective_change)
+        return self._drive("run", progress, retry_failed, accept_objective_change)
 
     @checked_keywords("Study.optimize", _OPTUNA)
     @_speaks_python
@@ -256,13 +256,14 @@ class Study:
                accept_objective_change=accept_objective_change)
         more, seconds = _count(n_trials, "n_trials"), _seconds(timeout, "timeout")
         if func is None:
-            return self._drive(progress, retry_failed, accept_objective_change, more, seconds)
+            return self._drive("optimize", progress, retry_failed, accept_objective_change,
+                               more, seconds)
         kept = (self.settings, self._objective, self._pickle)
         self._use_function(func)  # after the checks: a refused argument changes nothing
         taken: list[bool] = []
         try:
-            return self._drive(progress, retry_failed, accept_objective_change, more, seconds,
-                               taken)
+            return self._drive("optimize", progress, retry_failed, accept_objective_change,
+                               more, seconds, taken)
         finally:
             if not taken:  # refused before the driver took it: the study is as it was
                 self.settings, self._objective, self._pickle = kept
@@ -286,30 +287,33 @@ class Study:
         settings.objective, settings.raw = spec, raw
         self.settings, self._objective, self._pickle = settings, objective, shipped
 
-    def _drive(self, progress: bool, retry_failed: bool, accept_objective_change: bool,
-               more_trials: int | None = None, timeout_s: float | None = None,
-               taken: list[bool] | None = None) -> StudyView:
+    def _drive(self, caller: str, progress: bool, retry_failed: bool,
+               accept_objective_change: bool, more_trials: int | None = None,
+               timeout_s: float | None = None, taken: list[bool] | None = None) -> StudyView:
         """The driver's run, the one loop behind ``run()`` and ``optimize()``. ``taken``
         gets an entry once the driver has accepted the run and installed the objective:
-        from then on the function is the directory's, whatever becomes of the run."""
+        from then on the function is the directory's, whatever becomes of the run.
+        ``caller`` ("run", "optimize"): the call a message on how to go on names, with its
+        argument (``optimize(accept_objective_change=True)``): the one the user made, whose
+        limits (``n_trials``) a suggested ``run(...)`` would drop."""
         self._check_runnable()
         self.close()
-        self._check_directory(accept_objective_change)
+        self._check_directory(accept_objective_change, caller)
         driver = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
                         accept_objective=accept_objective_change,
                         prepare=_noting(self._installer(), taken),
-                        more_trials=more_trials, timeout_s=timeout_s)
+                        more_trials=more_trials, timeout_s=timeout_s, caller=caller)
         try:
             summary = driver.run()
         except KeyboardInterrupt:
             # raised by the objective itself under inline or simulated (a Ctrl-C that reached
             # the trial before the driver's handler did): the trial stays interrupted, as for
             # a Ctrl-C the driver caught, and the caller is told the same thing
-            raise self._interrupted() from None
+            raise self._interrupted(caller) from None
         if summary.stopped == "interrupted":
-            raise self._interrupted()
+            raise self._interrupted(caller)
         view = load(self.dir)
-        stopped = _stopped(summary, self.settings, view)
+        stopped = _stopped(summary, self.settings, view, caller)
         if stopped is not None:
             raise stopped
         return view
@@ -331,8 +335,8 @@ class Study:
                              "it again: optimize(f)")
         callables.check_saved(self.dir)
 
-    def _interrupted(self) -> KeyboardInterrupt:
-        return KeyboardInterrupt(f"study {self.name} interrupted; run() again to resume "
+    def _interrupted(self, caller: str) -> KeyboardInterrupt:
+        return KeyboardInterrupt(f"study {self.name} interrupted; {caller}() again to resume "
                                  f"({self.dir})")
 
     @_speaks_python
@@ -584,9 +588,11 @@ class Study:
         return self._driver
 
     # ---- before anything is written -------------------------------------------------------
-    def _check_directory(self, accept_objective_change: bool = False) -> None:
+    def _check_directory(self, accept_objective_change: bool = False,
+                         caller: str = "run") -> None:
         """Refuse a directory held by a running driver or started with another search or
-        another function, before the objective is written into it."""
+        another function, before the objective is written into it; ``caller`` is the call
+        whose ``accept_objective_change=True`` the refusal suggests."""
         sdir = StudyDir(self.dir)
         sdir.check_run()
         if not sdir.exists():
@@ -602,7 +608,7 @@ class Study:
             if was is not None and was != now:
                 raise StudyError(f"objective.entry: {sdir.path} was started with the function "
                                  f"{was!r}, this study runs {now!r}; results would mix: use "
-                                 "another dir=, or run(accept_objective_change=True) if the "
+                                 f"another dir=, or {caller}(accept_objective_change=True) if the "
                                  "change does not alter results")
 
     def _installer(self) -> Callable[[], None] | None:
@@ -656,15 +662,17 @@ def _noting(prepare: Callable[[], None] | None, taken: list[bool] | None
     return run
 
 
-def _stopped(summary: RunSummary, settings: StudySettings, view: StudyView
-             ) -> StudyStopped | None:
-    """Why a finished run has nothing to use, as the CLI says it (exit 4, or 1 for a stage)."""
+def _stopped(summary: RunSummary, settings: StudySettings, view: StudyView,
+             caller: str = "run") -> StudyStopped | None:
+    """Why a finished run has nothing to use, as the CLI says it (exit 4, or 1 for a stage),
+    naming the call that ran it (``caller``: "run", "optimize") as the one to repeat."""
     if summary.stopped == "failed":
-        return StudyStopped(f"study {settings.name}: {summary.error}; fix it and run() again",
-                            "stage", view)
+        return StudyStopped(f"study {settings.name}: {summary.error}; fix it and {caller}() "
+                            "again", "stage", view)
     errors = Counter(t.error for t in view.trials if t.status == "failed" and t.error)
     why = f" (most often: {errors.most_common(1)[0][0]})" if errors else ""
-    fix = f"; logs in {view.path}/trials/<id>/; fix the cause, then run(retry_failed=True)"
+    fix = (f"; logs in {view.path}/trials/<id>/; fix the cause, then "
+           f"{caller}(retry_failed=True)")
     if summary.stopped == "failing":
         return StudyStopped(f"study {settings.name} stopped: the first {settings.max_failures} "
                             f"trials to end all failed (max_failures){why}{fix}", "failing", view)

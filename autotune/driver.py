@@ -66,8 +66,12 @@ class Driver:
                  progress: bool = True, stop_after_events: int | None = None,
                  retry_failed: bool = False, accept_objective: bool = False,
                  stages_only: bool = False, prepare: Callable[[], None] | None = None,
-                 more_trials: int | None = None, timeout_s: float | None = None):
+                 more_trials: int | None = None, timeout_s: float | None = None,
+                 caller: str = "run"):
         self.study = study
+        #: the Python call that made this driver (``run``, ``optimize``), which a message on
+        #: how to go on names with its argument: the user's own call, not another one
+        self.caller = caller
         # limits of this run only, on top of the study's own (Study.optimize's n_trials and
         # timeout): never recorded, so the next run has the study's limits alone
         self._more_trials = more_trials
@@ -208,7 +212,7 @@ class Driver:
                 self.progress.warn(warning)
         record = self._study_record()  # checks first: a refused study writes nothing
         changed = {} if record is not None else objective_change(
-            self.history, self.study, self.dir.path, self.accept_objective)
+            self.history, self.study, self.dir.path, self.accept_objective, self.caller)
         if self.study.unfilled:
             check_unfilled(self.study, self.history)
             self.progress.warn(unfilled_warning(self.study.unfilled))
@@ -803,9 +807,11 @@ def check_unfilled(study: Study, history: History) -> None:
         raise StudyError(unfilled_refusal(*study.unfilled[0]))
 
 
-def objective_change(history: History, study: Study, path: str, accept: bool) -> dict:
+def objective_change(history: History, study: Study, path: str, accept: bool,
+                     caller: str = "run") -> dict:
     """Refuse a changed entry or command (results would mix silently) unless accepted;
-    returns the new one when accepted, to be recorded."""
+    returns the new one when accepted, to be recorded. ``caller``: the Python call the
+    refusal names with its ``accept_objective_change=True`` (``run``, ``optimize``)."""
     now = {"entry": study.objective.entry, "command": study.objective.command}
     was = recorded_objective(history)
     if was == now or now["entry"] == callables.NO_ENTRY:
@@ -814,7 +820,7 @@ def objective_change(history: History, study: Study, path: str, accept: bool) ->
         return now      # a study fed by ask and tell, now run by its objective: recorded
     key = "command" if was["command"] != now["command"] else "entry"
     if not accept:
-        accept_it = (", or run(accept_objective_change=True)" if in_python_api() else
+        accept_it = (f", or {caller}(accept_objective_change=True)" if in_python_api() else
                      ", or --accept-objective-change") + " if the change does not alter results"
         raise StudyError(f"objective.{key}: {path} was started with "
                          f"{callables.shown(was[key])!r}, {term('study')} says "

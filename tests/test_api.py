@@ -1255,7 +1255,7 @@ def test_optimize_runs_n_more_trials_each_time_up_to_the_studys_own_limit(tmp_pa
 def test_optimize_n_trials_counts_new_trials_and_a_stopped_one_runs_again_on_top(tmp_path):
     d = str(tmp_path / "s")
     study = at.Study(_function_study(max_trials=10), dir=d)
-    with pytest.raises(KeyboardInterrupt, match=r"^study t interrupted; run\(\) again"):
+    with pytest.raises(KeyboardInterrupt, match=r"^study t interrupted; optimize\(\) again"):
         study.optimize(_interrupted_once_at_trial_1, n_trials=3, progress=False)
     assert at.load(d).counts() == {"ok": 1, "interrupted": 1}
     view = study.optimize(_interrupted_once_at_trial_1, n_trials=2, progress=False)
