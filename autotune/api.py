@@ -29,6 +29,7 @@ from .driver import (EXTERNAL, Driver, RunSummary, asking_ended, check_compatibl
 from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
+from .api_args import check_config
 from .keywords import checked_keywords
 from .objective import Ctx
 from .restore import restore
@@ -129,7 +130,8 @@ def _check_keywords(keys: Mapping[str, Any]) -> None:
 
 
 #: keywords another library (or a guess) uses for what Study(...) calls otherwise
-_KEYWORD_NAMES = {"directory": "the study directory is dir="}
+_KEYWORD_NAMES = {"directory": "the study directory is dir=",
+                  "config": "give the mapping first, unnamed: Study(config, dir=...)"}
 
 #: Optuna's keywords of the functions autotune names alike, and where autotune has them
 _OPTUNA = {
@@ -168,10 +170,11 @@ class Study:
     """
 
     @_speaks_python
-    def __init__(self, config: Mapping[str, Any] | None = None, /, *, dir: str | None = None,
-                 **keys: Any):
-        if config is not None and not isinstance(config, Mapping):
-            raise StudyError(f"study: expected a mapping of study keys, got {type(config).__name__}")
+    def __init__(self, config: Mapping[str, Any] | None = None, /, *extra: Any,
+                 dir: str | None = None, **keys: Any):
+        # extra: taken only to be refused in one line; Study(config, "runs/x") was Python's
+        # TypeError, which named neither dir= nor the calls that read a path
+        check_config(config, extra)
         _check_keywords(keys)
         raw = _plain({**dict(config or {}), **keys})
         raw, self._objective, base_dir = _objective_of(raw)

@@ -66,3 +66,53 @@ def test_optimize_that_stops_failing_names_optimize_retry_failed(tmp_path):
         at.Study(_function_study(), dir=d).optimize(_always_fails, n_trials=2, progress=False)
     assert str(stop.value).endswith("fix the cause, then optimize(retry_failed=True)"), \
         str(stop.value)
+
+
+# ---- Study(...) misused as a user would guess it ---------------------------------------------
+def test_the_directory_given_positionally_is_one_study_error_saying_dir(tmp_path):
+    """Study(config, "runs/x") was Python's TypeError ("takes from 1 to 2 positional
+    arguments but 3 were given"), naming neither dir= nor create_study/load_study."""
+    d = str(tmp_path / "x")
+    with pytest.raises(StudyError) as exc:
+        at.Study(study_dict(), d)
+    assert str(exc.value) == (
+        f"Study: the study directory is a keyword: Study(config, dir={d!r}) (or "
+        f"at.create_study(config, dir={d!r}); at.load_study({d!r}) continues the study "
+        "recorded there)")
+    with pytest.raises(StudyError, match=r"^Study: takes one positional argument, the mapping "
+                                         r"of study keys; also given: 3, 4 \(the directory is "
+                                         r"a keyword: Study\(config, dir=\.\.\.\)\)$"):
+        at.Study(study_dict(), 3, 4)
+    assert not os.path.exists(d)
+
+
+def test_a_path_given_as_the_config_names_the_call_that_reads_it(tmp_path):
+    path = write_study(str(tmp_path / "s.yaml"), study_dict())
+    for given in (path, tmp_path / "s.yaml"):
+        with pytest.raises(StudyError) as exc:
+            at.Study(given)
+        assert str(exc.value) == (
+            f"Study: {path!r} is a path, not a mapping of study keys; a study file is read by "
+            f"at.Study.from_yaml({path!r}, dir=...) or at.create_study({path!r}, dir=...)")
+    d = str(tmp_path / "d")
+    at.Study(study_dict(search={"max_trials": 1}), dir=d).run(progress=False)
+    with pytest.raises(StudyError, match=r"^Study: '.*/d' is a study directory, not a mapping "
+                                         r"of study keys; continue it with "
+                                         r"at.load_study\('.*/d'\) \(or read it: "):
+        at.Study(d)
+    with pytest.raises(StudyError, match=r"^Study: expected a mapping of study keys, got the "
+                                         r"string 'quadratic'; a study file is read by "
+                                         r"at.Study.from_yaml\(path\), a study directory "
+                                         r"continued by at.load_study\(dir\)$"):
+        at.Study("quadratic")
+
+
+def test_a_config_of_another_type_or_as_a_keyword_is_one_line(tmp_path):
+    with pytest.raises(StudyError, match=r"^Study: expected a mapping of study keys \(or "
+                                         r"keywords name=\.\.\., objective=\.\.\., \.\.\.\), got "
+                                         r"\[1, 2\] \(list\); a study file is read by "):
+        at.Study([1, 2])
+    with pytest.raises(StudyError, match=r"^config: unknown keyword; give the mapping first, "
+                                         r"unnamed: Study\(config, dir=\.\.\.\) \(expected "):
+        at.Study(config=study_dict(), dir=str(tmp_path / "s"))
+    assert not os.path.exists(tmp_path / "s")
