@@ -167,6 +167,14 @@ class Study:
     ``dir`` is the study directory (default ``runs/<name>``, as for the CLI). Mistakes raise
     ``StudyError`` with one line naming the key, before anything is written; a directory that
     another driver (or Study object) holds raises ``StudyBusy``, one kind of ``StudyError``.
+
+    A warning of the study's setting or its directory (more trials at once than CPU cores,
+    no budget, a damaged history line skipped, ...) is shown once per Study object: a second
+    ``run()``, ``optimize()`` or ask/tell session of the same Study does not repeat it, as
+    nothing about it changed, and a repeated warning buries a new one. Once per Study, not
+    per process: such a warning does not always name its study, and one about another
+    study (or a Study made again, say by ``load_study`` in a new cell) is new to its reader.
+    Warnings of what happens during a run (a trial failed) are shown as they happen.
     """
 
     @_speaks_python
@@ -212,6 +220,7 @@ class Study:
         self._again: set[int] = set()        # of those, the ones an earlier loop asked
         self._stalled = False  # ask() found nothing to propose and no open trial to wait for
         self._lock = threading.RLock()  # see _one_thread_at_a_time
+        self._said: set[str] = set()  # warnings of the start said already (Study's docstring)
 
     @property
     def name(self) -> str:
@@ -305,7 +314,8 @@ class Study:
         driver = Driver(self.settings, self.dir, progress=progress, retry_failed=retry_failed,
                         accept_objective=accept_objective_change,
                         prepare=_noting(self._installer(), taken),
-                        more_trials=more_trials, timeout_s=timeout_s, caller=caller)
+                        more_trials=more_trials, timeout_s=timeout_s, caller=caller,
+                        said=self._said)
         try:
             summary = driver.run()
         except KeyboardInterrupt:
@@ -582,7 +592,8 @@ class Study:
                                  "drop stages.pretrain for a loop of your own")
             self._check_directory()
             _check_left_alone(StudyDir(self.dir), caller)
-            driver = Driver(self.settings, self.dir, progress=False, prepare=self._installer())
+            driver = Driver(self.settings, self.dir, progress=False, prepare=self._installer(),
+                            said=self._said)
             driver.open()
             self._driver = driver
             told_never = [r for r in driver.history.in_flight() if r.job_id == EXTERNAL]

@@ -67,8 +67,12 @@ class Driver:
                  retry_failed: bool = False, accept_objective: bool = False,
                  stages_only: bool = False, prepare: Callable[[], None] | None = None,
                  more_trials: int | None = None, timeout_s: float | None = None,
-                 caller: str = "run"):
+                 caller: str = "run", said: set[str] | None = None):
         self.study = study
+        #: the start's warnings (of the study's setting and directory) said already to this
+        #: caller, not said again: a Python Study passes one set to each of its runs and
+        #: ask/tell sessions, where a second run() repeated them all (see ``_warn_once``)
+        self._said = set() if said is None else said
         #: the Python call that made this driver (``run``, ``optimize``), which a message on
         #: how to go on names with its argument: the user's own call, not another one
         self.caller = caller
@@ -209,13 +213,13 @@ class Driver:
         self._check_schema()  # refused in one line, before any warning of what it reads
         for warning in self.history.brief_warnings():
             if warning != newer_schema(self.history.version):
-                self.progress.warn(warning)
+                self._warn_once(warning)
         record = self._study_record()  # checks first: a refused study writes nothing
         changed = {} if record is not None else objective_change(
             self.history, self.study, self.dir.path, self.accept_objective, self.caller)
         if self.study.unfilled:
             check_unfilled(self.study, self.history)
-            self.progress.warn(unfilled_warning(self.study.unfilled))
+            self._warn_once(unfilled_warning(self.study.unfilled))
         self.t0 = float((record or self.history.study)["t0"])
         # the executor before the first record: options it cannot meet (GPUs) write nothing
         self.executor = self._executor or EXECUTORS[executor_kind or self.study.executor](
@@ -265,7 +269,7 @@ class Driver:
         for line in start_lines(self.study, self.history, self.dir.path, fresh,
                                 self.executor.kind, self.retry_failed, until_stopped):
             if line.startswith("warning: "):
-                self.progress.warn(line.removeprefix("warning: "))
+                self._warn_once(line.removeprefix("warning: "))
             else:
                 self.progress.say(line)
         self.executor.restore_clock(self.history.last_t)
@@ -273,8 +277,17 @@ class Driver:
         if self.searcher.notice and not budget_reached(self.study, self.history):
             self.progress.say(self.searcher.notice)
         if self.searcher.warning:
-            self.progress.warn(self.searcher.warning)
+            self._warn_once(self.searcher.warning)
         self._last_csv = 0.0
+
+    def _warn_once(self, text: str) -> None:
+        """A warning of the start (the study's setting, its directory), unless said already
+        to this caller (``said``): the same text is the same fact, and a warning repeated at
+        each call buries a new one. What happens during a run (a trial failed) is warned of
+        as it happens, each time."""
+        if text not in self._said:
+            self._said.add(text)
+            self.progress.warn(text)
 
     def _set_run_limits(self) -> None:
         """``more_trials`` counts new trials from what the history holds now (trials left in

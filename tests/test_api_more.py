@@ -116,3 +116,49 @@ def test_a_config_of_another_type_or_as_a_keyword_is_one_line(tmp_path):
                                          r"unnamed: Study\(config, dir=\.\.\.\) \(expected "):
         at.Study(config=study_dict(), dir=str(tmp_path / "s"))
     assert not os.path.exists(tmp_path / "s")
+
+
+# ---- a warning of the start is said once per Study -------------------------------------------
+def _damaged(d: str) -> None:
+    """A damaged line in the middle of ``d``'s history: every start warns of it."""
+    with open(os.path.join(d, "history.jsonl"), "ab") as fh:
+        fh.write(b'{"e": "end", "trial": \n')
+
+
+def test_a_second_run_or_session_of_one_study_does_not_repeat_its_warnings(tmp_path, capsys):
+    """run(), optimize() and an ask/tell session each start a driver, which said the start's
+    warnings again: a notebook calling optimize() in a loop got them at every call."""
+    d = str(tmp_path / "s")
+    at.Study(_function_study(max_trials=20), dir=d).optimize(_square, n_trials=1,
+                                                             progress=False)
+    _damaged(d)
+    capsys.readouterr()
+    study = at.load_study(d)
+    study.optimize(n_trials=1, progress=False)
+    study.optimize(n_trials=1, progress=False)
+    with study:
+        study.tell(study.ask(), 1.0)
+    study.close()
+    with study:
+        study.tell(study.ask(), 2.0)
+    said = capsys.readouterr().err
+    assert said.count("warning: history line") == 1, said
+    assert len(history(d).trials) == 5
+    # another Study object (a new load_study, a cell run again) is told again
+    at.load_study(d).optimize(n_trials=1, progress=False)
+    assert capsys.readouterr().err.count("warning: history line") == 1
+
+
+def test_the_cores_warning_of_a_local_study_is_said_once_per_study(tmp_path, capsys,
+                                                                     monkeypatch):
+    """The reviewer's case: executor.max_concurrent above the machine's cores, warned of at
+    run() and again at every optimize() of the same Study."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    raw = _function_study(max_trials=20)
+    raw["executor"] = {"kind": "local", "max_concurrent": 2}
+    study = at.Study(raw, dir=str(tmp_path / "s"))
+    for _ in range(3):
+        study.optimize(_square, n_trials=1, progress=False)
+    said = capsys.readouterr().err
+    assert said.count("warning: executor.max_concurrent is 2 but this machine has 1 CPU "
+                      "cores") == 1, said
