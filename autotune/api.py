@@ -30,6 +30,7 @@ from .errors import StudyError, StudyStopped, exception_text, python_api
 from .history import History, TrialRecord
 from .journal import Journal
 from .api_args import check_config
+from .api_loop import built_pretrain, cancelled_outcomes
 from .keywords import checked_keywords
 from .objective import Ctx
 from .restore import restore
@@ -279,6 +280,35 @@ class Study:
         finally:
             if not taken:  # refused before the driver took it: the study is as it was
                 self.settings, self._objective, self._pickle = kept
+
+    @checked_keywords("Study.build_pretrain", _OPTUNA)
+    @_speaks_python
+    @_one_thread_at_a_time
+    def build_pretrain(self, progress: bool = True) -> str:
+        """Build the study's ``stages.pretrain`` (or find it built) and run no trial; the
+        checkpoint's path, which the trials get as ``ctx.pretrained``.
+
+        For a loop of one's own (``ask``/``tell``), which builds no pretrain: the pretrain
+        is a job with resources of its own, hours long, that ``run()`` builds before its
+        first trial; this builds it the same way (its job on the study's executor, recorded,
+        once), without the trials a ``run()`` would go on to. A failed build raises
+        ``StudyStopped`` with its reason, as ``run()`` does."""
+        _flags("build_pretrain", progress=progress)
+        if self.settings.objective.pretrain is None:
+            raise StudyError("build_pretrain: this study has no stages.pretrain")
+        self.close()
+        self._check_directory()
+        driver = Driver(self.settings, self.dir, progress=progress, stages_only=True,
+                        prepare=self._installer(), said=self._said)
+        try:
+            summary = driver.run()
+        except KeyboardInterrupt:
+            raise self._interrupted("build_pretrain") from None
+        if summary.stopped == "interrupted":
+            raise self._interrupted("build_pretrain")
+        if summary.stopped == "failed":
+            raise _stopped(summary, self.settings, load(self.dir), "build_pretrain")
+        return str(driver.pretrained)
 
     def _use_function(self, func: Callable[..., Any]) -> None:
         """Make ``func`` this study's objective, as the ``entry`` of its definition would;
@@ -583,18 +613,19 @@ class Study:
 
     def _session(self, caller: str = "ask") -> Driver:
         if self._driver is None:
-            if self.settings.objective.pretrain is not None:
-                # the driver's run builds the pretrain before any trial; a loop's trials
-                # were handed out with ctx.pretrained None, fine-tuning from nothing
-                raise StudyError(f"{caller}: stages.pretrain: an ask/tell loop does not run "
-                                 "the pretrain, and its trials would start without it "
-                                 "(ctx.pretrained None); run() or optimize() this study, or "
-                                 "drop stages.pretrain for a loop of your own")
             self._check_directory()
             _check_left_alone(StudyDir(self.dir), caller)
+            # a loop builds no pretrain: refused here, before anything is written, unless a
+            # run built it (its trials were handed out with ctx.pretrained None, from nothing)
+            built_pretrain(self.settings, self._recorded(), self.dir, 0.0, caller)
             driver = Driver(self.settings, self.dir, progress=False, prepare=self._installer(),
                             said=self._said)
             driver.open()
+            try:
+                _take_over(driver, self.settings, caller)
+            except BaseException:
+                driver.close()
+                raise
             self._driver = driver
             told_never = [r for r in driver.history.in_flight() if r.job_id == EXTERNAL]
             self._held = sorted(told_never + driver.left_to_rerun(), key=lambda r: r.trial)
@@ -639,6 +670,17 @@ class Study:
         return f"<autotune.Study {s.name!r}: {s.algorithm} on {s.executor}, dir {self.dir}>"
 
 
+def _take_over(driver: Driver, settings: StudySettings, caller: str) -> None:
+    """What the session opened on ``driver`` takes over from the runs before it, checked
+    again now that it holds the directory (``api_loop``): the pretrain they built, and the
+    ends of the SLURM jobs ``autotune cancel`` cancelled, recorded as a run records them."""
+    path = driver.dir.path
+    found = built_pretrain(settings, driver.history, path, driver.executor.now(), caller)
+    driver.take_over(None if found is None else found.checkpoint,
+                     [found.cached] if found is not None and found.cached else [],
+                     cancelled_outcomes(driver.history, path))
+
+
 def _check_left_alone(sdir: StudyDir, caller: str) -> None:
     """Refuse to open an ask/tell loop, before its resume is recorded, on a study whose
     killed driver left trials (or the pretrain) running as local processes or SLURM jobs, or
@@ -650,10 +692,12 @@ def _check_left_alone(sdir: StudyDir, caller: str) -> None:
         return
     history = History.load(Journal(sdir.history))
     # a stopped local worker leaves its trial interrupted, for ask() to hand out; a cancelled
-    # SLURM job is recorded by the next run (cancelled), which runs its trial again
+    # SLURM job ended, and the loop records it cancelled, as a run would (api_loop)
     kinds = set(left_to_another_kind(history, sdir.path, ASK_TELL).values())
-    again = ("ask() then hands them out again" if kinds == {"local"}
-             else "the next run() then records them")
+    again = {frozenset({"local"}): "ask() then hands them out again",
+             frozenset({"slurm"}): "ask() then records them cancelled"}.get(
+        frozenset(kinds), "ask() then hands out the local ones again and records the SLURM "
+                          "ones cancelled")
     check_left_running(history, sdir.path, ASK_TELL, caller, "an ask/tell loop",
                        "Resume with run() under executor kind", again=again)
 

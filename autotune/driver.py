@@ -265,6 +265,7 @@ class Driver:
         # commands run where the study was first launched, wherever it is resumed from
         self.launch_dir = self.history.study.get("launch_dir") or os.getcwd()
         until_stopped = (executor_kind is None  # not an ask/tell loop, nor a limited run
+                         and not self.stages_only  # nor a build of the pretrain alone
                          and self._more_trials is None and self._timeout_s is None)
         for line in start_lines(self.study, self.history, self.dir.path, fresh,
                                 self.executor.kind, self.retry_failed, until_stopped):
@@ -373,6 +374,20 @@ class Driver:
         if self._card and asking_stopped(self.dir.path, self._card):
             return CANCELLED
         return asking_ended(self.study, self.history, self.searcher)
+
+    def take_over(self, pretrained: str | None, records: list[dict],
+                  ended: list[Outcome]) -> None:
+        """What an ask/tell session takes over from the runs before it (``api_loop``): the
+        pretrain's checkpoint for its trials (``records``: its ``cached`` record, where it
+        was found built and not recorded), and trials whose end a run would record (jobs
+        ``autotune cancel`` cancelled), recorded and told to the searcher as a run does."""
+        self.pretrained = pretrained
+        if records:
+            self._record_stage(records)
+        for outcome in ended:
+            self._collect_one(outcome)
+        if ended:
+            self._write_trajectory()
 
     def tell_external(self, trial: int, result: dict | None, error: str | None = None
                       ) -> TrialRecord:

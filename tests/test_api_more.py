@@ -9,6 +9,7 @@ import autotune as at
 from autotune.errors import StudyError
 
 from .helpers import history, study_dict, write_study
+from .objectives import finetune
 
 
 def _square(params, ctx):
@@ -162,3 +163,128 @@ def test_the_cores_warning_of_a_local_study_is_said_once_per_study(tmp_path, cap
     said = capsys.readouterr().err
     assert said.count("warning: executor.max_concurrent is 2 but this machine has 1 CPU "
                       "cores") == 1, said
+
+
+# ---- a loop of one's own on a study with a pretrain ------------------------------------------
+def _pretrain_study(tmp_path, name="p", **stage):
+    raw = study_dict(name=name, objective={"entry": "tests.objectives:finetune"},
+                     space={"x": {"low": 0.0, "high": 2.0}}, search={"max_trials": 6})
+    raw["stages"] = {"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 2,
+                                  "params": {"log": str(tmp_path / "pretrain.log"),
+                                             "sleep_s": 0.05}, **stage}}
+    return raw
+
+
+def _builds(tmp_path):
+    return open(tmp_path / "pretrain.log").read().split()
+
+
+def test_a_loop_gets_the_pretrain_a_run_built(tmp_path):
+    """ask() refused every study with stages.pretrain, even one whose pretrain a run had
+    built and recorded: its checkpoint is there for the loop's trials, as for the run's."""
+    d = str(tmp_path / "s")
+    at.Study(_pretrain_study(tmp_path), dir=d).optimize(n_trials=1, progress=False)
+    study = at.load_study(d)
+    with study:
+        trial = study.ask()
+        assert trial.ctx.pretrained == _checkpoint(d)
+        told = study.tell(trial, finetune(trial.params, trial.ctx))
+    assert told.trial == 1
+    assert at.load(d).trials[1].status == "ok"
+    assert len(_builds(tmp_path)) == 1            # built once, by the run
+    assert [s.status for s in history(d).stages.values()] == ["ok"]
+
+
+def _checkpoint(d: str) -> str:
+    """The one pretrain checkpoint in ``d``'s cache."""
+    [key] = [k for k in os.listdir(os.path.join(d, "cache")) if len(k) == 16]
+    path = os.path.join(d, "cache", key, "checkpoint.pt")
+    assert os.path.isfile(path)
+    return path
+
+
+def test_a_loop_on_a_pretrain_not_built_says_how_and_build_pretrain_builds_it(tmp_path):
+    """A loop of one's own (no entry: run() refuses it) had no way to the pretrain at all."""
+    d = str(tmp_path / "s")
+    raw = _pretrain_study(tmp_path)
+    raw["objective"] = {"metric": "loss"}
+    study = at.Study(raw, dir=d)
+    with pytest.raises(StudyError) as exc:
+        study.ask()
+    assert str(exc.value) == (
+        "ask: stages.pretrain: it has not been built yet, and an ask/tell loop does not build "
+        "it (its trials would start without it, ctx.pretrained None); build it first with "
+        "build_pretrain() (or run(), optimize(), `python -m autotune run`), then ask() again")
+    assert not os.path.exists(d)
+    path = study.build_pretrain(progress=False)
+    assert path == _checkpoint(d) and history(d).trials == {}  # no trial run
+    assert study.build_pretrain(progress=False) == path        # built once
+    with study:
+        trial = study.ask()
+        assert trial.ctx.pretrained == path
+        study.tell(trial, finetune(trial.params, trial.ctx))
+    assert len(_builds(tmp_path)) == 1
+    with pytest.raises(StudyError, match=r"^build_pretrain: this study has no stages.pretrain$"):
+        at.Study(study_dict(), dir=str(tmp_path / "none")).build_pretrain()
+
+
+def test_a_loop_on_a_pretrain_whose_checkpoint_is_gone_is_refused_writing_nothing(tmp_path):
+    d = str(tmp_path / "s")
+    at.Study(_pretrain_study(tmp_path), dir=d).optimize(n_trials=1, progress=False)
+    os.remove(_checkpoint(d))
+    before = open(os.path.join(d, "history.jsonl"), "rb").read()
+    with pytest.raises(StudyError, match=r"^ask: stages.pretrain: its checkpoint .*"
+                                         r"checkpoint.pt is missing or not the size it was "
+                                         r"built with, and an ask/tell loop does not build it"):
+        at.load_study(d).ask()
+    assert open(os.path.join(d, "history.jsonl"), "rb").read() == before
+
+
+def test_a_loop_takes_a_pretrain_another_study_built_in_a_shared_cache(tmp_path):
+    """As a run records it: cached, at no cost, not built again."""
+    shared = str(tmp_path / "shared")
+    at.Study(_pretrain_study(tmp_path, cache_dir=shared), dir=str(tmp_path / "a")).optimize(
+        n_trials=1, progress=False)
+    d = str(tmp_path / "b")
+    raw = _pretrain_study(tmp_path, name="b", cache_dir=shared)
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=d) as study:
+        trial = study.ask()
+        assert trial.ctx.pretrained.startswith(shared)
+        study.tell(trial, finetune(trial.params, trial.ctx))
+    assert [s.status for s in history(d).stages.values()] == ["cached"]
+    assert len(_builds(tmp_path)) == 1
+
+
+# ---- a loop after `autotune cancel` cancelled a SLURM study's jobs ---------------------------
+def test_a_loop_records_the_slurm_jobs_cancel_cancelled_as_cancelled(tmp_path):
+    """The history a SLURM run leaves once ``cancel`` cancelled its job (the job's id in the
+    cancel record, no result left). A loop opened on it left the trial in flight, neither
+    open (``open_trials``) nor ever recorded: ``ended-alone`` for good, counted towards
+    max_trials, a result no run would come to record while the loop went on."""
+    from autotune import events as ev
+    from autotune.journal import Journal
+
+    d = str(tmp_path / "s")
+    raw = study_dict(search={"max_trials": 3},
+                     executor={"kind": "slurm", "max_concurrent": 2})
+    raw["objective"] = {"metric": "loss"}
+    at.create_study(raw, dir=d, load_if_exists=False)
+    journal = Journal(os.path.join(d, "history.jsonl"))
+    journal.append([ev.ask(1.0, 1, [ev.trial_entry(0, {"x": 0.5, "y": 0.0})]),
+                    ev.submit(1.5, 0, 0, "4242"), ev.cancel(7.0, ["4242"])])
+    journal.close()
+    study = at.load_study(d)
+    with study:
+        trial = study.ask()
+        assert trial.number == 1 and study.open_trials == [1]
+        rec = study.load().trials[0]
+        assert (rec.status, rec.error) == ("cancelled",
+                                           "slurm job 4242 cancelled by autotune cancel")
+        assert (rec.start_s, rec.end_s, rec.cost_s) == (1.5, 7.0, 5.5)
+        with pytest.raises(StudyError, match=r"^tell: trial 0 is already finished"):
+            study.tell(0, 1.0)
+        study.tell(trial, 1.0)
+        study.tell(study.ask(), 2.0)
+        assert study.ask() is None and study.finished
+    assert [t.status for t in at.load(d).trials] == ["cancelled", "ok", "ok"]

@@ -190,7 +190,9 @@ def test_a_loop_is_refused_a_study_with_a_pretrain_it_would_not_run(tmp_path):
     raw = _own_loop()
     raw["stages"] = {"pretrain": {"entry": "tests.objectives:pretrain", "epochs": 2}}
     study = at.Study(raw, dir=d)
-    with pytest.raises(StudyError, match=r"^ask: stages.pretrain: an ask/tell loop does not "
-                                         r"run the pretrain, .*ctx.pretrained None"):
+    with pytest.raises(StudyError, match=r"^ask: stages.pretrain: it has not been built yet, "
+                                         r"and an ask/tell loop does not build it .*"
+                                         r"ctx.pretrained None\); build it first with "
+                                         r"build_pretrain\(\)"):
         study.ask()
     assert not os.path.exists(d)
