@@ -288,3 +288,17 @@ def test_a_loop_records_the_slurm_jobs_cancel_cancelled_as_cancelled(tmp_path):
         study.tell(study.ask(), 2.0)
         assert study.ask() is None and study.finished
     assert [t.status for t in at.load(d).trials] == ["cancelled", "ok", "ok"]
+
+
+def test_build_pretrain_that_fails_raises_study_stopped_naming_build_pretrain(tmp_path):
+    d = str(tmp_path / "s")
+    raw = _pretrain_study(tmp_path)
+    raw["stages"]["pretrain"]["params"]["fail"] = True
+    with pytest.raises(at.StudyStopped) as stop:
+        at.Study(raw, dir=d).build_pretrain(progress=False)
+    assert stop.value.reason == "stage"
+    assert str(stop.value).endswith("fix it and build_pretrain() again"), str(stop.value)
+    assert "out of memory in pretrain" in str(stop.value)
+    with pytest.raises(StudyError, match=r"^ask: stages.pretrain: its last build failed "
+                                         r"\(.*out of memory in pretrain.*\), and an ask/tell "):
+        at.load_study(d).ask()
