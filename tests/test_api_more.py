@@ -302,3 +302,13 @@ def test_build_pretrain_that_fails_raises_study_stopped_naming_build_pretrain(tm
     with pytest.raises(StudyError, match=r"^ask: stages.pretrain: its last build failed "
                                          r"\(.*out of memory in pretrain.*\), and an ask/tell "):
         at.load_study(d).ask()
+
+
+def test_build_pretrain_of_a_study_with_no_budget_is_not_warned_it_may_run_until_stopped(
+        tmp_path, capsys):
+    """build_pretrain runs no trial: the no-budget warning (a run that may never end) is not
+    about it."""
+    raw = _pretrain_study(tmp_path)
+    raw["search"] = {"algorithm": "random", "seed": 0}
+    at.Study(raw, dir=str(tmp_path / "s")).build_pretrain(progress=False)
+    assert "no budget" not in capsys.readouterr().err
