@@ -186,3 +186,25 @@ def dies_once(params: dict, ctx) -> dict:
         open(mark, "w").close()
         raise KeyboardInterrupt
     return {"loss": float(params["x"]), "cost_s": 5.0}
+
+
+def pretrain_torn_outcome(params: dict, ctx) -> dict:
+    """A pretrain whose worker leaves its outcome file torn (cut short mid-object, as a disk
+    error or an older version killed mid-write would) in its first ``params["damage"]``
+    runs, counted in the file ``params["count"]``; its first ``params["fail"]`` runs raise
+    before building (their error lost with the outcome). The worker runs as ``__main__``."""
+    with open(params["count"], "a+") as fh:
+        fh.seek(0)
+        run = len(fh.read())
+        fh.write("x")
+    if run < params.get("damage", 0):
+        def torn(path: str, data: dict) -> None:
+            with open(path, "w") as out:
+                out.write(json.dumps(data)[:10])
+
+        sys.modules["__main__"].write_json_atomic = torn
+    if run < params.get("fail", 0):
+        raise RuntimeError("pretrain ran out of memory")
+    with open(ctx.checkpoint_path, "w") as fh:
+        json.dump({"base": 1.0}, fh)
+    return {"loss": 0.5}
