@@ -208,3 +208,15 @@ def pretrain_torn_outcome(params: dict, ctx) -> dict:
     with open(ctx.checkpoint_path, "w") as fh:
         json.dump({"base": 1.0}, fh)
     return {"loss": 0.5}
+
+
+def gated(params: dict, ctx) -> dict:
+    """``x`` 0 returns at once; any other ``x`` fails its first attempt, then waits for the
+    file ``params["gate"]``: a trial run again that runs while a test looks at it."""
+    if params["x"] != 0:
+        if ctx.attempt == 0:
+            raise RuntimeError("first attempt fails")
+        give_up = time.monotonic() + 120
+        while not os.path.exists(params["gate"]) and time.monotonic() < give_up:
+            time.sleep(0.05)
+    return {"loss": float(params["x"])}
