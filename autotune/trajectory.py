@@ -65,8 +65,8 @@ def ended_figures(rec: TrialRecord) -> tuple[float | None, float | None]:
     ended at no cost; its cost is known only once its end is recorded (what ``status`` says of
     a pretrain so left). The compute the earlier attempts spent counts in the study's total
     all the same (``History.spent_s``)."""
-    if rec.status == "running" or rec.start_s is None:
-        return None, None
+    if rec.status == "running" or (not rec.done and rec.end_s is None):
+        return None, None  # an ended trial's (ok, failed, cancelled) are always its own
     return rec.end_s, rec.cost_s
 
 
