@@ -334,9 +334,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .errors import is_disk_full
+    from .htmlreport import refreshed
 
     sdir, history = open_history(args.dir)
     check_schema_known(sdir, history)
+    args.html = refreshed(sdir.path, args.html)  # an earlier --html's page kept current
     check_report_writable(sdir, args.html)
     try:
         return write_report(args, sdir, history)

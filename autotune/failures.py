@@ -52,7 +52,15 @@ def same_error(error: str | None) -> str:
 
 def stderr_log(trial_dir: str, job_id: str = "") -> str:
     """The trial's stderr: the local worker's ``stderr.log``, or under SLURM rank 0's copy of
-    its last job's (``slurm-<job id>.stderr.log``, written as the attempt's end is recorded)."""
+    its last job's (``slurm-<job id>.stderr.log``, written as the attempt's end is recorded),
+    or, where neither is there, the ``traceback.txt`` of an entry that raised in the driver's
+    own process (``inline``, ``simulated``: no worker's stderr to print it to), whose
+    traceback was else shown nowhere but in that file."""
     local = os.path.join(trial_dir, "stderr.log")
+    if os.path.exists(local):
+        return local
     slurm = os.path.join(trial_dir, f"slurm-{job_id}.stderr.log")
-    return slurm if job_id and not os.path.exists(local) and os.path.exists(slurm) else local
+    if job_id and os.path.exists(slurm):
+        return slurm
+    raised = os.path.join(trial_dir, "traceback.txt")
+    return raised if os.path.exists(raised) else local

@@ -19,7 +19,7 @@ import json
 import pandas as pd
 
 from .history import History
-from .trajectory import rows
+from .trajectory import ended_figures, rows
 
 FLOATS = ("value", "best", "start_s", "end_s", "cost_s")
 INTS = ("round", "epochs", "parent")
@@ -46,8 +46,12 @@ def trials_frame(history: History, states: dict[int, str] | None = None) -> pd.D
     for col in FLOATS:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     records = [history.trials[t] for t in df["trial"]]
-    for col in ("start_s", "end_s", "cost_s"):  # unrounded (the CSV shows milliseconds)
-        df[col] = pd.array([getattr(r, col) for r in records], dtype="float64")
+    # unrounded (the CSV shows milliseconds), NaN where the CSV's cell is empty (a trial
+    # whose latest attempt has no recorded end: ``trajectory.ended_figures``)
+    ended = [ended_figures(r) for r in records]
+    df["start_s"] = pd.array([r.start_s for r in records], dtype="float64")
+    df["end_s"] = pd.array([e for e, _ in ended], dtype="float64")
+    df["cost_s"] = pd.array([c for _, c in ended], dtype="float64")
     for name, spec in space.items():
         col = _param_column(name, columns)
         if col is not None:

@@ -3,7 +3,8 @@
 The summary, every plot (embedded as base64 PNG) and the trial table in one file that opens in
 any browser, mailed or copied off the cluster without its directory. The table sorts on a
 click of its header (a little inline script, nothing fetched); ``report.html?sort=value&desc=1``
-opens it sorted, which is also how a test checks the sorting in a headless browser.
+opens it sorted, which is also how a test checks the sorting in a headless browser. Once
+written, every later ``report`` rewrites it with the rest (``refreshed``).
 """
 from __future__ import annotations
 
@@ -68,6 +69,14 @@ th[aria-sort=descending]::after { content: " \\25BC"; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
 tr.failed td { color: #a33; }
 """
+
+
+def refreshed(study_dir: str, asked: bool, name: str = "report.html") -> bool:
+    """Whether ``report`` writes the HTML page: asked for (``--html``), or one an earlier
+    ``report --html`` left in ``study_dir``. Rewriting the CSV, the summary and the plots
+    beside it and not the page left a page that disagreed with them (fewer trials, another
+    best); kept current instead, as the rest of the report is."""
+    return asked or os.path.isfile(os.path.join(study_dir, name))
 
 
 def write_html_report(history: History, summary_text: str, plots: list[str], study_dir: str,

@@ -184,14 +184,21 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
     if cwd is not None and not os.path.isdir(cwd):
         raise RuntimeError(f"the launch directory {cwd} (where commands run) is gone")
     own_group = in_terminals_foreground()
-    proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=own_group)
+    logs = in_process_logs(ctx) if stdout is None and stderr is None else ()
+    if logs:
+        stdout, stderr = logs
     try:
-        out_tail, err_tail = pump(proc, stdout, stderr)
-    except BaseException:  # a second Ctrl-C (inline), the trial's timeout in a SLURM job
-        stop_command(proc, own_group)
-        raise
+        proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=own_group)
+        try:
+            out_tail, err_tail = pump(proc, stdout, stderr)
+        except BaseException:  # a second Ctrl-C (inline), the trial's timeout in a SLURM job
+            stop_command(proc, own_group)
+            raise
+    finally:
+        for fh in logs:
+            fh.close()
     if proc.returncode != 0:
         why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"exited with status {proc.returncode}")
@@ -208,6 +215,25 @@ def run_command(spec: ObjectiveSpec, params: dict, ctx: Ctx, stdout: Any, stderr
                          "smaller JSON object last, or write the result to "
                          "{trial_dir}/result.json")
     return result_of_line(line)
+
+
+def in_process_logs(ctx: Ctx) -> tuple[Any, Any] | tuple[()]:
+    """``stdout.log`` and ``stderr.log`` in the trial's folder, opened for appending, for a
+    command run in the driver's own process (``inline``, ``simulated``), which has no
+    worker's logs to stream to: its output went nowhere, and ``status`` showed no stderr of a
+    failed trial (README: a command's stdout and stderr reach those files). () where the
+    folder cannot be made (a trial of a probe with no folder: the output is dropped)."""
+    try:
+        os.makedirs(ctx.trial_dir, exist_ok=True)
+        out = open(os.path.join(ctx.trial_dir, "stdout.log"), "a")
+    except OSError:
+        return ()
+    try:
+        err = open(os.path.join(ctx.trial_dir, "stderr.log"), "a")
+    except OSError:
+        out.close()
+        return ()
+    return out, err
 
 
 def in_terminals_foreground() -> bool:

@@ -156,13 +156,21 @@ def run_stage(params: dict, ctx: Any) -> dict:
     stage = StageSpec(**params["stage"])
     made, record = ensure(stage, params["study_dir"], tuple(params.get("python_path") or ()),
                           ctx)
+    return stage_result(record, made)
+
+
+def stage_result(record: dict, made: bool) -> dict:
+    """The stage job's result from the build's ``done.json`` record: what ``run_stage``
+    returns, and what the driver reads back from the record where the job's own outcome file
+    was damaged after a whole build (``StageRunner``): the record holds all of it."""
     result = record.get("result") or {}
     out = {k: float(v) for k, v in result.items()
            if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if not made:
         out.pop("cost_s", None)  # another job paid for it
     out["built"] = 1.0 if made else 0.0
-    out["build_s"] = float(record.get("seconds", 0.0))
+    seconds = record.get("seconds", 0.0)
+    out["build_s"] = float(seconds) if isinstance(seconds, (int, float)) else 0.0
     return out
 
 

@@ -17,6 +17,8 @@ A checkpoint already in the cache (built by an earlier run or by another study s
 building (the key's lock held) is waited for in the driver, no job submitted, and then recorded
 ``cached`` (a job that waited on the lock all the same is recorded so too, at no cost). A
 failed stage stops the study with its reason; the next ``run`` tries it again as a new attempt.
+A job whose outcome file cannot be read (something else damaged it) lost its result, not failed:
+recorded from the cache's done.json where it built the checkpoint, else run again once a run.
 A job the scheduler refuses at a submit limit (a queue full of the user's other jobs) waits for
 a slot as the trials do (submit_wait): said once, tried again every 30 s, ended by Ctrl-C with
 nothing recorded of it, so the next run submits it.
@@ -34,12 +36,13 @@ from .contract import Ctx, ObjectiveSpec, StageSpec
 from .errors import StudyError
 from .executors import Executor, Outcome, TrialJob
 from .executors.base import SubmitLimit
+from .executors.local import UNREADABLE
 from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
 from .stage_cache import (STAGE_ENTRY, built, built_in, building, checkpoint_of, damaged,
-                          final_dir)
+                          final_dir, stage_result)
 from .stages import as_stage_error
 from . import submit_wait
 from .submit_wait import SubmitWait
@@ -78,6 +81,7 @@ class StageRunner:
         self._attempt = 0
         self.held = False  # its job waits for a submit slot (nothing of it submitted yet)
         self.in_flight = False  # its job is submitted (or re-attached to) and has not ended
+        self._lost = False  # its job was run again this run, its outcome unreadable (_wait)
 
     def run(self) -> StageResult:
         stage, rec = self.stage, self.history.stages.get(self.stage.name)
@@ -256,6 +260,13 @@ class StageRunner:
     def _wait(self, ex: Executor) -> StageResult:
         while not self.stopped():
             outcomes = [o for o in ex.poll(timeout=POLL_S) if o.trial == STAGE_TRIAL]
+            if outcomes and outcomes[-1].failure == UNREADABLE:
+                o = self._unreadable(outcomes[-1])
+                if o is None:  # run again: nothing of the lost run recorded but its new start
+                    if not self._rerun(ex):
+                        return StageResult(interrupted=True)
+                    continue
+                outcomes[-1] = o
             if outcomes:
                 return self._finish(outcomes[-1], ex)
             if ex.running() == 0:
@@ -265,6 +276,49 @@ class StageRunner:
             self._say_pending(ex)
             self.progress.update(self.history, 0)
         return StageResult(interrupted=True)
+
+    def _unreadable(self, o: Outcome) -> Outcome | None:
+        """The stage's job ended leaving an outcome file that cannot be read (its worker
+        writes it whole, so something else damaged it: a disk error, an older version killed
+        mid-write). Its result is lost, not a failure of the pretrain's own, so it is not
+        recorded failed (which stopped the study), as a trial so ended is not (Driver._collect):
+        - where this very job built the checkpoint (the cache's done.json names its process),
+          the build is whole and the record holds its result: recorded from there, not built
+          again (run again, the job would find it built and be recorded as another's, at no
+          cost);
+        - else it runs again, once a run (None here; ``_rerun``);
+        - damaged again in the same run, it fails with one line saying so."""
+        stage, error = self.stage, (o.error or "").replace(
+            "the trial ended", f"the {self.stage.name}'s job ended", 1)
+        done = built(stage, self.study_dir)
+        if done is not None and o.job_id == f"pid-{done.get('pid')}" \
+                and done.get("host") == os.uname().nodename:
+            self.progress.warn(f"{error}; its checkpoint is whole in the cache, "
+                               f"built by this job ({final_dir(stage, self.study_dir)}/done.json): "
+                               "recorded from that record, not built again")
+            return Outcome(o.trial, o.attempt, stage_result(done, True), None, o.start_s,
+                           o.end_s, o.job_id, "", o.extra, o.earlier_s)
+        if not self._lost:
+            self._lost = True
+            self.progress.warn(f"{error}; its result is lost, not its failure: "
+                               "it runs again (once a run; a second time it is recorded as "
+                               "failed)")
+            return None
+        return Outcome(o.trial, o.attempt, None, f"{error} (a second time this run)", o.start_s,
+                       o.end_s, o.job_id, "result", o.extra, o.earlier_s)
+
+    def _rerun(self, ex: Executor) -> bool:
+        """Submit the stage's job again, the same attempt (its lost run recorded no end), and
+        record its new start; False where the run stopped while it waited for a submit slot
+        (the history then says it was running: the next run runs it again)."""
+        job_id = self._submit_when_taken(ex, self._job(self._attempt))
+        if job_id is None:
+            return False
+        self.record([ev.stage_submit(round(ex.now(), 6), self.stage.name, self.stage.key(),
+                                     self._attempt, job_id)])
+        self.in_flight = True
+        self.progress.say(f"{self.stage.name}: job {job_id} submitted again")
+        return True
 
     def _say_pending(self, ex: Executor) -> None:
         """While its job pends, the progress line says why; a reason that means it will not

@@ -41,19 +41,33 @@ def rows(history: History, study_name: str, algorithm: str, param_names: list[st
     for rec in sorted(history.trials.values(), key=lambda r: r.trial):
         epochs = rec.fidelity if rec.fidelity is not None else rec.params.get("epochs")
         status = states.get(rec.trial, rec.status) if states else rec.status
+        end_s, cost_s = ended_figures(rec)
         row = {"trial": rec.trial, "status": status, "algorithm": algorithm,
                "round": rec.info.get("round", ""), "epochs": epochs,
                "parent": rec.parent, "value": rec.value, "start_s": rnd(rec.start_s),
-               "end_s": rnd(rec.end_s), "cost_s": rnd(rec.cost_s), "job_id": rec.job_id,
+               "end_s": rnd(end_s), "cost_s": rnd(cost_s), "job_id": rec.job_id,
                "attempts": rec.starts,
                "error": rec.error or ""}
         row.update({col: rec.params.get(p) for p, col in params.items()})
         row.update({col: cell(rec.info.get(k)) for k, col in info.items()})
         row.update({col: rec.metrics[m] if m in rec.metrics else cell(rec.extra.get(m))
                     for m, col in label.items()})
-        row["best"] = best_at(rec, times, bests)
+        row["best"] = best_at(rec, times, bests) if end_s is not None else None
         out.append(row)
     return columns, out
+
+
+def ended_figures(rec: TrialRecord) -> tuple[float | None, float | None]:
+    """A trial's ``end_s`` and ``cost_s`` as the views show them: None (an empty cell, NaN in
+    the DataFrame) while its latest attempt has no recorded end -- it runs (or a driver left
+    it in flight: running-alone, ended-alone, interrupted) or never started. The record's own
+    0.0 (or an earlier attempt's end and cost, for a trial run again) read like a trial that
+    ended at no cost; its cost is known only once its end is recorded (what ``status`` says of
+    a pretrain so left). The compute the earlier attempts spent counts in the study's total
+    all the same (``History.spent_s``)."""
+    if rec.status == "running" or (not rec.done and rec.end_s is None):
+        return None, None  # an ended trial's (ok, failed, cancelled) are always its own
+    return rec.end_s, rec.cost_s
 
 
 def labels(history: History, param_names: list[str], metric: str | None
@@ -101,9 +115,12 @@ def stage_rows(history: History, algorithm: str, states: dict[str, str] | None =
 
 def stage_row(st: StageRecord, algorithm: str, state: str) -> dict[str, Any]:
     """A stage (the pretrain) is a row of its own, named in the trial column: its cost is
-    the study's, not any trial's."""
+    the study's, not any trial's; empty while no end of its attempt is recorded, as a
+    trial's (``ended_figures``)."""
+    running = st.status == "running"  # no end recorded: its cost is not known yet (status)
     return {"trial": st.name, "status": state, "algorithm": algorithm, "round": "stage",
-            "start_s": rnd(st.start_s), "end_s": rnd(st.end_s), "cost_s": rnd(st.cost_s),
+            "start_s": rnd(st.start_s), "end_s": rnd(st.end_s),
+            "cost_s": None if running else rnd(st.cost_s),
             "job_id": st.job_id, "error": st.error or "",
             "attempts": 0 if st.status == "cached" else st.attempt + 1}
 

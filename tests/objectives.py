@@ -186,3 +186,37 @@ def dies_once(params: dict, ctx) -> dict:
         open(mark, "w").close()
         raise KeyboardInterrupt
     return {"loss": float(params["x"]), "cost_s": 5.0}
+
+
+def pretrain_torn_outcome(params: dict, ctx) -> dict:
+    """A pretrain whose worker leaves its outcome file torn (cut short mid-object, as a disk
+    error or an older version killed mid-write would) in its first ``params["damage"]``
+    runs, counted in the file ``params["count"]``; its first ``params["fail"]`` runs raise
+    before building (their error lost with the outcome). The worker runs as ``__main__``."""
+    with open(params["count"], "a+") as fh:
+        fh.seek(0)
+        run = len(fh.read())
+        fh.write("x")
+    if run < params.get("damage", 0):
+        def torn(path: str, data: dict) -> None:
+            with open(path, "w") as out:
+                out.write(json.dumps(data)[:10])
+
+        sys.modules["__main__"].write_json_atomic = torn
+    if run < params.get("fail", 0):
+        raise RuntimeError("pretrain ran out of memory")
+    with open(ctx.checkpoint_path, "w") as fh:
+        json.dump({"base": 1.0}, fh)
+    return {"loss": 0.5}
+
+
+def gated(params: dict, ctx) -> dict:
+    """``x`` 0 returns at once; any other ``x`` fails its first attempt, then waits for the
+    file ``params["gate"]``: a trial run again that runs while a test looks at it."""
+    if params["x"] != 0:
+        if ctx.attempt == 0:
+            raise RuntimeError("first attempt fails")
+        give_up = time.monotonic() + 120
+        while not os.path.exists(params["gate"]) and time.monotonic() < give_up:
+            time.sleep(0.05)
+    return {"loss": float(params["x"])}
