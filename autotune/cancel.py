@@ -8,7 +8,10 @@ running: the job ids of the unfinished trials in the history, and any job named 
 study (one a dead driver submitted and did not record), in one ``scancel`` (a recorded job
 SLURM lists as ended, one a cancel before cancelled, is not: a second cancel says nothing
 was left); then a
-``cancel`` record in the history; then it waits (up to ``ENDING_S``) for those jobs to
+``cancel`` record in the history naming those jobs, where there were any (it is what says
+them cancelled by autotune, not by someone else, to ``status`` and the next run: a cancel
+that cancelled no job, a second one, a local study's, has nothing to record; the driver is
+stopped by its signal and ``cancel_mark``, not by the record); then it waits (up to ``ENDING_S``) for those jobs to
 leave SLURM's queue; local trials a dead driver left are stopped; last,
 trajectory.csv is written again from the history (a killed driver's last one says
 ``running``). A ``compare`` DIR, no study itself, is cancelled whole: each of its studies
@@ -136,7 +139,8 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
             scancel(jobs)
         except SlurmError as exc:
             raise StudyError(f"cancel: scancel failed: {exc}") from None
-    journal.append([ev.cancel(time.time() - t0, jobs)])
+    if jobs:  # only a record naming jobs is read (``states.cancelled_jobs``): no empty one
+        journal.append([ev.cancel(time.time() - t0, jobs)])
     journal.close()
     stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
     local = []

@@ -50,3 +50,29 @@ def test_cancel_cancels_the_jobs_slurm_still_runs_and_those_it_cannot_list(tmp_p
     assert main(["cancel", str(d)]) == 0
     assert capsys.readouterr().out.startswith("cancelled 2 slurm job(s): 101 102")
     assert open(scancelled).read().split() == ["101", "102"]
+
+
+def test_a_cancel_that_cancels_no_job_records_nothing(tmp_path, monkeypatch, capsys):
+    """Every cancel appended a ``cancel`` record, a second one (or one of a local study)
+    naming no job. Only the jobs a record names are ever read (``states.cancelled_jobs``:
+    'cancelled by autotune cancel', not by someone else), and a driver is stopped by its
+    signal, not by the record: a cancel that cancelled no job leaves the history as it was.
+    One that cancelled jobs records them."""
+    d = tmp_path / "s"
+    d.mkdir()
+    slurm_history(d, ev.submit(0.1, 0, 0, "101"))
+    name = job_name(str(d), 0, 0)
+    fake_slurm(tmp_path, monkeypatch,
+               f"echo '101|{name}|RUNNING|2026-01-01T00:00:00|2026-01-01T00:00:01|Unknown|0:0'")
+    assert main(["cancel", str(d)]) == 0
+    assert capsys.readouterr().out.startswith("cancelled 1 slurm job(s): 101")
+    with open(d / "history.jsonl", "rb") as fh:
+        before = fh.read()
+    assert before.count(b'"e":"cancel"') == 1 and b'"jobs":["101"]' in before
+    (tmp_path / "bin" / "sacct").write_text(
+        f"#!/bin/sh\necho '101|{name}|CANCELLED by 0|2026-01-01T00:00:00|"
+        "2026-01-01T00:00:01|2026-01-01T00:00:05|0:15'\n")
+    assert main(["cancel", str(d)]) == 0
+    assert capsys.readouterr().out.startswith("nothing to cancel")
+    with open(d / "history.jsonl", "rb") as fh:
+        assert fh.read() == before
