@@ -76,3 +76,26 @@ def test_a_cancel_that_cancels_no_job_records_nothing(tmp_path, monkeypatch, cap
     assert capsys.readouterr().out.startswith("nothing to cancel")
     with open(d / "history.jsonl", "rb") as fh:
         assert fh.read() == before
+
+
+def test_a_comparison_cancel_says_each_outcome_once(tmp_path, monkeypatch, capsys):
+    """``cancel DIR`` on a comparison said one line per study, the same one over and over
+    (four runs, four 'nothing to cancel' lines). The studies that fared alike share one line
+    naming them; a study alone keeps its own."""
+    out = tmp_path / "cmp"
+    for name in ("grid-s0", "random-s0", "random-s1"):
+        (out / name).mkdir(parents=True)
+        slurm_history(out / name, *([ev.submit(0.1, 0, 0, "101")] if name == "grid-s0" else []))
+    fake_slurm(tmp_path, monkeypatch,
+               f"echo '101|{job_name(str(out / 'grid-s0'), 0, 0)}|RUNNING|2026-01-01T00:00:00|"
+               "2026-01-01T00:00:01|Unknown|0:0'")
+    assert main(["cancel", str(out)]) == 0
+    none = ("nothing to cancel: no driver holds the study and none of its SLURM jobs is "
+            "queued or running")
+    assert capsys.readouterr().out.splitlines() == [
+        f"{out}/grid-s0: cancelled 1 slurm job(s): 101",
+        f"{out}: 2 of its 3 studies (random-s0, random-s1): {none}"]
+    os.remove(out / "grid-s0" / "history.jsonl")
+    assert main(["cancel", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{out}: each of its 2 studies (random-s0, random-s1): {none}"]

@@ -164,3 +164,26 @@ def test_cancel_of_a_read_only_study_is_one_line_naming_the_directory(done):
     (d / "history.lock").chmod(0o644)
     one_line(as_user("cancel", str(d)), f"cannot write {d / 'history.jsonl'} (permission denied)")
     assert tree(d) == before
+
+
+def test_cancel_of_a_read_only_comparison_is_one_line(done, tmp_path):
+    """``chmod -R a-w`` on a compare DIR: cancel said the same refusal once per run, the
+    first line alone prefixed 'autotune: error:'. One line names the runs and the reason,
+    exit status 2 as for one study, nothing written."""
+    d, _ = done
+    out = tmp_path / "cmp"
+    out.mkdir()
+    for name in ("grid-s0", "random-s0", "random-s1"):
+        shutil.copytree(d, out / name)
+    for path in [*out.rglob("*"), out]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    before = tree(out)
+    try:
+        one_line(as_user("cancel", str(out)),
+                 f"{out}: each of its 3 studies (grid-s0, random-s0, random-s1): cannot write "
+                 f"{out}/<study> (permission denied): the study directory is read-only",
+                 "nothing was cancelled")
+        assert tree(out) == before
+    finally:
+        for path in [*out.rglob("*"), out]:
+            path.chmod(path.stat().st_mode | 0o200)
