@@ -201,8 +201,12 @@ def check_recordable(sdir: StudyDir) -> None:
     user cannot append the cancel to (a read-only copy, another user's study): it failed
     after all that, naming the history's lock file. A directory that may not be added to
     but whose files may be written (``chmod a-w DIR``) is taken: the lock and history are
-    there, and only trajectory.csv is left as it was (``rewrite_trajectory``)."""
+    there, and only trajectory.csv is left as it was (``rewrite_trajectory``). A lock file
+    made a directory is refused so too: the record's append failed on it after the
+    ``scancel``, the jobs cancelled and not recorded."""
     lock = Journal(sdir.history).lock.lock_file
+    if os.path.isdir(lock):  # a copy gone wrong, a mkdir by hand: no lock can be taken there
+        raise StudyError(f"cannot access {lock} (Is a directory)")
     if not (_blocked(sdir.path, lock) or _blocked(sdir.path, sdir.history)):
         return
     hint = "; cancel records the cancel in its history.jsonl: nothing was cancelled"

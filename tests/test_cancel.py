@@ -99,3 +99,23 @@ def test_a_comparison_cancel_says_each_outcome_once(tmp_path, monkeypatch, capsy
     assert main(["cancel", str(out)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{out}: each of its 2 studies (random-s0, random-s1): {none}"]
+
+
+def test_a_history_lock_that_is_a_directory_is_refused_before_any_job_is_cancelled(
+        tmp_path, monkeypatch, capsys):
+    """history.lock made a directory: cancel scancelled the study's jobs, then failed to
+    append the record naming them (one line, exit status 2), the jobs cancelled and not
+    recorded as autotune's. It is refused first: nothing is cancelled."""
+    d = tmp_path / "s"
+    d.mkdir()
+    slurm_history(d, ev.submit(0.1, 0, 0, "101"))
+    scancelled = fake_slurm(
+        tmp_path, monkeypatch,
+        f"echo '101|{job_name(str(d), 0, 0)}|RUNNING|2026-01-01T00:00:00|"
+        "2026-01-01T00:00:01|Unknown|0:0'")
+    os.remove(d / "history.lock")
+    os.mkdir(d / "history.lock")
+    assert main(["cancel", str(d)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"autotune: error: cannot access {d / 'history.lock'} (Is a directory)"]
+    assert not os.path.exists(scancelled)
