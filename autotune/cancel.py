@@ -8,7 +8,10 @@ running: the job ids of the unfinished trials in the history, and any job named 
 study (one a dead driver submitted and did not record), in one ``scancel`` (a recorded job
 SLURM lists as ended, one a cancel before cancelled, is not: a second cancel says nothing
 was left); then a
-``cancel`` record in the history; then it waits (up to ``ENDING_S``) for those jobs to
+``cancel`` record in the history naming those jobs, where there were any (it is what says
+them cancelled by autotune, not by someone else, to ``status`` and the next run: a cancel
+that cancelled no job, a second one, a local study's, has nothing to record; the driver is
+stopped by its signal and ``cancel_mark``, not by the record); then it waits (up to ``ENDING_S``) for those jobs to
 leave SLURM's queue; local trials a dead driver left are stopped; last,
 trajectory.csv is written again from the history (a killed driver's last one says
 ``running``). A ``compare`` DIR, no study itself, is cancelled whole: each of its studies
@@ -80,27 +83,59 @@ def cancel_comparison(out_dir: str, names: list[str]) -> str:
     """``cancel DIR`` for a comparison: every study in it, as ``cancel`` one study. The one a
     driver holds first (the ``compare`` process runs its runs one at a time, the pretrain
     first): stopped, it stops the comparison, so no later run starts; then the others, whose
-    jobs a killed ``compare`` may have left. One line per study, named by its folder."""
-    said, failed = [], []
+    jobs a killed ``compare`` may have left. A line per outcome, not per study: the studies
+    that fared alike (most often all of them: nothing to cancel, a read-only DIR) share one
+    (``said_once``). Where any failed, the failures come first, then what was done, raised
+    as the failure of one study would be (exit status 2)."""
+    said: list[tuple[str, str]] = []
+    failed: list[tuple[str, StudyError]] = []
 
     def held(names: list[str]) -> list[str]:
         return [n for n in names if StudyDir(os.path.join(out_dir, n)).driver_running()]
 
     def cancel(names: list[str]) -> None:
         for name in names:
-            path = os.path.join(out_dir, name)
             try:
-                said.append(f"{path}: {cancel_study(path)}")
+                said.append((name, cancel_study(os.path.join(out_dir, name))))
             except StudyError as exc:
-                failed.append(f"{path}: {exc}")
+                failed.append((name, exc))
 
     first = held(names)
     cancel(first + [n for n in names if n not in first])
     if not first:  # compare was between two runs as this looked: the next may be held now
         cancel(held(comparison_studies(out_dir)))
+    total = len(comparison_studies(out_dir))
     if failed:
-        raise StudyError("\n".join(failed + said))
-    return "\n".join(said)
+        lines = said_once(out_dir, [(n, str(exc)) for n, exc in failed], total)
+        kinds = {type(exc) for _, exc in failed}
+        kind = kinds.pop() if len(kinds) == 1 else StudyError  # its exit status, as for one
+        raise kind("\n".join(lines + said_once(out_dir, said, total)))
+    return "\n".join(said_once(out_dir, said, total))
+
+
+def said_once(out_dir: str, said: list[tuple[str, str]], total: int) -> list[str]:
+    """What cancel said of each study of a comparison (folder name, text), a line per text:
+    ``DIR/<name>: text`` for a study alone, else ``DIR: each of its N studies (a, b, ...):
+    text`` (``N of its M`` where not all), each study's own path in the text written
+    ``DIR/<study>``. Four runs with nothing to cancel said the same line four times over."""
+    mark = "\0study\0"
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, text in said:
+        path = os.path.join(out_dir, name)
+        key = text.replace(os.path.abspath(path), f"{mark}abs").replace(path, f"{mark}rel")
+        groups.setdefault(key, []).append((name, text))
+    lines = []
+    for key, members in groups.items():
+        if len(members) == 1:
+            name, text = members[0]
+            lines.append(f"{os.path.join(out_dir, name)}: {text}")
+            continue
+        text = key.replace(f"{mark}abs", os.path.join(os.path.abspath(out_dir), "<study>")) \
+            .replace(f"{mark}rel", os.path.join(out_dir, "<study>"))
+        which = (f"each of its {len(members)}" if len(members) >= total
+                 else f"{len(members)} of its {total}")
+        lines.append(f"{out_dir}: {which} studies ({', '.join(n for n, _ in members)}): {text}")
+    return lines
 
 
 def _cancel(sdir: StudyDir, study_dir: str) -> str:
@@ -136,7 +171,8 @@ def _cancel(sdir: StudyDir, study_dir: str) -> str:
             scancel(jobs)
         except SlurmError as exc:
             raise StudyError(f"cancel: scancel failed: {exc}") from None
-    journal.append([ev.cancel(time.time() - t0, jobs)])
+    if jobs:  # only a record naming jobs is read (``states.cancelled_jobs``): no empty one
+        journal.append([ev.cancel(time.time() - t0, jobs)])
     journal.close()
     stopped = 0 if driver and not loop else stop_local_trials(sdir, history)
     local = []
@@ -165,8 +201,12 @@ def check_recordable(sdir: StudyDir) -> None:
     user cannot append the cancel to (a read-only copy, another user's study): it failed
     after all that, naming the history's lock file. A directory that may not be added to
     but whose files may be written (``chmod a-w DIR``) is taken: the lock and history are
-    there, and only trajectory.csv is left as it was (``rewrite_trajectory``)."""
+    there, and only trajectory.csv is left as it was (``rewrite_trajectory``). A lock file
+    made a directory is refused so too: the record's append failed on it after the
+    ``scancel``, the jobs cancelled and not recorded."""
     lock = Journal(sdir.history).lock.lock_file
+    if os.path.isdir(lock):  # a copy gone wrong, a mkdir by hand: no lock can be taken there
+        raise StudyError(f"cannot access {lock} (Is a directory)")
     if not (_blocked(sdir.path, lock) or _blocked(sdir.path, sdir.history)):
         return
     hint = "; cancel records the cancel in its history.jsonl: nothing was cancelled"

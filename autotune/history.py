@@ -105,6 +105,10 @@ class History:
     #: of a trial whose ask is still ahead is out of order (an injected or copied line).
     _asks_ahead: dict[int, int] = field(default_factory=dict, repr=False)
     stages: dict[str, StageRecord] = field(default_factory=dict)  # by stage name (pretrain)
+    #: every job id a line applied names (each attempt's of each trial, the stages'): a
+    #: record keeps only its latest, and a job folder an earlier attempt left (``cleanup``
+    #: keeps them) is no job submitted unrecorded (``states.unrecorded_jobs``)
+    job_ids: set[str] = field(default_factory=set)
     #: each running trial's latest submit as (attempt, t, job_id, era): a line equal to it is
     #: a copy (a damaged history's), not a start. ``_era`` counts the study and note records
     #: (resume, stop, cancel): a resumed simulated run restarts a trial at the same virtual
@@ -167,6 +171,10 @@ class History:
             _HANDLERS[event["e"]](self, event)
         except Damaged as exc:
             self._refuse(f"history line {line}" if line else f"history event {self.events}", exc)
+            return
+        job_id = event.get("job_id")
+        if job_id:
+            self.job_ids.add(job_id)
 
     def _refuse(self, where: str, exc: Exception) -> None:
         self.damaged += 1

@@ -88,8 +88,9 @@ def unrecorded_jobs(history: History, directory: str | None) -> dict[int, tuple[
     the job's name, in the study's list of jobs), so what ``status`` says of them is what
     the next ``run`` does: watch the job, or record how it ended, and not submit it again.
     Only for a SLURM study with such trials, and only where a job was submitted into the
-    study directory that no record names (its folder, ``DIR/slurm/<job id>/``, which the
-    executor's adoption requires: ``submitted_into``): trials asked and never submitted
+    study directory that no line of the history names (its folder, ``DIR/slurm/<job id>/``,
+    which the executor's adoption requires: ``submitted_into``; the folders ``cleanup`` keeps
+    of earlier attempts are named, ``History.job_ids``): trials asked and never submitted
     (held back by a submit limit when a driver stopped) have no job to ask SLURM about, and
     stopping a driver waited on sacct and squeue for them. {} where SLURM does not answer
     within ``SLURM_QUERY_S`` (the trials are then said interrupted, as the history alone
@@ -99,10 +100,8 @@ def unrecorded_jobs(history: History, directory: str | None) -> dict[int, tuple[
     if (not pending or not directory or study_executor(history) != "slurm"
             or not isinstance(t0, (int, float))):
         return {}
-    recorded = {rec.job_id for rec in history.trials.values() if rec.job_id}
-    recorded |= {st.job_id for st in history.stages.values() if st.job_id}
-    if not StudyDir(directory).slurm_job_ids() - recorded:
-        return {}  # no job submitted here unrecorded: none to find
+    if not StudyDir(directory).slurm_job_ids() - history.job_ids:
+        return {}  # no job submitted here unrecorded (earlier attempts' included): none to find
     from .executors.slurm_query import list_study_jobs, unrecorded_job
 
     jobs, errors = list_study_jobs(directory, float(t0), SLURM_QUERY_S)

@@ -114,18 +114,31 @@ def test_report_into_read_only_plots_writes_nothing(done):
     assert tree(d) == before
 
 
-def test_cancel_in_a_read_only_directory_records_the_cancel_and_names_no_temp_file(done):
+def test_cancel_in_a_read_only_directory_records_the_cancel_and_names_no_temp_file(
+        done, tmp_path, monkeypatch):
     """A directory the user may not add files to, its files theirs (a study made read-only
     with ``chmod a-w DIR``): ``cancel`` recorded the cancel, then failed as it took the lock
     to rewrite trajectory.csv, on driver.json's temporary file (``cannot access
     DIR/driver.json.tmpNNNN``, exit 2). The lock is refused as the directory's, and the
-    view left as it was, as for any CSV that cannot be written: the cancel stands."""
+    view left as it was, as for any CSV that cannot be written: the cancel stands (a SLURM
+    job in flight, fake SLURM commands: a cancel that cancels no job records nothing)."""
+    from autotune import events as ev
+    from autotune.executors.slurm_query import job_name
+    from autotune.journal import Journal
+    from tests.helpers import fake_slurm
+
     d, _ = done
+    journal = Journal(str(d / "history.jsonl"))
+    journal.append([ev.ask(9.0, 1, [ev.trial_entry(4, {"x": 0.5, "y": 0.0})]),
+                    ev.submit(9.1, 4, 0, "101")])
+    journal.close()
+    fake_slurm(tmp_path, monkeypatch, f"echo '101|{job_name(str(d), 4, 0)}|RUNNING|"
+               "2026-01-01T00:00:00|2026-01-01T00:00:01|Unknown|0:0'")
     d.chmod(0o555)
     before = tree(d)
     out = as_user("cancel", str(d))
     assert (out.returncode, out.stderr) == (0, ""), out.stderr
-    assert out.stdout.startswith("nothing to cancel"), out.stdout
+    assert out.stdout.startswith("cancelled 1 slurm job(s): 101"), out.stdout
     after = tree(d)
     assert sorted(after) == sorted(before)  # no temporary file left, nothing made
     assert after["trajectory.csv"] == before["trajectory.csv"]
@@ -151,3 +164,26 @@ def test_cancel_of_a_read_only_study_is_one_line_naming_the_directory(done):
     (d / "history.lock").chmod(0o644)
     one_line(as_user("cancel", str(d)), f"cannot write {d / 'history.jsonl'} (permission denied)")
     assert tree(d) == before
+
+
+def test_cancel_of_a_read_only_comparison_is_one_line(done, tmp_path):
+    """``chmod -R a-w`` on a compare DIR: cancel said the same refusal once per run, the
+    first line alone prefixed 'autotune: error:'. One line names the runs and the reason,
+    exit status 2 as for one study, nothing written."""
+    d, _ = done
+    out = tmp_path / "cmp"
+    out.mkdir()
+    for name in ("grid-s0", "random-s0", "random-s1"):
+        shutil.copytree(d, out / name)
+    for path in [*out.rglob("*"), out]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    before = tree(out)
+    try:
+        one_line(as_user("cancel", str(out)),
+                 f"{out}: each of its 3 studies (grid-s0, random-s0, random-s1): cannot write "
+                 f"{out}/<study> (permission denied): the study directory is read-only",
+                 "nothing was cancelled")
+        assert tree(out) == before
+    finally:
+        for path in [*out.rglob("*"), out]:
+            path.chmod(path.stat().st_mode | 0o200)

@@ -884,3 +884,38 @@ def test_a_commands_result_waits_briefly_for_a_sigterm_on_its_way():
     began = time.monotonic()
     late_sigterm([], grace_s=0.2)
     assert 0.2 <= time.monotonic() - began < 1.0
+
+
+def test_a_commands_result_as_slurm_ends_the_job_is_marked_whatever_the_signals_timing(
+        tmp_path, monkeypatch):
+    """scancel from outside: slurmstepd's SIGTERM killed the command's child, its shell
+    printed a result, and the job's Python process was signalled only after the half-second
+    grace: the result, unmarked, was recorded ok. The job asks SLURM instead: the controller
+    says the job is ending (COMPLETING) before any process is signalled, so the result is
+    marked with no SIGTERM seen at all, and the driver takes sacct's word (CANCELLED). A job
+    SLURM says RUNNING keeps its result unmarked at once (no grace waited); where squeue
+    cannot answer, the grace stands in."""
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # submitit's, never called
+    try:
+        squeue.write_text("#!/bin/sh\necho '4242|COMPLETING'\n")
+        squeue.chmod(0o755)
+        out = call(tmp_path, "echo '{{\"loss\": 30}}'")
+        assert out["result"] == {"loss": 30} and "sigterm" in out, out
+        squeue.write_text("#!/bin/sh\necho '4242|RUNNING'\n")
+        began = time.monotonic()
+        out = call(tmp_path, "echo '{{\"loss\": 1}}'")
+        assert out["result"] == {"loss": 1} and "sigterm" not in out, out
+        assert time.monotonic() - began < 0.45  # the grace is not waited
+        squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error' >&2\nexit 1\n")
+        began = time.monotonic()
+        out = call(tmp_path, "echo '{{\"loss\": 1}}'")
+        assert "sigterm" not in out and time.monotonic() - began >= 0.5, out
+    finally:
+        signal.signal(signal.SIGTERM, before)

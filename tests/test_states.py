@@ -544,3 +544,33 @@ def test_the_study_directory_names_submitits_files_of_a_job_as_submitit_does(tmp
         open(path, "w").close()
     assert study.slurm_ranks("77") == {1, 3}
     assert study.slurm_job_ids() == {"77"}
+
+
+def test_job_folders_kept_of_earlier_attempts_ask_slurm_nothing(tmp_path, monkeypatch, capsys):
+    """``cleanup: keep`` (or ``done`` for a failed attempt) keeps DIR/slurm/<job id>/ of an
+    attempt retried since: every job there is recorded, but only the latest job of each trial
+    counted as such, so every ``status`` (and every run's views) asked sacct and squeue for
+    jobs a killed driver might have submitted unrecorded. None was: nothing is asked. A
+    folder no line names is still looked for."""
+    from autotune.executors import slurm_query
+
+    d = tmp_path / "s"
+    d.mkdir()
+    slurm_history(d, ev.submit(0.1, 0, 0, "101"),
+                  ev.end(0, 0, "failed", 0.1, 1.0, 0.9, {}, error="boom", failure="exit",
+                         final=False, job_id="101"),
+                  ev.submit(1.1, 0, 1, "102"),
+                  ev.end(0, 1, "failed", 1.1, 2.0, 0.9, {}, error="boom", failure="exit",
+                         final=False, job_id="102"))
+    for job in ("101", "102"):  # kept; trial 0 waits for its third attempt, trial 1 its first
+        (d / "slurm" / job).mkdir(parents=True)
+        (d / "slurm" / job / f"{job}_submitted.pkl").write_bytes(b"")
+    asked = []
+    monkeypatch.setattr(slurm_query, "run_command",
+                        lambda args, timeout=60.0: asked.append(args[0]) or "")
+    assert main(["status", str(d)]) == 0
+    assert "2 interrupted" in capsys.readouterr().out
+    assert asked == []
+    (d / "slurm" / "103").mkdir()  # a job submitted here that no line names
+    assert main(["status", str(d)]) == 0
+    assert asked == ["sacct", "squeue"]

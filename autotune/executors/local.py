@@ -233,7 +233,7 @@ class LocalExecutor(Executor):
         for fh in r.logs:
             fh.close()
         data = read_json(r.outcome_path)
-        if data is not None and "result" not in data and "error" not in data:
+        if data is not None and not is_outcome(data):
             data = None  # written over by something else with another object (unreadable)
         end = self._end_of(r, data)
         job_id = f"pid-{r.proc.pid}"
@@ -313,6 +313,13 @@ def read_json(path: str) -> dict | None:
 UNREADABLE = "unreadable"
 
 
+def is_outcome(data: object) -> bool:
+    """Whether what outcome.json holds is a worker's outcome: a JSON object with a result or
+    an error. One test for the executor (``_finish``) and the reason it gives (``unreadable``),
+    so that what it collects and what it calls damaged can never disagree."""
+    return isinstance(data, dict) and ("result" in data or "error" in data)
+
+
 def unreadable(path: str) -> str | None:
     """Why the outcome file at ``path`` cannot be read, where it is a file that holds no JSON
     object (cut short, written over); None where it is one, or there is none (a worker that
@@ -327,7 +334,7 @@ def unreadable(path: str) -> str | None:
     except ValueError:
         why = "empty" if not raw.strip() else "not valid JSON"
     else:
-        if isinstance(data, dict) and ("result" in data or "error" in data):
+        if is_outcome(data):
             return None
         why = ("a JSON object with neither a result nor an error" if isinstance(data, dict)
                else f"a JSON {type(data).__name__}, not an object")

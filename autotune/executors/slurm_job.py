@@ -65,18 +65,55 @@ def left_after_sigterm(result: tuple) -> bool:
 
 
 #: how long a command's result waits for a SIGTERM that SLURM sent the job as the command
-#: ended: slurmstepd signals the job's processes one by one, and under load the shell that
-#: outlived its killed child printed its result before this process was signalled
+#: ended, where SLURM cannot be asked (``slurm_ending``): slurmstepd signals the job's
+#: processes one by one, and under load the shell that outlived its killed child printed its
+#: result before this process was signalled
 SIGTERM_GRACE_S = 0.5
+#: how long the job's one ``squeue`` about itself may take before the grace stands in for it
+STATE_QUERY_S = 10.0
 
 
 def late_sigterm(noted: list[float], grace_s: float = SIGTERM_GRACE_S) -> None:
     """Give a SIGTERM on its way to this process ``grace_s`` to be noted (``noting_sigterm``)
     before a command's result is written: a trial's command takes minutes to hours, this
-    half a second."""
+    half a second. Only where SLURM cannot be asked (``settle_sigterm``): a wait narrows
+    the race, it cannot close it."""
     end = time.monotonic() + grace_s
     while not noted and time.monotonic() < end:
         time.sleep(0.05)
+
+
+def slurm_ending(job_id: str, timeout: float = STATE_QUERY_S) -> bool | None:
+    """Whether SLURM is ending this job (squeue's state of it is no longer RUNNING: a
+    scancel, its time limit or a preemption makes it CANCELLED, TIMEOUT, ... COMPLETING in
+    the controller before any of its processes is signalled); None where squeue cannot say
+    (not found on the node, no answer within ``timeout``, the job not listed)."""
+    from .slurm_query import SlurmError, queue_states
+
+    if not job_id:
+        return None
+    try:
+        state = queue_states([job_id], timeout).get(job_id)
+    except SlurmError:
+        return None
+    return None if state is None else state != "RUNNING"
+
+
+def settle_sigterm(noted: list[float], job_id: str) -> None:
+    """Before a ``command:``'s result is kept: note the SIGTERM (``noting_sigterm``'s list)
+    where SLURM is ending the job (``slurm_ending``). The shell that outlived its child
+    killed by the job's SIGTERM may print a result before this process is signalled; the
+    controller changed the job's state before any signal was sent, so asking it after the
+    command ended closes that race: a job it says RUNNING was not being ended as the
+    command ended (a SIGTERM after that comes late, and the result is whole). Where it
+    cannot be asked, ``late_sigterm``'s grace; outside SLURM (no job id), nothing."""
+    if noted or not job_id:
+        return
+    ending = slurm_ending(job_id)
+    if ending is None:
+        late_sigterm(noted)
+    elif ending and not noted:
+        noted.append(time.time())
 
 
 @contextlib.contextmanager
@@ -155,7 +192,7 @@ class TrialCall:
             payload = {"result": result, "started": started, "ended": time.time(),
                        "rank": rank_env.rank if rank_env else 0, "restarts": _restarts()}
             if spec.command is not None:
-                late_sigterm(sigterm)
+                settle_sigterm(sigterm, os.environ.get("SLURM_JOB_ID", ""))
             if sigterm and spec.command is not None:
                 # a shell that outlived its child's SIGTERM may print a result the killed child
                 # never reached (`sleep 30; echo ...`): SLURM's word on the job decides
