@@ -138,6 +138,7 @@ def build(stage: StageSpec, final: str, python_path: tuple[str, ...], job: Any =
         raise
     record = {"stage": stage.core(), "result": result if isinstance(result, dict) else {},
               "seconds": time.time() - began, "pid": os.getpid(), "host": os.uname().nodename,
+              "slurm_job_id": str((getattr(job, "extra", None) or {}).get("slurm_job_id") or ""),
               "built": time.time(), "size": os.path.getsize(os.path.join(work, CHECKPOINT))}
     write_json(os.path.join(work, DONE), record)
     os.replace(work, final)
@@ -157,6 +158,17 @@ def run_stage(params: dict, ctx: Any) -> dict:
     made, record = ensure(stage, params["study_dir"], tuple(params.get("python_path") or ()),
                           ctx)
     return stage_result(record, made)
+
+
+def built_by(record: dict, job_id: str) -> bool:
+    """Whether the build ``record`` (done.json) was made by the job the executor calls
+    ``job_id``: a SLURM job by its id (recorded from ``ctx.extra``), a local worker by its
+    process on this host (``pid-<pid>``). One test for every executor, so that a job whose
+    result was lost is recorded from its build's record the same way under each."""
+    slurm = record.get("slurm_job_id")
+    if slurm:
+        return str(slurm) == job_id
+    return job_id == f"pid-{record.get('pid')}" and record.get("host") == os.uname().nodename
 
 
 def stage_result(record: dict, made: bool) -> dict:

@@ -41,8 +41,8 @@ from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
 from .runner import as_float, reported_cost, unused_cost
-from .stage_cache import (STAGE_ENTRY, built, built_in, building, checkpoint_of, damaged,
-                          final_dir, stage_result)
+from .stage_cache import (STAGE_ENTRY, built, built_by, built_in, building, checkpoint_of,
+                          damaged, final_dir, stage_result)
 from .stages import as_stage_error
 from . import submit_wait
 from .submit_wait import SubmitWait
@@ -291,8 +291,7 @@ class StageRunner:
         stage, error = self.stage, (o.error or "").replace(
             "the trial ended", f"the {self.stage.name}'s job ended", 1)
         done = built(stage, self.study_dir)
-        if done is not None and o.job_id == f"pid-{done.get('pid')}" \
-                and done.get("host") == os.uname().nodename:
+        if done is not None and built_by(done, o.job_id):
             self.progress.warn(f"{error}; its checkpoint is whole in the cache, "
                                f"built by this job ({final_dir(stage, self.study_dir)}/done.json): "
                                "recorded from that record, not built again")

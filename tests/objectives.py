@@ -190,7 +190,8 @@ def dies_once(params: dict, ctx) -> dict:
 
 def pretrain_torn_outcome(params: dict, ctx) -> dict:
     """A pretrain whose worker leaves its outcome file torn (cut short mid-object, as a disk
-    error or an older version killed mid-write would) in its first ``params["damage"]``
+    error or an older version killed mid-write would; under SLURM submitit's result pickle)
+    in its first ``params["damage"]``
     runs, counted in the file ``params["count"]``; its first ``params["fail"]`` runs raise
     before building (their error lost with the outcome). The worker runs as ``__main__``."""
     with open(params["count"], "a+") as fh:
@@ -202,7 +203,16 @@ def pretrain_torn_outcome(params: dict, ctx) -> dict:
             with open(path, "w") as out:
                 out.write(json.dumps(data)[:10])
 
-        sys.modules["__main__"].write_json_atomic = torn
+        def torn_pickle(obj, filename) -> None:  # submitit's result file, cut short
+            import cloudpickle
+            with open(filename, "wb") as out:
+                out.write(cloudpickle.dumps(obj)[:10])
+
+        if os.environ.get("SLURM_JOB_ID"):  # a SLURM job: submitit writes the result
+            import submitit.core.utils
+            submitit.core.utils.cloudpickle_dump = torn_pickle
+        else:
+            sys.modules["__main__"].write_json_atomic = torn
     if run < params.get("fail", 0):
         raise RuntimeError("pretrain ran out of memory")
     with open(ctx.checkpoint_path, "w") as fh:

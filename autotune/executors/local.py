@@ -338,8 +338,16 @@ def unreadable(path: str) -> str | None:
             return None
         why = ("a JSON object with neither a result nor an error" if isinstance(data, dict)
                else f"a JSON {type(data).__name__}, not an object")
-    return (f"the trial ended but its outcome {path} could not be read ({why}): its worker "
-            "writes it whole, so something else damaged it")
+    return damaged_line(f"its outcome {path}", why, "its worker")
+
+
+def damaged_line(what: str, why: str, writer: str) -> str:
+    """The one line for a trial's result file that cannot be read, under any executor (the
+    local worker's outcome.json, a SLURM job's result pickle): ``writer`` writes it whole, so
+    something else damaged it. One wording, so that the driver and the stage runner, which
+    act on ``UNREADABLE`` alike, say it alike."""
+    return (f"the trial ended but {what} could not be read ({why}): {writer} writes it whole, "
+            "so something else damaged it")
 
 
 def died_message(returncode: int | None, trial_dir: str) -> str:

@@ -37,6 +37,7 @@ from ..logtail import last_line
 from ..ranks import rank_message
 from ..studydir import StudyDir
 from .base import Executor, Outcome, SubmitLimit, TrialJob
+from .local import UNREADABLE, damaged_line
 from .registry import register
 from .slurm_job import TrialCall, left_after_sigterm
 from .slurm_refusal import job_limit_line, names_submit_limit, refusal_kind, sbatch_says
@@ -82,6 +83,9 @@ class _Tracked:
     requeued_at: float | None = None
     #: seconds the job's runs before its latest ran (sacct): the attempt's cost counts them
     earlier_s: float = 0.0
+    #: rank -> why its result file could not be unpickled when last read: half-written (NFS)
+    #: until the job has ended and the grace for late files is over, damaged after that
+    torn: dict[int, str] = field(default_factory=dict)
 
 
 @register
@@ -475,6 +479,15 @@ class SlurmExecutor(Executor):
         kind = FAILURE_KIND.get(info.state, "exit")
         if kind == "lost" and time.monotonic() - t.ended_seen < RESULT_GRACE_S:
             return None  # COMPLETED: the result may still be on its way through the file system
+        if kind == "lost" and t.torn:
+            # it completed and its result is there, but cannot be read after the grace:
+            # submitit writes it whole (renamed into place), so something else damaged it.
+            # Its result is lost, not its failure: UNREADABLE, decided on as for a local one
+            # (Driver._collect, StageRunner._unreadable)
+            rank = min(t.torn)
+            return self._outcome(t, None, damaged_line(
+                f"its result {self._result_path(t.job_id, rank)}", t.torn[rank], "submitit"),
+                UNREADABLE, end_s)
         return self._outcome(t, None, self._describe(t, info), kind, end_s)
 
     def _describe(self, t: _Tracked, info: JobInfo) -> str:
@@ -533,8 +546,10 @@ class SlurmExecutor(Executor):
                 continue  # the error left after the SIGTERM, read already: a requeue is slow
             try:
                 result = pickle_load(path)
-            except Exception:  # noqa: BLE001 - half-written (NFS): look again later
+            except Exception as exc:  # noqa: BLE001 - half-written (NFS): look again later
+                t.torn[rank] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
+            t.torn.pop(rank, None)
             if self._earlier(t, result) or (ended is None and left_after_sigterm(result)):
                 t.left[rank] = stamp  # not kept: a requeued job's next run leaves another
                 continue
