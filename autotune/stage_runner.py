@@ -126,6 +126,10 @@ class StageRunner:
                 # and nothing goes on without the pretrain
                 if not self._submit(ex, self.history.stages.get(stage.name)):
                     return StageResult(interrupted=True)
+            elif left and done is not None and built_by(done, rec.job_id):
+                # its job ended while no driver ran, its outcome unreadable or missing, but
+                # it built the checkpoint: its build's cost is the study's, not ``cached``'s 0
+                return self._finish(self._ended_alone(ex, rec, done))
             elif done is not None:
                 return self._cached(ex, done)
             else:
@@ -292,11 +296,7 @@ class StageRunner:
             "the trial ended", f"the {self.stage.name}'s job ended", 1)
         done = built(stage, self.study_dir)
         if done is not None and built_by(done, o.job_id):
-            self.progress.warn(f"{error}; its checkpoint is whole in the cache, "
-                               f"built by this job ({final_dir(stage, self.study_dir)}/done.json): "
-                               "recorded from that record, not built again")
-            return Outcome(o.trial, o.attempt, stage_result(done, True), None, o.start_s,
-                           o.end_s, o.job_id, "", o.extra, o.earlier_s)
+            return self._from_record(o, done, error)
         if not self._lost:
             self._lost = True
             self.progress.warn(f"{error}; its result is lost, not its failure: "
@@ -305,6 +305,33 @@ class StageRunner:
             return None
         return Outcome(o.trial, o.attempt, None, f"{error} (a second time this run)", o.start_s,
                        o.end_s, o.job_id, "result", o.extra, o.earlier_s)
+
+    def _from_record(self, o: Outcome, done: dict, why: str) -> Outcome:
+        """The outcome of a job whose own result was lost but whose build is whole: its
+        result from the build's done.json, as ``run_stage`` had returned it, at its own
+        cost (said in one line). One path for a live driver (``_unreadable``) and for a job
+        that ended while no driver ran (``_ended_alone``)."""
+        self.progress.warn(f"{why}; its checkpoint is whole in the cache, built by this job "
+                           f"({final_dir(self.stage, self.study_dir)}/done.json): recorded "
+                           "from that record, not built again")
+        return Outcome(o.trial, o.attempt, stage_result(done, True), None, o.start_s, o.end_s,
+                       o.job_id, "", o.extra, o.earlier_s)
+
+    def _ended_alone(self, ex: Executor, rec: StageRecord, done: dict) -> Outcome:
+        """A dead driver's stage job that the executor cannot re-attach to (it ended leaving
+        no outcome it can read) but that built the checkpoint (done.json names it): recorded
+        from the record, from its recorded start to the build's end, as a live driver records
+        it (``_unreadable``); ``cached`` at no cost would leave the build out of the study's
+        compute."""
+        start = rec.start_s or 0.0
+        stamp = done.get("built")
+        end = (stamp - ex.t0 if isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
+               else ex.now())
+        lost = Outcome(STAGE_TRIAL, rec.attempt, None, None, start,
+                       min(ex.now(), max(start, end)), rec.job_id)
+        return self._from_record(lost, done, f"{self.stage.name}: its job {rec.job_id} ended "
+                                 "while no driver ran and its outcome could not be read (damaged or "
+                                 "missing)")
 
     def _rerun(self, ex: Executor) -> bool:
         """Submit the stage's job again, the same attempt (its lost run recorded no end), and

@@ -215,6 +215,7 @@ def pretrain_torn_outcome(params: dict, ctx) -> dict:
             sys.modules["__main__"].write_json_atomic = torn
     if run < params.get("fail", 0):
         raise RuntimeError("pretrain ran out of memory")
+    time.sleep(float(params.get("sleep_s", 0)))  # a test may kill the driver meanwhile
     with open(ctx.checkpoint_path, "w") as fh:
         json.dump({"base": 1.0}, fh)
     return {"loss": 0.5}

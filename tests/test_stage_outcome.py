@@ -5,6 +5,8 @@ so ended is (README, Executors: local); damaged again, it fails with one line.""
 import json
 import os
 
+import pytest
+
 from tests.helpers import cli, history, study_dict, write_study
 
 
@@ -67,3 +69,31 @@ def test_a_pretrain_outcome_damaged_twice_fails_with_one_line(tmp_path):
     events = stage_events(d)
     assert [e["state"] for e in events] == ["submit", "submit", "end"]
     assert events[-1]["status"] == "failed" and not history(d).trials
+
+
+def test_a_whole_build_its_outcome_torn_while_no_driver_ran_is_recorded_with_its_cost(tmp_path):
+    """A killed driver's pretrain that ended alone, its build whole, its outcome torn: the
+    next run records it from done.json with the build's cost, as a live driver does, not
+    ``cached`` at no cost (the study's compute would leave the build out)."""
+    import time
+
+    from tests.test_stages import kill_driver_when
+
+    d = str(tmp_path / "d")
+    path = torn_study(tmp_path, damage=1, sleep_s=2.0)
+    kill_driver_when(path, d, lambda: os.path.exists(tmp_path / "runs"))  # it runs
+    outcome = os.path.join(d, "stages", "pretrain", "outcome.json")
+    deadline = time.time() + 30
+    while not os.path.exists(outcome):  # it ends alone, its outcome torn
+        assert time.time() < deadline
+        time.sleep(0.05)
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 0, out.stderr
+    assert runs(tmp_path) == 1  # not built again
+    warned = [ln for ln in out.stderr.splitlines() if "could not be read" in ln]
+    assert len(warned) == 1 and "not built again" in warned[0], out.stderr
+    assert [e["state"] for e in stage_events(d)] == ["submit", "end"]
+    h = history(d)
+    pre = h.stages["pretrain"]
+    assert pre.status == "ok" and pre.metrics["built"] == 1.0 and pre.cost_s >= 2.0
+    assert h.spent_s == pytest.approx(sum(r.cost_s for r in h.trials.values()) + pre.cost_s)
