@@ -18,7 +18,8 @@ building (the key's lock held) is waited for in the driver, no job submitted, an
 ``cached`` (a job that waited on the lock all the same is recorded so too, at no cost). A
 failed stage stops the study with its reason; the next ``run`` tries it again as a new attempt.
 A job whose outcome file cannot be read (something else damaged it) lost its result, not failed:
-recorded from the cache's done.json where it built the checkpoint, else run again once a run.
+recorded from the cache's done.json where it built the checkpoint (so too, at its build's cost,
+one that ended so while no driver ran), else run again once a run; under either executor.
 A job the scheduler refuses at a submit limit (a queue full of the user's other jobs) waits for
 a slot as the trials do (submit_wait): said once, tried again every 30 s, ended by Ctrl-C with
 nothing recorded of it, so the next run submits it.
