@@ -266,7 +266,7 @@ class StageRunner:
         while not self.stopped():
             outcomes = [o for o in ex.poll(timeout=POLL_S) if o.trial == STAGE_TRIAL]
             if outcomes and outcomes[-1].failure == UNREADABLE:
-                o = self._unreadable(outcomes[-1])
+                o = self._unreadable(outcomes[-1], ex.t0)
                 if o is None:  # run again: nothing of the lost run recorded but its new start
                     if not self._rerun(ex):
                         return StageResult(interrupted=True)
@@ -282,7 +282,7 @@ class StageRunner:
             self.progress.update(self.history, 0)
         return StageResult(interrupted=True)
 
-    def _unreadable(self, o: Outcome) -> Outcome | None:
+    def _unreadable(self, o: Outcome, t0: float) -> Outcome | None:
         """The stage's job ended leaving an outcome file that cannot be read (its worker
         writes it whole, so something else damaged it: a disk error, an older version killed
         mid-write). Its result is lost, not a failure of the pretrain's own, so it is not
@@ -297,7 +297,7 @@ class StageRunner:
             "the trial ended", f"the {self.stage.name}'s job ended", 1)
         done = built(stage, self.study_dir)
         if done is not None and built_by(done, o.job_id):
-            return self._from_record(o, done, error)
+            return self._from_record(o, done, error, t0)
         if not self._lost:
             self._lost = True
             self.progress.warn(f"{error}; its result is lost, not its failure: "
@@ -307,15 +307,24 @@ class StageRunner:
         return Outcome(o.trial, o.attempt, None, f"{error} (a second time this run)", o.start_s,
                        o.end_s, o.job_id, "result", o.extra, o.earlier_s)
 
-    def _from_record(self, o: Outcome, done: dict, why: str) -> Outcome:
+    def _from_record(self, o: Outcome, done: dict, why: str, t0: float) -> Outcome:
         """The outcome of a job whose own result was lost but whose build is whole: its
         result from the build's done.json, as ``run_stage`` had returned it, at its own
         cost (said in one line). One path for a live driver (``_unreadable``) and for a job
-        that ended while no driver ran (``_ended_alone``)."""
+        that ended while no driver ran (``_ended_alone``). Its span covers at least the build
+        as the record times it (``built`` less ``seconds``, on the study clock from ``t0``):
+        without its result the executor's times may be coarser (sacct's whole seconds, a
+        run under one second read as none), and the build's compute is the study's."""
         self.progress.warn(f"{why}; its checkpoint is whole in the cache, built by this job "
                            f"({final_dir(self.stage, self.study_dir)}/done.json): recorded "
                            "from that record, not built again")
-        return Outcome(o.trial, o.attempt, stage_result(done, True), None, o.start_s, o.end_s,
+        start, end = o.start_s, o.end_s
+        stamp, seconds = done.get("built"), seconds_of(done)
+        if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+            end = max(end, stamp - t0)
+            if seconds is not None:
+                start = max(0.0, min(start, stamp - seconds - t0))
+        return Outcome(o.trial, o.attempt, stage_result(done, True), None, start, end,
                        o.job_id, "", o.extra, o.earlier_s)
 
     def _ended_alone(self, ex: Executor, rec: StageRecord, done: dict) -> Outcome:
@@ -332,7 +341,7 @@ class StageRunner:
                        min(ex.now(), max(start, end)), rec.job_id)
         return self._from_record(lost, done, f"{self.stage.name}: its job {rec.job_id} ended "
                                  "while no driver ran and its outcome could not be read (damaged or "
-                                 "missing)")
+                                 "missing)", ex.t0)
 
     def _rerun(self, ex: Executor) -> bool:
         """Submit the stage's job again, the same attempt (its lost run recorded no end), and
