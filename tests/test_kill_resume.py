@@ -76,11 +76,12 @@ def wait_ended(driver, d):
     driver.executor._running[0].proc.wait(timeout=60)
 
 
-def left_by_a_killed_driver(study, d: str, log: str, state: str, recorded: bool = True):
+def left_by_a_killed_driver(study, d: str, log: str, state: str, recorded: bool = True,
+                            before_kill=lambda: None):
     """The driver of ``study`` in ``d`` that started its one trial (and recorded the start,
     unless not ``recorded``: killed in between) and was killed while the trial ran on
     (``state`` "running": it has begun writing ``log``) or once it had ended alone
-    ("ended"); returned, killed."""
+    ("ended"), ``before_kill`` done just before; returned, killed."""
     first = holding(study, d)
     [rec] = first.ask_trials(1)
     if recorded:
@@ -91,6 +92,7 @@ def left_by_a_killed_driver(study, d: str, log: str, state: str, recorded: bool 
         wait_for(lambda: os.path.exists(log))
     else:
         wait_ended(first, d)
+    before_kill()
     killed(first)
     return first
 
@@ -220,15 +222,8 @@ def test_a_worker_whose_trial_folder_was_removed_is_watched_again_not_run_twice(
 
     log, d = str(tmp_path / "runs.log"), str(tmp_path / "d")
     study = one_trial(log, 1.5)
-    first = holding(study, d)
-    [rec] = first.ask_trials(1)
-    if recorded:
-        first._submit([rec])
-    else:
-        first.executor.submit(first._job(rec))
-    wait_for(lambda: os.path.exists(log))           # the objective runs
-    shutil.rmtree(os.path.join(d, "trials", "0"))
-    killed(first)
+    left_by_a_killed_driver(study, d, log, "running", recorded,     # the objective runs
+                            before_kill=lambda: shutil.rmtree(os.path.join(d, "trials", "0")))
     # status says what the resume does with it (found by its mark; it said interrupted)
     assert trial_states(history(d), False, d) == {0: "running-alone"}
     assert resumed_once(study, d, log).starts == 1
