@@ -24,7 +24,7 @@ from .cancel_mark import CANCELLED, asking_stopped, clear_asking, stopped_by_can
 from .errors import DiskFull, StudyError, in_python_api, is_disk_full, term
 from .executors import EXECUTORS, Executor, Outcome, TrialJob
 from .executors.base import SubmitLimit
-from .executors.local import UNREADABLE
+from .executors.base import UNREADABLE
 from .history import History, TrialRecord, newer_schema
 from .journal import Journal
 from .objective import Ctx, extras, judge, trial_seed

@@ -36,8 +36,7 @@ from . import events as ev
 from .contract import Ctx, ObjectiveSpec, StageSpec
 from .errors import StudyError
 from .executors import Executor, Outcome, TrialJob
-from .executors.base import SubmitLimit
-from .executors.local import UNREADABLE
+from .executors.base import UNREADABLE, SubmitLimit
 from .slurm_waits import stuck_warning
 from .history import History, StageRecord
 from .progress import Progress
@@ -319,8 +318,8 @@ class StageRunner:
                            f"({final_dir(self.stage, self.study_dir)}/done.json): recorded "
                            "from that record, not built again")
         start, end = o.start_s, o.end_s
-        stamp, seconds = done.get("built"), seconds_of(done)
-        if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+        stamp, seconds = seconds_of(done, "built"), seconds_of(done)
+        if stamp is not None:
             end = max(end, stamp - t0)
             if seconds is not None:
                 start = max(0.0, min(start, stamp - seconds - t0))
@@ -334,14 +333,13 @@ class StageRunner:
         it (``_unreadable``); ``cached`` at no cost would leave the build out of the study's
         compute."""
         start = rec.start_s or 0.0
-        stamp = done.get("built")
-        end = (stamp - ex.t0 if isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
-               else ex.now())
+        stamp = seconds_of(done, "built")
+        end = stamp - ex.t0 if stamp is not None else ex.now()
         lost = Outcome(STAGE_TRIAL, rec.attempt, None, None, start,
                        min(ex.now(), max(start, end)), rec.job_id)
         return self._from_record(lost, done, f"{self.stage.name}: its job {rec.job_id} ended "
-                                 "while no driver ran and its outcome could not be read (damaged or "
-                                 "missing)", ex.t0)
+                                 "while no driver ran and its outcome could not be read "
+                                 "(damaged or missing)", ex.t0)
 
     def _rerun(self, ex: Executor) -> bool:
         """Submit the stage's job again, the same attempt (its lost run recorded no end), and
@@ -450,10 +448,10 @@ def without_tracebacks(lines: list[str]) -> list[str]:
     return keep
 
 
-def seconds_of(done: dict | None) -> float | None:
-    """What a build took, as its done record says it (None where it says nothing usable)."""
-    seconds = (done or {}).get("seconds")
-    return seconds if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) \
-        else None
+def seconds_of(done: dict | None, key: str = "seconds") -> float | None:
+    """A number a build's done record holds: what the build took (``seconds``), or when it
+    ended (``built``, epoch seconds); None where it says nothing usable."""
+    value = (done or {}).get(key)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 

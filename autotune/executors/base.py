@@ -157,3 +157,19 @@ class Executor(ABC):
 
     def shutdown(self) -> None:
         """Stop everything still running (driver interrupted or finished)."""
+
+
+#: an Outcome's failure kind for a trial whose result file (a local worker's outcome.json, a
+#: SLURM job's result pickle) cannot be read after it ended: its writer writes it whole, so
+#: something else damaged it, and the trial's result is lost, not a failure of its own (the
+#: driver runs it again)
+UNREADABLE = "unreadable"
+
+
+def damaged_line(what: str, why: str, writer: str) -> str:
+    """The one line for a trial's result file that cannot be read, under any executor (the
+    local worker's outcome.json, a SLURM job's result pickle): ``writer`` writes it whole, so
+    something else damaged it. One wording, so that the driver and the stage runner, which
+    act on ``UNREADABLE`` alike, say it alike."""
+    return (f"the trial ended but {what} could not be read ({why}): {writer} writes it whole, "
+            "so something else damaged it")

@@ -26,7 +26,7 @@ from typing import Callable
 from ..logtail import last_line
 from ..worker import (DISK_FULL_STATUS, OUTCOME_UNWRITABLE_STATUS, UNWRITABLE_PREFIX,
                       clear_outcome, write_json_atomic)
-from .base import Executor, Outcome, TrialJob
+from .base import UNREADABLE, Executor, Outcome, TrialJob, damaged_line
 from .gpus import cap_concurrency, check_packing, make_pool
 from .procgroup import MARK, alive, end_group, environ_of, kill_group, marked_workers
 from .registry import register
@@ -307,12 +307,6 @@ def read_json(path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-#: an Outcome's failure kind for a trial whose worker ended leaving an outcome.json that
-#: cannot be read: it writes it whole (atomically), so something else damaged it, and the
-#: trial's result is lost, not a failure of its own (the driver runs it again)
-UNREADABLE = "unreadable"
-
-
 def is_outcome(data: object) -> bool:
     """Whether what outcome.json holds is a worker's outcome: a JSON object with a result or
     an error. One test for the executor (``_finish``) and the reason it gives (``unreadable``),
@@ -339,15 +333,6 @@ def unreadable(path: str) -> str | None:
         why = ("a JSON object with neither a result nor an error" if isinstance(data, dict)
                else f"a JSON {type(data).__name__}, not an object")
     return damaged_line(f"its outcome {path}", why, "its worker")
-
-
-def damaged_line(what: str, why: str, writer: str) -> str:
-    """The one line for a trial's result file that cannot be read, under any executor (the
-    local worker's outcome.json, a SLURM job's result pickle): ``writer`` writes it whole, so
-    something else damaged it. One wording, so that the driver and the stage runner, which
-    act on ``UNREADABLE`` alike, say it alike."""
-    return (f"the trial ended but {what} could not be read ({why}): {writer} writes it whole, "
-            "so something else damaged it")
 
 
 def died_message(returncode: int | None, trial_dir: str) -> str:

@@ -36,8 +36,7 @@ from ..errors import StudyError
 from ..logtail import last_line
 from ..ranks import rank_message
 from ..studydir import StudyDir
-from .base import Executor, Outcome, SubmitLimit, TrialJob
-from .local import UNREADABLE, damaged_line
+from .base import UNREADABLE, Executor, Outcome, SubmitLimit, TrialJob, damaged_line
 from .registry import register
 from .slurm_job import TrialCall, left_after_sigterm
 from .slurm_refusal import job_limit_line, names_submit_limit, refusal_kind, sbatch_says
