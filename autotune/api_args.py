@@ -16,6 +16,7 @@ from typing import Any
 from .config import describe
 from .errors import StudyError
 
+
 def check_config(config: Any, extra: tuple[Any, ...]) -> None:
     """Refuse, before anything is read or written, a ``Study(...)`` whose positional
     arguments are not the one mapping of study keys: a second one (the directory, given

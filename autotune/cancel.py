@@ -1,22 +1,28 @@
 """``python -m autotune cancel DIR``: stop a study's driver and cancel its SLURM jobs.
 
-Order: first the driver of the study, if one runs on this host (SIGTERM: it stops
-gracefully; under the slurm executor it leaves its jobs alone), so that it cannot submit
-more while the jobs are being cancelled (an ask/tell loop, the user's own Python process, is
-asked to stop by a note instead: a signal would kill that process); then every job of the study that is queued or
-running: the job ids of the unfinished trials in the history, and any job named after the
-study (one a dead driver submitted and did not record), in one ``scancel`` (a recorded job
-SLURM lists as ended, one a cancel before cancelled, is not: a second cancel says nothing
-was left); then a
-``cancel`` record in the history naming those jobs, where there were any (it is what says
-them cancelled by autotune, not by someone else, to ``status`` and the next run: a cancel
-that cancelled no job, a second one, a local study's, has nothing to record; the driver is
-stopped by its signal and ``cancel_mark``, not by the record); then it waits (up to ``ENDING_S``) for those jobs to
-leave SLURM's queue; local trials a dead driver left are stopped; last,
-trajectory.csv is written again from the history (a killed driver's last one says
-``running``). A ``compare`` DIR, no study itself, is cancelled whole: each of its studies
-(the runs, the shared pretrain), the one a driver holds first (``cancel_comparison``). A driver started again later re-attaches to those jobs,
-finds them cancelled, records the trials as cancelled and goes on with the search.
+Order:
+
+1. the driver of the study, if one runs on this host (SIGTERM: it stops gracefully; under
+   the slurm executor it leaves its jobs alone), so that it cannot submit more while the
+   jobs are being cancelled; an ask/tell loop, the user's own Python process, is asked to
+   stop by a note instead (a signal would kill that process);
+2. every job of the study that is queued or running, in one ``scancel``: the job ids of the
+   unfinished trials in the history, and any job named after the study (one a dead driver
+   submitted and did not record); a recorded job SLURM lists as ended, one a cancel before
+   cancelled, is not, so a second cancel says nothing was left;
+3. a ``cancel`` record in the history naming those jobs, where there were any: it is what
+   says them cancelled by autotune, not by someone else, to ``status`` and the next run (a
+   cancel that cancelled no job has nothing to record; the driver is stopped by its signal
+   and ``cancel_mark``, not by the record);
+4. a wait (up to ``ENDING_S``) for those jobs to leave SLURM's queue; local trials a dead
+   driver left are stopped;
+5. trajectory.csv written again from the history (a killed driver's last one says
+   ``running``).
+
+A ``compare`` DIR, no study itself, is cancelled whole: each of its studies (the runs, the
+shared pretrain), the one a driver holds first (``cancel_comparison``). A driver started
+again later re-attaches to those jobs, finds them cancelled, records the trials as cancelled
+and goes on with the search.
 
 A cancelled job is not over at once: SLURM sends SIGTERM, then SIGKILL after its KillWait
 (30 s by default), and submitit ignores the SIGTERM, so an ``entry`` runs on meanwhile and
