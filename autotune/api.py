@@ -15,6 +15,7 @@ import inspect
 import os
 import signal
 import threading
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -564,11 +565,14 @@ class Study:
         # tell that is refused
         _check_open(self._driver.history if self._driver is not None else self._recorded(),
                     number)
+        raised = error
         result, error = _told(result, error, self.settings.objective.metric, number)
         with _ctrl_c_held() as caught:  # recorded whole, or not at all: see _ctrl_c_held
             driver = self._session("tell")  # opened only for a tell that may be recorded
             _check_open(driver.history, number)
             self._held = [r for r in self._held if r.trial != number]
+            if isinstance(raised, BaseException):
+                _keep_traceback(raised, driver.dir.trial_dir(number))
             told = driver.tell_external(number, result, error)
         _deliver(caught)  # after the trial is recorded: telling it again says so
         return told
@@ -833,6 +837,20 @@ def _error_text(error: Any) -> str:
         return exception_text(error)
     text = str(error)
     return text if text.strip() else "failed (tell gave an empty error message)"
+
+
+def _keep_traceback(exc: BaseException, trial_dir: str) -> None:
+    """A told exception's traceback in the trial's ``traceback.txt``, where ``status``, the
+    end of ``run`` and summary.txt look for an entry's that raised in the driver's process:
+    the loop's own code raised it, and its message alone rarely says where. Written before
+    the trial's end is recorded, so a reader that sees the failure finds it; a folder that
+    cannot be written costs the traceback, not the record."""
+    if exc.__traceback__ is None:  # made, never raised: nothing to show but its message
+        return
+    with contextlib.suppress(OSError):
+        os.makedirs(trial_dir, exist_ok=True)
+        with open(os.path.join(trial_dir, "traceback.txt"), "w") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
 
 
 def _check_metric(result: Mapping, metric: str, trial: int) -> None:

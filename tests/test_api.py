@@ -1020,6 +1020,31 @@ def test_failure_messages_never_end_in_a_bare_colon_or_come_out_empty(tmp_path):
         assert study.tell(c, error=KeyError("lr")).error == "KeyError: 'lr'"
 
 
+def _diverge(lr: float) -> None:
+    raise FloatingPointError(f"loss diverged at lr={lr}")
+
+
+def test_a_told_exception_keeps_its_traceback_where_status_shows_it(tmp_path):
+    """The loop's own exception, caught and told: its message alone does not say where it
+    was raised; status shows the traceback's last lines, as for a trial that raised."""
+    d = str(tmp_path / "s")
+    raw = study_dict(search={"max_trials": 2})
+    raw["objective"] = {"metric": "loss"}
+    with at.Study(raw, dir=d) as study:
+        first, second = study.ask(), study.ask()
+        try:
+            _diverge(first.params["x"])
+        except FloatingPointError as exc:
+            study.tell(first, error=exc)
+        study.tell(second, error=ValueError("never raised"))  # no traceback to keep
+    kept = open(os.path.join(d, "trials", "0", "traceback.txt")).read()
+    assert "in _diverge" in kept and kept.rstrip().endswith("loss diverged at lr="
+                                                             f"{first.params['x']}")
+    assert not os.path.exists(os.path.join(d, "trials", "1", "traceback.txt"))
+    out = cli("status", d).stdout
+    assert "traceback.txt" in out and "in _diverge" in out, out
+
+
 def test_an_objective_raising_an_empty_exception_is_named_by_its_type(tmp_path):
     def objective(params, ctx):
         raise RuntimeError()
