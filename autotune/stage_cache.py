@@ -136,9 +136,13 @@ def build(stage: StageSpec, final: str, python_path: tuple[str, ...], job: Any =
         if not stopped(exc):  # it failed: the next attempt starts afresh
             shutil.rmtree(work, ignore_errors=True)
         raise
+    extra = getattr(job, "extra", None) or {}
     record = {"stage": stage.core(), "result": result if isinstance(result, dict) else {},
               "seconds": time.time() - began, "pid": os.getpid(), "host": os.uname().nodename,
-              "slurm_job_id": str((getattr(job, "extra", None) or {}).get("slurm_job_id") or ""),
+              "slurm_job_id": str(extra.get("slurm_job_id") or ""),
+              # a local multi-rank job is its launcher's process (``pid-<launcher>``), each
+              # rank a child of it: whichever rank built, the job is named through its parent
+              "launcher_pid": os.getppid() if "world_size" in extra else None,
               "built": time.time(), "size": os.path.getsize(os.path.join(work, CHECKPOINT))}
     write_json(os.path.join(work, DONE), record)
     os.replace(work, final)
@@ -163,12 +167,14 @@ def run_stage(params: dict, ctx: Any) -> dict:
 def built_by(record: dict, job_id: str) -> bool:
     """Whether the build ``record`` (done.json) was made by the job the executor calls
     ``job_id``: a SLURM job by its id (recorded from ``ctx.extra``), a local worker by its
-    process on this host (``pid-<pid>``). One test for every executor, so that a job whose
-    result was lost is recorded from its build's record the same way under each."""
+    process on this host (``pid-<pid>``; a multi-rank job by its launcher's, the parent of
+    the rank that built). One test for every executor, so that a job whose result was lost
+    is recorded from its build's record the same way under each."""
     slurm = record.get("slurm_job_id")
     if slurm:
         return str(slurm) == job_id
-    return job_id == f"pid-{record.get('pid')}" and record.get("host") == os.uname().nodename
+    processes = {f"pid-{record.get('pid')}", f"pid-{record.get('launcher_pid')}"}
+    return job_id in processes and record.get("host") == os.uname().nodename
 
 
 def stage_result(record: dict, made: bool) -> dict:

@@ -97,3 +97,38 @@ def test_a_whole_build_its_outcome_torn_while_no_driver_ran_is_recorded_with_its
     pre = h.stages["pretrain"]
     assert pre.status == "ok" and pre.metrics["built"] == 1.0 and pre.cost_s >= 2.0
     assert h.spent_s == pytest.approx(sum(r.cost_s for r in h.trials.values()) + pre.cost_s)
+
+
+def test_a_multi_rank_build_its_outcome_torn_while_no_driver_ran_is_recorded_with_its_cost(
+        tmp_path):
+    """The same with two ranks a job: the job is its launcher's process and the build's
+    record is written by a rank, its child; the build is still this job's, not ``cached``."""
+    import time
+
+    from tests.test_stages import kill_driver_when
+
+    d = str(tmp_path / "d")
+    data = study_dict(objective={"entry": "tests.objectives:finetune"},
+                      space={"x": {"values": [0, 1]}}, search={"algorithm": "grid"},
+                      executor={"kind": "local", "max_concurrent": 1, "tasks_per_trial": 2},
+                      stages={"pretrain": {"entry": "tests.objectives:pretrain_torn_outcome",
+                                           "epochs": 1,
+                                           "params": {"count": str(tmp_path / "runs"),
+                                                      "sleep_s": 2.0}}})
+    path = write_study(str(tmp_path / "s.yaml"), data)
+    kill_driver_when(path, d, lambda: os.path.exists(tmp_path / "runs"))  # it runs
+    outcome = os.path.join(d, "stages", "pretrain", "outcome.json")
+    deadline = time.time() + 30
+    while not os.path.exists(outcome):  # it ends alone
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.2)
+    with open(outcome, "w") as fh:  # and its outcome is torn
+        fh.write('{"resu')
+    out = cli("run", path, "--dir", d)
+    assert out.returncode == 0, out.stderr
+    assert runs(tmp_path) == 1  # one rank built it (the other found it built), not again
+    warned = [ln for ln in out.stderr.splitlines() if "could not be read" in ln]
+    assert len(warned) == 1 and "not built again" in warned[0], out.stderr
+    pre = history(d).stages["pretrain"]
+    assert pre.status == "ok" and pre.metrics["built"] == 1.0 and pre.cost_s >= 2.0
