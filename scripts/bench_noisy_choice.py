@@ -82,12 +82,20 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=363)
     args = ap.parse_args()
     lands = [t for t in args.landscapes.split(",") if t]
-    for land in lands:
-        if land not in landscapes.OPTIMA:
-            sys.exit(f"bench_noisy_choice: unknown landscape {land!r}")
+    unknown = [land for land in lands if land not in landscapes.OPTIMA]
+    try:
+        noises = [float(t) for t in args.noise.split(",") if t.strip()]
+    except ValueError:
+        noises = []
+    if unknown or not lands or not noises or args.seeds < 1 or args.horizon < 1:
+        what = (f"unknown landscape {unknown[0]!r}" if unknown else "--landscapes: empty"
+                if not lands else f"--noise: expected numbers, got {args.noise!r}"
+                if not noises else "--seeds and --horizon: expected positive integers")
+        print(f"bench_noisy_choice: {what}", file=sys.stderr)
+        sys.exit(2)
     print(f"{'landscape':<22}{'noise':>6}  {'method':<14}{'reported':>10}{'measured':>10}"
           f"{'chosen':>8}")
-    for noise in (float(t) for t in args.noise.split(",")):
+    for noise in noises:
         for land in lands:
             for method in args.methods.split(","):
                 runs = [split(land, noise, method, s, args.horizon) for s in range(args.seeds)]

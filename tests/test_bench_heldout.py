@@ -47,3 +47,23 @@ def test_a_tiny_run_prints_the_held_out_table(tmp_path):
     bad = subprocess.run([sys.executable, SCRIPT, "--landscapes", "moon", "--cache",
                           str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "--landscapes: unknown 'moon'" in bad.stderr
+
+
+def test_the_noisy_choice_split_follows_the_search_benchs_protocol(heldout):
+    """scripts/bench_noisy_choice.py runs bench_search's loop again to look inside it: its
+    reported regret is the one bench_search judges, and no measured point beats nothing."""
+    path = os.path.join(REPO, "scripts", "bench_noisy_choice.py")
+    spec = importlib.util.spec_from_file_location("bench_noisy_choice", path)
+    choice = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choice)
+    bs = heldout.bench_search
+    for land, method in (("schaffer", "axis"), ("discus", "random")):
+        job = bs.Job(land, bs.DEFAULT_START[land], 0.1, method, 1, 1000, (60,))
+        judged = bs.simulate(job)["regret"]["60"]
+        reported, measured = choice.split(land, 0.1, method, 1, 60)
+        assert reported == pytest.approx(judged, abs=1e-12), land
+        assert 0 <= measured <= reported, land
+    bad = subprocess.run([sys.executable, path, "--landscapes", "moon"], capture_output=True,
+                         text=True, cwd=REPO, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "bench_noisy_choice: unknown landscape 'moon'"
