@@ -4,8 +4,10 @@ tests that use the local SLURM cluster run one after another on one of them: the
 one node (its CPUs and fake GPUs), and several wait for a job to be pending or running."""
 import pytest
 
-#: the modules whose tests submit jobs to the local SLURM cluster
-SLURM_MODULES = {"test_slurm", "test_slurm_ranks", "test_slurm_stages"}
+#: the modules whose tests submit jobs to the local SLURM cluster (a test elsewhere that
+#: submits any is marked ``xdist_group("slurm")`` itself: test_api_slurm, test_api)
+SLURM_MODULES = {"test_slurm", "test_slurm_ranks", "test_slurm_stages",
+                 "test_slurm_stage_outcome"}
 
 
 def pytest_collection_modifyitems(config, items):

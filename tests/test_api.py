@@ -350,6 +350,7 @@ def test_a_closure_runs_as_the_objective(tmp_path, kind):
     assert (kind == "simulated") == ((df["end_s"] - df["start_s"]).round(6) == 2.0).all()
 
 
+@pytest.mark.xdist_group("slurm")  # one node, shared with the other SLURM tests
 def test_a_closure_runs_as_slurm_jobs(tmp_path):
     from autotune.executors.slurm_query import slurm_reachable
 
