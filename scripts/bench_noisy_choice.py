@@ -8,68 +8,33 @@ evaluations; this splits it in two, per landscape (median over seeds):
   chosen     seeds whose reported setting is that best measured point
 
 A reported regret close to ``measured`` is a search that never measured a better setting
-(more re-measuring will not help); a gap is the choice among noisy measurements. Same
-protocol, landscapes (the held-out ones too), noise and seeds as bench_search.py, run
-afresh (no cache):
+(more re-measuring will not help); a gap is the choice among noisy measurements. Both come
+from bench_search.py's simulation (its protocol, landscapes, the held-out ones too, noise
+and seeds), run afresh (no cache):
 
     python scripts/bench_noisy_choice.py --landscapes schaffer,salomon,discus --noise 0.1
 """
 from __future__ import annotations
 
 import argparse
-import heapq
 import os
 import statistics
 import sys
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_heldout  # noqa: E402
 import bench_search as bs  # noqa: E402
 
 from autotune.bench import landscapes  # noqa: E402
-from autotune.searchers.base import Result  # noqa: E402
 
 
 def split(land: str, noise: float, method: str, seed: int, horizon: int) -> tuple[float, float]:
-    """(reported regret, best measured regret) of one run after ``horizon`` results."""
+    """(reported regret, best measured regret) of one run after ``horizon`` results, as
+    bench_search's simulation measures both."""
     job = bs.Job(land, bs.DEFAULT_START.get(land, "centre"), noise, method, seed, 1000,
                  (horizon,))
-    searcher = bs.make(job)
-    true_min, _ = landscapes.grid_minimum(land, seed)
-    sd = noise * landscapes.spread(land, seed)
-    heap: list = []
-    sums: dict[tuple, list[float]] = {}
-    clock, next_id, told = 0.0, 0, 0
-    while told < horizon:
-        free = bs.WORKERS - len(heap)
-        if free > 0 and not searcher.finished:
-            searcher.next_trial = next_id
-            for s in searcher.ask(free):  # the costs and the noise draws bench_search's
-                cost = 3600.0 * float(np.random.default_rng([seed, s.trial, 29])
-                                      .uniform(0.8, 1.2))
-                heapq.heappush(heap, (clock + cost, s.trial, s))
-                next_id = s.trial + 1
-        if not heap:
-            break
-        clock = heap[0][0]
-        while heap and heap[0][0] <= clock and told < horizon:
-            _, trial, s = heapq.heappop(heap)
-            index = landscapes.index_of(s.params)
-            measured = landscapes.true_value(land, seed, index)
-            measured += sd * float(np.random.default_rng([seed, trial, 17]).normal())
-            acc = sums.setdefault(index, [0.0, 0])
-            acc[0] += measured
-            acc[1] += 1
-            searcher.tell(Result(trial, "ok", measured))
-            told += 1
-    base = searcher.summary().get("base")
-    index = (landscapes.index_of(base) if base is not None
-             else min(sums, key=lambda k: sums[k][0] / sums[k][1]))
-    reported = landscapes.true_value(land, seed, index) - true_min
-    best = min(landscapes.true_value(land, seed, k) for k in sums) - true_min
-    return reported, best
+    out = bs.simulate(job)
+    return out["regret"][str(horizon)], out["measured"][str(horizon)]
 
 
 def main() -> None:

@@ -185,6 +185,8 @@ def simulate(job: Job) -> dict[str, Any]:
     clock, next_id, told = 0.0, 0, 0
     reached_at: tuple[float, int] | None = None
     regret: dict[int, float] = {}
+    measured: dict[int, float] = {}     # the best true value among the points measured
+    best_seen = math.inf
     stopped_by_bench = False
     limit = job.cap if clean else max(job.horizons)
 
@@ -220,18 +222,20 @@ def simulate(job: Job) -> dict[str, Any]:
             ends[trial] = clock
             index = landscapes.index_of(s.params)
             value = truth(index)
-            measured = value
+            best_seen = min(best_seen, value)
+            observed = value
             if sd > 0:
-                measured += sd * float(np.random.default_rng([job.seed, trial, 17]).normal())
+                observed += sd * float(np.random.default_rng([job.seed, trial, 17]).normal())
             acc = sums.setdefault(index, [0.0, 0])
-            acc[0] += measured
+            acc[0] += observed
             acc[1] += 1
-            searcher.tell(Result(trial, "ok", measured))
+            searcher.tell(Result(trial, "ok", observed))
             told += 1
             if reached_at is None and value <= true_min + 1e-12:
                 reached_at = (clock, told)
             if told in job.horizons:
                 regret[told] = reported()
+                measured[told] = best_seen - true_min
         if clean and reached_at is not None and not self_ending:
             stopped_by_bench = True
             break
@@ -240,6 +244,7 @@ def simulate(job: Job) -> dict[str, Any]:
             break
     for h in job.horizons:                  # ended (or stopped) before the horizon
         regret.setdefault(h, reported())
+        measured.setdefault(h, best_seen - true_min)
     t_end = clock if stopped_by_bench else max(ends.values(), default=0.0)
     busy = sum(min(ends.get(t, t_end), t_end) - t0 for t, t0 in starts.items() if t0 < t_end)
     return {
@@ -248,6 +253,8 @@ def simulate(job: Job) -> dict[str, Any]:
         "t_min_h": reached_at[0] / 3600 if reached_at else None,
         "n_min": reached_at[1] if reached_at else None,
         "regret": {str(h): regret[h] for h in job.horizons},
+        # what a perfect choice among its own measurements would have reported
+        "measured": {str(h): measured[h] for h in job.horizons},
         "use": busy / (WORKERS * t_end) if t_end > 0 else 0.0,
         "evals": told, "hours": t_end / 3600, "finished": bool(searcher.finished),
         "cpu_s": time.process_time() - began,

@@ -49,20 +49,23 @@ def test_a_tiny_run_prints_the_held_out_table(tmp_path):
     assert bad.returncode == 2 and "--landscapes: unknown 'moon'" in bad.stderr
 
 
-def test_the_noisy_choice_split_follows_the_search_benchs_protocol(heldout):
-    """scripts/bench_noisy_choice.py runs bench_search's loop again to look inside it: its
-    reported regret is the one bench_search judges, and no measured point beats nothing."""
+def test_the_noisy_choice_split_reads_what_the_simulation_measured(heldout):
+    """bench_search's simulation reports, beside the reported setting's regret, the best
+    true regret among the points measured (scripts/bench_noisy_choice.py splits by it):
+    never below 0 (it is the truth, not a lucky noisy draw) nor above the reported one, and
+    on a clean objective the two are the same point's."""
     path = os.path.join(REPO, "scripts", "bench_noisy_choice.py")
     spec = importlib.util.spec_from_file_location("bench_noisy_choice", path)
     choice = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(choice)
-    bs = heldout.bench_search
-    for land, method in (("schaffer", "axis"), ("discus", "random")):
-        job = bs.Job(land, bs.DEFAULT_START[land], 0.1, method, 1, 1000, (60,))
-        judged = bs.simulate(job)["regret"]["60"]
-        reported, measured = choice.split(land, 0.1, method, 1, 60)
-        assert reported == pytest.approx(judged, abs=1e-12), land
-        assert 0 <= measured <= reported, land
+    noisy = [choice.split(land, 0.1, method, seed, 60)
+             for land, method in (("schaffer", "axis"), ("discus", "random")) for seed in (1, 2)]
+    assert all(0 <= measured <= reported for reported, measured in noisy), noisy
+    # at 10% the reported setting is not always the best point measured (Schaffer's seed 1)
+    assert any(measured < reported for reported, measured in noisy), noisy
+    for seed in (1, 2):     # random reports its best mean: clean, its best measured point
+        reported, measured = choice.split("discus", 0.0, "random", seed, 60)
+        assert reported == measured > 0, seed
     bad = subprocess.run([sys.executable, path, "--landscapes", "moon"], capture_output=True,
                          text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2

@@ -122,7 +122,7 @@ def test_a_multi_rank_build_its_outcome_torn_while_no_driver_ran_is_recorded_wit
     while not os.path.exists(outcome):  # it ends alone
         assert time.time() < deadline
         time.sleep(0.05)
-    time.sleep(0.2)
+    time.sleep(0.2)  # its launcher exits (one still ending is re-attached to: read alike)
     with open(outcome, "w") as fh:  # and its outcome is torn
         fh.write('{"resu')
     out = cli("run", path, "--dir", d)
