@@ -95,7 +95,8 @@ TOO_LARGE = "an integer too large for a float (more than 1.8e308)"
 def take(mapping: dict, name: str, kind: str, where: str, default: Any = _MISSING) -> Any:
     """Read ``mapping[name]`` and check it is of ``kind``.
 
-    Kinds: str, bool, number, positive-number, int, positive-int, nonneg-int, list, mapping.
+    Kinds: str, bool, number, positive-number, nonneg-number, int, positive-int, nonneg-int,
+    list, mapping.
     """
     full = key(where, name)
     if name not in mapping or mapping[name] is None:
@@ -104,7 +105,7 @@ def take(mapping: dict, name: str, kind: str, where: str, default: Any = _MISSIN
         return default
     value = mapping[name]
     check(value, kind, full)
-    return float(value) if kind in ("number", "positive-number") else value
+    return float(value) if kind in ("number", "positive-number", "nonneg-number") else value
 
 
 def kind_text(kind: str) -> str:
@@ -113,6 +114,7 @@ def kind_text(kind: str) -> str:
         "bool": "true or false",
         "number": "a number",
         "positive-number": "a positive number",
+        "nonneg-number": "a number >= 0",
         "int": "an integer",
         "positive-int": "a positive integer",
         "nonneg-int": "a non-negative integer",
@@ -129,6 +131,7 @@ def check(value: Any, kind: str, full: str) -> None:
         "bool": lambda v: isinstance(v, bool),
         "number": lambda v: is_number(v) and math.isfinite(v),
         "positive-number": lambda v: is_number(v) and math.isfinite(v) and v > 0,
+        "nonneg-number": lambda v: is_number(v) and math.isfinite(v) and v >= 0,
         "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "positive-int": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
         "nonneg-int": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,

@@ -1,7 +1,8 @@
 """A SLURM pretrain job whose result file (submitit's pickle) cannot be read: its result is
 lost, not the pretrain's failure, decided as under the local executor (tests/
 test_stage_outcome.py): recorded from the cache's done.json where this job built the
-checkpoint, else run again once a run; damaged again, it fails with one line. Needs a real
+checkpoint, else run again once a run; damaged again, it fails with one line. The jobs here
+wait a second (``result_grace_s``) for a readable result, not the default 15. Needs a real
 SLURM (``bash scripts/slurm-local.sh start``); skipped where ``sinfo`` does not answer."""
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def torn_slurm_study(tmp_path, **pre) -> str:
     data = study_dict(objective={"entry": "tests.objectives:finetune"},
                       space={"x": {"values": [0, 1]}}, search={"algorithm": "grid"},
                       executor={"kind": "slurm", "max_concurrent": 2, "time_limit_min": 10,
-                                "gpus_per_job": 0, "poll_s": 0.5, "max_poll_s": 2},
+                                "gpus_per_job": 0, "poll_s": 0.5, "max_poll_s": 2,
+                                "result_grace_s": 1},
                       stages={"pretrain": {"entry": "tests.objectives:pretrain_torn_outcome",
                                            "epochs": 1,
                                            "params": {"count": str(tmp_path / "runs"), **pre}}})
@@ -73,7 +75,8 @@ def test_a_slurm_trial_whose_result_is_torn_runs_again_once(tmp_path):
                       space={"count": {"values": [count]}, "damage": {"values": [1]}},
                       search={"algorithm": "grid"},
                       executor={"kind": "slurm", "max_concurrent": 1, "time_limit_min": 10,
-                                "gpus_per_job": 0, "poll_s": 0.5, "max_poll_s": 2})
+                                "gpus_per_job": 0, "poll_s": 0.5, "max_poll_s": 2,
+                                "result_grace_s": 1})
     d = str(tmp_path / "d")
     out = cli("run", write_study(str(tmp_path / "s.yaml"), data), "--dir", d, timeout=240)
     assert out.returncode == 0, out.stderr

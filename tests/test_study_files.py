@@ -108,6 +108,8 @@ def test_an_sbatch_option_given_in_two_places_is_refused_naming_both(tmp_path, o
     ({"cleanup": "never"}, "stages.pretrain.executor.cleanup: expected one of keep, done, all"),
     ({"time_limit_min": 2}, "stages.pretrain.executor.time_limit_min: 2 leaves no run time"),
     ({"sbatch_flags": ["--array=0-1"]}, "stages.pretrain.executor.sbatch_flags: --array is "),
+    ({"result_grace_s": -5}, "stages.pretrain.executor.result_grace_s: expected a number >= 0, "
+                             "got -5"),
 ])
 def test_the_pretrains_executor_options_are_checked_as_the_file_is_read(tmp_path, stage_executor,
                                                                         says):

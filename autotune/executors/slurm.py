@@ -47,7 +47,8 @@ from .slurm_query import (FAILURE_KIND, JobInfo, SlurmError, job_name, list_stud
 CLEANUP = ("keep", "done", "all")
 TEST_ONLY_S = 30.0        # sbatch --test-only before a run: longer, and the check is let be
 RESULT_CHECK_S = 0.5      # how often result pickles are looked for on disk
-RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result to be seen (NFS)
+RESULT_GRACE_S = 15.0     # a job that ended may take this long for its result to be seen (NFS):
+                          # the default of result_grace_s
 SUBMIT_RETRY_S = (1.0, 3.0, 9.0, None)  # pauses between tries of an sbatch that failed
 LIST_RETRY_S = (2.0, 5.0, None)   # pauses between tries to list the study's jobs at start
 LOST_AFTER_S = 600.0      # a job id sacct never heard of for this long is lost
@@ -111,6 +112,7 @@ class SlurmExecutor(Executor):
         "max_requeue": "nonneg-int",
         "poll_s": "positive-number",
         "max_poll_s": "positive-number",
+        "result_grace_s": "nonneg-number",
         "python": "str",
         "signal_delay_s": "nonneg-int",
     }
@@ -183,6 +185,10 @@ class SlurmExecutor(Executor):
         self.world = self.shape.processes
         self.poll_s = float(o.get("poll_s", 2.0))
         self.max_poll_s = max(self.poll_s, float(o.get("max_poll_s", 30.0)))
+        # how long a job sacct says completed may take for its result file to show: a shared
+        # file system's attribute cache (NFS actimeo) can hide a new file for many seconds;
+        # a job that left no readable result after it is lost (or its result damaged)
+        self.result_grace_s = float(o.get("result_grace_s", RESULT_GRACE_S))
         self._files = StudyDir(self.study_dir)  # where submitit's files of each job are
         self.folder = self._files.slurm
         self._tracked: dict[int, _Tracked] = {}
@@ -476,7 +482,7 @@ class SlurmExecutor(Executor):
                                  f"{self.max_requeue}); last: {t.requeue_reasons[-1:]}",
                                  t.limit_failure, end_s)
         kind = FAILURE_KIND.get(info.state, "exit")
-        if kind == "lost" and time.monotonic() - t.ended_seen < RESULT_GRACE_S:
+        if kind == "lost" and time.monotonic() - t.ended_seen < self.result_grace_s:
             return None  # COMPLETED: the result may still be on its way through the file system
         if kind == "lost" and t.torn:
             # it completed and its result is there, but cannot be read after the grace:
