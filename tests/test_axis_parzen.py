@@ -126,3 +126,53 @@ def test_g_is_fitted_to_a_bounded_draw_of_the_rest(monkeypatch):
     ParzenPicks((40, 40)).picks(points, values, pending, 3, lambda p: False,
                                 np.random.default_rng(1))
     assert sizes[0] <= module.MOST_GOOD and sizes[1] == module.MOST_REST + 3
+
+
+def _valley(i: int, j: int) -> float:
+    """Rosenbrock's curved valley over a 30 x 30 grid of indices."""
+    x, y = 4 * i / 29 - 2, 4 * j / 29 - 1
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+def _idle_run(budget, **options) -> tuple[int, float, int, bool]:
+    """50 workers on the valley, trials of 0.8-1.2 h: (asks answered short, idle worker-hours
+    before the budget was spent, picks of kind 'spare', whether the search ended itself)."""
+    import heapq
+
+    from autotune.searchers.base import Result
+
+    space = parse_space({"a": {"values": list(range(30))}, "b": {"values": list(range(30))}})
+    s = SEARCHERS["axis"](SearchSettings(space, 0, 50, budget, options=options))
+    rng = np.random.default_rng(1)
+    heap, clock, seq, told, short, spare, idle = [], 0.0, 0, 0, 0, 0, 0.0
+    while told < (budget or 10**6):
+        if not s.finished and len(heap) < 50:
+            got = s.ask(50 - len(heap))
+            short += len(got) < 50 - len(heap)
+            for t in got:
+                spare += t.info["kind"] == "spare"
+                heapq.heappush(heap, (clock + 3600 * rng.uniform(0.8, 1.2), seq, t))
+                seq += 1
+        if not heap:
+            break
+        idle += (50 - len(heap)) * (heap[0][0] - clock) / 3600
+        clock = heap[0][0]
+        while heap and heap[0][0] <= clock:
+            t = heapq.heappop(heap)[2]
+            s.tell(Result(t.trial, "ok", _valley(t.params["a"], t.params["b"])))
+            told += 1
+    return short, idle, spare, s.finished
+
+
+def test_slots_the_lines_leave_empty_get_spare_picks_where_a_budget_lets_it_go_on():
+    """On a two-parameter grid the lines through a base are soon all measured or in flight:
+    at 50 workers asks came back short 53 times and slots idled for 8.9 worker-hours of a
+    400-trial budget. With a budget the slots get the Parzen model's picks (kind 'spare');
+    ``fill_idle: false`` leaves them idle as before; without a budget there are none (the
+    search ends when its base's lines do, and the drain is its end)."""
+    short, idle, spare, _ = _idle_run(400)
+    assert (short, idle) == (0, 0.0) and spare > 0
+    short, idle, spare, _ = _idle_run(400, fill_idle=False)
+    assert short > 10 and idle > 1.0 and spare == 0
+    short, idle, spare, finished = _idle_run(None)
+    assert spare == 0 and finished

@@ -50,17 +50,23 @@ class ParzenPicks:
         return (np.asarray(points, dtype=float) + 0.5) / self.shape
 
     def picks(self, points: np.ndarray, means: np.ndarray, pending: np.ndarray, count: int,
-              known: Callable[[Point], bool], rng: np.random.Generator) -> list[Point]:
+              known: Callable[[Point], bool], rng: np.random.Generator,
+              spread: bool = True) -> list[Point]:
         """Up to ``count`` unknown grid points with the highest l/g, best first.
 
         ``points`` (n x d grid indices) and ``means`` are the measured points; ``pending``
-        the points in flight; ``known(p)`` says whether p was measured or handed out."""
+        the points in flight; ``known(p)`` says whether p was measured or handed out.
+        ``spread``: l's points kept apart (the share's look for other basins); else the plain
+        best tenth, whose picks stay near the best points as TPE's do (spare slots)."""
         n = len(points)
         if n < 2 or count <= 0:
             return []
         good_n = max(1, min(MOST_GOOD, math.ceil(GOOD_SHARE * n)))
         order = np.argsort(means, kind="stable")
-        chosen = self._spread_out(points, order[:max(good_n, n // 2)], good_n, self.apart)
+        if spread:
+            chosen = self._spread_out(points, order[:max(good_n, n // 2)], good_n, self.apart)
+        else:
+            chosen = order[:good_n]
         good = self._cells(points[chosen])
         rest_rows = np.setdiff1d(np.arange(n), chosen)
         if len(rest_rows) > MOST_REST:     # a density needs a sample, not the whole history
