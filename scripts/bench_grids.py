@@ -10,8 +10,8 @@ shape asked for, with axes named ``a0, a1, ...`` whose values are the indices::
     python scripts/bench_grids.py --shape 6x6x6x6x6x6 --seeds 6 --cap 600
 
 Clean runs: virtual hours to the exact grid minimum (median and mean over seeds, and how
-many seeds reached it within ``--cap`` evaluations; the search is given ``--cap`` as its
-budget). Noisy runs: the TRUE regret of the setting the method reports after ``--horizon``
+many seeds reached it within ``--cap`` evaluations, n.r. where half or more did not; the
+search is given ``--cap`` as its budget). Noisy runs: the TRUE regret of the setting the method reports after ``--horizon``
 evaluations (its budget). Nothing is cached; each run is seeded, so a rerun prints the same.
 """
 from __future__ import annotations
@@ -162,7 +162,9 @@ def table(out: list[dict], lands: list[str], methods: list[str], noise: float) -
                 hours = [o["hours"] if o["hours"] is not None else math.inf for o in runs]
                 done = [h for h in hours if math.isfinite(h)]
                 mean = f"{statistics.mean(hours):.2f}" if len(done) == len(hours) else "-"
-                cells.append(f"{statistics.median(hours):6.2f}h {mean:>6} {len(done)}/{len(runs)}")
+                median = statistics.median(hours)
+                shown = f"{median:6.2f}h" if math.isfinite(median) else "   n.r."
+                cells.append(f"{shown} {mean:>6} {len(done)}/{len(runs)}")
             else:
                 cells.append(f"{statistics.median(o['regret'] for o in runs):.4f}")
         rows.append(f"{fn:<18}" + "".join(f"{c:>{max(22, len(m) + 2)}}"
