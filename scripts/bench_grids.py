@@ -17,7 +17,6 @@ evaluations (its budget). Nothing is cached; each run is seeded, so a rerun prin
 from __future__ import annotations
 
 import argparse
-import heapq
 import math
 import os
 import statistics
@@ -26,8 +25,6 @@ import time
 from multiprocessing import Pool
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_heldout  # noqa: E402
@@ -35,11 +32,7 @@ import bench_search  # noqa: E402
 
 from autotune.bench import landscapes  # noqa: E402
 from autotune.errors import StudyError  # noqa: E402
-from autotune.searchers import SEARCHERS, SearchSettings  # noqa: E402
-from autotune.searchers.base import Result  # noqa: E402
-from autotune.space import parse_space  # noqa: E402
 
-WORKERS = bench_search.WORKERS
 #: landscapes defined for any number of parameters, of the kinds the study grid's benches
 #: found hardest: separable and rotated multimodal, rings, curved and ill-conditioned valleys
 LANDSCAPES = ("styblinski-tang", "rastrigin", "ellipsoid", "banana", "ackley", "levy-rotated",
@@ -62,51 +55,11 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def run(job: tuple[tuple[int, ...], str, str, float, int, int]) -> dict[str, Any]:
-    """One method on one landscape, noise level and seed, through the asynchronous protocol."""
-    shape, fn, method, noise, seed, budget = job
+def run(job: bench_search.Job) -> dict[str, Any]:
+    """One run, simulated as bench_search.py simulates its own (the landscapes registered in
+    this process too, however it was started)."""
     bench_heldout.register()
-    name, options = bench_search.method_spec(method)
-    space = parse_space({f"a{i}": {"values": list(range(n))} for i, n in enumerate(shape)})
-    searcher = SEARCHERS[name](SearchSettings(space, seed, WORKERS, budget, options=options))
-    true_min, _ = landscapes.grid_minimum(fn, seed, shape)
-    sd = noise * landscapes.spread(fn, seed, shape)
-    heap: list[tuple[float, int, Any]] = []
-    sums: dict[tuple[int, ...], list[float]] = {}
-    clock, next_id, told, reached = 0.0, 0, 0, None
-    while told < budget:
-        if not searcher.finished and len(heap) < WORKERS:
-            searcher.next_trial = next_id
-            for s in searcher.ask(WORKERS - len(heap)):
-                cost = 3600.0 * float(np.random.default_rng([seed, s.trial, 29]).uniform(0.8, 1.2))
-                heapq.heappush(heap, (clock + cost, s.trial, s))
-                next_id = s.trial + 1
-        if not heap:
-            break
-        clock = heap[0][0]
-        while heap and heap[0][0] <= clock and told < budget:
-            _, trial, s = heapq.heappop(heap)
-            index = tuple(int(s.params[f"a{i}"]) for i in range(len(shape)))
-            value = landscapes.true_value(fn, seed, index, shape)
-            observed = value
-            if sd > 0:
-                observed += sd * float(np.random.default_rng([seed, trial, 17]).normal())
-            acc = sums.setdefault(index, [0.0, 0])
-            acc[0] += observed
-            acc[1] += 1
-            searcher.tell(Result(trial, "ok", observed))
-            told += 1
-            if reached is None and value <= true_min + 1e-12:
-                reached = clock / 3600
-        if noise == 0 and reached is not None:
-            break
-    base = searcher.summary().get("base")
-    if base is not None:
-        index = tuple(int(base[f"a{i}"]) for i in range(len(shape)))
-    else:
-        index = min(sums, key=lambda k: sums[k][0] / sums[k][1])
-    return {"fn": fn, "method": method, "noise": noise, "seed": seed, "hours": reached,
-            "regret": landscapes.true_value(fn, seed, index, shape) - true_min}
+    return bench_search.simulate(job)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -152,21 +105,23 @@ def plan(args: argparse.Namespace) -> tuple[tuple[int, ...], list[str], list[str
     return shape, lands, methods, noises
 
 
-def table(out: list[dict], lands: list[str], methods: list[str], noise: float) -> list[str]:
+def table(out: list[dict], lands: list[str], methods: list[str], noise: float,
+          horizon: int) -> list[str]:
     rows = []
     for fn in lands:
         cells = []
         for m in methods:
-            runs = [o for o in out if o["fn"] == fn and o["method"] == m and o["noise"] == noise]
+            runs = [o for o in out
+                    if o["landscape"] == fn and o["method"] == m and o["noise"] == noise]
             if noise == 0:
-                hours = [o["hours"] if o["hours"] is not None else math.inf for o in runs]
+                hours = [o["t_min_h"] if o["reached"] else math.inf for o in runs]
                 done = [h for h in hours if math.isfinite(h)]
                 mean = f"{statistics.mean(hours):.2f}" if len(done) == len(hours) else "-"
                 median = statistics.median(hours)
                 shown = f"{median:6.2f}h" if math.isfinite(median) else "   n.r."
                 cells.append(f"{shown} {mean:>6} {len(done)}/{len(runs)}")
             else:
-                cells.append(f"{statistics.median(o['regret'] for o in runs):.4f}")
+                cells.append(f"{statistics.median(o['regret'][str(horizon)] for o in runs):.4f}")
         rows.append(f"{fn:<18}" + "".join(f"{c:>{max(22, len(m) + 2)}}"
                                           for c, m in zip(cells, methods)))
     return rows
@@ -179,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as err:
         print(f"bench_grids: {err}", file=sys.stderr)
         return 2
-    jobs = [(shape, fn, m, nz, seed, args.cap if nz == 0 else args.horizon)
+    jobs = [bench_search.Job(fn, "default", nz, m, seed, args.cap, (args.horizon,), shape)
             for nz in noises for fn in lands for m in methods for seed in range(args.seeds)]
     began = time.monotonic()
     if args.procs > 1:
@@ -187,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             out = pool.map(run, jobs, chunksize=1)
     else:
         out = [run(job) for job in jobs]
-    print(f"grid {args.shape}, {WORKERS} workers, trials 0.8-1.2 h, seeds 0..{args.seeds - 1}; "
+    print(f"grid {args.shape}, {bench_search.WORKERS} workers, trials 0.8-1.2 h, seeds 0..{args.seeds - 1}; "
           f"{len(jobs)} runs took {time.monotonic() - began:.0f} s")
     header = f"{'landscape':<18}" + "".join(f"{m:>{max(22, len(m) + 2)}}" for m in methods)
     for nz in noises:
@@ -199,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"noise {nz:g} x IQR: TRUE regret of the reported setting after "
                   f"{args.horizon} evaluations (median of {args.seeds} seeds)")
         print(header)
-        print("\n".join(table(out, lands, methods, nz)))
+        print("\n".join(table(out, lands, methods, nz, args.horizon)))
     return 0
 
 

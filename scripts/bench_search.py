@@ -102,10 +102,24 @@ class Job:
     seed: int
     cap: int
     horizons: tuple[int, ...] = HORIZONS
+    #: another grid than the study's (bench_grids.py): axes a0, a1, ... of these sizes,
+    #: their values the indices, the search started where it starts by default
+    shape: tuple[int, ...] | None = None
 
     def key(self) -> str:
+        grid = f"-g{'x'.join(map(str, self.shape))}" if self.shape else ""
         return (f"{self.landscape}-{self.start}-n{self.noise:g}-{self.method}-s{self.seed}"
-                f"-c{self.cap}-h{'-'.join(map(str, self.horizons))}")
+                f"-c{self.cap}-h{'-'.join(map(str, self.horizons))}{grid}")
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return self.shape or landscapes.SHAPE
+
+    def index(self, params: dict) -> tuple[int, ...]:
+        """The grid index of a trial's parameters."""
+        if self.shape is None:
+            return landscapes.index_of(params)
+        return tuple(int(params[f"a{i}"]) for i in range(len(self.shape)))
 
 
 # ---- the problem ------------------------------------------------------------------------
@@ -154,9 +168,12 @@ def method_spec(method: str) -> tuple[str, dict[str, Any]]:
 def make(job: Job) -> Searcher:
     name, variant = method_spec(job.method)
     cls = SEARCHERS[name]
-    space = parse_space(landscapes.space(job.landscape, instance=job.seed))
+    if job.shape is None:
+        space = parse_space(landscapes.space(job.landscape, instance=job.seed))
+    else:
+        space = parse_space({f"a{i}": {"values": list(range(n))} for i, n in enumerate(job.shape)})
     options: dict[str, Any] = {}
-    if "start" in cls.options:
+    if "start" in cls.options and job.shape is None:
         index = start_index(job.start, job.landscape, job.seed)
         options["start"] = {name: values[i] for (name, values), i in
                             zip(landscapes.STUDY_AXES, index)}
@@ -174,8 +191,8 @@ def simulate(job: Job) -> dict[str, Any]:
     """One method on one landscape and seed, through the asynchronous protocol."""
     began = time.process_time()
     searcher = make(job)
-    true_min, _ = landscapes.grid_minimum(job.landscape, job.seed)
-    sd = job.noise * landscapes.spread(job.landscape, job.seed)
+    true_min, _ = landscapes.grid_minimum(job.landscape, job.seed, job.grid)
+    sd = job.noise * landscapes.spread(job.landscape, job.seed, job.grid)
     clean = job.noise == 0
     self_ending = finishes_by_itself(searcher)
     heap: list[tuple[float, int, Any]] = []
@@ -191,12 +208,12 @@ def simulate(job: Job) -> dict[str, Any]:
     limit = job.cap if clean else max(job.horizons)
 
     def truth(index: tuple) -> float:
-        return landscapes.true_value(job.landscape, job.seed, index)
+        return landscapes.true_value(job.landscape, job.seed, index, job.grid)
 
     def reported() -> float:
         base = searcher.summary().get("base")
         if base is not None:
-            index = landscapes.index_of(base)
+            index = job.index(base)
         elif sums:
             index = min(sums, key=lambda k: sums[k][0] / sums[k][1])
         else:
@@ -220,7 +237,7 @@ def simulate(job: Job) -> dict[str, Any]:
         while heap and heap[0][0] <= clock:
             _, trial, s = heapq.heappop(heap)
             ends[trial] = clock
-            index = landscapes.index_of(s.params)
+            index = job.index(s.params)
             value = truth(index)
             best_seen = min(best_seen, value)
             observed = value

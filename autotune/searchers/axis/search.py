@@ -853,7 +853,7 @@ class AxisAsync(AxisBase):
         for _ in stages():
             if full():
                 break
-        if idle and not full() and self.state == "search" and not self._finalists():
+        if idle and not full() and self.state == "search":   # (a final phase fills them all)
             for p in self._idle_picks(n - len(out), chosen):
                 take(p, {**info0, "kind": "spare"})
         return out
