@@ -219,3 +219,55 @@ def test_an_untrusted_fit_leaves_the_neighbours_in_level_order(monkeypatch):
     points = [tuple(x[0]) for x in s.work(400) if x[1]["kind"] == "neighbour"]
     monkeypatch.setattr(s, "_quadratic_fit", lambda: (coef, warp, 0.5))   # a ringed landscape's
     assert s._by_quadratic(points[::-1]) == points[::-1]
+
+
+def test_points_that_leave_a_cross_term_open_widen_the_fit_instead_of_passing_through_them():
+    """The nearest points all on the two axis lines through the base say nothing of the
+    cross term: the fit widens to points off the lines and is exact; with no such point
+    there is no fit (a least-squares fit through them would look perfectly trusted)."""
+
+    def tilted(p) -> float:
+        x, y = p[0] - 5.0, p[1] - 8.0
+        return x * x + y * y + 1.5 * x * y
+
+    model = LocalQuadratic((13, 13))
+    base = (6, 6)
+    for k in range(-6, 7):                       # the two axis lines: 25 points
+        model.set((6 + k, 6), tilted((6 + k, 6)))
+        model.set((6, 6 + k), tilted((6, 6 + k)))
+    assert model.fit(base) is None and model.fit_warped(base) is None
+    for p in [(2, 2), (2, 10), (10, 2), (10, 10)]:   # farther than the 18 nearest
+        model.set(p, tilted(p))
+    coef = model.fit(base)
+    off_line = np.array([[1, 1], [-2, 3]])
+    assert np.allclose(model.features(off_line) @ coef, [tilted((7, 7)), tilted((4, 9))])
+    coef, warp = model.fit_warped(base)
+    assert warp == IDENTITY and model.trust > 0.99
+    assert np.allclose(model.features(off_line) @ coef, [tilted((7, 7)), tilted((4, 9))])
+
+
+def test_an_axis_of_two_values_leaves_no_square_term_to_determine():
+    """Offsets 0 and 1 make an axis's square its linear term: such a grid still fits."""
+    model = LocalQuadratic((2, 9))
+    for p in itertools.product(range(2), range(9)):
+        model.set(p, float(p[0] + (p[1] - 4) ** 2 + 0.5 * p[0] * p[1]))
+    coef = model.fit((0, 4))
+    assert coef is not None
+    assert np.isclose(model.features(np.array([[1, 2]])) @ coef, 1 + 4 + 0.5 * 6)
+
+
+def test_with_six_parameters_every_point_a_step_from_the_base_is_a_candidate():
+    """Six parameters' box of two steps is sampled (15,625 points), but every one of the
+    729 points a step away is proposed, and those a step from the model's own minimum:
+    an ill-conditioned bowl's lowest grid point may be any of them."""
+    shape = (6,) * 6
+    model = LocalQuadratic(shape)
+    base = (2, 2, 2, 2, 2, 2)
+    coef = np.zeros(model.unknowns)
+    coef[1 + 6:] = [1.0 if i == j else 0.0 for i, j in model._pairs]   # |x|^2 around base
+    points, pred = model.candidates(base, coef, seed=0)
+    got = {tuple(int(v) for v in q) for q in points}
+    step = {tuple(b + o for b, o in zip(base, off))
+            for off in itertools.product((-1, 0, 1), repeat=6)}
+    assert step <= got
+    assert np.all(np.diff(pred) >= 0)

@@ -9,7 +9,11 @@ fitted by least squares to the measured points nearest the base has the valley's
 in its cross terms; its lowest predictions on the grid around the base (and at its own
 minimum, and a step of a few points towards it) are measured as proposals, a few at a time.
 On a bowl it is exact; elsewhere it is a local guess that costs one trial per pick, like the
-additive model's.
+additive model's. Its points must determine every coefficient: a search measures along lines
+and their neighbours, and the nearest points can all lie where some cross term is zero; the
+fit then takes more points (up to four times as many) or is not made. Above four parameters
+the box of two steps is sampled, but the points a step from the base and a step from the
+model's own minimum are all proposed.
 
 Many bowls are not quadratic in their values but in a monotone map of them: a loss on a log
 scale, an ill-conditioned bowl seen through a log (log(1 + q)), a cone (|x|, the root of a
@@ -39,10 +43,12 @@ import numpy as np
 from .directions import Point
 
 BOX = 2               # proposals: the grid points within this many steps of the base
-MAX_BOX_POINTS = 2_000    # beyond that, a seeded sample of the box (d > 4)
+MAX_BOX_POINTS = 2_000    # beyond that, a seeded sample of the box (d > 4) ...
+MAX_STEP_BOX = 6_561      # ... and every point a step away while they are this many (d <= 8)
 REACH = 4             # a step towards the model's own minimum goes at most this far
 JUDGE_WIDTHS = (3, 6, 12)   # judging a point: fits on this many times the unknowns' count
 JUDGE_POINTS = 600    # ... the wider ones only while within this many points
+WIDEST = 4            # a fit whose nearest points leave a coefficient open takes up to 4x more
 
 
 #: the warps tried: 0 the identity; above 0 exponential (convex: undoes a log), below 0
@@ -98,6 +104,10 @@ class LocalQuadratic:
         self._vals = np.zeros(64)
         self._row: dict[Point, int] = {}
         self._pairs = [(i, j) for i in range(self.d) for j in range(i, self.d)]
+        # the coefficients the grid can determine at all: an axis of two values has no
+        # square term apart from its linear one (offsets 0 and 1), one of a single value none
+        varies = int(np.sum(self.shape >= 2))
+        self.determinable = 1 + varies + int(np.sum(self.shape >= 3)) + varies * (varies - 1) // 2
 
     def set(self, p: Point, mean: float) -> None:
         """The point's current mean (a new point, or a repeat's new mean)."""
@@ -132,10 +142,10 @@ class LocalQuadratic:
         """As ``fit``, to the values under the warp that the fit orders best when it orders
         them almost perfectly (``WARP_TRUST``), else to the plain values; the coefficients
         predict warped values, so the warp comes with them (see the module)."""
-        near = self._nearest(base, 3 * self.unknowns)
-        if near is None:
+        found = self._design(base, 3 * self.unknowns)
+        if found is None:
             return None
-        x = self.features(self._pts[near] - np.asarray(base))
+        near, x = found
         y = self._vals[near]
         low, span = float(y.min()), float(y.max() - y.min())
         plain, *_ = np.linalg.lstsq(x, y, rcond=None)
@@ -192,15 +202,36 @@ class LocalQuadratic:
         """Least squares over the ``need`` (default 3 x unknowns) measured points nearest
         ``centre`` (itself left out, if asked): the coefficients, in offsets from ``centre``,
         and the residual variance; None while there are too few points."""
-        need = need or 3 * self.unknowns
-        near = self._nearest(centre, need, leave_out)
-        if near is None:
+        found = self._design(centre, need or 3 * self.unknowns, leave_out)
+        if found is None:
             return None
-        x = self.features(self._pts[near] - np.asarray(centre))
+        near, x = found
         y = self._vals[near]
         coef, *_ = np.linalg.lstsq(x, y, rcond=None)
         resid = y - x @ coef
-        return coef, float(resid @ resid) / max(1, need - self.unknowns)
+        return coef, float(resid @ resid) / max(1, len(near) - self.unknowns)
+
+    def _design(self, centre: Point, need: int, leave_out: bool = False
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Rows of the measured points nearest ``centre`` and their features, as few as
+        ``need`` but as many more (doubling) as it takes for them to determine every
+        coefficient; None while there are too few points, or none that do. A search
+        measures along lines and their neighbours, so the nearest points can leave some
+        cross terms undetermined: the least-squares fit then passes through every point
+        (it looks perfectly trusted) and is arbitrary between them (a 6-parameter bowl's
+        fit named points two steps away as far below the base, and ordered the base's
+        neighbours by them for hundreds of results)."""
+        available = len(self._row) - (leave_out and centre in self._row)
+        most = min(WIDEST * need, available)
+        while True:
+            near = self._nearest(centre, need, leave_out)
+            if near is None:
+                return None
+            x = self.features(self._pts[near] - np.asarray(centre))
+            if need >= most or np.linalg.matrix_rank(x) == self.determinable:
+                break
+            need = min(2 * need, most)
+        return (near, x) if np.linalg.matrix_rank(x) == self.determinable else None
 
     def _nearest(self, centre: Point, need: int, leave_out: bool = False) -> np.ndarray | None:
         """Rows of the ``need`` measured points nearest ``centre`` (itself left out, if
@@ -237,11 +268,18 @@ class LocalQuadratic:
         """Grid points near ``base`` (the box; the model's own minimum and a step towards it)
         and the model's predictions there, lowest first (a point may come twice)."""
         d = self.d
-        if (2 * BOX + 1) ** d <= MAX_BOX_POINTS:
+        whole_box = (2 * BOX + 1) ** d <= MAX_BOX_POINTS
+        if whole_box:
             offsets = np.array(list(itertools.product(range(-BOX, BOX + 1), repeat=d)))
         else:
             rng = np.random.default_rng([seed, 0x0AD])
             offsets = rng.integers(-BOX, BOX + 1, size=(MAX_BOX_POINTS, d))
+        # where the box is sampled, every point a step from the base all the same (a sample
+        # of 2,000 of 6 parameters' 15,625 holds one in eight of them)
+        step_box = None if whole_box or 3 ** d > MAX_STEP_BOX else \
+            np.array(list(itertools.product((-1, 0, 1), repeat=d)))
+        if step_box is not None:
+            offsets = np.vstack([offsets, step_box])
         low = self.minimum(coef)
         if low is not None and np.all(np.isfinite(low)):
             # the model's own minimum, clipped to the grid, and a step of at most REACH
@@ -250,6 +288,10 @@ class LocalQuadratic:
             reach = np.abs(low).max()
             near = np.rint(low * min(1.0, REACH / reach)) if reach > 0 else far
             offsets = np.vstack([offsets, far.astype(offsets.dtype), near.astype(offsets.dtype)])
+            if step_box is not None:
+                # and the points a step from it: an ill-conditioned bowl's lowest grid point
+                # need not be the rounded minimum
+                offsets = np.vstack([offsets, step_box + far.astype(offsets.dtype)])
         points = offsets + np.asarray(base)
         inside = np.all((points >= 0) & (points < self.shape), axis=1)
         points, offsets = points[inside], offsets[inside]
