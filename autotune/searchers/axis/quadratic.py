@@ -44,7 +44,7 @@ from .directions import Point
 
 BOX = 2               # proposals: the grid points within this many steps of the base
 MAX_BOX_POINTS = 2_000    # beyond that, a seeded sample of the box (d > 4) ...
-MAX_STEP_BOX = 6_561      # ... and every point a step away while they are this many (d <= 8)
+MAX_STEP_BOX = 729        # ... and every point a step away while they are this many (d <= 6)
 REACH = 4             # a step towards the model's own minimum goes at most this far
 JUDGE_WIDTHS = (3, 6, 12)   # judging a point: fits on this many times the unknowns' count
 JUDGE_POINTS = 600    # ... the wider ones only while within this many points
@@ -275,7 +275,8 @@ class LocalQuadratic:
             rng = np.random.default_rng([seed, 0x0AD])
             offsets = rng.integers(-BOX, BOX + 1, size=(MAX_BOX_POINTS, d))
         # where the box is sampled, every point a step from the base all the same (a sample
-        # of 2,000 of 6 parameters' 15,625 holds one in eight of them)
+        # of 2,000 of 6 parameters' 15,625 holds one in eight of them); up to 6 parameters:
+        # 3^8 = 6,561 a decision at 8 made each dearer by a seventh
         step_box = None if whole_box or 3 ** d > MAX_STEP_BOX else \
             np.array(list(itertools.product((-1, 0, 1), repeat=d)))
         if step_box is not None:
