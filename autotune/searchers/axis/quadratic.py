@@ -12,8 +12,8 @@ On a bowl it is exact; elsewhere it is a local guess that costs one trial per pi
 additive model's. Its points must determine every coefficient: a search measures along lines
 and their neighbours, and the nearest points can all lie where some cross term is zero; the
 fit then takes more points (up to four times as many) or is not made. Above four parameters
-the box of two steps is sampled, but the points a step from the base and a step from the
-model's own minimum are all proposed.
+the box of two steps is sampled, but at five and six the points a step from the base and a
+step from the model's own minimum are all proposed.
 
 Many bowls are not quadratic in their values but in a monotone map of them: a loss on a log
 scale, an ill-conditioned bowl seen through a log (log(1 + q)), a cone (|x|, the root of a
