@@ -228,10 +228,11 @@ class LocalQuadratic:
             if near is None:
                 return None
             x = self.features(self._pts[near] - np.asarray(centre))
-            if need >= most or np.linalg.matrix_rank(x) == self.determinable:
-                break
+            if np.linalg.matrix_rank(x) == self.determinable:
+                return near, x
+            if need >= most:
+                return None
             need = min(2 * need, most)
-        return (near, x) if np.linalg.matrix_rank(x) == self.determinable else None
 
     def _nearest(self, centre: Point, need: int, leave_out: bool = False) -> np.ndarray | None:
         """Rows of the ``need`` measured points nearest ``centre`` (itself left out, if
@@ -275,8 +276,8 @@ class LocalQuadratic:
             rng = np.random.default_rng([seed, 0x0AD])
             offsets = rng.integers(-BOX, BOX + 1, size=(MAX_BOX_POINTS, d))
         # where the box is sampled, every point a step from the base all the same (a sample
-        # of 2,000 of 6 parameters' 15,625 holds one in eight of them); up to 6 parameters:
-        # 3^8 = 6,561 a decision at 8 made each dearer by a seventh
+        # of 2,000 of 6 parameters' 15,625 holds one in eight of them), up to six parameters
+        # (at eight, their 6,561 made each decision a seventh dearer)
         step_box = None if whole_box or 3 ** d > MAX_STEP_BOX else \
             np.array(list(itertools.product((-1, 0, 1), repeat=d)))
         if step_box is not None:
