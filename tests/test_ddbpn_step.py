@@ -52,7 +52,7 @@ def test_a_step_trains_generator_and_discriminator(precision):
 def test_the_bench_prints_steps_per_second_for_each_precision(capsys):
     from scripts.bench_ddbpn_step import main
 
-    assert main(["--size", "tiny", "--steps", "2", "--warmup", "0", "--workers", "0",
+    assert main(["--size", "tiny", "--steps", "1", "--warmup", "0", "--workers", "0",
                  "--threads", "1", "--precisions", "fp32,fp16,bf16"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
