@@ -441,31 +441,6 @@ def test_a_stalled_budgeted_search_restarts_without_waiting_for_its_last_lines()
     assert once.summary()["restarts"] == 0
 
 
-def test_a_stall_restarts_before_adding_levels_unless_the_objective_is_noisy():
-    """Six parameters search levels 1-3 from the start (116 lines); a clean stall restarts
-    elsewhere rather than adding level 4 through a base that has not moved, while under
-    noise (a base stands still while its challengers are confirmed) the levels come first."""
-    space = parse_space({f"p{i}": {"values": [0, 1, 2, 3]} for i in range(6)})
-
-    def levels_at_first_restart(noise: float) -> tuple[int, int]:
-        s = SEARCHERS["axis"](SearchSettings(space, 0, 10, 3000, options={"stall": 20}))
-        rng = np.random.default_rng(0)
-        first_level, raised = s.level, 0
-        for _ in range(400):
-            for sug in s.ask(10):
-                raised = max(raised, s.level)
-                # a plain slope: the base reaches its corner soon, then stands still
-                value = float(sum(sug.params.values())) + noise * rng.normal()
-                s.tell(Result(sug.trial, "ok", value))
-            if s.restarts:
-                return first_level, raised
-        raise AssertionError("no restart in 4,000 results")
-
-    assert levels_at_first_restart(0.0) == (3, 3)
-    first, raised = levels_at_first_restart(0.5)
-    assert first == 3 and raised > 3
-
-
 def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
     """The last trials of a max_trials budget (a tenth: 40 of 400) go to
     the few best candidates for the reported setting, not to new points; without noise the

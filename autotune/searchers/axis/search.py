@@ -99,13 +99,7 @@ stop: it starts again from the best measured point outside the boxes around its 
 unmeasured one drawn there), at the first level again, as a new local search. It restarts
 too when ``stall`` results (2 x max_concurrent) went by without a move, even with lines
 through the base still open: their last points rarely move a settled base, and a wave of
-workers spent on them is a wave not spent elsewhere. For the same reason a clean stall
-restarts before the higher levels are added (with six or more parameters the first levels
-only are searched from the start): their lines go through the same base. Under noise the
-levels come first, as when settled: a base then stands still while its challengers are
-confirmed, and the levels' neighbours still refine the region the reported setting comes
-from (at 10% noise on a 6-parameter grid, restarting first raised the regret on four of
-eight landscapes). The new search reads every measurement
+workers spent on them is a wave not spent elsewhere. The new search reads every measurement
 but moves only to points of its own region (store.py), and the additive model's picks must
 then promise a new best overall; the reported setting stays the best verified base of all
 regions.
@@ -1020,14 +1014,10 @@ class AxisAsync(AxisBase):
         if stalled or (self._settled() and not self._gate()
                        and not any(p in st.values for p in st.pending)   # no repeat in flight
                        and not self._current_work()):
-            # a stall restarts elsewhere first: more levels through a base that has not
-            # moved in ``stall`` results search the same region again
-            fresh = self._restart_point() if stalled and not self._noisy() else None
-            if fresh is None and self._raise_level():
+            if self._raise_level():
                 self.moved_at = st.results        # the new level's lines get their turn
                 return
-            if fresh is None and self.restarts_left != 0:
-                fresh = self._restart_point()
+            fresh = self._restart_point() if self.restarts_left != 0 else None
             if fresh is None:
                 self._finish(trial)
                 return
