@@ -34,6 +34,7 @@ and one least-squares solve of ``1 + d + d(d+1)/2`` unknowns.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -58,6 +59,15 @@ WARPS = (0.0, 1.0, 2.0, 4.0, 8.0, -2.0, -8.0)
 #: (Spearman): bowls seen through a log or a root reached 0.98-1.0, ringed and rugged
 #: landscapes 0.8-0.9
 WARP_TRUST = 0.95
+
+
+@functools.lru_cache(maxsize=None)
+def _offsets(steps: range, d: int) -> np.ndarray:
+    """Every offset with each of ``d`` coordinates in ``steps``: built once per shape, as
+    each decision asked for the same few hundred again (read-only, so no caller alters it)."""
+    offsets = np.array(list(itertools.product(steps, repeat=d)))
+    offsets.setflags(write=False)
+    return offsets
 
 
 @dataclass(frozen=True)
@@ -271,15 +281,14 @@ class LocalQuadratic:
         d = self.d
         whole_box = (2 * BOX + 1) ** d <= MAX_BOX_POINTS
         if whole_box:
-            offsets = np.array(list(itertools.product(range(-BOX, BOX + 1), repeat=d)))
+            offsets = _offsets(range(-BOX, BOX + 1), d)
         else:
             rng = np.random.default_rng([seed, 0x0AD])
             offsets = rng.integers(-BOX, BOX + 1, size=(MAX_BOX_POINTS, d))
         # where the box is sampled, every point a step from the base all the same (a sample
         # of 2,000 of 6 parameters' 15,625 holds one in eight of them), up to six parameters
         # (at eight, their 6,561 made each decision a seventh dearer)
-        step_box = None if whole_box or 3 ** d > MAX_STEP_BOX else \
-            np.array(list(itertools.product((-1, 0, 1), repeat=d)))
+        step_box = None if whole_box or 3 ** d > MAX_STEP_BOX else _offsets(range(-1, 2), d)
         if step_box is not None:
             offsets = np.vstack([offsets, step_box])
         low = self.minimum(coef)
