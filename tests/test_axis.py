@@ -441,6 +441,48 @@ def test_a_stalled_budgeted_search_restarts_without_waiting_for_its_last_lines()
     assert once.summary()["restarts"] == 0
 
 
+def levels_before_first_restart(d, objective, noise=0.0, **options):
+    """The level searched from the start and the highest one reached before the first
+    restart, for a budgeted search of ``d`` parameters of 4 values (10 workers)."""
+    space = parse_space({f"p{i}": {"values": [0, 1, 2, 3]} for i in range(d)})
+    s = SEARCHERS["axis"](SearchSettings(space, 0, 10, 4000, options={"stall": 20, **options}))
+    rng = np.random.default_rng(0)
+    first_level, reached = s.level, 0
+    for _ in range(400):
+        for sug in s.ask(10):
+            reached = max(reached, s.level)
+            x = [sug.params[f"p{i}"] for i in range(d)]
+            s.tell(Result(sug.trial, "ok", objective(x) + noise * rng.normal()))
+        if s.restarts:
+            return first_level, reached
+    raise AssertionError("no restart in 4,000 results")
+
+
+def test_a_clean_stall_restarts_rather_than_adding_levels_that_move_nothing():
+    """Six parameters search levels 1-3 from the start (116 lines): a clean stall restarts
+    rather than adding level 4 through a base that has not moved, while under noise (a base
+    stands still while its challengers are confirmed) the levels come first. Eight search
+    levels 1-2 (64 lines): a stall adds level 3's diagonals, and level 4's only where level
+    3's lines moved the base (a rotated bowl's valley, which no line of two axes follows)."""
+    def slope(x):           # the base reaches its corner soon, then stands still
+        return float(sum(x))
+
+    assert levels_before_first_restart(6, slope) == (3, 3)
+    first, reached = levels_before_first_restart(6, slope, noise=0.5)
+    assert first == 3 and reached > 3
+    assert levels_before_first_restart(8, slope) == (2, 3)
+
+    def diagonal(x):
+        # down only along (1, 1, 1) in the first three parameters: a step on one or two of
+        # them climbs 8 or more; the other five a plain slope
+        return 10.0 * (max(x[:3]) - min(x[:3])) - sum(x[:3]) + sum(x[3:])
+
+    # the lines alone, and a stall long enough for the diagonal's line to be measured
+    lines_only = dict(model=False, quadratic=False, elite=False, explore=0, parzen=False,
+                      fill_idle=False, stall=40)
+    assert levels_before_first_restart(8, diagonal, **lines_only) == (2, 4)
+
+
 def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
     """The last trials of a max_trials budget (a tenth: 40 of 400) go to
     the few best candidates for the reported setting, not to new points; without noise the
