@@ -216,6 +216,11 @@ class TrialCall:
                        "failure": failure,
                        "started": started, "ended": time.time(), "rank": rank,
                        "restarts": _restarts()}
+            if spec.command is not None:
+                # a command dies of the job's SIGTERM at once, and slurmstepd may signal it
+                # before this process: its "killed by signal 15" came back un-noted and was
+                # recorded as the trial's own failure, not the scancel's (a CI run)
+                settle_sigterm(sigterm, os.environ.get("SLURM_JOB_ID", ""))
             if sigterm:  # SLURM was ending the job: its state, not this error, says why
                 payload["sigterm"] = sigterm[0]
             return payload
