@@ -16,7 +16,7 @@ from .history import History
 
 #: the last account rebuilt: (the history, weakly; its size then; the account). A report
 #: asks for it three times (the summary, two plots), and an axis search's restore costs
-#: about 0.1 s per 1,000 trials: 5 s of a 50,000-trial report's 15 were the same replay.
+#: about 0.1 s per 1,000 trials (4.9 s at 50,000: docs/benchmarks.md), each time.
 _last: tuple[weakref.ref, tuple[int, int, int], dict[str, Any]] | None = None
 
 

@@ -7,13 +7,19 @@ from autotune.study import parse_study
 from tests.helpers import history, study_dict
 
 
-def test_a_report_restores_the_search_once_and_each_caller_gets_its_own_copy(tmp_path, monkeypatch):
+def axis_study(tmp_path) -> str:
+    """A finished 12-trial axis study's directory (simulated executor)."""
     study = parse_study(study_dict(
         space={"x": {"values": [0.0, 1.0, 2.0, 3.0]}, "y": {"values": [-1.0, 0.0, 1.0]}},
         search={"algorithm": "axis", "max_trials": 12},
         executor={"kind": "simulated", "max_concurrent": 3}))
     d = str(tmp_path / "d")
     Driver(study, d, progress=False).run()
+    return d
+
+
+def test_a_report_restores_the_search_once_and_each_caller_gets_its_own_copy(tmp_path, monkeypatch):
+    d = axis_study(tmp_path)
     rebuilt = []
     rebuild = account._rebuild
     monkeypatch.setattr(account, "_rebuild", lambda h: rebuilt.append(h) or rebuild(h))
@@ -46,12 +52,7 @@ def test_a_history_that_grows_in_place_is_read_again(tmp_path):
     from autotune.history import History
     from autotune.journal import Journal
 
-    study = parse_study(study_dict(
-        space={"x": {"values": [0.0, 1.0, 2.0, 3.0]}, "y": {"values": [-1.0, 0.0, 1.0]}},
-        search={"algorithm": "axis", "max_trials": 12},
-        executor={"kind": "simulated", "max_concurrent": 3}))
-    d = str(tmp_path / "d")
-    Driver(study, d, progress=False).run()
+    d = axis_study(tmp_path)
     events = Journal(os.path.join(d, "history.jsonl")).read().events
     live = History()
     half = len(events) // 2

@@ -144,6 +144,9 @@ from .screen import Screening
 
 MAX_LINES = 200    # lines searched at once from a base before higher levels wait their turn
 MAX_ALL_LINES = 1000   # the most lines through one base, levels added when stalled included
+#: a clean stall restarts rather than adding a level once this one is searched: its
+#: diagonals of three axes are what an ill-conditioned rotated bowl needs (see _advance)
+RESTART_FROM_LEVEL = 3
 OLD_LINES = 80     # unfinished lines of earlier bases kept as filler
 TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line their shape
 MODEL_PATIENCE = 10        # a global model's picks in a row that missed: then one at a time
@@ -1027,11 +1030,11 @@ class AxisAsync(AxisBase):
                        and not self._current_work()):
             # a clean stall restarts elsewhere once level 3's oblique lines were searched:
             # more levels through a base that has not moved in ``stall`` results search the
-            # same region again, but an ill-conditioned rotated bowl needs those diagonals
-            # (and the next level's, where the last one added moved the base)
-            fresh = self._restart_point() \
-                if stalled and self.level >= 3 and not self._noisy() and \
-                (self.level == self.first_level or self.moves == self.moves_at_raise) else None
+            # same region again (the next level still comes where the last one added moved
+            # the base: it found a way down that the lower ones did not)
+            last_raise_idle = self.level == self.first_level or self.moves == self.moves_at_raise
+            fresh = self._restart_point() if stalled and self.level >= RESTART_FROM_LEVEL \
+                and last_raise_idle and not self._noisy() else None
             if fresh is None and self._raise_level():
                 self.moved_at = st.results        # the new level's lines get their turn
                 self.moves_at_raise = self.moves
