@@ -155,6 +155,10 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
     rungs = sorted({r.fidelity for r in ok if r.fidelity is not None})
     title = history.study.get("name", "")
     param_cols, _, metric_cols = labels(history, list(space), main)
+    # each trial's setting, snapped to its grid, once for every plot: the repeats' bars and
+    # the status setting's mark group by it, and it does not depend on the plot
+    setting_of = setting_keys(space, free)
+    keys = {r.trial: setting_of(r.params) for r in ok}
     written = []
     older: set[str] = set()
     for metric in metric_names(history) or [main]:
@@ -164,7 +168,8 @@ def plot_along(history: History, out_dir: str, setting: dict[str, Any] | None,
             if not recs:
                 note(ax, no_result_text(history))
             else:
-                draw_along(ax, recs, name, space, metric, best, setting, rungs, free)
+                draw_along(ax, recs, name, space, metric, best, setting, rungs, keys,
+                           setting_of)
                 ax.set_xlabel(name)
                 ax.set_ylabel(metric)
             ax.set_title(f"{title}: {metric} along {name}", fontsize=10)
@@ -199,15 +204,22 @@ def _file_part(name: str, most: int = 110) -> str:
     return safe.encode()[:most - len(digest) - 1].decode(errors="ignore") + "-" + digest
 
 
-def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dict],
-               metric: str, best: TrialRecord | None, setting: dict[str, Any] | None,
-               rungs: list[int], free: list[str]) -> None:
-    spec = space[name]
+def setting_keys(space: dict[str, dict], free: list[str]) -> Callable[[dict], tuple]:
+    """A setting's free parameters, each snapped to its grid, as one hashable key: two
+    trials of one setting whose recorded floats differ in the last bit are one setting."""
     snaps = [(n, on_grid(space[n])) for n in free]
 
-    def point(params: dict[str, Any]) -> tuple:
+    def key(params: dict[str, Any]) -> tuple:
         return tuple(repr(snap(params.get(n))) for n, snap in snaps)
 
+    return key
+
+
+def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dict],
+               metric: str, best: TrialRecord | None, setting: dict[str, Any] | None,
+               rungs: list[int], keys: dict[int, tuple],
+               setting_of: Callable[[dict], tuple]) -> None:
+    spec = space[name]
     labels = categorical(spec)
     pos = (lambda v: labels.index(v) if v in labels else -1) if labels else (lambda v: v)
     colours = {f: f"C{i % 10}" for i, f in enumerate(rungs)}
@@ -221,7 +233,7 @@ def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dic
     repeated: dict[tuple, list[TrialRecord]] = {}
     for r in recs:
         if full is None or r.fidelity in (None, full):
-            repeated.setdefault(point(r.params), []).append(r)
+            repeated.setdefault(keys[r.trial], []).append(r)
     first = True
     for runs in repeated.values():
         if len(runs) > 1:
@@ -235,9 +247,9 @@ def draw_along(ax: Any, recs: list[TrialRecord], name: str, space: dict[str, dic
         ax.plot([pos(best.params[name])], [best.metrics[metric]], "*", ms=14, color="gold",
                 markeredgecolor="black", label=f"best trial ({best.trial})")
     if setting:
-        where = point(setting)
+        where = setting_of(setting)
         match = [r for r in recs if (full is None or r.fidelity in (None, full))
-                 and point(r.params) == where]
+                 and keys[r.trial] == where]
         if match:
             ys = [r.metrics[metric] for r in match]
             ax.plot([pos(setting[name])], [statistics.fmean(ys)], "D", ms=8, mfc="none",

@@ -100,14 +100,17 @@ def test_a_grid_point_recorded_unrounded_by_an_older_version_is_one_setting_in_t
     import matplotlib.pyplot as plt
 
     from autotune.history import TrialRecord
-    from autotune.plots import draw_along, panel_rows
+    from autotune.plots import draw_along, panel_rows, setting_keys
 
     space = {"lr": {"low": 1e-6, "high": 1.0, "log": True, "int": False, "steps": 13},
              "y": {"values": [0.0, 0.5]}}
     recs = [TrialRecord(t, {"lr": lr, "y": 0.0}, status="ok", metrics={"loss": v}, value=v)
             for t, lr, v in ((0, 9.999999999999999e-06, 1.0), (1, 1e-05, 2.0), (2, 1e-06, 3.0))]
     fig, ax = plt.subplots()
-    draw_along(ax, recs, "lr", space, "loss", recs[0], {"lr": 1e-05, "y": 0.0}, [], ["lr", "y"])
+    setting_of = setting_keys(space, ["lr", "y"])
+    keys = {r.trial: setting_of(r.params) for r in recs}
+    draw_along(ax, recs, "lr", space, "loss", recs[0], {"lr": 1e-05, "y": 0.0}, [], keys,
+               setting_of)
     labels = ax.get_legend_handles_labels()[1]
     plt.close(fig)
     assert "a setting run 2x (mean -)" in labels and "the search's setting (status)" in labels
