@@ -3,8 +3,8 @@ slot use.
 
 They read the trials DataFrame (``frame.trials_frame``: one row per trial, typed), shared by
 the report, ``compare``, the benchmarks and the Python API, so every table measures the same
-way. The one exception is ``best_so_far``, which reads the history: the frame's own ``best``
-column is built from it.
+way. The frame's own ``best`` column comes from ``trajectory.best_so_far``, which reads the
+history.
 """
 from __future__ import annotations
 
@@ -15,20 +15,6 @@ import numpy as np
 import pandas as pd
 
 from .history import FINAL, History
-
-
-def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
-    """End times of the trials that count for best (successful, full length), in order, with
-    the best value reached by each: what the frame's ``best`` column is read from."""
-    done = sorted((r.end_s, r.value) for r in history.trials.values()
-                  if history.counts_for_best(r) and r.end_s is not None)
-    times, bests, best = [], [], None
-    for t, v in done:
-        if best is None or (v < best if mode == "min" else v > best):
-            best = v
-        times.append(t)
-        bests.append(best)
-    return times, bests
 
 
 def counted(df: pd.DataFrame) -> pd.DataFrame:
