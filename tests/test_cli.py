@@ -6,7 +6,7 @@ import pytest
 from autotune.cli import main
 from autotune.errors import StudyError
 from autotune.study import parse_study
-from tests.helpers import cli, mark_written_by_newer, study_dict, tree, write_study
+from tests.helpers import cli, history, mark_written_by_newer, study_dict, tree, write_study
 
 
 def bad(tmp_path, capsys, data, text=None):
@@ -756,3 +756,25 @@ def test_a_reader_that_leaves_does_not_hide_the_outcome(tmp_path, unbuffered):
     proc = run_into_a_closed_pipe(printing, str(tmp_path / "p"), unbuffered, "--quiet")
     assert (proc.returncode, proc.stderr) == (0, "")
     assert [t.status for t in history(str(tmp_path / "p")).trials.values()] == ["ok", "ok"]
+
+
+def test_run_never_imports_the_analysis_layer(tmp_path):
+    """pandas (and matplotlib) are for report, status and the DataFrame API: a third of a
+    second that every ``run`` (and every resume on a login node) paid at its start while
+    trajectory.csv's best column was computed through the analysis module."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 3}))
+    probe = ("import atexit, runpy, sys\n"
+             "atexit.register(lambda: print('loaded:', sorted(m for m in ('pandas', "
+             "'matplotlib') if m in sys.modules)))\n"
+             f"sys.argv = ['autotune', 'run', {path!r}, '--dir', {str(tmp_path / 'd')!r}]\n"
+             "runpy.run_module('autotune', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(history(str(tmp_path / "d")).trials) == 3
+    assert done.stdout.strip().splitlines()[-1] == "loaded: []", done.stdout
