@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 
-from autotune.searchers.axis.quadratic import IDENTITY, LocalQuadratic, rank_agreement
+from autotune.searchers.axis.quadratic import IDENTITY, LeastSquares, LocalQuadratic, rank_agreement
 
 
 def rotated_bowl(p) -> float:
@@ -254,6 +254,26 @@ def test_an_axis_of_two_values_leaves_no_square_term_to_determine():
     coef = model.fit((0, 4))
     assert coef is not None
     assert np.isclose(model.features(np.array([[1, 2]])) @ coef, 1 + 4 + 0.5 * 6)
+
+
+def test_one_decomposition_solves_as_lstsq_does_for_every_warp_at_once():
+    """The fit under every warp shares one decomposition of its design: its rank is
+    matrix_rank's and its coefficients are lstsq's minimum-norm ones (to rounding), for one
+    value vector or several, on a design that determines every coefficient and on one that
+    leaves some open (an axis of two values: its square is its linear term)."""
+    rng = np.random.default_rng(3)
+    for shape in ((9, 11, 10), (2, 9, 7)):
+        model = LocalQuadratic(shape)
+        pts = np.array(list(itertools.product(*map(range, shape))))
+        x = model.features(pts[rng.choice(len(pts), 3 * model.unknowns, replace=False)] - 1)
+        ys = rng.normal(size=(len(x), 4))
+        lsq = LeastSquares(x)
+        assert lsq.rank == np.linalg.matrix_rank(x) == model.determinable
+        together = lsq.solve(ys)
+        for i in range(ys.shape[1]):
+            alone, *_ = np.linalg.lstsq(x, ys[:, i], rcond=None)
+            assert np.allclose(lsq.solve(ys[:, i]), alone, rtol=1e-9, atol=1e-12)
+            assert np.allclose(together[:, i], alone, rtol=1e-9, atol=1e-12)
 
 
 def test_with_six_parameters_every_point_a_step_from_the_base_is_a_candidate():
