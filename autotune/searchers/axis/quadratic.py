@@ -135,6 +135,8 @@ class LocalQuadratic:
         self._vals = np.zeros(64)
         self._row: dict[Point, int] = {}
         self._pairs = [(i, j) for i in range(self.d) for j in range(i, self.d)]
+        self._first = np.array([i for i, _ in self._pairs], dtype=np.intp)
+        self._second = np.array([j for _, j in self._pairs], dtype=np.intp)
         # the coefficients the grid can determine at all: an axis of two values has no
         # square term apart from its linear one (offsets 0 and 1), one of a single value none
         varies = int(np.sum(self.shape >= 2))
@@ -159,9 +161,14 @@ class LocalQuadratic:
         return self._pts[:n], self._vals[:n]
 
     def features(self, offsets: np.ndarray) -> np.ndarray:
+        """1, the offsets and their products in pairs (``_pairs``' order), a row each:
+        written into one array, as a decision builds them for thousands of candidates."""
         x = offsets.astype(float)
-        quad = [x[:, i] * x[:, j] for i, j in self._pairs]
-        return np.column_stack([np.ones(len(x)), x, *quad])
+        out = np.empty((len(x), self.unknowns))
+        out[:, 0] = 1.0
+        out[:, 1:1 + self.d] = x
+        np.multiply(x[:, self._first], x[:, self._second], out=out[:, 1 + self.d:])
+        return out
 
     def fit(self, base: Point) -> np.ndarray | None:
         """The quadratic's coefficients in offsets from ``base``, fitted to the measured

@@ -474,8 +474,9 @@ class AxisAsync(AxisBase):
                 est = self._estimates(line)
                 if est is None:
                     continue
-                for i, p in enumerate(line.points):
-                    if est[i] < target and not st.measured(p):
+                for i in np.flatnonzero(est < target):   # most of a line's points are not
+                    p = line.points[i]
+                    if not st.measured(p):
                         found.append((float(est[i]), len(found), p, line))
             found.sort(key=lambda x: (x[0], x[1]))
             # results change it, asks do not: cached until the next result
