@@ -235,7 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial})"
               + (f" with {shown}" if shown else ""))
     elif summary.counts.get("ok"):
-        from .report import short_lines
+        from .summary import short_lines
 
         history = History.load(Journal(os.path.join(directory, "history.jsonl")))
         print("\n".join(short_lines(history, study.objective.mode, study.objective.metric)))
@@ -325,7 +325,7 @@ def open_history(directory: str) -> tuple[StudyDir, History]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .report import summary
+    from .summary import summary
 
     sdir, history = open_history(args.dir)
     print(summary(history, running_driver=sdir.driver_running(), directory=sdir.path))
@@ -353,7 +353,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def write_report(args: argparse.Namespace, sdir: StudyDir, history: History) -> int:
     """``report``'s files, each written whole: summary.txt, trajectory.csv, plots/*.png and
     (``--html``) report.html."""
-    from .report import plot_all, summary
+    from .report import plot_all
+    from .summary import summary
     from .trajectory import table, write_csv_atomic, write_whole
     from .states import stage_states, trial_states
 
@@ -369,7 +370,7 @@ def write_report(args: argparse.Namespace, sdir: StudyDir, history: History) -> 
             fh.write(text + "\n")
 
     write_whole(os.path.join(sdir.path, "summary.txt"), fill)
-    from .report import elapsed_to
+    from .summary import elapsed_to
 
     now = elapsed_to(history, running, sdir.path, states, stages)[0]
     written = plot_all(history, sdir.plots, states, now)

@@ -146,7 +146,7 @@ class StudyView:
 
     def summary(self) -> str:
         """The text ``autotune status`` prints."""
-        from .report import summary
+        from .summary import summary
 
         return summary(self._history, running_driver=self._driver_running(),
                        directory=self.path)

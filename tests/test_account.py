@@ -1,7 +1,7 @@
 """The searcher's account of a study (account.py): a report reads it three times (its
 summary and two plots) and the axis search's restore is the dearest part of a report of a
 long study, so it is rebuilt once per state of the history."""
-from autotune import account, report
+from autotune import account, report, summary
 from autotune.driver import Driver
 from autotune.study import parse_study
 from tests.helpers import history, study_dict
@@ -25,7 +25,7 @@ def test_a_report_restores_the_search_once_and_each_caller_gets_its_own_copy(tmp
     monkeypatch.setattr(account, "_rebuild", lambda h: rebuilt.append(h) or rebuild(h))
 
     h = history(d)
-    text = report.summary(h)
+    text = summary.summary(h)
     report.plot_all(h, str(tmp_path / "plots"))
     assert "the search's setting" in text
     assert len(rebuilt) == 1

@@ -712,7 +712,7 @@ def test_report_gives_the_chosen_setting_with_its_mean_and_spread(tmp_path):
     from autotune.driver import Driver
     from autotune.history import History
     from autotune.journal import Journal
-    from autotune.report import summary
+    from autotune.summary import summary
 
     raw = study("axis")
     raw["space"] = bf.space("convex", noise=0.02)

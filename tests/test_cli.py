@@ -758,23 +758,32 @@ def test_a_reader_that_leaves_does_not_hide_the_outcome(tmp_path, unbuffered):
     assert [t.status for t in history(str(tmp_path / "p")).trials.values()] == ["ok", "ok"]
 
 
-def test_run_never_imports_the_analysis_layer(tmp_path):
-    """pandas (and matplotlib) are for report, status and the DataFrame API: a third of a
-    second that every ``run`` (and every resume on a login node) paid at its start while
-    trajectory.csv's best column was computed through the analysis module."""
+def test_run_and_status_never_import_the_analysis_layer(tmp_path):
+    """pandas (and matplotlib) are for report and the DataFrame API: a third of a second
+    that every ``run`` (and every resume on a login node) paid at its start while
+    trajectory.csv's best column was computed through the analysis module, and ``status``
+    while its text lived beside the plots."""
     import subprocess
     import sys
 
     from tests.helpers import REPO
 
     path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 3}))
-    probe = ("import atexit, runpy, sys\n"
-             "atexit.register(lambda: print('loaded:', sorted(m for m in ('pandas', "
-             "'matplotlib') if m in sys.modules)))\n"
-             f"sys.argv = ['autotune', 'run', {path!r}, '--dir', {str(tmp_path / 'd')!r}]\n"
-             "runpy.run_module('autotune', run_name='__main__')\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert len(history(str(tmp_path / "d")).trials) == 3
-    assert done.stdout.strip().splitlines()[-1] == "loaded: []", done.stdout
+    d = str(tmp_path / "d")
+
+    def loaded(*args: str) -> str:
+        probe = ("import atexit, runpy, sys\n"
+                 "atexit.register(lambda: print('loaded:', sorted(m for m in ('pandas', "
+                 "'matplotlib') if m in sys.modules)))\n"
+                 f"sys.argv = ['autotune', *{list(args)!r}]\n"
+                 "runpy.run_module('autotune', run_name='__main__')\n")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              cwd=REPO, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert loaded("run", path, "--dir", d) == "loaded: []"
+    assert len(history(d).trials) == 3
+    assert loaded("status", d) == "loaded: []"
+    # and the probe sees them where they are used
+    assert loaded("report", d) == "loaded: ['matplotlib', 'pandas']"

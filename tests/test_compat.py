@@ -14,7 +14,7 @@ import pytest
 
 from autotune import events as ev
 from autotune.driver import Driver
-from autotune.report import summary
+from autotune.summary import summary
 from autotune.study import parse_study
 from tests.helpers import history
 

@@ -486,7 +486,7 @@ def test_report_plots_every_metric_marked_and_labelled(tmp_path):
 
     matplotlib.use("Agg")
     from autotune.plots import plot_along
-    from autotune.report import searcher_view
+    from autotune.summary import searcher_view
 
     path = write_study(str(tmp_path / "s.yaml"), study_dict(
         space={"x": {"values": [0.01, 0.1, 1.0, 10.0, 100.0]}, "y": {"values": [-1.0, -0.5, 0.5]}},
@@ -697,7 +697,7 @@ def test_a_dead_workers_leftover_processes_are_ended_on_resume(tmp_path):
 def test_status_after_cancel_of_a_slurm_study_says_the_next_run_records_them():
     from autotune import events as ev
     from autotune.history import History
-    from autotune.report import summary
+    from autotune.summary import summary
 
     h = History()
     identity = {"space": {"x": {"values": [1, 2]}}, "algorithm": "grid", "seed": 0,
