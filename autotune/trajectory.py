@@ -26,9 +26,9 @@ RESERVED = ("index", "counts")
 
 def best_so_far(history: History, mode: str) -> tuple[list[float], list[float]]:
     """End times of the trials that count for best (successful, full length), in order, with
-    the best value reached by each: what the frame's ``best`` column is read from. Here, not in
-analysis, so that a driver writing trajectory.csv never imports pandas (a third of a
-second at every start of ``run``)."""
+    the best value reached by each: what the frame's ``best`` column is read from. Here, not
+    in analysis, so that a driver writing trajectory.csv never imports pandas (a third of a
+    second at every start of ``run``)."""
     done = sorted((r.end_s, r.value) for r in history.trials.values()
                   if history.counts_for_best(r) and r.end_s is not None)
     times, bests, best = [], [], None

@@ -1,12 +1,15 @@
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from autotune.cli import main
 from autotune.errors import StudyError
 from autotune.study import parse_study
-from tests.helpers import cli, history, mark_written_by_newer, study_dict, tree, write_study
+from tests.helpers import (REPO, cli, history, mark_written_by_newer, study_dict, tree,
+                           write_study)
 
 
 def bad(tmp_path, capsys, data, text=None):
@@ -763,11 +766,6 @@ def test_run_and_status_never_import_the_analysis_layer(tmp_path):
     that every ``run`` (and every resume on a login node) paid at its start while
     trajectory.csv's best column was computed through the analysis module, and ``status``
     while its text lived beside the plots."""
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
-
     path = write_study(str(tmp_path / "s.yaml"), study_dict(search={"max_trials": 3}))
     d = str(tmp_path / "d")
 
