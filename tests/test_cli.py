@@ -203,8 +203,6 @@ def test_a_value_inside_a_command_substitution_is_one_word_there(tmp_path):
     """Inside ``"$(...)"`` the shell reads the words afresh, unquoted: a value quoted for the
     double quotes around the substitution was split there ("a  b" became "ab") and its ``;``
     ran the rest as a command of its own. The shell, not the template, says what it gave."""
-    import subprocess
-
     from autotune.contract import Ctx
     from autotune.runner import format_command
 
@@ -671,10 +669,6 @@ def test_ctrl_c_while_the_cli_imports_is_one_line_and_exit_130(tmp_path, how):
     """The first ~0.3 s of `python -m autotune ...` import the CLI: a Ctrl-C then printed
     Python's KeyboardInterrupt traceback; it is the line and status of a later one."""
     import configparser
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
 
     if how == "console script":  # what setup.cfg's entry point names, called as pip's script
         cfg = configparser.ConfigParser()
@@ -722,11 +716,6 @@ PRINTER = '''def objective(params, ctx):
 def run_into_a_closed_pipe(path: str, d: str, unbuffered: bool, *more: str):
     """``python -m autotune run PATH --dir D | true``: stdout a pipe whose reader has gone
     before the first line, buffered or not (PYTHONUNBUFFERED); stderr captured."""
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
-
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     env.update({"PYTHONPATH": REPO, **({"PYTHONUNBUFFERED": "1"} if unbuffered else {})})
     read, write = os.pipe()
