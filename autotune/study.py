@@ -459,35 +459,42 @@ def parse_objective(raw: Any, python_path: tuple[str, ...],
                          timeout_s=timeout, python_path=python_path)
 
 
+def chosen_class(raw: dict, section: str, key: str, default: str,
+                 registry: dict[str, Any], common: list[str]) -> tuple[str, Any]:
+    """The plug-in a section names by ``key`` (search.algorithm, executor.kind), once the
+    section's keys are checked against the common ones and that class's own options: a
+    key of another algorithm or kind is named as such, not only as unknown."""
+    name = take(raw, key, "str", section, default)
+    if name not in registry:
+        raise StudyError(f"{section}.{key}: unknown {describe(name)} "
+                         f"(expected one of: {', '.join(sorted(registry))})")
+    cls = registry[name]
+    # ``key`` is elsewhere's own keyword for it (algorithm=, kind=)
+    reject_unknown(raw, common + list(cls.options), section, elsewhere(section, **{key: name}))
+    return name, cls
+
+
+def own_options(raw: dict, section: str, cls: Any) -> dict[str, Any]:
+    """The options of the chosen class that the section sets, each read as its kind."""
+    return {k: take(raw, k, kind, section) for k, kind in cls.options.items()
+            if raw.get(k) is not None}
+
+
 def parse_search(raw: dict, study: Study) -> None:
-    algorithm = take(raw, "algorithm", "str", "search", "random")
-    if algorithm not in SEARCHERS:
-        raise StudyError(f"search.algorithm: unknown {describe(algorithm)} "
-                         f"(expected one of: {', '.join(sorted(SEARCHERS))})")
-    cls = SEARCHERS[algorithm]
-    reject_unknown(raw, SEARCH_KEYS + list(cls.options), "search",
-                   elsewhere("search", algorithm=algorithm))
-    study.algorithm = algorithm
+    study.algorithm, cls = chosen_class(raw, "search", "algorithm", "random", SEARCHERS,
+                                        SEARCH_KEYS)
     # numpy's seed sequences (every seeded searcher's draws) take no negative seed
     study.seed = take(raw, "seed", "nonneg-int", "search", 0)
     study.max_trials = take(raw, "max_trials", "positive-int", "search", None)
     study.max_compute_s = take(raw, "max_compute_s", "positive-number", "search", None)
-    study.search_options = {k: take(raw, k, kind, "search") for k, kind in cls.options.items()
-                            if raw.get(k) is not None}
+    study.search_options = own_options(raw, "search", cls)
 
 
 def parse_executor(raw: dict, study: Study) -> None:
-    kind = take(raw, "kind", "str", "executor", "local")
-    if kind not in EXECUTORS:
-        raise StudyError(f"executor.kind: unknown {describe(kind)} "
-                         f"(expected one of: {', '.join(sorted(EXECUTORS))})")
-    cls = EXECUTORS[kind]
-    reject_unknown(raw, EXECUTOR_KEYS + list(cls.options), "executor",
-                   elsewhere("executor", kind=kind))
-    study.executor = kind
+    study.executor, cls = chosen_class(raw, "executor", "kind", "local", EXECUTORS,
+                                       EXECUTOR_KEYS)
     study.max_concurrent = take(raw, "max_concurrent", "positive-int", "executor", 1)
-    study.executor_options = {k: take(raw, k, t, "executor") for k, t in cls.options.items()
-                              if raw.get(k) is not None}
+    study.executor_options = own_options(raw, "executor", cls)
     cls.check_options(study.executor_options)
 
 
