@@ -10,6 +10,7 @@ from autotune.bench import landscapes as bf
 from autotune.errors import StudyError
 from autotune.searchers import SEARCHERS, Result, SearchSettings
 from autotune.searchers.axis.directions import all_directions, dir_text
+from autotune.searchers.axis.store import Store
 from autotune.space import parse_space
 from autotune.study import parse_study
 
@@ -413,6 +414,76 @@ def test_after_a_restart_the_base_moves_only_to_the_new_regions_own_points():
     assert s.store.results / (s.restarts + 1) > 50
     means = [s.store.mean(p) for p in s.bases if p in s.store.values]
     assert s.summary()["base_mean"] == min(means)
+
+
+def test_the_store_admits_an_earlier_point_to_the_region_until_the_next_one():
+    """``admit`` puts a point started before the region began into its ranking (and keeps
+    it there as it is measured again); the next region starts without it."""
+    st = Store()
+    for trial, p in enumerate([(0,), (1,), (2,)]):
+        st.start(trial, p)
+    st.finish(Result(0, "ok", 1.0))
+    st.start(3, (5,))
+    st.finish(Result(3, "ok", 2.0))
+    st.new_region((5,))
+    st.finish(Result(1, "ok", 0.5))          # old: not the region's, however good
+    assert st.region_best() == (5,) and not st.in_region((1,))
+    st.admit((1,))
+    assert st.region_best() == (1,) and st.in_region((1,))
+    st.admit((1,))                           # twice: still one entry
+    assert list(st.below(3.0, region=True)) == [(1,), (5,)]
+    st.start(4, (1,))
+    st.finish(Result(4, "ok", 3.5))          # measured again: its mean moves in the region too
+    assert list(st.below(3.0, region=True)) == [(5,), (1,)]
+    st.new_region((5,))
+    assert not st.in_region((1,)) and st.region_best() == (5,)
+
+
+def _until_restart(hold):
+    """A budgeted search driven on Rosenbrock until its first restart, the first handed-out
+    point that ``hold(kind, index, base)`` picks kept in flight all along; the searcher and
+    that trial."""
+    s = budgeted("rosenbrock", instance=1)
+    held, flight = None, []
+    while not s.restarts:
+        for sug in s.ask(50 - len(flight) - (held is not None)):
+            if held is None and hold(sug.info.get("kind"), bf.index_of(sug.params), s.base):
+                held = sug
+            else:
+                flight.append(sug)
+        sug = flight.pop(0)
+        s.tell(evaluate("rosenbrock", 1, sug))
+    assert held is not None and s.store.in_region(s.base)
+    return s, held
+
+
+def test_a_point_in_flight_at_a_restart_joins_the_new_region_as_a_new_best_away_from_old_bases():
+    """A result of the old region that lands after the restart stays out of the new one
+    (the old valley's points would pull the base back), unless it beats every value
+    measured so far away from the earlier bases: then it is no old valley's best but a
+    global model's find, which the new search moves to (a spare pick on a 3 x 3 x 3 x 40
+    discus came back at a fifth of every base's value, and the new region went on from a
+    worse point). Beside an old base the same value is that valley's own."""
+    def far(kind, index, base):
+        return kind == "explore" and base is not None and \
+            max(abs(a - b) for a, b in zip(index, base)) >= 3
+
+    s, held = _until_restart(far)
+    p = bf.index_of(held.params)
+    assert all(max(abs(a - b) for a, b in zip(p, q)) >= 2 for q in s.bases[:-1])
+    best = s.store.mean(s.store.best())
+    s.tell(Result(held.trial, "ok", best - 1.0))
+    assert s.base == p and s.store.in_region(p)
+
+    def beside(kind, index, base):
+        return kind == "neighbour"
+
+    s, held = _until_restart(beside)
+    p = bf.index_of(held.params)
+    assert any(max(abs(a - b) for a, b in zip(p, q)) <= 1 for q in s.bases[:-1])
+    base = s.base
+    s.tell(Result(held.trial, "ok", s.store.mean(s.store.best()) - 1.0))
+    assert s.base == base and not s.store.in_region(p)
 
 
 def test_a_stalled_budgeted_search_restarts_without_waiting_for_its_last_lines():

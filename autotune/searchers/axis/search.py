@@ -111,7 +111,9 @@ noise on a 6-parameter grid, restarting first raised the regret on four of eight
 landscapes). The new search reads every measurement
 but moves only to points of its own region (store.py), and the additive model's picks must
 then promise a new best overall; the reported setting stays the best verified base of all
-regions.
+regions. A point handed out before the restart that comes back after it as a new best
+overall, away from the earlier regions' bases, joins the new region (``_late_find``): a
+global model's find, not the old valley's.
 
 With ``fidelity: {min, max, eta}`` every new point is screened by successive halving before
 it may count (axis_screen.py): short runs first, continued from their checkpoints while
@@ -274,6 +276,7 @@ class AxisAsync(AxisBase):
         # lines not built yet, by base and direction (see _build_lines_through)
         self._by_base: dict[Point, dict[Vec, list[Line]]] = {}
         self.bases: list[Point] = []          # every base so far, oldest first
+        self.region_bases = 0                 # ... of them, the earlier regions' (the first)
         self.lines_searched = 0
         self.kinds: dict[str, int] = {}
         self._initial = self.first_points()
@@ -996,6 +999,8 @@ class AxisAsync(AxisBase):
         if result.ok and math.isfinite(result.loss):
             self.model.add(p, float(result.loss))
             self.quadratic.set(p, self.store.mean(p))
+            if self._late_find(p):
+                self.store.admit(p)
         if self.done:
             # a filler result that arrives after the end still counts for the reported setting
             if self.repeats == 1 and not self._noisy() and self._beats_base(p):
@@ -1003,6 +1008,21 @@ class AxisAsync(AxisBase):
             return
         self.observe(self._lines_at(p), p, result)
         self._advance(result.trial)
+
+    def _late_find(self, p: Point) -> bool:
+        """Whether ``p``, handed out before the last restart and measured after it, joins
+        the new region: only as a new best overall (its first value below every value
+        measured before) and off the boxes around the earlier regions' bases. Such a point
+        was a global model's pick, a find of neither valley; a new best beside an old base
+        is that valley's own, which the restart left (Schaffer's rings: a neighbour of the
+        first region's base, better by 1%, pulled the second region back onto its ring).
+        A 3 x 3 x 3 x 40 discus's spare pick came back at a fifth of every base's value
+        and was ignored while the new region went on from a worse point."""
+        st = self.store
+        if not self.restarts or st.in_region(p) or st.count(p) != 1 or st.best() != p:
+            return False
+        return all(max(abs(a - b) for a, b in zip(p, base)) >= 2
+                   for base in self.bases[:self.region_bases])
 
     def _screened(self, result: Result) -> None:
         """A short run's result: on to the next rung, or out (measured, no value)."""
@@ -1051,6 +1071,7 @@ class AxisAsync(AxisBase):
                 self.parzen_from = self.handed_out
             self.restarts_left -= 1 if self.restarts_left > 0 else 0
             self.store.new_region(fresh)
+            self.region_bases = len(self.bases)
             self.level = self.first_level
             self._move(fresh)
 

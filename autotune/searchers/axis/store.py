@@ -7,7 +7,8 @@ Besides the ranking of every point, the store ranks the points of the current *r
 search that restarts elsewhere begins a new local search that reads every measurement (its
 lines use them all) but moves only to its own finds, the points first started after the
 restart (and the restart point). Ranked against everything, the old valley's best would pull
-the new base straight back to where it came from.
+the new base straight back to where it came from. The searcher may ``admit`` an earlier point
+to the region (a late result that is no old valley's best: search.py's ``_late_find``).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Store:
         self.newest_trial = -1                    # the highest trial id started so far
         self._region_after = -1                   # the region's points: first started later,
         self._region_start: Point | None = None   # or its start point
+        self._admitted: set[Point] = set()        # or admitted to it (``admit``)
         # the region's part of _order; None before the first region: all of _order
         self._region: list[tuple[float, int, Point]] | None = None
         self._ss = 0.0                            # pooled over points measured twice or more
@@ -55,12 +57,21 @@ class Store:
         after now."""
         self._region_after = self.newest_trial
         self._region_start = start
+        self._admitted = set()
         self._region = [(self._means[start], self.first_seen[start], start)] \
             if start in self._means else []
 
     def in_region(self, p: Point) -> bool:
         return self._region is None or p == self._region_start \
-            or self.first_trial.get(p, -1) > self._region_after
+            or self.first_trial.get(p, -1) > self._region_after or p in self._admitted
+
+    def admit(self, p: Point) -> None:
+        """``p`` (measured, started before the region began) counts as the region's own
+        from now on: the searcher's call (see search.py's ``_late_find``)."""
+        if self.in_region(p) or p not in self._means:
+            return
+        self._admitted.add(p)
+        bisect.insort(self._region, (self._means[p], self.first_seen[p], p))
 
     def _ranking(self, region: bool) -> list[tuple[float, int, Point]]:
         return self._order if not region or self._region is None else self._region
