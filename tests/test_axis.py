@@ -439,20 +439,24 @@ def test_the_store_admits_an_earlier_point_to_the_region_until_the_next_one():
     assert not st.in_region((1,)) and st.region_best() == (5,)
 
 
-def _until_restart(hold):
+def _until_restart(hold, calls=None):
     """A budgeted search driven on Rosenbrock until its first restart, the first handed-out
     point that ``hold(kind, index, base)`` picks kept in flight all along; the searcher and
-    that trial."""
+    that trial. ``calls`` collects what a history would record: the suggestions handed out
+    and the results told, in order."""
     s = budgeted("rosenbrock", instance=1)
     held, flight = None, []
+    calls = [] if calls is None else calls
     while not s.restarts:
         for sug in s.ask(50 - len(flight) - (held is not None)):
+            calls.append(("ask", sug))
             if held is None and hold(sug.info.get("kind"), bf.index_of(sug.params), s.base):
                 held = sug
             else:
                 flight.append(sug)
-        sug = flight.pop(0)
-        s.tell(evaluate("rosenbrock", 1, sug))
+        result = evaluate("rosenbrock", 1, flight.pop(0))
+        calls.append(("tell", result))
+        s.tell(result)
     assert held is not None and s.store.in_region(s.base)
     return s, held
 
@@ -468,12 +472,21 @@ def test_a_point_in_flight_at_a_restart_joins_the_new_region_as_a_new_best_away_
         return kind == "explore" and base is not None and \
             max(abs(a - b) for a, b in zip(index, base)) >= 3
 
-    s, held = _until_restart(far)
+    calls = []
+    s, held = _until_restart(far, calls)
     p = bf.index_of(held.params)
     assert all(max(abs(a - b) for a, b in zip(p, q)) >= 2 for q in s.bases[:-1])
     best = s.store.mean(s.store.best())
-    s.tell(Result(held.trial, "ok", best - 1.0))
+    late = Result(held.trial, "ok", best - 1.0)
+    s.tell(late)
     assert s.base == p and s.store.in_region(p)
+    # a resume rebuilds it from the record alone (restore.py: adopt and tell, no ask)
+    again = budgeted("rosenbrock", instance=1)
+    for kind, what in calls + [("tell", late)]:
+        again.adopt(what) if kind == "ask" else again.tell(what)
+    again.next_trial = s.next_trial
+    assert again.base == p and again.store.in_region(p) and again.region_bases == s.region_bases
+    assert [x.params for x in again.ask(50)] == [x.params for x in s.ask(50)]
 
     def beside(kind, index, base):
         return kind == "neighbour"
