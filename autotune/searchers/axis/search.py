@@ -276,7 +276,7 @@ class AxisAsync(AxisBase):
         # lines not built yet, by base and direction (see _build_lines_through)
         self._by_base: dict[Point, dict[Vec, list[Line]]] = {}
         self.bases: list[Point] = []          # every base so far, oldest first
-        self.region_bases = 0                 # ... of them, the earlier regions' (the first)
+        self.region_bases = 0                 # how many of them (the first) are earlier regions'
         self.lines_searched = 0
         self.kinds: dict[str, int] = {}
         self._initial = self.first_points()
