@@ -466,8 +466,8 @@ def test_a_point_in_flight_at_a_restart_joins_the_new_region_as_a_new_best_away_
     (the old valley's points would pull the base back), unless it beats every value
     measured so far away from the earlier bases: then it is no old valley's best but a
     global model's find, which the new search moves to (a spare pick on a 3 x 3 x 3 x 40
-    discus came back at a fifth of every base's value, and the new region went on from a
-    worse point). Beside an old base the same value is that valley's own."""
+    discus came back at a quarter of the best base's value, and the new region went on from
+    a worse point). Beside an old base the same value is that valley's own."""
     def far(kind, index, base):
         return kind == "explore" and base is not None and \
             max(abs(a - b) for a, b in zip(index, base)) >= 3

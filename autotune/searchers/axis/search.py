@@ -1016,8 +1016,8 @@ class AxisAsync(AxisBase):
         was a global model's pick, a find of neither valley; a new best beside an old base
         is that valley's own, which the restart left (Schaffer's rings: a neighbour of the
         first region's base, better by 1%, pulled the second region back onto its ring).
-        A 3 x 3 x 3 x 40 discus's spare pick came back at a fifth of every base's value
-        and was ignored while the new region went on from a worse point."""
+        A 3 x 3 x 3 x 40 discus's spare pick came back at a quarter of the best base's
+        value and was ignored while the new region went on from a worse point."""
         st = self.store
         if not self.restarts or st.in_region(p) or st.count(p) != 1 or st.best() != p:
             return False
