@@ -85,7 +85,7 @@ def test_the_picks_begin_at_the_first_restart_and_keep_their_share():
             return got
 
         s.ask = watched
-        drive(s, "rosenbrock", instance=1, limit=1500)
+        drive(s, "rosenbrock", instance=1, limit=700)
         return s
 
     s = run()
