@@ -50,6 +50,9 @@ class DSpline:
         self.sqsums = np.zeros(n)
         self._fine: np.ndarray | None = None
         self._normal: np.ndarray | None = None
+        # the posterior's standard deviations per unit noise, kept until the next
+        # measurement: the axis search asks for them on every ask while a line is filler
+        self._sd: np.ndarray | None = None
 
     # ---- data -----------------------------------------------------------------------------
     def add(self, pos: int, value: float) -> None:
@@ -58,6 +61,7 @@ class DSpline:
         self.sqsums[pos] += value * value
         self.counts[pos] += 1
         self._fine = None
+        self._sd = None
 
     @property
     def measured(self) -> np.ndarray:
@@ -119,9 +123,11 @@ class DSpline:
         measured values around the fit, or a tenth of the measured range when the fit
         passes through every point.
         """
-        self.fit()
-        cov = np.linalg.inv(self._normal)
-        sd = np.sqrt(np.maximum(np.diag(cov)[self._index], 0.0))
+        if self._sd is None:
+            self.fit()
+            cov = np.linalg.inv(self._normal)
+            self._sd = np.sqrt(np.maximum(np.diag(cov)[self._index], 0.0))
+        sd = self._sd
         if sigma is None:
             sigma = self.noise()
             if sigma <= 0:
