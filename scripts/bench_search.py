@@ -64,6 +64,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
+# one BLAS thread a process (before numpy loads): the searchers solve small systems, and with
+# two processes on two cores OpenBLAS's idle threads spun against each other (one run on
+# 3 x 3 x 3 x 40: 43 s of CPU against 6 s)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 from autotune.bench import landscapes

@@ -819,3 +819,87 @@ def test_report_gives_the_chosen_setting_with_its_mean_and_spread(tmp_path):
     other = str(tmp_path / "random")
     Driver(parse_study(raw), other, progress=False).run()
     assert "the search's setting" not in summary(History.load(Journal(os.path.join(other, "history.jsonl"))))
+
+
+def slanted(slide=True, workers=10, budget=None, **options):
+    """A batch size of three values and a learning rate of forty whose best value moves
+    with it by fifteen steps a step (the valley at a slant), the best at the largest batch."""
+    space = parse_space({"batch": {"values": [0, 1, 2]}, "lr": {"values": list(range(40))}})
+    s = SEARCHERS["axis"](SearchSettings(space, 0, workers, budget,
+                                         options={"slide": slide, **options}))
+
+    def value(sug):
+        b, lr = sug.params["batch"], sug.params["lr"]
+        return float(abs(lr - (5 + 15 * b)) + 0.5 * (2 - b))
+    return s, value
+
+
+def run_slanted(s, value, workers=10, limit=300, calls=None):
+    told = 0
+    while not s.finished and told < limit:
+        got = s.ask(workers)
+        if calls is not None:
+            calls.append(("ask", workers, got))
+        if not got:
+            break
+        for sug in got:
+            result = Result(sug.trial, "ok", value(sug))
+            if calls is not None:
+                calls.append(("tell", result))
+            s.tell(result)
+            told += 1
+    return told
+
+
+@pytest.mark.parametrize("start", [None, {"batch": 0, "lr": 5}])
+def test_a_step_on_a_short_axis_is_followed_along_the_long_one(start):
+    """From a base on the valley's floor every neighbour is worse (a step of the batch size
+    moves the best learning rate fifteen steps; a diagonal moves it one), so the search
+    without the lines through the short axis's neighbours settles short of the minimum;
+    with them it finds it."""
+    options = {"start": start} if start else {}
+    s, value = slanted(**options)
+    told = run_slanted(s, value)
+    assert s.finished and s.base == (2, 35) and told < 150
+    s, value = slanted(slide=False, **options)
+    run_slanted(s, value)
+    assert s.finished and s.base != (2, 35)
+
+
+def test_the_lines_a_short_axis_opens():
+    """Only an axis one of whose steps spans three or more of another's opens lines along
+    that one: through the base's neighbours on the short axes, their diagonals included
+    while they stay few."""
+    from autotune.searchers.axis.grid import Grid
+    grid = Grid(parse_space({"a": {"values": [0, 1, 2]}, "b": {"values": list(range(40))},
+                             "c": {"values": list(range(7))}}), "axis")
+    along_b = {(2, 20, 3), (0, 20, 3), (1, 20, 4), (1, 20, 2),
+               (2, 20, 4), (0, 20, 2), (2, 20, 2), (0, 20, 4)}
+    lines = grid.slides((1, 20, 3))
+    assert len(lines) == len(set(lines)) == 10
+    assert {q for q, v in lines if v == (0, 1, 0)} == along_b
+    assert {q for q, v in lines if v == (0, 0, 1)} == {(2, 20, 3), (0, 20, 3)}
+    assert set(grid.slides((0, 0, 0))) == {((1, 0, 0), (0, 1, 0)), ((0, 0, 1), (0, 1, 0)),
+                                          ((1, 0, 1), (0, 1, 0)), ((1, 0, 0), (0, 0, 1))}
+    even = Grid(parse_space({"a": {"values": list(range(10))},
+                             "b": {"values": list(range(11))}}), "axis")
+    assert even.slides((4, 5)) == []
+    # eight two-valued axes beside a learning rate: 16 lines of their steps alone, not the
+    # 6,560 of every combination
+    many = Grid(parse_space({**{f"f{i}": {"values": [0, 1]} for i in range(8)},
+                             "lr": {"values": list(range(40))}}), "axis")
+    assert len(many.slides((0,) * 8 + (20,))) == 8
+
+
+def test_a_search_with_slide_lines_restores_from_its_record():
+    """The lines through a short axis's neighbours come from the base alone: a searcher
+    handed the record asks what the live one asks, across moves and a restart."""
+    calls = []
+    live, value = slanted(budget=400)
+    run_slanted(live, value, limit=250, calls=calls)
+    assert live.moves >= 2 and live.restarts >= 1
+    fresh = replay(slanted(budget=400)[0], calls)
+    assert fresh.summary() == live.summary()
+    for n in (1, 9):
+        assert [(x.trial, x.params, x.info) for x in fresh.ask(n)] == \
+            [(x.trial, x.params, x.info) for x in live.ask(n)]

@@ -6,9 +6,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ...errors import StudyError
 from ...space import SearchSpace, grid_index
-from .directions import Point, Vec
+from .directions import Point, Vec, all_directions, level_of
 
 REMEMBERED = 16384  # lines (and neighbour pairs) kept for reuse, the most recently used
+#: an axis is short beside another when one of its steps spans at least this many of the
+#: other's (in steps per range): a valley at a slant then moves several steps along the long
+#: axis for one step on the short one, beyond what a diagonal through a neighbour reaches
+SLIDE_RATIO = 3
+SLIDE_LINES = 60   # the most such lines along one long axis (before the grid's edges cut some)
 
 
 class Grid:
@@ -58,6 +63,37 @@ class Grid:
             q = tuple(b + sign * s for b, s in zip(base, v))
             if self.inside(q):
                 out.append(q)
+        return out
+
+    def slides(self, base: Point) -> list[tuple[Point, Vec]]:
+        """The lines a step on short axes opens: along each long axis (``SLIDE_RATIO``),
+        through ``base``'s neighbours on the axes short beside it (their diagonals too, as
+        many levels as stay within ``SLIDE_LINES``). With a batch size of three values and
+        a learning rate of forty, the best learning rate moves with the batch size by many
+        steps; the diagonals through the base move it by one, so from a base at the valley's
+        floor every neighbour looks worse, and only a line through the neighbour finds where
+        the valley went."""
+        out = []
+        for j, n_j in enumerate(self.shape):
+            short = [i for i, n_i in enumerate(self.shape)
+                     if i != j and n_i > 1 and n_j - 1 >= SLIDE_RATIO * (n_i - 1)]
+            if not short:
+                continue
+            v = tuple(1 if k == j else 0 for k in range(self.d))
+            steps: list[Vec] = []
+            for level in range(1, len(short) + 1):
+                more = [u for u in all_directions(len(short), level)
+                        if level_of(u) == level]
+                if steps and 2 * (len(steps) + len(more)) > SLIDE_LINES:   # +-u each
+                    break
+                steps += more
+            for u in steps:
+                for sign in (1, -1):
+                    q = list(base)
+                    for i, x in zip(short, u):
+                        q[i] += sign * x
+                    if self.inside(q):
+                        out.append((tuple(q), v))
         return out
 
     def usable(self, v: Vec) -> bool:

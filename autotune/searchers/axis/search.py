@@ -89,6 +89,15 @@ manner of TPE (parzen.py), which proposes points off every line searched so far,
 points of other basins: a basin away from the start and off its lines is otherwise found
 only by a restart that happens to land in it.
 
+Where one axis is short beside another (one of its steps spans three or more of the
+other's: a batch size of three values beside a learning rate of forty), the lines of the long
+axis through the short ones' neighbours (their diagonals too, while few) are searched after
+the base's own lines (``slide``; grid.py): a valley at a slant moves the long axis's best
+value many steps for one step of the short axis, so every neighbour of a base on its floor
+is worse, and a diagonal moves one step; only the line through the neighbour finds where
+the valley went (without them such a search settled short of the minimum, see
+tests/test_axis.py; a rotated discus on 3 x 3 x 3 x 40, docs/benchmarks.md).
+
 With a budget, slots that nothing above wants (few parameters and many workers: the lines
 through the base all measured or in flight) get the same model's picks near the best points
 (kind ``spare``, ``fill_idle``) from the start, instead of idling until the base's last
@@ -171,7 +180,7 @@ class AxisAsync(AxisBase):
                "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int", "quadratic_warp": "bool",
                "stall": "positive-int", "parzen": "bool", "parzen_share": "number",
                "explore": "int", "elite": "bool", "elite_in_flight": "positive-int",
-               "neighbour_order": "bool", "fill_idle": "bool"}
+               "neighbour_order": "bool", "fill_idle": "bool", "slide": "bool"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -188,6 +197,8 @@ class AxisAsync(AxisBase):
         self.neighbours_first = bool(opts.get("neighbours", True))
         self.neighbour_order = bool(opts.get("neighbour_order", True))
         self.transfer = bool(opts.get("transfer", True))
+        self.slide = bool(opts.get("slide", True))
+        self.slide_lines = 0                  # of the base's lines, those of slides (grid.py)
         self.noise_check = bool(opts.get("noise_check", True))
         self.challengers = int(opts.get("challengers", 3))
         if self.challengers < 0:
@@ -304,6 +315,10 @@ class AxisAsync(AxisBase):
             self._near[tuple(slice(max(0, b - 1), b + 2) for b in base)] = True
         self.state = "search"
         self.lines = self._lines_through(base, 1, self.level)
+        # a short axis's neighbours, along the long axes (grid.py): none on most grids
+        slides = self.grid.slides(base) if self.slide else []
+        self.slide_lines = len(slides)
+        self.lines += [self.make_line(q, v, lazy=True) for q, v in slides]
         self._by_base = {}
         self._index(self.lines + self.old_lines)
 
@@ -424,7 +439,8 @@ class AxisAsync(AxisBase):
             return line.spline.estimates()
         # lent by parallel lines of earlier bases: the axes and their pairs only (with many
         # parameters the higher levels hold thousands of lines, and each would look back)
-        if not self.transfer or line.level > 2 or self.base not in st.values:
+        if not self.transfer or line.level > 2 or self.base not in st.values \
+                or line.base != self.base:
             return None
         # the nearest earlier base whose parallel line has a fit with at least four points
         for old in reversed(self.bases[-1 - TRANSFER_BASES:-1]):
@@ -471,8 +487,9 @@ class AxisAsync(AxisBase):
         if self._promise_cache is None or self._promise_cache[0] != key:
             target = st.mean(self.base)
             found: list[tuple[float, int, Point, Line]] = []
+            slides = self._slides_open()
             for line in self.lines:
-                if line.done:
+                if line.done or (line.base != self.base and not slides):
                     continue
                 est = self._estimates(line)
                 if est is None:
@@ -717,6 +734,17 @@ class AxisAsync(AxisBase):
             out.append(wanted[first:max(first, self.line_parallel - own)])
         return out
 
+    def _slides_open(self) -> bool:
+        """Whether the lines a short axis opens (grid.py) get slots: once the base stood
+        still for half a stall, or its own lines are done. Before that their fits' picks
+        crowd out the base's neighbours and models where the base's own lines lead down (on
+        3 x 3 x 3 x 40, Styblinski-Tang and Rastrigin took 0.3-0.4 h longer in the median)."""
+        st = self.store
+        if not self.slide_lines:
+            return False
+        return st.results - self.moved_at >= self.stall // 2 or \
+            all(line.done for line in self.lines if line.base == self.base)
+
     def _settled(self) -> bool:
         """Every line through the base is done and none of its points is in flight."""
         st = self.store
@@ -834,6 +862,8 @@ class AxisAsync(AxisBase):
             if self.neighbours_first and self.base in st.values:
                 owner: dict[Point, Line] = {}
                 for line in self.lines:
+                    if line.base != self.base:    # a slide's line (its own base's)
+                        continue
                     for q in self.grid.neighbours(self.base, line.v):
                         if not st.known(q):
                             owner.setdefault(q, line)
@@ -843,17 +873,24 @@ class AxisAsync(AxisBase):
                              "direction": owner[q].text})
             yield
             ordered = self._line_order()
-            tier(ordered, self._offers(ordered), "line")
+            # the base's own lines first; a short axis's slides after them (grid.py)
+            own = [line for line in ordered if line.base == self.base]
+            slides = [line for line in ordered if line.base != self.base]
+            tier(own, self._offers(own), "line")
             yield
             if self.sweep:      # the whole of every axis line through the base
                 for line in self.lines:
-                    if line.level == 1 and not line.done:
+                    if line.level == 1 and not line.done and line.base == self.base:
                         for q in sorted(line.points,
                                         key=lambda q: abs(line.pos[q] - line.pos[self.base])):
                             take(q, {**info0, "kind": "sweep", "level": 1,
                                      "direction": line.text})
             yield
-            tier(ordered, self._parallel_offers(ordered), "line")
+            tier(own, self._parallel_offers(own), "line")
+            yield
+            if slides and self._slides_open():
+                tier(slides, self._offers(slides), "slide")
+                tier(slides, self._parallel_offers(slides), "slide")
             yield
             if self.fill:
                 tier(ordered, [line.uncertain(st) for line in ordered], "uncertain")
