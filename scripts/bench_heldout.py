@@ -77,16 +77,10 @@ import os
 import sys
 from typing import Callable
 
-# one BLAS thread a process (before numpy loads): the searchers solve small systems, and with
-# two processes on two cores OpenBLAS's idle threads spun against each other (one run on
-# 3 x 3 x 3 x 40: 43 s of CPU against 6 s)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bench_search  # noqa: E402
+import bench_search  # noqa: E402  (first: it sets the BLAS threads before numpy loads)
+import numpy as np  # noqa: E402
 
 from autotune.bench import landscapes  # noqa: E402
 

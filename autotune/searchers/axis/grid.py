@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ...errors import StudyError
 from ...space import SearchSpace, grid_index
-from .directions import Point, Vec, all_directions, level_of
+from .directions import Point, Vec, directions
 
 REMEMBERED = 16384  # lines (and neighbour pairs) kept for reuse, the most recently used
 #: an axis is short beside another when one of its steps spans at least this many of the
@@ -82,8 +82,7 @@ class Grid:
             v = tuple(1 if k == j else 0 for k in range(self.d))
             steps: list[Vec] = []
             for level in range(1, len(short) + 1):
-                more = [u for u in all_directions(len(short), level)
-                        if level_of(u) == level]
+                more = directions(len(short), level)
                 if steps and 2 * (len(steps) + len(more)) > SLIDE_LINES:   # +-u each
                     break
                 steps += more

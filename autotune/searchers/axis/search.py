@@ -198,7 +198,6 @@ class AxisAsync(AxisBase):
         self.neighbour_order = bool(opts.get("neighbour_order", True))
         self.transfer = bool(opts.get("transfer", True))
         self.slide = bool(opts.get("slide", True))
-        self.slide_lines = 0                  # of the base's lines, those of slides (grid.py)
         self.noise_check = bool(opts.get("noise_check", True))
         self.challengers = int(opts.get("challengers", 3))
         if self.challengers < 0:
@@ -275,6 +274,9 @@ class AxisAsync(AxisBase):
         self.restarts = 0
         self.moves_at_raise = 0              # the move count when the last level was added
         self.lines: list[Line] = []
+        # the long axes' lines through the base's neighbours on short ones (grid.py's
+        # slides): searched from the base too, but not through it; none on most grids
+        self.slides: list[Line] = []
         # the levels searched from the start: all of them while that is a few hundred lines
         # at most (d = 4: 40); with many parameters the higher levels come when settled or
         # stalled (see _advance)
@@ -301,8 +303,8 @@ class AxisAsync(AxisBase):
             self.moves += 1
             # a line that took no result since it started is kept unread (it is lazy: see
             # line.py); whether it is done is asked only of lines that took one
-            self.lines_searched += sum(1 for line in self.lines if line.seen)
-            self.old_lines = [line for line in self.lines + self.old_lines
+            self.lines_searched += sum(1 for line in self.lines + self.slides if line.seen)
+            self.old_lines = [line for line in self.lines + self.slides + self.old_lines
                               if not line.seen or not line.done]
             # filler from earlier bases: the most recent ones only, so a long search does not
             # pay for every line it ever started on each ask
@@ -315,12 +317,10 @@ class AxisAsync(AxisBase):
             self._near[tuple(slice(max(0, b - 1), b + 2) for b in base)] = True
         self.state = "search"
         self.lines = self._lines_through(base, 1, self.level)
-        # a short axis's neighbours, along the long axes (grid.py): none on most grids
-        slides = self.grid.slides(base) if self.slide else []
-        self.slide_lines = len(slides)
-        self.lines += [self.make_line(q, v, lazy=True) for q, v in slides]
+        self.slides = [self.make_line(q, v, lazy=True) for q, v in self.grid.slides(base)] \
+            if self.slide else []
         self._by_base = {}
-        self._index(self.lines + self.old_lines)
+        self._index(self.lines + self.slides + self.old_lines)
 
     def _index(self, lines: list[Line]) -> None:
         for line in lines:
@@ -439,8 +439,9 @@ class AxisAsync(AxisBase):
             return line.spline.estimates()
         # lent by parallel lines of earlier bases: the axes and their pairs only (with many
         # parameters the higher levels hold thousands of lines, and each would look back)
+        # (aligned at the base: a slide's line, through a neighbour, has none to lend)
         if not self.transfer or line.level > 2 or self.base not in st.values \
-                or line.base != self.base:
+                or self.base not in line.pos:
             return None
         # the nearest earlier base whose parallel line has a fit with at least four points
         for old in reversed(self.bases[-1 - TRANSFER_BASES:-1]):
@@ -487,9 +488,8 @@ class AxisAsync(AxisBase):
         if self._promise_cache is None or self._promise_cache[0] != key:
             target = st.mean(self.base)
             found: list[tuple[float, int, Point, Line]] = []
-            slides = self._slides_open()
-            for line in self.lines:
-                if line.done or (line.base != self.base and not slides):
+            for line in self.lines + (self.slides if self._slides_open() else []):
+                if line.done:
                     continue
                 est = self._estimates(line)
                 if est is None:
@@ -692,11 +692,11 @@ class AxisAsync(AxisBase):
         st = self.store
         return [p for p in self._explore_points if not st.known(p)]
 
-    def _line_order(self) -> list[Line]:
-        """Lines by the gain their fit predicts (most first), then in level order."""
+    def _line_order(self, lines: list[Line]) -> list[Line]:
+        """Lines by the gain their fit predicts (most first), then in their order."""
         st = self.store
         keyed = []
-        for k, line in enumerate(self.lines):
+        for k, line in enumerate(lines):
             gain = 0.0
             # a line that is done offers nothing, wherever it stands (and its fit costs)
             if not line.done and line.phase == "spline" and self.base in st.values:
@@ -739,17 +739,18 @@ class AxisAsync(AxisBase):
         still for half a stall, or its own lines are done. Before that their fits' picks
         crowd out the base's neighbours and models where the base's own lines lead down (on
         3 x 3 x 3 x 40, Styblinski-Tang and Rastrigin took 0.3-0.4 h longer in the median)."""
-        st = self.store
-        if not self.slide_lines:
+        if not self.slides:
             return False
-        return st.results - self.moved_at >= self.stall // 2 or \
-            all(line.done for line in self.lines if line.base == self.base)
+        return self.store.results - self.moved_at >= self.stall // 2 or \
+            all(line.done for line in self.lines)
 
     def _settled(self) -> bool:
-        """Every line through the base is done and none of its points is in flight."""
+        """Every line of the base (its slides too) is done and none of their points is in
+        flight."""
         st = self.store
-        return all(line.done for line in self.lines) and \
-            not any(p in st.pending for line in self.lines for p in line.points)
+        lines = self.lines + self.slides
+        return all(line.done for line in lines) and \
+            not any(p in st.pending for line in lines for p in line.points)
 
     def _rest(self, lines: list[Line]) -> list[list[Point]]:
         """Per line in its start phase: the spread points beyond the one it has going."""
@@ -768,7 +769,7 @@ class AxisAsync(AxisBase):
         st = self.store
         return (self.repeats > 1 and self.base in st.values
                 and st.count(self.base) + st.pending.get(self.base, 0) < self.repeats
-                and all(line.done for line in self.lines))
+                and all(line.done for line in self.lines + self.slides))
 
     # ---- asking ---------------------------------------------------------------------------
     def work(self, n: int, idle: bool = True) -> list[tuple[Point, dict[str, Any]]]:
@@ -862,8 +863,6 @@ class AxisAsync(AxisBase):
             if self.neighbours_first and self.base in st.values:
                 owner: dict[Point, Line] = {}
                 for line in self.lines:
-                    if line.base != self.base:    # a slide's line (its own base's)
-                        continue
                     for q in self.grid.neighbours(self.base, line.v):
                         if not st.known(q):
                             owner.setdefault(q, line)
@@ -872,15 +871,16 @@ class AxisAsync(AxisBase):
                     take(q, {**info0, "kind": "neighbour", "level": owner[q].level,
                              "direction": owner[q].text})
             yield
-            ordered = self._line_order()
-            # the base's own lines first; a short axis's slides after them (grid.py)
+            # the base's own lines first, its slides after them; the fillers below take
+            # both, by the gain their fits predict
+            ordered = self._line_order(self.lines + self.slides)
             own = [line for line in ordered if line.base == self.base]
             slides = [line for line in ordered if line.base != self.base]
             tier(own, self._offers(own), "line")
             yield
             if self.sweep:      # the whole of every axis line through the base
                 for line in self.lines:
-                    if line.level == 1 and not line.done and line.base == self.base:
+                    if line.level == 1 and not line.done:
                         for q in sorted(line.points,
                                         key=lambda q: abs(line.pos[q] - line.pos[self.base])):
                             take(q, {**info0, "kind": "sweep", "level": 1,
@@ -1245,7 +1245,7 @@ class AxisAsync(AxisBase):
             self.old_lines = saved
 
     def _finish(self, trial: int) -> None:
-        self.lines_searched += len(self.lines)
+        self.lines_searched += len(self.lines) + len(self.slides)
         st = self.store
         if self.repeats > 1:
             pool = [p for p in st.values if st.count(p) >= self.repeats]
