@@ -36,13 +36,16 @@ def searcher_account(history: History) -> dict[str, Any]:
 def _rebuild(history: History) -> dict[str, Any]:
     from .errors import StudyError
     from .restore import restore
+    from .search_threads import one_blas_thread
     from .study import recorded_study
 
     if not isinstance(history.study.get("config"), dict) or not history.calls:
         return {}
     try:
         study = recorded_study(history, load_code=False)
-        return restore(study.make_searcher(), history).summary()
+        searcher = restore(study.make_searcher(), history)
+        with one_blas_thread():     # the reported setting's judgement solves too
+            return searcher.summary()
     except (StudyError, KeyError, ValueError, TypeError):
         return {}
 

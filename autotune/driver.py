@@ -32,6 +32,7 @@ from .runner import reported_cost, unused_cost
 from .progress import Progress, budget_reached, start_lines
 from .recovery import rebuild_study_record
 from .restore import restore, result_of, suggestion_event
+from .search_threads import one_blas_thread
 from .slurm_waits import QueueWatch
 from .stage_runner import StageRunner
 from . import submit_wait
@@ -519,7 +520,8 @@ class Driver:
             return []
         first = self.history.next_id
         self.searcher.next_trial = first
-        suggestions = self.searcher.ask(n)
+        with one_blas_thread():
+            suggestions = self.searcher.ask(n)
         if not suggestions:
             return []
         if [s.trial for s in suggestions] != list(range(first, first + len(suggestions))):
@@ -655,7 +657,8 @@ class Driver:
         self.executor.release(outcomes)
         for trial in tells:
             rec = self.history.trials[trial]
-            self.searcher.tell(result_of(rec, self.study.objective.mode))
+            with one_blas_thread():
+                self.searcher.tell(result_of(rec, self.study.objective.mode))
             if rec.status in self._ended:
                 self._ended[rec.status] += 1
                 if rec.status == "failed" and self._ended["failed"] == 1:  # said at once
@@ -675,7 +678,8 @@ class Driver:
     def _collect_one(self, o: Outcome) -> None:
         """An attempt that ends for good (no retry): record it, then tell the searcher."""
         self._record([self._end_event(o)])
-        self.searcher.tell(result_of(self.history.trials[o.trial], self.study.objective.mode))
+        with one_blas_thread():
+            self.searcher.tell(result_of(self.history.trials[o.trial], self.study.objective.mode))
 
     def _end_event(self, o: Outcome) -> dict[str, Any]:
         """The durable record of an attempt's end; the value is read from its metrics on replay."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .history import History, TrialRecord
+from .search_threads import one_blas_thread
 from .searchers import Result, Searcher, Suggestion
 
 
@@ -18,12 +19,13 @@ def restore(searcher: Searcher, history: History) -> Searcher:
     """``searcher`` (fresh, built from the study) brought to the state of ``history``."""
     mode = history.study.get("identity", {}).get("mode", "min")
     trials = history.trials
-    for call in history.calls:
-        if call[0] == "ask":
-            for trial in call[2]:
-                searcher.adopt(suggestion_of(trials[trial]))
-        else:
-            searcher.tell(result_of(trials[call[1]], mode))
+    with one_blas_thread():
+        for call in history.calls:
+            if call[0] == "ask":
+                for trial in call[2]:
+                    searcher.adopt(suggestion_of(trials[trial]))
+            else:
+                searcher.tell(result_of(trials[call[1]], mode))
     searcher.next_trial = history.next_id
     return searcher
 

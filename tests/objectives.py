@@ -231,3 +231,12 @@ def gated(params: dict, ctx) -> dict:
         while not os.path.exists(params["gate"]) and time.monotonic() < give_up:
             time.sleep(0.05)
     return {"loss": float(params["x"])}
+
+
+def blas_threads(params: dict, ctx) -> dict:
+    """The BLAS threads this objective may use where it runs (the inline executor: the
+    driver's own process)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return {"loss": float(params["x"]) ** 2, "threads": float(max(counts))}
