@@ -657,8 +657,7 @@ class Driver:
         self.executor.release(outcomes)
         for trial in tells:
             rec = self.history.trials[trial]
-            with one_blas_thread():
-                self.searcher.tell(result_of(rec, self.study.objective.mode))
+            self._tell(rec)
             if rec.status in self._ended:
                 self._ended[rec.status] += 1
                 if rec.status == "failed" and self._ended["failed"] == 1:  # said at once
@@ -678,8 +677,11 @@ class Driver:
     def _collect_one(self, o: Outcome) -> None:
         """An attempt that ends for good (no retry): record it, then tell the searcher."""
         self._record([self._end_event(o)])
+        self._tell(self.history.trials[o.trial])
+
+    def _tell(self, rec: TrialRecord) -> None:
         with one_blas_thread():
-            self.searcher.tell(result_of(self.history.trials[o.trial], self.study.objective.mode))
+            self.searcher.tell(result_of(rec, self.study.objective.mode))
 
     def _end_event(self, o: Outcome) -> dict[str, Any]:
         """The durable record of an attempt's end; the value is read from its metrics on replay."""

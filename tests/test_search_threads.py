@@ -1,13 +1,17 @@
 """The searcher computes on one BLAS thread (search_threads.py); the objective, in the
 driver's own process or not, keeps the threads it had."""
+import subprocess
+import sys
+
 import numpy  # noqa: F401  (the BLAS library loaded, so that there is one to limit)
+import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from autotune.driver import Driver
 from autotune.search_threads import one_blas_thread
 from autotune.searchers.random import RandomSearcher
 from autotune.study import parse_study
-from tests.helpers import history, study_dict
+from tests.helpers import REPO, history, study_dict
 
 
 def blas_threads() -> int:
@@ -53,3 +57,27 @@ def test_the_driver_asks_and_tells_on_one_thread_and_the_objective_keeps_its_own
     assert h.by_status() == {"ok": max_trials}
     # the objective, run inline in the driver's process, had the three threads
     assert {r.metrics["threads"] for r in h.trials.values()} == {3.0}
+
+
+def test_a_blas_library_loaded_after_the_first_limit_is_limited_too():
+    """A peer's sampler can bring scipy's own OpenBLAS in after the first ask; a fresh
+    process, so that scipy loads only after the first limit."""
+    pytest.importorskip("scipy.linalg")     # with the peers extra (optuna needs it)
+    code = (
+        "import numpy\n"
+        "from threadpoolctl import threadpool_info, threadpool_limits\n"
+        "from autotune.search_threads import one_blas_thread\n"
+        "with threadpool_limits(limits=3, user_api='blas'):\n"
+        "    with one_blas_thread():\n"
+        "        pass\n"
+        "    import scipy.linalg\n"
+        "    threadpool_limits(limits=3, user_api='blas')\n"
+        "    libs = [i for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "    assert len(libs) >= 2, libs\n"
+        "    with one_blas_thread():\n"
+        "        inside = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "    print(inside)\n"
+        "    assert inside == [1] * len(libs), inside\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
