@@ -858,8 +858,9 @@ def _check_metric(result: Mapping, metric: str, trial: int) -> None:
     otherwise be recorded as a failed trial, silently, with the value the caller meant lost)."""
     if metric not in result:
         given = ", ".join(sorted(str(key) for key in result)) or "nothing"
-        raise StudyError(f"tell: the result of trial {trial} has no metric {metric!r} (it "
-                         f"gives: {given}); give it, or pass error=... for a failed trial")
+        said = hint(metric, [str(key) for key in result])
+        raise StudyError(f"tell: the result of trial {trial} has no metric {metric!r}{said} "
+                         f"(it gives: {given}); give it, or pass error=... for a failed trial")
     if real_number(result[metric]) is None:
         raise StudyError(f"tell: the result of trial {trial}: metric {metric!r} is not a "
                          f"number: {describe(result[metric])}")

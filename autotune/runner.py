@@ -20,6 +20,7 @@ import subprocess
 import time
 from typing import Any
 
+from .config import hint
 from .contract import Ctx, ObjectiveSpec, load_entry, plain_metrics, real_number
 from .errors import StudyError
 from .proctable import descendants
@@ -448,7 +449,9 @@ def judge(result: dict, spec: ObjectiveSpec) -> tuple[dict, float | None, str | 
     numbers = {k: real_number(v) for k, v in result.items()}
     metrics = {k: as_float(n) for k, n in numbers.items() if n is not None}
     if spec.metric not in result:
-        return metrics, None, f"result has no metric {spec.metric!r} (keys: {sorted(result)})"
+        keys = sorted(str(k) for k in result)
+        return metrics, None, (f"result has no metric {spec.metric!r}"
+                               f"{hint(spec.metric, keys)} (keys: {keys})")
     value = numbers[spec.metric]
     if value is None:
         return metrics, None, f"metric {spec.metric!r} is not a number: {result[spec.metric]!r}"

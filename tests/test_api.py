@@ -794,6 +794,9 @@ def test_tell_refuses_a_result_without_the_metric_or_with_an_error_and_records_n
         with pytest.raises(StudyError, match=r"tell: the result of trial 0 has no metric 'loss' "
                                              r"\(it gives: acc, top5\)"):
             study.tell(t, {"acc": 1.0, "top5": 0.5})
+        with pytest.raises(StudyError, match=r"no metric 'loss'; did you mean 'Loss'\? "
+                                             r"\(it gives: Loss\)"):
+            study.tell(t, {"Loss": 1.0})
         with pytest.raises(StudyError, match=r"metric 'loss' is not a number: 'low'"):
             study.tell(t, {"loss": "low"})
         with pytest.raises(StudyError, match=r"tell: trial 0: give a result or error=..., not both"):

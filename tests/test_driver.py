@@ -37,6 +37,17 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, entry, error):
     assert all(error in r.error for r in h.trials.values())
 
 
+def test_a_misspelt_metric_fails_with_the_close_key_named(tmp_path):
+    """A study whose metric is a typo of what the objective gives (``los`` for ``loss``)
+    fails every trial; the error names the key it most likely meant."""
+    summary, d = run(tmp_path, objective={"entry": "tests.objectives:quadratic",
+                                          "metric": "los"}, search={"max_trials": 2})
+    errors = {r.error for r in history(d).trials.values()}
+    assert summary.counts == {"failed": 2}
+    assert errors == {"result has no metric 'los'; did you mean 'loss'? "
+                      "(keys: ['loss', 'score'])"}
+
+
 def test_mixed_outcomes(tmp_path):
     summary, d = run(tmp_path, objective={"entry": "tests.objectives:by_x"},
                      space={"x": {"values": [0, 1, 2, 3]}}, search={"algorithm": "grid"})
