@@ -36,3 +36,26 @@ def test_too_little_data_gives_no_proposal():
     model = AdditiveModel((3, 3))
     assert not model.fit([(0, 0)], [1.0])
     assert model.best(3) == []
+
+
+def test_a_fit_after_every_add_and_one_fit_after_all_agree_to_the_last_bit():
+    # a live run fits after a few adds at a time, a resume once after thousands: the
+    # searcher restored from the history must hold exactly the live run's model
+    shape = (6, 9, 4)
+    rng = np.random.default_rng(3)
+    pts = [tuple(int(rng.integers(n)) for n in shape) for _ in range(500)]
+    values = [float(v) for v in rng.normal(size=len(pts)) * 1e3 + 0.1]
+    live, resumed = AdditiveModel(shape), AdditiveModel(shape)
+    for i, (p, v) in enumerate(zip(pts, values)):
+        live.add(p, v)
+        resumed.add(p, v)
+        if i % 37 in (0, 3, 5, 30):      # gaps of 2, 25 and 7 adds
+            live.fit()
+    assert live.fit() and resumed.fit()
+    assert np.array_equal(live.xtx, resumed.xtx) and np.array_equal(live.xty, resumed.xty)
+    assert all(np.array_equal(a, b) for a, b in zip(live.effects, resumed.effects))
+    brute_xtx = np.zeros_like(live.xtx)
+    for p in pts:
+        cols = live.offsets + np.asarray(p)
+        brute_xtx[np.ix_(cols, cols)] += 1.0
+    assert np.array_equal(brute_xtx, live.xtx)

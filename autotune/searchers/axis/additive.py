@@ -33,6 +33,10 @@ class AdditiveModel:
         # every result then costs one small solve, however long the history
         self.xtx = np.zeros((k, k))
         self.xty = np.zeros(k)
+        # adds wait here until a fit reads them: a resume tells thousands of results and
+        # fits once, and one vectorised update costs what a handful of single ones do
+        self._pending: list[Point] = []
+        self._pending_values: list[float] = []
         self.n = 0
         self.total = 0.0
         self.penalty = np.zeros((k, k))
@@ -45,12 +49,34 @@ class AdditiveModel:
         self.mu = 0.0
 
     def add(self, p: Point, value: float) -> None:
-        cols = self.offsets + np.asarray(p, dtype=int)
-        # one column per axis, all different: the d x d block of ones, as flat positions
-        self.xtx.flat[(cols[:, None] * self.xtx.shape[0] + cols).ravel()] += 1.0
-        self.xty[cols] += value
+        self._pending.append(p)
+        self._pending_values.append(value)
         self.n += 1
         self.total += value
+
+    def _flush(self) -> None:
+        """Fold the waiting adds into the normal equations."""
+        if not self._pending:
+            return
+        k = self.xtx.shape[0]
+        if len(self._pending) < 8:          # a live run's few since the last fit
+            for p, value in zip(self._pending, self._pending_values):
+                cols = self.offsets + np.asarray(p, dtype=int)
+                self.xtx.flat[(cols[:, None] * k + cols).ravel()] += 1.0
+                self.xty[cols] += value
+            self._pending.clear()
+            self._pending_values.clear()
+            return
+        cols = self.offsets + np.asarray(self._pending, dtype=int)        # (adds, d)
+        # one column per axis, all different: each add is a d x d block of ones
+        flat = (cols[:, :, None] * k + cols[:, None, :]).ravel()
+        self.xtx += np.bincount(flat, minlength=k * k).reshape(k, k)
+        values = np.repeat(np.asarray(self._pending_values, dtype=float), cols.shape[1])
+        # in order, one add at a time, as a fit after every add would have summed them: the
+        # same floats whether a run fitted often or a resume fits once
+        np.add.at(self.xty, cols.ravel(), values)
+        self._pending.clear()
+        self._pending_values.clear()
 
     def fit(self, points: list[Point] | None = None, values: list[float] | None = None) -> bool:
         """Least squares with per-axis smoothness over what was added (plus ``points`` and
@@ -60,6 +86,7 @@ class AdditiveModel:
         if self.n < 2:
             self.effects = None
             return False
+        self._flush()
         k = len(self.xty)
         self.mu = self.total / self.n
         counts = np.diag(self.xtx)                 # one-hot columns: X^T 1 is the diagonal

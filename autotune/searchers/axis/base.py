@@ -91,7 +91,11 @@ class AxisBase(Searcher):
         if isinstance(index, list) and len(index) == self.grid.d and self.grid.inside(index) \
                 and all(isinstance(i, int) for i in index):
             p = tuple(index)
-            if all(same_value(v, s.params.get(name)) for name, v in self.grid.params(p).items()):
+            params = s.params
+            # the free parameters only (a fixed one has no index to check); the exact type
+            # and value first, the tolerant comparison for the rest
+            if all((type(v := values[i]) is type(w := params.get(name)) and v == w)
+                   or same_value(v, w) for (name, values), i in zip(self.grid.axes, p)):
                 return p
         found = [self.grid.index_of(name, s.params.get(name)) for name in self.grid.names]
         return None if None in found else tuple(found)

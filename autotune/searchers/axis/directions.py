@@ -40,11 +40,16 @@ def dir_text(v: Vec) -> str:
 
 def direction_between(a: Point, b: Point) -> Vec | None:
     """The canonical direction of the line through a and b, if they lie on one."""
-    delta = [y - x for x, y in zip(a, b)]
-    steps = {abs(x) for x in delta if x}
-    if len(steps) != 1:
+    # one pass, no sets: a resume asks this for every result and every base it kept
+    step = 0
+    sign = 0
+    for x, y in zip(a, b):
+        if x != y:
+            size = y - x if y > x else x - y
+            if not step:
+                step, sign = size, (1 if y > x else -1)
+            elif size != step:
+                return None
+    if not step:
         return None
-    t = steps.pop()
-    v = [x // t for x in delta]
-    first = next(x for x in v if x)
-    return tuple(x * first for x in v)
+    return tuple((y - x) // step * sign for x, y in zip(a, b))

@@ -288,6 +288,7 @@ class AxisAsync(AxisBase):
         self.old_lines: list[Line] = []       # unfinished lines of earlier bases, newest first
         # lines not built yet, by base and direction (see _build_lines_through)
         self._by_base: dict[Point, dict[Vec, list[Line]]] = {}
+        self._at: dict[Point, list[Line]] = {}  # _lines_at's answers while _by_base holds
         self.bases: list[Point] = []          # every base so far, oldest first
         self.region_bases = 0                 # how many of them (the first) are earlier regions'
         self.lines_searched = 0
@@ -323,6 +324,7 @@ class AxisAsync(AxisBase):
         self._index(self.lines + self.slides + self.old_lines)
 
     def _index(self, lines: list[Line]) -> None:
+        self._at = {}
         for line in lines:
             self._by_base.setdefault(line.base, {}).setdefault(line.v, []).append(line)
 
@@ -333,14 +335,19 @@ class AxisAsync(AxisBase):
     def _lines_at(self, p: Point) -> list[Line]:
         """The lines (of the base's and the earlier ones kept) that pass through ``p``: found
         by the direction from each line's base to ``p``, not by asking every line (a search
-        with many parameters keeps hundreds)."""
-        out: list[Line] = []
+        with many parameters keeps hundreds). Remembered until the lines change: a result's
+        tell asks twice, once to build and once to observe. Do not modify the list."""
+        out = self._at.get(p)
+        if out is not None:
+            return out
+        out = []
         for base, by_direction in self._by_base.items():
             if p == base:
                 for lines in by_direction.values():
                     out += lines
             else:
                 out += by_direction.get(direction_between(base, p), ())
+        self._at[p] = out
         return out
 
     def _raise_level(self) -> bool:
