@@ -48,6 +48,7 @@ class DSpline:
         self.sums = np.zeros(n)
         self.counts = np.zeros(n)
         self.sqsums = np.zeros(n)
+        self.positions_measured = 0   # of ``measured``, counted as they come (asked often)
         self._fine: np.ndarray | None = None
         self._normal: np.ndarray | None = None
         # the posterior's standard deviations per unit noise, kept until the next
@@ -57,6 +58,8 @@ class DSpline:
     # ---- data -----------------------------------------------------------------------------
     def add(self, pos: int, value: float) -> None:
         """One more measurement at ``pos``."""
+        if not self.counts[pos]:
+            self.positions_measured += 1
         self.sums[pos] += value
         self.sqsums[pos] += value * value
         self.counts[pos] += 1

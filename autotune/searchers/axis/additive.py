@@ -126,24 +126,27 @@ class AdditiveModel:
         sorted axes)."""
         if self.effects is None or count <= 0:
             return []
-        order = [np.argsort(e, kind="stable") for e in self.effects]
-        sorted_vals = [e[o] for e, o in zip(self.effects, order)]
+        # plain lists: the walk reads single values thousands of times a decision, and a
+        # numpy scalar costs several times a float to read and to subtract (same values)
+        order = [np.argsort(e, kind="stable").tolist() for e in self.effects]
+        sorted_vals = [e[o].tolist() for e, o in zip(self.effects, order)]
+        sizes = [len(o) for o in order]
         start = (0,) * len(order)
         heap = [(float(sum(v[0] for v in sorted_vals)), start)]
         seen = {start}
         out: list[tuple[float, Point]] = []
         while heap and len(out) < count:
             value, ranks = heapq.heappop(heap)
-            p = tuple(int(o[r]) for o, r in zip(order, ranks))
+            p = tuple([o[r] for o, r in zip(order, ranks)])
             if not skip(p):
                 out.append((self.mu + value, p))
-            for axis in range(len(ranks)):      # the next-ranked value on one axis
-                if ranks[axis] + 1 < len(order[axis]):
-                    nxt = ranks[:axis] + (ranks[axis] + 1,) + ranks[axis + 1:]
+            for axis, r in enumerate(ranks):      # the next-ranked value on one axis
+                if r + 1 < sizes[axis]:
+                    nxt = ranks[:axis] + (r + 1,) + ranks[axis + 1:]
                     if nxt not in seen:
                         seen.add(nxt)
-                        delta = sorted_vals[axis][nxt[axis]] - sorted_vals[axis][ranks[axis]]
-                        heapq.heappush(heap, (value + float(delta), nxt))
+                        vals = sorted_vals[axis]
+                        heapq.heappush(heap, (value + (vals[r + 1] - vals[r]), nxt))
             if len(seen) > 20 * count + 400:   # the model's best are measured: it has no news
                 break
         return out

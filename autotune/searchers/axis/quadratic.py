@@ -50,6 +50,7 @@ MAX_STEP_BOX = 729        # ... and every point a step away while they are this 
 REACH = 4             # a step towards the model's own minimum goes at most this far
 JUDGE_WIDTHS = (3, 6, 12)   # judging a point: fits on this many times the unknowns' count
 JUDGE_POINTS = 600    # ... the wider ones only while within this many points
+FEATURES_AT_ONCE = 600   # rows up to which a decision's features are built in one product
 WIDEST = 4            # a fit whose nearest points leave a coefficient open takes up to 4x more
 
 
@@ -167,7 +168,12 @@ class LocalQuadratic:
         out = np.empty((len(x), self.unknowns))
         out[:, 0] = 1.0
         out[:, 1:1 + self.d] = x
-        np.multiply(x[:, self._first], x[:, self._second], out=out[:, 1 + self.d:])
+        if len(x) < FEATURES_AT_ONCE:
+            np.multiply(x[:, self._first], x[:, self._second], out=out[:, 1 + self.d:])
+        else:       # a product a column: two gathered copies of thousands of rows cost more
+            xt = x.T
+            for col, (i, j) in enumerate(self._pairs, 1 + self.d):
+                np.multiply(xt[i], xt[j], out=out[:, col])
         return out
 
     def fit(self, base: Point) -> np.ndarray | None:

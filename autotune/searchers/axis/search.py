@@ -207,6 +207,9 @@ class AxisAsync(AxisBase):
                        if opts.get("fidelity") is not None else None)
         self.screen_predicted = bool(opts.get("screen_predicted", False))
         self._fits: dict[tuple[Point, tuple[int, ...]], tuple[list, np.ndarray]] = {}
+        # an earlier base's parallel line: its points (by position) and what is known on it,
+        # kept until a result lands on one of them (every line looks back on every result)
+        self._lent: dict[tuple[Point, Vec], tuple[dict[Point, int], list]] = {}
         self.use_model = bool(opts.get("model", True))
         self.model_in_flight = int(opts.get("model_in_flight", max(1, settings.workers // 10)))
         self.sweep = bool(opts.get("sweep", True))
@@ -312,6 +315,8 @@ class AxisAsync(AxisBase):
             self.old_lines = self.old_lines[:OLD_LINES]
         self.base = base
         self.bases.append(base)
+        lending = set(self.bases[-1 - TRANSFER_BASES:-1])
+        self._lent = {key: found for key, found in self._lent.items() if key[0] in lending}
         self.quadratic_misses = 0
         self.moved_at = self.store.results
         if self._near is not None:
@@ -441,7 +446,7 @@ class AxisAsync(AxisBase):
     def _estimates(self, line: Line) -> np.ndarray | None:
         """The line's predicted values: its own fit, or a parallel line's shifted to it."""
         st = self.store
-        own = int(line.spline.measured.sum())
+        own = line.spline.positions_measured
         if line.phase == "spline" or own >= 3:
             return line.spline.estimates()
         # lent by parallel lines of earlier bases: the axes and their pairs only (with many
@@ -455,7 +460,12 @@ class AxisAsync(AxisBase):
             if old not in st.values:
                 continue
             pts = self.grid.line(old, line.v)
-            known = [(i, st.mean(p)) for i, p in enumerate(pts) if p in st.values]
+            lent = self._lent.get((old, line.v))
+            if lent is None:
+                lent = self._lent[(old, line.v)] = (
+                    {p: i for i, p in enumerate(pts)},
+                    [(i, st.mean(p)) for i, p in enumerate(pts) if p in st.values])
+            known = lent[1]
             if len(known) < 4:
                 continue
             # align positions: the offset of the two bases along the line must match
@@ -1004,6 +1014,8 @@ class AxisAsync(AxisBase):
         if p is not None:       # lazy lines through p read the store before p's result
             for line in self._lines_at(p):
                 line.build()
+            for key in [key for key, (pos, _) in self._lent.items() if p in pos]:
+                del self._lent[key]
         quadratic, moves = result.trial in self.quadratic_out, self.moves
         self.quadratic_out.discard(result.trial)
         if self.screen is not None and self.screen.is_screen(result.trial) and result.ok \
