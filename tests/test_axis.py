@@ -903,3 +903,35 @@ def test_a_search_with_slide_lines_restores_from_its_record():
     for n in (1, 9):
         assert [(x.trial, x.params, x.info) for x in fresh.ask(n)] == \
             [(x.trial, x.params, x.info) for x in live.ask(n)]
+
+
+class Forgetful:
+    """A searcher whose memo of earlier bases' parallel lines is emptied before every call,
+    so that every look-back is worked out afresh from the store."""
+
+    def __init__(self, searcher):
+        self.searcher = searcher
+
+    def __getattr__(self, name):
+        return getattr(self.searcher, name)
+
+    def ask(self, n):
+        self.searcher._lent = {}
+        return self.searcher.ask(n)
+
+    def tell(self, result):
+        self.searcher._lent = {}
+        self.searcher.tell(result)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+def test_the_look_back_at_earlier_bases_is_remembered_exactly(noise):
+    """What is measured on an earlier base's parallel line is kept between decisions and
+    dropped when a result lands on it: a search that works it out afresh each time asks for
+    the same points, in the same order."""
+    space = parse_space(bf.space("rastrigin", 1))
+    kept, fresh = (SEARCHERS["axis"](SearchSettings(space, 0, 8, 600)) for _ in range(2))
+    trials = drive(kept, "rastrigin", 1, workers=8, noise=noise, limit=600)
+    again = drive(Forgetful(fresh), "rastrigin", 1, workers=8, noise=noise, limit=600)
+    assert [s.params for s in trials] == [s.params for s in again]
+    assert kept.moves > 5 and any(kept._lent.values())  # moves made, and lines looked back at

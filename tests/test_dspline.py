@@ -89,3 +89,11 @@ def test_refit_is_cheap():
         s.add(i % 11, float(i % 7))
         s.estimates()
     assert time.perf_counter() - began < 1.0
+
+
+def test_the_count_of_measured_positions_follows_the_adds():
+    sp = DSpline(9, 0.1)
+    rng = np.random.default_rng(4)
+    for pos in rng.integers(0, 9, size=30):
+        sp.add(int(pos), float(rng.normal()))
+        assert sp.positions_measured == int(sp.measured.sum())
