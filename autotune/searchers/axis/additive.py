@@ -59,14 +59,6 @@ class AdditiveModel:
         if not self._pending:
             return
         k = self.xtx.shape[0]
-        if len(self._pending) < 8:          # a live run's few since the last fit
-            for p, value in zip(self._pending, self._pending_values):
-                cols = self.offsets + np.asarray(p, dtype=int)
-                self.xtx.flat[(cols[:, None] * k + cols).ravel()] += 1.0
-                self.xty[cols] += value
-            self._pending.clear()
-            self._pending_values.clear()
-            return
         cols = self.offsets + np.asarray(self._pending, dtype=int)        # (adds, d)
         # one column per axis, all different: each add is a d x d block of ones
         flat = (cols[:, :, None] * k + cols[:, None, :]).ravel()
