@@ -234,6 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v}" for k, v in best.params.items() if k in free)
         print(f"best {study.objective.metric} = {best.value:.6g} (trial {best.trial})"
               + (f" with {shown}" if shown else ""))
+        for line in own_setting_lines(summary.searcher, best, study, free):
+            print(line)
     elif summary.counts.get("ok"):
         from .summary import short_lines
 
@@ -260,6 +262,22 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{args.study} --dir {directory} --retry-failed", file=sys.stderr)
         return 4
     return 0
+
+
+def own_setting_lines(view: dict, best, study, free: set[str]) -> list[str]:
+    """The search's own setting (the axis search's, with its mean over repeated runs) where
+    it says more than the best trial: another setting, or the same one measured again. Under
+    noise the best single trial is the luckiest, and the setting to use is this one."""
+    from .summary import setting_lines
+
+    base = view.get("base")
+    if not isinstance(base, dict) or not view.get("base_repeats"):
+        return []
+    same = all(base.get(k) == best.params.get(k) for k in free)
+    if same and view["base_repeats"] < 2:
+        return []
+    return setting_lines({k: v for k, v in view.items() if k != "screening"},
+                         study.objective.mode, study.objective.metric, lambda k: k in free)
 
 
 def pretrain_in_flight(directory: str) -> bool:

@@ -5,7 +5,7 @@ search goes on, imports neither pandas nor matplotlib."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .failures import failure_lines
 from .history import History
@@ -160,7 +160,15 @@ def searcher_view(history: History) -> dict[str, Any]:
 def searcher_lines(history: History, mode: str, metric: str) -> list[str]:
     """The axis search's chosen setting with its mean and spread over repeated runs: under
     noise it is the best mean among settings measured twice, not the luckiest single run."""
-    view = searcher_view(history)
+    space = history.study.get("identity", {}).get("space", {})
+    return setting_lines(searcher_view(history), mode, metric,
+                         lambda k: "fixed" not in space.get(k, {}))
+
+
+def setting_lines(view: dict[str, Any], mode: str, metric: str,
+                  shown: Callable[[str], bool] = lambda k: True) -> list[str]:
+    """``searcher_lines`` from a searcher's ``summary()`` (the live one at the end of ``run``,
+    a restored one for ``status``); ``shown``: which parameters to list (not the fixed)."""
     if "base" not in view or not view.get("base_repeats"):
         return []
     sign = -1.0 if mode == "max" else 1.0
@@ -171,8 +179,7 @@ def searcher_lines(history: History, mode: str, metric: str) -> list[str]:
     if view.get("noisy"):
         text += f"; noise sd {view['noise_sigma']:.3g} (pooled over repeated settings)"
     out = [text]
-    space = history.study.get("identity", {}).get("space", {})
-    out += [f"  {k} = {v}" for k, v in view["base"].items() if "fixed" not in space.get(k, {})]
+    out += [f"  {k} = {v}" for k, v in view["base"].items() if shown(k)]
     if "screening" in view:
         sc = view["screening"]
         out.append(f"screening: rungs {sc['rungs']}, {sc['screens']} short runs, "

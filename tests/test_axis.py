@@ -821,6 +821,36 @@ def test_report_gives_the_chosen_setting_with_its_mean_and_spread(tmp_path):
     assert "the search's setting" not in summary(History.load(Journal(os.path.join(other, "history.jsonl"))))
 
 
+def test_the_end_of_run_names_the_search_setting_where_it_differs_from_the_best_trial(
+        tmp_path, capsys):
+    """Under noise the best single trial is the luckiest: the end of ``run`` names the
+    search's own setting too, as ``status`` does (the same lines), and leaves it out where
+    it would only repeat the best trial (a clean search's base, measured once)."""
+    from autotune.cli import main
+    from autotune.history import History
+    from autotune.journal import Journal
+    from autotune.summary import searcher_lines
+    from tests.helpers import write_study
+
+    raw = {**study("axis", max_trials=150), "name": "noisy"}
+    raw["space"] = bf.space("convex", noise=0.05)
+    path = write_study(str(tmp_path / "noisy.yaml"), raw)
+    directory = str(tmp_path / "noisy")
+    assert main(["run", path, "--dir", directory, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    history = History.load(Journal(os.path.join(directory, "history.jsonl")))
+    expected = searcher_lines(history, "min", "value")
+    assert expected and "mean of" in expected[0]
+    assert "\n".join(expected) in out
+    assert out.index("best value = ") < out.index("the search's setting")
+
+    raw = {**study("axis", max_trials=60), "name": "clean"}
+    path = write_study(str(tmp_path / "clean.yaml"), raw)
+    assert main(["run", path, "--dir", str(tmp_path / "clean"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "best value = " in out and "the search's setting" not in out
+
+
 def slanted(slide=True, workers=10, budget=None, **options):
     """A batch size of three values and a learning rate of forty whose best value moves
     with it by fifteen steps a step (the valley at a slant), the best at the largest batch."""
