@@ -372,6 +372,8 @@ def test_async_only_options():
         parse_study(study("axis-radial", repeats=3))
     with pytest.raises(StudyError, match="search.challengers"):
         parse_study(study("axis", challengers=-1))
+    with pytest.raises(StudyError, match=r"^search.promise_per_line: expected an integer >= 0"):
+        parse_study(study("axis", promise_per_line=-1))
     assert parse_study(study("axis", repeats=3, line_parallel=2, noise_margin=1.5)).algorithm == "axis"
     assert parse_study(study("axis", noise_check=False, challengers=5)).algorithm == "axis"
     with pytest.raises(StudyError, match="search.restarts"):
@@ -849,6 +851,35 @@ def test_the_end_of_run_names_the_search_setting_where_it_differs_from_the_best_
     assert main(["run", path, "--dir", str(tmp_path / "clean"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "best value = " in out and "the search's setting" not in out
+@pytest.mark.parametrize("fn", ["levy", "ellipsoid"])
+def test_a_line_hands_out_its_two_lowest_predicted_points_at_a_time(fn):
+    """A line whose fit slopes down to its end predicts a stretch of it below the base; at
+    most two of those (``promise_per_line``, in flight included) go out at once, the rest
+    as the refitted line still predicts them below. Unlimited (0), the same runs have lines
+    with more out at once, and the predicted points are handed out either way."""
+    import collections
+
+    def most_per_line(limit):
+        options = {} if limit is None else {"promise_per_line": limit}
+        s = SEARCHERS["axis"](SearchSettings(parse_space(bf.space(fn)), 0, 50, 400,
+                                             options=options))
+        flight, told, most, predicted = [], 0, 0, 0
+        while told < 300 and not s.finished:
+            for g in s.ask(50 - len(flight)):
+                heapq.heappush(flight, (told + 10 + g.trial % 7, g.trial, g))
+                predicted += g.info.get("kind") == "predicted"
+            if s._promise_cache is not None:
+                per = collections.Counter(id(line) for _, line in s._promise_cache[1])
+                most = max([most, *per.values()])
+            _, trial, g = heapq.heappop(flight)
+            s.tell(Result(trial, "ok", bf.true_value(fn, 0, bf.index_of(g.params))))
+            told += 1
+        return most, predicted
+
+    most, predicted = most_per_line(None)
+    assert most == 2 and predicted > 0
+    most, predicted = most_per_line(0)
+    assert most > 2 and predicted > 0
 
 
 def slanted(slide=True, workers=10, budget=None, **options):

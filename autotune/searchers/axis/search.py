@@ -18,9 +18,10 @@ batch ever waits:
      measurement of every new base and of the ``challengers`` (3) best points measured once
      whose value beats the base's mean;
   2. points a line's fitted d-Spline predicts to beat the base, lowest prediction first: the
-     predicted line minima (``promise``). A line through a new base borrows the shape of the
-     measured line parallel to it through an earlier base (shifted by the difference of the
-     two bases' values, ``transfer``), so its predicted minimum is measured before its
+     predicted line minima (``promise``), at most the two lowest of a line at a time, those
+     in flight counted (``promise_per_line``). A line through a new base borrows the shape
+     of the measured line parallel to it through an earlier base (shifted by the difference
+     of the two bases' values, ``transfer``), so its predicted minimum is measured before its
      spread points;
   3. the base's neighbours (+-1 step along every direction, level 1 first; ``neighbours``):
      the cheapest test of whether the base can move; where the local quadratic (below)
@@ -163,6 +164,7 @@ TRANSFER_BASES = 4  # earlier bases whose parallel lines may lend a new line the
 MODEL_PATIENCE = 10        # a global model's picks in a row that missed: then one at a time
 ELITE_NOISE = 0.25         # the best points' quadratic under noise: while the noise's sd is
                            # under this fraction of the sd of the best points' means
+PROMISE_PER_LINE = 2       # a line's predicted points below the base out at once (0: all)
 FINALISTS = 5              # candidates measured again at the end of a budget under noise
 CANDIDATES = 20            # twice-measured points judged beside the bases for the report
 RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask
@@ -180,7 +182,8 @@ class AxisAsync(AxisBase):
                "restarts": "int", "quadratic": "bool", "quadratic_in_flight": "positive-int", "quadratic_warp": "bool",
                "stall": "positive-int", "parzen": "bool", "parzen_share": "number",
                "explore": "int", "elite": "bool", "elite_in_flight": "positive-int",
-               "neighbour_order": "bool", "fill_idle": "bool", "slide": "bool"}
+               "neighbour_order": "bool", "fill_idle": "bool", "slide": "bool",
+               "promise_per_line": "int"}
     who = "axis search"
 
     def __init__(self, settings: SearchSettings):
@@ -194,6 +197,10 @@ class AxisAsync(AxisBase):
         self.line_parallel = positive(opts, "line_parallel", 2, integer=True, minimum=1)
         self.fill = bool(opts.get("fill", True))
         self.promise = bool(opts.get("promise", True))
+        self.promise_per_line = int(opts.get("promise_per_line", PROMISE_PER_LINE))
+        if self.promise_per_line < 0:
+            raise StudyError(f"search.promise_per_line: expected an integer >= 0 (0: no "
+                             f"limit), got {opts['promise_per_line']!r}")
         self.neighbours_first = bool(opts.get("neighbours", True))
         self.neighbour_order = bool(opts.get("neighbour_order", True))
         self.transfer = bool(opts.get("transfer", True))
@@ -516,9 +523,28 @@ class AxisAsync(AxisBase):
                     if not st.measured(p):
                         found.append((float(est[i]), len(found), p, line))
             found.sort(key=lambda x: (x[0], x[1]))
+            if self.promise_per_line:
+                found = self._lowest_per_line(found)
             # results change it, asks do not: cached until the next result
             self._promise_cache = (key, [(p, line) for _, _, p, line in found])
         return [(p, line) for p, line in self._promise_cache[1] if p not in st.pending]
+
+    def _lowest_per_line(self, found: list[tuple[float, int, Point, Line]]
+                         ) -> list[tuple[float, int, Point, Line]]:
+        """The ``promise_per_line`` lowest predictions of each line (``found`` is sorted),
+        those in flight counted: a fit (or a parallel line's lent shape) that slopes down
+        to a line's end predicts a whole stretch of it below the base, and handing all of
+        it out at once took the slots of the base's neighbours and the models' picks for
+        points of one line that stand or fall together. Its lowest two are measured first;
+        the next come as the line's fit, refitted to them, still predicts them below."""
+        taken: dict[int, int] = {}
+        kept = []
+        for item in found:
+            line = id(item[3])
+            if taken.get(line, 0) < self.promise_per_line:
+                taken[line] = taken.get(line, 0) + 1
+                kept.append(item)
+        return kept
 
     def _model_picks(self) -> list[Point]:
         """The additive model's lowest predictions below the base, while fewer than
