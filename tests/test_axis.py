@@ -851,6 +851,8 @@ def test_the_end_of_run_names_the_search_setting_where_it_differs_from_the_best_
     assert main(["run", path, "--dir", str(tmp_path / "clean"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "best value = " in out and "the search's setting" not in out
+
+
 @pytest.mark.parametrize("fn", ["levy", "ellipsoid"])
 def test_a_line_hands_out_its_two_lowest_predicted_points_at_a_time(fn):
     """A line whose fit slopes down to its end predicts a stretch of it below the base; at
