@@ -14,12 +14,15 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import DiskFull, StudyBusy, StudyError
-from .history import History
+from .history import History, TrialRecord
 from .journal import Journal
 from .studydir import StudyDir, no_study, require
+
+if TYPE_CHECKING:
+    from .study import Study
 
 
 DISK_FULL_EXIT = 75
@@ -264,7 +267,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def own_setting_lines(view: dict, best, study, free: set[str]) -> list[str]:
+def own_setting_lines(view: dict[str, Any], best: TrialRecord, study: Study,
+                      free: set[str]) -> list[str]:
     """The search's own setting (the axis search's, with its mean over repeated runs) where
     it says more than the best trial: another setting, or the same one measured again. Under
     noise the best single trial is the luckiest, and the setting to use is this one."""

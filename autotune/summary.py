@@ -166,7 +166,7 @@ def searcher_lines(history: History, mode: str, metric: str) -> list[str]:
 
 
 def setting_lines(view: dict[str, Any], mode: str, metric: str,
-                  shown: Callable[[str], bool] = lambda k: True) -> list[str]:
+                  shown: Callable[[str], bool]) -> list[str]:
     """``searcher_lines`` from a searcher's ``summary()`` (the live one at the end of ``run``,
     a restored one for ``status``); ``shown``: which parameters to list (not the fixed)."""
     if "base" not in view or not view.get("base_repeats"):
