@@ -569,21 +569,6 @@ def test_a_clean_stall_restarts_rather_than_adding_levels_that_move_nothing():
     assert levels_before_first_restart(8, diagonal, **lines_only) == (2, 4)
 
 
-@pytest.mark.parametrize("fn,instance,noise", [("bowl", 0, 0.05), ("bowl", 4, 0.05),
-                                                ("levy", 1, 0.2)])
-def test_after_the_race_the_setting_is_one_the_race_measured_again(fn, instance, noise):
-    """Once the final race has begun, the reported setting is one it measured again (or one
-    measured as often). Before, a point measured twice and lucky, never raced, could be
-    reported over the finalists whose more measurements had pulled them towards their true
-    values: on these three runs it was."""
-    space = parse_space(bf.space(fn, instance))
-    s = SEARCHERS["axis"](SearchSettings(space, 0, 50, 400, options={}))
-    trials = drive(s, fn, instance=instance, noise=noise, limit=400)
-    raced = {bf.index_of(t.params) for t in trials
-             if t.info.get("kind") == "final" and t.trial < 400}
-    assert raced and s.store.count(s.reported()) >= 3
-
-
 def test_under_noise_the_end_of_a_budget_measures_the_best_candidates_again():
     """The last trials of a max_trials budget (a tenth: 40 of 400) go to
     the few best candidates for the reported setting, not to new points; without noise the

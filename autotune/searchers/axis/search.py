@@ -54,8 +54,7 @@ cost so far), the last tenth of it (at most 2 x max_concurrent trials) measures 
 best candidates for the reported setting again (``final``), the least measured first, and
 as a race (the best three in its second half, the best two in its last quarter), instead of
 exploring: the reported setting comes with its spread from several
-measurements, not two. Once the race has begun the setting is one it measured again (or one
-measured as often): a point measured twice and lucky is not raced against the finalists.
+measurements, not two.
 
 A point that failed is not asked for again, and a failed start (or a first sample that all
 failed) is searched around all the same, its neighbours and lines first: with one worker
@@ -168,7 +167,6 @@ ELITE_NOISE = 0.25         # the best points' quadratic under noise: while the n
 PROMISE_PER_LINE = 2       # a line's predicted points below the base out at once (0: all)
 FINALISTS = 5              # candidates measured again at the end of a budget under noise
 CANDIDATES = 20            # twice-measured points judged beside the bases for the report
-RACED = 3                  # measurements of a point the final race measured again at least
 RESTART_CANDIDATES = 256   # measured points tried as a restart on a grid too large for a mask
 EXPLORE_SALT = 7919        # the exploration's Latin design differs from a Latin initial sample
 
@@ -1214,10 +1212,14 @@ class AxisAsync(AxisBase):
         noise a finalist gets four to six measurements, too few to tell apart values a third
         of the noise's spread apart; the race gives the last of them to the two best (levy,
         20 seeds: 0.0076 -> 0.0067)."""
-        if not self._final_phase():
+        if self.repeats > 1 or not self._noisy():
             return []
         left = self._trials_left()
+        if left is None:
+            return []
         final = self._final_trials(left[1])
+        if left[0] > final:
+            return []
         # a race: the last half of the phase measures the best three, its last quarter the
         # best two, so the trials that decide go to the candidates still in contention
         keep = FINALISTS if left[0] > final // 2 else (3 if left[0] > final // 4 else 2)
@@ -1230,13 +1232,6 @@ class AxisAsync(AxisBase):
         best = sorted(judged, key=lambda p: (judged[p], st.first_seen[p]))[:keep]
         self._finalists_cache = (key, best)
         return best
-
-    def _final_phase(self) -> bool:
-        """Under noise, with a budget: no more than its last tenth is left to ask."""
-        if self.repeats > 1 or not self._noisy():
-            return False
-        left = self._trials_left()
-        return left is not None and left[0] <= self._final_trials(left[1])
 
     def _trials_left(self) -> tuple[int, int] | None:
         """(trials still to be started, the whole budget in trials) under ``max_trials`` or
@@ -1279,15 +1274,9 @@ class AxisAsync(AxisBase):
         """Under noise: of the bases and the best points measured twice, the lowest value as
         judged by its own mean and its neighbours' quadratic together (quadratic.py)."""
         st = self.store
-        key = (st.results, tuple(bases), self._final_phase())   # asks begin the race
+        key = (st.results, tuple(bases))
         if self._reported_cache is None or self._reported_cache[0] != key:
             judged = self._judged(bases)
-            if self._final_phase():
-                # once the race has begun, only what it measured again (or as often): a
-                # point measured twice, lucky, and never raced beat the finalists that
-                # more measurements had pulled towards their true values (on a bowl at 5%
-                # noise: one of 0.018 reported over raced ones of 0.001-0.009)
-                judged = {p: v for p, v in judged.items() if st.count(p) >= RACED} or judged
             best = min(judged, key=lambda p: (judged[p], p != self.base, st.first_seen[p]))
             self._reported_cache = (key, best)
         return self._reported_cache[1]
